@@ -101,7 +101,15 @@ void tool_call_fail(struct tool_call *tc, const char *fmt, ...) __attribute__((f
 void tool_sql_handler(struct tool_call *tc);
 
 /* Category tables (each worker/tools/<category>.c defines one). */
-extern const struct tool_def tools_fixtures[];
+extern const struct tool_def tools_fixtures[]; /* worker/tools/fixtures.c */
 extern const size_t tools_fixtures_n;
+extern const struct tool_def tools_core[];     /* worker/tools/core.c */
+extern const size_t tools_core_n;
+extern const struct tool_def tools_health[];   /* worker/tools/health.c */
+extern const size_t tools_health_n;
+extern const struct tool_def tools_ingest[];   /* worker/tools/ingest.c */
+extern const size_t tools_ingest_n;
+extern const struct tool_def tools_gdpr[];     /* worker/tools/gdpr.c */
+extern const size_t tools_gdpr_n;
 
 #endif
