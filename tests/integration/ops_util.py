@@ -1,0 +1,152 @@
+"""Helpers for the operations tests (tests/integration/test_ops_*.py). Stdlib only.
+
+- ScratchPostgres: a throw-away PostgreSQL cluster under /tmp (initdb + pg_ctl), trust auth on
+  127.0.0.1, for tests that drop and restore databases (never the shared test database).
+- NotifySocket: a fake systemd NOTIFY_SOCKET (AF_UNIX datagram) that records sd_notify
+  messages with their arrival time.
+- promtool / systemd-analyze wrappers that fail (never skip) when the tool is missing.
+Ports used by the ops tests: 18500-18999 (ScratchPostgres: 55434 upwards, as the brief says).
+"""
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def pg_bindir():
+    d = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+               key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0)
+    if not d:
+        raise AssertionError("PostgreSQL server binaries not found (Debian: postgresql)")
+    return d[-1]
+
+
+def need_tool(name, package):
+    path = shutil.which(name)
+    if not path:
+        raise AssertionError("%s not found: install the Debian package %s" % (name, package))
+    return path
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _as_postgres(argv):
+    """initdb and postgres refuse to run as root: run them as the postgres user then."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"] + argv
+    return argv
+
+
+class ScratchPostgres:
+    """initdb'd cluster on 127.0.0.1:port (first free from `port`), superuser postgres."""
+
+    def __init__(self, port=55434):
+        self.bindir = pg_bindir()
+        self.port = next(p for p in range(port, port + 20) if port_free(p))
+        self.dir = tempfile.mkdtemp(prefix="csmcp-ops-pg-")
+        self.data = os.path.join(self.dir, "data")
+        os.makedirs(self.data)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(self.data, "postgres", "postgres")
+        subprocess.run(_as_postgres([os.path.join(self.bindir, "initdb"), "-D", self.data,
+                                     "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                                     "--locale=C.UTF-8"]),
+                       check=True, capture_output=True, timeout=120)
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("listen_addresses = '127.0.0.1'\nport = %d\n"
+                    "unix_socket_directories = '%s'\nfsync = off\n"
+                    "max_connections = 50\nlog_min_messages = warning\n" % (self.port, self.data))
+        subprocess.run(_as_postgres([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l",
+                                     os.path.join(self.data, "server.log"), "-w", "-t", "60",
+                                     "start"]),
+                       check=True, capture_output=True, timeout=90)
+
+    def url(self, db="postgres", user="postgres"):
+        return "postgresql://%s@127.0.0.1:%d/%s" % (user, self.port, db)
+
+    def psql(self, sql, db="postgres", check=True):
+        """Runs sql (may hold several statements); returns stdout (unaligned, tuples only)."""
+        r = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-A", "-t",
+                            "-v", "ON_ERROR_STOP=1", "-d", self.url(db)],
+                           input=sql, capture_output=True, text=True, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError("psql failed: %s" % r.stderr)
+        return r.stdout
+
+    def stop(self):
+        subprocess.run(_as_postgres([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m",
+                                     "immediate", "-w", "-t", "30", "stop"]),
+                       capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NotifySocket:
+    """A fake NOTIFY_SOCKET: records every datagram as (monotonic time, {key: value}, raw)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="csmcp-ops-notify-")
+        self.path = os.path.join(self.dir, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.messages = []
+
+    def poll(self, duration=0.0):
+        """Reads whatever arrives within duration seconds (at least one non-blocking pass)."""
+        deadline = time.monotonic() + duration
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                data = None
+            if data is not None:
+                kv = {}
+                for line in data.decode(errors="replace").split("\n"):
+                    if "=" in line:
+                        k, v = line.split("=", 1)
+                        kv[k] = v
+                self.messages.append((time.monotonic(), kv, data))
+                continue
+            if time.monotonic() >= deadline:
+                return
+
+    def wait_for(self, key, value=None, timeout=30.0, start=0):
+        """Waits for a message (index >= start) carrying key (=value); returns its index."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i in range(start, len(self.messages)):
+                kv = self.messages[i][1]
+                if key in kv and (value is None or kv[key] == value):
+                    return i
+            if time.monotonic() >= deadline:
+                raise AssertionError("no %s%s from csmcpd within %.0fs; got: %r" % (
+                    key, "=" + value if value else "", timeout,
+                    [m[2] for m in self.messages]))
+            self.poll(0.2)
+
+    def close(self):
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def promtool():
+    return need_tool("promtool", "prometheus")
+
+
+def run(argv, timeout=120, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
