@@ -1,0 +1,319 @@
+/*
+ * main.c - csmcp-worker: one prefork worker process.
+ *
+ * Role: parse the spawn argv (worker/chan.h), load the configuration (it must hash like the
+ * supervisor's), build the event loop with the HTTP server on the inherited listening sockets,
+ * the PostgreSQL pool, Redis, auth and the MCP layer, report READY once listeners are armed and
+ * the database and Redis are reachable, and drain on request.
+ *
+ * Invariants: signals only reach the loop through evsignal (no work in handlers); drain runs
+ * once (SIGTERM, DRAIN, or EOF on the control channel) and ends with BYE and exit 0 when the
+ * last connection closes or server.drain_timeout passes; STOP, SIGINT and SIGQUIT exit at once.
+ * Nothing a client sends can make this process exit.
+ */
+#include "auth.h"
+#include "cfg.h"
+#include "chan.h"
+#include "csmcp_build.h"
+#include "http.h"
+#include "log.h"
+#include "mcp.h"
+#include "pgpool.h"
+#include "redisc.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_LISTEN_FDS 16
+
+static struct {
+    const char *config;
+    int slot;
+    int generation;
+    int ctl_fd;
+    int listen_fds[MAX_LISTEN_FDS];
+    int nlisten_fds;
+    const char *listen_addr;
+    bool tools_markdown;
+} A = {.ctl_fd = -1};
+
+static struct {
+    struct event_base *base;
+    struct cfg cfg;
+    struct pgpool *pg;
+    struct event *sig_term, *sig_int, *sig_quit, *ready_timer, *drain_timer;
+    bool ready_sent;
+    bool draining;
+    int exit_code;
+} W;
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: csmcp-worker -c CONFIG [--slot N --generation G --ctl-fd FD "
+                    "--listen-fds FD[,FD...]] [--listen HOST:PORT] [--tools-markdown]\n");
+    exit(2);
+}
+
+static int parse_int(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < INT_MIN || v > INT_MAX)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static void parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--tools-markdown") == 0) {
+            A.tools_markdown = true;
+            continue;
+        }
+        if (v == NULL)
+            usage();
+        if (strcmp(a, "-c") == 0) {
+            A.config = v;
+        } else if (strcmp(a, "--slot") == 0) {
+            if (parse_int(v, &A.slot) < 0)
+                usage();
+        } else if (strcmp(a, "--generation") == 0) {
+            if (parse_int(v, &A.generation) < 0)
+                usage();
+        } else if (strcmp(a, "--ctl-fd") == 0) {
+            if (parse_int(v, &A.ctl_fd) < 0)
+                usage();
+        } else if (strcmp(a, "--listen") == 0) {
+            A.listen_addr = v;
+        } else if (strcmp(a, "--listen-fds") == 0) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+                 t = strtok_r(NULL, ",", &save)) {
+                if (A.nlisten_fds >= MAX_LISTEN_FDS ||
+                    parse_int(t, &A.listen_fds[A.nlisten_fds]) < 0)
+                    usage();
+                A.nlisten_fds++;
+            }
+        } else {
+            usage();
+        }
+        i++;
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static void finish(int code)
+{
+    W.exit_code = code;
+    event_base_loopbreak(W.base);
+}
+
+static void drained_cb(void *arg)
+{
+    log_info("drained: no connections left");
+    finish(0);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    log_warn("drain timeout (%d s) with %zu connections open: exiting", W.cfg.server_drain_timeout,
+             http_connections());
+    finish(0);
+}
+
+static void start_drain(void *arg)
+{
+    if (W.draining)
+        return;
+    W.draining = true;
+    log_info("draining: %zu connections open", http_connections());
+    W.drain_timer = evtimer_new(W.base, drain_timeout_cb, NULL);
+    struct timeval tv = {W.cfg.server_drain_timeout, 0};
+    if (W.drain_timer)
+        evtimer_add(W.drain_timer, &tv);
+    mcp_drain();
+    http_drain(drained_cb, NULL);
+}
+
+static void stop_now(void *arg)
+{
+    log_info("stop requested: exiting");
+    finish(0);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    if (sig == SIGTERM) {
+        start_drain(NULL);
+        return;
+    }
+    /* SIGINT twice or SIGQUIT: exit fast. A first SIGINT drains. */
+    if (sig == SIGINT && !W.draining) {
+        start_drain(NULL);
+        return;
+    }
+    finish(0);
+}
+
+static void ready_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (W.ready_sent || W.draining)
+        return;
+    if (!pgpool_ready(W.pg) || !redisc_ready())
+        return;
+    W.ready_sent = true;
+    event_del(W.ready_timer);
+    if (A.ctl_fd >= 0)
+        chan_send_ready();
+    log_info("ready");
+}
+
+/* ---- routes owned here ---- */
+
+static void health_handler(struct http_req *r, void *arg)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+    if (http_req_method(r) != HTTP_M_GET && http_req_method(r) != HTTP_M_HEAD) {
+        http_respond(r, 405, "application/json", "Allow: GET, HEAD\r\n",
+                     "{\"error\":\"method not allowed\"}", 30);
+        return;
+    }
+    http_respond(r, 200, "application/json", "Cache-Control: no-store\r\n", ok, sizeof ok - 1);
+}
+
+static void json_escape_into(char *dst, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 2 < cap; s++) {
+        if (*s == '"' || *s == '\\')
+            dst[o++] = '\\';
+        dst[o++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+    }
+    dst[o] = '\0';
+}
+
+static void ready_handler(struct http_req *r, void *arg)
+{
+    char pgs[160], rds[160], pge[200], rde[200], body[600];
+    pgpool_status(W.pg, pgs, sizeof pgs);
+    redisc_status(rds, sizeof rds);
+    json_escape_into(pge, sizeof pge, pgs);
+    json_escape_into(rde, sizeof rde, rds);
+    bool db = pgpool_ready(W.pg), rd = redisc_ready(), dr = http_draining();
+    bool ok = db && rd && !dr;
+    int n = snprintf(body, sizeof body,
+                     "{\"status\":\"%s\",\"database\":{\"ready\":%s,\"detail\":\"%s\"},"
+                     "\"redis\":{\"ready\":%s,\"detail\":\"%s\"},\"draining\":%s}",
+                     ok ? "ready" : "not ready", db ? "true" : "false", pge, rd ? "true" : "false",
+                     rde, dr ? "true" : "false");
+    http_respond(r, ok ? 200 : 503, "application/json", "Cache-Control: no-store\r\n", body,
+                 (size_t)n);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    parse_args(argc, argv);
+    log_init("csmcp-worker", LOG_LVL_INFO, false);
+
+    if (cfg_load(A.config, &W.cfg, err, sizeof err) < 0)
+        fatal("configuration: %s", err);
+    if (A.tools_markdown) {
+        if (registry_init(true, err, sizeof err) < 0)
+            fatal("tool registry: %s", err);
+        int rc = registry_print_markdown(stdout, CSMCP_SOURCE_ROOT);
+        registry_free();
+        cfg_free(&W.cfg);
+        return rc < 0 ? 1 : 0;
+    }
+    int lvl = log_level_parse(W.cfg.log_level);
+    log_set_level(lvl < 0 ? LOG_LVL_INFO : (enum log_level)lvl);
+    log_set_json(strcmp(W.cfg.log_format, "json") == 0);
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "worker %d gen %d", A.slot, A.generation);
+    log_set_context(ctx);
+
+    if (A.nlisten_fds == 0 && A.listen_addr == NULL && A.ctl_fd < 0)
+        usage();
+    signal(SIGPIPE, SIG_IGN);
+
+    W.base = event_base_new();
+    if (W.base == NULL)
+        fatal("event_base_new failed");
+    if (http_init(W.base, &W.cfg) < 0)
+        fatal("http_init failed");
+    http_route("/health", "/health", health_handler, NULL);
+    http_route("/ready", "/ready", ready_handler, NULL);
+
+    if (registry_init(W.cfg.mcp_conformance_fixtures, err, sizeof err) < 0)
+        fatal("tool registry: %s", err);
+    if (pgpool_create(W.base, &W.cfg, &W.pg) < 0)
+        fatal("database pool: cannot create");
+    if (redisc_init(W.base, &W.cfg) < 0)
+        fatal("redis: cannot initialise");
+    if (auth_init(W.base, &W.cfg, W.pg) < 0)
+        fatal("auth: cannot initialise");
+    if (mcp_init(W.base, &W.cfg, W.pg) < 0)
+        fatal("mcp: cannot initialise");
+
+    W.sig_term = evsignal_new(W.base, SIGTERM, signal_cb, NULL);
+    W.sig_int = evsignal_new(W.base, SIGINT, signal_cb, NULL);
+    W.sig_quit = evsignal_new(W.base, SIGQUIT, signal_cb, NULL);
+    if (!W.sig_term || !W.sig_int || !W.sig_quit || evsignal_add(W.sig_term, NULL) < 0 ||
+        evsignal_add(W.sig_int, NULL) < 0 || evsignal_add(W.sig_quit, NULL) < 0)
+        fatal("evsignal set-up failed");
+
+    if (A.ctl_fd >= 0) {
+        struct chan_hooks hooks = {.on_drain = start_drain, .on_stop = stop_now, .arg = NULL};
+        if (chan_start(W.base, A.ctl_fd, A.slot, A.generation, cfg_hash(&W.cfg), &hooks) < 0)
+            fatal("control channel on fd %d failed", A.ctl_fd);
+    }
+    for (int i = 0; i < A.nlisten_fds; i++)
+        if (http_listen_fd(A.listen_fds[i]) < 0)
+            fatal("listen fd %d unusable", A.listen_fds[i]);
+    if (A.listen_addr && http_listen_addr(A.listen_addr) < 0)
+        fatal("listen(%s) failed: %s", A.listen_addr, strerror(errno));
+
+    W.ready_timer = event_new(W.base, -1, EV_PERSIST, ready_check_cb, NULL);
+    struct timeval tv = {0, 20 * 1000};
+    if (W.ready_timer == NULL || event_add(W.ready_timer, &tv) < 0)
+        fatal("timer set-up failed");
+    log_info("started: pid %d, %d inherited listen fds", (int)getpid(), A.nlisten_fds);
+
+    event_base_dispatch(W.base);
+
+    /* Exit path: BYE first so the supervisor records final metrics, then release. */
+    if (A.ctl_fd >= 0) {
+        chan_send_bye();
+        chan_close();
+    }
+    http_shutdown();
+    mcp_shutdown();
+    auth_shutdown();
+    redisc_shutdown();
+    pgpool_free(W.pg);
+    registry_free();
+    if (W.drain_timer)
+        event_free(W.drain_timer);
+    event_free(W.ready_timer);
+    event_free(W.sig_term);
+    event_free(W.sig_int);
+    event_free(W.sig_quit);
+    event_base_free(W.base);
+    log_info("exit %d", W.exit_code);
+    cfg_free(&W.cfg);
+    return W.exit_code;
+}
