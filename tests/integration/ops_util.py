@@ -150,3 +150,69 @@ def promtool():
 
 def run(argv, timeout=120, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def read_libconfig(path):
+    """Parses the subset of libconfig our example files use: groups of `key = value;` with
+    strings, integers, booleans and lists of strings. Returns {"group": {"key": value}}."""
+    import json
+    import re
+    out, group = {}, None
+    with open(path) as f:
+        for raw in f:
+            line = raw.split("#", 1)[0].strip() if '"' not in raw else raw.strip()
+            if line.startswith("#") or not line:
+                continue
+            m = re.match(r"^(\w+)\s*=\s*\{$", line)
+            if m:
+                group = out.setdefault(m.group(1), {})
+                continue
+            if line == "};":
+                group = None
+                continue
+            m = re.match(r"^(\w+)\s*=\s*(.*);$", line)
+            if not m or group is None:
+                raise AssertionError("%s: cannot parse line: %r" % (path, raw))
+            key, val = m.group(1), m.group(2).strip()
+            if val in ("true", "false"):
+                v = val == "true"
+            elif re.match(r"^-?\d+$", val):
+                v = int(val)
+            else:
+                v = json.loads(val) if val.startswith(("[", '"')) else val
+            group[key] = v
+    return out
+
+
+def read_unit(path):
+    """Parses a systemd unit file into {section: [(key, value), ...]} (repeated keys kept)."""
+    out, sec = {}, None
+    with open(path) as f:
+        for raw in f:
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                sec = out.setdefault(line[1:-1], [])
+                continue
+            k, v = line.split("=", 1)
+            sec.append((k.strip(), v.strip()))
+    return out
+
+
+def unit_get(unit, section, key):
+    vals = [v for k, v in unit.get(section, []) if k == key]
+    return vals
+
+
+def install_tree(build_dir):
+    """`meson install --destdir` of build_dir into a temp root; returns (root, prefix)."""
+    import json
+    root = tempfile.mkdtemp(prefix="csmcp-ops-root-")
+    r = run(["meson", "install", "-C", build_dir, "--destdir", root, "--no-rebuild",
+             "--quiet"], timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("meson install failed:\n%s%s" % (r.stdout, r.stderr))
+    with open(os.path.join(build_dir, "meson-info", "intro-buildoptions.json")) as f:
+        opts = {o["name"]: o["value"] for o in json.load(f)}
+    return root, opts
