@@ -6,21 +6,22 @@
 #define CSMCP_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct event_base;
 struct cfg;
 struct pgpool;
 
-#define AUTH_SCOPE_READ (1u << 0)
+#define AUTH_SCOPE_READ  (1u << 0)
 #define AUTH_SCOPE_WRITE (1u << 1)
 #define AUTH_SCOPE_ADMIN (1u << 2)
 
 struct auth_result {
-    int status;           /* 0 ok; else the HTTP status to answer: 401, 403, 503 */
-    char error[32];       /* RFC 6750 error code: invalid_token, insufficient_scope, ... */
+    int status;     /* 0 ok; else the HTTP status to answer: 401, 403, 503 */
+    char error[32]; /* RFC 6750 error code: invalid_token, insufficient_scope, ... */
     char description[160];
-    char principal[96];   /* "key:<id>", "jwt:<sub>", "anonymous" */
-    unsigned scopes;      /* AUTH_SCOPE_* */
+    char principal[96]; /* "key:<id>", "jwt:<sub>", "anonymous" */
+    unsigned scopes;    /* AUTH_SCOPE_* */
 };
 
 typedef void (*auth_cb)(const struct auth_result *r, void *arg);
@@ -32,5 +33,25 @@ int auth_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
  */
 void auth_authenticate(const char *authorization, auth_cb cb, void *arg);
 void auth_shutdown(void);
+
+/*
+ * Helpers for the HTTP/MCP layer (worker/auth.c). host is the request's Host header (may be
+ * NULL); it is sanitised before use.
+ */
+/* True when the granted scopes satisfy a tool's required scope (enum tool_scope: 0 read,
+ * 1 write, 2 admin). admin implies write implies read. */
+bool auth_scope_allows(unsigned scopes, int tool_scope);
+/* "read" / "write" / "admin" for an enum tool_scope value. */
+const char *auth_scope_name(int tool_scope);
+/*
+ * The complete header line(s) for a 401/403 answer, ending in "\r\n":
+ * WWW-Authenticate: Bearer resource_metadata="<url>"[, error="..", error_description=".."]
+ * [, scope=".."]. need_scope may be NULL. Returns the length, or -1 if len is too small.
+ */
+int auth_www_authenticate(const struct auth_result *r, const char *host, const char *need_scope,
+                          char *buf, size_t len);
+/* RFC 9728 protected resource metadata document (JSON) into buf; length or -1. auth_init
+ * routes /.well-known/oauth-protected-resource and .../mcp to it itself. */
+int auth_metadata_json(const char *host, char *buf, size_t len);
 
 #endif

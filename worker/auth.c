@@ -1,0 +1,497 @@
+/*
+ * auth.c - authentication of /mcp requests and the worker's security start-up.
+ *
+ * Bearer credentials are either csmcp API keys "csk_<key_id>_<secret>" (only SHA-256 of the
+ * whole token is stored, in api_keys; looked up through the async pool and cached briefly) or
+ * OAuth 2.1 JWT access tokens verified against auth.jwks_file (worker/jwt.c).
+ *
+ * Invariants: the callback runs exactly once per auth_authenticate; a token, or anything
+ * derived from it besides its key id, never reaches a log line or the cache in clear (the
+ * cache is keyed by SHA-256 of the token); stored and presented hashes are compared in
+ * constant time; a database failure is a 503, never an accidental success. A revoked key stops
+ * working within AUTH_CACHE_TTL_S on every worker.
+ *
+ * auth_init is the worker's security entry point: it installs the log scrubber, loads the JWKS,
+ * creates the TLS context when tls.enabled (handing it to the HTTP layer) and routes the RFC
+ * 9728 metadata endpoints.
+ */
+#include "auth.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "audit.h"
+#include "cfg.h"
+#include "crypto.h"
+#include "http.h"
+#include "jwt.h"
+#include "log.h"
+#include "metrics.h"
+#include "pgpool.h"
+#include "ratelimit.h"
+#include "scrub.h"
+#include "tls.h"
+#include "tool.h"
+
+#define AUTH_CACHE_SLOTS     512
+#define AUTH_CACHE_TTL_S     10 /* positive answers (and revocations) */
+#define AUTH_NEG_CACHE_TTL_S 2  /* unknown/revoked keys */
+#define AUTH_TOKEN_MAX       4096
+
+struct cache_ent {
+    uint8_t hash[CRYPTO_SHA256_LEN];
+    double expires; /* monotonic seconds; 0 = empty */
+    struct auth_result r;
+};
+
+static struct {
+    const struct cfg *cfg;
+    struct pgpool *pg;
+    struct jwt_keys *jwks;
+    char audience[1024];
+    SSL_CTX *ssl;
+    struct cache_ent cache[AUTH_CACHE_SLOTS];
+} A;
+
+static const char SQL_KEY[] =
+    "SELECT token_hash, array_to_string(scopes, ','), revoked_at IS NOT NULL, "
+    "expires_at IS NOT NULL AND expires_at <= now() FROM api_keys WHERE key_id = $1";
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool auth_scope_allows(unsigned scopes, int tool_scope)
+{
+    switch (tool_scope) {
+    case TOOL_SCOPE_READ:
+        return (scopes & (AUTH_SCOPE_READ | AUTH_SCOPE_WRITE | AUTH_SCOPE_ADMIN)) != 0;
+    case TOOL_SCOPE_WRITE:
+        return (scopes & (AUTH_SCOPE_WRITE | AUTH_SCOPE_ADMIN)) != 0;
+    case TOOL_SCOPE_ADMIN:
+        return (scopes & AUTH_SCOPE_ADMIN) != 0;
+    default:
+        return false;
+    }
+}
+
+const char *auth_scope_name(int tool_scope)
+{
+    return tool_scope == TOOL_SCOPE_ADMIN   ? "admin"
+           : tool_scope == TOOL_SCOPE_WRITE ? "write"
+                                            : "read";
+}
+
+/* "read,write" or "read write" (also "csmcp:read", "csmcp.read") -> AUTH_SCOPE_* bits. */
+static unsigned parse_scopes(const char *s)
+{
+    unsigned bits = 0;
+    while (s && *s) {
+        size_t n;
+        while (*s == ' ' || *s == ',')
+            s++;
+        n = strcspn(s, " ,");
+        const char *w = s;
+        size_t wn = n;
+        if (wn > 6 && (strncmp(w, "csmcp:", 6) == 0 || strncmp(w, "csmcp.", 6) == 0)) {
+            w += 6;
+            wn -= 6;
+        }
+        if (wn == 4 && strncmp(w, "read", 4) == 0)
+            bits |= AUTH_SCOPE_READ;
+        else if (wn == 5 && strncmp(w, "write", 5) == 0)
+            bits |= AUTH_SCOPE_WRITE;
+        else if (wn == 5 && strncmp(w, "admin", 5) == 0)
+            bits |= AUTH_SCOPE_ADMIN;
+        s += n;
+    }
+    return bits;
+}
+
+static void fail_result(struct auth_result *r, int status, const char *error, const char *desc)
+{
+    memset(r, 0, sizeof(*r));
+    r->status = status;
+    snprintf(r->error, sizeof(r->error), "%s", error);
+    snprintf(r->description, sizeof(r->description), "%s", desc);
+}
+
+static void count(const char *method, const char *result)
+{
+    char labels[96];
+    snprintf(labels, sizeof(labels), "method=\"%s\",result=\"%s\"", method, result);
+    metrics_inc("csmcp_auth_total", labels, 1);
+}
+
+static struct cache_ent *cache_slot(const uint8_t *hash)
+{
+    unsigned idx = ((unsigned)hash[0] << 8 | hash[1]) % AUTH_CACHE_SLOTS;
+    return &A.cache[idx];
+}
+
+static const struct auth_result *cache_get(const uint8_t *hash)
+{
+    struct cache_ent *e = cache_slot(hash);
+    if (e->expires > 0 && e->expires > now_mono() &&
+        crypto_ct_equal(e->hash, hash, CRYPTO_SHA256_LEN))
+        return &e->r;
+    return NULL;
+}
+
+static void cache_put(const uint8_t *hash, const struct auth_result *r, int ttl)
+{
+    struct cache_ent *e = cache_slot(hash);
+    memcpy(e->hash, hash, CRYPTO_SHA256_LEN);
+    e->r = *r;
+    e->expires = now_mono() + ttl;
+}
+
+struct key_lookup {
+    auth_cb cb;
+    void *arg;
+    char key_id[40];
+    char token_hex[CRYPTO_SHA256_HEX_LEN];
+    uint8_t hash[CRYPTO_SHA256_LEN];
+};
+
+static void key_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
+                     void *arg)
+{
+    struct key_lookup *kl = arg;
+    struct auth_result r;
+
+    if (res == NULL) {
+        log_warn("auth: api key lookup for key %s failed: %s", kl->key_id, err ? err : "?");
+        fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
+        count("key", "unavailable");
+        goto out;
+    }
+    if (PQntuples(res) != 1 || PQnfields(res) != 4) {
+        fail_result(&r, 401, "invalid_token", "unknown API key");
+        count("key", "unknown");
+        cache_put(kl->hash, &r, AUTH_NEG_CACHE_TTL_S);
+        goto out;
+    }
+    const char *stored = PQgetvalue(res, 0, 0);
+    if (strlen(stored) != 64 || !crypto_ct_equal(stored, kl->token_hex, 64)) {
+        fail_result(&r, 401, "invalid_token", "unknown API key");
+        count("key", "mismatch");
+        cache_put(kl->hash, &r, AUTH_NEG_CACHE_TTL_S);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+        fail_result(&r, 401, "invalid_token", "API key revoked");
+        count("key", "revoked");
+        cache_put(kl->hash, &r, AUTH_NEG_CACHE_TTL_S);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+        fail_result(&r, 401, "invalid_token", "API key expired");
+        count("key", "expired");
+        cache_put(kl->hash, &r, AUTH_NEG_CACHE_TTL_S);
+        goto out;
+    }
+    memset(&r, 0, sizeof(r));
+    snprintf(r.principal, sizeof(r.principal), "key:%s", kl->key_id);
+    r.scopes = parse_scopes(PQgetvalue(res, 0, 1));
+    count("key", "ok");
+    cache_put(kl->hash, &r, AUTH_CACHE_TTL_S);
+out:
+    kl->cb(&r, kl->arg);
+    OPENSSL_cleanse(kl, sizeof(*kl));
+    free(kl);
+}
+
+/* csk_<id>_<secret>: id [a-z0-9]{8,32}, secret base64url {20,128}. */
+static bool parse_api_key(const char *tok, char *id, size_t idlen)
+{
+    const char *p = tok + 4, *us;
+    size_t n;
+
+    us = strchr(p, '_');
+    if (us == NULL)
+        return false;
+    n = (size_t)(us - p);
+    if (n < 8 || n > 32 || n >= idlen)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)p[i]) || isdigit((unsigned char)p[i])))
+            return false;
+    size_t sl = strlen(us + 1);
+    if (sl < 20 || sl > 128)
+        return false;
+    for (const char *q = us + 1; *q; q++)
+        if (!(isalnum((unsigned char)*q) || *q == '-' || *q == '_'))
+            return false;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    return true;
+}
+
+void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
+{
+    struct auth_result r;
+    const struct auth_result *hit;
+    const char *tok;
+    uint8_t hash[CRYPTO_SHA256_LEN];
+    size_t tlen;
+
+    if (authorization == NULL || *authorization == '\0') {
+        if (A.cfg && !A.cfg->auth_required) {
+            memset(&r, 0, sizeof(r));
+            snprintf(r.principal, sizeof(r.principal), "anonymous");
+            r.scopes = AUTH_SCOPE_READ | AUTH_SCOPE_WRITE | AUTH_SCOPE_ADMIN;
+            count("anonymous", "ok");
+        } else {
+            /* RFC 6750 3.1: no error code when the request carried no credentials */
+            fail_result(&r, 401, "", "Bearer token required");
+            count("none", "missing");
+        }
+        cb(&r, arg);
+        return;
+    }
+    if (strncasecmp(authorization, "Bearer ", 7) != 0) {
+        fail_result(&r, 401, "invalid_request", "Authorization must use the Bearer scheme");
+        count("none", "malformed");
+        cb(&r, arg);
+        return;
+    }
+    tok = authorization + 7;
+    while (*tok == ' ')
+        tok++;
+    tlen = strlen(tok);
+    while (tlen > 0 && tok[tlen - 1] == ' ')
+        tlen--;
+    if (tlen == 0 || tlen > AUTH_TOKEN_MAX) {
+        fail_result(&r, 401, "invalid_request", "malformed Bearer token");
+        count("none", "malformed");
+        cb(&r, arg);
+        return;
+    }
+    char *t = strndup(tok, tlen);
+    if (t == NULL) {
+        fail_result(&r, 503, "temporarily_unavailable", "out of memory");
+        cb(&r, arg);
+        return;
+    }
+    crypto_sha256(t, tlen, hash);
+    hit = cache_get(hash);
+    if (hit) {
+        metrics_inc("csmcp_auth_cache_total", "result=\"hit\"", 1);
+        r = *hit;
+        free(t);
+        cb(&r, arg);
+        return;
+    }
+    metrics_inc("csmcp_auth_cache_total", "result=\"miss\"", 1);
+
+    if (strncmp(t, "csk_", 4) == 0) {
+        struct key_lookup *kl = calloc(1, sizeof(*kl));
+        const char *params[1];
+        if (kl == NULL || !parse_api_key(t, kl->key_id, sizeof(kl->key_id))) {
+            free(kl);
+            fail_result(&r, 401, "invalid_token", "malformed API key");
+            count("key", "malformed");
+            free(t);
+            cb(&r, arg);
+            return;
+        }
+        kl->cb = cb;
+        kl->arg = arg;
+        memcpy(kl->hash, hash, sizeof(hash));
+        crypto_hex(hash, sizeof(hash), kl->token_hex);
+        free(t);
+        params[0] = kl->key_id;
+        if (A.pg == NULL || pgpool_query(A.pg, SQL_KEY, 1, params, key_done, kl) < 0) {
+            fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
+            count("key", "unavailable");
+            free(kl);
+            cb(&r, arg);
+        }
+        return;
+    }
+
+    /* JWT access token */
+    struct jwt_claims c;
+    char why[160];
+    if (jwt_verify(A.jwks, t, A.cfg ? A.cfg->auth_jwt_issuer : "", A.audience, time(NULL), &c, why,
+                   sizeof(why)) < 0) {
+        fail_result(&r, 401, "invalid_token", why);
+        count("jwt", "invalid");
+        free(t);
+        cb(&r, arg);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    snprintf(r.principal, sizeof(r.principal), "jwt:%.80s", c.sub);
+    r.scopes = parse_scopes(c.scope);
+    count("jwt", "ok");
+    /* cache no longer than the token lives */
+    long ttl = c.exp - (long)time(NULL);
+    if (ttl > 0)
+        cache_put(hash, &r, ttl < AUTH_CACHE_TTL_S ? (int)ttl : AUTH_CACHE_TTL_S);
+    free(t);
+    cb(&r, arg);
+}
+
+/* Host header -> a safe authority for URLs (letters, digits, . - : [ ]), else "localhost". */
+static void safe_host(const char *host, char *out, size_t len)
+{
+    size_t n = host ? strlen(host) : 0;
+    bool ok = n > 0 && n < len && n <= 255;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)host[i];
+        ok = isalnum(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+    }
+    snprintf(out, len, "%s", ok ? host : "localhost");
+}
+
+static void resource_url(const char *host, char *out, size_t len)
+{
+    char h[260];
+    if (A.cfg && A.cfg->auth_resource_url[0]) {
+        snprintf(out, len, "%s", A.cfg->auth_resource_url);
+        return;
+    }
+    safe_host(host, h, sizeof(h));
+    snprintf(out, len, "%s://%s/mcp", A.cfg && A.cfg->tls_enabled ? "https" : "http", h);
+}
+
+/* https://host/mcp -> https://host/.well-known/oauth-protected-resource/mcp (RFC 9728 3.1) */
+static void metadata_url(const char *host, char *out, size_t len)
+{
+    char res[1100];
+    const char *p, *path;
+    resource_url(host, res, sizeof(res));
+    p = strstr(res, "://");
+    path = p ? strchr(p + 3, '/') : NULL;
+    if (path == NULL)
+        snprintf(out, len, "%s/.well-known/oauth-protected-resource", res);
+    else
+        snprintf(out, len, "%.*s/.well-known/oauth-protected-resource%s", (int)(path - res), res,
+                 path);
+}
+
+int auth_www_authenticate(const struct auth_result *r, const char *host, const char *need_scope,
+                          char *buf, size_t len)
+{
+    char url[1200], desc[200];
+    size_t j = 0;
+    int n;
+
+    metadata_url(host, url, sizeof(url));
+    /* quoted-string: drop quotes and backslashes from the description */
+    for (size_t i = 0; r->description[i] && j < sizeof(desc) - 1; i++)
+        if (r->description[i] != '"' && r->description[i] != '\\' &&
+            (unsigned char)r->description[i] >= 0x20)
+            desc[j++] = r->description[i];
+    desc[j] = '\0';
+    n = snprintf(buf, len, "WWW-Authenticate: Bearer resource_metadata=\"%s\"", url);
+    if (r->error[0] && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ", error=\"%s\", error_description=\"%s\"",
+                      r->error, desc);
+    if (need_scope && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ", scope=\"%s\"", need_scope);
+    if (n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, "\r\n");
+    return n >= 0 && (size_t)n < len ? n : -1;
+}
+
+int auth_metadata_json(const char *host, char *buf, size_t len)
+{
+    char res[1100];
+    const char *iss = A.cfg ? A.cfg->auth_jwt_issuer : "";
+    int n;
+
+    resource_url(host, res, sizeof(res));
+    /* values come from the config or the sanitised Host: no characters needing escapes except
+     * possibly in the config values, which are escaped below by refusing quotes */
+    if (strpbrk(res, "\"\\") || strpbrk(iss, "\"\\"))
+        return -1;
+    n = snprintf(buf, len,
+                 "{\"resource\":\"%s\",\"authorization_servers\":[%s%s%s],"
+                 "\"scopes_supported\":[\"read\",\"write\",\"admin\"],"
+                 "\"bearer_methods_supported\":[\"header\"],"
+                 "\"resource_name\":\"csmcp\"}",
+                 res, iss[0] ? "\"" : "", iss, iss[0] ? "\"" : "");
+    return n >= 0 && (size_t)n < len ? n : -1;
+}
+
+static void metadata_handler(struct http_req *req, void *arg)
+{
+    char body[2600];
+    int n;
+    enum http_meth m = http_req_method(req);
+
+    if (m != HTTP_M_GET && m != HTTP_M_HEAD) {
+        http_respond(req, 405, "application/json", "Allow: GET, HEAD\r\n",
+                     "{\"error\":\"method not allowed\"}", 30);
+        return;
+    }
+    n = auth_metadata_json(http_req_header(req, "Host"), body, sizeof(body));
+    if (n < 0) {
+        http_respond(req, 500, "application/json", NULL, "{\"error\":\"metadata\"}", 20);
+        return;
+    }
+    http_respond(req, 200, "application/json",
+                 "Cache-Control: max-age=300\r\nAccess-Control-Allow-Origin: *\r\n", body,
+                 (size_t)n);
+}
+
+int auth_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
+{
+    char err[512];
+
+    scrub_install_log();
+    A.cfg = cfg;
+    A.pg = pg;
+    memset(A.cache, 0, sizeof(A.cache));
+    snprintf(A.audience, sizeof(A.audience), "%s",
+             cfg->auth_jwt_audience[0] ? cfg->auth_jwt_audience : cfg->auth_resource_url);
+    if (cfg->auth_jwks_file[0]) {
+        if (A.audience[0] == '\0') {
+            log_error("auth: auth.jwks_file is set but neither auth.jwt_audience nor "
+                      "auth.resource_url: tokens could not be bound to this server");
+            return -1;
+        }
+        if (jwt_keys_load(cfg->auth_jwks_file, &A.jwks, err, sizeof(err)) < 0) {
+            log_error("auth: %s: %s", cfg->auth_jwks_file, err);
+            return -1;
+        }
+        log_info("auth: %d JWT signing keys loaded from %s", jwt_keys_count(A.jwks),
+                 cfg->auth_jwks_file);
+    }
+    if (ratelimit_init(base, cfg) < 0 || audit_init(cfg, pg) < 0)
+        return -1;
+    if (!cfg->auth_required)
+        log_warn("auth: auth.required = false: every /mcp caller is an anonymous admin");
+    if (cfg->tls_enabled) {
+        if (tls_ctx_create(cfg, &A.ssl, err, sizeof(err)) < 0) {
+            log_error("tls: %s", err);
+            return -1;
+        }
+        http_set_ssl_ctx(A.ssl);
+    }
+    if (http_route("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource",
+                   metadata_handler, NULL) < 0 ||
+        http_route("/.well-known/oauth-protected-resource/mcp",
+                   "/.well-known/oauth-protected-resource", metadata_handler, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+void auth_shutdown(void)
+{
+    jwt_keys_free(A.jwks);
+    A.jwks = NULL;
+    /* the SSL_CTX stays until exit: connections being closed may still reference it */
+    memset(A.cache, 0, sizeof(A.cache));
+}
