@@ -34,6 +34,10 @@
 #define JS_MAX_COMPILE_DEPTH 128 /* nested subschemas at compile time */
 #define JS_MAX_EQ_DEPTH      64  /* nesting compared by const/enum/uniqueItems */
 #define JS_PATH_MAX          512
+#define JS_MAX_REPEAT        1000 /* largest {m,n} bound in a pattern */
+#define JS_MAX_GROUPS        32
+#define JS_MAX_EXPANDED      20000 /* pattern items after expanding {m,n} */
+#define PATH_SHOWN           160   /* longest path printed in a message */
 
 enum {
     T_NULL = 1u << 0,
@@ -195,7 +199,8 @@ static int cfail(struct cctx *c, const char *fmt, ...)
 {
     if (c->err == NULL || c->errlen == 0)
         return -1;
-    int n = snprintf(c->err, c->errlen, "#%s: ", c->path);
+    int n = snprintf(c->err, c->errlen, "#%s%s: ", c->plen > PATH_SHOWN ? "..." : "",
+                     c->path + (c->plen > PATH_SHOWN ? c->plen - PATH_SHOWN : 0));
     if (n < 0 || (size_t)n >= c->errlen)
         return -1;
     va_list ap;
@@ -570,9 +575,45 @@ out:
     return rc;
 }
 
+/*
+ * Parses "{m}", "{m,}" or "{m,n}" at p; returns its length, or 0 when p is not a quantifier (ECMA
+ * Annex B then reads '{' as a literal). *big is set when a bound exceeds what we accept.
+ */
+static size_t brace_quantifier(const char *p, bool *big, long *reps)
+{
+    const char *q = p + 1;
+    long lo = 0, hi = -1;
+    if (!isdigit((unsigned char)*q))
+        return 0;
+    while (isdigit((unsigned char)*q) && lo <= 100000)
+        lo = lo * 10 + (*q++ - '0');
+    if (*q == ',') {
+        q++;
+        if (isdigit((unsigned char)*q)) {
+            hi = 0;
+            while (isdigit((unsigned char)*q) && hi <= 100000)
+                hi = hi * 10 + (*q++ - '0');
+        }
+    }
+    if (*q != '}')
+        return 0;
+    *big = lo > JS_MAX_REPEAT || hi > JS_MAX_REPEAT;
+    *reps = hi > lo ? hi : lo;
+    return (size_t)(q - p) + 1;
+}
+
 static int translate_pattern(const char *src, struct rbuf *out, const char **why)
 {
+    /* can_repeat: the previous item is an atom a quantifier may follow. Stacked quantifiers
+     * ("a++", "a*{2}") are ECMA syntax errors and make glibc's regcomp explode in size. */
+    bool can_repeat = false;
+    /* glibc expands counted repetition by copying the repeated tree: bound the expanded size
+     * (sizes per open group; last = size of the item a quantifier would repeat). */
+    long size[JS_MAX_GROUPS + 1] = {0}, last = 0;
+    int depth = 0;
     for (const char *p = src; *p != '\0'; p++) {
+        bool atom = true;
+        long item = 1;
         switch (*p) {
         case '\\':
             p++;
@@ -646,18 +687,71 @@ static int translate_pattern(const char *src, struct rbuf *out, const char **why
                 p += 2;
             }
             rb_putc(out, '(');
+            if (++depth > JS_MAX_GROUPS) {
+                *why = "groups nested too deeply";
+                return -1;
+            }
+            size[depth] = 0;
+            atom = false;
+            item = 0;
             break;
+        case ')':
+            rb_putc(out, ')');
+            if (depth > 0)
+                item = size[depth--];
+            break;
+        case '{':
         case '*':
         case '+':
-        case '?':
-        case '}':
-            rb_putc(out, *p);
+        case '?': {
+            size_t qlen = 1;
+            bool big = false;
+            long reps = 1;
+            if (*p == '{' && (qlen = brace_quantifier(p, &big, &reps)) == 0) {
+                rb_puts(out, "\\{"); /* not a quantifier: a literal brace */
+                break;
+            }
+            if (!can_repeat) {
+                *why =
+                    "nothing to repeat (quantifier after a quantifier, '(', '|' or at the start)";
+                return -1;
+            }
+            if (big) {
+                *why = "repetition count too large";
+                return -1;
+            }
+            long times = reps > 1 ? reps : 1;
+            size[depth] += last * (times - 1);
+            last *= times;
+            if (size[depth] > JS_MAX_EXPANDED) {
+                *why = "pattern too large once repetitions are expanded";
+                return -1;
+            }
+            for (size_t i = 0; i < qlen; i++)
+                rb_putc(out, p[i]);
+            p += qlen - 1;
             if (p[1] == '?')
                 p++; /* lazy quantifier: same match/no-match answer as greedy */
+            atom = false;
+            item = -1;
+            break;
+        }
+        case '}':
+            rb_puts(out, "\\}");
+            break;
+        case '|':
+        case '^':
+            rb_putc(out, *p);
+            atom = false;
             break;
         default:
             rb_putc(out, *p);
         }
+        if (item >= 0) { /* -1: a quantifier, which already updated size and last */
+            last = item;
+            size[depth] += item;
+        }
+        can_repeat = atom;
     }
     return 0;
 }
@@ -1255,7 +1349,13 @@ static int vfail(struct vctx *v, const char *fmt, ...)
     v->fail_plen = v->plen;
     if (v->err == NULL || v->errlen == 0)
         return -1;
-    int n = snprintf(v->err, v->errlen, "%s: ", v->path);
+    /* A very long path keeps its head (the root name) and its tail, so the rule stays visible. */
+    int n;
+    if (v->plen > PATH_SHOWN)
+        n = snprintf(v->err, v->errlen, "%.24s...%s: ", v->path,
+                     v->path + v->plen - (PATH_SHOWN - 24));
+    else
+        n = snprintf(v->err, v->errlen, "%s: ", v->path);
     if (n < 0 || (size_t)n >= v->errlen)
         return -1;
     va_list ap;

@@ -216,6 +216,15 @@ START_TEST(patterns)
     OK("{\"pattern\":\"^\\\\u00e9$\"}", "\"\xc3\xa9\"");
     OK("{\"pattern\":\"^a\\\\.b$\"}", "\"a.b\"");
     BAD("{\"pattern\":\"^a\\\\.b$\"}", "\"axb\"");
+    OK("{\"pattern\":\"^x{2,3}$\"}", "\"xxx\"");
+    BAD("{\"pattern\":\"^x{2,3}$\"}", "\"xxxx\"");
+    OK("{\"pattern\":\"^{id}$\"}", "\"{id}\""); /* ECMA Annex B: a brace that is no quantifier */
+    compile_fails("{\"pattern\":\"a++\"}", "nothing to repeat");
+    compile_fails("{\"pattern\":\"*a\"}", "nothing to repeat");
+    compile_fails("{\"pattern\":\"(|+)\"}", "nothing to repeat");
+    compile_fails("{\"pattern\":\"a{1001}\"}", "repetition count too large");
+    /* found by the fuzzer: nested counted repetition made regcomp allocate gigabytes */
+    compile_fails("{\"pattern\":\"((a{100}){100}){100}\"}", "pattern too large");
     compile_fails("{\"pattern\":\"(?=a)\"}", "lookaround");
     compile_fails("{\"pattern\":\"(a)\\\\1\"}", "unsupported escape");
     compile_fails("{\"pattern\":\"[a\"}", "unterminated character class");
