@@ -1,0 +1,362 @@
+#!/usr/bin/python3
+"""bench_toolcall.py - tools/call throughput: csmcpd against the official TypeScript SDK server.
+
+In one invocation, for each target: start it on 127.0.0.1, open one initialized MCP session per
+connection, warm up, then run wrk (tests/load/toolcall.lua: keep-alive POST tools/call
+test_simple_text, a fresh JSON-RPC id per request) for a fixed duration, and report throughput,
+p50/p99/p99.9 latency, errors by kind, the CPU used by the server and by wrk, and RSS. Prints the
+ratio csmcpd / best SDK configuration at the end.
+
+Targets (--targets, comma-separated; default all):
+  csmcpd        csmcpd, N workers (--workers, default 4), conformance fixtures on, auth off
+  csmcpd-auth   the same with auth.required = true and an API key (Bearer)
+  sdk-stateful  sdk_server.mjs --mode stateful (one process; sessions in memory)
+  sdk-stateless sdk_server.mjs --mode stateless under node:cluster with 2 workers
+
+csmcpd needs PostgreSQL and Redis: CSMCP_TEST_DATABASE_URL / CSMCP_TEST_REDIS_URL (or
+CSMCP_DATABASE_URL / CSMCP_REDIS_URL, as printed by `scripts/dev services run`), a migrated
+database, and a build (CSMCP_BUILD_DIR, default build/). The SDK needs `npm ci` in tests/load.
+Loopback only; every run is bounded (--duration <= 30 s, --connections <= 1024).
+Ports: 19500-19999 (csmcpd 19510/19511 and 19520/19521, SDK 19600/19601).
+
+Exit status: 0 when every measured run completed with zero errors, 1 otherwise, 2 on set-up
+failure. --min-ratio R additionally fails when csmcpd/best-SDK < R.
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+PROTOCOL = "2025-11-25"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    print("[bench] " + msg, file=sys.stderr, flush=True)
+
+
+def wait_port(port, timeout, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("port %d not listening after %ds" % (port, timeout))
+
+
+def proc_tree(pid):
+    """pid and all its descendants (via /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo and len(out) < 10000:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    todo.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0.0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# --- minimal MCP client (stdlib) used to open sessions before the load ----------------------
+
+def open_session(port, token=None):
+    """initialize + notifications/initialized on a fresh connection; returns the session id
+    (None for a stateless server)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if token:
+        h["Authorization"] = "Bearer " + token
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": PROTOCOL, "capabilities": {},
+        "clientInfo": {"name": "csmcp-bench", "version": "1"}}})
+    conn.request("POST", "/mcp", body=body, headers=h)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status != 200 or b'"result"' not in data:
+        raise RuntimeError("initialize: HTTP %d %s" % (r.status, data[:200]))
+    sid = r.getheader("Mcp-Session-Id")
+    if sid:
+        h["Mcp-Session-Id"] = sid
+    h["MCP-Protocol-Version"] = PROTOCOL
+    conn.request("POST", "/mcp", body=json.dumps(
+        {"jsonrpc": "2.0", "method": "notifications/initialized"}), headers=h)
+    r = conn.getresponse()
+    r.read()
+    if r.status != 202:
+        raise RuntimeError("notifications/initialized: HTTP %d" % r.status)
+    # one real call, so a broken target fails here with a readable reason
+    conn.request("POST", "/mcp", body=json.dumps({"jsonrpc": "2.0", "id": 2, "method":
+                 "tools/call", "params": {"name": "test_simple_text", "arguments": {}}}),
+                 headers=h)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status != 200 or b"This is a simple text response for testing." not in data:
+        raise RuntimeError("tools/call test_simple_text: HTTP %d %s" % (r.status, data[:300]))
+    conn.close()
+    return sid
+
+
+# --- targets ------------------------------------------------------------------------------
+
+class SdkTarget:
+    def __init__(self, name, mode, port, node):
+        self.name, self.mode, self.port, self.node = name, mode, port, node
+        self.proc = None
+        self.token = None
+        self.desc = ("TypeScript SDK 1.x, stateful StreamableHTTPServerTransport, JSON responses,"
+                     " 1 process" if mode == "stateful" else
+                     "TypeScript SDK 1.x, stateless, node:cluster 2 workers, JSON responses")
+
+    def start(self):
+        if not os.path.isdir(os.path.join(HERE, "node_modules", "@modelcontextprotocol", "sdk")):
+            raise RuntimeError("run `npm ci` in tests/load first")
+        args = [self.node, os.path.join(HERE, "sdk_server.mjs"), "--mode", self.mode,
+                "--port", str(self.port)]
+        if self.mode == "stateless":
+            args += ["--workers", "2"]
+        self.logf = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, cwd=HERE, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_port(self.port, 30, self.proc)
+
+    def pids(self):
+        return proc_tree(self.proc.pid)
+
+    def worker_pids(self):
+        kids = [p for p in self.pids() if p != self.proc.pid]
+        return kids or [self.proc.pid]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+class CsmcpdTarget:
+    def __init__(self, name, port, workers, auth):
+        self.name, self.port, self.workers, self.auth = name, port, workers, auth
+        self.d = None
+        self.token = None
+        self.desc = "csmcpd, %d workers, fixtures on, auth %s" % (workers, "on" if auth else "off")
+
+    def start(self):
+        for a, b in (("CSMCP_TEST_DATABASE_URL", "CSMCP_DATABASE_URL"),
+                     ("CSMCP_TEST_REDIS_URL", "CSMCP_REDIS_URL")):
+            if not os.environ.get(a) and os.environ.get(b):
+                os.environ[a] = os.environ[b]
+        import lib  # tests/integration/lib.py
+        self.lib = lib
+        conf = {"server": {"listen": ["127.0.0.1:%d" % self.port]},
+                "admin": {"listen": "127.0.0.1:%d" % (self.port + 1)},
+                "log": {"level": "warning"},
+                "database": {"pool_size": 4}}
+        self.d = lib.Csmcpd(workers=self.workers, conf=conf, fixtures=True, auth=self.auth)
+        self.d.port, self.d.admin_port = self.port, self.port + 1
+        if self.auth:
+            r = self.d.ctl_db("migrate")
+            if r.returncode != 0:
+                raise RuntimeError("csmcpctl migrate: %s" % (r.stderr or r.stdout))
+            r = self.d.ctl_db("key", "create", "--name", "bench-%d" % int(time.time()),
+                              "--scopes", "read")
+            m = re.search(r"csk_[A-Za-z0-9_-]+", r.stdout + r.stderr)
+            if r.returncode != 0 or not m:
+                raise RuntimeError("csmcpctl key create: %s" % (r.stderr or r.stdout))
+            self.token = m.group(0)
+        self.d.start(wait_ready=True, timeout=60)
+
+    def pids(self):
+        return proc_tree(self.d.proc.pid)
+
+    def worker_pids(self):
+        return [p for p in self.pids() if p != self.d.proc.pid]
+
+    def stop(self):
+        if self.d:
+            self.d.stop()
+
+
+# --- wrk ----------------------------------------------------------------------------------
+
+def run_wrk(target, duration, connections, threads, sessions_file, timeout_s=5):
+    env = dict(os.environ)
+    env["BENCH_SESSIONS"] = sessions_file or ""
+    env["BENCH_TOKEN"] = target.token or ""
+    env["BENCH_PROTOCOL"] = PROTOCOL
+    args = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
+            "--timeout", "%ds" % timeout_s, "--latency", "-s", os.path.join(HERE, "toolcall.lua"),
+            "http://127.0.0.1:%d/mcp" % target.port]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=duration + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = re.search(r"^RESULT (\{.*\})$", p.stdout, re.M)
+    if p.returncode != 0 or not m:
+        raise RuntimeError("wrk failed (%d): %s %s" % (p.returncode, p.stdout[-500:],
+                                                       p.stderr[-500:]))
+    res = json.loads(m.group(1))
+    res["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return res
+
+
+def bench_target(t, a):
+    log("%s: starting (%s)" % (t.name, t.desc))
+    t.start()
+    sessions = []
+    for _ in range(a.connections):
+        sid = open_session(t.port, t.token)
+        if sid:
+            sessions.append(sid)
+    stateless = not sessions
+    sf = tempfile.NamedTemporaryFile("w", prefix="bench-sessions-", delete=False)
+    sf.write("\n".join(sessions) + "\n")
+    sf.close()
+    try:
+        if a.warmup > 0:
+            run_wrk(t, a.warmup, a.connections, a.threads, sf.name)
+        pids = t.pids()
+        cpu0 = cpu_seconds(pids)
+        res = run_wrk(t, a.duration, a.connections, a.threads, sf.name)
+        res["server_cpu_s"] = cpu_seconds(pids) - cpu0
+        res["rss_kib"] = [rss_kib(p) for p in t.worker_pids()]
+    finally:
+        os.unlink(sf.name)
+    res["sessions"] = len(sessions)
+    res["stateless"] = stateless
+    res["name"], res["desc"] = t.name, t.desc
+    secs = res["duration_us"] / 1e6
+    res["rps"] = res["requests"] / secs if secs > 0 else 0.0
+    res["errors"] = (res["err_connect"] + res["err_read"] + res["err_write"] +
+                     res["err_timeout"] + res["bad_status"] + res["bad_body"])
+    return res
+
+
+def fmt_ms(us):
+    return "%.2f" % (us / 1000.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--targets", default="csmcpd,csmcpd-auth,sdk-stateful,sdk-stateless")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=4, help="csmcpd workers")
+    ap.add_argument("--node", default=os.environ.get("BENCH_NODE", "node"))
+    ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--min-ratio", type=float, default=0.0)
+    a = ap.parse_args()
+    if not 1 <= a.duration <= 30 or not 0 <= a.warmup <= 10:
+        ap.error("--duration must be 1..30 s and --warmup 0..10 s (the machine is shared)")
+    if not 1 <= a.connections <= 1024 or not 1 <= a.threads <= a.connections:
+        ap.error("--connections must be 1..1024 and --threads 1..connections")
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    makers = {
+        "csmcpd": lambda: CsmcpdTarget("csmcpd", 19510, a.workers, False),
+        "csmcpd-auth": lambda: CsmcpdTarget("csmcpd-auth", 19520, a.workers, True),
+        "sdk-stateful": lambda: SdkTarget("sdk-stateful", "stateful", 19600, a.node),
+        "sdk-stateless": lambda: SdkTarget("sdk-stateless", "stateless", 19601, a.node),
+    }
+    names = [n.strip() for n in a.targets.split(",") if n.strip()]
+    for n in names:
+        if n not in makers:
+            ap.error("unknown target %s" % n)
+    results, failed = [], []
+    for n in names:
+        t = makers[n]()
+        try:
+            results.append(bench_target(t, a))
+        except Exception as e:  # a target that cannot run is reported, the others still run
+            log("%s: FAILED: %s" % (n, e))
+            failed.append(n)
+        finally:
+            t.stop()
+    if not results:
+        return 2
+    print("\ntools/call test_simple_text, %d connections, %d wrk threads, %d s (after %d s "
+          "warm-up), 127.0.0.1, %d CPUs" % (a.connections, a.threads, a.duration, a.warmup,
+                                            os.cpu_count()))
+    print("%-14s %10s %8s %8s %8s %7s %9s %9s %s" % ("target", "req/s", "p50 ms", "p99 ms",
+                                                     "p99.9 ms", "errors", "srv CPU%",
+                                                     "wrk CPU%", "RSS/worker MiB"))
+    for r in results:
+        secs = r["duration_us"] / 1e6
+        print("%-14s %10.0f %8s %8s %8s %7d %9.0f %9.0f %s" % (
+            r["name"], r["rps"], fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]), fmt_ms(r["p999_us"]),
+            r["errors"], 100 * r["server_cpu_s"] / secs, 100 * r["wrk_cpu_s"] / secs,
+            ",".join("%.1f" % (k / 1024) for k in r["rss_kib"])))
+        if r["errors"]:
+            print("  errors: connect %d read %d write %d timeout %d non-200 %d bad-body %d" % (
+                r["err_connect"], r["err_read"], r["err_write"], r["err_timeout"],
+                r["bad_status"], r["bad_body"]))
+    by = {r["name"]: r for r in results}
+    sdk = [r for r in results if r["name"].startswith("sdk-")]
+    ratio = None
+    if sdk and "csmcpd" in by:
+        best = max(sdk, key=lambda r: r["rps"])
+        ratio = by["csmcpd"]["rps"] / best["rps"] if best["rps"] else float("inf")
+        print("\nratio csmcpd / best SDK (%s): %.1fx throughput, p99 %s ms vs %s ms" % (
+            best["name"], ratio, fmt_ms(by["csmcpd"]["p99_us"]), fmt_ms(best["p99_us"])))
+        if "csmcpd-auth" in by:
+            print("ratio csmcpd-auth / best SDK: %.1fx" % (by["csmcpd-auth"]["rps"] /
+                                                          best["rps"]))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"args": vars(a), "results": results, "ratio": ratio,
+                       "failed": failed}, f, indent=1)
+    bad = failed or any(r["errors"] for r in results)
+    if ratio is not None and ratio < a.min_ratio:
+        print("ratio %.1f below --min-ratio %.1f" % (ratio, a.min_ratio))
+        bad = True
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+-- toolcall.lua - wrk script: keep-alive POST /mcp tools/call of one fixed tool.
+--
+-- Environment (set by bench_toolcall.py):
+--   BENCH_SESSIONS  file with one Mcp-Session-Id per line, already initialized; requests cycle
+--                   over them (thread t starts at session t). Empty or unset: stateless, no
+--                   session header.
+--   BENCH_TOKEN     Bearer token, or unset
+--   BENCH_TOOL      tool name (default test_simple_text)
+--   BENCH_PROTOCOL  MCP-Protocol-Version (default 2025-11-25)
+-- Every request has its own JSON-RPC id. A response counts as an error when its status is not
+-- 200 or its body is not a successful result ("result" present, no "isError":true).
+-- done() prints one line "RESULT {json}" that bench_toolcall.py parses.
+
+local threads = {}
+local nthreads = 0
+
+function setup(thread)
+  thread:set("tid", nthreads)
+  nthreads = nthreads + 1
+  table.insert(threads, thread)
+end
+
+local sessions = {}
+local idx = 1
+local seq = 0
+local headers = {}
+local tool = "test_simple_text"
+bad_status = 0
+bad_body = 0
+
+function init(args)
+  local path = os.getenv("BENCH_SESSIONS")
+  if path and path ~= "" then
+    local f = io.open(path, "r")
+    if f then
+      for line in f:lines() do
+        if line ~= "" then table.insert(sessions, line) end
+      end
+      f:close()
+    end
+  end
+  if #sessions > 0 then idx = (tid % #sessions) + 1 end
+  tool = os.getenv("BENCH_TOOL") or tool
+  headers["Content-Type"] = "application/json"
+  headers["Accept"] = "application/json, text/event-stream"
+  headers["MCP-Protocol-Version"] = os.getenv("BENCH_PROTOCOL") or "2025-11-25"
+  local token = os.getenv("BENCH_TOKEN")
+  if token and token ~= "" then headers["Authorization"] = "Bearer " .. token end
+end
+
+function request()
+  seq = seq + 1
+  if #sessions > 0 then
+    headers["Mcp-Session-Id"] = sessions[idx]
+    idx = idx + 1
+    if idx > #sessions then idx = 1 end
+  end
+  local body = '{"jsonrpc":"2.0","id":' .. (tid * 100000000 + seq) ..
+    ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{}}}'
+  return wrk.format("POST", "/mcp", headers, body)
+end
+
+function response(status, hdrs, body)
+  if status ~= 200 then
+    bad_status = bad_status + 1
+  elseif not string.find(body, '"result"', 1, true) or string.find(body, '"isError":true', 1, true) then
+    bad_body = bad_body + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bs, bb = 0, 0
+  for _, t in ipairs(threads) do
+    bs = bs + (t:get("bad_status") or 0)
+    bb = bb + (t:get("bad_body") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"p999_us":%d,"max_us":%d,"mean_us":%.1f,"err_connect":%d,"err_read":%d,"err_write":%d,' ..
+    '"err_status":%d,"err_timeout":%d,"bad_status":%d,"bad_body":%d}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max,
+    latency.mean, e.connect, e.read, e.write, e.status, e.timeout, bs, bb))
+end
