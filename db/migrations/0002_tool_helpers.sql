@@ -127,7 +127,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION csmcp.churn_probability(score integer) RETURNS numeric
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT greatest(0.05, least(0.95, (100 - score)::numeric / 100))
+    SELECT round(greatest(0.05, least(0.95, (100 - score)::numeric / 100)), 2)
 $$;
 
 -- Usage trend of an account: mean DAU of the last 15 days vs the 15 before.
