@@ -19,6 +19,10 @@ int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg);
 void mcp_drain(void);
 /* Fails every in-flight call (exit path). */
 void mcp_shutdown(void);
+struct tool_call;
+/* Fixture support (test_reconnection): sends the priming event, then ends the POST's SSE
+ * stream while the call goes on; the client resumes with GET + Last-Event-ID. */
+void mcp_call_close_stream(struct tool_call *tc);
 /* Calls in flight (tool calls and open streams). */
 int mcp_inflight(void);
 

@@ -1,0 +1,41 @@
+/*
+ * session.h - Mcp-Session-Id tokens: HMAC-SHA256-signed, carrying the immutable part of a
+ * session (negotiated protocol version, creation time) so every worker and host that shares the
+ * secret can verify one without shared state. Mutable state lives in Redis (worker/mcp.c).
+ *
+ * Token: "v1." base64url(payload[24]) "." base64url(hmac[0..16]); payload = version index (1),
+ * creation unix time (8, big-endian), random (15). Only visible ASCII, 56 characters.
+ */
+#ifndef CSMCP_SESSION_H
+#define CSMCP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfg;
+
+#define SESSION_ID_MAX  80
+#define SESSION_KEY_MAX 64 /* "csmcp:s:" + 32 hex + NUL */
+
+/* Protocol revisions this server speaks, newest first. */
+extern const char *const session_versions[];
+extern const int session_nversions;
+/* Index of version in session_versions, or -1. */
+int session_version_index(const char *version);
+
+/* Loads the HMAC secret (CSMCP_SESSION_SECRET or mcp.session_secret_file). */
+int session_init(const struct cfg *cfg, char *err, size_t errlen);
+void session_shutdown(void);
+/* Mints a new id for version index vi into out. */
+int session_mint(int vi, char out[SESSION_ID_MAX]);
+/* Verifies sid; on success stores the version index and creation time. */
+bool session_verify(const char *sid, int *vi, int64_t *created);
+/* Redis key of the session's mutable state: "csmcp:s:<hash>". */
+void session_key(const char *sid, char out[SESSION_KEY_MAX]);
+/* 16 hex characters naming the session in other keys and messages. */
+void session_tag(const char *sid, char out[17]);
+/* Test seam: sets the secret directly (copied). */
+int session_set_secret(const void *key, size_t len);
+
+#endif
