@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/close_range.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -157,15 +159,15 @@ static void apply_log_cfg(const struct cfg *c)
     log_set_json(strcmp(c->log_format, "json") == 0);
 }
 
-/* The worker binary: server.worker_binary, else ../worker/csmcp-worker next to this binary
- * (build tree), else the installed one. */
-static void find_worker_binary(const struct cfg *c)
+/* The worker binary of a generation: server.worker_binary, else ../worker/csmcp-worker next
+ * to this binary (build tree), else the installed one. */
+static void worker_binary(const struct cfg *c, char *out, size_t len)
 {
     char self[PATH_MAX];
     ssize_t n;
 
     if (c->server_worker_binary && c->server_worker_binary[0]) {
-        snprintf(sup.worker_bin, sizeof(sup.worker_bin), "%s", c->server_worker_binary);
+        snprintf(out, len, "%s", c->server_worker_binary);
         return;
     }
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -175,13 +177,12 @@ static void find_worker_binary(const struct cfg *c)
         slash = strrchr(self, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(sup.worker_bin, sizeof(sup.worker_bin), "%.*s/../worker/csmcp-worker",
-                     (int)(sizeof(sup.worker_bin) - 32), self);
-            if (access(sup.worker_bin, X_OK) == 0)
+            snprintf(out, len, "%.*s/../worker/csmcp-worker", (int)(len - 32), self);
+            if (access(out, X_OK) == 0)
                 return;
         }
     }
-    snprintf(sup.worker_bin, sizeof(sup.worker_bin), "%s", CSMCP_INSTALLED_WORKER);
+    snprintf(out, len, "%s", CSMCP_INSTALLED_WORKER);
 }
 
 static const struct cfg *cfg_for_gen(uint32_t gen, uint64_t *hash)
@@ -337,8 +338,8 @@ static int op_spawn(void *arg, struct slots_worker *w)
 {
     uint64_t hash;
     const struct cfg *c = cfg_for_gen(w->gen, &hash);
-    char slot[16], gen[16], fdarg[16];
-    char *argv[] = {sup.worker_bin,
+    char slot[16], gen[16], fdarg[16], bin[PATH_MAX];
+    char *argv[] = {bin,
                     "-c",
                     (char *)(c->path ? c->path : sup.cfg_path),
                     "--slot",
@@ -363,6 +364,7 @@ static int op_spawn(void *arg, struct slots_worker *w)
         log_error("socketpair(control channel, slot %d): %s", w->slot, strerror(errno));
         goto fail_io;
     }
+    worker_binary(c, bin, sizeof(bin));
     snprintf(slot, sizeof(slot), "%d", w->slot);
     snprintf(gen, sizeof(gen), "%u", w->gen);
     snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
@@ -382,6 +384,9 @@ static int op_spawn(void *arg, struct slots_worker *w)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != sup.pid)
             _exit(1);
+        /* Anything csmcpd itself inherited without CLOEXEC must not reach the worker either:
+         * mark every fd >= 3 CLOEXEC, then clear the flag on the keep-list only. */
+        syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
         fd_set_cloexec(sv[1], false);
         for (int i = 0; i < sup.nl; i++)
             fd_set_cloexec(sup.lfd[i], false);
@@ -480,7 +485,7 @@ int sup_reload(sup_reload_cb cb, void *arg, char *err, size_t errlen)
 {
     struct cfg nc;
     struct slots_params p;
-    char keys[512];
+    char keys[512], bin[PATH_MAX];
     struct timespec ts;
 
     if (sup.slots.shutdown) {
@@ -500,6 +505,15 @@ int sup_reload(sup_reload_cb cb, void *arg, char *err, size_t errlen)
         log_error("reload failed, keeping generation %u: %s", sup.slots.gen, err);
         sup.reloads_rejected++;
         notifyf("READY=1\nSTATUS=reload failed: %s", err);
+        return -1;
+    }
+    worker_binary(&nc, bin, sizeof(bin));
+    if (access(bin, X_OK) < 0) {
+        snprintf(err, errlen, "worker binary %s: %s", bin, strerror(errno));
+        log_error("reload refused, keeping generation %u: %s", sup.slots.gen, err);
+        cfg_free(&nc);
+        sup.reloads_rejected++;
+        notifyf("READY=1\nSTATUS=reload refused: %s", err);
         return -1;
     }
     if (cfg_restart_diff(&sup.cfg, &nc, keys, sizeof(keys)) > 0) {
@@ -545,7 +559,6 @@ static void check_reload(void)
         sup.hash = sup.next_hash;
         sup.have_next = false;
         apply_log_cfg(&sup.cfg);
-        find_worker_binary(&sup.cfg);
         snprintf(msg, sizeof(msg), "generation %u", sup.slots.gen);
         log_notice("reload complete: %s", msg);
         reload_done(true, msg);
@@ -979,7 +992,7 @@ int main(int argc, char **argv)
     sup.started_ms = now_ms();
     sup.last_ready_seen_ms = sup.started_ms;
     sup.rng = (uint64_t)sup.pid * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
-    find_worker_binary(&sup.cfg);
+    worker_binary(&sup.cfg, sup.worker_bin, sizeof(sup.worker_bin));
     if (access(sup.worker_bin, X_OK) < 0)
         fatal("worker binary %s: %s", sup.worker_bin, strerror(errno));
     signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,318 @@
+"""The process model, proven on the real binaries (csmcpd + csmcp-worker, real PostgreSQL and
+Redis): crash restart, stuck-worker watchdog, zero-downtime reloads under load, broken-config
+and failed-READY reloads, graceful SIGTERM under load, fd hygiene, supervisor death.
+Figures are printed on stdout so the run log carries them."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import sup_util as su  # noqa: E402
+
+FAST = {"server": {"worker_timeout": 2, "kill_grace": 1, "heartbeat_ms": 200,
+                   "drain_timeout": 5, "backoff_min_ms": 100, "ready_timeout": 10}}
+
+
+def say(*a):
+    print("   ", *a, flush=True)
+
+
+class SupervisorCase(lib.TestCase):
+    workers = 4
+
+    def setUp(self):
+        self.srv = lib.Csmcpd(workers=self.workers, conf=FAST).start(timeout=30)
+        self.addCleanup(self._cleanup)
+
+    def _cleanup(self):
+        try:
+            self.srv.stop(timeout=15)
+        finally:
+            try:
+                os.killpg(self.srv.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def wait_generation(self, gen, old_pids, timeout=10):
+        def done():
+            cur = [w for w in su.workers(self.srv) if w["current"] == "yes"]
+            if len(cur) != self.workers:
+                return None
+            if any(w["gen"] != gen or w["state"] != "READY" for w in cur):
+                return None
+            return {w["slot"]: w["pid"] for w in cur}
+        pids, dt = su.wait_for(done, timeout)
+        self.assertFalse(set(pids.values()) & set(old_pids),
+                         "a worker PID survived the reload: %s vs %s" % (pids, old_pids))
+        return pids, dt
+
+
+class TestCrashAndWatchdog(SupervisorCase):
+    def test_kill9_respawn_within_1s_counters_monotonic(self):
+        srv = self.srv
+        before = su.current(srv)
+        self.assertEqual(sorted(before), [0, 1, 2, 3])
+        load = su.Load(srv.port, clients=4, pause_s=0.005, max_s=30).start()
+        self.addCleanup(load.stop)
+        time.sleep(1.0)
+        samples = [su.metric_sum(su.metrics(srv), "csmcp_http_requests_total")]
+        ok_at_kill = load.ok
+        victim = before[1]
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        new, dt = su.wait_for(
+            lambda: (lambda c: c if c.get(1) not in (None, victim) else None)(su.current(srv)),
+            1.0, interval=0.01)
+        say("kill -9 slot 1: new worker READY in %.3f s (pid %d -> %d)" % (dt, victim, new[1]))
+        self.assertLess(time.monotonic() - t0, 1.05)
+        for s in (0, 2, 3):
+            self.assertEqual(new[s], before[s], "slot %d was disturbed" % s)
+        for _ in range(10):
+            samples.append(su.metric_sum(su.metrics(srv), "csmcp_http_requests_total"))
+            time.sleep(0.1)
+        load.stop()
+        say("requests_total samples:", [int(x) for x in samples], load.summary())
+        self.assertEqual(samples, sorted(samples), "a counter went backwards")
+        self.assertGreater(samples[-1], samples[0])
+        self.assertGreater(load.ok, ok_at_kill, "the other workers stopped serving")
+        # only connections that the killed worker held may break (at most one per client)
+        self.assertLessEqual(load.conn_errors, load.clients)
+        self.assertEqual(load.bad_status, 0)
+        m = su.metrics(srv)
+        self.assertEqual(m["csmcp_worker_crashes_total"], 1)
+        self.assertEqual(m['csmcp_slot_restarts_total{slot="1"}'], 1)
+        self.assertFalse(su.pid_alive(victim))
+
+    def test_kill_stop_replaced_within_timeout_plus_2s(self):
+        srv = self.srv
+        before = su.current(srv)
+        victim = before[2]
+        os.kill(victim, signal.SIGSTOP)
+        limit = FAST["server"]["worker_timeout"] + 2
+        new, dt = su.wait_for(
+            lambda: (lambda c: c if c.get(2) not in (None, victim) else None)(su.current(srv)),
+            limit, interval=0.05)
+        say("kill -STOP slot 2: replaced and READY in %.2f s (limit %d s)" % (dt, limit))
+        self.assertFalse(su.pid_alive(victim))
+        m = su.metrics(srv)
+        self.assertEqual(m["csmcp_worker_timeouts_total"], 1)
+        for s in (0, 1, 3):
+            self.assertEqual(new[s], before[s])
+        st, _, _ = srv.get("/health")
+        self.assertEqual(st, 200)
+        self.assertIn("no heartbeat", srv.log_tail(200))
+
+
+class TestReload(SupervisorCase):
+    def test_10_sighup_reloads_under_keepalive_load(self):
+        srv = self.srv
+        pids = su.current(srv)
+        load = su.Load(srv.port, clients=8, pause_s=0.002, max_s=40).start()
+        self.addCleanup(load.stop)
+        t_start = time.monotonic()
+        times = []
+        for i in range(10):
+            time.sleep(max(0.0, t_start + 2.0 * i + 0.5 - time.monotonic()))
+            srv.signal(signal.SIGHUP)
+            pids, dt = self.wait_generation(2 + i, list(pids.values()))
+            times.append(dt)
+        time.sleep(max(0.0, t_start + 20.0 - time.monotonic()))
+        load.stop()
+        dur = time.monotonic() - t_start
+        say("10 reloads in %.1f s, reload-to-all-new-READY %.2f..%.2f s" %
+            (dur, min(times), max(times)))
+        say("load: %s (%.0f req/s)" % (load.summary(), load.ok / dur))
+        self.assertGreaterEqual(dur, 20.0)
+        self.assertEqual(load.conn_errors, 0, load.errors)
+        self.assertEqual(load.bad_status, 0, load.errors)
+        self.assertGreater(load.ok, 1000)
+        m = su.metrics(srv)
+        self.assertEqual(m['csmcp_reloads_total{result="ok"}'], 10)
+        self.assertEqual(m["csmcp_supervisor_generation"], 11)
+        self.assertEqual(m["csmcp_worker_crashes_total"], 0)
+
+    def test_broken_config_keeps_old_generation(self):
+        srv = self.srv
+        before = su.current(srv)
+        good = open(srv.conf_path).read()
+        with open(srv.conf_path, "w") as f:
+            f.write(good + "\nserver = { workers = 0; };\n")  # duplicate group, bad value
+        r = srv.ctl("reload", "--wait", "--timeout", "20")
+        say("broken config: exit %d, stderr: %s" % (r.returncode, r.stderr.strip()))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertTrue(r.stderr.strip(), "no reason printed")
+        self.assertIn(os.path.basename(srv.conf_path), r.stderr)
+        # the old generation still serves, untouched
+        for _ in range(20):
+            st, _, _ = srv.get("/health")
+            self.assertEqual(st, 200)
+        self.assertEqual(su.current(srv), before)
+        st, _, _ = srv.admin("/ready")
+        self.assertEqual(st, 200)
+        m = su.metrics(srv)
+        self.assertEqual(m["csmcp_supervisor_generation"], 1)
+        self.assertEqual(m['csmcp_reloads_total{result="failed"}'], 1)
+        # a fixed config reloads fine
+        with open(srv.conf_path, "w") as f:
+            f.write(good)
+        r = srv.ctl("reload", "--wait", "--timeout", "20")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("generation 2", r.stdout)
+        self.assertFalse(set(su.current(srv).values()) & set(before.values()))
+
+    def test_new_generation_failing_ready_is_rolled_back(self):
+        srv = self.srv
+        before = su.current(srv)
+        srv.rewrite_conf({"server": {"worker_binary": "/bin/false"}})
+        t0 = time.monotonic()
+        r = srv.ctl("reload", "--wait", "--timeout", "20")
+        say("failing generation: exit %d in %.2f s, stderr: %s" %
+            (r.returncode, time.monotonic() - t0, r.stderr.strip()))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("exited with status 1", r.stderr)
+        self.assertIn("before READY", r.stderr)
+        self.assertEqual(su.current(srv), before)
+        st, _, _ = srv.get("/health")
+        self.assertEqual(st, 200)
+        # overlapping reloads are refused: start one that cannot finish quickly, then another
+        srv.rewrite_conf({"server": {"worker_binary": lib.WORKER}})
+        r1 = srv.ctl("reload")
+        r2 = srv.ctl("reload")
+        self.assertEqual(r1.returncode, 0, r1.stderr)
+        if r2.returncode == 0:
+            self.fail("second reload accepted while the first was running: " + r2.stdout)
+        self.assertIn("in progress", r2.stderr)
+
+
+class TestShutdown(SupervisorCase):
+    def test_sigterm_under_load_drains_and_exits_0(self):
+        srv = self.srv
+        load = su.Load(srv.port, clients=8, pause_s=0.001, max_s=30, reconnect=False).start()
+        self.addCleanup(load.stop)
+        # requests truly in flight at SIGTERM: headers half sent, completed after the signal
+        partial = []
+        for _ in range(6):
+            sk = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            sk.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            partial.append(sk)
+        time.sleep(1.0)
+        pids = list(su.current(srv).values())
+        ok_before = load.ok
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        answers = []
+        for sk in partial:
+            sk.sendall(b"X-Late: 1\r\n\r\n")
+            data = b""
+            while True:
+                chunk = sk.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            sk.close()
+            answers.append(data)
+        rc = srv.proc.wait(timeout=FAST["server"]["drain_timeout"] + 5)
+        dt = time.monotonic() - t0
+        load.stop()
+        for a in answers:
+            self.assertTrue(a.startswith(b"HTTP/1.1 200"), a[:200])
+            self.assertIn(b"connection: close", a.lower())
+        say("%d half-sent requests completed after SIGTERM with Connection: close" %
+            len(answers))
+        say("SIGTERM: exit %d in %.2f s (drain_timeout %d s); load %s" %
+            (rc, dt, FAST["server"]["drain_timeout"], load.summary()))
+        self.assertEqual(rc, 0)
+        self.assertLess(dt, FAST["server"]["drain_timeout"])
+        self.assertGreater(ok_before, 0)
+        self.assertEqual(load.conn_errors, 0, load.errors)
+        self.assertEqual(load.bad_status, 0)
+        for p in pids:
+            self.assertFalse(su.pid_alive(p))
+        self.assertFalse(os.path.exists(srv.socket), "control socket left behind")
+
+    def test_supervisor_killed_workers_exit(self):
+        srv = self.srv
+        pids = list(su.current(srv).values())
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(5)
+        _, dt = su.wait_for(lambda: not any(su.pid_alive(p) for p in pids), 5)
+        say("supervisor SIGKILLed: all %d workers gone in %.2f s" % (len(pids), dt))
+
+
+class TestFdHygiene(SupervisorCase):
+    workers = 2
+
+    def sockets(self, pid):
+        return {su.socket_inode(t) for t in su.fd_targets(pid).values()} - {None}
+
+    def test_workers_hold_only_their_fds(self):
+        srv = self.srv
+        sup_pid = srv.proc.pid
+        time.sleep(0.3)  # let the harness's /ready connection close
+        fds0 = su.fd_targets(sup_pid)
+        sup_fds0 = len(fds0)
+        cur = su.current(srv)
+        a, b = cur[0], cur[1]
+        sup_socks = self.sockets(sup_pid)
+        shared_a = self.sockets(a) & sup_socks
+        shared_b = self.sockets(b) & sup_socks
+        # exactly the listening socket is shared with the supervisor: no admin listener, no
+        # control socket, no channel end of another worker, no libevent pipe
+        self.assertEqual(len(shared_a), 1, su.fd_targets(a))
+        self.assertEqual(shared_a, shared_b)
+        self.assertEqual(self.sockets(a) & self.sockets(b), shared_a)
+        pipes_sup = {t for t in su.fd_targets(sup_pid).values() if t.startswith("pipe:")}
+        for w in (a, b):
+            pipes_w = {t for t in su.fd_targets(w).values() if t.startswith("pipe:")}
+            self.assertFalse(pipes_w & pipes_sup, "worker %d holds a supervisor pipe" % w)
+        n_a = len(su.fd_targets(a))
+        say("worker fds: %d %s" % (n_a, sorted(su.fd_targets(a).items())))
+        # after reloads and a crash, the new workers hold as many fds, the supervisor no more
+        for i in range(3):
+            r = srv.ctl("reload", "--wait", "--timeout", "20")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        os.kill(su.current(srv)[0], signal.SIGKILL)
+        su.wait_for(lambda: len(su.current(srv)) == 2 and
+                    all(w["state"] == "READY" for w in su.workers(srv)
+                        if w["current"] == "yes") and
+                    len(su.workers(srv)) == 2, 10)
+        for w in su.current(srv).values():
+            su.wait_for(lambda: len(su.fd_targets(w)) == n_a, 3)
+        try:
+            su.wait_for(lambda: len(su.fd_targets(sup_pid)) == sup_fds0, 3)
+        except AssertionError:
+            self.fail("supervisor fds changed: %s -> %s" % (sorted(fds0.items()),
+                                                             sorted(su.fd_targets(sup_pid).items())))
+        say("supervisor fds: %d before, %d after 3 reloads and a crash" %
+            (sup_fds0, len(su.fd_targets(sup_pid))))
+
+
+class TestConfigCheck(lib.TestCase):
+    def test_t_reports_file_line_key(self):
+        d = lib.tempfile.mkdtemp(prefix="csmcp-it-")
+        p = os.path.join(d, "bad.conf")
+        with open(p, "w") as f:
+            f.write("server = {\n  workers = 0;\n};\n")
+        r = subprocess.run([lib.CSMCPD, "-t", "-c", p], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("%s:2: server.workers:" % p, r.stderr + r.stdout)
+        with open(p, "w") as f:
+            f.write("server = {\n  workers = 3;\n};\n")
+        r = subprocess.run([lib.CSMCPD, "-t", "-c", p], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run([lib.CSMCPD, "--print-keys"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("worker_timeout", r.stdout)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
