@@ -277,6 +277,20 @@ static void schema_2020_12(struct tool_call *tc)
     jbuf_free(&t);
 }
 
+/* csmcp's own fixture (not from the suite): structuredContent checked against outputSchema by
+ * SDK clients. */
+static void structured_output(struct tool_call *tc)
+{
+    const char *text = json_get_str(tool_call_args(tc), "text");
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"echo\":");
+    json_str(&b, text ? text : "");
+    jbuf_printf(&b, ",\"length\":%zu}", text ? strlen(text) : 0);
+    tool_call_done(tc, b.p, NULL);
+    jbuf_free(&b);
+}
+
 #define RO (TOOL_HINT_READONLY | TOOL_HINT_IDEMPOTENT)
 
 /* clang-format off */
@@ -318,6 +332,14 @@ const struct tool_def tools_fixtures[] = {
      "\"city\":{\"type\":\"string\"}}}},\"properties\":{\"name\":{\"type\":\"string\"},"
      "\"address\":{\"$ref\":\"#/$defs/address\"}},\"additionalProperties\":false}",
      NULL, RO, TOOL_SCOPE_READ, schema_2020_12, NULL, true},
+    {"test_structured_output", "Structured output",
+     "Echoes its text argument as structuredContent that matches the declared outputSchema",
+     "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\",\"maxLength\":1000,"
+     "\"description\":\"Text to echo\"}},\"required\":[\"text\"],\"additionalProperties\":false}",
+     "{\"type\":\"object\",\"properties\":{\"echo\":{\"type\":\"string\"},\"length\":{"
+     "\"type\":\"integer\",\"minimum\":0}},\"required\":[\"echo\",\"length\"],"
+     "\"additionalProperties\":false}",
+     RO, TOOL_SCOPE_READ, structured_output, NULL, true},
     {"test_reconnection", "Reconnection",
      "Closes the SSE stream mid-call; the result arrives after the client reconnects with "
      "Last-Event-ID (SEP-1699)",
