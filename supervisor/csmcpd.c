@@ -334,6 +334,33 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
 
 /* ---- slots ops: the OS side of slots.c ---- */
 
+/* The worker's environment: ours minus what systemd meant for csmcpd alone (only the
+ * supervisor talks to systemd; socket-activation variables were consumed). Caller frees the
+ * array (the strings are borrowed from environ). */
+static char **worker_env(void)
+{
+    static const char *const drop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
+                                       "LISTEN_FDS=",    "LISTEN_PID=",    "LISTEN_FDNAMES="};
+    extern char **environ;
+    size_t n = 0, k = 0;
+    char **v;
+
+    while (environ[n])
+        n++;
+    v = calloc(n + 1, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool keep = true;
+        for (size_t d = 0; d < sizeof(drop) / sizeof(drop[0]); d++)
+            if (strncmp(environ[i], drop[d], strlen(drop[d])) == 0)
+                keep = false;
+        if (keep)
+            v[k++] = environ[i];
+    }
+    return v;
+}
+
 static int op_spawn(void *arg, struct slots_worker *w)
 {
     uint64_t hash;
@@ -353,6 +380,7 @@ static int op_spawn(void *arg, struct slots_worker *w)
                     NULL};
     sigset_t all, old;
     struct wio *io;
+    char **envp = NULL;
     int sv[2];
     pid_t pid;
 
@@ -360,6 +388,9 @@ static int op_spawn(void *arg, struct slots_worker *w)
     io = calloc(1, sizeof(*io));
     if (!io)
         return -1;
+    envp = worker_env();
+    if (!envp)
+        goto fail_io;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
         log_error("socketpair(control channel, slot %d): %s", w->slot, strerror(errno));
         goto fail_io;
@@ -392,7 +423,7 @@ static int op_spawn(void *arg, struct slots_worker *w)
             fd_set_cloexec(sup.lfd[i], false);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(argv[0], argv);
+        execve(argv[0], argv, envp);
         {
             static const char msg[] = "csmcpd: execv(worker binary) failed\n";
             ssize_t wr = write(2, msg, sizeof(msg) - 1);
@@ -406,6 +437,8 @@ static int op_spawn(void *arg, struct slots_worker *w)
         errno = e;
     }
     close(sv[1]);
+    free(envp);
+    envp = NULL;
     if (pid < 0) {
         log_error("fork(worker slot %d): %s", w->slot, strerror(errno));
         close(sv[0]);
@@ -419,6 +452,7 @@ static int op_spawn(void *arg, struct slots_worker *w)
     w->io = io;
     return 0;
 fail_io:
+    free(envp);
     free(io);
     return -1;
 }
@@ -600,14 +634,25 @@ void sup_stop(void)
 
 /* ---- loop ---- */
 
+static int ready_in_gen(uint32_t gen)
+{
+    int n = 0;
+    for (const struct slots_worker *w = sup.slots.workers; w; w = w->next)
+        if (w->gen == gen && w->state == SLOTS_READY)
+            n++;
+    return n;
+}
+
 static void update_status(void)
 {
-    char st[256];
-    int ready = slots_count_state(&sup.slots, SLOTS_READY);
+    char st[256], rl[64] = "";
 
-    snprintf(st, sizeof(st), "generation %u: %d/%d workers ready%s%s", sup.slots.gen, ready,
-             sup.slots.nslots, sup.slots.crash_loop ? ", CRASH LOOP" : "",
-             sup.slots.reloading ? ", reloading" : "");
+    if (sup.slots.reloading)
+        snprintf(rl, sizeof(rl), ", reloading (generation %u: %d/%d ready)", sup.slots.new_gen,
+                 ready_in_gen(sup.slots.new_gen), sup.slots.newp.workers);
+    snprintf(st, sizeof(st), "generation %u: %d/%d workers ready%s%s", sup.slots.gen,
+             ready_in_gen(sup.slots.gen), sup.slots.nslots,
+             sup.slots.crash_loop ? ", CRASH LOOP" : "", rl);
     if (strcmp(st, sup.status) != 0 && !sup.slots.shutdown) {
         snprintf(sup.status, sizeof(sup.status), "%s", st);
         notifyf("STATUS=%s", st);
@@ -735,8 +780,8 @@ void sup_write_status(FILE *f)
     fmt_dur(up, sizeof(up), now - sup.started_ms);
     fprintf(f, "csmcpd %s  pid %d  up %s  config %s\n", CSMCP_VERSION, (int)sup.pid, up,
             sup.cfg_path);
-    fprintf(f, "generation %u  workers %d/%d ready  state %s%s\n", s->gen,
-            slots_count_state(s, SLOTS_READY), s->nslots,
+    fprintf(f, "generation %u  workers %d/%d ready  state %s%s\n", s->gen, ready_in_gen(s->gen),
+            s->nslots,
             s->shutdown ? (s->shutdown == 2 ? "stopping (fast)" : "draining")
                         : (s->reloading ? "reloading" : "running"),
             s->crash_loop ? "  CRASH LOOP" : "");
