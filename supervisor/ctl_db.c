@@ -1,12 +1,729 @@
-/* ctl_db.c - placeholder until the data engineer's migrate/seed/import lands. */
+/*
+ * ctl_db.c - csmcpctl's database commands: migrate, seed, import.
+ *
+ *   migrate [--migrations DIR]           apply db/migrations/NNNN_name.sql in order
+ *   seed [--accounts N]                  deterministic demo data set (csmcp.seed_demo)
+ *   import usage|contacts|nps FILE [--format csv|jsonl]
+ *
+ * Invariants:
+ *   - migrate holds a session advisory lock for its whole run, so two operators (or two hosts
+ *     deploying at once) never interleave; each file runs in its own transaction together with
+ *     its schema_migrations row, so a file is either fully applied and recorded or not at all;
+ *     an applied file is never re-run; a file whose checksum changed since it was applied is
+ *     reported (forward-only: write a new migration instead).
+ *   - import validates every row first and applies only when no row is bad, inside one
+ *     transaction: nothing is ever half-imported; each bad row is reported as FILE:LINE: reason.
+ * Synchronous libpq is fine here: csmcpctl is a one-shot CLI, never the request path.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yajl/yajl_tree.h>
 
+#include "cfg.h"
+#include "csmcp_build.h"
 #include "ctl_ext.h"
+
+#define IMPORT_BATCH        1000
+#define MAX_REPORTED_ERRORS 100
+#define MIGRATE_LOCK_KEY    "7311001"
+
+/* ---------------------------------------------------------------- small helpers */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static int buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
+}
+
+static int buf_str(struct buf *b, const char *s)
+{
+    return buf_add(b, s, strlen(s));
+}
+
+/* Appends s as a JSON string literal. */
+static int buf_json_str(struct buf *b, const char *s)
+{
+    char esc[8];
+    if (buf_add(b, "\"", 1))
+        return -1;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*c;
+            if (buf_add(b, esc, 2))
+                return -1;
+        } else if (*c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *c);
+            if (buf_str(b, esc))
+                return -1;
+        } else if (buf_add(b, (const char *)c, 1)) {
+            return -1;
+        }
+    }
+    return buf_add(b, "\"", 1);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct buf b = {0};
+    char chunk[65536];
+    size_t n;
+    if (!f)
+        return NULL;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (buf_add(&b, chunk, n)) {
+            fclose(f);
+            free(b.p);
+            return NULL;
+        }
+    }
+    fclose(f);
+    if (!b.p)
+        b.p = calloc(1, 1);
+    if (len)
+        *len = b.len;
+    return b.p;
+}
+
+static void sha256_hex(const char *data, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < n && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[64] = 0;
+}
+
+/* Connects synchronously; the password comes from database.password_file when set. */
+static PGconn *db_connect(const struct cfg *cfg)
+{
+    const char *keys[4] = {"dbname", "application_name", NULL, NULL};
+    const char *vals[4] = {cfg->database_url, "csmcpctl", NULL, NULL};
+    char *pw = NULL;
+    if (cfg->database_password_file && cfg->database_password_file[0]) {
+        pw = read_file(cfg->database_password_file, NULL);
+        if (!pw) {
+            fprintf(stderr, "csmcpctl: cannot read database.password_file %s: %s\n",
+                    cfg->database_password_file, strerror(errno));
+            return NULL;
+        }
+        pw[strcspn(pw, "\r\n")] = 0;
+        keys[2] = "password";
+        vals[2] = pw;
+    }
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (pw) {
+        memset(pw, 0, strlen(pw));
+        free(pw);
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "csmcpctl: cannot connect to the database: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void quiet_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/* Runs a command that returns no rows; prints the error and returns -1 on failure. */
+static int exec_ok(PGconn *c, const char *sql, const char *what)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = 0;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "csmcpctl: %s: %s", what, PQerrorMessage(c));
+        rc = -1;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- migrate */
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const char *migrations_dir(const char *opt, char *buf, size_t len)
+{
+    const char *env = getenv("CSMCP_MIGRATIONS_DIR");
+    if (opt)
+        return opt;
+    if (env && *env)
+        return env;
+    snprintf(buf, len, "%s/db/migrations", CSMCP_SOURCE_ROOT);
+    if (is_dir(buf))
+        return buf;
+    if (is_dir("/usr/share/csmcp/migrations"))
+        return "/usr/share/csmcp/migrations";
+    if (is_dir("/usr/local/share/csmcp/migrations"))
+        return "/usr/local/share/csmcp/migrations";
+    return buf;
+}
+
+static bool migration_name_ok(const char *n)
+{
+    size_t l = strlen(n);
+    if (l < 10 || strcmp(n + l - 4, ".sql") != 0)
+        return false;
+    for (int i = 0; i < 4; i++)
+        if (n[i] < '0' || n[i] > '9')
+            return false;
+    return n[4] == '_';
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
+{
+    const char *opt_dir = NULL;
+    char dirbuf[4096];
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int applied = 0, skipped = 0, rc = 1;
+    PGconn *c = NULL;
+    DIR *d = NULL;
+    struct dirent *e;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--migrations") && i + 1 < argc) {
+            opt_dir = argv[++i];
+        } else {
+            fprintf(stderr, "usage: csmcpctl migrate [--migrations DIR]\n");
+            return 2;
+        }
+    }
+    const char *dir = migrations_dir(opt_dir, dirbuf, sizeof(dirbuf));
+    d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "csmcpctl migrate: cannot open %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    while ((e = readdir(d))) {
+        if (!migration_name_ok(e->d_name))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, cap * sizeof(*names));
+            if (!nn)
+                goto out;
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name)))
+            goto out;
+        n++;
+    }
+    qsort(names, n, sizeof(*names), cmp_str);
+
+    if (!(c = db_connect(cfg)))
+        goto out;
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+    if (exec_ok(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "advisory lock") ||
+        exec_ok(c,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, "
+                "name text NOT NULL, checksum text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())",
+                "create schema_migrations"))
+        goto out;
+
+    for (size_t i = 0; i < n; i++) {
+        char version[5], path[8192], sum[65];
+        size_t len;
+        memcpy(version, names[i], 4);
+        version[4] = 0;
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        char *sql = read_file(path, &len);
+        if (!sql) {
+            fprintf(stderr, "csmcpctl migrate: cannot read %s: %s\n", path, strerror(errno));
+            goto out;
+        }
+        sha256_hex(sql, len, sum);
+        const char *p1[1] = {version};
+        PGresult *r =
+            PQexecParams(c, "SELECT name, checksum FROM schema_migrations WHERE version = $1", 1,
+                         NULL, p1, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "csmcpctl migrate: %s", PQerrorMessage(c));
+            PQclear(r);
+            free(sql);
+            goto out;
+        }
+        if (PQntuples(r) == 1) {
+            if (strcmp(PQgetvalue(r, 0, 1), sum) != 0)
+                fprintf(stderr,
+                        "csmcpctl migrate: warning: %s changed since it was applied (as %s); "
+                        "migrations are forward-only, add a new one\n",
+                        names[i], PQgetvalue(r, 0, 0));
+            PQclear(r);
+            free(sql);
+            skipped++;
+            continue;
+        }
+        PQclear(r);
+
+        if (exec_ok(c, "BEGIN", "begin")) {
+            free(sql);
+            goto out;
+        }
+        r = PQexec(c, sql);
+        free(sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "csmcpctl migrate: %s failed: %s", names[i], PQerrorMessage(c));
+            PQclear(r);
+            exec_ok(c, "ROLLBACK", "rollback");
+            goto out;
+        }
+        PQclear(r);
+        const char *p3[3] = {version, names[i], sum};
+        r = PQexecParams(
+            c, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", 3,
+            NULL, p3, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "csmcpctl migrate: recording %s: %s", names[i], PQerrorMessage(c));
+            PQclear(r);
+            exec_ok(c, "ROLLBACK", "rollback");
+            goto out;
+        }
+        PQclear(r);
+        if (exec_ok(c, "COMMIT", "commit"))
+            goto out;
+        printf("applied %s\n", names[i]);
+        applied++;
+    }
+    printf("migrate: %d applied, %d already applied (%s)\n", applied, skipped, dir);
+    rc = 0;
+out:
+    if (c) {
+        PGresult *r = PQexec(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")");
+        PQclear(r);
+        PQfinish(c);
+    }
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- seed */
+
+static int cmd_seed(const struct cfg *cfg, int argc, char **argv)
+{
+    long accounts = 200;
+    char num[32];
+    int rc = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--accounts") && i + 1 < argc) {
+            char *end;
+            accounts = strtol(argv[++i], &end, 10);
+            if (*end || accounts < 1 || accounts > 1000000) {
+                fprintf(stderr, "csmcpctl seed: --accounts must be 1..1000000\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: csmcpctl seed [--accounts N]\n");
+            return 2;
+        }
+    }
+    PGconn *c = db_connect(cfg);
+    if (!c)
+        return 1;
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+    snprintf(num, sizeof(num), "%ld", accounts);
+    const char *p[1] = {num};
+    PGresult *r =
+        PQexecParams(c, "SELECT csmcp.seed_demo($1::integer)::text", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "csmcpctl seed: %s", PQerrorMessage(c));
+    } else {
+        printf("seed: %s\n", PQgetvalue(r, 0, 0));
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- import */
+
+struct row {
+    char *json; /* one JSON object */
+    long line;  /* 1-based line in the file */
+};
+
+struct rows {
+    struct row *v;
+    size_t n, cap;
+};
+
+static int rows_push(struct rows *rs, char *json, long line)
+{
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 1024;
+        struct row *nv = realloc(rs->v, cap * sizeof(*nv));
+        if (!nv)
+            return -1;
+        rs->v = nv;
+        rs->cap = cap;
+    }
+    rs->v[rs->n].json = json;
+    rs->v[rs->n].line = line;
+    rs->n++;
+    return 0;
+}
+
+/* Splits one CSV record starting at *pp (RFC 4180 quoting; fields may span lines). Returns the
+ * number of fields, fields are malloc'd; *lines gets the number of newlines consumed. */
+static int csv_record(const char **pp, char ***out, long *lines)
+{
+    const char *p = *pp;
+    char **f = NULL;
+    int nf = 0, capf = 0;
+    struct buf cur = {0};
+    bool quoted = false, done = false;
+    *lines = 0;
+    while (!done) {
+        if (!*p) {
+            done = true;
+        } else if (quoted) {
+            if (*p == '"' && p[1] == '"') {
+                buf_add(&cur, "\"", 1);
+                p += 2;
+                continue;
+            }
+            if (*p == '"') {
+                quoted = false;
+                p++;
+                continue;
+            }
+            if (*p == '\n')
+                (*lines)++;
+            buf_add(&cur, p, 1);
+            p++;
+            continue;
+        } else if (*p == '"' && cur.len == 0) {
+            quoted = true;
+            p++;
+            continue;
+        } else if (*p == ',' || *p == '\n' || (*p == '\r' && p[1] == '\n')) {
+            /* end of field below */
+        } else {
+            buf_add(&cur, p, 1);
+            p++;
+            continue;
+        }
+        if (nf == capf) {
+            capf = capf ? capf * 2 : 16;
+            char **nfv = realloc(f, (size_t)capf * sizeof(*f));
+            if (!nfv)
+                break;
+            f = nfv;
+        }
+        f[nf++] = cur.p ? cur.p : strdup("");
+        cur = (struct buf){0};
+        if (done)
+            break;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == '\r')
+            p++;
+        p++; /* '\n' */
+        (*lines)++;
+        break;
+    }
+    free(cur.p);
+    *pp = p;
+    *out = f;
+    return nf;
+}
+
+static bool looks_numeric(const char *s)
+{
+    char *end;
+    if (!*s)
+        return false;
+    (void)strtod(s, &end);
+    return *end == 0 && strspn(s, "0123456789.-+eE") == strlen(s);
+}
+
+static int parse_csv(const char *text, const char *path, struct rows *rs, struct buf *errs,
+                     int *nerr)
+{
+    const char *p = text;
+    char **hdr = NULL;
+    long line = 1, consumed;
+    int nh = csv_record(&p, &hdr, &consumed);
+    line += consumed;
+    if (nh <= 0) {
+        fprintf(stderr, "csmcpctl import: %s: empty file\n", path);
+        return -1;
+    }
+    while (*p) {
+        char **f;
+        long start = line;
+        int nf = csv_record(&p, &f, &consumed);
+        line += consumed;
+        if (nf == 1 && f[0][0] == 0) { /* blank line */
+            free(f[0]);
+            free(f);
+            continue;
+        }
+        if (nf != nh) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s:%ld: expected %d fields, found %d\n", path, start, nh,
+                     nf);
+            if (*nerr < MAX_REPORTED_ERRORS)
+                buf_str(errs, msg);
+            (*nerr)++;
+        } else {
+            struct buf o = {0};
+            buf_str(&o, "{");
+            for (int i = 0; i < nf; i++) {
+                if (i)
+                    buf_str(&o, ",");
+                buf_json_str(&o, hdr[i]);
+                buf_str(&o, ":");
+                if (f[i][0] == 0)
+                    buf_str(&o, "null");
+                else if ((!strcmp(hdr[i], "quantity") || !strcmp(hdr[i], "score")) &&
+                         looks_numeric(f[i]))
+                    buf_str(&o, f[i]);
+                else
+                    buf_json_str(&o, f[i]);
+            }
+            buf_str(&o, "}");
+            rows_push(rs, o.p, start);
+        }
+        for (int i = 0; i < nf; i++)
+            free(f[i]);
+        free(f);
+    }
+    for (int i = 0; i < nh; i++)
+        free(hdr[i]);
+    free(hdr);
+    return 0;
+}
+
+static int parse_jsonl(char *text, const char *path, struct rows *rs, struct buf *errs, int *nerr)
+{
+    long line = 0;
+    char *l = text;
+    while (*l) {
+        char ebuf[256];
+        char *nl = strchr(l, '\n');
+        char *next = nl ? nl + 1 : l + strlen(l);
+        if (nl)
+            *nl = 0;
+        line++;
+        if (strspn(l, " \t\r") != strlen(l)) {
+            yajl_val v = yajl_tree_parse(l, ebuf, sizeof(ebuf));
+            if (!v || !YAJL_IS_OBJECT(v)) {
+                char msg[512];
+                ebuf[strcspn(ebuf, "\n")] = 0;
+                snprintf(msg, sizeof(msg), "%s:%ld: not a JSON object%s%s\n", path, line,
+                         v ? "" : ": ", v ? "" : ebuf);
+                if (*nerr < MAX_REPORTED_ERRORS)
+                    buf_str(errs, msg);
+                (*nerr)++;
+            } else if (rows_push(rs, strdup(l), line)) {
+                yajl_tree_free(v);
+                return -1;
+            }
+            yajl_tree_free(v);
+        }
+        l = next;
+    }
+    return 0;
+}
+
+/* Builds the JSON array of rows [from, to). Caller frees. */
+static char *batch_json(const struct rows *rs, size_t from, size_t to)
+{
+    struct buf b = {0};
+    buf_str(&b, "[");
+    for (size_t i = from; i < to; i++) {
+        if (i > from)
+            buf_str(&b, ",");
+        buf_str(&b, rs->v[i].json);
+    }
+    buf_str(&b, "]");
+    return b.p;
+}
+
+static int cmd_import(const struct cfg *cfg, int argc, char **argv)
+{
+    const char *kind = NULL, *path = NULL, *format = NULL;
+    struct rows rs = {0};
+    struct buf errs = {0};
+    int nerr = 0, rc = 1;
+    PGconn *c = NULL;
+    char *text = NULL;
+    char validate_sql[128], apply_sql[128];
+    long inserted = 0, duplicates = 0, updated = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--format") && i + 1 < argc)
+            format = argv[++i];
+        else if (!kind)
+            kind = argv[i];
+        else if (!path)
+            path = argv[i];
+        else
+            kind = NULL, i = argc;
+    }
+    if (!kind || !path ||
+        (strcmp(kind, "usage") && strcmp(kind, "contacts") && strcmp(kind, "nps")) ||
+        (format && strcmp(format, "csv") && strcmp(format, "jsonl"))) {
+        fprintf(stderr, "usage: csmcpctl import usage|contacts|nps FILE [--format csv|jsonl]\n");
+        return 2;
+    }
+    const char *fn = !strcmp(kind, "usage") ? "usage_events" : kind;
+    snprintf(validate_sql, sizeof(validate_sql),
+             "SELECT idx, error FROM csmcp.validate_%s($1::jsonb) ORDER BY idx", fn);
+    snprintf(apply_sql, sizeof(apply_sql), "SELECT csmcp.apply_%s($1::jsonb)::text", fn);
+
+    if (!(text = read_file(path, NULL))) {
+        fprintf(stderr, "csmcpctl import: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (!format) {
+        size_t l = strlen(path);
+        format = (l > 4 && !strcmp(path + l - 4, ".csv")) ? "csv" : NULL;
+        if (!format)
+            format = text[strspn(text, " \t\r\n")] == '{' ? "jsonl" : "csv";
+    }
+    if (!strcmp(format, "csv") ? parse_csv(text, path, &rs, &errs, &nerr)
+                               : parse_jsonl(text, path, &rs, &errs, &nerr))
+        goto out;
+
+    if (!(c = db_connect(cfg)))
+        goto out;
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+    if (exec_ok(c, "BEGIN", "begin"))
+        goto out;
+    /* Pass 1: validate every row (in batches), collecting FILE:LINE: reason. */
+    for (size_t from = 0; from < rs.n; from += IMPORT_BATCH) {
+        size_t to = from + IMPORT_BATCH < rs.n ? from + IMPORT_BATCH : rs.n;
+        char *js = batch_json(&rs, from, to);
+        const char *p[1] = {js};
+        PGresult *r = PQexecParams(c, validate_sql, 1, NULL, p, NULL, NULL, 0);
+        free(js);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "csmcpctl import: validation failed: %s", PQerrorMessage(c));
+            PQclear(r);
+            goto out;
+        }
+        for (int i = 0; i < PQntuples(r); i++) {
+            long idx = atol(PQgetvalue(r, i, 0));
+            long line = idx >= 0 && from + (size_t)idx < rs.n ? rs.v[from + (size_t)idx].line : 0;
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s:%ld: %s\n", path, line, PQgetvalue(r, i, 1));
+            if (nerr < MAX_REPORTED_ERRORS)
+                buf_str(&errs, msg);
+            nerr++;
+        }
+        PQclear(r);
+    }
+    if (nerr > 0) {
+        fputs(errs.p ? errs.p : "", stderr);
+        if (nerr > MAX_REPORTED_ERRORS)
+            fprintf(stderr, "... and %d more\n", nerr - MAX_REPORTED_ERRORS);
+        fprintf(stderr, "import %s: %d invalid row(s) in %s; nothing imported\n", kind, nerr, path);
+        exec_ok(c, "ROLLBACK", "rollback");
+        goto out;
+    }
+    /* Pass 2: apply, same transaction. */
+    for (size_t from = 0; from < rs.n; from += IMPORT_BATCH) {
+        size_t to = from + IMPORT_BATCH < rs.n ? from + IMPORT_BATCH : rs.n;
+        char *js = batch_json(&rs, from, to);
+        const char *p[1] = {js};
+        PGresult *r = PQexecParams(c, apply_sql, 1, NULL, p, NULL, NULL, 0);
+        free(js);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "csmcpctl import: %s; nothing imported", PQerrorMessage(c));
+            PQclear(r);
+            exec_ok(c, "ROLLBACK", "rollback");
+            goto out;
+        }
+        yajl_val v = yajl_tree_parse(PQgetvalue(r, 0, 0), NULL, 0);
+        const char *k_ins[] = {"inserted", NULL}, *k_dup[] = {"duplicates", NULL},
+                   *k_upd[] = {"updated", NULL};
+        yajl_val x;
+        if ((x = yajl_tree_get(v, k_ins, yajl_t_number)))
+            inserted += YAJL_GET_INTEGER(x);
+        if ((x = yajl_tree_get(v, k_dup, yajl_t_number)))
+            duplicates += YAJL_GET_INTEGER(x);
+        if ((x = yajl_tree_get(v, k_upd, yajl_t_number)))
+            updated += YAJL_GET_INTEGER(x);
+        yajl_tree_free(v);
+        PQclear(r);
+    }
+    if (exec_ok(c, "COMMIT", "commit"))
+        goto out;
+    printf("import %s: %zu rows, %ld inserted, %ld updated, %ld duplicates skipped\n", kind, rs.n,
+           inserted, updated, duplicates);
+    rc = 0;
+out:
+    if (c)
+        PQfinish(c);
+    for (size_t i = 0; i < rs.n; i++)
+        free(rs.v[i].json);
+    free(rs.v);
+    free(errs.p);
+    free(text);
+    return rc;
+}
 
 int ctl_db_main(const struct cfg *cfg, int argc, char **argv)
 {
-    (void)cfg;
-    (void)argc;
-    fprintf(stderr, "csmcpctl %s: not built yet\n", argv[0]);
-    return 1;
+    if (argc < 1)
+        return 2;
+    if (!strcmp(argv[0], "migrate"))
+        return cmd_migrate(cfg, argc, argv);
+    if (!strcmp(argv[0], "seed"))
+        return cmd_seed(cfg, argc, argv);
+    if (!strcmp(argv[0], "import"))
+        return cmd_import(cfg, argc, argv);
+    fprintf(stderr, "csmcpctl: unknown database command %s\n", argv[0]);
+    return 2;
 }

@@ -107,7 +107,7 @@ BEGIN
     END IF;
     -- Portfolio view over all non-churned accounts.
     CREATE TEMP TABLE IF NOT EXISTS ms_all (client_id text, milestone text, name text, target_days integer,
-                                            achieved_on date, start_d date) ON COMMIT DROP;
+                                            achieved_on date, acc_start date) ON COMMIT DROP;
     TRUNCATE ms_all;
     INSERT INTO ms_all SELECT a.client_id, m.milestone, m.name, m.target_days, m.achieved_on, csmcp.account_start(a.client_id)
     FROM accounts a CROSS JOIN LATERAL csmcp.adoption_milestones_of(a.client_id) m WHERE a.status <> 'churned';
@@ -117,15 +117,15 @@ BEGIN
                                         'accounts_achieved', achieved, 'completion_rate', round(achieved::numeric / greatest(n_acc, 1), 3),
                                         'median_days_to_achieve', med) ORDER BY milestone)
     INTO rates FROM (SELECT milestone, name, target_days, count(achieved_on) AS achieved,
-                            percentile_disc(0.5) WITHIN GROUP (ORDER BY achieved_on - start_d) AS med
+                            percentile_disc(0.5) WITHIN GROUP (ORDER BY achieved_on - acc_start) AS med
                      FROM ms_all GROUP BY milestone, name, target_days) r;
     SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'overdue_milestones', n) ORDER BY n DESC, client_id), '[]')
     INTO stuck FROM (SELECT client_id, count(*) AS n FROM ms_all
-                     WHERE achieved_on IS NULL AND t - start_d > target_days GROUP BY client_id HAVING count(*) >= 2
+                     WHERE achieved_on IS NULL AND t - acc_start > target_days GROUP BY client_id HAVING count(*) >= 2
                      ORDER BY n DESC, client_id LIMIT 20) s;
     SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'milestones_ahead_of_target', n) ORDER BY n DESC, client_id), '[]')
     INTO fast FROM (SELECT client_id, count(*) AS n FROM ms_all
-                    WHERE achieved_on IS NOT NULL AND achieved_on - start_d <= target_days / 2 GROUP BY client_id
+                    WHERE achieved_on IS NOT NULL AND achieved_on - acc_start <= target_days / 2 GROUP BY client_id
                     HAVING count(*) >= 4 ORDER BY n DESC, client_id LIMIT 20) f;
 
     RETURN jsonb_build_object('milestone_framework', v_fw, 'accounts_analyzed', n_acc, 'total_milestones', 8,
