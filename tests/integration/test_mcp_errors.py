@@ -1,0 +1,351 @@
+"""Raw-HTTP tests of every /mcp error path and of version negotiation (owner: core).
+
+One csmcpd with 2 workers, conformance fixtures on, auth off, small body limit.
+"""
+import http.client
+import json
+import socket
+import unittest
+
+import lib
+from core_util import ACCEPT, initialize, mcp_headers, post, rpc, SseStream
+
+
+class McpErrors(lib.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = lib.Csmcpd(workers=2, fixtures=True, auth=False,
+                           conf={"http": {"max_body_size": 4096, "max_header_size": 2048}})
+        cls.d.start()
+        cls.port = cls.d.port
+        cls.sid, cls.init = initialize(cls.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def assertRpcError(self, msgs, code, contains=None):
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertIn("error", msgs[0], msgs)
+        self.assertEqual(msgs[0]["error"]["code"], code, msgs)
+        if contains:
+            self.assertIn(contains, json.dumps(msgs[0]["error"]))
+
+    # ---- transport-level errors ----
+
+    def test_406_wrong_accept(self):
+        st, _, _, _ = post(self.port, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, self.sid,
+                           lib.PROTOCOL, headers={"Accept": "application/json"})
+        self.assertEqual(st, 406)
+        st, _, _, _ = post(self.port, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, self.sid,
+                           lib.PROTOCOL, headers={"Accept": "text/event-stream"})
+        self.assertEqual(st, 406)
+
+    def test_406_get_without_event_stream(self):
+        st, _, _ = lib.http_request(self.port, "GET", "/mcp",
+                                    headers=mcp_headers(self.sid, accept="application/json"))
+        self.assertEqual(st, 406)
+
+    def test_415_wrong_content_type(self):
+        st, _, _, _ = post(self.port, "{}", self.sid, lib.PROTOCOL,
+                           headers={"Content-Type": "text/plain"})
+        self.assertEqual(st, 415)
+
+    def test_400_unsupported_protocol_version_header(self):
+        st, _, msgs, _ = rpc(self.port, "ping", sid=self.sid, version="1999-01-01")
+        self.assertEqual(st, 400)
+        self.assertIn("Unsupported protocol version", msgs[0]["error"]["message"])
+        st, _, msgs, _ = rpc(self.port, "ping", sid=self.sid, version="garbage")
+        self.assertEqual(st, 400)
+
+    def test_older_supported_protocol_header_is_accepted(self):
+        st, _, msgs, _ = rpc(self.port, "ping", sid=self.sid, version="2025-03-26")
+        self.assertEqual(st, 200)
+        self.assertEqual(msgs[0]["result"], {})
+
+    def test_400_missing_session(self):
+        st, _, msgs, _ = rpc(self.port, "tools/list", sid=None)
+        self.assertEqual(st, 400)
+        self.assertEqual(msgs[0]["error"]["code"], -32000)
+        st, _, _ = lib.http_request(self.port, "GET", "/mcp",
+                                    headers={"Accept": "text/event-stream"})
+        self.assertEqual(st, 400)
+        st, _, _ = lib.http_request(self.port, "DELETE", "/mcp", headers={})
+        self.assertEqual(st, 400)
+
+    def test_404_unknown_and_forged_session(self):
+        for sid in ("nope", "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA",
+                    self.sid[:-2] + ("AA" if not self.sid.endswith("AA") else "BB")):
+            st, _, _, _ = rpc(self.port, "ping", sid=sid)
+            self.assertEqual(st, 404, sid)
+
+    def test_404_after_delete(self):
+        sid, _ = initialize(self.port)
+        st, _, _, _ = rpc(self.port, "ping", sid=sid)
+        self.assertEqual(st, 200)
+        st, _, _ = lib.http_request(self.port, "DELETE", "/mcp", headers=mcp_headers(sid))
+        self.assertEqual(st, 200)
+        for _ in range(6):  # fresh connections: both workers
+            st, _, _, _ = rpc(self.port, "ping", sid=sid)
+            self.assertEqual(st, 404)
+        st, _, _ = lib.http_request(self.port, "DELETE", "/mcp", headers=mcp_headers(sid))
+        self.assertEqual(st, 404)
+
+    def test_403_bad_host_and_origin(self):
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": lib.PROTOCOL, "capabilities": {},
+            "clientInfo": {"name": "x", "version": "1"}}}
+        st, _, _, _ = post(self.port, body, headers={"Host": "evil.example.com"})
+        self.assertEqual(st, 403)
+        st, _, _, _ = post(self.port, body, headers={"Origin": "http://evil.example.com"})
+        self.assertEqual(st, 403)
+        st, _, _, _ = post(self.port, body, headers={"Host": "evil.example.com",
+                                                      "Origin": "http://evil.example.com"})
+        self.assertEqual(st, 403)
+        st, hd, _, _ = post(self.port, body, headers={
+            "Host": "127.0.0.1:%d" % self.port, "Origin": "http://127.0.0.1:%d" % self.port})
+        self.assertEqual(st, 200)
+        self.assertEqual(hd.get("access-control-allow-origin"), "http://127.0.0.1:%d" % self.port)
+        st, hd, _, _ = post(self.port, body, headers={"Host": "localhost:%d" % self.port})
+        self.assertEqual(st, 200)
+
+    def test_413_body_too_large(self):
+        big = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "a" * 5000}}
+        st, _, _, _ = post(self.port, big, self.sid, lib.PROTOCOL)
+        self.assertEqual(st, 413)
+
+    def test_413_chunked_body_too_large(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                      b"Content-Type: application/json\r\n\r\n")
+            chunk = b"a" * 3000
+            s.sendall(b"%x\r\n%s\r\n%x\r\n%s\r\n" % (len(chunk), chunk, len(chunk), chunk))
+            data = s.recv(4096)
+        finally:
+            s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:80])
+
+    def test_431_header_too_large(self):
+        st, _, _, _ = post(self.port, "{}", self.sid, lib.PROTOCOL, headers={"X-Pad": "p" * 3000})
+        self.assertEqual(st, 431)
+
+    def test_400_malformed_http(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+            data = s.recv(4096)
+        finally:
+            s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:80])
+
+    def test_405_other_methods(self):
+        st, hd, _ = lib.http_request(self.port, "PUT", "/mcp", body="{}", headers={})
+        self.assertEqual(st, 405)
+        self.assertIn("POST", hd.get("allow", ""))
+
+    # ---- JSON-RPC errors ----
+
+    def test_32700_malformed_json(self):
+        st, _, msgs, _ = post(self.port, '{"jsonrpc": "2.0", "id": 1, "method": ', self.sid,
+                              lib.PROTOCOL)
+        self.assertEqual(st, 400)
+        self.assertRpcError(msgs, -32700)
+        self.assertIsNone(msgs[0]["id"])
+
+    def test_32700_too_deep(self):
+        st, _, msgs, _ = post(self.port, "[" * 200 + "]" * 200, self.sid, lib.PROTOCOL)
+        self.assertEqual(st, 400)
+        self.assertRpcError(msgs, -32700, "nesting")
+
+    def test_32600_invalid_request(self):
+        for bad in ({"jsonrpc": "1.0", "id": 1, "method": "ping"},
+                    {"jsonrpc": "2.0", "id": None, "method": "ping"},
+                    {"jsonrpc": "2.0", "id": 1, "method": 5},
+                    {"jsonrpc": "2.0", "id": 1},
+                    "[]", "42"):
+            st, _, msgs, raw = post(self.port, bad, self.sid, lib.PROTOCOL)
+            self.assertEqual(st, 400, (bad, raw))
+            self.assertRpcError(msgs, -32600)
+
+    def test_32601_unknown_method(self):
+        st, _, msgs, _ = rpc(self.port, "no/such/method", sid=self.sid, id="abc")
+        self.assertEqual(st, 200)
+        self.assertRpcError(msgs, -32601)
+        self.assertEqual(msgs[0]["id"], "abc")
+
+    def test_32602_unknown_tool_and_bad_params(self):
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "no_such_tool"}, sid=self.sid)
+        self.assertRpcError(msgs, -32602, "Unknown tool")
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": 5}, sid=self.sid)
+        self.assertRpcError(msgs, -32602)
+        st, _, msgs, _ = rpc(self.port, "tools/call",
+                             {"name": "test_simple_text", "arguments": [1]}, sid=self.sid)
+        self.assertRpcError(msgs, -32602, "arguments must be an object")
+        st, _, msgs, _ = rpc(self.port, "tools/list", {"cursor": "bogus"}, sid=self.sid)
+        self.assertRpcError(msgs, -32602, "cursor")
+        st, _, msgs, _ = rpc(self.port, "logging/setLevel", {"level": "loud"}, sid=self.sid)
+        self.assertRpcError(msgs, -32602)
+        st, _, msgs, _ = rpc(self.port, "prompts/get", {"name": "test_prompt_with_arguments",
+                                                        "arguments": {"arg1": "x"}}, sid=self.sid)
+        self.assertRpcError(msgs, -32602)
+        st, _, msgs, _ = rpc(self.port, "resources/read", {"uri": "test://nope"}, sid=self.sid)
+        self.assertRpcError(msgs, -32002, "test://nope")
+
+    def test_32602_argument_path_on_2025_06_18(self):
+        sid, init = initialize(self.port, version="2025-06-18")
+        self.assertEqual(init["protocolVersion"], "2025-06-18")
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "test_structured_output",
+                                                       "arguments": {"text": 5}},
+                             sid=sid, version="2025-06-18")
+        self.assertRpcError(msgs, -32602, "arguments.text")
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "test_structured_output",
+                                                       "arguments": {"text": "x", "extra": 1}},
+                             sid=sid, version="2025-06-18")
+        self.assertRpcError(msgs, -32602, "extra")
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "test_structured_output",
+                                                       "arguments": {}},
+                             sid=sid, version="2025-06-18")
+        self.assertRpcError(msgs, -32602, "text")
+
+    def test_validation_is_tool_error_on_2025_11_25(self):
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "test_structured_output",
+                                                       "arguments": {"text": 5}}, sid=self.sid)
+        r = msgs[0]["result"]
+        self.assertTrue(r["isError"])
+        self.assertIn("arguments.text", r["content"][0]["text"])
+
+    def test_batch_rejected_on_2025_06_18_and_later(self):
+        batch = [{"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                 {"jsonrpc": "2.0", "id": 2, "method": "ping"}]
+        for v in ("2025-11-25", "2025-06-18"):
+            sid, _ = initialize(self.port, version=v)
+            st, _, msgs, _ = post(self.port, batch, sid, v)
+            self.assertEqual(st, 400, v)
+            self.assertRpcError(msgs, -32600)
+
+    def test_batch_on_2025_03_26(self):
+        sid, init = initialize(self.port, version="2025-03-26")
+        self.assertEqual(init["protocolVersion"], "2025-03-26")
+        batch = [{"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                 {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                 {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                  "params": {"name": "test_simple_text", "arguments": {}}},
+                 {"jsonrpc": "2.0", "id": 3, "method": "nope"},
+                 {"bad": True}]
+        st, _, msgs, raw = post(self.port, batch, sid, "2025-03-26")
+        self.assertEqual(st, 200, raw)
+        by_id = {json.dumps(m.get("id")): m for m in msgs}
+        self.assertEqual(len(msgs), 4, msgs)
+        self.assertEqual(by_id["1"]["result"], {})
+        self.assertIn("simple text", by_id["2"]["result"]["content"][0]["text"])
+        self.assertEqual(by_id["3"]["error"]["code"], -32601)
+        self.assertEqual(by_id["null"]["error"]["code"], -32600)
+        # only notifications -> 202
+        st, _, _, _ = post(self.port, [{"jsonrpc": "2.0", "method": "notifications/x"}], sid,
+                           "2025-03-26")
+        self.assertEqual(st, 202)
+
+    # ---- lifecycle and negotiation ----
+
+    def test_version_negotiation(self):
+        for want, got in (("2025-11-25", "2025-11-25"), ("2025-06-18", "2025-06-18"),
+                          ("2025-03-26", "2025-03-26"), ("2024-11-05", "2024-11-05"),
+                          ("2099-01-01", "2025-11-25"), ("1.0", "2025-11-25")):
+            _, init = initialize(self.port, version=want)
+            self.assertEqual(init["protocolVersion"], got, want)
+        self.assertEqual(self.init["serverInfo"]["name"], "csmcp")
+        for cap in ("tools", "resources", "prompts", "logging", "completions"):
+            self.assertIn(cap, self.init["capabilities"])
+
+    def test_session_id_is_visible_ascii_and_unique(self):
+        a, _ = initialize(self.port)
+        b, _ = initialize(self.port)
+        self.assertNotEqual(a, b)
+        for sid in (a, b):
+            self.assertTrue(all(0x21 <= ord(c) <= 0x7e for c in sid), sid)
+            self.assertGreaterEqual(len(sid), 40)
+
+    def test_notification_and_response_get_202(self):
+        st, _, _, raw = post(self.port, {"jsonrpc": "2.0", "method": "notifications/whatever"},
+                             self.sid, lib.PROTOCOL)
+        self.assertEqual((st, raw), (202, b""))
+        st, _, _, _ = post(self.port, {"jsonrpc": "2.0", "id": "srv-0000000000000000-1",
+                                       "result": {}}, self.sid, lib.PROTOCOL)
+        self.assertEqual(st, 202)
+
+    def test_ping_and_older_protocol_tool_results(self):
+        st, _, msgs, _ = rpc(self.port, "ping", sid=self.sid)
+        self.assertEqual(msgs[0]["result"], {})
+        sid, _ = initialize(self.port, version="2025-03-26")
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "test_structured_output",
+                                                       "arguments": {"text": "ab"}},
+                             sid=sid, version="2025-03-26")
+        self.assertNotIn("structuredContent", msgs[0]["result"])
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "test_structured_output",
+                                                       "arguments": {"text": "ab"}}, sid=self.sid)
+        self.assertEqual(msgs[0]["result"]["structuredContent"], {"echo": "ab", "length": 2})
+
+    def test_get_stream_opens_with_priming_event(self):
+        s = SseStream(self.port, "GET", mcp_headers(self.sid, accept="text/event-stream"),
+                      timeout=5)
+        try:
+            self.assertEqual(s.status, 200)
+            self.assertTrue(s.headers["content-type"].startswith("text/event-stream"))
+            ev = s.next_event()
+            self.assertIn("id", ev)
+            self.assertEqual(ev.get("data", ""), "")
+        finally:
+            s.close()
+
+    def test_tools_list_pagination_and_shape(self):
+        names, cursor, pages = [], None, 0
+        while True:
+            st, _, msgs, _ = rpc(self.port, "tools/list", {"cursor": cursor} if cursor else {},
+                                 sid=self.sid)
+            r = msgs[0]["result"]
+            for t in r["tools"]:
+                self.assertTrue(t["description"])
+                self.assertEqual(t["inputSchema"]["type"], "object")
+                self.assertIn("readOnlyHint", t["annotations"])
+                names.append(t["name"])
+            pages += 1
+            cursor = r.get("nextCursor")
+            if not cursor or pages > 50:
+                break
+        self.assertEqual(len(names), len(set(names)))
+        self.assertIn("json_schema_2020_12_tool", names)
+
+    def test_keepalive_connection_serves_many_requests(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            for i in range(20):
+                conn.request("POST", "/mcp", body=json.dumps(
+                    {"jsonrpc": "2.0", "id": i, "method": "ping"}),
+                    headers=mcp_headers(self.sid))
+                r = conn.getresponse()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(json.loads(r.read())["id"], i)
+        finally:
+            conn.close()
+
+
+class McpAuthRequired(lib.TestCase):
+    """With auth.required, a request without a token is 401 with RFC 9728 discovery."""
+
+    def test_401_with_resource_metadata(self):
+        with lib.Csmcpd(workers=1, fixtures=True, auth=True) as d:
+            st, hd, _, _ = post(d.port, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                         "params": {"protocolVersion": lib.PROTOCOL,
+                                                    "capabilities": {},
+                                                    "clientInfo": {"name": "x", "version": "1"}}})
+            self.assertEqual(st, 401)
+            self.assertIn("resource_metadata=", hd.get("www-authenticate", ""))
+            st, hd, _, _ = post(d.port, {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                                headers={"Authorization": "Bearer csk_not_a_real_key"})
+            self.assertEqual(st, 401)
+            self.assertIn("Bearer", hd.get("www-authenticate", ""))
+
+
+if __name__ == "__main__":
+    unittest.main()
