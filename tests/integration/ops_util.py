@@ -125,6 +125,21 @@ class NotifySocket:
             if time.monotonic() >= deadline:
                 return
 
+    def drain(self):
+        """Reads only what is queued right now (never waits)."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    return
+                kv = dict(l.split("=", 1) for l in data.decode(errors="replace").split("\n")
+                          if "=" in l)
+                self.messages.append((time.monotonic(), kv, data))
+        finally:
+            self.sock.settimeout(0.1)
+
     def wait_for(self, key, value=None, timeout=30.0, start=0):
         """Waits for a message (index >= start) carrying key (=value); returns its index."""
         deadline = time.monotonic() + timeout
