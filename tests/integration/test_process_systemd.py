@@ -73,8 +73,13 @@ class TestSocketActivation(lib.TestCase):
         srv = lib.Csmcpd(workers=2)
         port = lib.free_port()
         logf = open(srv.log_path, "ab")
-        srv.proc = subprocess.Popen([tool, "-l", "127.0.0.1:%d" % port, lib.CSMCPD, "-c",
-                                     srv.conf_path], env=srv.env, stdout=logf,
+        # systemd-socket-activate does not pass its environment on: hand it over with -E
+        setenv = []
+        for k, v in srv.env.items():
+            if k.startswith(("CSMCP_", "ASAN_", "UBSAN_", "LSAN_")) or k == "PATH":
+                setenv += ["-E", "%s=%s" % (k, v)]
+        srv.proc = subprocess.Popen([tool, "-l", "127.0.0.1:%d" % port] + setenv +
+                                    [lib.CSMCPD, "-c", srv.conf_path], env=srv.env, stdout=logf,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         srv.logf = logf
         try:
