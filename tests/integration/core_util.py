@@ -60,7 +60,7 @@ class SseStream:
         ev = {}
         while True:
             try:
-                line = self.resp.fp.readline()
+                line = self.resp.readline()
             except (socket.timeout, OSError):
                 return None
             if not line:

@@ -1,0 +1,221 @@
+"""Sessions across worker processes (owner: core): 4 workers behind one listening socket, every
+request on a fresh connection so consecutive requests of a session land on different workers.
+
+Proves: a session works on every worker; DELETE -> 404 on every worker; a worker crash and a
+reload do not end sessions; sampling/elicitation answers reach the waiting worker wherever they
+land; a stream closed mid-call resumes with Last-Event-ID on any worker; cancellation and the
+session's log level cross workers.
+"""
+import json
+import os
+import signal
+import time
+import unittest
+
+import lib
+from core_util import initialize, mcp_headers, post, rpc, SseStream
+
+
+def slots_serving(d, route="/mcp", status="200"):
+    """{slot: count} of csmcp_worker_http_requests_total for route/status (admin /metrics)."""
+    st, _, body = d.admin("/metrics")
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("csmcp_worker_http_requests_total{") and \
+                'route="%s"' % route in line and 'status="%s"' % status in line:
+            slot = line.split('slot="')[1].split('"')[0]
+            out[slot] = out.get(slot, 0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+class McpSessions(lib.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = lib.Csmcpd(workers=4, fixtures=True, auth=False,
+                           conf={"server": {"heartbeat_ms": 200}})
+        cls.d.start()
+        cls.port = cls.d.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_session_spans_workers(self):
+        sid, _ = initialize(self.port)
+        before = slots_serving(self.d)
+        for i in range(40):
+            st, _, msgs, raw = rpc(self.port, "ping", sid=sid, id=i)
+            self.assertEqual(st, 200, raw)
+            self.assertEqual(msgs[0], {"jsonrpc": "2.0", "id": i, "result": {}})
+        time.sleep(0.6)  # heartbeats carry the per-worker counters
+        after = slots_serving(self.d)
+        grew = [s for s in after if after[s] > before.get(s, 0)]
+        self.assertGreaterEqual(len(grew), 2, (before, after))
+
+    def test_delete_is_404_on_every_worker(self):
+        sid, _ = initialize(self.port)
+        st, _, _ = lib.http_request(self.port, "DELETE", "/mcp", headers=mcp_headers(sid))
+        self.assertEqual(st, 200)
+        before = slots_serving(self.d, status="404")
+        for _ in range(40):
+            st, _, _, _ = rpc(self.port, "tools/list", sid=sid)
+            self.assertEqual(st, 404)
+        time.sleep(0.6)
+        after = slots_serving(self.d, status="404")
+        grew = [s for s in after if after[s] > before.get(s, 0)]
+        self.assertGreaterEqual(len(grew), 2, (before, after))
+
+    def test_worker_crash_and_reload_keep_sessions(self):
+        sid, _ = initialize(self.port)
+        pids = lib.worker_pids(self.d.proc.pid)
+        self.assertEqual(len(pids), 4)
+        os.kill(pids[0], signal.SIGKILL)
+        for i in range(30):
+            st, _, msgs, raw = rpc(self.port, "tools/call",
+                                   {"name": "test_simple_text", "arguments": {}}, sid=sid, id=i)
+            self.assertEqual(st, 200, raw)
+        lib.wait_until(lambda: len(lib.worker_pids(self.d.proc.pid)) == 4 and
+                       pids[0] not in lib.worker_pids(self.d.proc.pid), 10, what="respawn")
+        old = set(lib.worker_pids(self.d.proc.pid))
+        self.d.signal(signal.SIGHUP)
+        lib.wait_until(lambda: not (set(lib.worker_pids(self.d.proc.pid)) & old) and
+                       len(lib.worker_pids(self.d.proc.pid)) == 4, 30, what="reload")
+        for i in range(20):
+            st, _, msgs, raw = rpc(self.port, "ping", sid=sid, id=i)
+            self.assertEqual(st, 200, raw)
+
+    def _call_answering(self, sid, tool, args, answer):
+        """Calls tool on an SSE stream; answers the server's request on fresh connections."""
+        s = SseStream(self.port, "POST", mcp_headers(sid), {
+            "jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}})
+        try:
+            self.assertEqual(s.status, 200)
+            msgs, _ = s.messages_until(lambda m: "method" in m and "id" in m)
+            req = msgs[-1]
+            self.assertTrue(str(req["id"]).startswith("srv-"), req)
+            st, _, _, raw = post(self.port, {"jsonrpc": "2.0", "id": req["id"], "result": answer},
+                                 sid, lib.PROTOCOL)
+            self.assertEqual(st, 202, raw)
+            msgs, _ = s.messages_until(lambda m: m.get("id") == 5)
+            self.assertEqual(msgs[-1].get("id"), 5, msgs)
+            return req, msgs[-1]["result"]
+        finally:
+            s.close()
+
+    def test_sampling_and_elicitation_answers_cross_workers(self):
+        sid, _ = initialize(self.port, capabilities={"sampling": {}, "elicitation": {}})
+        for i in range(6):
+            req, res = self._call_answering(
+                sid, "test_sampling", {"prompt": "p%d" % i},
+                {"role": "assistant", "content": {"type": "text", "text": "hi%d" % i},
+                 "model": "m", "stopReason": "endTurn"})
+            self.assertEqual(req["method"], "sampling/createMessage")
+            self.assertEqual(req["params"]["messages"][0]["content"]["text"], "p%d" % i)
+            self.assertEqual(res["content"][0]["text"], "LLM response: hi%d" % i)
+        req, res = self._call_answering(sid, "test_elicitation", {"message": "who?"},
+                                        {"action": "accept",
+                                         "content": {"username": "u", "email": "e@x.io"}})
+        self.assertEqual(req["method"], "elicitation/create")
+        self.assertIn("action=accept", res["content"][0]["text"])
+        self.assertIn("e@x.io", res["content"][0]["text"])
+
+    def test_sampling_without_capability_is_tool_error(self):
+        sid, _ = initialize(self.port)
+        st, _, msgs, _ = rpc(self.port, "tools/call", {"name": "test_sampling",
+                                                       "arguments": {"prompt": "x"}}, sid=sid)
+        self.assertTrue(msgs[-1]["result"]["isError"])
+
+    def test_resume_after_stream_closed_mid_call(self):
+        sid, _ = initialize(self.port)
+        for i in range(3):
+            s = SseStream(self.port, "POST", mcp_headers(sid), {
+                "jsonrpc": "2.0", "id": 40 + i, "method": "tools/call",
+                "params": {"name": "test_reconnection", "arguments": {}}})
+            first = s.next_event()
+            msgs, ids = s.messages_until(lambda m: False, deadline_s=5)
+            s.close()
+            self.assertIn("retry", first)
+            self.assertEqual(first.get("data", ""), "")
+            self.assertEqual(msgs, [])  # closed before the result
+            last = ids[-1] if ids else first["id"]
+            g = SseStream(self.port, "GET", mcp_headers(sid, accept="text/event-stream",
+                                                        extra={"Last-Event-ID": last}))
+            try:
+                self.assertEqual(g.status, 200)
+                msgs, ids = g.messages_until(lambda m: m.get("id") == 40 + i)
+                self.assertEqual(msgs[-1]["id"], 40 + i, msgs)
+                self.assertIn("Reconnection test completed", msgs[-1]["result"]["content"][0]["text"])
+                # ids of one stream, strictly after the one we resumed from
+                self.assertTrue(all(x.split("_")[0] == last.split("_")[0] for x in ids), ids)
+            finally:
+                g.close()
+
+    def test_replay_of_a_finished_stream(self):
+        sid, _ = initialize(self.port)
+        s = SseStream(self.port, "POST", mcp_headers(sid), {
+            "jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "test_tool_with_progress", "arguments": {},
+                       "_meta": {"progressToken": 77}}})
+        first = s.next_event()
+        msgs, ids = s.messages_until(lambda m: m.get("id") == 9)
+        s.close()
+        progress = [m["params"]["progress"] for m in msgs if m.get("method") ==
+                    "notifications/progress"]
+        self.assertEqual(progress, [0, 50, 100])
+        self.assertTrue(all(m["params"]["progressToken"] == 77 for m in msgs if "params" in m))
+        g = SseStream(self.port, "GET", mcp_headers(sid, accept="text/event-stream",
+                                                    extra={"Last-Event-ID": ids[1]}))
+        try:
+            replay, _ = g.messages_until(lambda m: m.get("id") == 9)
+        finally:
+            g.close()
+        self.assertEqual(replay, msgs[2:])
+
+    def test_cancellation_crosses_workers(self):
+        sid, _ = initialize(self.port)
+        s = SseStream(self.port, "POST", mcp_headers(sid), {
+            "jsonrpc": "2.0", "id": "c1", "method": "tools/call",
+            "params": {"name": "test_tool_with_progress", "arguments": {},
+                       "_meta": {"progressToken": "t"}}})
+        try:
+            msgs, _ = s.messages_until(lambda m: m.get("method") == "notifications/progress")
+            self.assertTrue(msgs)
+            st, _, _, _ = post(self.port, {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                           "params": {"requestId": "c1", "reason": "test"}},
+                               sid, lib.PROTOCOL)
+            self.assertEqual(st, 202)
+            rest, _ = s.messages_until(lambda m: "id" in m, deadline_s=5)
+            self.assertFalse([m for m in rest if m.get("id") == "c1"], rest)
+        finally:
+            s.close()
+
+    def test_log_level_is_session_state(self):
+        sid, _ = initialize(self.port)
+
+        def logs():
+            s = SseStream(self.port, "POST", mcp_headers(sid), {
+                "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "test_tool_with_logging", "arguments": {}}})
+            try:
+                if not s.headers.get("content-type", "").startswith("text/event-stream"):
+                    return [json.loads(s.resp.read())]
+                msgs, _ = s.messages_until(lambda m: m.get("id") == 3)
+                return msgs
+            finally:
+                s.close()
+
+        st, _, msgs, _ = rpc(self.port, "logging/setLevel", {"level": "error"}, sid=sid)
+        self.assertEqual(msgs[0]["result"], {})
+        msgs = logs()
+        self.assertEqual([m for m in msgs if m.get("method") == "notifications/message"], [])
+        rpc(self.port, "logging/setLevel", {"level": "debug"}, sid=sid)
+        msgs = logs()
+        notes = [m for m in msgs if m.get("method") == "notifications/message"]
+        self.assertEqual(len(notes), 3, msgs)
+        self.assertEqual(notes[0]["params"]["level"], "info")
+        self.assertEqual(msgs[-1]["id"], 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
