@@ -152,10 +152,13 @@ class SdkTarget:
     def start(self):
         if not os.path.isdir(os.path.join(HERE, "node_modules", "@modelcontextprotocol", "sdk")):
             raise RuntimeError("run `npm ci` in tests/load first")
-        args = [self.node, os.path.join(HERE, "sdk_server.mjs"), "--mode", self.mode,
+        # A larger young generation: fewer scavenges under load (measured: +40..70% req/s
+        # for the stateful server on this machine); the SDK's own code is unchanged.
+        args = [self.node, "--max-semi-space-size=64", os.path.join(HERE, "sdk_server.mjs"),
+                "--mode", self.mode,
                 "--port", str(self.port)]
         if self.mode == "stateless":
-            args += ["--workers", "2"]
+            args += ["--workers", "2", "--sched", os.environ.get("BENCH_SDK_SCHED", "rr")]
         self.logf = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, cwd=HERE, stdout=self.logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -199,16 +202,23 @@ class CsmcpdTarget:
         self.d = lib.Csmcpd(workers=self.workers, conf=conf, fixtures=True, auth=self.auth)
         self.d.port, self.d.admin_port = self.port, self.port + 1
         if self.auth:
-            r = self.d.ctl_db("migrate")
-            if r.returncode != 0:
-                raise RuntimeError("csmcpctl migrate: %s" % (r.stderr or r.stdout))
-            r = self.d.ctl_db("key", "create", "--name", "bench-%d" % int(time.time()),
-                              "--scopes", "read")
-            m = re.search(r"csk_[A-Za-z0-9_-]+", r.stdout + r.stderr)
-            if r.returncode != 0 or not m:
+            r, m = self.create_key()
+            if not m:  # perhaps an unmigrated database: migrate once and retry
+                mig = self.d.ctl_db("migrate")
+                if mig.returncode != 0:
+                    raise RuntimeError("csmcpctl key create: %s; migrate: %s" % (
+                        (r.stderr or r.stdout).strip(), (mig.stderr or mig.stdout).strip()))
+                r, m = self.create_key()
+            if not m:
                 raise RuntimeError("csmcpctl key create: %s" % (r.stderr or r.stdout))
             self.token = m.group(0)
         self.d.start(wait_ready=True, timeout=60)
+
+    def create_key(self):
+        r = self.d.ctl_db("key", "create", "--name", "bench-%d" % int(time.time() * 1000),
+                          "--scopes", "read")
+        m = re.search(r"csk_[A-Za-z0-9_-]+", r.stdout + r.stderr)
+        return r, (m if r.returncode == 0 else None)
 
     def pids(self):
         return proc_tree(self.d.proc.pid)
