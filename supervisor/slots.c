@@ -203,26 +203,29 @@ void slots_tick(struct slots *s, int64_t now)
     struct slots_worker *w;
 
     for (w = s->workers; w; w = w->next) {
+        /* a reload's new workers live by the new generation's timeouts */
+        const struct slots_params *wp = s->reloading && w->gen == s->new_gen ? &s->newp : &s->p;
+
         if (w->state == SLOTS_EXITED)
             continue;
         if (w->kill_stage == 1 && now >= w->kill_at_ms) {
             log_warn("worker slot %d gen %u pid %d: still alive %d ms after signal, SIGKILL",
-                     w->slot, w->gen, (int)w->pid, s->p.kill_grace_ms);
+                     w->slot, w->gen, (int)w->pid, wp->kill_grace_ms);
             kill_now(s, w);
             continue;
         }
         switch (w->state) {
         case SLOTS_SPAWNING:
-            if (w->kill_stage == 0 && now - w->started_ms > s->p.ready_timeout_ms) {
+            if (w->kill_stage == 0 && now - w->started_ms > wp->ready_timeout_ms) {
                 log_error("worker slot %d gen %u pid %d: not READY within %d s, killing", w->slot,
-                          w->gen, (int)w->pid, s->p.ready_timeout_ms / 1000);
+                          w->gen, (int)w->pid, wp->ready_timeout_ms / 1000);
                 kill_now(s, w);
                 break;
             }
             /* a worker that said HELLO must heartbeat while it starts */
             __attribute__((fallthrough));
         case SLOTS_READY:
-            if (w->kill_stage == 0 && now - w->last_hb_ms > s->p.worker_timeout_ms &&
+            if (w->kill_stage == 0 && now - w->last_hb_ms > wp->worker_timeout_ms &&
                 (w->hello || w->state == SLOTS_READY)) {
                 log_error("worker slot %d gen %u pid %d: no heartbeat for %lld ms, SIGABRT",
                           w->slot, w->gen, (int)w->pid, (long long)(now - w->last_hb_ms));
@@ -231,7 +234,7 @@ void slots_tick(struct slots *s, int64_t now)
                 s->ops->kill(s->ops->arg, w, SIGABRT);
                 s->ops->kill(s->ops->arg, w, SIGCONT);
                 w->kill_stage = 1;
-                w->kill_at_ms = now + s->p.kill_grace_ms;
+                w->kill_at_ms = now + wp->kill_grace_ms;
             }
             break;
         case SLOTS_DRAINING:

@@ -113,9 +113,12 @@ static void command(struct client *c, const char *line)
         if (sup_reload(wait ? on_reload_done : NULL, c, err, sizeof(err)) < 0) {
             evbuffer_add_printf(out, "ERR %s\n", err);
         } else if (wait) {
-            /* The outcome may already be known (sup_reload ran the callback). */
-            if (!c->closing)
+            /* The outcome may already be known (sup_reload ran the callback). Otherwise wait
+             * as long as the reload takes (bounded by ready_timeout), not the 10 s idle limit. */
+            if (!c->closing) {
                 c->waiting = true;
+                bufferevent_set_timeouts(c->bev, NULL, NULL);
+            }
             return;
         } else {
             evbuffer_add_printf(out, "OK reload started\n");

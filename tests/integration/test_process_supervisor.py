@@ -188,6 +188,42 @@ class TestReload(SupervisorCase):
         self.assertIn("in progress", r2.stderr)
 
 
+    def test_slow_generation_timeout_then_long_wait(self):
+        srv = self.srv
+        before = su.current(srv)
+        slow = os.path.join(srv.dir, "slow-worker")
+        with open(slow, "w") as f:
+            f.write("#!/bin/sh\nsleep $(cat %s.secs)\nexec %s \"$@\"\n" % (slow, lib.WORKER))
+        os.chmod(slow, 0o755)
+        # ready_timeout 2 s, workers need 4 s: rolled back at the deadline
+        with open(slow + ".secs", "w") as f:
+            f.write("4")
+        srv.rewrite_conf({"server": {"worker_binary": slow, "ready_timeout": 2}})
+        t0 = time.monotonic()
+        r = subprocess.run([lib.CSMCPCTL, "-s", srv.socket, "reload", "--wait"],
+                           capture_output=True, text=True, timeout=30)
+        dt = time.monotonic() - t0
+        say("ready_timeout 2 s, slow workers: exit %d after %.2f s: %s" %
+            (r.returncode, dt, r.stderr.strip()))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not READY within 2 s", r.stderr)
+        self.assertLess(dt, 4.0)
+        self.assertEqual(su.current(srv), before)
+        # a reload longer than the control socket's 10 s idle limit still answers
+        with open(slow + ".secs", "w") as f:
+            f.write("11")
+        srv.rewrite_conf({"server": {"ready_timeout": 30}})
+        t0 = time.monotonic()
+        r = subprocess.run([lib.CSMCPCTL, "-s", srv.socket, "reload", "--wait", "--timeout",
+                            "40"], capture_output=True, text=True, timeout=60)
+        dt = time.monotonic() - t0
+        say("slow workers (11 s): reload --wait exit %d after %.1f s: %s" %
+            (r.returncode, dt, (r.stdout + r.stderr).strip()))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(dt, 10.5)
+        self.assertIn("generation 2", r.stdout)
+
+
 class TestShutdown(SupervisorCase):
     def test_sigterm_under_load_drains_and_exits_0(self):
         srv = self.srv

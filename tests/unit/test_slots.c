@@ -338,6 +338,26 @@ START_TEST(reload_rollback_on_timeout)
 }
 END_TEST
 
+START_TEST(reload_uses_new_generation_timeouts)
+{
+    struct slots_params p = params(2);
+    char err[128];
+
+    p.ready_timeout_ms = 20000; /* the current generation has 10000 */
+    slots_start(&S, 0);
+    make_ready(0);
+    ck_assert_int_eq(slots_reload(&S, &p, 1000, err, sizeof(err)), 0);
+    heartbeat_all(15000);
+    slots_tick(&S, 15000);
+    ck_assert_int_eq(f.nkill, 0);
+    ck_assert_int_eq(slots_reload_take(&S), SLOTS_RELOAD_PENDING);
+    make_ready(16000);
+    ck_assert_int_eq(slots_reload_take(&S), SLOTS_RELOAD_OK);
+    ck_assert_int_eq(S.nslots, 2);
+    ck_assert_int_eq(S.p.ready_timeout_ms, 20000);
+}
+END_TEST
+
 START_TEST(graceful_shutdown)
 {
     pid_t pids[4];
@@ -403,6 +423,7 @@ int main(void)
     tcase_add_test(tc, reload_is_readiness_gated);
     tcase_add_test(tc, reload_rollback_on_death);
     tcase_add_test(tc, reload_rollback_on_timeout);
+    tcase_add_test(tc, reload_uses_new_generation_timeouts);
     tcase_add_test(tc, graceful_shutdown);
     tcase_add_test(tc, spawn_failure_backs_off);
     tcase_add_test(tc, unknown_pid_ignored);
