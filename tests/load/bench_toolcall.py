@@ -98,6 +98,20 @@ def rss_kib(pid):
     return 0
 
 
+def redis_pid(url):
+    """process_id of the Redis server behind url (its CPU is part of csmcpd's cost)."""
+    m = re.match(r"redis://(?:[^@/]*@)?([^:/]+):(\d+)", url or "")
+    if not m or shutil.which("redis-cli") is None:
+        return None
+    try:
+        out = subprocess.run(["redis-cli", "-h", m.group(1), "-p", m.group(2), "info", "server"],
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"^process_id:(\d+)", out, re.M)
+    return int(m.group(1)) if m else None
+
+
 # --- minimal MCP client (stdlib) used to open sessions before the load ----------------------
 
 def open_session(port, token=None):
@@ -167,6 +181,9 @@ class SdkTarget:
     def pids(self):
         return proc_tree(self.proc.pid)
 
+    def helper_pids(self):
+        return []
+
     def worker_pids(self):
         kids = [p for p in self.pids() if p != self.proc.pid]
         return kids or [self.proc.pid]
@@ -223,6 +240,10 @@ class CsmcpdTarget:
     def pids(self):
         return proc_tree(self.d.proc.pid)
 
+    def helper_pids(self):
+        p = redis_pid(os.environ.get("CSMCP_TEST_REDIS_URL"))
+        return [p] if p else []
+
     def worker_pids(self):
         return [p for p in self.pids() if p != self.d.proc.pid]
 
@@ -268,10 +289,11 @@ def bench_target(t, a):
     try:
         if a.warmup > 0:
             run_wrk(t, a.warmup, a.connections, a.threads, sf.name)
-        pids = t.pids()
-        cpu0 = cpu_seconds(pids)
+        pids, helpers = t.pids(), t.helper_pids()
+        cpu0, hcpu0 = cpu_seconds(pids), cpu_seconds(helpers)
         res = run_wrk(t, a.duration, a.connections, a.threads, sf.name)
         res["server_cpu_s"] = cpu_seconds(pids) - cpu0
+        res["helper_cpu_s"] = cpu_seconds(helpers) - hcpu0
         res["rss_kib"] = [rss_kib(p) for p in t.worker_pids()]
     finally:
         os.unlink(sf.name)
@@ -280,6 +302,10 @@ def bench_target(t, a):
     res["name"], res["desc"] = t.name, t.desc
     secs = res["duration_us"] / 1e6
     res["rps"] = res["requests"] / secs if secs > 0 else 0.0
+    # Requests per CPU-second of the server (plus Redis for csmcpd): robust when the machine is
+    # shared and the server does not get its full 2 cores.
+    cpu = res["server_cpu_s"] + res["helper_cpu_s"]
+    res["req_per_cpu_s"] = res["requests"] / cpu if cpu > 0 else 0.0
     res["errors"] = (res["err_connect"] + res["err_read"] + res["err_write"] +
                      res["err_timeout"] + res["bad_status"] + res["bad_body"])
     return res
@@ -333,14 +359,16 @@ def main():
     print("\ntools/call test_simple_text, %d connections, %d wrk threads, %d s (after %d s "
           "warm-up), 127.0.0.1, %d CPUs" % (a.connections, a.threads, a.duration, a.warmup,
                                             os.cpu_count()))
-    print("%-14s %10s %8s %8s %8s %7s %9s %9s %s" % ("target", "req/s", "p50 ms", "p99 ms",
-                                                     "p99.9 ms", "errors", "srv CPU%",
-                                                     "wrk CPU%", "RSS/worker MiB"))
+    print("%-14s %9s %7s %7s %8s %6s %8s %9s %8s %9s %s" % (
+        "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "srv CPU%", "redis CPU%",
+        "wrk CPU%", "req/CPU-s", "RSS/worker MiB"))
     for r in results:
         secs = r["duration_us"] / 1e6
-        print("%-14s %10.0f %8s %8s %8s %7d %9.0f %9.0f %s" % (
+        print("%-14s %9.0f %7s %7s %8s %6d %8.0f %9s %8.0f %9.0f %s" % (
             r["name"], r["rps"], fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]), fmt_ms(r["p999_us"]),
-            r["errors"], 100 * r["server_cpu_s"] / secs, 100 * r["wrk_cpu_s"] / secs,
+            r["errors"], 100 * r["server_cpu_s"] / secs,
+            "%.0f" % (100 * r["helper_cpu_s"] / secs) if r["name"].startswith("csmcpd") else "-",
+            100 * r["wrk_cpu_s"] / secs, r["req_per_cpu_s"],
             ",".join("%.1f" % (k / 1024) for k in r["rss_kib"])))
         if r["errors"]:
             print("  errors: connect %d read %d write %d timeout %d non-200 %d bad-body %d" % (
@@ -354,6 +382,11 @@ def main():
         ratio = by["csmcpd"]["rps"] / best["rps"] if best["rps"] else float("inf")
         print("\nratio csmcpd / best SDK (%s): %.1fx throughput, p99 %s ms vs %s ms" % (
             best["name"], ratio, fmt_ms(by["csmcpd"]["p99_us"]), fmt_ms(best["p99_us"])))
+        best_eff = max(sdk, key=lambda r: r["req_per_cpu_s"])
+        if best_eff["req_per_cpu_s"]:
+            print("ratio csmcpd / best SDK (%s) in requests per CPU-second (server + Redis): "
+                  "%.1fx" % (best_eff["name"], by["csmcpd"]["req_per_cpu_s"] /
+                             best_eff["req_per_cpu_s"]))
         if "csmcpd-auth" in by:
             print("ratio csmcpd-auth / best SDK: %.1fx" % (by["csmcpd-auth"]["rps"] /
                                                           best["rps"]))
