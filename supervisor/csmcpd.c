@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -96,6 +97,8 @@ static struct {
     struct cfg next; /* generation being started by a reload */
     uint64_t next_hash;
     bool have_next;
+    char snap[PATH_MAX];      /* private copy of the current generation's config file */
+    char next_snap[PATH_MAX]; /* ... and of the generation a reload is starting */
     int lfd[MAX_LISTEN];
     int nl;
     char lfds_arg[128];
@@ -183,6 +186,66 @@ static void worker_binary(const struct cfg *c, char *out, size_t len)
         }
     }
     snprintf(out, len, "%s", CSMCP_INSTALLED_WORKER);
+}
+
+/*
+ * Workers of generation G load a private copy of the file as it was when G was validated,
+ * so a worker restarted after a crash still gets G's configuration when the file on disk has
+ * been edited (or broken) since. The copy sits next to the control socket, mode 0600, and is
+ * loaded once more here: its hash must equal the validated one (the file did not change
+ * between the two reads). Libconfig @include paths are resolved from the working directory,
+ * which the copy does not change.
+ */
+static int snapshot_config(uint32_t gen, const struct cfg *loaded, char *snap, size_t snaplen,
+                           char *err, size_t errlen)
+{
+    char dir[PATH_MAX], buf[65536];
+    struct cfg check;
+    FILE *in = NULL;
+    int out = -1, rc = -1;
+    size_t n;
+
+    snprintf(dir, sizeof(dir), "%s", sup.cfg.control_socket ? sup.cfg.control_socket : ".");
+    snprintf(snap, snaplen, "%s/.csmcpd-%d-gen%u.conf", dirname(dir), (int)sup.pid, gen);
+    in = fopen(sup.cfg_path, "re");
+    if (!in) {
+        snprintf(err, errlen, "%s: %s", sup.cfg_path, strerror(errno));
+        goto out;
+    }
+    out = open(snap, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (out < 0) {
+        snprintf(err, errlen, "config copy %s: %s", snap, strerror(errno));
+        goto out;
+    }
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (write(out, buf, n) != (ssize_t)n) {
+            snprintf(err, errlen, "config copy %s: %s", snap, strerror(errno));
+            goto out_unlink;
+        }
+    if (ferror(in)) {
+        snprintf(err, errlen, "%s: read error", sup.cfg_path);
+        goto out_unlink;
+    }
+    if (cfg_load(snap, &check, err, errlen) < 0)
+        goto out_unlink;
+    if (cfg_hash(&check) != cfg_hash(loaded)) {
+        snprintf(err, errlen, "%s changed while it was being loaded; try again", sup.cfg_path);
+        cfg_free(&check);
+        goto out_unlink;
+    }
+    cfg_free(&check);
+    rc = 0;
+    goto out;
+out_unlink:
+    unlink(snap);
+out:
+    if (out >= 0)
+        close(out);
+    if (in)
+        fclose(in);
+    if (rc < 0)
+        snap[0] = '\0';
+    return rc;
 }
 
 static const struct cfg *cfg_for_gen(uint32_t gen, uint64_t *hash)
@@ -366,18 +429,9 @@ static int op_spawn(void *arg, struct slots_worker *w)
     uint64_t hash;
     const struct cfg *c = cfg_for_gen(w->gen, &hash);
     char slot[16], gen[16], fdarg[16], bin[PATH_MAX];
-    char *argv[] = {bin,
-                    "-c",
-                    (char *)(c->path ? c->path : sup.cfg_path),
-                    "--slot",
-                    slot,
-                    "--generation",
-                    gen,
-                    "--ctl-fd",
-                    fdarg,
-                    "--listen-fds",
-                    sup.lfds_arg,
-                    NULL};
+    char *snap = sup.have_next && w->gen == sup.slots.new_gen ? sup.next_snap : sup.snap;
+    char *argv[] = {bin, "-c",       snap,  "--slot",       slot,         "--generation",
+                    gen, "--ctl-fd", fdarg, "--listen-fds", sup.lfds_arg, NULL};
     sigset_t all, old;
     struct wio *io;
     char **envp = NULL;
@@ -558,6 +612,14 @@ int sup_reload(sup_reload_cb cb, void *arg, char *err, size_t errlen)
         notifyf("READY=1\nSTATUS=reload refused: %s", err);
         return -1;
     }
+    if (snapshot_config(sup.slots.gen + 1, &nc, sup.next_snap, sizeof(sup.next_snap), err, errlen) <
+        0) {
+        log_error("reload failed, keeping generation %u: %s", sup.slots.gen, err);
+        cfg_free(&nc);
+        sup.reloads_rejected++;
+        notifyf("READY=1\nSTATUS=reload failed: %s", err);
+        return -1;
+    }
     sup.next = nc;
     sup.next_hash = cfg_hash(&nc);
     sup.have_next = true;
@@ -565,6 +627,7 @@ int sup_reload(sup_reload_cb cb, void *arg, char *err, size_t errlen)
     sup.reload_arg = arg;
     params_from_cfg(&nc, &p);
     if (slots_reload(&sup.slots, &p, now_ms(), err, errlen) < 0) {
+        unlink(sup.next_snap);
         cfg_free(&sup.next);
         sup.have_next = false;
         sup.reload_cb = NULL;
@@ -591,6 +654,9 @@ static void check_reload(void)
         cfg_free(&sup.cfg);
         sup.cfg = sup.next;
         sup.hash = sup.next_hash;
+        /* generation g's workers loaded their copy long ago and are never respawned */
+        unlink(sup.snap);
+        memcpy(sup.snap, sup.next_snap, sizeof(sup.snap));
         sup.have_next = false;
         apply_log_cfg(&sup.cfg);
         snprintf(msg, sizeof(msg), "generation %u", sup.slots.gen);
@@ -600,6 +666,7 @@ static void check_reload(void)
     case SLOTS_RELOAD_FAILED:
         if (sup.have_next) {
             cfg_free(&sup.next);
+            unlink(sup.next_snap);
             sup.have_next = false;
         }
         snprintf(msg, sizeof(msg), "%s", sup.slots.reload_error);
@@ -1054,6 +1121,11 @@ int main(int argc, char **argv)
         }
     }
 
+    if (snapshot_config(1, &sup.cfg, sup.snap, sizeof(sup.snap), err, sizeof(err)) < 0) {
+        unlink(sup.cfg.control_socket);
+        fatal("%s", err);
+    }
+
     sup.base = event_base_new();
     if (!sup.base)
         fatal("event_base_new failed");
@@ -1085,6 +1157,7 @@ int main(int argc, char **argv)
 
     log_notice("all workers gone, exiting");
     unlink(sup.cfg.control_socket);
+    unlink(sup.snap);
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         event_free(sup.sigs[i]);
     event_free(sup.tick);

@@ -15,10 +15,11 @@ class Load:
       ok            200 with a complete body
       bad_status    any other status
       conn_errors   connect() failed, or a fresh connection failed before a response
-      reused_fail   a reused keep-alive connection was closed by the server before any response
-                    byte (the idle-close race of RFC 9112 9.3.1); the request is retried once on
-                    a fresh connection, as HTTP clients do for idempotent requests; a failing
-                    retry counts as a conn_error
+      reused_fail   retries: the connection was closed by the server before any response
+                    byte (a draining worker closing a connection it saw idle: the race of
+                    RFC 9112 9.3.1); the request is retried on a new connection, up to 3
+                    attempts in all, as HTTP clients do for idempotent requests; a request
+                    failing 3 times counts as a conn_error
       closes        responses that carried Connection: close (the client reconnects)
     With reconnect=False a client stops after its first Connection: close (shutdown tests,
     where the listener stays open but nobody accepts any more).
@@ -51,28 +52,32 @@ class Load:
         deadline = time.monotonic() + self.max_s
         conn, used = None, 0
         while not self.stop_ev.is_set() and time.monotonic() < deadline:
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                used = 0
             with self.lock:
                 self.inflight += 1
             try:
-                try:
-                    status, connhdr, _ = self._one(conn)
-                except (http.client.RemoteDisconnected, ConnectionResetError,
-                        BrokenPipeError) as e:
-                    if used == 0:
-                        raise
-                    with self.lock:
-                        self.reused_fail += 1
-                    conn.close()
-                    if not self.reconnect:
+                # A connection closed by the server before any response byte (a draining worker
+                # closing an idle connection) is retried on a new connection, at most 3
+                # attempts, as HTTP clients do for idempotent requests (RFC 9112 9.3.1).
+                for attempt in range(3):
+                    if conn is None:
+                        conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                          timeout=self.timeout)
+                        used = 0
+                    try:
+                        status, connhdr, _ = self._one(conn)
+                        break
+                    except (http.client.RemoteDisconnected, ConnectionResetError,
+                            BrokenPipeError):
+                        conn.close()
                         conn = None
-                        return
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                      timeout=self.timeout)
-                    used = 0
-                    status, connhdr, _ = self._one(conn)
+                        if attempt == 2 or not self.reconnect:
+                            if used and not self.reconnect:
+                                with self.lock:
+                                    self.reused_fail += 1
+                                return
+                            raise
+                        with self.lock:
+                            self.reused_fail += 1
                 used += 1
                 with self.lock:
                     if status == 200:
@@ -90,10 +95,8 @@ class Load:
                         return
             except Exception as e:  # noqa: BLE001 - every failure is counted
                 self._err("%s: %s" % (type(e).__name__, e))
-                try:
+                if conn is not None:
                     conn.close()
-                except Exception:
-                    pass
                 conn = None
                 if not self.reconnect:
                     return
@@ -122,7 +125,8 @@ class Load:
         return sum(1 for t in self.threads if t.is_alive())
 
     def summary(self):
-        return ("ok=%d bad_status=%d conn_errors=%d reused_fail(retried)=%d closes=%d errors=%s"
+        return ("ok=%d bad_status=%d conn_errors=%d retried_after_idle_close=%d closes=%d "
+                "errors=%s"
                 % (self.ok, self.bad_status, self.conn_errors, self.reused_fail, self.closes,
                    self.errors[:5]))
 

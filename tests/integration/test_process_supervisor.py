@@ -156,6 +156,18 @@ class TestReload(SupervisorCase):
         m = su.metrics(srv)
         self.assertEqual(m["csmcp_supervisor_generation"], 1)
         self.assertEqual(m['csmcp_reloads_total{result="failed"}'], 1)
+        # a crash while the file on disk is broken: the slot restarts from generation 1's
+        # private copy of the config
+        victim = before[0]
+        os.kill(victim, signal.SIGKILL)
+        new, dt = su.wait_for(
+            lambda: (lambda c: c if c.get(0) not in (None, victim) else None)(su.current(srv)),
+            2.0, interval=0.01)
+        say("crash with a broken file on disk: slot 0 READY again in %.2f s" % dt)
+        before = new
+        snaps = [f for f in os.listdir(srv.dir) if f.startswith(".csmcpd-")]
+        self.assertEqual(len(snaps), 1, snaps)
+        self.assertEqual(os.stat(os.path.join(srv.dir, snaps[0])).st_mode & 0o777, 0o600)
         # a fixed config reloads fine
         with open(srv.conf_path, "w") as f:
             f.write(good)
@@ -270,6 +282,7 @@ class TestShutdown(SupervisorCase):
         for p in pids:
             self.assertFalse(su.pid_alive(p))
         self.assertFalse(os.path.exists(srv.socket), "control socket left behind")
+        self.assertEqual([f for f in os.listdir(srv.dir) if f.startswith(".csmcpd-")], [])
 
     def test_supervisor_killed_workers_exit(self):
         srv = self.srv
