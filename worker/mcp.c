@@ -24,6 +24,7 @@
  */
 #include "mcp.h"
 
+#include "audit.h"
 #include "auth.h"
 #include "cfg.h"
 #include "crypto.h"
@@ -35,6 +36,7 @@
 #include "jsonschema.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "redisc.h"
 #include "registry.h"
 #include "session.h"
@@ -48,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define SSE_RETRY_MS   1000
 #define KEEPALIVE_S    15
@@ -87,6 +90,11 @@ struct mreq {
     struct sess s;
     bool have_session;
     struct auth_result auth;
+    /* pre-dispatch checks run concurrently (session in Redis, rate limit) */
+    int gates;
+    int sess_status; /* 0 ok, else the HTTP status to answer */
+    struct ratelimit_result rl;
+    void (*cont)(struct mreq *m);
     char hdrs[768]; /* extra headers on every response (CORS, session id) */
     /* POST */
     struct jsonrpc_msg *msgs;
@@ -128,6 +136,8 @@ struct tool_call {
     bool cancelled;
     bool answered; /* the client got its response (or a timeout) */
     bool finished; /* the handler finished the call */
+    bool timed_out;
+    struct timespec start;
     struct event *timer;
     struct pending *pend;
     struct tool_call *next, *prev;
@@ -538,6 +548,21 @@ static void tc_finish(struct tool_call *tc, const char *result_json, size_t len,
     snprintf(labels, sizeof labels, "tool=\"%s\",outcome=\"%s\"", tc->t->def->name,
              is_error ? "error" : "ok");
     metrics_inc("csmcp_mcp_tool_calls_total", labels, 1);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    struct audit_entry ae = {
+        .principal = tool_call_principal(tc),
+        .method = "tools/call",
+        .tool = tc->t->def->name,
+        .args_json = tool_call_args_json(tc),
+        .outcome = tc->cancelled   ? "cancelled"
+                   : tc->timed_out ? "timeout"
+                   : is_error      ? "error"
+                                   : "ok",
+        .latency_s = (double)(now.tv_sec - tc->start.tv_sec) +
+                     (double)(now.tv_nsec - tc->start.tv_nsec) / 1e9,
+    };
+    audit_record(&ae);
     tc_answer(tc, result_json, len);
     tc_unlink_and_free(tc);
 }
@@ -549,6 +574,7 @@ static void tc_timeout_cb(evutil_socket_t fd, short what, void *arg)
         return;
     log_warn("tool %s: call timed out after %d s", tc->t->def->name, M.cfg->mcp_call_timeout);
     tc->answered = true;
+    tc->timed_out = true;
     struct jbuf b;
     jbuf_init(&b);
     jsonrpc_write_error(&b, tc->msg->id, -32001, "Request timed out", NULL);
@@ -970,6 +996,13 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
     if (!(m->auth.scopes & need)) {
         static const char *const names[] = {"read", "write", "admin"};
         const char *scope = names[t->def->scope <= TOOL_SCOPE_ADMIN ? t->def->scope : 0];
+        struct audit_entry ae = {.principal =
+                                     m->auth.principal[0] ? m->auth.principal : "anonymous",
+                                 .method = "tools/call",
+                                 .tool = name,
+                                 .outcome = "denied",
+                                 .detail = "insufficient scope"};
+        audit_record(&ae);
         if (!m->batch) {
             auth_fail(m, &m->auth, scope);
             return;
@@ -1015,6 +1048,7 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
     }
     tc->m = m;
     m->refs++;
+    clock_gettime(CLOCK_MONOTONIC, &tc->start);
     tc->t = t;
     tc->msg = msg;
     tc->args = args;
@@ -1389,32 +1423,125 @@ static void count_rpc(const char *what)
 static void get_begin(struct mreq *m);
 static void delete_begin(struct mreq *m);
 
+static void respond_limited(struct mreq *m)
+{
+    char hdr[128], body[512];
+    if (ratelimit_headers(&m->rl, hdr, sizeof hdr) < 0)
+        hdr[0] = '\0';
+    const char *idjson = NULL;
+    struct jbuf id;
+    jbuf_init(&id);
+    if (!m->batch && m->nmsgs == 1 && m->msgs[0].id) {
+        json_val(&id, m->msgs[0].id);
+        idjson = id.p;
+    }
+    int n = ratelimit_error_json(&m->rl, idjson, body, sizeof body);
+    jbuf_free(&id);
+    bool limited = m->rl.verdict == RATELIMIT_LIMITED;
+    if (limited && !m->batch && m->nmsgs == 1 && m->msgs[0].method &&
+        strcmp(m->msgs[0].method, "tools/call") == 0) {
+        struct audit_entry ae = {.principal =
+                                     m->auth.principal[0] ? m->auth.principal : "anonymous",
+                                 .method = "tools/call",
+                                 .tool = json_get_str(m->msgs[0].params, "name"),
+                                 .outcome = "limited",
+                                 .detail = m->rl.limit};
+        audit_record(&ae);
+    }
+    if (n < 0) {
+        respond_rpc_error(m, limited ? 429 : 503, limited ? -32029 : -32030,
+                          limited ? "Rate limit exceeded" : "Rate limiter unavailable", hdr);
+        return;
+    }
+    respond(m, limited ? 429 : 503, "application/json", hdr, body, (size_t)n);
+}
+
+/* One pre-dispatch check finished; when all have, answer or continue. */
+static void gate_done(struct mreq *m)
+{
+    if (--m->gates > 0)
+        return;
+    if (m->req != NULL) {
+        if (m->rl.verdict != RATELIMIT_ALLOW)
+            respond_limited(m);
+        else if (m->sess_status == 404)
+            respond_rpc_error(m, 404, -32001, "Session not found", NULL);
+        else if (m->sess_status)
+            respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+        else
+            m->cont(m);
+    }
+    mreq_unref(m);
+}
+
+static void rl_done(const struct ratelimit_result *r, void *arg)
+{
+    struct mreq *m = arg;
+    m->rl = *r;
+    gate_done(m);
+}
+
 static void session_checked(redisReply *r, void *arg)
 {
     struct mreq *m = arg;
-    if (m->req == NULL) { /* client gone while we waited */
-        mreq_unref(m);
-        return;
-    }
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+        m->sess_status = 503;
     } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
                r->element[0]->type != REDIS_REPLY_STRING) {
-        respond_rpc_error(m, 404, -32001, "Session not found", NULL);
+        m->sess_status = 404;
     } else {
         int li = level_index(r->element[0]->str);
         m->s.lvl = li < 0 ? 1 : li;
         if (r->element[1]->type == REDIS_REPLY_STRING)
             m->s.caps = strdup(r->element[1]->str);
         m->have_session = true;
-        if (m->method == HTTP_M_POST)
-            dispatch_all(m);
-        else if (m->method == HTTP_M_GET)
-            get_begin(m);
-        else
-            delete_begin(m);
     }
-    mreq_unref(m);
+    gate_done(m);
+}
+
+static void after_session(struct mreq *m)
+{
+    if (m->method == HTTP_M_POST)
+        dispatch_all(m);
+    else if (m->method == HTTP_M_GET)
+        get_begin(m);
+    else
+        delete_begin(m);
+}
+
+/*
+ * Starts the rate-limit check (and the session check when with_session) concurrently; cont
+ * runs once both have passed. The two Redis commands go out back to back on one connection,
+ * so the request pays one round trip.
+ */
+static void start_gates(struct mreq *m, bool with_session, void (*cont)(struct mreq *m))
+{
+    m->cont = cont;
+    m->gates = with_session ? 3 : 2; /* +1 held while starting */
+    m->refs++;
+    if (with_session) {
+        char ttl[16];
+        snprintf(ttl, sizeof ttl, "%d", M.cfg->mcp_session_ttl);
+        const char *argv[5] = {"EVAL", LUA_CHECK, "1", m->s.key, ttl};
+        if (redisc_cmd(session_checked, m, 5, argv, NULL) < 0) {
+            m->sess_status = 503;
+            m->gates--;
+        }
+    }
+    const char *tool = NULL;
+    enum ratelimit_class cls = RATELIMIT_READ;
+    if (!m->batch && m->nmsgs == 1 && m->msgs[0].kind == JSONRPC_REQUEST &&
+        strcmp(m->msgs[0].method, "tools/call") == 0) {
+        const char *name = json_get_str(m->msgs[0].params, "name");
+        const struct registry_tool *t = name ? registry_find(name) : NULL;
+        if (t) {
+            tool = t->def->name;
+            cls = t->def->scope == TOOL_SCOPE_READ ? RATELIMIT_READ : RATELIMIT_WRITE;
+        }
+    }
+    const char *principal = m->auth.principal[0] ? m->auth.principal : "anonymous";
+    ratelimit_check(principal, tool, cls, rl_done, m);
+    gate_done(m);
 }
 
 /* Verifies the session header and starts the Redis check; the continuation runs in
@@ -1448,14 +1575,7 @@ static void check_session(struct mreq *m)
                           "Invalid Request: batches are only allowed on protocol 2025-03-26", NULL);
         return;
     }
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", M.cfg->mcp_session_ttl);
-    const char *argv[6] = {"EVAL", LUA_CHECK, "1", m->s.key, ttl, NULL};
-    m->refs++;
-    if (redisc_cmd(session_checked, m, 5, argv, NULL) < 0) {
-        m->refs--;
-        respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
-    }
+    start_gates(m, true, after_session);
 }
 
 struct init_ctx {
@@ -1544,6 +1664,11 @@ static void do_initialize(struct mreq *m, struct jsonrpc_msg *msg)
     count_rpc("initialize");
 }
 
+static void initialize_gated(struct mreq *m)
+{
+    do_initialize(m, &m->msgs[0]);
+}
+
 static bool accepts(const char *accept, const char *type)
 {
     if (accept == NULL)
@@ -1612,7 +1737,7 @@ static void post_begin(struct mreq *m)
             return;
         }
         if (m->msgs[0].kind == JSONRPC_REQUEST && strcmp(m->msgs[0].method, "initialize") == 0) {
-            do_initialize(m, &m->msgs[0]);
+            start_gates(m, false, initialize_gated);
             return;
         }
         if (m->msgs[0].method)

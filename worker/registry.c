@@ -135,6 +135,8 @@ const struct registry_tool *registry_at(size_t i)
 
 const struct registry_tool *registry_find(const char *name)
 {
+    if (name == NULL)
+        return NULL;
     for (size_t i = 0; i < NT; i++)
         if (strcmp(T[i].def->name, name) == 0)
             return &T[i];

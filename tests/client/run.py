@@ -98,7 +98,8 @@ def main():
                        "json"], 120, env)
         log += out
         try:
-            names = [t["name"] for t in json.loads(out[out.index("{"):])["result"]["tools"]]
+            doc, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+            names = [t["name"] for t in doc["result"]["tools"]]
             ok = rc == 0 and "test_simple_text" in names
         except (ValueError, KeyError):
             ok = False

@@ -104,3 +104,18 @@ def mcp_headers(sid=None, version=lib.PROTOCOL, accept=ACCEPT, extra=None):
         h["MCP-Protocol-Version"] = version
     h.update(extra or {})
     return h
+
+
+def assert_no_crash(d):
+    """Fails when a worker of d died of a signal other than our own SIGKILL, or a sanitizer
+    reported something."""
+    try:
+        with open(d.log_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+    except OSError:
+        return
+    bad = [l for l in log.splitlines()
+           if ("killed by signal" in l and "signal 9" not in l) or "AddressSanitizer" in l
+           or "runtime error:" in l]
+    if bad:
+        raise AssertionError("worker crash or sanitizer report:\n" + "\n".join(bad[:20]))

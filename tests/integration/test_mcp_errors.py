@@ -8,7 +8,7 @@ import socket
 import unittest
 
 import lib
-from core_util import ACCEPT, initialize, mcp_headers, post, rpc, SseStream
+from core_util import assert_no_crash, ACCEPT, initialize, mcp_headers, post, rpc, SseStream
 
 
 class McpErrors(lib.TestCase):
@@ -23,6 +23,7 @@ class McpErrors(lib.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.d.stop()
+        assert_no_crash(cls.d)
 
     def assertRpcError(self, msgs, code, contains=None):
         self.assertEqual(len(msgs), 1, msgs)

@@ -13,7 +13,7 @@ import time
 import unittest
 
 import lib
-from core_util import initialize, mcp_headers, post, rpc, SseStream
+from core_util import assert_no_crash, initialize, mcp_headers, post, rpc, SseStream
 
 
 def slots_serving(d, route="/mcp", status="200"):
@@ -39,6 +39,7 @@ class McpSessions(lib.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.d.stop()
+        assert_no_crash(cls.d)
 
     def test_session_spans_workers(self):
         sid, _ = initialize(self.port)
