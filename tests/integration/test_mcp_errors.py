@@ -4,6 +4,7 @@ One csmcpd with 2 workers, conformance fixtures on, auth off, small body limit.
 """
 import http.client
 import json
+import signal
 import socket
 import unittest
 
@@ -350,3 +351,40 @@ class McpAuthRequired(lib.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class McpRateLimitAndDrain(lib.TestCase):
+    def test_429_when_rate_limited(self):
+        d = lib.Csmcpd(workers=2, fixtures=True, auth=False,
+                       conf={"ratelimit": {"enabled": True, "key_per_minute": 8}})
+        with d:
+            sid, _ = initialize(d.port)  # 2 requests
+            statuses = [rpc(d.port, "ping", sid=sid)[0] for _ in range(12)]
+            self.assertIn(429, statuses)
+            self.assertEqual(statuses[:5], [200] * 5, statuses)
+            st, hd, msgs, _ = rpc(d.port, "tools/call", {"name": "test_simple_text"}, sid=sid,
+                                  id=77)
+            self.assertEqual(st, 429)
+            self.assertGreaterEqual(int(hd.get("retry-after", "0")), 1)
+            self.assertEqual(msgs[0]["id"], 77)
+        assert_no_crash(d)
+
+    def test_sigterm_ends_streams_and_exits_0(self):
+        d = lib.Csmcpd(workers=2, fixtures=True, auth=False)
+        d.start()
+        try:
+            sid, _ = initialize(d.port)
+            streams = [SseStream(d.port, "GET", mcp_headers(sid, accept="text/event-stream"))
+                       for _ in range(3)]
+            for s in streams:
+                self.assertEqual(s.status, 200)
+                self.assertIn("id", s.next_event())
+            d.signal(signal.SIGTERM)
+            for s in streams:
+                # the stream ends cleanly (terminal chunk) instead of hanging or resetting
+                self.assertIsNone(s.next_event())
+                s.close()
+            self.assertEqual(d.proc.wait(15), 0)
+        finally:
+            d.stop()
+        assert_no_crash(d)
