@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """bench_toolcall.py - tools/call throughput: csmcpd against the official TypeScript SDK server.
 
-In one invocation, for each target: start it on 127.0.0.1, open one initialized MCP session per
+In one invocation: start every target on 127.0.0.1, open one initialized MCP session per
 connection, warm up, then run wrk (tests/load/toolcall.lua: keep-alive POST tools/call
-test_simple_text, a fresh JSON-RPC id per request) for a fixed duration, and report throughput,
-p50/p99/p99.9 latency, errors by kind, the CPU used by the server and by wrk, and RSS. Prints the
-ratio csmcpd / best SDK configuration at the end.
+test_simple_text, a fresh JSON-RPC id per request) for --duration seconds per target, in
+--rounds interleaved rounds (A B C D A B C D ...); each target reports its median round:
+throughput, p50/p99/p99.9 latency, errors by kind, the CPU used by the server (and Redis) and by
+wrk, requests per server CPU-second, and RSS. Prints the ratio csmcpd / best SDK configuration.
 
 Targets (--targets, comma-separated; default all):
   csmcpd        csmcpd, N workers (--workers, default 4), conformance fixtures on, auth off
@@ -274,7 +275,8 @@ def run_wrk(target, duration, connections, threads, sessions_file, timeout_s=5):
     return res
 
 
-def bench_target(t, a):
+def prepare_target(t, a):
+    """Starts t, opens one initialized session per connection, warms up."""
     log("%s: starting (%s)" % (t.name, t.desc))
     t.start()
     sessions = []
@@ -282,23 +284,25 @@ def bench_target(t, a):
         sid = open_session(t.port, t.token)
         if sid:
             sessions.append(sid)
-    stateless = not sessions
-    sf = tempfile.NamedTemporaryFile("w", prefix="bench-sessions-", delete=False)
-    sf.write("\n".join(sessions) + "\n")
-    sf.close()
-    try:
-        if a.warmup > 0:
-            run_wrk(t, a.warmup, a.connections, a.threads, sf.name)
-        pids, helpers = t.pids(), t.helper_pids()
-        cpu0, hcpu0 = cpu_seconds(pids), cpu_seconds(helpers)
-        res = run_wrk(t, a.duration, a.connections, a.threads, sf.name)
-        res["server_cpu_s"] = cpu_seconds(pids) - cpu0
-        res["helper_cpu_s"] = cpu_seconds(helpers) - hcpu0
-        res["rss_kib"] = [rss_kib(p) for p in t.worker_pids()]
-    finally:
-        os.unlink(sf.name)
-    res["sessions"] = len(sessions)
-    res["stateless"] = stateless
+    t.stateless = not sessions
+    t.nsessions = len(sessions)
+    with tempfile.NamedTemporaryFile("w", prefix="bench-sessions-", delete=False) as sf:
+        sf.write("\n".join(sessions) + "\n")
+    t.sessions_file = sf.name
+    if a.warmup > 0:
+        run_wrk(t, a.warmup, a.connections, a.threads, t.sessions_file)
+
+
+def measure(t, a):
+    """One measured wrk run against a prepared target."""
+    pids, helpers = t.pids(), t.helper_pids()
+    cpu0, hcpu0 = cpu_seconds(pids), cpu_seconds(helpers)
+    res = run_wrk(t, a.duration, a.connections, a.threads, t.sessions_file)
+    res["server_cpu_s"] = cpu_seconds(pids) - cpu0
+    res["helper_cpu_s"] = cpu_seconds(helpers) - hcpu0
+    res["rss_kib"] = [rss_kib(p) for p in t.worker_pids()]
+    res["sessions"] = t.nsessions
+    res["stateless"] = t.stateless
     res["name"], res["desc"] = t.name, t.desc
     secs = res["duration_us"] / 1e6
     res["rps"] = res["requests"] / secs if secs > 0 else 0.0
@@ -318,7 +322,8 @@ def fmt_ms(us):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--targets", default="csmcpd,csmcpd-auth,sdk-stateful,sdk-stateless")
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per measured round")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
@@ -327,8 +332,8 @@ def main():
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--min-ratio", type=float, default=0.0)
     a = ap.parse_args()
-    if not 1 <= a.duration <= 30 or not 0 <= a.warmup <= 10:
-        ap.error("--duration must be 1..30 s and --warmup 0..10 s (the machine is shared)")
+    if not 1 <= a.duration <= 30 or not 0 <= a.warmup <= 10 or not 1 <= a.rounds <= 9:
+        ap.error("--duration must be 1..30 s, --warmup 0..10 s, --rounds 1..9 (shared machine)")
     if not 1 <= a.connections <= 1024 or not 1 <= a.threads <= a.connections:
         ap.error("--connections must be 1..1024 and --threads 1..connections")
     if shutil.which("wrk") is None:
@@ -344,21 +349,49 @@ def main():
     for n in names:
         if n not in makers:
             ap.error("unknown target %s" % n)
-    results, failed = [], []
-    for n in names:
-        t = makers[n]()
-        try:
-            results.append(bench_target(t, a))
-        except Exception as e:  # a target that cannot run is reported, the others still run
-            log("%s: FAILED: %s" % (n, e))
-            failed.append(n)
-        finally:
+    # All targets run side by side (idle while another is measured); the measured runs are
+    # interleaved in rounds and each target reports its median round, so a burst of load from
+    # other processes on this shared machine does not decide the comparison.
+    targets, failed = [], []
+    try:
+        for n in names:
+            t = makers[n]()
+            try:
+                prepare_target(t, a)
+                targets.append(t)
+            except Exception as e:  # a target that cannot run is reported, the others run
+                log("%s: FAILED: %s" % (n, e))
+                failed.append(n)
+                t.stop()
+                if getattr(t, "sessions_file", None):
+                    os.unlink(t.sessions_file)
+        rounds = {t.name: [] for t in targets}
+        for i in range(a.rounds):
+            for t in targets:
+                r = measure(t, a)
+                log("round %d %-14s %8.0f req/s  p99 %s ms  errors %d" % (
+                    i + 1, t.name, r["rps"], fmt_ms(r["p99_us"]), r["errors"]))
+                rounds[t.name].append(r)
+    finally:
+        for t in targets:
             t.stop()
+            if getattr(t, "sessions_file", None):
+                os.unlink(t.sessions_file)
+    results = []
+    for t in targets:
+        rs = sorted(rounds[t.name], key=lambda r: r["rps"])
+        if not rs:
+            continue
+        med = dict(rs[len(rs) // 2])
+        med["rounds_rps"] = [round(r["rps"]) for r in rounds[t.name]]
+        med["errors_all_rounds"] = sum(r["errors"] for r in rs)
+        results.append(med)
     if not results:
         return 2
-    print("\ntools/call test_simple_text, %d connections, %d wrk threads, %d s (after %d s "
-          "warm-up), 127.0.0.1, %d CPUs" % (a.connections, a.threads, a.duration, a.warmup,
-                                            os.cpu_count()))
+    print("\ntools/call test_simple_text, %d connections, %d wrk threads, median of %d "
+          "interleaved rounds of %d s (after %d s warm-up), 127.0.0.1, %d CPUs, load average "
+          "%.1f" % (a.connections, a.threads, a.rounds, a.duration, a.warmup, os.cpu_count(),
+                    os.getloadavg()[0]))
     print("%-14s %9s %7s %7s %8s %6s %8s %9s %8s %9s %s" % (
         "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "srv CPU%", "redis CPU%",
         "wrk CPU%", "req/CPU-s", "RSS/worker MiB"))
@@ -370,6 +403,7 @@ def main():
             "%.0f" % (100 * r["helper_cpu_s"] / secs) if r["name"].startswith("csmcpd") else "-",
             100 * r["wrk_cpu_s"] / secs, r["req_per_cpu_s"],
             ",".join("%.1f" % (k / 1024) for k in r["rss_kib"])))
+        print("  rounds req/s: %s" % " ".join(str(x) for x in r["rounds_rps"]))
         if r["errors"]:
             print("  errors: connect %d read %d write %d timeout %d non-200 %d bad-body %d" % (
                 r["err_connect"], r["err_read"], r["err_write"], r["err_timeout"],
@@ -394,7 +428,7 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"args": vars(a), "results": results, "ratio": ratio,
                        "failed": failed}, f, indent=1)
-    bad = failed or any(r["errors"] for r in results)
+    bad = failed or any(r["errors_all_rounds"] for r in results)
     if ratio is not None and ratio < a.min_ratio:
         print("ratio %.1f below --min-ratio %.1f" % (ratio, a.min_ratio))
         bad = True
