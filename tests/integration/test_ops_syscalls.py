@@ -56,8 +56,14 @@ def allowed_by(unit_path):
     return (allow | expand(groups, "@default")) - deny
 
 
+def socket_families(path):
+    """Address families passed to socket()/socketpair() in `strace -C` output."""
+    with open(path) as f:
+        return set(re.findall(r"\bsocket(?:pair)?\((AF_[A-Z0-9]+)", f.read()))
+
+
 def strace_summary(path):
-    """Syscall names from `strace -c` output."""
+    """Syscall names from the summary table of `strace -c`/`-C` output."""
     names = set()
     with open(path) as f:
         for line in f:
@@ -80,7 +86,9 @@ class TestSyscallFilter(unittest.TestCase):
 
     def traced(self, name, argv, **kw):
         out = os.path.join(self.tmp, name + ".strace")
-        return out, subprocess.Popen([self.strace, "-f", "-qq", "-c", "-o", out] + argv, **kw)
+        # -C: the per-call trace (for socket families) and the summary table (for names).
+        return out, subprocess.Popen([self.strace, "-f", "-qq", "-C", "-e", "signal=none",
+                                      "-o", out] + argv, **kw)
 
     def check(self, used, unit):
         allowed = allowed_by(os.path.join(ou.ROOT, "systemd", unit))
@@ -131,6 +139,12 @@ class TestSyscallFilter(unittest.TestCase):
                     d.proc.wait(10)
                 d.logf.close()
         used |= strace_summary(out)
+        families = socket_families(out) | socket_families(cout)
+        allowed_af = set(ou.unit_get(ou.read_unit(os.path.join(ou.ROOT, "systemd", "csmcp.service")),
+                                     "Service", "RestrictAddressFamilies")[0].split())
+        self.assertIn("AF_INET", families)
+        self.assertEqual(sorted(families - allowed_af), [],
+                         "RestrictAddressFamilies= would refuse these socket families")
         # The workers were traced too (fork+exec, the control socketpair, accepting clients).
         for sc in ("execve", "socketpair", "accept4", "clone"):
             self.assertIn(sc, used)
@@ -144,10 +158,14 @@ class TestSyscallFilter(unittest.TestCase):
             env = dict(os.environ, PATH=pg.bindir + ":" + os.environ.get("PATH", ""))
             bdir = os.path.join(self.tmp, "backups")
             out, p = self.traced("backup", [os.path.join(ou.ROOT, "scripts", "backup"), "--url",
-                                            pg.url("b"), "--dir", bdir, "--verify"], env=env,
+                                            pg.url("b").replace("127.0.0.1", "localhost"), "--dir", bdir, "--verify"], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             self.assertEqual(p.wait(300), 0, p.stdout.read())
             self.check(strace_summary(out), "csmcp-backup.service")
+            allowed_af = set(ou.unit_get(ou.read_unit(os.path.join(
+                ou.ROOT, "systemd", "csmcp-backup.service")), "Service",
+                "RestrictAddressFamilies")[0].split())
+            self.assertEqual(sorted(socket_families(out) - allowed_af), [])
         finally:
             pg.stop()
 
