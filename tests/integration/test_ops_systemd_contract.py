@@ -166,6 +166,22 @@ class TestSdNotify(unittest.TestCase):
         self.assertEqual(order, ["READY", "RELOADING", "READY", "RELOADING", "READY",
                                  "RELOADING", "READY", "STOPPING"])
 
+    def test_crash_loop_is_reported_and_never_ready(self):
+        """Workers that die at once: STATUS= says CRASH LOOP, READY=1 is never sent (systemd
+        then fails the start after TimeoutStartSec=), and SIGTERM still stops cleanly."""
+        self.d.rewrite_conf({"server": {"worker_binary": "/bin/false", "backoff_min_ms": 20,
+                                        "backoff_max_ms": 200, "crash_limit": 3}})
+        self.d.start(wait_ready=False)
+        i = self.n.wait_for("STATUS", timeout=10)
+        lib.wait_until(lambda: any("CRASH LOOP" in m[1].get("STATUS", "")
+                                   for m in self.n.messages) or self.n.poll(0.2), 10,
+                       what="STATUS=... CRASH LOOP")
+        self.n.poll(1.0)
+        self.assertEqual([m for m in self.n.messages[i:] if "READY" in m[1]], [])
+        self.d.signal(signal.SIGTERM)
+        self.n.wait_for("STOPPING", "1", timeout=10)
+        self.assertEqual(self.d.proc.wait(30), 0)
+
     def test_no_watchdog_pings_without_watchdog_usec(self):
         self.d.env.pop("WATCHDOG_USEC", None)
         self.d.start(wait_ready=False)
