@@ -1,0 +1,159 @@
+/*
+ * test_data_tools.c - the data tool tables (worker/tools/core.c, health.c, ingest.c): every
+ * entry is complete, its schemas compile, its SQL calls the function named after the tool, and
+ * the input schemas accept a valid call and reject the invalid ones the SQL relies on them for.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+#include "jsonschema.h"
+#include "tool.h"
+
+/* The real handler lives in sqltool.c (libpq); the tables only take its address. */
+void tool_sql_handler(struct tool_call *tc)
+{
+    (void)tc;
+}
+
+struct table {
+    const struct tool_def *t;
+    size_t n;
+};
+
+static struct table tables[3];
+
+static void setup_tables(void)
+{
+    tables[0] = (struct table){tools_core, tools_core_n};
+    tables[1] = (struct table){tools_health, tools_health_n};
+    tables[2] = (struct table){tools_ingest, tools_ingest_n};
+}
+
+static const struct tool_def *find(const char *name)
+{
+    setup_tables();
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < tables[k].n; i++)
+            if (strcmp(tables[k].t[i].name, name) == 0)
+                return &tables[k].t[i];
+    return NULL;
+}
+
+/* 0 valid, -1 invalid (err filled). */
+static int validate(const char *tool, const char *args, char *err, size_t errlen)
+{
+    const struct tool_def *d = find(tool);
+    ck_assert_ptr_nonnull(d);
+    struct jsonschema *s = jsonschema_compile(d->input_schema, err, errlen);
+    ck_assert_msg(s != NULL, "%s: %s", tool, err);
+    yajl_val v = yajl_tree_parse(args, NULL, 0);
+    ck_assert_ptr_nonnull(v);
+    int rc = jsonschema_validate(s, v, err, errlen);
+    yajl_tree_free(v);
+    jsonschema_free(s);
+    return rc;
+}
+
+START_TEST(tables_complete)
+{
+    size_t total = 0;
+    setup_tables();
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < tables[k].n; i++) {
+            const struct tool_def *d = &tables[k].t[i];
+            char err[256], want[160];
+            ck_assert_ptr_nonnull(d->name);
+            ck_assert_msg(d->title && d->description && strlen(d->description) > 80,
+                          "%s: title and a real description", d->name);
+            ck_assert_msg(d->handler == tool_sql_handler && d->sql, "%s: sql tool", d->name);
+            snprintf(want, sizeof(want), "SELECT csmcp.tool_%s($1::jsonb, $2)", d->name);
+            ck_assert_str_eq(d->sql, want);
+            struct jsonschema *in = jsonschema_compile(d->input_schema, err, sizeof(err));
+            ck_assert_msg(in != NULL, "%s input_schema: %s", d->name, err);
+            jsonschema_free(in);
+            ck_assert_ptr_nonnull(d->output_schema);
+            struct jsonschema *out = jsonschema_compile(d->output_schema, err, sizeof(err));
+            ck_assert_msg(out != NULL, "%s output_schema: %s", d->name, err);
+            jsonschema_free(out);
+            /* Read-only tools are exactly the read-scope ones. */
+            ck_assert_int_eq(!!(d->hints & TOOL_HINT_READONLY), d->scope == TOOL_SCOPE_READ);
+            ck_assert(!d->fixture);
+            total++;
+        }
+    }
+    ck_assert_int_eq(total, 14);
+}
+END_TEST
+
+START_TEST(input_schemas_guard_the_sql)
+{
+    char err[256];
+    ck_assert_int_eq(validate("register_client",
+                              "{\"client_name\":\"A\",\"company_name\":\"B\",\"tier\":\"starter\","
+                              "\"licensed_seats\":5,\"contract_start_date\":\"2026-01-01\"}",
+                              err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(validate("register_client", "{\"client_name\":\"A\"}", err, sizeof(err)), -1);
+    ck_assert_int_eq(validate("register_client",
+                              "{\"client_name\":\"A\",\"company_name\":\"B\",\"tier\":\"gold\"}",
+                              err, sizeof(err)),
+                     -1);
+    ck_assert_int_eq(
+        validate("get_client_overview", "{\"client_id\":\"../etc\"}", err, sizeof(err)), -1);
+    ck_assert_int_eq(validate("update_client_info",
+                              "{\"client_id\":\"a\",\"updates\":{\"health_score\":1}}", err,
+                              sizeof(err)),
+                     -1);
+    ck_assert_int_eq(validate("list_clients", "{\"limit\":1001}", err, sizeof(err)), -1);
+    ck_assert_int_eq(validate("calculate_health_score",
+                              "{\"client_id\":\"a\",\"lookback_period_days\":0}", err, sizeof(err)),
+                     -1);
+    ck_assert_int_eq(validate("ingest_usage_events", "{\"events\":[]}", err, sizeof(err)), -1);
+    ck_assert_int_eq(validate("ingest_usage_events",
+                              "{\"events\":[{\"event_id\":\"e\",\"client_id\":\"a\","
+                              "\"occurred_at\":\"2026-01-01T00:00:00Z\",\"user\":\"u\","
+                              "\"feature\":\"f\"}]}",
+                              err, sizeof(err)),
+                     0);
+    /* neither user_id nor user */
+    ck_assert_int_eq(validate("ingest_usage_events",
+                              "{\"events\":[{\"event_id\":\"e\",\"client_id\":\"a\","
+                              "\"occurred_at\":\"2026-01-01T00:00:00Z\",\"feature\":\"f\"}]}",
+                              err, sizeof(err)),
+                     -1);
+}
+END_TEST
+
+START_TEST(ingest_batch_limit)
+{
+    /* 1001 events must be refused by the schema before any SQL runs. */
+    static char buf[1100 * 120];
+    size_t len = 0;
+    char err[256];
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "{\"events\":[");
+    for (int i = 0; i < 1001; i++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                "%s{\"event_id\":\"e%d\",\"client_id\":\"a\",\"occurred_at\":"
+                                "\"2026-01-01T00:00:00Z\",\"user_id\":\"u\",\"feature\":\"f\"}",
+                                i ? "," : "", i);
+    snprintf(buf + len, sizeof(buf) - len, "]}");
+    ck_assert_int_eq(validate("ingest_usage_events", buf, err, sizeof(err)), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("data_tools");
+    TCase *tc = tcase_create("tables");
+    tcase_add_test(tc, tables_complete);
+    tcase_add_test(tc, input_schemas_guard_the_sql);
+    tcase_add_test(tc, ingest_batch_limit);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
