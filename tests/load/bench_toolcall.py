@@ -293,11 +293,22 @@ def prepare_target(t, a):
         run_wrk(t, a.warmup, a.connections, a.threads, t.sessions_file)
 
 
-def measure(t, a):
-    """One measured wrk run against a prepared target."""
+def measure(t, a, perf_out=None):
+    """One measured wrk run against a prepared target; perf_out: record a perf profile of the
+    target's worker processes during the run into that file."""
     pids, helpers = t.pids(), t.helper_pids()
     cpu0, hcpu0 = cpu_seconds(pids), cpu_seconds(helpers)
+    perf = None
+    if perf_out:
+        perf = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-g", "-o", perf_out, "-p",
+                                 ",".join(str(p) for p in t.worker_pids()), "--", "sleep",
+                                 str(a.duration)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
     res = run_wrk(t, a.duration, a.connections, a.threads, t.sessions_file)
+    if perf:
+        perf.wait(30)
+        log("perf profile of %s written to %s (perf report -i %s --no-children)" % (
+            t.name, perf_out, perf_out))
     res["server_cpu_s"] = cpu_seconds(pids) - cpu0
     res["helper_cpu_s"] = cpu_seconds(helpers) - hcpu0
     res["rss_kib"] = [rss_kib(p) for p in t.worker_pids()]
@@ -331,6 +342,7 @@ def main():
     ap.add_argument("--node", default=os.environ.get("BENCH_NODE", "node"))
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--min-ratio", type=float, default=0.0)
+    ap.add_argument("--perf", help="record a perf profile of csmcpd's workers in round 1 here")
     a = ap.parse_args()
     if not 1 <= a.duration <= 30 or not 0 <= a.warmup <= 10 or not 1 <= a.rounds <= 9:
         ap.error("--duration must be 1..30 s, --warmup 0..10 s, --rounds 1..9 (shared machine)")
@@ -368,7 +380,7 @@ def main():
         rounds = {t.name: [] for t in targets}
         for i in range(a.rounds):
             for t in targets:
-                r = measure(t, a)
+                r = measure(t, a, a.perf if (i == 0 and t.name == "csmcpd") else None)
                 log("round %d %-14s %8.0f req/s  p99 %s ms  errors %d" % (
                     i + 1, t.name, r["rps"], fmt_ms(r["p99_us"]), r["errors"]))
                 rounds[t.name].append(r)
