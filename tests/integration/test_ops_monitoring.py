@@ -93,6 +93,12 @@ class TestMonitoringFiles(unittest.TestCase):
                          for h in re.findall(r"^#+ (.*)$", f.read(), re.M)]
             self.assertIn(anchor, heads, "%s has no heading for #%s" % (path, anchor))
 
+    def test_metrics_reference_documents_what_rules_and_dashboard_use(self):
+        with open(os.path.join(ou.ROOT, "docs", "operations", "metrics.md")) as f:
+            doc = set(re.findall(r"`(csmcp_[a-z0-9_]+)", f.read()))
+        used = {re.sub(r"_bucket$", "", n) for n in referenced_metrics()}
+        self.assertEqual(sorted(used - doc), [], "undocumented in docs/operations/metrics.md")
+
     def test_grafana_dashboard(self):
         with open(os.path.join(MON, "grafana-dashboard.json")) as f:
             d = json.load(f)
