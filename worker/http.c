@@ -87,6 +87,7 @@ struct http_req {
 
 struct conn {
     struct bufferevent *bev;
+    struct evbuffer *out; /* response bytes not yet handed to the socket (see flush_output) */
     http_parser parser;
     enum conn_state state;
     struct event *timer;
@@ -276,7 +277,8 @@ static void new_conn(int fd)
     }
     c->timer = evtimer_new(H.base, timer_cb, c);
     c->resume = event_new(H.base, -1, 0, resume_cb, c);
-    if (c->timer == NULL || c->resume == NULL)
+    c->out = evbuffer_new();
+    if (c->timer == NULL || c->resume == NULL || c->out == NULL)
         goto fail_bev;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
@@ -299,6 +301,8 @@ static void new_conn(int fd)
     return;
 
 fail_bev:
+    if (c->out)
+        evbuffer_free(c->out);
     if (c->timer)
         event_free(c->timer);
     if (c->resume)
@@ -545,7 +549,28 @@ static void add_output(struct conn *c, const char *data, size_t len)
 {
     if (c->gone || c->bev == NULL)
         return;
-    bufferevent_write(c->bev, data, len);
+    evbuffer_add(c->out, data, len);
+}
+
+/*
+ * Hands the pending bytes to the socket. A plain-TCP response usually fits the socket buffer:
+ * writing it directly, when nothing is queued in the bufferevent, saves the epoll_ctl pair that
+ * arming and disarming the write event costs per response. What does not fit (and everything
+ * under TLS) goes through the bufferevent.
+ */
+static void flush_output(struct conn *c)
+{
+    if (c->gone || c->bev == NULL) {
+        evbuffer_drain(c->out, evbuffer_get_length(c->out));
+        return;
+    }
+    if (evbuffer_get_length(c->out) == 0)
+        return;
+    struct evbuffer *bout = bufferevent_get_output(c->bev);
+    if (!H.ssl_ctx && evbuffer_get_length(bout) == 0)
+        evbuffer_write(c->out, bufferevent_getfd(c->bev));
+    if (evbuffer_get_length(c->out) > 0)
+        bufferevent_write_buffer(c->bev, c->out);
 }
 
 static bool want_close(const struct http_req *r)
@@ -595,6 +620,7 @@ void http_respond(struct http_req *r, int status, const char *ctype, const char 
     write_head(r, status, ctype, headers, status == 204 ? -1 : (long long)len, false);
     if (!head_only && len)
         add_output(r->c, body, len);
+    flush_output(r->c);
     record_metrics(r, status);
     finish_request(r->c);
 }
@@ -606,6 +632,7 @@ void http_stream_begin(struct http_req *r, int status, const char *ctype, const 
     if (r->http10)
         r->keepalive = false;
     write_head(r, status, ctype, headers, -1, !r->http10);
+    flush_output(r->c);
     record_metrics(r, status);
 }
 
@@ -615,6 +642,7 @@ void http_stream_write(struct http_req *r, const char *data, size_t len)
         return;
     if (r->http10) {
         add_output(r->c, data, len);
+        flush_output(r->c);
         return;
     }
     char sz[24];
@@ -622,6 +650,7 @@ void http_stream_write(struct http_req *r, const char *data, size_t len)
     add_output(r->c, sz, (size_t)n);
     add_output(r->c, data, len);
     add_output(r->c, "\r\n", 2);
+    flush_output(r->c);
 }
 
 void http_stream_end(struct http_req *r)
@@ -630,6 +659,7 @@ void http_stream_end(struct http_req *r)
         return;
     if (!r->http10)
         add_output(r->c, "0\r\n\r\n", 5);
+    flush_output(r->c);
     finish_request(r->c);
 }
 
@@ -646,6 +676,7 @@ static void conn_free(struct conn *c)
         bufferevent_free(c->bev);
     event_free(c->timer);
     event_free(c->resume);
+    evbuffer_free(c->out);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -1555,7 +1555,7 @@ static void check_session(struct mreq *m)
     }
     int vi;
     int64_t created;
-    if (!session_verify(sid, &vi, &created)) {
+    if (!session_lookup(sid, &vi, &created, m->s.key, m->s.tag)) {
         respond_rpc_error(m, 404, -32001, "Session not found", NULL);
         return;
     }
@@ -1567,8 +1567,6 @@ static void check_session(struct mreq *m)
         return;
     }
     snprintf(m->s.sid, sizeof m->s.sid, "%s", sid);
-    session_key(sid, m->s.key);
-    session_tag(sid, m->s.tag);
     m->s.vi = vi;
     if (m->batch && vi != 2) {
         respond_rpc_error(m, 400, JSONRPC_INVALID_REQUEST,

@@ -22,6 +22,23 @@ const int session_nversions = 4;
 static uint8_t secret_key[256];
 static size_t secret_len;
 
+/*
+ * Verified-token cache: a token's validity, revision, Redis key and tag never change, so a
+ * worker remembers the last tokens it verified and skips the HMAC and two SHA-256 per request.
+ * Liveness is not cached (that is the Redis check), so DELETE still takes effect at once.
+ */
+#define VCACHE_SIZE 1024 /* power of two */
+
+struct vcache_ent {
+    char sid[SESSION_ID_MAX];
+    int vi;
+    int64_t created;
+    char key[SESSION_KEY_MAX];
+    char tag[17];
+};
+
+static struct vcache_ent *vcache;
+
 int session_version_index(const char *v)
 {
     if (v == NULL)
@@ -36,6 +53,8 @@ int session_set_secret(const void *key, size_t len)
 {
     if (len == 0 || len > sizeof secret_key)
         return -1;
+    if (vcache) /* tokens verified under another secret */
+        memset(vcache, 0, sizeof *vcache * VCACHE_SIZE);
     memcpy(secret_key, key, len);
     secret_len = len;
     return 0;
@@ -63,6 +82,8 @@ int session_init(const struct cfg *cfg, char *err, size_t errlen)
 
 void session_shutdown(void)
 {
+    free(vcache);
+    vcache = NULL;
     memset(secret_key, 0, sizeof secret_key);
     secret_len = 0;
 }
@@ -110,6 +131,39 @@ bool session_verify(const char *sid, int *vi, int64_t *created)
         t = (t << 8) | payload[1 + i];
     *vi = payload[0];
     *created = (int64_t)t;
+    return true;
+}
+
+
+bool session_lookup(const char *sid, int *vi, int64_t *created, char key[SESSION_KEY_MAX],
+                    char tag[17])
+{
+    if (sid == NULL || strlen(sid) >= SESSION_ID_MAX)
+        return false;
+    uint32_t h = 2166136261u;
+    for (const char *p = sid; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    if (vcache == NULL)
+        vcache = calloc(VCACHE_SIZE, sizeof *vcache);
+    struct vcache_ent *e = vcache ? &vcache[h & (VCACHE_SIZE - 1)] : NULL;
+    if (e && e->sid[0] && strcmp(e->sid, sid) == 0) {
+        *vi = e->vi;
+        *created = e->created;
+        memcpy(key, e->key, SESSION_KEY_MAX);
+        memcpy(tag, e->tag, 17);
+        return true;
+    }
+    if (!session_verify(sid, vi, created))
+        return false;
+    session_key(sid, key);
+    session_tag(sid, tag);
+    if (e) {
+        snprintf(e->sid, sizeof e->sid, "%s", sid);
+        e->vi = *vi;
+        e->created = *created;
+        memcpy(e->key, key, SESSION_KEY_MAX);
+        memcpy(e->tag, tag, 17);
+    }
     return true;
 }
 

@@ -31,6 +31,10 @@ void session_shutdown(void);
 int session_mint(int vi, char out[SESSION_ID_MAX]);
 /* Verifies sid; on success stores the version index and creation time. */
 bool session_verify(const char *sid, int *vi, int64_t *created);
+/* session_verify plus session_key and session_tag, through a per-worker cache of verified
+ * tokens (validity is immutable; liveness is checked in Redis by the caller). */
+bool session_lookup(const char *sid, int *vi, int64_t *created, char key[SESSION_KEY_MAX],
+                    char tag[17]);
 /* Redis key of the session's mutable state: "csmcp:s:<hash>". */
 void session_key(const char *sid, char out[SESSION_KEY_MAX]);
 /* 16 hex characters naming the session in other keys and messages. */

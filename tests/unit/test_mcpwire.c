@@ -216,10 +216,27 @@ START_TEST(session_tokens)
     ck_assert(!session_verify("v1.", &vi, &created));
     ck_assert(!session_verify("v2.xx.yy", &vi, &created));
     ck_assert(!session_verify(NULL, &vi, &created));
+    /* the verified-token cache gives the same answers, twice */
+    char ck[SESSION_KEY_MAX], ct[17], ek[SESSION_KEY_MAX], et[17];
+    session_key(a, ek);
+    session_tag(a, et);
+    for (int round = 0; round < 2; round++) {
+        vi = -1;
+        ck_assert(session_lookup(a, &vi, &created, ck, ct));
+        ck_assert_int_eq(vi, 2);
+        ck_assert_str_eq(ck, ek);
+        ck_assert_str_eq(ct, et);
+    }
+    char t2[SESSION_ID_MAX];
+    strcpy(t2, a);
+    t2[5] = t2[5] == 'A' ? 'B' : 'A';
+    ck_assert(!session_lookup(t2, &vi, &created, ck, ct));
+    ck_assert(!session_lookup(t2, &vi, &created, ck, ct));
     /* another secret does not verify it */
     static const char other[] = "fedcba9876543210fedcba9876543210-other";
     session_set_secret(other, sizeof other - 1);
     ck_assert(!session_verify(a, &vi, &created));
+    ck_assert(!session_lookup(a, &vi, &created, ck, ct)); /* cache cleared with the secret */
     char k1[SESSION_KEY_MAX], k2[SESSION_KEY_MAX], t1[17];
     session_key(a, k1);
     session_key(b, k2);
