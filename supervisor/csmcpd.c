@@ -910,44 +910,70 @@ void sup_write_metrics(FILE *f)
     struct supm_table total;
     static const char *const states[] = {"spawning", "ready", "draining"};
 
-    fprintf(f, "# TYPE csmcp_supervisor_generation gauge\ncsmcp_supervisor_generation %u\n",
+    fprintf(f,
+            "# HELP csmcp_build_info Version of csmcpd (always 1).\n# TYPE csmcp_build_info "
+            "gauge\ncsmcp_build_info{version=\"%s\"} 1\n",
+            CSMCP_VERSION);
+    fprintf(f,
+            "# HELP csmcp_supervisor_generation Configuration generation served.\n# TYPE "
+            "csmcp_supervisor_generation gauge\ncsmcp_supervisor_generation %u\n",
             s->gen);
     fprintf(f,
-            "# TYPE csmcp_supervisor_uptime_seconds gauge\n"
+            "# HELP csmcp_supervisor_uptime_seconds Seconds since csmcpd started.\n# TYPE "
+            "csmcp_supervisor_uptime_seconds gauge\n"
             "csmcp_supervisor_uptime_seconds %.3f\n",
             (double)(now - sup.started_ms) / 1000.0);
-    fprintf(f, "# TYPE csmcp_supervisor_ready gauge\ncsmcp_supervisor_ready %d\n",
+    fprintf(f,
+            "# HELP csmcp_supervisor_ready 1 when every slot has a READY worker and no shutdown "
+            "runs.\n# TYPE csmcp_supervisor_ready gauge\ncsmcp_supervisor_ready %d\n",
             sup_is_ready() ? 1 : 0);
-    fprintf(f, "# TYPE csmcp_workers gauge\n");
+    fprintf(f, "# HELP csmcp_workers Worker processes by state.\n# TYPE csmcp_workers gauge\n");
     for (int i = 0; i < 3; i++)
         fprintf(f, "csmcp_workers{state=\"%s\"} %d\n", states[i],
                 slots_count_state(s, (enum slots_state)i));
-    fprintf(f, "# TYPE csmcp_workers_configured gauge\ncsmcp_workers_configured %d\n", s->nslots);
-    fprintf(f, "# TYPE csmcp_crash_loop gauge\ncsmcp_crash_loop %d\n", s->crash_loop ? 1 : 0);
-    fprintf(f, "# TYPE csmcp_worker_spawns_total counter\ncsmcp_worker_spawns_total %llu\n",
+    fprintf(f,
+            "# HELP csmcp_workers_configured server.workers of the current generation.\n# TYPE "
+            "csmcp_workers_configured gauge\ncsmcp_workers_configured %d\n",
+            s->nslots);
+    fprintf(f,
+            "# HELP csmcp_crash_loop 1 while server.crash_limit failures fall within "
+            "server.crash_window.\n# TYPE csmcp_crash_loop gauge\ncsmcp_crash_loop %d\n",
+            s->crash_loop ? 1 : 0);
+    fprintf(f,
+            "# HELP csmcp_worker_spawns_total Worker processes started.\n# TYPE "
+            "csmcp_worker_spawns_total counter\ncsmcp_worker_spawns_total %llu\n",
             (unsigned long long)s->spawns_total);
-    fprintf(f, "# TYPE csmcp_worker_crashes_total counter\ncsmcp_worker_crashes_total %llu\n",
+    fprintf(f,
+            "# HELP csmcp_worker_crashes_total Workers that died or failed to start outside a "
+            "drain.\n# TYPE csmcp_worker_crashes_total counter\ncsmcp_worker_crashes_total %llu\n",
             (unsigned long long)s->crashes_total);
-    fprintf(f, "# TYPE csmcp_worker_timeouts_total counter\ncsmcp_worker_timeouts_total %llu\n",
+    fprintf(f,
+            "# HELP csmcp_worker_timeouts_total Workers killed by the heartbeat watchdog.\n# TYPE "
+            "csmcp_worker_timeouts_total counter\ncsmcp_worker_timeouts_total %llu\n",
             (unsigned long long)s->timeouts_total);
     fprintf(f,
-            "# TYPE csmcp_reloads_total counter\ncsmcp_reloads_total{result=\"ok\"} %llu\n"
+            "# HELP csmcp_reloads_total Reloads by result (failed: refused, invalid or rolled "
+            "back).\n# TYPE csmcp_reloads_total counter\ncsmcp_reloads_total{result=\"ok\"} %llu\n"
             "csmcp_reloads_total{result=\"failed\"} %llu\n",
             (unsigned long long)s->reloads_ok,
             (unsigned long long)(s->reloads_failed + sup.reloads_rejected));
-    fprintf(f, "# TYPE csmcp_slot_restarts_total counter\n");
+    fprintf(f, "# HELP csmcp_slot_restarts_total Crash restarts per slot.\n# TYPE "
+               "csmcp_slot_restarts_total counter\n");
     for (int i = 0; i < s->nslots; i++)
         fprintf(f, "csmcp_slot_restarts_total{slot=\"%d\"} %llu\n", i,
                 (unsigned long long)s->slot[i].restarts);
-    fprintf(f, "# TYPE csmcp_worker_up gauge\n");
+    fprintf(f, "# HELP csmcp_worker_up One series per live worker process.\n# TYPE csmcp_worker_up "
+               "gauge\n");
     for (const struct slots_worker *w = s->workers; w; w = w->next)
         fprintf(f, "csmcp_worker_up{slot=\"%d\",pid=\"%d\",generation=\"%u\",state=\"%s\"} 1\n",
                 w->slot, (int)w->pid, w->gen, slots_state_name(w->state));
-    fprintf(f, "# TYPE csmcp_worker_heartbeat_age_seconds gauge\n");
+    fprintf(f, "# HELP csmcp_worker_heartbeat_age_seconds Seconds since the worker's last "
+               "heartbeat.\n# TYPE csmcp_worker_heartbeat_age_seconds gauge\n");
     for (const struct slots_worker *w = s->workers; w; w = w->next)
         fprintf(f, "csmcp_worker_heartbeat_age_seconds{slot=\"%d\",pid=\"%d\"} %.3f\n", w->slot,
                 (int)w->pid, (double)(now - w->last_hb_ms) / 1000.0);
-    fprintf(f, "# TYPE csmcp_worker_loop_lag_seconds gauge\n");
+    fprintf(f, "# HELP csmcp_worker_loop_lag_seconds Event-loop lag measured by the worker.\n# "
+               "TYPE csmcp_worker_loop_lag_seconds gauge\n");
     for (const struct slots_worker *w = s->workers; w; w = w->next) {
         const struct wio *io = w->io;
         fprintf(f, "csmcp_worker_loop_lag_seconds{slot=\"%d\",pid=\"%d\"} %.6f\n", w->slot,
@@ -961,22 +987,24 @@ void sup_write_metrics(FILE *f)
             if (io && io->snap)
                 supm_fold(&total, io->snap, io->snap_len, false);
         }
-        supm_render(f, &total, NULL, false);
+        supm_render(f, &total, "Worker metric, summed over live and exited workers.");
         supm_free(&total);
     }
-    /* Per worker, renamed csmcp_worker_* with slot and pid labels. */
-    for (const struct slots_worker *w = s->workers; w; w = w->next) {
-        const struct wio *io = w->io;
-        struct supm_table one;
-        char lbl[64];
-        if (!io || !io->snap)
-            continue;
-        memset(&one, 0, sizeof(one));
-        if (supm_fold(&one, io->snap, io->snap_len, false) == 0) {
+    /* Per worker, renamed csmcp_worker_* with slot and pid labels, in one table so each
+     * family gets a single # TYPE line and contiguous series. */
+    {
+        struct supm_table per;
+        memset(&per, 0, sizeof(per));
+        for (const struct slots_worker *w = s->workers; w; w = w->next) {
+            const struct wio *io = w->io;
+            char lbl[64];
+            if (!io || !io->snap)
+                continue;
             snprintf(lbl, sizeof(lbl), "slot=\"%d\",pid=\"%d\"", w->slot, (int)w->pid);
-            supm_render(f, &one, lbl, true);
+            supm_fold_as_worker(&per, io->snap, io->snap_len, lbl);
         }
-        supm_free(&one);
+        supm_render(f, &per, "Worker metric, per live worker process.");
+        supm_free(&per);
     }
 }
 

@@ -69,6 +69,31 @@ int supm_fold(struct supm_table *t, const uint8_t *snap, size_t len, bool counte
     return rc < 0 ? -1 : 0;
 }
 
+int supm_fold_as_worker(struct supm_table *t, const uint8_t *snap, size_t len,
+                        const char *prefix_labels)
+{
+    struct ctl_series s, r;
+    size_t off = 0;
+    int rc, n;
+
+    while ((rc = ctl_snap_next(snap, len, &off, &s)) == 1) {
+        r = s;
+        if (strncmp(s.name, "csmcp_", 6) == 0)
+            n = snprintf(r.name, sizeof(r.name), "csmcp_worker_%s", s.name + 6);
+        else
+            n = snprintf(r.name, sizeof(r.name), "%s", s.name);
+        if (n < 0 || (size_t)n >= sizeof(r.name))
+            continue;
+        n = snprintf(r.labels, sizeof(r.labels), "%s%s%s", prefix_labels,
+                     s.labels[0] && prefix_labels[0] ? "," : "", s.labels);
+        if (n < 0 || (size_t)n >= sizeof(r.labels))
+            continue;
+        if (add(t, &r, false) < 0)
+            return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 void supm_free(struct supm_table *t)
 {
     free(t->v);
@@ -95,12 +120,12 @@ static int cmp_series(const void *a, const void *b)
     return c ? c : strcmp(x->labels, y->labels);
 }
 
-static void labels(FILE *f, const char *pre, const char *own, const char *extra)
+static void labels(FILE *f, const char *own, const char *extra)
 {
     bool any = false;
-    const char *parts[3] = {pre, own, extra};
+    const char *parts[2] = {own, extra};
 
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         if (!parts[i] || !parts[i][0])
             continue;
         fputs(any ? "," : "{", f);
@@ -111,36 +136,28 @@ static void labels(FILE *f, const char *pre, const char *own, const char *extra)
         fputc('}', f);
 }
 
-static void metric_name(char *out, size_t len, const char *name, bool rename)
-{
-    if (rename && strncmp(name, "csmcp_", 6) == 0)
-        snprintf(out, len, "csmcp_worker_%s", name + 6);
-    else
-        snprintf(out, len, "%s", name);
-}
-
-void supm_render(FILE *f, struct supm_table *t, const char *prefix_labels, bool rename)
+void supm_render(FILE *f, struct supm_table *t, const char *help)
 {
     static const char *const type[] = {"", "counter", "gauge", "histogram"};
-    char name[CTL_NAME_MAX + 16], le[48];
+    char le[48];
     const char *last = NULL;
 
     qsort(t->v, (size_t)t->n, sizeof(*t->v), cmp_series);
     for (int i = 0; i < t->n; i++) {
         const struct ctl_series *s = &t->v[i];
-        metric_name(name, sizeof(name), s->name, rename);
+        const char *name = s->name;
         if (!last || strcmp(last, s->name) != 0)
-            fprintf(f, "# TYPE %s %s\n", name, type[s->kind]);
+            fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type[s->kind]);
         last = s->name;
         switch (s->kind) {
         case CTL_M_COUNTER:
             fputs(name, f);
-            labels(f, prefix_labels, s->labels, NULL);
+            labels(f, s->labels, NULL);
             fprintf(f, " %llu\n", (unsigned long long)s->counter);
             break;
         case CTL_M_GAUGE:
             fputs(name, f);
-            labels(f, prefix_labels, s->labels, NULL);
+            labels(f, s->labels, NULL);
             fprintf(f, " %.17g\n", s->gauge);
             break;
         case CTL_M_HIST: {
@@ -152,14 +169,14 @@ void supm_render(FILE *f, struct supm_table *t, const char *prefix_labels, bool 
                 else
                     snprintf(le, sizeof(le), "le=\"+Inf\"");
                 fprintf(f, "%s_bucket", name);
-                labels(f, prefix_labels, s->labels, le);
+                labels(f, s->labels, le);
                 fprintf(f, " %llu\n", (unsigned long long)cum);
             }
             fprintf(f, "%s_sum", name);
-            labels(f, prefix_labels, s->labels, NULL);
+            labels(f, s->labels, NULL);
             fprintf(f, " %.17g\n", s->sum);
             fprintf(f, "%s_count", name);
-            labels(f, prefix_labels, s->labels, NULL);
+            labels(f, s->labels, NULL);
             fprintf(f, " %llu\n", (unsigned long long)s->count);
             break;
         }

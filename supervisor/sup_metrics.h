@@ -28,10 +28,15 @@ void supm_free(struct supm_table *t);
 int supm_copy(struct supm_table *dst, const struct supm_table *src);
 
 /*
- * Writes t as Prometheus text, sorted by name then labels, one # TYPE line per name.
- * prefix_labels (may be NULL) is prepended to every series' labels; rename, when set, replaces
- * a leading "csmcp_" with "csmcp_worker_" (per-worker series must not collide with totals).
+ * As supm_fold, but each series is renamed (a leading "csmcp_" becomes "csmcp_worker_") and
+ * gets prefix_labels before its own labels: per-worker series that must not collide with the
+ * totals. Series whose new name or labels would be too long are skipped. 0 or -1.
  */
-void supm_render(FILE *f, struct supm_table *t, const char *prefix_labels, bool rename);
+int supm_fold_as_worker(struct supm_table *t, const uint8_t *snap, size_t len,
+                        const char *prefix_labels);
+
+/* Writes t as Prometheus text, sorted by name then labels, one # HELP (help) and one # TYPE
+ * line per name. */
+void supm_render(FILE *f, struct supm_table *t, const char *help);
 
 #endif

@@ -208,3 +208,35 @@ def wait_for(pred, timeout, interval=0.02):
             return v, time.monotonic() - t0
         time.sleep(interval)
     raise AssertionError("timed out after %.1fs" % timeout)
+
+
+def check_prometheus_text(text):
+    """Validates the exposition format rules csmcpd must keep: one # TYPE per family, before
+    its samples; a family's samples contiguous; every sample line "name{labels} value"."""
+    import re
+    sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^\n]*\})? (\S+)$')
+    typed, seen_family, current = {}, set(), None
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            if name in typed:
+                raise AssertionError("second TYPE line for %s" % name)
+            typed[name] = kind
+            current = name
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = sample.match(line)
+        if not m:
+            raise AssertionError("malformed sample line: %r" % line)
+        name = m.group(1)
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and typed.get(name[:-len(suffix)]) == "histogram":
+                family = name[:-len(suffix)]
+        if family != current:
+            raise AssertionError("sample %r outside its family block (current %s)" %
+                                 (line, current))
+        float(m.group(3))
+        seen_family.add(family)
+    return len(seen_family)

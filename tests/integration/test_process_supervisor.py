@@ -3,6 +3,7 @@ Redis): crash restart, stuck-worker watchdog, zero-downtime reloads under load, 
 and failed-READY reloads, graceful SIGTERM under load, fd hygiene, supervisor death.
 Figures are printed on stdout so the run log carries them."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -339,6 +340,61 @@ class TestFdHygiene(SupervisorCase):
                                                              sorted(su.fd_targets(sup_pid).items())))
         say("supervisor fds: %d before, %d after 3 reloads and a crash" %
             (sup_fds0, len(su.fd_targets(sup_pid))))
+
+
+class TestOperatorInterfaces(SupervisorCase):
+    workers = 2
+
+    def test_csmcpctl_and_admin_endpoints(self):
+        srv = self.srv
+        r = srv.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        say("csmcpctl status:\n" + "\n".join("      " + l for l in r.stdout.splitlines()))
+        self.assertIn("generation 1  workers 2/2 ready  state running", r.stdout)
+        self.assertIn("crash loop: no", r.stdout)
+        rows = [l.split() for l in r.stdout.splitlines() if l[:1].isdigit()]
+        self.assertEqual(sorted(int(x[0]) for x in rows), [0, 1])
+        self.assertTrue(all(x[3] == "READY" for x in rows), rows)
+        cur = su.current(srv)
+        self.assertEqual(sorted(int(x[2]) for x in rows), sorted(cur.values()))
+        for _ in range(5):
+            self.assertEqual(srv.get("/health")[0], 200)
+        time.sleep(0.5)  # a heartbeat carries the counts
+        r = srv.ctl("metrics")
+        self.assertEqual(r.returncode, 0)
+        nfam = su.check_prometheus_text(r.stdout)
+        if shutil.which("promtool"):
+            p = subprocess.run(["promtool", "check", "metrics"], input=r.stdout,
+                               capture_output=True, text=True, timeout=20)
+            say("promtool check metrics: rc %d %s" % (p.returncode,
+                                                     (p.stdout + p.stderr).strip()[:300]))
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        say("/metrics: %d families, %d lines" % (nfam, len(r.stdout.splitlines())))
+        self.assertIn("# TYPE csmcp_http_requests_total counter", r.stdout)
+        self.assertIn('csmcp_build_info{version="', r.stdout)
+        self.assertIn("csmcp_workers_configured 2", r.stdout)
+        # per-worker series carry slot and pid
+        self.assertIn('csmcp_worker_http_connections_open{slot="0",pid="%d"}' % cur[0],
+                      r.stdout)
+        self.assertEqual(srv.ctl("bogus").returncode, 2)
+        r = subprocess.run([lib.CSMCPCTL, "-s", os.path.join(srv.dir, "nope.sock"), "status"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("is csmcpd running", r.stderr)
+        self.assertEqual(srv.admin("/health")[0], 200)
+        self.assertEqual(srv.admin("/ready")[0], 200)
+        self.assertEqual(srv.admin("/nope")[0], 404)
+        st, _, _ = lib.http_request(srv.admin_port, "POST", "/metrics")
+        self.assertEqual(st, 405)
+        # a raw client that never sends its line is dropped, csmcpd keeps answering
+        idle = socket.socket(socket.AF_UNIX)
+        idle.connect(srv.socket)
+        self.assertEqual(srv.ctl("ping").stdout.strip(), "pong")
+        idle.close()
+        # /ready turns 503 while stopping
+        r = srv.ctl("stop")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(srv.proc.wait(10), 0)
 
 
 class TestConfigCheck(lib.TestCase):
