@@ -6,6 +6,7 @@ import http.client
 import json
 import signal
 import socket
+import time
 import unittest
 
 import lib
@@ -388,3 +389,59 @@ class McpRateLimitAndDrain(lib.TestCase):
         finally:
             d.stop()
         assert_no_crash(d)
+
+
+class HttpLimits(lib.TestCase):
+    """Timeouts and the per-worker connection cap of the worker's HTTP server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = lib.Csmcpd(workers=1, fixtures=True, auth=False,
+                           conf={"http": {"read_timeout": 1, "idle_timeout": 2},
+                                 "server": {"max_connections": 16}})
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        assert_no_crash(cls.d)
+
+    def test_408_when_request_is_too_slow(self):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+        try:
+            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n{")
+            data = s.recv(4096)
+        finally:
+            s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 408"), data[:60])
+
+    def test_idle_keepalive_connection_is_closed(self):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=6)
+        try:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            self.assertIn(b"200 OK", s.recv(4096))
+            t0 = time.monotonic()
+            self.assertEqual(s.recv(4096), b"")  # server closes after idle_timeout
+            self.assertLess(time.monotonic() - t0, 5)
+        finally:
+            s.close()
+
+    def test_max_connections(self):
+        held = [socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+                for _ in range(16)]
+        try:
+            for s in held:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                self.assertIn(b"200 OK", s.recv(4096))
+            extra = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            extra.settimeout(0.5)
+            with self.assertRaises(socket.timeout):
+                extra.recv(4096)  # not accepted while 16 are open
+            held.pop().close()
+            extra.settimeout(5)
+            self.assertIn(b"200 OK", extra.recv(4096))
+            extra.close()
+        finally:
+            for s in held:
+                s.close()
