@@ -87,6 +87,7 @@ struct wio {
     uint32_t conns;
     uint32_t lag_us;
     uint32_t seq;
+    bool trunc_warned;
 };
 
 static struct {
@@ -292,6 +293,11 @@ static void store_snapshot(struct wio *io, const uint8_t *p)
     uint8_t *copy;
 
     memcpy(&hb, p, sizeof(hb));
+    if ((hb.flags & CTL_HB_TRUNCATED) && !io->trunc_warned) {
+        io->trunc_warned = true;
+        log_warn("a worker's metrics snapshot exceeds %d bytes: some series are missing",
+                 CTL_MSG_MAX);
+    }
     io->conns = hb.conns_active;
     io->lag_us = hb.loop_lag_us;
     copy = malloc(hb.snap_len ? hb.snap_len : 1);

@@ -358,6 +358,52 @@ START_TEST(reload_uses_new_generation_timeouts)
 }
 END_TEST
 
+START_TEST(reload_shrinks_and_grows)
+{
+    struct slots_params two = params(2), six = params(6);
+    char err[128];
+    pid_t old[4];
+
+    slots_start(&S, 0);
+    make_ready(0);
+    for (int i = 0; i < 4; i++)
+        old[i] = S.slot[i].cur->pid;
+    ck_assert_int_eq(slots_reload(&S, &two, 100, err, sizeof(err)), 0);
+    ck_assert_int_eq(f.nspawn, 6);
+    make_ready(200);
+    ck_assert_int_eq(slots_reload_take(&S), SLOTS_RELOAD_OK);
+    ck_assert_int_eq(S.nslots, 2);
+    for (int i = 0; i < 4; i++)
+        ck_assert(sent(old[i], SLOTS_MSG_DRAIN));
+    for (int i = 0; i < 4; i++)
+        slots_on_exit(&S, old[i], W_EXITCODE(0, 0), 300);
+    slots_tick(&S, 1000);
+    ck_assert_int_eq(f.nspawn, 6); /* slots 2 and 3 are gone, not respawned */
+    ck_assert(slots_all_ready(&S));
+    ck_assert_int_eq(slots_reload(&S, &six, 2000, err, sizeof(err)), 0);
+    ck_assert_int_eq(f.nspawn, 12);
+    make_ready(2100);
+    ck_assert_int_eq(slots_reload_take(&S), SLOTS_RELOAD_OK);
+    ck_assert_int_eq(S.nslots, 6);
+    ck_assert_int_eq(slots_count_state(&S, SLOTS_READY), 6);
+}
+END_TEST
+
+START_TEST(bad_worker_is_killed_and_respawned)
+{
+    pid_t pid;
+    slots_start(&S, 0);
+    make_ready(0);
+    pid = S.slot[3].cur->pid;
+    slots_on_bad_worker(&S, S.slot[3].cur, "bad control message", 10);
+    ck_assert(killed_with(pid, SIGKILL));
+    slots_on_exit(&S, pid, sigkilled(), 20);
+    slots_tick(&S, 200);
+    ck_assert_int_ne(S.slot[3].cur->pid, pid);
+    ck_assert_uint_eq(S.crashes_total, 1);
+}
+END_TEST
+
 START_TEST(graceful_shutdown)
 {
     pid_t pids[4];
@@ -424,6 +470,8 @@ int main(void)
     tcase_add_test(tc, reload_rollback_on_death);
     tcase_add_test(tc, reload_rollback_on_timeout);
     tcase_add_test(tc, reload_uses_new_generation_timeouts);
+    tcase_add_test(tc, reload_shrinks_and_grows);
+    tcase_add_test(tc, bad_worker_is_killed_and_respawned);
     tcase_add_test(tc, graceful_shutdown);
     tcase_add_test(tc, spawn_failure_backs_off);
     tcase_add_test(tc, unknown_pid_ignored);
