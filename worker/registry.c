@@ -181,8 +181,24 @@ static const char *type_of(yajl_val prop, char *buf, size_t len)
     }
     if (json_get(prop, "$ref"))
         return "object";
-    if (json_get(prop, "enum"))
-        return "enum";
+    yajl_val en = json_get_arr(prop, "enum");
+    yajl_val c = json_get(prop, "const");
+    yajl_val sample = c ? c : (en && en->u.array.len ? en->u.array.values[0] : NULL);
+    if (sample) {
+        switch (sample->type) {
+        case yajl_t_string:
+            return "string";
+        case yajl_t_number:
+            return "number";
+        case yajl_t_true:
+        case yajl_t_false:
+            return "boolean";
+        default:
+            break;
+        }
+    }
+    if (json_get(prop, "oneOf") || json_get(prop, "anyOf"))
+        return "one of several shapes";
     return "any";
 }
 
@@ -227,6 +243,16 @@ static void md_schema_table(FILE *f, const char *schema, bool with_required)
         }
         fputc(' ', f);
         md_text(f, json_get_str(p, "description"));
+        yajl_val cv = json_get(p, "const");
+        if (cv) {
+            struct jbuf b;
+            jbuf_init(&b);
+            json_val(&b, cv);
+            fputs(" Always `", f);
+            md_text(f, jbuf_cstr(&b));
+            fputs("`.", f);
+            jbuf_free(&b);
+        }
         yajl_val en = json_get_arr(p, "enum");
         if (en) {
             fputs(" One of:", f);
@@ -265,13 +291,25 @@ int registry_print_markdown(FILE *f, const char *src_root)
               f);
     }
     static const char *const scopes[] = {"read", "write", "admin"};
+    fputs("## Index\n\n| tool | scope | read-only | title |\n|---|---|---|---|\n", f);
+    for (size_t i = 0; i < NT; i++) {
+        const struct tool_def *d = T[i].def;
+        if (d->fixture)
+            continue;
+        fprintf(f, "| [`%s`](#%s) | %s | %s | ", d->name, d->name,
+                scopes[d->scope <= TOOL_SCOPE_ADMIN ? d->scope : 0],
+                d->hints & TOOL_HINT_READONLY ? "yes" : "no");
+        md_text(f, d->title ? d->title : "");
+        fputs(" |\n", f);
+    }
+    fputc('\n', f);
     size_t listed = 0;
     for (size_t i = 0; i < NT; i++) {
         const struct tool_def *d = T[i].def;
         if (d->fixture)
             continue;
         listed++;
-        fprintf(f, "## `%s`%s", d->name, d->title ? " — " : "");
+        fprintf(f, "<a id=\"%s\"></a>\n\n## `%s`%s", d->name, d->name, d->title ? " — " : "");
         if (d->title)
             md_text(f, d->title);
         fputs("\n\n", f);

@@ -37,6 +37,9 @@ def npm_install():
             os.path.getmtime(stamp) >= os.path.getmtime(lock):
         return
     print("npm ci (tests/client)", flush=True)
+    if shutil.which("npm") is None:
+        raise SystemExit("npm is not installed (Debian packages nodejs and npm): cannot install "
+                         "the pinned MCP clients\n0 passed, 1 failed")
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=900)
 
 
