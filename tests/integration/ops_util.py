@@ -103,24 +103,34 @@ class NotifySocket:
         self.path = os.path.join(self.dir, "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        # Like PID 1: learn each sender's PID from SCM_CREDENTIALS (NotifyAccess=main drops
+        # messages whose sender is not the main PID).
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.settimeout(0.1)
         self.messages = []
+        self.senders = []
+
+    def _recv(self):
+        import struct
+        data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
+        pid = None
+        for level, typ, val in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", val[:12])[0]
+        kv = dict(l.split("=", 1) for l in data.decode(errors="replace").split("\n") if "=" in l)
+        self.messages.append((time.monotonic(), kv, data))
+        self.senders.append(pid)
+        return data
 
     def poll(self, duration=0.0):
         """Reads whatever arrives within duration seconds (at least one non-blocking pass)."""
         deadline = time.monotonic() + duration
         while True:
             try:
-                data = self.sock.recv(65536)
+                data = self._recv()
             except socket.timeout:
                 data = None
             if data is not None:
-                kv = {}
-                for line in data.decode(errors="replace").split("\n"):
-                    if "=" in line:
-                        k, v = line.split("=", 1)
-                        kv[k] = v
-                self.messages.append((time.monotonic(), kv, data))
                 continue
             if time.monotonic() >= deadline:
                 return
@@ -131,12 +141,9 @@ class NotifySocket:
         try:
             while True:
                 try:
-                    data = self.sock.recv(65536)
+                    self._recv()
                 except (BlockingIOError, InterruptedError):
                     return
-                kv = dict(l.split("=", 1) for l in data.decode(errors="replace").split("\n")
-                          if "=" in l)
-                self.messages.append((time.monotonic(), kv, data))
         finally:
             self.sock.settimeout(0.1)
 

@@ -163,6 +163,9 @@ class TestSdNotify(unittest.TestCase):
         self.assertEqual([m for m in n.messages[i_stop + 1:] if "READY" in m[1]], [])
         order = [k for m in n.messages for k in m[1] if k in ("READY", "RELOADING", "STOPPING")]
         print("    notify order: %s" % " ".join(order))
+        # NotifyAccess=main: every message must come from csmcpd itself, none from a worker.
+        self.assertEqual(set(n.senders), {d.proc.pid},
+                         "sd_notify from a process other than the main PID")
         self.assertEqual(order, ["READY", "RELOADING", "READY", "RELOADING", "READY",
                                  "RELOADING", "READY", "STOPPING"])
 
