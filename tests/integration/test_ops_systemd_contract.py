@@ -16,6 +16,7 @@ Ports: 18500-18999 (ops range).
 """
 import fcntl
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -217,6 +218,44 @@ class TestSocketActivation(unittest.TestCase):
             # The supervisor is the process systemd-socket-activate exec'ed (LISTEN_PID).
             with open("/proc/%d/cmdline" % p.pid, "rb") as f:
                 self.assertIn(b"csmcpd", f.read())
+        finally:
+            d.stop()
+
+
+class TestLoadBalancerReadiness(unittest.TestCase):
+    """The admin /ready is the load balancer's health check (deploy.md): it stays 200 through
+    a reload and fails as soon as a stop begins, while in-flight work still drains."""
+
+    def test_ready_through_reload_and_not_ready_when_stopping(self):
+        d = lib.Csmcpd(workers=2, conf={"server": {"drain_timeout": 5}})
+        d.start()
+        try:
+            def generation():
+                body = d.admin("/metrics")[2].decode()
+                return int(float(re.search(r"^csmcp_supervisor_generation (\S+)$", body,
+                                           re.M).group(1)))
+            gen = generation()
+            d.signal(signal.SIGHUP)
+            codes, t0 = [], time.monotonic()
+            while time.monotonic() - t0 < 2.0:
+                codes.append(d.admin("/ready")[0])
+                time.sleep(0.01)
+            self.assertEqual(set(codes), {200}, "a reload must not take the host out of rotation")
+            lib.wait_until(lambda: generation() > gen, 10, what="the reload to finish")
+            # An idle keep-alive connection keeps the drain going for a moment.
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200"))
+            d.signal(signal.SIGTERM)
+
+            def not_ready():
+                try:
+                    return d.admin("/ready")[0] != 200
+                except OSError:
+                    return True
+            lib.wait_until(not_ready, 1.0, interval=0.02, what="/ready to fail after SIGTERM")
+            s.close()
+            self.assertEqual(d.proc.wait(30), 0)
         finally:
             d.stop()
 
