@@ -169,6 +169,9 @@ BEGIN
         WHERE (t - k) >= t - sd.age_days AND NOT (sd.churned AND k < 40)
     ) u WHERE dau > 0;
 
+    -- Fresh bulk data has no statistics yet: without them the planner picks nested loops.
+    ANALYZE accounts; ANALYZE contracts; ANALYZE usage_daily;
+
     -- Feature adoption and 30 days of per-feature usage.
     INSERT INTO feature_adoption (client_id, feature_id, first_used_on)
     SELECT sd.client_id, f.feature_id,
@@ -183,7 +186,7 @@ BEGIN
            greatest(1, round(u.events * w.share))::int, greatest(1, round(u.active_users * least(1, w.share * 2.5)))::int,
            greatest(1, round(u.events * w.share))
     FROM usage_daily u JOIN feature_adoption fa ON fa.client_id = u.client_id AND fa.first_used_on <= u.day
-    CROSS JOIN LATERAL (SELECT 1.0 / (SELECT count(*) FROM feature_adoption x WHERE x.client_id = u.client_id) AS share) w
+    JOIN (SELECT client_id, 1.0 / count(*) AS share FROM feature_adoption GROUP BY client_id) w ON w.client_id = u.client_id
     WHERE u.client_id LIKE 'demo\_%' AND u.day > t - 30;
 
     -- Support tickets over the last 120 days (declining accounts open more).
@@ -265,6 +268,9 @@ BEGIN
     -- Activation happened before the 90 days of usage history: record it (manual confirmation).
     INSERT INTO adoption_milestones (client_id, milestone, achieved_on)
     SELECT client_id, 'm1', t - age_days + 2 FROM sd WHERE age_days > 92;
+
+    ANALYZE feature_adoption; ANALYZE usage_feature_daily; ANALYZE support_tickets; ANALYZE nps_responses;
+    ANALYZE invoices; ANALYZE health_scores; ANALYZE lifecycle_transitions; ANALYZE communications;
 
     -- A real health calculation for every demo account (stored as history).
     FOR r IN SELECT client_id FROM sd ORDER BY i LOOP
