@@ -54,7 +54,7 @@ def _as_postgres(argv):
 class ScratchPostgres:
     """initdb'd cluster on 127.0.0.1:port (first free from `port`), superuser postgres."""
 
-    def __init__(self, port=55434):
+    def __init__(self, port=55434, hba_first=()):
         self.bindir = pg_bindir()
         self.port = next(p for p in range(port, port + 20) if port_free(p))
         self.dir = tempfile.mkdtemp(prefix="csmcp-ops-pg-")
@@ -67,6 +67,12 @@ class ScratchPostgres:
                                      "-U", "postgres", "--auth=trust", "-E", "UTF8",
                                      "--locale=C.UTF-8"]),
                        check=True, capture_output=True, timeout=120)
+        if hba_first:  # evaluated before initdb's trust lines
+            hba = os.path.join(self.data, "pg_hba.conf")
+            with open(hba) as f:
+                rest = f.read()
+            with open(hba, "w") as f:
+                f.write("\n".join(hba_first) + "\n" + rest)
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write("listen_addresses = '127.0.0.1'\nport = %d\n"
                     "unix_socket_directories = '%s'\nfsync = off\n"

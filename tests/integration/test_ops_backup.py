@@ -299,6 +299,17 @@ class TestBackupRoundTrip(BackupCase):
                                time.time(), delta=120)
         self.assertEqual(int(vals["csmcp_backup_last_rows"]), 10)
 
+    def test_parallel_restore(self):
+        url = self.fresh_db("par")
+        self.pg.psql(SCHEMA, db="par")
+        before = self.fingerprint("par")
+        r, _ = self.backup(url, os.path.join(self.tmp, "par"))
+        dump = r.stdout.strip().splitlines()[-1]
+        url2 = self.fresh_db("par2")
+        rr = self.restore("--url", url2, "--jobs", "3", dump)
+        self.assertEqual(rr.returncode, 0, rr.stderr)
+        self.assertEqual(self.fingerprint("par2"), before)
+
     def test_bad_settings_fail_fast(self):
         r, _ = self.backup(self.pg.url("postgres"), os.path.join(self.tmp, "bad"), "--keep", "0",
                            check=False)
@@ -309,6 +320,54 @@ class TestBackupRoundTrip(BackupCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertEqual([f for f in os.listdir(os.path.join(self.tmp, "bad"))
                           if not f.startswith(".lock")], [], "nothing left behind on failure")
+
+
+class TestBackupCredential(unittest.TestCase):
+    """The password reaches pg_dump/psql/pg_restore from $CREDENTIALS_DIRECTORY/database_password
+    (systemd LoadCredential=), never from the command line or the unit's environment."""
+
+    def test_password_from_credentials_directory(self):
+        pg = ou.ScratchPostgres(55464, hba_first=[
+            "host all pwuser 127.0.0.1/32 scram-sha-256"])
+        tmp = tempfile.mkdtemp(prefix="csmcp-ops-cred-")
+        try:
+            pg.psql("CREATE ROLE pwuser LOGIN CREATEDB PASSWORD 's3cret-Pa55'; "
+                    "CREATE DATABASE pw OWNER pwuser;")
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "CSMCP_"))}
+            env["PATH"] = pg.bindir + ":" + env.get("PATH", "/usr/bin:/bin")
+            env["PGPASSFILE"] = os.path.join(tmp, "none")
+            url = "postgresql://pwuser@127.0.0.1:%d/pw" % pg.port
+            subprocess.run([os.path.join(pg.bindir, "psql"), "-X", "-q", url, "-c",
+                            "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2)"],
+                           env=dict(env, PGPASSWORD="s3cret-Pa55"), check=True,
+                           capture_output=True, timeout=60)
+            bdir = os.path.join(tmp, "b")
+            # Without the credential: authentication fails, nothing is left behind.
+            r = subprocess.run([BACKUP, "--url", url, "--dir", bdir], env=env,
+                               capture_output=True, text=True, timeout=120)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("password", r.stderr)
+            creds = os.path.join(tmp, "creds")
+            os.makedirs(creds)
+            with open(os.path.join(creds, "database_password"), "w") as f:
+                f.write("s3cret-Pa55")
+            env["CREDENTIALS_DIRECTORY"] = creds
+            r = subprocess.run([BACKUP, "--url", url, "--dir", bdir, "--verify"], env=env,
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("s3cret", r.stdout + r.stderr, "the password must never be printed")
+            self.assertIn("identical", r.stderr)
+            # A password inside the URL works too, and is masked in every message.
+            del env["CREDENTIALS_DIRECTORY"]
+            r = subprocess.run([BACKUP, "--url", url.replace("pwuser@", "pwuser:s3cret-Pa55@"),
+                                "--dir", bdir], env=env, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("pwuser:***@", r.stderr)
+            self.assertNotIn("s3cret", r.stdout + r.stderr)
+        finally:
+            pg.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class TestBackupDemoData(BackupCase):
