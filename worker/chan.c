@@ -73,13 +73,13 @@ static int send_msg(enum ctl_type type, const void *payload, size_t len, int wai
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_ms > 0) {
+            /* one bounded wait for room, then give up */
             struct pollfd pfd = {.fd = ch.fd, .events = POLLOUT};
-            if (poll(&pfd, 1, wait_ms) > 0) {
-                wait_ms = 0;
-                w = send(ch.fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (w == n)
-                    return 0;
-            }
+            int left = wait_ms;
+            wait_ms = 0;
+            if (poll(&pfd, 1, left) > 0)
+                continue;
+            return -1;
         }
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             log_debug("control channel send(%s): %s", ctl_type_name(type), strerror(errno));
