@@ -469,7 +469,7 @@ int auth_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
         log_info("auth: %d JWT signing keys loaded from %s", jwt_keys_count(A.jwks),
                  cfg->auth_jwks_file);
     }
-    if (ratelimit_init(base, cfg) < 0 || audit_init(cfg, pg) < 0)
+    if (ratelimit_init(base, cfg) < 0 || audit_init(base, cfg, pg) < 0)
         return -1;
     if (!cfg->auth_required)
         log_warn("auth: auth.required = false: every /mcp caller is an anonymous admin");
@@ -490,6 +490,7 @@ int auth_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
 
 void auth_shutdown(void)
 {
+    audit_shutdown();
     jwt_keys_free(A.jwks);
     A.jwks = NULL;
     /* the SSL_CTX stays until exit: connections being closed may still reference it */

@@ -14,7 +14,7 @@ import urllib.parse
 import lib
 
 ROOT = lib.ROOT
-MIGRATION = os.path.join(ROOT, "db", "migrations", "0100_security.sql")
+MIGRATIONS = sorted(glob.glob(os.path.join(ROOT, "db", "migrations", "01[0-9][0-9]_*.sql")))
 
 
 def tool(name):
@@ -42,16 +42,17 @@ def with_db(url, db):
 
 
 class ScratchDb:
-    """A throw-away database holding only migration 0100 (the security schema), so tests that
-    tamper with the audit chain never disturb the shared test database."""
+    """A throw-away database holding only the security migrations (01xx), so tests that tamper
+    with the audit chain never disturb the shared test database."""
 
     def __init__(self):
         self.base = lib.database_url()
         self.name = "csmcp_sec_%s" % secrets.token_hex(4)
         psql(with_db(self.base, "postgres"), 'CREATE DATABASE "%s";' % self.name)
         self.url = with_db(self.base, self.name)
-        with open(MIGRATION) as f:
-            psql(self.url, f.read())
+        for m in MIGRATIONS:
+            with open(m) as f:
+                psql(self.url, f.read())
 
     def sql(self, text, check=True):
         return psql(self.url, text, check)
