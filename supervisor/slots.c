@@ -193,6 +193,9 @@ static void reload_commit(struct slots *s, int64_t now)
     s->p = s->newp;
     s->nslots = n;
     s->gen = s->new_gen;
+    /* a fully READY new generation ends the previous one's crash history */
+    s->ncrash = 0;
+    memset(s->crash_times, 0, sizeof(s->crash_times));
     s->reloading = false;
     s->reloads_ok++;
     s->reload_result = SLOTS_RELOAD_OK;

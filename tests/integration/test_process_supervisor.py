@@ -108,6 +108,36 @@ class TestCrashAndWatchdog(SupervisorCase):
         self.assertIn("no heartbeat", srv.log_tail(200))
 
 
+class TestCrashLoop(lib.TestCase):
+    def test_crash_loop_reported_backoff_bounded_then_fixed_by_reload(self):
+        srv = lib.Csmcpd(workers=2, conf={"server": {"worker_binary": "/bin/false",
+                                                     "backoff_min_ms": 100, "crash_limit": 3,
+                                                     "crash_window": 60}})
+        self.addCleanup(srv.stop)
+        srv.start(wait_ready=False)
+        time.sleep(3.2)
+        self.assertIsNone(srv.proc.poll(), "csmcpd gave up")
+        m = su.metrics(srv)
+        spawns = m["csmcp_worker_spawns_total"]
+        say("3.2 s of workers that exit at once: %d spawns, %d crashes, crash_loop %d" %
+            (spawns, m["csmcp_worker_crashes_total"], m["csmcp_crash_loop"]))
+        # 2 slots, delays 100, 200, 400, 800, 1600 ms (+-20%): at most 6 spawns per slot
+        self.assertLessEqual(spawns, 12)
+        self.assertGreaterEqual(spawns, 6)
+        self.assertEqual(m["csmcp_crash_loop"], 1)
+        self.assertEqual(srv.admin("/ready")[0], 503)
+        r = srv.ctl("status")
+        self.assertIn("crash loop: YES", r.stdout)
+        self.assertIn("WAITING", r.stdout)
+        self.assertIn("crash loop:", srv.log_tail(100))
+        srv.rewrite_conf({"server": {"worker_binary": lib.WORKER}})
+        r = srv.ctl("reload", "--wait", "--timeout", "30")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.wait_ready(10)
+        self.assertEqual(su.metrics(srv)["csmcp_crash_loop"], 0)
+        self.assertIn("crash loop: no", srv.ctl("status").stdout)
+
+
 class TestReload(SupervisorCase):
     def test_10_sighup_reloads_under_keepalive_load(self):
         srv = self.srv
