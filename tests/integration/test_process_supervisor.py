@@ -315,6 +315,40 @@ class TestShutdown(SupervisorCase):
         self.assertFalse(os.path.exists(srv.socket), "control socket left behind")
         self.assertEqual([f for f in os.listdir(srv.dir) if f.startswith(".csmcpd-")], [])
 
+    def test_stuck_client_bounded_by_drain_timeout_second_sigterm_fast(self):
+        srv = self.srv
+        stuck = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        stuck.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finished
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        time.sleep(1.0)
+        self.assertIsNone(srv.proc.poll(), "csmcpd did not wait for the request in progress")
+        srv.signal(signal.SIGTERM)  # the second one is fast
+        rc = srv.proc.wait(5)
+        dt = time.monotonic() - t0
+        say("stuck request: still draining after 1 s; second SIGTERM -> exit %d at %.2f s" %
+            (rc, dt))
+        self.assertEqual(rc, 0)
+        self.assertLess(dt, 1.0 + FAST["server"]["kill_grace"] + 0.5)
+        stuck.close()
+
+    def test_stuck_client_graceful_exit_within_drain_timeout(self):
+        srv = self.srv
+        stuck = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        stuck.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        rc = srv.proc.wait(FAST["server"]["drain_timeout"] + 5)
+        dt = time.monotonic() - t0
+        say("stuck request, one SIGTERM: exit %d after %.2f s (drain_timeout %d s)" %
+            (rc, dt, FAST["server"]["drain_timeout"]))
+        self.assertEqual(rc, 0)
+        self.assertLess(dt, FAST["server"]["drain_timeout"] + 0.5)
+        self.assertGreater(dt, FAST["server"]["drain_timeout"] - 1.5)
+        stuck.close()
+
     def test_supervisor_killed_workers_exit(self):
         srv = self.srv
         pids = list(su.current(srv).values())
