@@ -506,8 +506,8 @@ static int on_headers_complete(http_parser *p)
     snprintf(r->method_name, sizeof r->method_name, "%s", http_method_str(p->method));
     r->keepalive = http_should_keep_alive(p) != 0;
     r->http10 = p->http_major == 1 && p->http_minor == 0;
-    if (r->url == NULL)
-        on_url(p, "/", 1);
+    if (r->url == NULL && (on_url(p, "/", 1) < 0 || r->url == NULL))
+        return -1;
     char *q = strchr(r->url, '?');
     if (q) {
         *q = '\0';
