@@ -138,6 +138,28 @@ def account_ids(port, token, sid, want):
     return ids
 
 
+MIX = [("get_client_overview", lambda cid: {"client_id": cid}),
+       ("list_clients", lambda cid: {"limit": 20, "offset": 100, "tier_filter": "enterprise"}),
+       ("calculate_health_score", lambda cid: {"client_id": cid}),
+       ("track_usage_engagement", lambda cid: {"client_id": cid}),
+       ("update_client_info", lambda cid: {"client_id": cid,
+                                           "updates": {"csm_assigned": "csm-probe"}})]
+
+
+def tool_latencies(port, sid, ids, n=10):
+    """Median latency (ms) of each mix tool, called n times in a row on an idle server."""
+    out = {}
+    for name, args in MIX:
+        times = []
+        for i in range(n):
+            t0 = time.monotonic()
+            call_tool(port, None, sid, name, args(ids[(i * 7919) % len(ids)]))
+            times.append((time.monotonic() - t0) * 1000)
+        times.sort()
+        out[name] = round(times[len(times) // 2], 1)
+    return out
+
+
 def idle_conn_memory(port, worker_pids, n):
     """Opens n idle TCP connections, returns (KiB of worker RSS per connection, opened)."""
     before = sum(bt.rss_kib(p) for p in worker_pids)
@@ -178,15 +200,17 @@ def chaos_loop(kind, d, stop, events):
                     pass
 
 
-def run_wrks(nconn, nprocs, duration, threads_per, sessions_file, accounts_file, token):
+def run_wrks(nconn, nprocs, duration, threads_per, sessions_file, accounts_file, token,
+             script="mix.lua", think_ms=0):
     per = [nconn // nprocs + (1 if i < nconn % nprocs else 0) for i in range(nprocs)]
     procs = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for i, c in enumerate(per):
         env = dict(os.environ, BENCH_SESSIONS=sessions_file, BENCH_ACCOUNTS=accounts_file,
-                   BENCH_TOKEN=token or "", BENCH_SEED=str(i + 1), BENCH_PROTOCOL=bt.PROTOCOL)
+                   BENCH_TOKEN=token or "", BENCH_SEED=str(i + 1), BENCH_PROTOCOL=bt.PROTOCOL,
+                   BENCH_THINK_MS=str(think_ms))
         args = ["wrk", "-t%d" % min(threads_per, c), "-c%d" % c, "-d%ds" % duration,
-                "--timeout", "10s", "--latency", "-s", os.path.join(HERE, "mix.lua"),
+                "--timeout", "10s", "--latency", "-s", os.path.join(HERE, script),
                 "http://127.0.0.%d:%d/mcp" % (i + 1, PORT)]
         procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
@@ -196,7 +220,12 @@ def run_wrks(nconn, nprocs, duration, threads_per, sessions_file, accounts_file,
         m = re.search(r"^RESULT (\{.*\})$", out, re.M)
         if not m:
             raise RuntimeError("wrk failed (%d): %s %s" % (p.returncode, out[-400:], err[-400:]))
-        results.append(json.loads(m.group(1)))
+        r = json.loads(m.group(1))
+        for k in ("rpc_error", "tool_error", "bad_body"):
+            r.setdefault(k, 0)
+        r["tool_error"] += r.pop("bad_body")  # toolcall.lua: not a successful result
+        r.setdefault("sample", "")
+        results.append(r)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return results, wrk_cpu
@@ -216,9 +245,10 @@ def one_run(a, nconn, accounts_file):
             "database": {"pool_size": a.pool_size},
             "ratelimit": {"key_per_minute": 10000000, "tool_per_minute": 10000000,
                           "write_per_minute": 10000000}}
-    d = lib.Csmcpd(workers=a.workers, conf=conf, fixtures=False, auth=False)
+    d = lib.Csmcpd(workers=a.workers, conf=conf, fixtures=(a.mix == "simple"), auth=False)
     d.port, d.admin_port = PORT, PORT + 9
-    res = {"connections": nconn, "wrk_processes": nprocs, "chaos": a.chaos}
+    res = {"connections": nconn, "wrk_processes": nprocs, "chaos": a.chaos, "mix": a.mix,
+           "think_ms": a.think_ms}
     stop = threading.Event()
     events = []
     chaos = None
@@ -250,7 +280,8 @@ def one_run(a, nconn, accounts_file):
         sampler = threading.Timer(a.duration / 2.0, lambda: res.__setitem__(
             "rss_load_kib", [bt.rss_kib(p) for p in worker_pids(d)]))
         sampler.start()
-        wrks, wrk_cpu = run_wrks(nconn, nprocs, a.duration, a.threads, sf, accounts_file, None)
+        wrks, wrk_cpu = run_wrks(nconn, nprocs, a.duration, a.threads, sf, accounts_file, None,
+                                 "mix.lua" if a.mix == "tools" else "toolcall.lua", a.think_ms)
         sampler.join()
         stop.set()
         if chaos:
@@ -305,6 +336,11 @@ def main():
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--pool-size", type=int, default=8, help="database.pool_size per worker")
     ap.add_argument("--chaos", choices=("none", "reload", "kill"), default="none")
+    ap.add_argument("--mix", choices=("tools", "simple"), default="tools",
+                    help="tools: the 70/20/10 mix (database-bound); simple: tools/call "
+                    "test_simple_text (no database: connection handling only)")
+    ap.add_argument("--think-ms", type=int, default=0,
+                    help="mean pause between a connection's requests (0: back to back)")
     ap.add_argument("--max-error-rate", type=float, default=0.001)
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -317,21 +353,25 @@ def main():
     for v in ("DATABASE", "REDIS"):
         if not os.environ.get("CSMCP_TEST_%s_URL" % v) and os.environ.get("CSMCP_%s_URL" % v):
             os.environ["CSMCP_TEST_%s_URL" % v] = os.environ["CSMCP_%s_URL" % v]
-    import lib
-    d = lib.Csmcpd(workers=1, conf={"server": {"listen": ["127.0.0.1:%d" % PORT]},
-                                    "admin": {"listen": "127.0.0.1:%d" % (PORT + 9)}},
-                   fixtures=False, auth=False)
-    d.port, d.admin_port = PORT, PORT + 9
-    try:
-        d.start(wait_ready=True, timeout=60)
-        sid = open_sessions(1, PORT, None, 1)[0]
-        ids = account_ids(PORT, None, sid, 10000)
-    finally:
-        d.stop()
-    if not ids:
-        log("no accounts: seed the database first (csmcpctl seed --accounts 10000)")
-        return 2
-    log("%d accounts" % len(ids))
+    ids, lat = [], {}
+    if a.mix == "tools":
+        import lib
+        d = lib.Csmcpd(workers=1, conf={"server": {"listen": ["127.0.0.1:%d" % PORT]},
+                                        "admin": {"listen": "127.0.0.1:%d" % (PORT + 9)}},
+                       fixtures=False, auth=False)
+        d.port, d.admin_port = PORT, PORT + 9
+        try:
+            d.start(wait_ready=True, timeout=60)
+            sid = open_sessions(1, PORT, None, 1)[0]
+            ids = account_ids(PORT, None, sid, 10000)
+            lat = tool_latencies(PORT, sid, ids) if ids else {}
+        finally:
+            d.stop()
+        if not ids:
+            log("no accounts: seed the database first (csmcpctl seed --accounts 10000)")
+            return 2
+        log("%d accounts; idle single-call median latency: %s" % (
+            len(ids), ", ".join("%s %.1f ms" % kv for kv in lat.items())))
     with tempfile.NamedTemporaryFile("w", prefix="bench-mix-accounts-", delete=False) as f:
         f.write("\n".join(ids) + "\n")
     results, bad = [], False
@@ -349,9 +389,11 @@ def main():
                 bad = True
     finally:
         os.unlink(f.name)
-    print("\ntool mix (35%% overview, 35%% list, 10%% health score, 10%% usage, 10%% update) over "
-          "%d accounts, csmcpd %d workers, %d s per run, chaos: %s, load average %.1f" % (
-              len(ids), a.workers, a.duration, a.chaos, os.getloadavg()[0]))
+    print("\n%s, %d accounts, csmcpd %d workers, %d s per run, think time %d ms, chaos: %s, "
+          "load average %.1f" % (
+              "tool mix (35% overview, 35% list, 10% health score, 10% usage, 10% update)"
+              if a.mix == "tools" else "tools/call test_simple_text", len(ids), a.workers,
+              a.duration, a.think_ms, a.chaos, os.getloadavg()[0]))
     print("%7s %8s %7s %7s %8s %8s %9s %8s %10s %11s %s" % (
         "conns", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "err rate", "restarts",
         "idle KiB/c", "RSS MiB/wkr", "CPU s csmcpd/db+redis/wrk"))
@@ -371,7 +413,8 @@ def main():
                 r["chaos_events"], a.chaos, r["chaos_failures"] or "none"))
     if a.json:
         with open(a.json, "w") as fj:
-            json.dump({"args": vars(a), "results": results}, fj, indent=1)
+            json.dump({"args": vars(a), "results": results, "tool_latency_ms": lat}, fj,
+                      indent=1)
     return 1 if bad or not results else 0
 
 

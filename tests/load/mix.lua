@@ -84,6 +84,15 @@ function request()
   return wrk.format("POST", "/mcp", headers, body)
 end
 
+-- Think time between a connection's requests (BENCH_THINK_MS, uniform 0..2x): models clients
+-- that are connected but mostly idle; 0 = back-to-back requests.
+local think = tonumber(os.getenv("BENCH_THINK_MS") or "0") or 0
+if think > 0 then
+  function delay()
+    return math.random(0, 2 * think)
+  end
+end
+
 function response(status, hdrs, body)
   local bad = false
   if status ~= 200 then
