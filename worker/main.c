@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mcp.h"
 #include "pgpool.h"
+#include "ratelimit.h"
 #include "redisc.h"
 #include "registry.h"
 
@@ -207,18 +208,20 @@ static void json_escape_into(char *dst, size_t cap, const char *s)
 
 static void ready_handler(struct http_req *r, void *arg)
 {
-    char pgs[160], rds[160], pge[200], rde[200], body[600];
+    char pgs[160], rds[160], pge[200], rde[200], body[800];
     pgpool_status(W.pg, pgs, sizeof pgs);
     redisc_status(rds, sizeof rds);
     json_escape_into(pge, sizeof pge, pgs);
     json_escape_into(rde, sizeof rde, rds);
     bool db = pgpool_ready(W.pg), rd = redisc_ready(), dr = http_draining();
-    bool ok = db && rd && !dr;
+    bool rl = ratelimit_ready();
+    bool ok = db && rd && rl && !dr;
     int n = snprintf(body, sizeof body,
                      "{\"status\":\"%s\",\"database\":{\"ready\":%s,\"detail\":\"%s\"},"
-                     "\"redis\":{\"ready\":%s,\"detail\":\"%s\"},\"draining\":%s}",
+                     "\"redis\":{\"ready\":%s,\"detail\":\"%s\"},\"ratelimit\":{\"ready\":%s,"
+                     "\"detail\":\"%s\"},\"draining\":%s}",
                      ok ? "ready" : "not ready", db ? "true" : "false", pge, rd ? "true" : "false",
-                     rde, dr ? "true" : "false");
+                     rde, rl ? "true" : "false", ratelimit_status(), dr ? "true" : "false");
     http_respond(r, ok ? 200 : 503, "application/json", "Cache-Control: no-store\r\n", body,
                  (size_t)n);
 }
