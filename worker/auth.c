@@ -58,6 +58,16 @@ static struct {
     struct cache_ent cache[AUTH_CACHE_SLOTS];
 } A;
 
+#define SEC_HEADERS                                                                                \
+    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"                               \
+    "Content-Security-Policy: frame-ancestors 'none'\r\nReferrer-Policy: no-referrer\r\n"
+#define HSTS_HEADER "Strict-Transport-Security: max-age=63072000\r\n"
+
+const char *auth_security_headers(void)
+{
+    return A.cfg && A.cfg->tls_enabled ? SEC_HEADERS HSTS_HEADER : SEC_HEADERS;
+}
+
 static const char SQL_KEY[] =
     "SELECT token_hash, array_to_string(scopes, ','), revoked_at IS NOT NULL, "
     "expires_at IS NOT NULL AND expires_at <= now() FROM api_keys WHERE key_id = $1";

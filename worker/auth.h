@@ -53,5 +53,12 @@ int auth_www_authenticate(const struct auth_result *r, const char *host, const c
 /* RFC 9728 protected resource metadata document (JSON) into buf; length or -1. auth_init
  * routes /.well-known/oauth-protected-resource and .../mcp to it itself. */
 int auth_metadata_json(const char *host, char *buf, size_t len);
+/*
+ * Security header lines for every response (static string, each line ending in "\r\n"):
+ * Cache-Control: no-store, X-Content-Type-Options: nosniff, Content-Security-Policy:
+ * frame-ancestors 'none', Referrer-Policy: no-referrer, and Strict-Transport-Security when
+ * tls.enabled. Valid after auth_init.
+ */
+const char *auth_security_headers(void);
 
 #endif

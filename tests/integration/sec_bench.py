@@ -40,6 +40,19 @@ def start(secured, workers):
     return d, token
 
 
+def cpu_seconds(pids):
+    """utime + stime of the given processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(d, token, duration, connections):
     sessions = []
     for _ in range(min(connections, 16)):
@@ -50,14 +63,18 @@ def run_wrk(d, token, duration, connections):
         f.write("\n".join(sessions) + "\n")
         path = f.name
     env = dict(os.environ, BENCH_SESSIONS=path, BENCH_TOKEN=token or "")
+    pids = lib.worker_pids(d.proc.pid)
+    cpu0 = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t2", "-c%d" % connections, "-d%ds" % duration, "-s", LUA,
                           "http://127.0.0.1:%d/mcp" % d.port], env=env, capture_output=True,
                          text=True, timeout=duration + 60).stdout
+    cpu = cpu_seconds(pids) - cpu0
     os.unlink(path)
     line = [l for l in out.splitlines() if l.startswith("RESULT ")][0]
     r = json.loads(line[7:])
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r["errors"] = sum(v for k, v in r.items() if k.startswith(("err_", "bad_")))
+    r["per_cpu_s"] = r["requests"] / cpu if cpu > 0 else 0.0
     return r
 
 
@@ -80,12 +97,17 @@ def main():
             finally:
                 d.stop()
             results[name].append(r)
-            print("round %d %-8s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d"
-                  % (rnd + 1, name, r["rps"], r["p50_us"] / 1e3, r["p99_us"] / 1e3, r["errors"]),
+            print("round %d %-8s %8.0f req/s  %7.0f req per worker CPU-s  p50 %6.2f ms  "
+                  "p99 %6.2f ms  errors %d" % (rnd + 1, name, r["rps"], r["per_cpu_s"],
+                                               r["p50_us"] / 1e3, r["p99_us"] / 1e3, r["errors"]),
                   flush=True)
     med = {k: statistics.median(x["rps"] for x in v) for k, v in results.items()}
+    cpu = {k: statistics.median(x["per_cpu_s"] for x in v) for k, v in results.items()}
     print("median: open %.0f req/s, secured %.0f req/s, ratio secured/open = %.3f"
           % (med["open"], med["secured"], med["secured"] / med["open"]))
+    print("median worker efficiency: open %.0f, secured %.0f requests per CPU-second, ratio "
+          "%.3f (excludes Redis' CPU for the token-bucket script)"
+          % (cpu["open"], cpu["secured"], cpu["secured"] / cpu["open"]))
     errors = sum(x["errors"] for v in results.values() for x in v)
     return 1 if errors else 0
 

@@ -1,6 +1,7 @@
 """TLS on server.listen and the RFC 9728 protected-resource metadata endpoints."""
 import http.client
 import json
+import os
 import re
 import socket
 import ssl
@@ -114,6 +115,14 @@ class Tls(lib.TestCase):
                 data = b""
             self.assertFalse(data.startswith(b"HTTP/1.1 200"))
 
+    def test_hsts_header_with_tls(self):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.d.port, timeout=10, context=self.ctx())
+        conn.request("POST", "/mcp", body="{}", headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        self.assertIn("max-age=", r.getheader("Strict-Transport-Security") or "")
+
     def test_mismatched_key_fails_start(self):
         crt2, key2 = self.pki.cert("other")
         d = lib.Csmcpd(workers=1, conf={"tls": {"enabled": True, "cert_file": self.crt,
@@ -131,3 +140,30 @@ class Tls(lib.TestCase):
             self.assertNotEqual(st, 200)
         finally:
             d.stop()
+
+
+class TlsReload(lib.TestCase):
+    def test_certificate_rotated_by_reload(self):
+        pki = su.Pki()
+        crt, key = pki.cert("a", cn="first.test")
+        d = lib.Csmcpd(workers=1, conf={"tls": {"enabled": True, "cert_file": crt,
+                                                "key_file": key}}).start()
+        try:
+            def peer_cn():
+                c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                c.check_hostname = False
+                c.verify_mode = ssl.CERT_NONE
+                with socket.create_connection(("127.0.0.1", d.port), timeout=5) as s:
+                    with c.wrap_socket(s) as t:
+                        der = t.getpeercert(binary_form=True)
+                return b"second.test" in der and "second" or b"first.test" in der and "first"
+            self.assertEqual(peer_cn(), "first")
+            crt2, key2 = pki.cert("b", cn="second.test")
+            os.replace(crt2, crt)
+            os.replace(key2, key)
+            r = d.ctl("reload", "--wait")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            lib.wait_until(lambda: peer_cn() == "second", 15, what="new certificate served")
+        finally:
+            d.stop()
+            pki.cleanup()
