@@ -148,8 +148,8 @@ class TestLiveMetrics(unittest.TestCase):
 
     def test_scrape_parses_and_has_what_alerts_need(self):
         d = lib.Csmcpd(workers=2, auth=True)
-        d.start()
         try:
+            d.start()
             for _ in range(20):
                 d.get("/health")
             d.get("/no-such-route")

@@ -71,6 +71,16 @@ class TestRunbookCommands(unittest.TestCase):
         for t in ("curl", "openssl", "psql"):
             ou.need_tool(t, {"curl": "curl", "openssl": "openssl"}.get(t, "postgresql-client"))
         cls.pg = ou.ScratchPostgres(55444)
+        cls.tmp = cls.d = None
+        try:
+            cls.set_up_rest()
+        except BaseException:
+            # tearDownClass does not run when setUpClass fails: stop what was started.
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def set_up_rest(cls):
         cls.pg.psql("CREATE ROLE csmcp LOGIN CREATEDB; CREATE DATABASE csmcp OWNER csmcp;")
         subprocess.run([os.path.join(cls.pg.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
                         cls.pg.url("csmcp", user="csmcp"), "-c",
@@ -91,9 +101,11 @@ class TestRunbookCommands(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.d.stop()
+        if cls.d is not None:
+            cls.d.stop()
         cls.pg.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        if cls.tmp:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def rewrite(self, text):
         d = self.d

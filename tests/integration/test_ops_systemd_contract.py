@@ -228,8 +228,8 @@ class TestLoadBalancerReadiness(unittest.TestCase):
 
     def test_ready_through_reload_and_not_ready_when_stopping(self):
         d = lib.Csmcpd(workers=2, conf={"server": {"drain_timeout": 5}})
-        d.start()
         try:
+            d.start()
             def generation():
                 body = d.admin("/metrics")[2].decode()
                 return int(float(re.search(r"^csmcp_supervisor_generation (\S+)$", body,
