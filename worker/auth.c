@@ -123,6 +123,11 @@ static unsigned parse_scopes(const char *s)
             bits |= AUTH_SCOPE_ADMIN;
         s += n;
     }
+    /* hierarchical: admin includes write, write includes read */
+    if (bits & AUTH_SCOPE_ADMIN)
+        bits |= AUTH_SCOPE_WRITE;
+    if (bits & AUTH_SCOPE_WRITE)
+        bits |= AUTH_SCOPE_READ;
     return bits;
 }
 

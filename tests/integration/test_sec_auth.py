@@ -90,6 +90,26 @@ class ApiKeys(lib.TestCase):
         finally:
             s.close()
 
+    def test_scopes_are_hierarchical(self):
+        # an admin-only key may still read and write: admin > write > read
+        tok = su.create_key(self.d.conf_path, "admin", "sec-admin-only")
+        s = lib.McpSession(self.d.port, token=tok)
+        try:
+            self.assertTrue(s.request("tools/list")["tools"])
+            st, _, _ = s.request_raw("tools/call", {"name": "export_client_data",
+                                                   "arguments": {"client_id": "cs_none"}})
+            self.assertEqual(st, 200)
+        finally:
+            s.close()
+        tok = su.create_key(self.d.conf_path, "write", "sec-write-only")
+        s = lib.McpSession(self.d.port, token=tok)
+        try:
+            st, _, _ = s.request_raw("tools/call", {"name": "export_client_data",
+                                                   "arguments": {"client_id": "cs_none"}})
+            self.assertEqual(st, 403)
+        finally:
+            s.close()
+
     def test_revoked_key_stops_working_on_every_worker(self):
         tok = su.create_key(self.d.conf_path, "read", "sec-revoke")
         for _ in range(4):  # warm the caches of both workers
