@@ -142,6 +142,8 @@ void supm_render(FILE *f, struct supm_table *t, const char *help)
     char le[48];
     const char *last = NULL;
 
+    if (t->n == 0)
+        return; /* t->v may be NULL: qsort(NULL, 0) is undefined */
     qsort(t->v, (size_t)t->n, sizeof(*t->v), cmp_series);
     for (int i = 0; i < t->n; i++) {
         const struct ctl_series *s = &t->v[i];
