@@ -22,9 +22,8 @@ FROM_NODE_EXPORTER = {"csmcp_backup_last_success_timestamp_seconds"}  # scripts/
 LAZY = {  # created on first use by the worker
     "csmcp_db_errors_total", "csmcp_db_query_duration_seconds_bucket", "csmcp_ratelimit_total",
 }
-# Not emitted by anything yet (see the ops report): tool-level metrics and build info.
-PENDING = {"csmcp_tool_calls_total", "csmcp_tool_call_duration_seconds_bucket",
-           "csmcp_build_info"}
+# Not emitted by anything yet (see the ops report): tool-level metrics.
+PENDING = {"csmcp_tool_calls_total", "csmcp_tool_call_duration_seconds_bucket"}
 
 
 def referenced_metrics():
