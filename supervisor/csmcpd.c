@@ -118,6 +118,7 @@ static struct {
     int64_t last_wd_ms;
     int64_t last_ready_seen_ms;
     char status[256];
+    bool hup_pending; /* SIGHUP received during a reload */
     pid_t pid;
 } sup;
 
@@ -735,6 +736,12 @@ static void update_status(void)
 static void after_event(void)
 {
     check_reload();
+    if (sup.hup_pending && !sup.slots.reloading && !sup.slots.shutdown) {
+        char err[512];
+        sup.hup_pending = false;
+        log_notice("SIGHUP (deferred): reload");
+        sup_reload(NULL, NULL, err, sizeof(err));
+    }
     if (!sup.ready_notified && slots_all_ready(&sup.slots)) {
         sup.ready_notified = true;
         log_notice("all %d workers READY (generation %u)", sup.slots.nslots, sup.slots.gen);
@@ -783,6 +790,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         reap();
         break;
     case SIGHUP:
+        /* A SIGHUP during a reload is remembered and runs once that reload ends, so an edit
+         * made meanwhile is not lost; several coalesce into one. */
+        if (sup.slots.reloading) {
+            log_notice("SIGHUP: a reload is in progress, reloading again after it");
+            sup.hup_pending = true;
+            break;
+        }
         log_notice("SIGHUP: reload");
         sup_reload(NULL, NULL, err, sizeof(err));
         break;

@@ -231,6 +231,25 @@ class TestReload(SupervisorCase):
         self.assertIn("in progress", r2.stderr)
 
 
+    def test_sighup_during_reload_coalesces_into_one_more(self):
+        srv = self.srv
+        slow = os.path.join(srv.dir, "slow-worker")
+        with open(slow, "w") as f:
+            f.write("#!/bin/sh\nsleep 1.5\nexec %s \"$@\"\n" % lib.WORKER)
+        os.chmod(slow, 0o755)
+        srv.rewrite_conf({"server": {"worker_binary": slow}})
+        for _ in range(3):
+            srv.signal(signal.SIGHUP)
+            time.sleep(0.1)
+        _, dt = su.wait_for(lambda: su.metrics(srv)['csmcp_reloads_total{result="ok"}'] == 2,
+                            15, interval=0.1)
+        time.sleep(2.5)  # no third reload follows
+        m = su.metrics(srv)
+        say("3 SIGHUPs within 0.3 s during a 1.5 s reload: %d reloads, generation %d (%.1f s)" %
+            (m['csmcp_reloads_total{result="ok"}'], m["csmcp_supervisor_generation"], dt))
+        self.assertEqual(m['csmcp_reloads_total{result="ok"}'], 2)
+        self.assertEqual(m["csmcp_supervisor_generation"], 3)
+
     def test_slow_generation_timeout_then_long_wait(self):
         srv = self.srv
         before = su.current(srv)
