@@ -121,7 +121,7 @@ class TestSdNotify(unittest.TestCase):
         pings = [m[0] for m in n.messages[start:] if m[1].get("WATCHDOG") == "1"]
         self.assertGreaterEqual(len(pings), 2, "WATCHDOG=1 every WATCHDOG_USEC/2")
         gaps = [b - a for a, b in zip(pings, pings[1:])]
-        self.assertTrue(all(g < 1.9 for g in gaps), gaps)
+        self.assertTrue(all(g < 2.0 for g in gaps), gaps)  # systemd acts after WATCHDOG_USEC
 
         # SIGHUP reload: RELOADING=1 with a current MONOTONIC_USEC, then READY=1.
         start = len(n.messages)
@@ -253,7 +253,7 @@ class TestLoadBalancerReadiness(unittest.TestCase):
                     return d.admin("/ready")[0] != 200
                 except OSError:
                     return True
-            lib.wait_until(not_ready, 1.0, interval=0.02, what="/ready to fail after SIGTERM")
+            lib.wait_until(not_ready, 3.0, interval=0.02, what="/ready to fail after SIGTERM")
             s.close()
             self.assertEqual(d.proc.wait(30), 0)
         finally:
