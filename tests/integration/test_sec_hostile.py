@@ -15,6 +15,7 @@ import sec_util as su
 ACCEPT = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 LIMITS = {"max_header_size": 8192, "max_body_size": 262144, "max_json_depth": 32,
           "max_string_length": 8192, "read_timeout": 2, "idle_timeout": 5}
+MAXCONN = 40
 SQLI = ["' OR '1'='1", "'; DROP TABLE accounts; --", "1; SELECT pg_sleep(5)--",
         "\\'; DELETE FROM api_keys WHERE ''='", "$$; DROP SCHEMA csmcp CASCADE; $$",
         "Robert'); DROP TABLE audit_log;--", "%' UNION SELECT token_hash FROM api_keys --"]
@@ -45,7 +46,8 @@ def raw(port, data, timeout=5, read_all=False):
 class Hostile(lib.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = lib.Csmcpd(workers=2, auth=True, conf={"http": LIMITS, "ratelimit": {
+        cls.d = lib.Csmcpd(workers=2, auth=True, conf={"http": LIMITS, "server": {
+            "max_connections": MAXCONN}, "ratelimit": {
             "key_per_minute": 10000000, "tool_per_minute": 10000000,
             "write_per_minute": 10000000}}).start()
         cls.token = su.create_key(cls.d.conf_path, "read,write,admin", "hostile")
@@ -196,6 +198,33 @@ class Hostile(lib.TestCase):
         self.assertEqual(len(closed), len(socks), "slow connections still open after %.1fs"
                          % elapsed)
         self.assertLess(elapsed, LIMITS["read_timeout"] + 4)
+
+    def test_connection_flood(self):
+        """3x the per-worker connection limit on 2 workers: the excess waits in the kernel
+        backlog (never more than max_connections served at once per worker), nothing crashes,
+        and once the flood goes away the server answers at once."""
+        socks = []
+        try:
+            for _ in range(3 * MAXCONN):
+                s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                socks.append(s)
+            served = 0
+            deadline = time.monotonic() + 2
+            for s in socks:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        served += 1
+                except (socket.timeout, OSError):
+                    pass
+            self.assertGreater(served, 0)
+            self.assertLessEqual(served, 2 * MAXCONN)
+        finally:
+            for s in socks:
+                s.close()
+        lib.wait_until(lambda: self.d.get("/health", timeout=2)[0] == 200, 10,
+                       what="health after the flood")
 
     def test_ten_thousand_random_cases(self):
         rnd = random.Random(20261126)

@@ -173,6 +173,9 @@ class RedisDown(lib.TestCase):
                 self.assertEqual(st, 503, body)  # sessions need Redis either way
             time.sleep(0.8)  # a heartbeat carries the worker's counters to the supervisor
             _, _, metrics = d.admin("/metrics")
+            st, _, ready = d.get("/ready")
+            self.assertEqual(st, 503)
+            self.ready = json.loads(ready)["ratelimit"]
             return r, metrics.decode(), d
         finally:
             d.stop()
@@ -182,8 +185,11 @@ class RedisDown(lib.TestCase):
         err = json.loads(r[-1][2])["error"]
         self.assertEqual(err["code"], -32030)
         self.assertIn("rate limiter unavailable", err["message"])
+        self.assertEqual(self.ready, {"ready": False, "detail": "refusing (redis down)"})
 
     def test_fail_open_uses_local_limiter(self):
         r, metrics, _ = self.run_case(True)
         self.assertNotIn(b"rate limiter unavailable", r[-1][2])
         self.assertRegex(metrics, r'csmcp_ratelimit_total\{[^}]*source="local"[^}]*\} [1-9]')
+        self.assertRegex(metrics, r'csmcp_ratelimit_degraded 1')
+        self.assertEqual(self.ready, {"ready": True, "detail": "local fallback (redis down)"})
