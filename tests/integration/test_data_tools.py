@@ -365,6 +365,14 @@ class DataToolsTest(lib.TestCase):
         self.assertEqual((ms["m7"]["achieved_on"], ms["m7"]["status"]), (None, "in_progress"))
         self.assertEqual(ms["m5"]["status"], "overdue")  # no integration, 100 > 45 days
         self.assertEqual(out["total_milestones"], 8)
+        # The set-based portfolio version agrees with the per-account one on every account.
+        self.assertEqual(du.psql(self.url, (
+            "SELECT count(*) FROM csmcp.adoption_milestones_all() x "
+            "JOIN LATERAL csmcp.adoption_milestones_of(x.client_id) y ON y.milestone = x.milestone "
+            "WHERE x.achieved_on IS DISTINCT FROM y.achieved_on OR x.acc_start <> "
+            "csmcp.account_start(x.client_id)")), "0")
+        portfolio = self.call("track_adoption_milestones", {})
+        self.assertEqual(len(portfolio["completion_rates"]), 8)
         custom = self.call("track_adoption_milestones", {
             "client_id": self.cid("a"), "milestone_framework": "custom",
             "custom_milestones": [{"key": "sso", "name": "SSO enabled", "target_days": 10}]})

@@ -138,7 +138,7 @@ def main():
 
         d = lib.Csmcpd(workers=args.workers, conf={
             "database": {"url": url, "pool_size": args.pool_size},
-            "ratelimit": {"enabled": False}, "log": {"level": "warn"}}).start()
+            "ratelimit": {"enabled": False}, "log": {"level": "warning"}}).start()
         sessions = [lib.McpSession(d.port) for _ in range(args.connections)]
         sfile = os.path.join(d.dir, "sessions.txt")
         with open(sfile, "w") as f:
