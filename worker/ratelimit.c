@@ -203,23 +203,41 @@ static void script_done(struct redisReply *reply, void *arg)
     finish(q, &r);
 }
 
+/* ARGV text of a per-minute rate: "capacity" and "tokens per ms", formatted once per value
+ * (the three configured rates) instead of on every request. */
+struct rate_text {
+    int per_minute;
+    char cap[24], per_ms[40];
+};
+
+static const struct rate_text *rate_text(int per_minute)
+{
+    static struct rate_text cache[4];
+    static int next;
+    for (int i = 0; i < 4; i++)
+        if (cache[i].per_minute == per_minute && cache[i].cap[0])
+            return &cache[i];
+    struct rate_text *t = &cache[next++ % 4];
+    t->per_minute = per_minute;
+    snprintf(t->cap, sizeof(t->cap), "%d", per_minute);
+    snprintf(t->per_ms, sizeof(t->per_ms), "%.12g", per_minute / 60000.0);
+    return t;
+}
+
 static int send_script(struct rl_req *q, bool full)
 {
     const char *argv[3 + 2 + 4];
-    char nk[4], cap[2][24], rate[2][40];
     int argc = 0;
 
     argv[argc++] = full ? "EVAL" : "EVALSHA";
     argv[argc++] = full ? ratelimit_lua : R.sha;
-    snprintf(nk, sizeof(nk), "%d", q->nkeys);
-    argv[argc++] = nk;
+    argv[argc++] = q->nkeys == 2 ? "2" : "1";
     for (int i = 0; i < q->nkeys; i++)
         argv[argc++] = q->keys[i];
     for (int i = 0; i < q->nkeys; i++) {
-        snprintf(cap[i], sizeof(cap[i]), "%d", q->rate[i]);
-        snprintf(rate[i], sizeof(rate[i]), "%.12g", q->rate[i] / 60000.0);
-        argv[argc++] = cap[i];
-        argv[argc++] = rate[i];
+        const struct rate_text *t = rate_text(q->rate[i]);
+        argv[argc++] = t->cap;
+        argv[argc++] = t->per_ms;
     }
     return redisc_cmd(script_done, q, argc, argv, NULL);
 }
