@@ -105,6 +105,7 @@ static struct {
     char lfds_arg[128];
     char worker_bin[PATH_MAX];
     struct event *tick;
+    struct event *spawn_timer; /* one-shot, at the earliest scheduled respawn */
     struct event *sigs[6];
     struct slots slots;
     struct supm_table retired;
@@ -748,6 +749,17 @@ static void after_event(void)
         notifyf("READY=1\nMAINPID=%d", (int)sup.pid);
     }
     update_status();
+    /* The 100 ms tick bounds every timer; a respawn is also fired on time by a one-shot. */
+    if (sup.spawn_timer) {
+        int64_t t = slots_next_spawn_ms(&sup.slots), d;
+        if (t >= 0) {
+            d = t - now_ms();
+            if (d < 0)
+                d = 0;
+            struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+            evtimer_add(sup.spawn_timer, &tv);
+        }
+    }
     if (slots_done(&sup.slots))
         event_base_loopexit(sup.base, NULL);
 }
@@ -1187,8 +1199,9 @@ int main(int argc, char **argv)
     {
         struct timeval tv = {0, TICK_MS * 1000};
         sup.tick = event_new(sup.base, -1, EV_PERSIST, on_tick, NULL);
-        if (!sup.tick || event_add(sup.tick, &tv) < 0)
-            fatal("cannot arm the supervisor timer");
+        sup.spawn_timer = evtimer_new(sup.base, on_tick, NULL);
+        if (!sup.tick || !sup.spawn_timer || event_add(sup.tick, &tv) < 0)
+            fatal("cannot arm the supervisor timers");
     }
     if (sd_watchdog_enabled(0, &sup.wd_usec) <= 0)
         sup.wd_usec = 0;
@@ -1209,6 +1222,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         event_free(sup.sigs[i]);
     event_free(sup.tick);
+    event_free(sup.spawn_timer);
     event_base_free(sup.base);
     for (int i = 0; i < sup.nl; i++)
         close(sup.lfd[i]);

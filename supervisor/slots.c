@@ -449,6 +449,17 @@ bool slots_done(const struct slots *s)
     return s->shutdown && s->workers == NULL;
 }
 
+int64_t slots_next_spawn_ms(const struct slots *s)
+{
+    int64_t t = -1;
+    if (s->shutdown)
+        return -1;
+    for (int i = 0; i < s->nslots; i++)
+        if (!s->slot[i].cur && s->slot[i].pending && (t < 0 || s->slot[i].next_spawn_ms < t))
+            t = s->slot[i].next_spawn_ms;
+    return t;
+}
+
 bool slots_all_ready(const struct slots *s)
 {
     if (s->nslots == 0)

@@ -146,6 +146,8 @@ enum slots_reload slots_reload_take(struct slots *s);
 void slots_shutdown(struct slots *s, bool fast, int64_t now);
 /* Shutting down and no process left. */
 bool slots_done(const struct slots *s);
+/* Earliest scheduled respawn (ms, same clock as now), or -1 when none is pending. */
+int64_t slots_next_spawn_ms(const struct slots *s);
 /* Every slot of the current generation has a READY worker. */
 bool slots_all_ready(const struct slots *s);
 int slots_count_state(const struct slots *s, enum slots_state st);
