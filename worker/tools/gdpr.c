@@ -147,8 +147,12 @@ static void erase_handler(struct tool_call *tc)
     const char *client = arg_str(tc, "client_id"), *confirm = arg_str(tc, "confirm");
     char params[600];
 
-    if (client == NULL) {
-        tool_call_fail(tc, "client_id is required");
+    /* the schema guarantees this; checked again because the id is spliced into JSON text */
+    size_t n = client ? strlen(client) : 0;
+    if (n == 0 || n > 100 ||
+        strspn(client, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       "0123456789_-") != n) {
+        tool_call_fail(tc, "client_id must match ^[A-Za-z0-9_-]{1,100}$");
         return;
     }
     if (tool_call_client_can(tc, "elicitation")) {
