@@ -290,6 +290,34 @@ class HeldSocket:
 
 
 class TestRestartUnderLoad(unittest.TestCase):
+    def test_connections_made_while_no_csmcpd_runs_are_served(self):
+        """The socket-unit half of the contract alone: with csmcpd fully stopped, clients
+        connect and send their requests (the kernel queues them on the held socket); the next
+        csmcpd serves every one."""
+        self.assertTrue(ou.port_free(PORT_HELD + 1))
+        d = lib.Csmcpd(workers=2, conf={"server": {"listen": ["127.0.0.1:%d" % PORT_UNUSED]}})
+        held = HeldSocket(d, PORT_HELD + 1)
+        results = []
+        try:
+            held.start()
+            os.kill(d.proc.pid, signal.SIGTERM)
+            self.assertEqual(d.proc.wait(30), 0)
+            threads = [threading.Thread(target=lambda: results.append(one_request(PORT_HELD + 1)))
+                       for _ in range(20)]
+            for th in threads:
+                th.start()
+            time.sleep(1.0)  # they are all waiting in the backlog now
+            self.assertEqual(results, [], "answered while no csmcpd ran?")
+            held.start()
+            for th in threads:
+                th.join(30)
+            self.assertEqual(len(results), 20)
+            self.assertEqual([r for r in results if not r[0]], [])
+            self.assertGreater(min(r[1] for r in results), 0.9)
+        finally:
+            d.stop()
+            held.close()
+
     def test_supervisor_restart_loses_no_connection(self):
         self.assertTrue(ou.port_free(PORT_HELD))
         d = lib.Csmcpd(workers=2, conf={"server": {"listen": ["127.0.0.1:%d" % PORT_UNUSED],
