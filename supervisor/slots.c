@@ -171,6 +171,32 @@ static void reload_fail(struct slots *s, const char *why, int64_t now)
     s->reload_result = SLOTS_RELOAD_FAILED;
 }
 
+/* Stops the oldest draining generations beyond SLOTS_MAX_DRAINING_GENS. */
+static void cap_draining(struct slots *s, int64_t now)
+{
+    for (;;) {
+        uint32_t gens[SLOTS_MAX_DRAINING_GENS + 1], oldest = UINT32_MAX;
+        int n = 0;
+        for (struct slots_worker *w = s->workers; w; w = w->next) {
+            bool seen = false;
+            if (w->state != SLOTS_DRAINING || w->stopped || w->gen == s->gen)
+                continue;
+            for (int i = 0; i < n; i++)
+                seen |= gens[i] == w->gen;
+            if (!seen && n <= SLOTS_MAX_DRAINING_GENS)
+                gens[n++] = w->gen;
+            if (w->gen < oldest)
+                oldest = w->gen;
+        }
+        if (n <= SLOTS_MAX_DRAINING_GENS)
+            return;
+        log_warn("%d generations draining at once: stopping generation %u", n, oldest);
+        for (struct slots_worker *w = s->workers; w; w = w->next)
+            if (w->gen == oldest && w->state == SLOTS_DRAINING && !w->stopped)
+                stop_worker(s, w, "too many draining generations", now);
+    }
+}
+
 static void reload_commit(struct slots *s, int64_t now)
 {
     int i, n = s->newp.workers > SLOTS_MAX ? SLOTS_MAX : s->newp.workers;
@@ -199,6 +225,7 @@ static void reload_commit(struct slots *s, int64_t now)
     s->reloading = false;
     s->reloads_ok++;
     s->reload_result = SLOTS_RELOAD_OK;
+    cap_draining(s, now);
 }
 
 void slots_tick(struct slots *s, int64_t now)

@@ -18,6 +18,9 @@
 
 #define SLOTS_MAX        256
 #define SLOTS_CRASH_RING 64
+/* Older generations allowed to drain at once; a reload beyond it stops the oldest (HAProxy
+ * mworker-max-reloads): a reload storm cannot pile up processes and database connections. */
+#define SLOTS_MAX_DRAINING_GENS 2
 
 enum slots_state {
     SLOTS_SPAWNING = 0,

@@ -404,6 +404,33 @@ START_TEST(bad_worker_is_killed_and_respawned)
 }
 END_TEST
 
+START_TEST(reload_storm_caps_draining_generations)
+{
+    struct slots_params p = params(2);
+    char err[128];
+    pid_t gen1[2];
+
+    slots_start(&S, 0);
+    make_ready(0);
+    gen1[0] = S.slot[0].cur->pid;
+    gen1[1] = S.slot[1].cur->pid;
+    /* three reloads whose old workers never finish draining */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(slots_reload(&S, &p, 1000 * (i + 1), err, sizeof(err)), 0);
+        make_ready(1000 * (i + 1) + 100);
+        ck_assert_int_eq(slots_reload_take(&S), SLOTS_RELOAD_OK);
+    }
+    ck_assert_uint_eq(S.gen, 4);
+    /* generations 2 and 3 still drain; generation 1 was stopped */
+    ck_assert(sent(gen1[0], SLOTS_MSG_STOP));
+    ck_assert(sent(gen1[1], SLOTS_MSG_STOP));
+    ck_assert(killed_with(gen1[0], SIGTERM));
+    for (struct slots_worker *w = S.workers; w; w = w->next)
+        if (w->gen == 2 || w->gen == 3)
+            ck_assert(!w->stopped);
+}
+END_TEST
+
 START_TEST(graceful_shutdown)
 {
     pid_t pids[4];
@@ -472,6 +499,7 @@ int main(void)
     tcase_add_test(tc, reload_uses_new_generation_timeouts);
     tcase_add_test(tc, reload_shrinks_and_grows);
     tcase_add_test(tc, bad_worker_is_killed_and_respawned);
+    tcase_add_test(tc, reload_storm_caps_draining_generations);
     tcase_add_test(tc, graceful_shutdown);
     tcase_add_test(tc, spawn_failure_backs_off);
     tcase_add_test(tc, unknown_pid_ignored);
