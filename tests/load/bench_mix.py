@@ -201,7 +201,7 @@ def chaos_loop(kind, d, stop, events):
 
 
 def run_wrks(nconn, nprocs, duration, threads_per, sessions_file, accounts_file, token,
-             script="mix.lua", think_ms=0):
+             script="mix.lua", think_ms=0, timeout_s=10):
     per = [nconn // nprocs + (1 if i < nconn % nprocs else 0) for i in range(nprocs)]
     procs = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -210,7 +210,7 @@ def run_wrks(nconn, nprocs, duration, threads_per, sessions_file, accounts_file,
                    BENCH_TOKEN=token or "", BENCH_SEED=str(i + 1), BENCH_PROTOCOL=bt.PROTOCOL,
                    BENCH_THINK_MS=str(think_ms))
         args = ["wrk", "-t%d" % min(threads_per, c), "-c%d" % c, "-d%ds" % duration,
-                "--timeout", "10s", "--latency", "-s", os.path.join(HERE, script),
+                "--timeout", "%ds" % timeout_s, "--latency", "-s", os.path.join(HERE, script),
                 "http://127.0.0.%d:%d/mcp" % (i + 1, PORT)]
         procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
@@ -242,6 +242,8 @@ def one_run(a, nconn, accounts_file):
                        "worker_timeout": 30},
             "admin": {"listen": "127.0.0.1:%d" % (PORT + 9)},
             "log": {"level": "warning"},
+            "mcp": {"allowed_hosts": ["localhost", "[::1]"] +
+                    ["127.0.0.%d" % (i + 1) for i in range(nprocs)]},
             "database": {"pool_size": a.pool_size},
             "ratelimit": {"key_per_minute": 10000000, "tool_per_minute": 10000000,
                           "write_per_minute": 10000000}}
@@ -270,7 +272,7 @@ def one_run(a, nconn, accounts_file):
         res["rss_idle_kib"] = [bt.rss_kib(p) for p in workers0]
         pg = bt.redis_pid(os.environ.get("CSMCP_TEST_REDIS_URL"))
         helpers = [pg] if pg else []
-        helpers += pg_pids()
+        helpers += pg_pids(os.environ.get("CSMCP_TEST_DATABASE_URL"))
         srv0 = bt.cpu_seconds(bt.proc_tree(d.proc.pid))
         h0 = bt.cpu_seconds(helpers)
         if a.chaos != "none":
@@ -281,7 +283,8 @@ def one_run(a, nconn, accounts_file):
             "rss_load_kib", [bt.rss_kib(p) for p in worker_pids(d)]))
         sampler.start()
         wrks, wrk_cpu = run_wrks(nconn, nprocs, a.duration, a.threads, sf, accounts_file, None,
-                                 "mix.lua" if a.mix == "tools" else "toolcall.lua", a.think_ms)
+                                 "mix.lua" if a.mix == "tools" else "toolcall.lua", a.think_ms,
+                                 a.timeout)
         sampler.join()
         stop.set()
         if chaos:
@@ -315,17 +318,18 @@ def one_run(a, nconn, accounts_file):
     return res
 
 
-def pg_pids():
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/comm" % p) as f:
-                    if f.read().strip() in ("postgres", "postmaster"):
-                        out.append(int(p))
-            except OSError:
-                pass
-    return out
+def pg_pids(url):
+    """The PostgreSQL server behind url (postmaster and its backends), found by its port."""
+    m = re.search(r"@[^:/]+:(\d+)/", url or "")
+    if not m:
+        return []
+    try:
+        out = subprocess.run(["ss", "-ltnpH", "sport = :%s" % m.group(1)], capture_output=True,
+                             text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    pm = re.search(r"pid=(\d+)", out)
+    return bt.proc_tree(int(pm.group(1))) if pm else []
 
 
 def main():
@@ -339,14 +343,16 @@ def main():
     ap.add_argument("--mix", choices=("tools", "simple"), default="tools",
                     help="tools: the 70/20/10 mix (database-bound); simple: tools/call "
                     "test_simple_text (no database: connection handling only)")
+    ap.add_argument("--timeout", type=int, default=10, help="wrk request timeout, seconds")
     ap.add_argument("--think-ms", type=int, default=0,
                     help="mean pause between a connection's requests (0: back to back)")
     ap.add_argument("--max-error-rate", type=float, default=0.001)
     ap.add_argument("--json")
     a = ap.parse_args()
     conns = [int(x) for x in a.connections.split(",") if x.strip()]
-    if not 1 <= a.duration <= 30 or any(not 1 <= c <= 60000 for c in conns):
-        ap.error("--duration 1..30 s, connections 1..60000")
+    if not 1 <= a.duration <= 30 or any(not 1 <= c <= 60000 for c in conns) or \
+            not 1 <= a.timeout <= 60:
+        ap.error("--duration 1..30 s, connections 1..60000, --timeout 1..60 s")
     hard = raise_nofile()
     log("fd limit %d" % hard)
     # accounts: one session, list_clients pages

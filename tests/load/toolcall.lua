@@ -27,6 +27,7 @@ local headers = {}
 local tool = "test_simple_text"
 bad_status = 0
 bad_body = 0
+sample = ""
 
 function init(args)
   local path = os.getenv("BENCH_SESSIONS")
@@ -70,25 +71,38 @@ if think > 0 then
 end
 
 function response(status, hdrs, body)
+  local bad = false
   if status ~= 200 then
     bad_status = bad_status + 1
+    bad = true
   elseif not string.find(body, '"result"', 1, true) or string.find(body, '"isError":true', 1, true) then
     bad_body = bad_body + 1
+    bad = true
+  end
+  if bad and sample == "" then
+    sample = status .. " " .. string.sub(body or "", 1, 300)
   end
 end
 
+local function jsonstr(s)
+  return '"' .. string.gsub(s, '[%c"\\]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end) .. '"'
+end
+
 function done(summary, latency, requests)
-  local bs, bb = 0, 0
+  local bs, bb, smp = 0, 0, ""
   for _, t in ipairs(threads) do
     bs = bs + (t:get("bad_status") or 0)
     bb = bb + (t:get("bad_body") or 0)
+    if smp == "" then smp = t:get("sample") or "" end
   end
   local e = summary.errors
   io.write(string.format(
     'RESULT {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
     '"p999_us":%d,"max_us":%d,"mean_us":%.1f,"err_connect":%d,"err_read":%d,"err_write":%d,' ..
-    '"err_status":%d,"err_timeout":%d,"bad_status":%d,"bad_body":%d}\n',
+    '"err_status":%d,"err_timeout":%d,"bad_status":%d,"bad_body":%d,"sample":%s}\n',
     summary.requests, summary.duration, summary.bytes, latency:percentile(50),
     latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max,
-    latency.mean, e.connect, e.read, e.write, e.status, e.timeout, bs, bb))
+    latency.mean, e.connect, e.read, e.write, e.status, e.timeout, bs, bb, jsonstr(smp)))
 end
