@@ -95,6 +95,7 @@ struct conn {
     struct http_req req;
     int limit_status; /* set by a callback that found a limit broken */
     bool gone;        /* client gone while handling; bev freed */
+    bool detached;    /* unlinked by http_shutdown; freed by nobody (exit path) */
     struct conn *prev, *next;
 };
 
@@ -677,6 +678,13 @@ static void conn_free(struct conn *c)
     event_free(c->timer);
     event_free(c->resume);
     evbuffer_free(c->out);
+    if (c->detached) {
+        free(c->req.url);
+        free(c->req.hbuf);
+        free(c->req.body);
+        free(c);
+        return;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -937,6 +945,7 @@ void http_shutdown(void)
                 c->bev = NULL;
             }
             c->gone = true;
+            c->detached = true;
             H.conns = c->next;
             if (H.conns)
                 H.conns->prev = NULL;

@@ -303,8 +303,8 @@ int main(int argc, char **argv)
         chan_send_bye();
         chan_close();
     }
+    mcp_shutdown(); /* ends GET streams through the HTTP layer while it still runs */
     http_shutdown();
-    mcp_shutdown();
     auth_shutdown();
     redisc_shutdown();
     pgpool_free(W.pg);
