@@ -161,8 +161,12 @@ int main(int argc, char **argv)
     }
     cmd = argv[optind];
     log_init("csmcpctl", LOG_LVL_WARN, false);
+    bool db_cmd = !strcmp(cmd, "migrate") || !strcmp(cmd, "seed") || !strcmp(cmd, "import");
+    bool key_cmd = !strcmp(cmd, "key") || !strcmp(cmd, "secret") || !strcmp(cmd, "audit");
+
     if (cfg_load(path, &cfg, err, sizeof(err)) < 0) {
-        if (!sock || path) {
+        /* The control commands only need the socket path: -s is enough. */
+        if (!sock || path || db_cmd || key_cmd) {
             fprintf(stderr, "csmcpctl: %s\n", err);
             return 1;
         }
@@ -171,9 +175,9 @@ int main(int argc, char **argv)
     if (!sock)
         sock = cfg.control_socket;
 
-    if (!strcmp(cmd, "migrate") || !strcmp(cmd, "seed") || !strcmp(cmd, "import")) {
+    if (db_cmd) {
         rc = ctl_db_main(&cfg, argc - optind, argv + optind);
-    } else if (!strcmp(cmd, "key") || !strcmp(cmd, "secret") || !strcmp(cmd, "audit")) {
+    } else if (key_cmd) {
         rc = ctl_keys_main(&cfg, argc - optind, argv + optind);
     } else if (!strcmp(cmd, "status") || !strcmp(cmd, "workers") || !strcmp(cmd, "metrics") ||
                !strcmp(cmd, "stop") || !strcmp(cmd, "ping")) {
