@@ -248,12 +248,16 @@ class TestBackupRoundTrip(BackupCase):
                 os.utime(p, (now - days * 86400, now - days * 86400))
         other = os.path.join(bdir, "keep-me.txt")
         open(other, "w").close()
+        # Leftovers of a killed run.
+        os.makedirs(os.path.join(bdir, ".work.AbC123"))
+        open(os.path.join(bdir, "csmcp-20260101T000000Z.dump.partial"), "w").close()
         r, _ = self.backup(url, bdir, "--keep", "4", "--max-age-days", "7")
         new = os.path.basename(r.stdout.strip().splitlines()[-1])[:-5]
         left = sorted(f for f in os.listdir(bdir) if f.endswith(".dump"))
         # Kept: the new one and those within 7 days and within the newest 4.
         self.assertEqual(left, sorted([new + ".dump"] + [n + ".dump" for n in names[:3]]))
         self.assertTrue(os.path.exists(other), "retention must touch only its own files")
+        self.assertEqual([f for f in os.listdir(bdir) if "work" in f or "partial" in f], [])
         self.assertFalse(os.path.exists(os.path.join(bdir, names[4] + ".manifest")))
         # --keep 1 keeps exactly the newest.
         self.backup(url, bdir, "--keep", "1")
