@@ -138,6 +138,54 @@ class TestCrashLoop(lib.TestCase):
         self.assertIn("crash loop: no", srv.ctl("status").stdout)
 
 
+class TestHostileWorker(lib.TestCase):
+    """A worker that breaks the control protocol is killed and replaced; csmcpd carries on."""
+
+    def run_fake(self, behaviour):
+        d = lib.tempfile.mkdtemp(prefix="csmcp-it-")
+        fake = os.path.join(d, "fake-worker")
+        with open(fake, "w") as f:
+            f.write("""#!/usr/bin/python3
+import os, struct, sys, time
+fd = int(sys.argv[sys.argv.index("--ctl-fd") + 1])
+slot = int(sys.argv[sys.argv.index("--slot") + 1])
+gen = int(sys.argv[sys.argv.index("--generation") + 1])
+mode = %r
+if mode == "garbage":
+    os.write(fd, b"\\x07not a control message at all")
+elif mode == "wrong_pid":
+    hello = struct.pack("=iiIIQ", os.getpid() + 1, slot, gen, 0, 0)
+    os.write(fd, struct.pack("=BBHIII", 1, 1, 0, len(hello), 1, gen) + hello)
+elif mode == "oversized_ready":
+    os.write(fd, struct.pack("=BBHIII", 1, 2, 0, 4000, 1, gen) + bytes(4000))
+time.sleep(30)
+""" % behaviour)
+        os.chmod(fake, 0o755)
+        srv = lib.Csmcpd(workers=1, conf={"server": {"worker_binary": fake,
+                                                     "backoff_min_ms": 200}})
+        self.addCleanup(lambda: os.killpg(srv.proc.pid, signal.SIGKILL)
+                        if srv.proc and srv.proc.poll() is None else None)
+        self.addCleanup(srv.stop)
+        srv.start(wait_ready=False)
+        su.wait_for(lambda: su.metrics(srv)["csmcp_worker_crashes_total"] >= 2, 10)
+        self.assertIsNone(srv.proc.poll())
+        self.assertEqual(srv.admin("/health")[0], 200)
+        return srv.log_tail(200)
+
+    def test_garbage_message(self):
+        log = self.run_fake("garbage")
+        self.assertIn("bad control message: protocol version mismatch; killing it", log)
+        self.assertIn("killed by signal 9", log)
+
+    def test_hello_with_wrong_pid(self):
+        log = self.run_fake("wrong_pid")
+        self.assertIn("HELLO does not match the spawned worker", log)
+
+    def test_wrong_payload_size(self):
+        log = self.run_fake("oversized_ready")
+        self.assertIn("bad control message: wrong payload size", log)
+
+
 class TestReload(SupervisorCase):
     def test_10_sighup_reloads_under_keepalive_load(self):
         srv = self.srv
