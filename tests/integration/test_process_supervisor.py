@@ -108,6 +108,41 @@ class TestCrashAndWatchdog(SupervisorCase):
         self.assertIn("no heartbeat", srv.log_tail(200))
 
 
+class TestWatchdogEscalation(SupervisorCase):
+    workers = 2
+
+    def setUp(self):
+        # workers that ignore SIGABRT (ignored dispositions survive exec): only SIGKILL works
+        d = lib.tempfile.mkdtemp(prefix="csmcp-it-")
+        self.wrapper = os.path.join(d, "abrt-proof-worker")
+        with open(self.wrapper, "w") as f:
+            f.write("#!/bin/sh\ntrap '' ABRT\nexec %s \"$@\"\n" % lib.WORKER)
+        os.chmod(self.wrapper, 0o755)
+        conf = {g: dict(kv) for g, kv in FAST.items()}
+        conf["server"]["worker_binary"] = self.wrapper
+        self.srv = lib.Csmcpd(workers=self.workers, conf=conf).start(timeout=30)
+        self.addCleanup(self._cleanup)
+
+    def test_abrt_ignored_then_sigkill(self):
+        srv = self.srv
+        before = su.current(srv)
+        victim = before[0]
+        os.kill(victim, signal.SIGSTOP)
+        t0 = time.monotonic()
+        limit = FAST["server"]["worker_timeout"] + FAST["server"]["kill_grace"] + 2
+        new, dt = su.wait_for(
+            lambda: (lambda c: c if c.get(0) not in (None, victim) else None)(su.current(srv)),
+            limit, interval=0.05)
+        say("stuck worker ignoring SIGABRT: SIGKILLed and replaced in %.2f s" % dt)
+        log = srv.log_tail(300)
+        self.assertIn("no heartbeat for", log)
+        self.assertIn("after signal, SIGKILL", log)
+        self.assertIn("pid %d: READY -> EXITED: killed by signal 9" % victim, log)
+        self.assertGreater(time.monotonic() - t0,
+                           FAST["server"]["worker_timeout"] + FAST["server"]["kill_grace"] - 0.5)
+        self.assertEqual(new[1], before[1])
+
+
 class TestCrashLoop(lib.TestCase):
     def test_crash_loop_reported_backoff_bounded_then_fixed_by_reload(self):
         srv = lib.Csmcpd(workers=2, conf={"server": {"worker_binary": "/bin/false",
