@@ -119,3 +119,25 @@ def assert_no_crash(d):
            or "runtime error:" in l]
     if bad:
         raise AssertionError("worker crash or sanitizer report:\n" + "\n".join(bad[:20]))
+
+
+def redis_command(*args):
+    """Runs one command on the test Redis (CSMCP_TEST_REDIS_URL) and returns the raw reply."""
+    from urllib.parse import urlparse
+    u = urlparse(lib.redis_url())
+    db = (u.path or "/0").lstrip("/") or "0"
+
+    def enc(*a):
+        out = b"*%d\r\n" % len(a)
+        for x in a:
+            x = x.encode() if isinstance(x, str) else x
+            out += b"$%d\r\n%s\r\n" % (len(x), x)
+        return out
+
+    with socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=5) as s:
+        if u.password:
+            s.sendall(enc("AUTH", u.password))
+            s.recv(1024)
+        s.sendall(enc("SELECT", db) + enc(*args))
+        time.sleep(0.05)
+        return s.recv(65536)

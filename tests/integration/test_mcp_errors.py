@@ -10,7 +10,7 @@ import time
 import unittest
 
 import lib
-from core_util import assert_no_crash, ACCEPT, initialize, mcp_headers, post, rpc, SseStream
+from core_util import assert_no_crash, redis_command, ACCEPT, initialize, mcp_headers, post, rpc, SseStream
 
 
 class McpErrors(lib.TestCase):
@@ -359,6 +359,8 @@ class McpRateLimitAndDrain(lib.TestCase):
         d = lib.Csmcpd(workers=2, fixtures=True, auth=False,
                        conf={"ratelimit": {"enabled": True, "key_per_minute": 8}})
         with d:
+            # a full bucket to start from, whatever earlier tests left for "anonymous"
+            redis_command("DEL", "csmcp:rl:{anonymous}:key", "csmcp:rl:{anonymous}:tool:test_simple_text")
             sid, _ = initialize(d.port)  # 2 requests
             statuses = [rpc(d.port, "ping", sid=sid)[0] for _ in range(12)]
             self.assertIn(429, statuses)
