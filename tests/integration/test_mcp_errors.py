@@ -4,6 +4,7 @@ One csmcpd with 2 workers, conformance fixtures on, auth off, small body limit.
 """
 import http.client
 import json
+import re
 import signal
 import socket
 import time
@@ -427,6 +428,24 @@ class HttpLimits(lib.TestCase):
             self.assertLess(time.monotonic() - t0, 5)
         finally:
             s.close()
+
+    def test_pipelined_requests_answered_in_order(self):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+        try:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        statuses = re.findall(rb"HTTP/1.1 (\d{3}) ", data)
+        self.assertEqual(statuses, [b"200", b"404", b"200"], data)
+        self.assertIn(b"Connection: close", data.split(b"HTTP/1.1 200")[-1])
 
     def test_max_connections(self):
         held = [socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
