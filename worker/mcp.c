@@ -3,9 +3,10 @@
  * 2025-11-25.
  *
  * Request path: Host/Origin check (403) -> CORS -> auth (401/403) -> Accept/Content-Type (406,
- * 415) -> JSON parse (-32700) -> initialize, or session check (400 missing, 404 unknown, one Redis
- * round trip that also refreshes the idle TTL) -> JSON-RPC dispatch -> application/json, or an
- * SSE stream once a tool call emits anything before its result.
+ * 415) -> JSON parse (-32700) -> initialize, or session check (400 missing, 404 unknown) and rate
+ * limit (429), both in Redis and issued together (one round trip; the session check also
+ * refreshes the idle TTL) -> JSON-RPC dispatch -> application/json, or an SSE stream once a
+ * tool call emits anything before its result -> audit record per tool call.
  *
  * Invariants:
  * - A struct mreq (one HTTP request on /mcp) is reference counted: one reference for the HTTP
