@@ -14,6 +14,7 @@
  *   busy-loop; it is reported (crash_loop) once crash_limit crashes fall within crash_window.
  * - A stuck worker (no heartbeat for worker_timeout) gets SIGABRT (+SIGCONT, so a stopped one
  *   dies too), then SIGKILL after kill_grace; a draining one gets SIGKILL at its deadline.
+ * - At most SLOTS_MAX_DRAINING_GENS older generations drain at once.
  */
 #include "slots.h"
 
