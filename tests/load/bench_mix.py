@@ -309,6 +309,9 @@ def one_run(a, nconn, accounts_file):
                                              "err_timeout", "bad_status", "rpc_error",
                                              "tool_error"))
         res["error_rate"] = res["errors"] / max(1, res["requests"] + res["err_connect"])
+        # wrk counts only completed requests: a connection still waiting at the end is neither
+        # a request nor an error. At least this many connections never got an answer:
+        res["unanswered_min"] = max(0, nconn - res["requests"])
         res["sample"] = next((w["sample"] for w in wrks if w["sample"]), "")
     finally:
         stop.set()
@@ -409,6 +412,9 @@ def main():
             r["errors"], 100 * r["error_rate"], r["worker_restarts"], r["idle_kib_per_conn"],
             max(r.get("rss_load_kib") or [0]) / 1024.0,
             "%.1f/%.1f/%.1f" % (r["server_cpu_s"], r["db_redis_cpu_s"], r["wrk_cpu_s"])))
+        if r["unanswered_min"]:
+            print("   only %d requests completed: at least %d connections got no answer within "
+                  "the run" % (r["requests"], r["unanswered_min"]))
         if r["errors"]:
             print("   errors: connect %d read %d write %d timeout %d non-200 %d rpc %d isError %d;"
                   " sample: %s" % (r["err_connect"], r["err_read"], r["err_write"],
