@@ -14,7 +14,11 @@
  *   - an IDLE connection keeps a read event armed: a server that closes it (restart, idle kill)
  *     is noticed at once and the connection goes to BACKOFF, never handed out dead;
  *   - reconnects use exponential backoff with jitter (100 ms .. 5 s), reset after a success;
- *   - a connection older than database.max_lifetime is closed when it next becomes idle;
+ *   - liveness: a connection idle for PING_IDLE_S runs SELECT 1; a busy one that gets no answer
+ *     within statement_timeout + BUSY_GRACE_S is declared dead (the server would have cancelled
+ *     the statement itself, so silence means a vanished peer TCP has not reported yet);
+ *   - a connection older than database.max_lifetime (-10% jitter, so the pool never recycles
+ *     all at once) is closed when it next becomes idle;
  *   - statements are prepared once per connection; the pool-wide registry maps statement text to
  *     a stable name "csmcp_<n>" (bounded; beyond it statements run unprepared).
  *
@@ -41,6 +45,8 @@
 #define BACKOFF_MIN_MS   100
 #define BACKOFF_MAX_MS   5000
 #define TICK_MS          200
+#define PING_IDLE_S      30.0 /* an idle connection is checked with SELECT 1 this often */
+#define BUSY_GRACE_S     5.0  /* no answer within statement_timeout + this: the peer is gone */
 
 enum conn_state {
     CONN_DOWN = 0,   /* not connected, nothing scheduled (only before start and at free) */
@@ -83,8 +89,10 @@ struct pgconn {
     PGconn *pg;
     struct event *ev; /* socket readiness; recreated whenever the socket changes */
     int ev_fd;
-    struct event *timer;  /* connect deadline or backoff wake-up */
-    struct timespec born; /* when it became connected */
+    struct event *timer;       /* connect deadline or backoff wake-up */
+    struct timespec born;      /* when it became connected */
+    struct timespec last_used; /* when it last finished a request (or connected) */
+    double lifetime; /* max_lifetime with -10% jitter, so the pool never recycles at once */
     int backoff_ms;
     unsigned char *prepared; /* PGPOOL_MAX_STMTS flags */
     struct pgreq *req;
@@ -293,6 +301,10 @@ static void conn_connected(struct pgconn *c)
         return;
     }
     clock_gettime(CLOCK_MONOTONIC, &c->born);
+    c->last_used = c->born;
+    c->pool->rng = c->pool->rng * 1103515245u + 12345u;
+    c->lifetime = (double)c->pool->cfg->database_max_lifetime *
+                  (0.9 + 0.1 * (double)((c->pool->rng >> 8) % 1000) / 1000.0);
     if (c->backoff_ms)
         log_info("pgpool conn %d: reconnected", c->idx);
     c->backoff_ms = 0;
@@ -463,7 +475,8 @@ static void conn_request_done(struct pgconn *c)
 
     c->req = NULL;
     /* Recycle an old connection before it is handed out again. */
-    bool expired = elapsed_s(&c->born) > (double)c->pool->cfg->database_max_lifetime;
+    bool expired = elapsed_s(&c->born) > c->lifetime;
+    clock_gettime(CLOCK_MONOTONIC, &c->last_used);
     set_state(c, CONN_IDLE);
 
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
@@ -575,6 +588,28 @@ static void dispatch(struct pgpool *p)
     update_gauges(p);
 }
 
+static void ping_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
+                      void *arg)
+{
+    (void)res, (void)err, (void)sqlstate, (void)retryable, (void)arg;
+}
+
+/* Liveness check of a connection that has been idle for a while: a dead one fails here (and
+ * reconnects) instead of failing the next client's call. */
+static void ping(struct pgconn *c)
+{
+    struct pgreq *r = calloc(1, sizeof(*r));
+    if (!r || !(r->sql = strdup("SELECT 1"))) {
+        free(r);
+        return;
+    }
+    r->pool = c->pool;
+    r->stmt = -1;
+    r->cb = ping_done;
+    clock_gettime(CLOCK_MONOTONIC, &r->queued);
+    conn_take(c, r);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pgpool *p = arg;
@@ -586,11 +621,20 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         count_error("queue_timeout");
         req_finish(r, NULL, "database busy: timed out waiting for a connection", "57014", true);
     }
+    double busy_limit = (double)p->cfg->database_statement_timeout_ms / 1000.0 + BUSY_GRACE_S;
     for (int i = 0; i < p->nconns; i++) {
         struct pgconn *c = &p->conns[i];
-        if (c->state == CONN_IDLE && elapsed_s(&c->born) > (double)p->cfg->database_max_lifetime) {
+        if (c->state == CONN_IDLE && elapsed_s(&c->born) > c->lifetime) {
             log_info("pgpool conn %d: max_lifetime reached, reconnecting", c->idx);
             conn_start(c);
+        } else if (c->state == CONN_IDLE && TAILQ_EMPTY(&p->waitq) &&
+                   elapsed_s(&c->last_used) > PING_IDLE_S) {
+            ping(c);
+        } else if (c->state == CONN_BUSY && p->cfg->database_statement_timeout_ms > 0 && c->req &&
+                   elapsed_s(&c->req->started) > busy_limit) {
+            /* The server enforces statement_timeout itself; silence past it means a dead
+             * peer (host down, network partition) that TCP has not reported yet. */
+            conn_lost(c, "no answer within statement_timeout");
         }
     }
     update_gauges(p);

@@ -101,3 +101,50 @@ class DataRestartTest(lib.TestCase):
             if d:
                 d.stop()
             pg.stop()
+
+
+class DataStalledBackendTest(lib.TestCase):
+    def test_stalled_backend_detected(self):
+        """A backend that stops answering (SIGSTOP: a vanished host as seen from the worker)
+        fails the call as retryable after statement_timeout + 5 s, and the pool reconnects."""
+        import os
+        import signal
+        pg = du.PrivatePostgres().start()
+        d = None
+        stopped = []
+        try:
+            r = du.ctl_db(pg.url(), "migrate")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            du.psql(pg.url(), "INSERT INTO accounts (client_id, client_name, company_name) "
+                    "VALUES ('st_a', 'Stall', 'Stall Co')")
+            d = lib.Csmcpd(workers=1, conf={
+                "database": {"url": pg.url(), "pool_size": 1, "statement_timeout_ms": 1000},
+                "ratelimit": {"enabled": False}}).start()
+            s = d.session()
+            s.call_ok("get_client_overview", {"client_id": "st_a"})
+            pids = du.psql(pg.url(), "SELECT pid FROM pg_stat_activity WHERE application_name "
+                           "= 'csmcp-worker'").split()
+            self.assertEqual(len(pids), 1)
+            os.kill(int(pids[0]), signal.SIGSTOP)
+            stopped.append(int(pids[0]))
+            t0 = time.monotonic()
+            res = s.call_tool("get_client_overview", {"client_id": "st_a"})
+            took = time.monotonic() - t0
+            self.assertTrue(res.get("isError"))
+            self.assertIn("temporarily unavailable, retry", res["content"][0]["text"])
+            self.assertGreater(took, 5.5)
+            self.assertLess(took, 10)
+            ok = lib.wait_until(lambda: not s.call_tool(
+                "get_client_overview", {"client_id": "st_a"}).get("isError"), 5,
+                interval=0.2, what="a successful call on a new connection")
+            self.assertTrue(ok)
+            s.close()
+        finally:
+            for pid in stopped:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except OSError:
+                    pass
+            if d:
+                d.stop()
+            pg.stop()
