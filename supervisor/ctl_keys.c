@@ -342,7 +342,7 @@ static void canon_field(char **buf, size_t *len, size_t *cap, const char *v)
     size_t vl = strlen(v);
     char pre[24];
     int pl = snprintf(pre, sizeof(pre), "%zu:", vl);
-    if (*len + (size_t)pl + vl + 1 > *cap) {
+    if (*buf == NULL || *len + (size_t)pl + vl + 1 > *cap) {
         size_t nc = (*len + (size_t)pl + vl + 1) * 2;
         char *nb = realloc(*buf, nc);
         if (nb == NULL)

@@ -145,7 +145,6 @@ static void elicit_reply(struct tool_call *tc, const char *result_json, const ch
 static void erase_handler(struct tool_call *tc)
 {
     const char *client = arg_str(tc, "client_id"), *confirm = arg_str(tc, "confirm");
-    char params[600];
 
     /* the schema guarantees this; checked again because the id is spliced into JSON text */
     size_t n = client ? strlen(client) : 0;
@@ -156,6 +155,7 @@ static void erase_handler(struct tool_call *tc)
         return;
     }
     if (tool_call_client_can(tc, "elicitation")) {
+        char params[600];
         snprintf(params, sizeof(params),
                  "{\"message\":\"Permanently erase every record held about account %s "
                  "(contacts, contracts, usage, tickets, feedback, ...)? This cannot be undone.\","
