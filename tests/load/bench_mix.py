@@ -270,11 +270,10 @@ def one_run(a, nconn, accounts_file):
         res["idle_kib_per_conn"], res["idle_conns_measured"] = idle_conn_memory(
             PORT, workers0, idle_n)
         res["rss_idle_kib"] = [bt.rss_kib(p) for p in workers0]
-        pg = bt.redis_pid(os.environ.get("CSMCP_TEST_REDIS_URL"))
-        helpers = [pg] if pg else []
-        helpers += pg_pids(os.environ.get("CSMCP_TEST_DATABASE_URL"))
-        srv0 = bt.cpu_seconds(bt.proc_tree(d.proc.pid))
-        h0 = bt.cpu_seconds(helpers)
+        rp = bt.redis_pid(os.environ.get("CSMCP_TEST_REDIS_URL"))
+        pm = pg_postmaster(os.environ.get("CSMCP_TEST_DATABASE_URL"))
+        srv0 = tree_cpu(d.proc.pid)
+        h0 = tree_cpu(rp) + tree_cpu(pm)
         if a.chaos != "none":
             chaos = threading.Thread(target=chaos_loop, args=(a.chaos, d, stop, events))
             chaos.start()
@@ -289,9 +288,9 @@ def one_run(a, nconn, accounts_file):
         stop.set()
         if chaos:
             chaos.join(60)
-        srv_cpu = bt.cpu_seconds(bt.proc_tree(d.proc.pid)) - srv0
+        srv_cpu = tree_cpu(d.proc.pid) - srv0
         res["server_cpu_s"] = round(srv_cpu, 1)
-        res["db_redis_cpu_s"] = round(bt.cpu_seconds(helpers) - h0, 1)
+        res["db_redis_cpu_s"] = round(tree_cpu(rp) + tree_cpu(pm) - h0, 1)
         res["wrk_cpu_s"] = round(wrk_cpu, 1)
         workers1 = worker_pids(d)
         res["worker_restarts"] = len(set(workers1) - set(workers0))
@@ -319,6 +318,28 @@ def one_run(a, nconn, accounts_file):
         if sf:
             os.unlink(sf)
     return res
+
+
+def tree_cpu(root):
+    """CPU seconds of root and its descendants, including children that exited and were reaped
+    (cutime/cstime), so workers replaced by a reload or a kill still count."""
+    if root is None:
+        return 0.0
+    total = 0.0
+    for p in bt.proc_tree(root):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fl = f.read().rsplit(")", 1)[1].split()
+            total += int(fl[11]) + int(fl[12])
+            total += int(fl[13]) + int(fl[14])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / bt.CLK_TCK
+
+
+def pg_postmaster(url):
+    pids = pg_pids(url)
+    return pids[0] if pids else None
 
 
 def pg_pids(url):
