@@ -490,7 +490,13 @@ static void conn_request_done(struct pgconn *c)
         snprintf(err, sizeof(err), "%s", prim ? prim : PQerrorMessage(c->pg));
         err[strcspn(err, "\n")] = 0;
         bool retry = sqlstate_retryable(sqlstate);
-        count_error(retry ? "transient" : "query");
+        /* Rejections our functions raise on purpose (not found, invalid input, constraint) are
+         * answers, not database errors: alerts on csmcp_db_errors_total must not fire on them. */
+        if (sqlstate && (strncmp(sqlstate, "P0", 2) == 0 || strncmp(sqlstate, "22", 2) == 0 ||
+                         strncmp(sqlstate, "23", 2) == 0))
+            metrics_inc("csmcp_db_rejected_total", NULL, 1);
+        else
+            count_error(retry ? "transient" : "query");
         /* A plan cached before a schema change: forget it so the next use re-prepares. */
         if (sqlstate && (strcmp(sqlstate, "0A000") == 0 || strcmp(sqlstate, "26000") == 0) &&
             r->stmt >= 0)
