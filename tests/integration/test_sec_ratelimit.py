@@ -91,6 +91,15 @@ class Exactness(lib.TestCase):
         self.assertEqual(err["data"]["limit_per_minute"], self.LIMIT)
         self.assertIn("rate limit exceeded", err["message"])
 
+    def test_retry_after_is_honest(self):
+        token = su.create_key(self.d.conf_path, "read", "rl-retry")
+        r = ping(self.d.port, token, self.LIMIT + 3)
+        self.assertEqual(r[-1][0], 429)
+        wait = int(r[-1][1]["retry-after"])
+        self.assertLessEqual(wait, 2)  # 2 tokens per second
+        time.sleep(wait + 0.05)
+        self.assertEqual(ping(self.d.port, token, 1)[0][0], 200)
+
     def test_keys_have_separate_buckets(self):
         a = su.create_key(self.d.conf_path, "read", "rl-a")
         b = su.create_key(self.d.conf_path, "read", "rl-b")
