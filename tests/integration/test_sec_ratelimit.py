@@ -189,6 +189,25 @@ class RedisDown(lib.TestCase):
         finally:
             d.stop()
 
+    def test_script_cache_flush_is_survived(self):
+        """Redis restarted or SCRIPT FLUSH: EVALSHA gets NOSCRIPT, the limiter reloads the
+        script and the request still gets a normal answer."""
+        self.start_redis()
+        d = lib.Csmcpd(workers=1, auth=True, conf={
+            "redis": {"url": "redis://127.0.0.1:%d/0" % self.rport},
+            "ratelimit": {"key_per_minute": 1000}})
+        d.start()
+        try:
+            token = su.create_key(d.conf_path, "read", "rl-flush")
+            self.assertEqual(ping(d.port, token)[0][0], 200)
+            subprocess.run([su.tool("redis-cli"), "-p", str(self.rport), "SCRIPT", "FLUSH"],
+                           check=True, capture_output=True, timeout=10)
+            self.assertEqual([r[0] for r in ping(d.port, token, 3)], [200, 200, 200])
+            _, _, m = d.admin("/metrics")
+            self.assertNotRegex(m.decode(), r'csmcp_ratelimit_total\{[^}]*source="local"')
+        finally:
+            d.stop()
+
     def test_fail_closed_refuses_and_names_the_limiter(self):
         r, metrics, _ = self.run_case(False)
         err = json.loads(r[-1][2])["error"]
