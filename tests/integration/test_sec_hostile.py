@@ -113,8 +113,13 @@ class Hostile(lib.TestCase):
     def test_sql_injection_in_every_string_argument(self):
         s = lib.McpSession(self.d.port, token=self.token)
         try:
-            tools = s.request("tools/list")["tools"]
-            cursor = None
+            tools, cursor = [], None
+            for _ in range(100):  # every page
+                page = s.request("tools/list", {"cursor": cursor} if cursor else {})
+                tools += page["tools"]
+                cursor = page.get("nextCursor")
+                if not cursor:
+                    break
             n_calls = 0
             for t in tools:
                 props = t["inputSchema"].get("properties", {})
