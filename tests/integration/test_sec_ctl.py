@@ -206,3 +206,57 @@ class AuditChain(lib.TestCase):
         r = self.verify()
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertIn("205 rows verified", r.stdout)
+
+
+class ServerRole(lib.TestCase):
+    """The server's runtime role (csmcp_app) can append to the audit trail only through the
+    SECURITY DEFINER functions and read it, nothing else: no UPDATE/DELETE, no direct INSERT,
+    no disabling the triggers. Needs the cluster admin URL that `scripts/dev test` exports."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.admin = lib.need_env("CSMCP_PG_ADMIN_URL")
+        su.psql(cls.admin, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                "'csmcp_app') THEN CREATE ROLE csmcp_app LOGIN; END IF; END $$;")
+        cls.name = "csmcp_sec_role_%s" % os.urandom(4).hex()
+        su.psql(cls.admin, 'CREATE DATABASE "%s";' % cls.name)
+        cls.owner_url = su.with_db(cls.admin, cls.name)
+        for m in su.MIGRATIONS:
+            with open(m) as f:
+                su.psql(cls.owner_url, f.read())
+        u = su.urllib.parse.urlsplit(cls.owner_url)
+        host = u.netloc.split("@", 1)[-1]
+        cls.app_url = su.urllib.parse.urlunsplit((u.scheme, "csmcp_app@" + host, u.path, u.query,
+                                                  ""))
+
+    @classmethod
+    def tearDownClass(cls):
+        su.psql(su.with_db(cls.admin, "postgres"),
+                'DROP DATABASE IF EXISTS "%s" WITH (FORCE);' % cls.name, check=False)
+
+    def app(self, sql):
+        return su.psql(self.app_url, sql, check=False)
+
+    def test_append_and_read_allowed(self):
+        r = self.app("SELECT csmcp.audit_append_batch('[{\"principal\":\"key:x\",\"method\":"
+                     "\"tools/call\",\"outcome\":\"ok\",\"latency_ms\":1}]')")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.app("SELECT count(*) FROM audit_log")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.app("SELECT count(*) FROM api_keys")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_everything_else_refused(self):
+        self.app("SELECT csmcp.audit_append_batch('[{\"principal\":\"key:y\",\"method\":\"m\","
+                 "\"outcome\":\"ok\",\"latency_ms\":1}]')")
+        for stmt in ("UPDATE audit_log SET outcome = 'x'", "DELETE FROM audit_log",
+                     "TRUNCATE audit_log", "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+                     "INSERT INTO audit_log (id, created_at, principal, method, outcome, "
+                     "latency_ms, prev_hash, hash) VALUES (999, now(), 'a', 'b', 'c', 0, "
+                     "repeat('0', 64), repeat('0', 64))",
+                     "UPDATE audit_head SET last_id = 0", "INSERT INTO api_keys VALUES "
+                     "('abcdefgh', 'n', repeat('0', 64), '{admin}')",
+                     "UPDATE api_keys SET scopes = '{admin}'", "SELECT * FROM secrets"):
+            r = self.app(stmt)
+            self.assertNotEqual(r.returncode, 0, stmt)
+            self.assertRegex(r.stderr, "permission denied|must be owner|append-only", stmt)
