@@ -110,6 +110,19 @@ class ApiKeys(lib.TestCase):
         finally:
             s.close()
 
+    def test_session_bound_to_its_principal(self):
+        # MCP security best practice: a session id is bound to the identity that created it,
+        # so a leaked Mcp-Session-Id is useless with another principal's token
+        other = su.create_key(self.d.conf_path, "read", "sec-other")
+        s = lib.McpSession(self.d.port, token=self.read)
+        try:
+            s.token = other
+            st, _, _ = s.request_raw("tools/list")
+            self.assertIn(st, (403, 404))
+        finally:
+            s.token = self.read
+            s.close()
+
     def test_revoked_key_stops_working_on_every_worker(self):
         tok = su.create_key(self.d.conf_path, "read", "sec-revoke")
         for _ in range(4):  # warm the caches of both workers
