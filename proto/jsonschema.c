@@ -88,6 +88,11 @@ struct js_regex {
     struct js_regex *next;
     const char *src; /* the schema's pattern text (borrowed) */
     regex_t re;
+    /* Fast path for the common "^[class]{m,n}$" shape (ids, slugs, codes): the whole string is
+     * m..n bytes of an ASCII set. regexec is not consulted then. */
+    bool fast;
+    uint8_t set[16]; /* bit per ASCII byte */
+    long min, max;   /* max < 0: unbounded */
 };
 
 struct js_node;
@@ -756,6 +761,106 @@ static int translate_pattern(const char *src, struct rbuf *out, const char **why
     return 0;
 }
 
+static void set_add(uint8_t *set, int lo, int hi)
+{
+    for (int ch = lo; ch <= hi; ch++)
+        set[ch >> 3] |= (uint8_t)(1u << (ch & 7));
+}
+
+/* One element of a fast-path class: adds it to set; returns false if it is not plain ASCII. */
+static bool fast_atom(const char **pp, uint8_t *set, int *single)
+{
+    const char *p = *pp;
+    *single = -1;
+    if (*p == '\\') {
+        p++;
+        switch (*p) {
+        case 'd':
+            set_add(set, '0', '9');
+            break;
+        case 'w':
+            set_add(set, '0', '9');
+            set_add(set, 'A', 'Z');
+            set_add(set, 'a', 'z');
+            set_add(set, '_', '_');
+            break;
+        default:
+            if (*p == '\0' || isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80)
+                return false;
+            *single = (unsigned char)*p;
+        }
+    } else {
+        if (*p == '\0' || (unsigned char)*p >= 0x80 || *p == '[')
+            return false;
+        *single = (unsigned char)*p;
+    }
+    *pp = p;
+    return true;
+}
+
+/* Recognises "^[...]Q$" with Q one of + * {m} {m,} {m,n}, a non-negated class of ASCII
+ * characters, ranges, \d and \w. Anything else keeps the POSIX regex. */
+static void fast_pattern(struct js_regex *r, const char *src)
+{
+    const char *p = src;
+    uint8_t set[16] = {0};
+    if (p[0] != '^' || p[1] != '[' || p[2] == '^' || p[2] == ']')
+        return;
+    for (p += 2; *p != ']'; p++) {
+        int lo, hi;
+        if (!fast_atom(&p, set, &lo))
+            return;
+        if (lo < 0)
+            continue;
+        if (p[1] == '-' && p[2] != ']' && p[2] != '\0') {
+            p += 2;
+            if (!fast_atom(&p, set, &hi) || hi < lo)
+                return;
+            set_add(set, lo, hi);
+        } else {
+            set_add(set, lo, lo);
+        }
+    }
+    p++;
+    long min, max;
+    if (*p == '+' || *p == '*') {
+        min = *p == '+' ? 1 : 0;
+        max = -1;
+        p++;
+    } else if (*p == '{') {
+        bool big = false;
+        long reps;
+        size_t q = brace_quantifier(p, &big, &reps);
+        if (q == 0 || big)
+            return;
+        char *end;
+        min = strtol(p + 1, &end, 10);
+        max = *end == ',' ? (end[1] == '}' ? -1 : strtol(end + 1, NULL, 10)) : min;
+        p += q;
+    } else {
+        return;
+    }
+    if (p[0] != '$' || p[1] != '\0')
+        return;
+    memcpy(r->set, set, sizeof(set));
+    r->min = min;
+    r->max = max;
+    r->fast = true;
+}
+
+static bool rx_match(const struct js_regex *r, const char *s)
+{
+    if (!r->fast)
+        return regexec(&r->re, s, 0, NULL, 0) == 0;
+    long n = 0;
+    for (; *s != '\0'; s++, n++) {
+        unsigned ch = (unsigned char)*s;
+        if (ch >= 0x80 || !(r->set[ch >> 3] & (1u << (ch & 7))))
+            return false;
+    }
+    return n >= r->min && (r->max < 0 || n <= r->max);
+}
+
 static int compile_regex(struct cctx *c, const char *kw, const char *src, struct js_regex **out)
 {
     size_t cap = strlen(src) * 16 + 16;
@@ -783,6 +888,7 @@ static int compile_regex(struct cctx *c, const char *kw, const char *src, struct
         return cfail(c, "%s \"%s\" does not compile: %s", kw, src, msg);
     }
     r->src = src;
+    fast_pattern(r, src);
     r->next = c->s->regexes;
     c->s->regexes = r;
     *out = r;
@@ -1334,36 +1440,22 @@ void jsonschema_free(struct jsonschema *s)
 /* ---------------------------------------------------------------------------------------- */
 /* validate                                                                                 */
 
+/* One step of the instance path: an object key, or an array index when key is NULL. The path is
+ * kept as this stack of borrowed pointers and formatted only when a failure is reported. */
+struct vseg {
+    const char *key;
+    size_t index;
+};
+
 struct vctx {
     char *err; /* NULL: only the verdict is wanted (e.g. inside oneOf) */
     size_t errlen;
-    char path[JS_PATH_MAX];
-    size_t plen;
-    size_t fail_plen; /* path length at the last failure: picks the closest anyOf branch */
+    const char *root;
+    struct vseg seg[JS_MAX_DEPTH + 8];
+    size_t nseg;      /* may exceed the array: deeper steps are counted, not stored */
+    size_t fail_nseg; /* path depth at the last failure: picks the closest anyOf branch */
     int depth;
 };
-
-static int vfail(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int vfail(struct vctx *v, const char *fmt, ...)
-{
-    v->fail_plen = v->plen;
-    if (v->err == NULL || v->errlen == 0)
-        return -1;
-    /* A very long path keeps its head (the root name) and its tail, so the rule stays visible. */
-    int n;
-    if (v->plen > PATH_SHOWN)
-        n = snprintf(v->err, v->errlen, "%.24s...%s: ", v->path,
-                     v->path + v->plen - (PATH_SHOWN - 24));
-    else
-        n = snprintf(v->err, v->errlen, "%s: ", v->path);
-    if (n < 0 || (size_t)n >= v->errlen)
-        return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static bool is_ident(const char *k)
 {
@@ -1375,45 +1467,85 @@ static bool is_ident(const char *k)
     return true;
 }
 
-/* Appends ".key" or ["key"] to the instance path; returns the old length. A path longer than the
- * buffer is cut (the message stays readable; the end of a very deep path is lost). */
+/* Formats the path: root, then ".key", ["odd key"] or [index] per step. */
+static size_t format_path(const struct vctx *v, char *buf, size_t cap)
+{
+    struct rbuf b = {buf, 0, cap};
+    buf[0] = '\0';
+    rb_puts(&b, v->root);
+    size_t n =
+        v->nseg < sizeof(v->seg) / sizeof(v->seg[0]) ? v->nseg : sizeof(v->seg) / sizeof(v->seg[0]);
+    for (size_t i = 0; i < n && b.len + 1 < cap; i++) {
+        const struct vseg *g = &v->seg[i];
+        if (g->key == NULL) {
+            char num[32];
+            snprintf(num, sizeof(num), "[%zu]", g->index);
+            rb_puts(&b, num);
+        } else if (is_ident(g->key)) {
+            rb_putc(&b, '.');
+            rb_puts(&b, g->key);
+        } else {
+            rb_puts(&b, "[\"");
+            for (const char *q = g->key; *q != '\0' && b.len + 1 < cap; q++) {
+                if (*q == '"' || *q == '\\')
+                    rb_putc(&b, '\\');
+                rb_putc(&b, ((unsigned char)*q < 0x20) ? '?' : *q);
+            }
+            rb_puts(&b, "\"]");
+        }
+    }
+    return b.len;
+}
+
+static int vfail(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int vfail(struct vctx *v, const char *fmt, ...)
+{
+    v->fail_nseg = v->nseg;
+    if (v->err == NULL || v->errlen == 0)
+        return -1;
+    char path[JS_PATH_MAX];
+    size_t plen = format_path(v, path, sizeof(path));
+    /* A very long path keeps its head (the root name) and its tail, so the rule stays visible. */
+    int n;
+    if (plen > PATH_SHOWN)
+        n = snprintf(v->err, v->errlen, "%.24s...%s: ", path, path + plen - (PATH_SHOWN - 24));
+    else
+        n = snprintf(v->err, v->errlen, "%s: ", path);
+    if (n < 0 || (size_t)n >= v->errlen)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Pushes a step onto the instance path; returns the depth to restore with vpath_pop. */
 static size_t vpath_key(struct vctx *v, const char *k)
 {
-    size_t old = v->plen;
-    size_t room = sizeof(v->path) - v->plen;
-    int n;
-    if (is_ident(k)) {
-        n = snprintf(v->path + v->plen, room, ".%s", k);
-    } else {
-        char esc[128];
-        size_t e = 0;
-        for (const char *q = k; *q != '\0' && e + 3 < sizeof(esc); q++) {
-            if (*q == '"' || *q == '\\')
-                esc[e++] = '\\';
-            esc[e++] = ((unsigned char)*q < 0x20) ? '?' : *q;
-        }
-        esc[e] = '\0';
-        n = snprintf(v->path + v->plen, room, "[\"%s\"]", esc);
+    size_t old = v->nseg;
+    if (v->nseg < sizeof(v->seg) / sizeof(v->seg[0])) {
+        v->seg[v->nseg].key = k;
+        v->seg[v->nseg].index = 0;
     }
-    if (n > 0)
-        v->plen = ((size_t)n < room) ? v->plen + (size_t)n : sizeof(v->path) - 1;
+    v->nseg++;
     return old;
 }
 
 static size_t vpath_index(struct vctx *v, size_t i)
 {
-    size_t old = v->plen;
-    size_t room = sizeof(v->path) - v->plen;
-    int n = snprintf(v->path + v->plen, room, "[%zu]", i);
-    if (n > 0)
-        v->plen = ((size_t)n < room) ? v->plen + (size_t)n : sizeof(v->path) - 1;
+    size_t old = v->nseg;
+    if (v->nseg < sizeof(v->seg) / sizeof(v->seg[0])) {
+        v->seg[v->nseg].key = NULL;
+        v->seg[v->nseg].index = i;
+    }
+    v->nseg++;
     return old;
 }
 
 static void vpath_pop(struct vctx *v, size_t old)
 {
-    v->plen = old;
-    v->path[old] = '\0';
+    v->nseg = old;
 }
 
 static bool num_is_integral(yajl_val x)
@@ -1916,7 +2048,7 @@ static int v_string(struct vctx *v, const struct js_node *n, yajl_val x)
     }
     if (n->format != FMT_NONE && !check_format(n->format, s))
         return vfail(v, "does not match format %s", format_name(n->format));
-    if (n->pattern != NULL && regexec(&n->pattern->re, s, 0, NULL, 0) != 0)
+    if (n->pattern != NULL && !rx_match(n->pattern, s))
         return vfail(v, "does not match pattern \"%s\"", n->pattern->src);
     return 0;
 }
@@ -2001,7 +2133,7 @@ static int v_object(struct vctx *v, const struct js_node *n, yajl_val x)
                 return -1;
         }
         for (size_t j = 0; j < n->npprops; j++) {
-            if (regexec(&n->pprops[j].re->re, k, 0, NULL, 0) != 0)
+            if (!rx_match(n->pprops[j].re, k))
                 continue;
             matched = true;
             size_t old = vpath_key(v, k);
@@ -2051,11 +2183,11 @@ static int v_object(struct vctx *v, const struct js_node *n, yajl_val x)
 static int v_quiet(struct vctx *v, const struct js_node *sub, yajl_val x)
 {
     char *saved = v->err;
-    size_t saved_fail = v->fail_plen;
+    size_t saved_fail = v->fail_nseg;
     v->err = NULL;
     int rc = v_node(v, sub, x);
     v->err = saved;
-    v->fail_plen = saved_fail;
+    v->fail_nseg = saved_fail;
     return rc;
 }
 
@@ -2073,15 +2205,15 @@ static int v_nomatch(struct vctx *v, const struct js_list *l, yajl_val x, const 
         v->err = cur;
         v->errlen = sizeof(cur);
         cur[0] = '\0';
-        v->fail_plen = 0;
-        if (v_node(v, l->v[i], x) < 0 && (i == 0 || v->fail_plen > best_depth)) {
-            best_depth = v->fail_plen;
+        v->fail_nseg = 0;
+        if (v_node(v, l->v[i], x) < 0 && (i == 0 || v->fail_nseg > best_depth)) {
+            best_depth = v->fail_nseg;
             memcpy(best, cur, sizeof(best));
         }
     }
     v->err = saved;
     v->errlen = saved_len;
-    if (best_depth > v->plen) /* a branch got inside the value: its error is the useful one */
+    if (best_depth > v->nseg) /* a branch got inside the value: its error is the useful one */
         return vfail(v, "does not match any schema in %s (closest: %s)", kw, best);
     return vfail(v, "does not match any schema in %s", kw);
 }
@@ -2173,9 +2305,9 @@ int jsonschema_validate_at(const struct jsonschema *s, yajl_val instance, const 
     v.err = (err != NULL && errlen > 0) ? err : NULL;
     v.errlen = errlen;
     v.depth = 0;
-    v.fail_plen = 0;
-    snprintf(v.path, sizeof(v.path), "%s", root != NULL ? root : "");
-    v.plen = strlen(v.path);
+    v.fail_nseg = 0;
+    v.root = root != NULL ? root : "";
+    v.nseg = 0;
     if (v.err != NULL)
         v.err[0] = '\0';
     if (instance == NULL) {

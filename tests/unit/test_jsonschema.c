@@ -233,6 +233,38 @@ START_TEST(patterns)
 }
 END_TEST
 
+/* "^[class]{m,n}$" patterns skip regexec; wrapped in "(?:...)" they take the regex path: the
+ * verdicts must agree on every input. */
+START_TEST(pattern_fast_path_agrees)
+{
+    static const char *const pats[] = {
+        "^[A-Za-z0-9_.-]{1,64}$", "^[a-z]+$",    "^[\\\\w-]*$",  "^[0-9]{3}$",    "^[A-Z]{2,}$",
+        "^[\\\\d.]{1,3}$",        "^[\\\\-a]+$", "^[+*?]{0,2}$", "^[a-c\\\\]]+$",
+    };
+    static const char *const strs[] = {
+        "",  "a",        "abc", "ABC", "a-b_c.d", "123",  "1234",     "1.2", "-a-",
+        "+", "+*?",      "]",   "a]",  "a b",     "a\\n", "\xc3\xa9", "aé",  "ab-",
+        "Z", "__init__", "a.b", "99",  "12.34.5", "AB",   "A",        "c]b",
+    };
+    char a[128], b[128];
+    for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+        snprintf(a, sizeof(a), "{\"pattern\":\"%s\"}", pats[i]);
+        snprintf(b, sizeof(b), "{\"pattern\":\"(?:%s)\"}", pats[i]);
+        for (size_t j = 0; j < sizeof(strs) / sizeof(strs[0]); j++) {
+            char inst[64];
+            snprintf(inst, sizeof(inst), "\"%s\"", strs[j]);
+            int fast = check(a, inst), slow = check(b, inst);
+            ck_assert_msg(fast == slow, "%s on %s: fast %d, regex %d", pats[i], inst, fast, slow);
+        }
+    }
+    /* and the obvious ones */
+    OK("{\"pattern\":\"^[A-Za-z0-9_.-]{1,64}$\"}", "\"cs_1700000000_acme-corp\"");
+    BAD("{\"pattern\":\"^[A-Za-z0-9_.-]{1,64}$\"}", "\"\"");
+    BAD("{\"pattern\":\"^[a-z]{2}$\"}", "\"abc\"");
+    BAD("{\"pattern\":\"^[a-z]+$\"}", "\"ab\\nc\"");
+}
+END_TEST
+
 START_TEST(formats)
 {
     const char *d = "{\"format\":\"date\"}";
@@ -520,6 +552,7 @@ int main(void)
     tcase_add_test(tc, numbers);
     tcase_add_test(tc, strings);
     tcase_add_test(tc, patterns);
+    tcase_add_test(tc, pattern_fast_path_agrees);
     tcase_add_test(tc, formats);
     tcase_add_test(tc, arrays);
     tcase_add_test(tc, unique_large);
