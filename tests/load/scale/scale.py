@@ -314,7 +314,9 @@ def run(args):
         log("set-up failed: %s" % e)
         srv.stop()
         return 2
-    nsrc = max(1, (args.connections + 19999) // 20000)
+    # one source address per 5000 connections: the kernel searches the ephemeral port range
+    # per connect(), which gets slow when one address uses most of it
+    nsrc = min(32, max(1, (args.connections + 4999) // 5000))
     sources = ",".join("127.0.0.%d" % (i + 1) for i in range(nsrc))
     procs = max(1, (args.connections + 14999) // 15000)
     base_mem = mem_snapshot(srv)
@@ -476,7 +478,7 @@ def main():
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--idle", type=int, default=3)
-    ap.add_argument("--inflight", type=int, default=128)
+    ap.add_argument("--inflight", type=int, default=32)
     ap.add_argument("--rate", type=int, default=0)
     ap.add_argument("--chaos", choices=["reload", "kill"])
     ap.add_argument("--no-retry", action="store_true",
