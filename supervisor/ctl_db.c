@@ -116,7 +116,7 @@ static void sha256_hex(const char *data, size_t len, char out[65])
     unsigned int n = 0;
     EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
     for (unsigned int i = 0; i < n && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+        snprintf(out + 2 * (size_t)i, 3, "%02x", md[i]);
     out[64] = 0;
 }
 
@@ -250,7 +250,8 @@ static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
             goto out;
         n++;
     }
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n > 0)
+        qsort(names, n, sizeof(*names), cmp_str);
 
     if (!(c = db_connect(cfg)))
         goto out;
@@ -477,13 +478,36 @@ static int csv_record(const char **pp, char ***out, long *lines)
     return nf;
 }
 
+/* True when s is a JSON number (RFC 8259 grammar), so it can be embedded unquoted. */
 static bool looks_numeric(const char *s)
 {
-    char *end;
-    if (!*s)
+    const char *p = s;
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
         return false;
-    (void)strtod(s, &end);
-    return *end == 0 && strspn(s, "0123456789.-+eE") == strlen(s);
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == 0;
 }
 
 static int parse_csv(const char *text, const char *path, struct rows *rs, struct buf *errs,
@@ -492,6 +516,7 @@ static int parse_csv(const char *text, const char *path, struct rows *rs, struct
     const char *p = text;
     char **hdr = NULL;
     long line = 1, consumed;
+    int rc = 0;
     int nh = csv_record(&p, &hdr, &consumed);
     line += consumed;
     if (nh <= 0) {
@@ -532,16 +557,22 @@ static int parse_csv(const char *text, const char *path, struct rows *rs, struct
                     buf_json_str(&o, f[i]);
             }
             buf_str(&o, "}");
-            rows_push(rs, o.p, start);
+            if (!o.p || rows_push(rs, o.p, start)) {
+                free(o.p);
+                fprintf(stderr, "csmcpctl import: out of memory\n");
+                rc = -1;
+            }
         }
         for (int i = 0; i < nf; i++)
             free(f[i]);
         free(f);
+        if (rc)
+            break;
     }
     for (int i = 0; i < nh; i++)
         free(hdr[i]);
     free(hdr);
-    return 0;
+    return rc;
 }
 
 static int parse_jsonl(char *text, const char *path, struct rows *rs, struct buf *errs, int *nerr)
@@ -565,9 +596,13 @@ static int parse_jsonl(char *text, const char *path, struct rows *rs, struct buf
                 if (*nerr < MAX_REPORTED_ERRORS)
                     buf_str(errs, msg);
                 (*nerr)++;
-            } else if (rows_push(rs, strdup(l), line)) {
-                yajl_tree_free(v);
-                return -1;
+            } else {
+                char *dup = strdup(l);
+                if (!dup || rows_push(rs, dup, line)) {
+                    free(dup);
+                    yajl_tree_free(v);
+                    return -1;
+                }
             }
             yajl_tree_free(v);
         }

@@ -159,7 +159,7 @@ static void req_free(struct pgreq *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < r->nparams; i++)
+    for (int i = 0; r->params && i < r->nparams; i++)
         free(r->params[i]);
     free(r->params);
     free(r->sql);
@@ -274,7 +274,7 @@ static void conn_backoff(struct pgconn *c)
         c->backoff_ms = BACKOFF_MAX_MS;
     p->rng = p->rng * 1103515245u + 12345u;
     int delay = c->backoff_ms / 2 + (int)((p->rng >> 8) % (unsigned)(c->backoff_ms / 2 + 1));
-    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    struct timeval tv = {delay / 1000, (long)(delay % 1000) * 1000};
     set_state(c, CONN_BACKOFF);
     evtimer_add(c->timer, &tv);
 }
@@ -669,7 +669,7 @@ static char *read_password(const char *path)
 int pgpool_create(struct event_base *base, const struct cfg *cfg, struct pgpool **out)
 {
     struct pgpool *p = calloc(1, sizeof(*p));
-    struct timeval tick = {0, TICK_MS * 1000};
+    struct timeval tick = {0, (long)TICK_MS * 1000};
     *out = NULL;
     if (!p)
         return -1;

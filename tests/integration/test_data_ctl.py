@@ -88,7 +88,8 @@ class DataCtlTest(lib.TestCase):
                           "imp-2,no_such_client,2026-01-01T10:00:00Z,u1,reports,1\n"
                           "imp-3,demo_00002,not-a-date,u2,reports,2\n"
                           "imp-4,demo_00002,2026-01-01T10:00:00Z,u2,reports,-5\n"
-                          "imp-5,demo_00002,2026-01-01T10:00:00Z\n")
+                          "imp-5,demo_00002,2026-01-01T10:00:00Z\n"
+                          "imp-6,demo_00002,2026-01-01T10:00:00Z,u2,reports,+1\n")
         # dates relative to now so the "5 years" rule never trips this test
         r = self.ctl("import", "usage", path)
         self.assertEqual(r.returncode, 1)
@@ -96,7 +97,8 @@ class DataCtlTest(lib.TestCase):
         self.assertIn("bad.csv:4: occurred_at must be an ISO 8601 timestamp", r.stderr)
         self.assertIn("bad.csv:5: quantity must be a number", r.stderr)
         self.assertIn("bad.csv:6: expected 6 fields, found 3", r.stderr)
-        self.assertIn("4 invalid row(s)", r.stderr)
+        self.assertIn("bad.csv:7: quantity must be a number", r.stderr)  # "+1" is not JSON
+        self.assertIn("5 invalid row(s)", r.stderr)
         self.assertIn("nothing imported", r.stderr)
         self.assertEqual(self.q("SELECT count(*) FROM usage_events"), before)
 
