@@ -93,9 +93,14 @@ class Exactness(lib.TestCase):
 
     def test_retry_after_is_honest(self):
         token = su.create_key(self.d.conf_path, "read", "rl-retry")
-        r = ping(self.d.port, token, self.LIMIT + 3)
-        self.assertEqual(r[-1][0], 429)
-        wait = int(r[-1][1]["retry-after"])
+        last = None
+        for _ in range(20):  # bounded: drain the bucket (it refills while we drain it)
+            r = ping(self.d.port, token, self.LIMIT // 2)
+            last = next((x for x in r if x[0] == 429), None)
+            if last:
+                break
+        self.assertIsNotNone(last, "never limited")
+        wait = int(last[1]["retry-after"])
         self.assertLessEqual(wait, 2)  # 2 tokens per second
         time.sleep(wait + 0.05)
         self.assertEqual(ping(self.d.port, token, 1)[0][0], 200)
