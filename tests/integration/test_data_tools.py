@@ -407,3 +407,55 @@ class DataToolsTest(lib.TestCase):
             "pattern_types": ["support"]})
         self.assertEqual(b["support_patterns"]["tickets"], 12)
         self.assertIsNone(b["temporal_patterns"])
+
+    # ------------------------------------------------------------ concurrency
+
+    def test_concurrent_register_and_update(self):
+        import threading
+        ids, errs = [], []
+        lock = threading.Lock()
+
+        def register():
+            s = self.d.session()
+            try:
+                r = s.call_tool("register_client", {"client_name": "Race Corp",
+                                                    "company_name": "Race Co"})
+                with lock:
+                    (errs if r.get("isError") else ids).append(
+                        r["content"][0]["text"] if r.get("isError") else
+                        r["structuredContent"]["client_id"])
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=register) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errs, [])
+        self.assertEqual(len(set(ids)), 6)
+
+        cid = ids[0]
+
+        def update(seats):
+            s = self.d.session()
+            try:
+                s.call_ok("update_client_info", {"client_id": cid,
+                                                 "updates": {"licensed_seats": seats}})
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=update, args=(n,)) for n in range(11, 19)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # Every recorded old value is the new value of the update before it: no lost update.
+        rows = du.psql(self.url, "SELECT coalesce(old_values->>'licensed_seats', 'null') || ':' || "
+                       "(new_values->>'licensed_seats') FROM activity_log WHERE client_id = '%s' "
+                       "AND action = 'update_client_info' ORDER BY activity_id" % cid).split()
+        self.assertEqual(len(rows), 8)
+        chain = [r.split(":") for r in rows]
+        self.assertEqual(chain[0][0], "null")
+        for prev, cur in zip(chain, chain[1:]):
+            self.assertEqual(cur[0], prev[1])
