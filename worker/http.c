@@ -96,6 +96,7 @@ struct conn {
     int limit_status; /* set by a callback that found a limit broken */
     bool gone;        /* client gone while handling; bev freed */
     bool detached;    /* unlinked by http_shutdown; freed by nobody (exit path) */
+    unsigned served;  /* responses finished on this connection */
     struct conn *prev, *next;
 };
 
@@ -114,6 +115,7 @@ static struct {
     } routes[HTTP_MAX_ROUTES];
     int nroutes;
     SSL_CTX *ssl_ctx;
+    const char *default_headers;
     struct listener ls[HTTP_MAX_LISTENERS];
     int nls;
     bool accepting;
@@ -595,6 +597,8 @@ static void write_head(struct http_req *r, int status, const char *ctype, const 
     else if (r->http10)
         n += snprintf(head + n, sizeof head - (size_t)n, "Connection: keep-alive\r\n");
     add_output(r->c, head, (size_t)n);
+    if (H.default_headers)
+        add_output(r->c, H.default_headers, strlen(H.default_headers));
     if (headers)
         add_output(r->c, headers, strlen(headers));
     add_output(r->c, "\r\n", 2);
@@ -723,6 +727,7 @@ static void finish_request(struct conn *c)
 {
     struct http_req *r = &c->req;
     r->finished = true;
+    c->served++;
     if (c->gone) {
         conn_free(c);
         return;
@@ -887,6 +892,11 @@ int http_init(struct event_base *base, const struct cfg *cfg)
     return 0;
 }
 
+void http_set_default_headers(const char *headers)
+{
+    H.default_headers = headers;
+}
+
 void http_set_ssl_ctx(SSL_CTX *ctx)
 {
     H.ssl_ctx = ctx;
@@ -919,11 +929,20 @@ void http_drain(http_drained_fn cb, void *arg)
     H.drained_arg = arg;
     /* Our copy of the shared listening socket is closed; the other workers keep accepting. */
     close_listeners();
+    /*
+     * Idle keep-alive connections close now. A connection accepted but without its first
+     * request yet is different: its client has just connected and is sending, so closing it
+     * would lose a request; it gets a short grace to send it (answered with Connection: close).
+     */
     struct conn *c = H.conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if (c->state == C_IDLE)
+        if (c->state != C_IDLE)
+            continue;
+        if (c->served > 0)
             conn_free(c);
+        else
+            arm_timer(c, H.cfg->http_read_timeout < 2 ? H.cfg->http_read_timeout : 2);
     }
     if (H.nconns == 0 && H.drained) {
         H.drained = NULL;

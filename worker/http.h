@@ -44,6 +44,9 @@ int http_route(const char *path, const char *route, http_handler_fn fn, void *ar
 int http_listen_fd(int fd);
 /* Binds and listens on "host:port" itself (manual runs). */
 int http_listen_addr(const char *hostport);
+/* Header lines (each ending in "\r\n") added to every response, e.g. the security headers of
+ * auth_security_headers(). Borrowed; must outlive the server. NULL for none. */
+void http_set_default_headers(const char *headers);
 /* TLS hook: when set, accepted sockets are wrapped in bufferevent_openssl (borrowed ctx). */
 void http_set_ssl_ctx(SSL_CTX *ctx);
 /* Stops accepting, closes idle connections, marks the rest Connection: close; cb runs when

@@ -192,7 +192,7 @@ static void health_handler(struct http_req *r, void *arg)
                      "{\"error\":\"method not allowed\"}", 30);
         return;
     }
-    http_respond(r, 200, "application/json", "Cache-Control: no-store\r\n", ok, sizeof ok - 1);
+    http_respond(r, 200, "application/json", NULL, ok, sizeof ok - 1);
 }
 
 static void json_escape_into(char *dst, size_t cap, const char *s)
@@ -222,8 +222,7 @@ static void ready_handler(struct http_req *r, void *arg)
                      "\"detail\":\"%s\"},\"draining\":%s}",
                      ok ? "ready" : "not ready", db ? "true" : "false", pge, rd ? "true" : "false",
                      rde, rl ? "true" : "false", ratelimit_status(), dr ? "true" : "false");
-    http_respond(r, ok ? 200 : 503, "application/json", "Cache-Control: no-store\r\n", body,
-                 (size_t)n);
+    http_respond(r, ok ? 200 : 503, "application/json", NULL, body, (size_t)n);
 }
 
 int main(int argc, char **argv)
@@ -269,6 +268,7 @@ int main(int argc, char **argv)
         fatal("redis: cannot initialise");
     if (auth_init(W.base, &W.cfg, W.pg) < 0)
         fatal("auth: cannot initialise");
+    http_set_default_headers(auth_security_headers());
     if (mcp_init(W.base, &W.cfg, W.pg) < 0)
         fatal("mcp: cannot initialise");
 

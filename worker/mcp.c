@@ -159,11 +159,11 @@ static struct {
     char **tool_json_old; /* without outputSchema/title (older revisions) */
 } M;
 
-static const char LUA_CHECK[] = "local v = redis.call('HMGET', KEYS[1], 'lvl', 'caps') "
+static const char LUA_CHECK[] = "local v = redis.call('HMGET', KEYS[1], 'lvl', 'caps', 'p') "
                                 "if not v[1] then return false end "
                                 "redis.call('EXPIRE', KEYS[1], ARGV[1]) return v";
 static const char LUA_CREATE[] =
-    "redis.call('HSET', KEYS[1], 'lvl', ARGV[1], 'caps', ARGV[2], 'v', ARGV[3]) "
+    "redis.call('HSET', KEYS[1], 'lvl', ARGV[1], 'caps', ARGV[2], 'v', ARGV[3], 'p', ARGV[5]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[4]) return 1";
 
 /* ------------------------------------------------------------------------------------------ */
@@ -255,7 +255,8 @@ static void event_store(struct mreq *m, char flag, const char *json, size_t len)
 
 static void sse_headers(struct mreq *m, char *buf, size_t len)
 {
-    snprintf(buf, len, "%sCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n", m->hdrs);
+    /* Cache-Control: no-store comes with the security headers on every response. */
+    snprintf(buf, len, "%sX-Accel-Buffering: no\r\n", m->hdrs);
 }
 
 /* Switches a single-request POST to text/event-stream (idempotent). */
@@ -366,47 +367,28 @@ static bool origin_allowed(const char *origin)
     return host_allowed(p);
 }
 
-static void prm_url(struct mreq *m, char *out, size_t len)
-{
-    const char *ru = M.cfg->auth_resource_url;
-    if (ru && ru[0]) {
-        /* https://host[:port]/path -> https://host[:port]/.well-known/oauth-protected-resource/path
-         */
-        const char *s = strstr(ru, "://");
-        const char *path = s ? strchr(s + 3, '/') : NULL;
-        if (path)
-            snprintf(out, len, "%.*s/.well-known/oauth-protected-resource%s", (int)(path - ru), ru,
-                     path);
-        else
-            snprintf(out, len, "%s/.well-known/oauth-protected-resource", ru);
-        return;
-    }
-    const char *host = m->req ? http_req_header(m->req, "Host") : NULL;
-    snprintf(out, len, "http://%s/.well-known/oauth-protected-resource/mcp",
-             host ? host : "localhost");
-}
-
+/* 401/403/503 from auth (scope == NULL), or 403 for a tool whose scope the token lacks. The
+ * WWW-Authenticate header comes from the auth module (RFC 6750 / RFC 9728). */
 static void auth_fail(struct mreq *m, const struct auth_result *r, const char *scope)
 {
-    char prm[512], hdr[1024];
-    prm_url(m, prm, sizeof prm);
-    if (r->status == 403 || scope)
-        snprintf(hdr, sizeof hdr,
-                 "WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"%s\", "
-                 "resource_metadata=\"%s\"\r\n",
-                 scope ? scope : "read", prm);
-    else if (r->error[0])
-        snprintf(hdr, sizeof hdr,
-                 "WWW-Authenticate: Bearer error=\"%s\", error_description=\"%s\", "
-                 "resource_metadata=\"%s\"\r\n",
-                 r->error, r->description, prm);
-    else
-        snprintf(hdr, sizeof hdr, "WWW-Authenticate: Bearer resource_metadata=\"%s\"\r\n", prm);
-    int status = scope ? 403 : (r->status ? r->status : 401);
+    struct auth_result denied;
+    if (scope) {
+        denied = *r;
+        denied.status = 403;
+        snprintf(denied.error, sizeof denied.error, "insufficient_scope");
+        snprintf(denied.description, sizeof denied.description, "the token lacks the %s scope",
+                 scope);
+        r = &denied;
+    }
+    int status = r->status ? r->status : 401;
+    char hdr[1536];
+    const char *host = m->req ? http_req_header(m->req, "Host") : NULL;
+    if (status == 503 || auth_www_authenticate(r, host, scope, hdr, sizeof hdr) < 0)
+        hdr[0] = '\0';
     respond_rpc_error(m, status, -32001,
                       scope ? "insufficient scope"
                             : (r->description[0] ? r->description : "authentication required"),
-                      status == 503 ? NULL : hdr);
+                      hdr[0] ? hdr : NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -993,8 +975,7 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
         reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, em, NULL);
         return;
     }
-    unsigned need = 1u << t->def->scope;
-    if (!(m->auth.scopes & need)) {
+    if (!auth_scope_allows(m->auth.scopes, (int)t->def->scope)) {
         static const char *const names[] = {"read", "write", "admin"};
         const char *scope = names[t->def->scope <= TOOL_SCOPE_ADMIN ? t->def->scope : 0];
         struct audit_entry ae = {.principal =
@@ -1475,6 +1456,11 @@ static void gate_done(struct mreq *m)
     mreq_unref(m);
 }
 
+static const char *principal_of(const struct mreq *m)
+{
+    return m->auth.principal[0] ? m->auth.principal : "anonymous";
+}
+
 static void rl_done(const struct ratelimit_result *r, void *arg)
 {
     struct mreq *m = arg;
@@ -1487,8 +1473,13 @@ static void session_checked(redisReply *r, void *arg)
     struct mreq *m = arg;
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         m->sess_status = 503;
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
                r->element[0]->type != REDIS_REPLY_STRING) {
+        m->sess_status = 404;
+    } else if (r->element[2]->type != REDIS_REPLY_STRING ||
+               strcmp(r->element[2]->str, principal_of(m)) != 0) {
+        /* A session belongs to the principal that created it: a leaked id is useless with
+         * another token. Answered like an unknown session. */
         m->sess_status = 404;
     } else {
         int li = level_index(r->element[0]->str);
@@ -1650,9 +1641,10 @@ static void do_initialize(struct mreq *m, struct jsonrpc_msg *msg)
     char key[SESSION_KEY_MAX], ttl[16];
     session_key(ic->sid, key);
     snprintf(ttl, sizeof ttl, "%d", M.cfg->mcp_session_ttl);
-    const char *argv[8] = {"EVAL", LUA_CREATE, "1", key, "info", cj.p, session_versions[vi], ttl};
+    const char *argv[9] = {"EVAL", LUA_CREATE,     "1", key, "info", cj.p, session_versions[vi],
+                           ttl,    principal_of(m)};
     m->refs++;
-    int rc = redisc_cmd(initialize_stored, ic, 8, argv, NULL);
+    int rc = redisc_cmd(initialize_stored, ic, 9, argv, NULL);
     jbuf_free(&cj);
     if (rc < 0) {
         m->refs--;
