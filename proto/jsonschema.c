@@ -1892,7 +1892,7 @@ static bool check_ipv4(const char *s)
 {
     for (int part = 0; part < 4; part++) {
         int n = 0, v = 0;
-        while (isdigit((unsigned char)s[n]) && n < 4)
+        while (n < 4 && isdigit((unsigned char)s[n]))
             v = v * 10 + (s[n++] - '0');
         if (n == 0 || n > 3 || v > 255 || (n > 1 && s[0] == '0'))
             return false;
