@@ -1669,8 +1669,7 @@ static uint64_t json_hash(yajl_val a, int depth)
     switch (a->type) {
     case yajl_t_number: {
         double d = num_value(a);
-        if (d == 0)
-            d = 0; /* -0 == 0 */
+        d += 0.0; /* -0 becomes +0: they are equal, so they must hash the same */
         uint64_t bits;
         memcpy(&bits, &d, sizeof(bits));
         return (h ^ bits) * 1099511628211ull;

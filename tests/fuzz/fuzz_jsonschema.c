@@ -76,9 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (s != NULL)
             validate_both(s, inst);
         validate_both(fixed, inst);
-    }
-    if (inst != NULL)
         yajl_tree_free(inst);
+    }
     jsonschema_free(s);
     free(buf);
     return 0;
