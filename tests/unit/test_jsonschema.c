@@ -355,6 +355,10 @@ START_TEST(unique_large)
     BADMSG("{\"uniqueItems\":true}", buf,
            "arguments: items must be unique (items 7 and 2000 are equal)");
     free(buf);
+    /* the hashed path treats -0 and 0, 1 and 1.0 as equal, like the pairwise one */
+    BADMSG("{\"uniqueItems\":true}", "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,0,-0.0]",
+           "arguments: items must be unique (items 17 and 18 are equal)");
+    BAD("{\"uniqueItems\":true}", "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18.0,18]");
 }
 END_TEST
 
