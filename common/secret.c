@@ -16,7 +16,11 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <yajl/yajl_tree.h>
 
+#include "cfg.h"
 #include "crypto.h"
 
 void secret_free(char *s, size_t len)
@@ -176,5 +180,86 @@ int secret_load_key(const char *what, const char *env, const char *file, const c
         *outlen = 0;
         return -1;
     }
+    return 0;
+}
+
+static int check_tls(const struct cfg *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    char e[256];
+    int rc = -1;
+
+    if (ctx == NULL) {
+        snprintf(err, errlen, "tls: cannot create a context");
+        return -1;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
+        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+        snprintf(err, errlen, "tls.cert_file %s: %s", cfg->tls_cert_file, e);
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+               SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+        snprintf(err, errlen, "tls.key_file %s: %s (or it does not match tls.cert_file)",
+                 cfg->tls_key_file, e);
+    } else {
+        rc = 0;
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+static int check_jwks(const struct cfg *cfg, char *err, size_t errlen)
+{
+    FILE *f = fopen(cfg->auth_jwks_file, "re");
+    char *buf, ebuf[128];
+    size_t n;
+    yajl_val root, keys;
+    const char *path[] = {"keys", NULL};
+    int rc = -1;
+
+    if (cfg->auth_jwt_audience[0] == '\0' && cfg->auth_resource_url[0] == '\0') {
+        snprintf(err, errlen,
+                 "auth.jwks_file is set but neither auth.jwt_audience nor "
+                 "auth.resource_url: JWTs could not be bound to this server");
+        return -1;
+    }
+    if (f == NULL) {
+        snprintf(err, errlen, "auth.jwks_file %s: %s", cfg->auth_jwks_file, strerror(errno));
+        return -1;
+    }
+    buf = malloc(1 << 20);
+    if (buf == NULL) {
+        fclose(f);
+        return -1;
+    }
+    n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    root = yajl_tree_parse(buf, ebuf, sizeof(ebuf));
+    free(buf);
+    keys = root ? yajl_tree_get(root, path, yajl_t_array) : NULL;
+    if (keys == NULL || keys->u.array.len == 0)
+        snprintf(err, errlen, "auth.jwks_file %s: not a JWKS document with a \"keys\" array",
+                 cfg->auth_jwks_file);
+    else
+        rc = 0;
+    yajl_tree_free(root);
+    return rc;
+}
+
+int secret_check_config(const struct cfg *cfg, char *err, size_t errlen)
+{
+    char *key = NULL;
+    size_t keylen = 0;
+
+    if (secret_load_key("session secret", "CSMCP_SESSION_SECRET", cfg->mcp_session_secret_file,
+                        "session.key", &key, &keylen, err, errlen) < 0)
+        return -1;
+    secret_free(key, keylen);
+    if (cfg->tls_enabled && check_tls(cfg, err, errlen) < 0)
+        return -1;
+    if (cfg->auth_jwks_file[0] && check_jwks(cfg, err, errlen) < 0)
+        return -1;
     return 0;
 }

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+struct cfg;
+
 #define SECRET_MAX_LEN 4096
 
 /*
@@ -30,6 +32,17 @@ int secret_load(const char *env, const char *file, const char *cred, char **out,
  */
 int secret_load_key(const char *what, const char *env, const char *file, const char *cred,
                     char **out, size_t *outlen, char *err, size_t errlen);
+
+/*
+ * Start-up / reload check of everything secret-related in cfg, for `csmcpd -t` and for the
+ * supervisor before it spawns a new generation (so a bad key or certificate fails the reload
+ * with a clear message instead of a worker crash loop): the session key (CSMCP_SESSION_SECRET,
+ * mcp.session_secret_file or credential "session.key") exists and is strong; with tls.enabled
+ * the certificate chain and key load and match; with auth.jwks_file the file is a JWKS with at
+ * least one key and an audience is configured (auth.jwt_audience or auth.resource_url).
+ * Returns 0, or -1 with the first problem in err (never quoting a secret).
+ */
+int secret_check_config(const struct cfg *cfg, char *err, size_t errlen);
 
 /* Wipes and frees a secret from secret_load. NULL is fine. */
 void secret_free(char *s, size_t len);

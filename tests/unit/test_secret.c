@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "cfg.h"
 #include "secret.h"
 
 static char dir[64];
@@ -125,6 +126,50 @@ START_TEST(weak_key_refused)
 }
 END_TEST
 
+START_TEST(check_config)
+{
+    struct cfg c;
+    char err[512], p[128];
+    setup();
+    ck_assert_int_eq(cfg_load(NULL, &c, err, sizeof(err)), 0);
+    unsetenv("CSMCP_SESSION_SECRET");
+    ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "session secret"));
+    setenv("CSMCP_SESSION_SECRET", "weakweakweakweakweakweakweakweakweak", 1);
+    ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "refused"));
+    ck_assert_ptr_null(strstr(err, "weakweak"));
+    setenv("CSMCP_SESSION_SECRET", STRONG, 1);
+    ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), 0);
+
+    /* TLS files that do not exist */
+    c.tls_enabled = true;
+    free(c.tls_cert_file);
+    free(c.tls_key_file);
+    c.tls_cert_file = strdup("/nonexistent/cert.pem");
+    c.tls_key_file = strdup("/nonexistent/key.pem");
+    ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "tls.cert_file"));
+    c.tls_enabled = false;
+
+    /* JWKS: needs an audience, a readable file and a keys array */
+    write_file("jwks.json", "{\"keys\":[{\"kty\":\"EC\"}]}", 0644);
+    snprintf(p, sizeof(p), "%s/jwks.json", dir);
+    free(c.auth_jwks_file);
+    c.auth_jwks_file = strdup(p);
+    ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "audience"));
+    free(c.auth_jwt_audience);
+    c.auth_jwt_audience = strdup("https://mcp.example/mcp");
+    ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), 0);
+    write_file("jwks.json", "{\"nokeys\":1}", 0644);
+    ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "JWKS"));
+    unsetenv("CSMCP_SESSION_SECRET");
+    cfg_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("secret");
@@ -133,6 +178,7 @@ int main(void)
     tcase_add_test(tc, credentials_directory);
     tcase_add_test(tc, file_permissions);
     tcase_add_test(tc, weak_key_refused);
+    tcase_add_test(tc, check_config);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
