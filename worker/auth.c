@@ -42,6 +42,9 @@
 #define AUTH_CACHE_TTL_S     10 /* positive answers (and revocations) */
 #define AUTH_NEG_CACHE_TTL_S 2  /* unknown/revoked keys */
 #define AUTH_TOKEN_MAX       4096
+/* API-key lookups waiting for the database, per worker: bounds the database load that a flood
+ * of made-up keys (unauthenticated, so not rate limited yet) can cause. */
+#define AUTH_MAX_INFLIGHT 64
 
 struct cache_ent {
     uint8_t hash[CRYPTO_SHA256_LEN];
@@ -55,6 +58,7 @@ static struct {
     struct jwt_keys *jwks;
     char audience[1024];
     SSL_CTX *ssl;
+    int inflight; /* API-key lookups queued in the pool */
     struct cache_ent cache[AUTH_CACHE_SLOTS];
 } A;
 
@@ -183,6 +187,7 @@ static void key_done(const PGresult *res, const char *err, const char *sqlstate,
     struct key_lookup *kl = arg;
     struct auth_result r;
 
+    A.inflight--;
     if (res == NULL) {
         log_warn("auth: api key lookup for key %s failed: %s", kl->key_id, err ? err : "?");
         fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
@@ -319,13 +324,23 @@ void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
             cb(&r, arg);
             return;
         }
+        if (A.inflight >= AUTH_MAX_INFLIGHT) {
+            free(kl);
+            fail_result(&r, 503, "temporarily_unavailable", "too many key lookups; retry");
+            count("key", "overload");
+            free(t);
+            cb(&r, arg);
+            return;
+        }
         kl->cb = cb;
         kl->arg = arg;
         memcpy(kl->hash, hash, sizeof(hash));
         crypto_hex(hash, sizeof(hash), kl->token_hex);
         free(t);
         params[0] = kl->key_id;
+        A.inflight++;
         if (A.pg == NULL || pgpool_query(A.pg, SQL_KEY, 1, params, key_done, kl) < 0) {
+            A.inflight--;
             fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
             count("key", "unavailable");
             free(kl);

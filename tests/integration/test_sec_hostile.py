@@ -231,6 +231,29 @@ class Hostile(lib.TestCase):
         lib.wait_until(lambda: self.d.get("/health", timeout=2)[0] == 200, 10,
                        what="health after the flood")
 
+    def test_made_up_key_flood(self):
+        """Unauthenticated requests are not rate limited yet, so a flood of made-up API keys
+        must not turn into unbounded database work: every one gets 401 (or 503 when the
+        worker's in-flight lookup cap is reached), and the server stays healthy."""
+        socks, statuses = [], {}
+        for i in range(150):
+            s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+            key = "csk_%012x_%s" % (random.getrandbits(48), "A" * 43)
+            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/"
+                      b"json\r\nAccept: application/json, text/event-stream\r\nAuthorization: "
+                      b"Bearer " + key.encode() + b"\r\nContent-Length: 2\r\n\r\n{}")
+            socks.append(s)
+        for s in socks:
+            try:
+                head = s.recv(4096)
+                st = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1") else None
+            except (OSError, ValueError, IndexError):
+                st = None
+            statuses[st] = statuses.get(st, 0) + 1
+            s.close()
+        self.assertTrue(set(statuses) <= {401, 503}, statuses)
+        print("\n    150 concurrent made-up keys: %s" % statuses)
+
     def test_ten_thousand_random_cases(self):
         rnd = random.Random(20261126)
         s = lib.McpSession(self.d.port, token=self.token)
