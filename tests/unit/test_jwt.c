@@ -217,7 +217,7 @@ int main(void)
 {
     Suite *s = suite_create("jwt");
     TCase *tc = tcase_create("jwt");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_unchecked_fixture(tc, setup, teardown); /* one key generation per run */
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, rs256_and_es256_ok);
     tcase_add_test(tc, claims_checked);
