@@ -25,9 +25,10 @@
  *   (--setup-timeout), load duration (--duration <= 600), final drain <= --timeout.
  * - A connection the server closes is reopened with the same session id (sessions live in
  *   Redis and survive worker restarts); a request lost with it is counted, by kind. With
- *   --retry-stale, a request on a reused connection that the server closed before sending any
- *   byte of the answer (the keep-alive race every HTTP client knows) is sent once more on a fresh
- *   connection and counted as "retried", not as failed.
+ *   retry-stale on (the default), a request written on an already open (idle) connection that
+ *   the server closed before sending any byte of the answer (the keep-alive race every HTTP
+ *   client handles this way) is sent once more on a fresh connection and counted as "retried",
+ *   not as failed; --no-retry-stale counts it as failed.
  *
  * Only loopback addresses are accepted (127.0.0.0/8).
  */
@@ -76,11 +77,13 @@ enum tool {
     T_USAGE,
     T_UPDATE,
     T_INGEST,
+    T_SIMPLE, /* test_simple_text: the protocol path alone (mcp.conformance_fixtures) */
     T_NTOOLS,
 };
 static const char *const tool_names[T_NTOOLS] = {
     "get_client_overview",    "list_clients",       "calculate_health_score",
     "track_usage_engagement", "update_client_info", "ingest_usage_events",
+    "test_simple_text",
 };
 
 /* Errors by kind. */
@@ -129,6 +132,7 @@ struct conn {
     uint64_t t_send;
     int tool;
     int uses;          /* responses read on this TCP connection */
+    bool fresh;        /* the in-flight request opened this TCP connection */
     int failures;      /* consecutive connect/setup failures */
     bool retry_armed;  /* the in-flight request is a retry (no second one) */
     bool in_idle_fifo; /* for the invariant check */
@@ -186,7 +190,7 @@ static void die(const char *msg)
 }
 
 static void conn_start(struct conn *c);
-static void conn_send_call(struct conn *c);
+static void conn_send_call(struct conn *c, bool fresh);
 static void dispatch(void);
 
 static void note_error(enum ekind k, const char *detail)
@@ -305,6 +309,8 @@ static int build_args(int tool, char *buf, size_t size)
                           ",\"sort_by\":\"health_score\",\"sort_order\":\"desc\"");
         return n + snprintf(buf + n, size - (size_t)n, "}");
     }
+    case T_SIMPLE:
+        return snprintf(buf, size, "{}");
     case T_UPDATE:
         return snprintf(buf, size,
                         "{\"client_id\":\"%s\",\"updates\":{\"csm_assigned\":\"csm-%d\"}}", cid,
@@ -325,8 +331,9 @@ static int build_args(int tool, char *buf, size_t size)
     }
 }
 
-static void conn_send_call(struct conn *c)
+static void conn_send_call(struct conn *c, bool fresh)
 {
+    c->fresh = fresh;
     char args[512], body[768];
     if (!c->resend)
         c->tool = pick_tool();
@@ -409,7 +416,9 @@ static void conn_lost(struct conn *c, enum ekind kind, const char *detail)
         conn_reopen_later(c, true);
         return;
     case C_BUSY: {
-        bool stale = kind == E_LOST && c->uses > 0 && !c->head_done &&
+        /* Written on a connection opened earlier, closed before any byte of the answer: the
+         * server closed it as idle before reading the request (a draining worker does). */
+        bool stale = kind == E_LOST && !c->fresh && !c->head_done &&
                      evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
         if (stale && G.retry_stale && !c->retry_armed) {
             G.st.retried++;
@@ -616,7 +625,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         if (c->sid[0]) { /* reconnect: the session lives on */
             bufferevent_set_timeouts(c->bev, NULL, NULL);
             if (c->resend) {
-                conn_send_call(c);
+                conn_send_call(c, true);
             } else {
                 set_state(c, C_IDLE);
                 dispatch();
@@ -779,7 +788,7 @@ static void dispatch(void)
             return;
         if (G.rate > 0)
             G.tokens -= 1;
-        conn_send_call(c);
+        conn_send_call(c, false);
     }
 }
 
@@ -931,8 +940,8 @@ static void usage(void)
             "  --idle S           seconds to hold the established sessions idle first (default 0)\n"
             "  --inflight M       requests outstanding at once, all processes (default 64)\n"
             "  --rate R           cap on requests/s, all processes (default 0: none)\n"
-            "  --mix a,b,c,d,e,f  weights: overview,list,health,usage,update,ingest "
-            "(default 35,35,10,10,5,5)\n"
+            "  --mix a,b,c,d,e,f[,g]  weights: overview,list,health,usage,update,ingest"
+            "[,test_simple_text] (default 35,35,10,10,5,5,0)\n"
             "  --token T          Bearer token (or env MCPLOAD_TOKEN)\n"
             "  --timeout MS       connect/request timeout (default 10000)\n"
             "  --setup-timeout S  give up setting up sessions after S seconds (default 120)\n"
@@ -961,7 +970,7 @@ int main(int argc, char **argv)
     G.ramp = 200;
     G.retry_stale = true;
     G.seed = (unsigned)time(NULL);
-    int defw[T_NTOOLS] = {35, 35, 10, 10, 5, 5};
+    int defw[T_NTOOLS] = {35, 35, 10, 10, 5, 5, 0};
     memcpy(G.weights, defw, sizeof defw);
     inet_pton(AF_INET, "127.0.0.1", &G.dst);
     G.token = getenv("MCPLOAD_TOKEN");
@@ -1010,9 +1019,10 @@ int main(int argc, char **argv)
             G.rate = atoi(optarg);
             break;
         case 'x':
-            if (sscanf(optarg, "%d,%d,%d,%d,%d,%d", &G.weights[0], &G.weights[1], &G.weights[2],
-                       &G.weights[3], &G.weights[4], &G.weights[5]) != T_NTOOLS)
-                die("--mix wants six weights");
+            G.weights[6] = 0;
+            if (sscanf(optarg, "%d,%d,%d,%d,%d,%d,%d", &G.weights[0], &G.weights[1], &G.weights[2],
+                       &G.weights[3], &G.weights[4], &G.weights[5], &G.weights[6]) < 6)
+                die("--mix wants six or seven weights");
             break;
         case 't':
             G.token = optarg;

@@ -129,7 +129,7 @@ def redis_used_kib():
 # --- the server --------------------------------------------------------------------------------
 
 class Server:
-    def __init__(self, port, workers, conns, chaos):
+    def __init__(self, port, workers, conns, chaos, fixtures=False):
         self.dir = tempfile.mkdtemp(prefix="csmcp-scale-")
         self.port, self.admin = port, port + 1
         self.sock = os.path.join(self.dir, "ctl.sock")
@@ -154,6 +154,7 @@ class Server:
                           "tool_per_minute": 10000000, "write_per_minute": 10000000},
             "http": {"idle_timeout": 600, "read_timeout": 60},
             "log": {"level": "warning"},
+            "mcp": {"conformance_fixtures": fixtures},
         }
         with open(self.conf, "w") as f:
             for g, kv in conf.items():
@@ -306,7 +307,8 @@ def run(args):
     acc = os.path.join(tmp, "accounts")
     out_json = os.path.join(tmp, "mcpload.json")
     n_acc = accounts_file(acc)
-    srv = Server(args.port, args.workers, args.connections, args.chaos)
+    fixtures = len(args.mix.split(",")) > 6 and int(args.mix.split(",")[6]) > 0
+    srv = Server(args.port, args.workers, args.connections, args.chaos, fixtures)
     try:
         token = srv.create_key()
         srv.start()
@@ -326,7 +328,7 @@ def run(args):
            "--sources", sources, "--procs", str(procs), "--duration", str(args.duration),
            "--idle", str(args.idle), "--inflight", str(args.inflight), "--accounts", acc,
            "--json", out_json, "--timeout", str(args.timeout_ms), "--setup-timeout",
-           str(args.setup_timeout), "--seed", str(args.seed)]
+           str(args.setup_timeout), "--seed", str(args.seed), "--mix", args.mix]
     if args.rate:
         cmd += ["--rate", str(args.rate)]
     if args.chaos == "kill" or args.no_retry:
@@ -481,6 +483,9 @@ def main():
     ap.add_argument("--inflight", type=int, default=32)
     ap.add_argument("--rate", type=int, default=0)
     ap.add_argument("--chaos", choices=["reload", "kill"])
+    ap.add_argument("--mix", default="35,35,10,10,5,5",
+                    help="weights: overview,list,health,usage,update,ingest[,test_simple_text]; "
+                    "a 7th weight > 0 turns on mcp.conformance_fixtures (protocol path only)")
     ap.add_argument("--no-retry", action="store_true",
                     help="count a request lost on a reused keep-alive connection as failed")
     ap.add_argument("--port", type=int, default=16100)
