@@ -24,35 +24,38 @@
 #include "metrics.h"
 #include "redisc.h"
 
-/* KEYS = buckets; ARGV = capacity_1, tokens_per_ms_1, capacity_2, ...
+/* KEYS[1] = the principal's hash; ARGV = field_1, capacity_1, tokens_per_ms_1, field_2, ...
+ * Each bucket is two fields of that hash (<field>.t tokens, <field>.s last update in ms), so
+ * a request costs TIME + HMGET + HSET + PEXPIRE whatever the number of buckets. Every bucket's
+ * capacity is one minute of its rate, so the hash lives 61 s after its last use.
  * Returns {1, 0, 0} allowed, or {0, index of the exhausted bucket, ms until a token}. */
 const char ratelimit_lua[] =
-    "pcall(redis.replicate_commands)\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local tok = {}\n"
-    "for i = 1, #KEYS do\n"
-    "  local cap = tonumber(ARGV[2 * i - 1])\n"
-    "  local rate = tonumber(ARGV[2 * i])\n"
-    "  local v = redis.call('HMGET', KEYS[i], 't', 'ts')\n"
-    "  local n, ts = tonumber(v[1]), tonumber(v[2])\n"
-    "  if n == nil or ts == nil then n = cap; ts = now end\n"
-    "  if now > ts then n = math.min(cap, n + (now - ts) * rate) end\n"
-    "  if n < 1 then return {0, i, math.ceil((1 - n) / rate)} end\n"
-    "  tok[i] = n\n"
+    "local n = #ARGV / 3\n"
+    "local f = {}\n"
+    "for i = 1, n do f[2 * i - 1] = ARGV[3 * i - 2] .. '.t'; f[2 * i] = ARGV[3 * i - 2] .. '.s' "
     "end\n"
-    "for i = 1, #KEYS do\n"
-    "  local cap = tonumber(ARGV[2 * i - 1])\n"
-    "  local rate = tonumber(ARGV[2 * i])\n"
-    "  redis.call('HSET', KEYS[i], 't', string.format('%.6f', tok[i] - 1), 'ts', now)\n"
-    "  redis.call('PEXPIRE', KEYS[i], math.ceil(cap / rate) + 1000)\n"
+    "local v = redis.call('HMGET', KEYS[1], unpack(f))\n"
+    "local set = {}\n"
+    "for i = 1, n do\n"
+    "  local cap = tonumber(ARGV[3 * i - 1])\n"
+    "  local rate = tonumber(ARGV[3 * i])\n"
+    "  local x, ts = tonumber(v[2 * i - 1]), tonumber(v[2 * i])\n"
+    "  if x == nil or ts == nil then x = cap; ts = now end\n"
+    "  if now > ts then x = math.min(cap, x + (now - ts) * rate) end\n"
+    "  if x < 1 then return {0, i, math.ceil((1 - x) / rate)} end\n"
+    "  set[4 * i - 3] = f[2 * i - 1]; set[4 * i - 2] = x - 1\n"
+    "  set[4 * i - 1] = f[2 * i]; set[4 * i] = now\n"
     "end\n"
+    "redis.call('HSET', KEYS[1], unpack(set))\n"
+    "redis.call('PEXPIRE', KEYS[1], 61000)\n"
     "return {1, 0, 0}\n";
 
 #define LOCAL_SLOTS 1024
 
 struct local_bucket {
-    char key[224];
+    char key[304];
     double tokens, ts;
 };
 
@@ -66,8 +69,9 @@ static struct {
 struct rl_req {
     ratelimit_cb cb;
     void *arg;
-    int nkeys;
-    char keys[2][224];
+    int nkeys;         /* buckets */
+    char hash[160];    /* the principal's Redis hash */
+    char keys[2][136]; /* bucket field names in the hash: "k", "t:<tool>" */
     char limit[2][160];
     int rate[2];
     bool tried_eval;
@@ -125,12 +129,14 @@ static void decide_local(struct rl_req *q)
     }
     for (int i = 0; i < q->nkeys; i++) {
         uint8_t h[32];
-        crypto_sha256(q->keys[i], strlen(q->keys[i]), h);
+        char lk[sizeof(b[0]->key)];
+        snprintf(lk, sizeof(lk), "%s %s", q->hash, q->keys[i]);
+        crypto_sha256(lk, strlen(lk), h);
         b[i] = &R.local[((unsigned)h[0] << 8 | h[1]) % LOCAL_SLOTS];
         cap[i] = fmax(1.0, (double)q->rate[i] / workers);
         rate[i] = cap[i] / 60.0;
-        if (strcmp(b[i]->key, q->keys[i]) != 0) {
-            snprintf(b[i]->key, sizeof(b[i]->key), "%s", q->keys[i]);
+        if (strcmp(b[i]->key, lk) != 0) {
+            snprintf(b[i]->key, sizeof(b[i]->key), "%s", lk);
             b[i]->tokens = cap[i];
             b[i]->ts = now;
         }
@@ -226,16 +232,16 @@ static const struct rate_text *rate_text(int per_minute)
 
 static int send_script(struct rl_req *q, bool full)
 {
-    const char *argv[3 + 2 + 4];
+    const char *argv[3 + 1 + 6];
     int argc = 0;
 
     argv[argc++] = full ? "EVAL" : "EVALSHA";
     argv[argc++] = full ? ratelimit_lua : R.sha;
-    argv[argc++] = q->nkeys == 2 ? "2" : "1";
-    for (int i = 0; i < q->nkeys; i++)
-        argv[argc++] = q->keys[i];
+    argv[argc++] = "1";
+    argv[argc++] = q->hash;
     for (int i = 0; i < q->nkeys; i++) {
         const struct rate_text *t = rate_text(q->rate[i]);
+        argv[argc++] = q->keys[i];
         argv[argc++] = t->cap;
         argv[argc++] = t->per_ms;
     }
@@ -265,12 +271,13 @@ void ratelimit_check(const char *principal, const char *tool, enum ratelimit_cla
     }
     q->cb = cb;
     q->arg = arg;
-    snprintf(q->keys[0], sizeof(q->keys[0]), "csmcp:rl:{%.120s}:key", principal);
+    snprintf(q->hash, sizeof(q->hash), "csmcp:rl:{%.120s}", principal);
+    snprintf(q->keys[0], sizeof(q->keys[0]), "k");
     snprintf(q->limit[0], sizeof(q->limit[0]), "key");
     q->rate[0] = R.cfg->ratelimit_key_per_minute;
     q->nkeys = 1;
     if (tool) {
-        snprintf(q->keys[1], sizeof(q->keys[1]), "csmcp:rl:{%.120s}:tool:%.64s", principal, tool);
+        snprintf(q->keys[1], sizeof(q->keys[1]), "t:%.128s", tool);
         snprintf(q->limit[1], sizeof(q->limit[1]), "tool:%.128s", tool);
         q->rate[1] = cls == RATELIMIT_WRITE ? R.cfg->ratelimit_write_per_minute
                                             : R.cfg->ratelimit_tool_per_minute;

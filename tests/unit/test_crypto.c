@@ -23,6 +23,24 @@ START_TEST(hmac_rfc4231)
     ck_assert_int_eq(crypto_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), 0);
     crypto_hex(mac, 32, hex);
     ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    /* the keyed context is cached: alternate keys, and a key too long to cache (case 6) */
+    uint8_t k1[20], k6[131];
+    memset(k1, 0x0b, sizeof(k1));
+    memset(k6, 0xaa, sizeof(k6));
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(crypto_hmac_sha256(k1, sizeof(k1), "Hi There", 8, mac), 0);
+        crypto_hex(mac, 32, hex);
+        ck_assert_str_eq(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+        ck_assert_int_eq(
+            crypto_hmac_sha256(k6, sizeof(k6),
+                               "Test Using Larger Than Block-Size Key - Hash Key First", 54, mac),
+            0);
+        crypto_hex(mac, 32, hex);
+        ck_assert_str_eq(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+        ck_assert_int_eq(crypto_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), 0);
+        crypto_hex(mac, 32, hex);
+        ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
 }
 END_TEST
 
