@@ -1615,6 +1615,60 @@ static bool num_multiple(yajl_val x, const struct js_num *m)
     return fabs(q - nearbyint(q)) <= 1e-9 * fmax(1.0, fabs(q));
 }
 
+static bool json_equal(yajl_val a, yajl_val b, int depth);
+
+struct kv {
+    const char *k;
+    yajl_val v;
+};
+
+static int kv_cmp(const void *x, const void *y)
+{
+    return strcmp(((const struct kv *)x)->k, ((const struct kv *)y)->k);
+}
+
+/* Objects of equal length. Same key order (the usual case) is one pass; otherwise small objects
+ * are searched pairwise and large ones sorted, so a client cannot make this quadratic. */
+static bool object_equal(yajl_val a, yajl_val b, int depth)
+{
+    size_t n = a->u.object.len, i;
+    for (i = 0; i < n; i++)
+        if (strcmp(a->u.object.keys[i], b->u.object.keys[i]) != 0)
+            break;
+    if (i == n) {
+        for (i = 0; i < n; i++)
+            if (!json_equal(a->u.object.values[i], b->u.object.values[i], depth + 1))
+                return false;
+        return true;
+    }
+    struct kv *s = n > 16 ? malloc(2 * n * sizeof(*s)) : NULL;
+    if (s == NULL) {
+        for (i = 0; i < n; i++) {
+            size_t j;
+            for (j = 0; j < n; j++)
+                if (strcmp(a->u.object.keys[i], b->u.object.keys[j]) == 0)
+                    break;
+            if (j == n || !json_equal(a->u.object.values[i], b->u.object.values[j], depth + 1))
+                return false;
+        }
+        return true;
+    }
+    struct kv *t = s + n;
+    for (i = 0; i < n; i++) {
+        s[i].k = a->u.object.keys[i];
+        s[i].v = a->u.object.values[i];
+        t[i].k = b->u.object.keys[i];
+        t[i].v = b->u.object.values[i];
+    }
+    qsort(s, n, sizeof(*s), kv_cmp);
+    qsort(t, n, sizeof(*t), kv_cmp);
+    bool eq = true;
+    for (i = 0; i < n && eq; i++)
+        eq = strcmp(s[i].k, t[i].k) == 0 && json_equal(s[i].v, t[i].v, depth + 1);
+    free(s);
+    return eq;
+}
+
 static bool json_equal(yajl_val a, yajl_val b, int depth)
 {
     if (depth > JS_MAX_EQ_DEPTH)
@@ -1636,18 +1690,7 @@ static bool json_equal(yajl_val a, yajl_val b, int depth)
                 return false;
         return true;
     case yajl_t_object:
-        if (a->u.object.len != b->u.object.len)
-            return false;
-        for (size_t i = 0; i < a->u.object.len; i++) {
-            size_t j;
-            for (j = 0; j < b->u.object.len; j++)
-                if (strcmp(a->u.object.keys[i], b->u.object.keys[j]) == 0)
-                    break;
-            if (j == b->u.object.len ||
-                !json_equal(a->u.object.values[i], b->u.object.values[j], depth + 1))
-                return false;
-        }
-        return true;
+        return a->u.object.len == b->u.object.len && object_equal(a, b, depth);
     default:
         return true; /* true, false, null: equal by type */
     }

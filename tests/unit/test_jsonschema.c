@@ -362,6 +362,32 @@ START_TEST(unique_large)
 }
 END_TEST
 
+/* Two big objects with the same members in opposite order: equal, found without a quadratic
+ * key search (50 000 keys each would take seconds that way). */
+START_TEST(unique_big_objects)
+{
+    enum { K = 50000 };
+    size_t cap = (size_t)K * 2 * 24 + 64;
+    char *buf = malloc(cap);
+    size_t w = 0;
+    w += (size_t)snprintf(buf + w, cap - w, "[{");
+    for (int i = 0; i < K; i++)
+        w += (size_t)snprintf(buf + w, cap - w, "%s\"k%d\":%d", i ? "," : "", i, i);
+    w += (size_t)snprintf(buf + w, cap - w, "},{");
+    for (int i = K - 1; i >= 0; i--)
+        w += (size_t)snprintf(buf + w, cap - w, "\"k%d\":%d%s", i, i, i ? "," : "");
+    snprintf(buf + w, cap - w, "}]");
+    BADMSG("{\"uniqueItems\":true}", buf,
+           "arguments: items must be unique (items 0 and 1 are equal)");
+    /* one value differs: not equal */
+    char *p = strstr(buf + 10, "\"k123\":123,");
+    ck_assert_ptr_nonnull(p);
+    p[7] = '4';
+    OK("{\"uniqueItems\":true}", buf);
+    free(buf);
+}
+END_TEST
+
 START_TEST(combinators)
 {
     const char *any = "{\"anyOf\":[{\"type\":\"string\",\"format\":\"date\"},{\"type\":\"null\"}]}";
@@ -560,6 +586,7 @@ int main(void)
     tcase_add_test(tc, formats);
     tcase_add_test(tc, arrays);
     tcase_add_test(tc, unique_large);
+    tcase_add_test(tc, unique_big_objects);
     tcase_add_test(tc, combinators);
     tcase_add_test(tc, refs);
     tcase_add_test(tc, annotations_and_schema_kept);
