@@ -21,6 +21,7 @@
 #include "ctl_ext.h"
 #include "fdutil.h"
 #include "log.h"
+#include "scrub.h"
 
 static void usage(FILE *f)
 {
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
     }
     cmd = argv[optind];
     log_init("csmcpctl", LOG_LVL_WARN, false);
+    scrub_install_log();
     bool db_cmd = !strcmp(cmd, "migrate") || !strcmp(cmd, "seed") || !strcmp(cmd, "import");
     bool key_cmd = !strcmp(cmd, "key") || !strcmp(cmd, "secret") || !strcmp(cmd, "audit");
 

@@ -71,6 +71,8 @@ static int sd_watchdog_enabled(int unset, uint64_t *usec)
 #include "ctl_codec.h"
 #include "fdutil.h"
 #include "log.h"
+#include "scrub.h"
+#include "secret.h"
 #include "slots.h"
 #include "sup.h"
 #include "sup_metrics.h"
@@ -601,6 +603,13 @@ int sup_reload(sup_reload_cb cb, void *arg, char *err, size_t errlen)
         log_error("reload failed, keeping generation %u: %s", sup.slots.gen, err);
         sup.reloads_rejected++;
         notifyf("READY=1\nSTATUS=reload failed: %s", err);
+        return -1;
+    }
+    if (secret_check_config(&nc, err, errlen) < 0) {
+        log_error("reload refused, keeping generation %u: %s", sup.slots.gen, err);
+        cfg_free(&nc);
+        sup.reloads_rejected++;
+        notifyf("READY=1\nSTATUS=reload refused: %s", err);
         return -1;
     }
     worker_binary(&nc, bin, sizeof(bin));
@@ -1135,6 +1144,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("csmcpd", LOG_LVL_INFO, false);
+    scrub_install_log();
     if (cfg_load(path, &sup.cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -1159,6 +1169,10 @@ int main(int argc, char **argv)
         fatal("%s", err);
     apply_log_cfg(&sup.cfg);
     log_set_context("supervisor");
+    /* A missing or weak session key, or a TLS key that does not match its certificate, would
+     * only show up as a crash loop of workers: refuse to start with the reason instead. */
+    if (secret_check_config(&sup.cfg, err, sizeof(err)) < 0)
+        fatal("%s", err);
     sup.hash = cfg_hash(&sup.cfg);
     sup.pid = getpid();
     sup.started_ms = now_ms();

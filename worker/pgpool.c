@@ -27,6 +27,7 @@
  * "temporarily unavailable"; SQL errors carry the server's SQLSTATE and primary message.
  */
 #include "pgpool.h"
+#include "secret.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -653,19 +654,6 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- public API */
 
-static char *read_password(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char buf[1024];
-    if (!f)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    buf[strcspn(buf, "\r\n")] = 0;
-    return strdup(buf);
-}
-
 int pgpool_create(struct event_base *base, const struct cfg *cfg, struct pgpool **out)
 {
     struct pgpool *p = calloc(1, sizeof(*p));
@@ -680,11 +668,15 @@ int pgpool_create(struct event_base *base, const struct cfg *cfg, struct pgpool 
     snprintf(p->statement_opts, sizeof(p->statement_opts), "-c statement_timeout=%d",
              cfg->database_statement_timeout_ms);
     snprintf(p->connect_timeout, sizeof(p->connect_timeout), "%d", cfg->database_connect_timeout);
-    if (cfg->database_password_file && cfg->database_password_file[0]) {
-        p->password = read_password(cfg->database_password_file);
-        if (!p->password) {
-            log_error("pgpool: cannot read database.password_file %s: %s",
-                      cfg->database_password_file, strerror(errno));
+    {
+        /* database.password_file, or the systemd credential "database.password"; the same
+         * loader refuses group/world-readable files and never logs the value. */
+        char err[256];
+        size_t len = 0;
+        int rc = secret_load(NULL, cfg->database_password_file, "database.password", &p->password,
+                             &len, NULL, 0, err, sizeof(err));
+        if (rc < 0) {
+            log_error("pgpool: database password: %s", err);
             goto fail;
         }
     }
