@@ -131,6 +131,9 @@ START_TEST(check_config)
     struct cfg c;
     char err[512], p[128];
     setup();
+    /* scripts/dev exports the dev secret file; this test starts from none configured */
+    unsetenv("CSMCP_MCP_SESSION_SECRET_FILE");
+    unsetenv("CREDENTIALS_DIRECTORY");
     ck_assert_int_eq(cfg_load(NULL, &c, err, sizeof(err)), 0);
     unsetenv("CSMCP_SESSION_SECRET");
     ck_assert_int_eq(secret_check_config(&c, err, sizeof(err)), -1);
