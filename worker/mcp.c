@@ -112,6 +112,7 @@ struct mreq {
     bool resume;
     long resume_from;
     long resume_deadline_ticks;
+    long resume_quiet; /* polls without an event since the last write */
     struct event *timer;
     struct mreq *snext, *sprev;
 };
@@ -259,6 +260,17 @@ static void sse_headers(struct mreq *m, char *buf, size_t len)
     snprintf(buf, len, "%sX-Accel-Buffering: no\r\n", m->hdrs);
 }
 
+static void post_keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct mreq *m = arg;
+    if (m->req == NULL)
+        return; /* the stream has ended; m lives on only for its tool call */
+    static const char ka[] = ": keepalive\n\n";
+    stream_write(m, ka, sizeof ka - 1);
+    struct timeval tv = {KEEPALIVE_S, 0};
+    evtimer_add(m->timer, &tv);
+}
+
 /* Switches a single-request POST to text/event-stream (idempotent). */
 static void start_sse(struct mreq *m)
 {
@@ -279,6 +291,13 @@ static void start_sse(struct mreq *m)
     sse_priming(&b, id, SSE_RETRY_MS);
     stream_write(m, b.p, b.len);
     jbuf_free(&b);
+    /* A call may wait long for the client (sampling, elicitation): keep proxies from cutting
+     * the quiet stream. */
+    m->timer = evtimer_new(M.base, post_keepalive_cb, m);
+    if (m->timer) {
+        struct timeval tv = {KEEPALIVE_S, 0};
+        evtimer_add(m->timer, &tv);
+    }
 }
 
 /* One message on m's SSE stream (and in the event store). final ends the stream. */
@@ -1818,6 +1837,12 @@ static void resume_got(redisReply *r, void *arg)
     if (m->req && r && r->type == REDIS_REPLY_ARRAY) {
         struct jbuf b;
         jbuf_init(&b);
+        if (r->elements == 0 && ++m->resume_quiet >= KEEPALIVE_S * 1000 / RESUME_POLL_MS) {
+            m->resume_quiet = 0;
+            sse_comment(&b, "keepalive");
+        } else if (r->elements > 0) {
+            m->resume_quiet = 0;
+        }
         for (size_t i = 0; i < r->elements && !final; i++) {
             redisReply *e = r->element[i];
             if (e->type != REDIS_REPLY_STRING || e->len < 1)
