@@ -104,46 +104,46 @@ void jbuf_printf(struct jbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Escapes of the bytes that need one: 0 = copy as is, 'u' = \u00XX, else the letter after
+ * the backslash. */
+static const unsigned char json_esc[256] = {
+    ['\0'] = 'u', [1] = 'u',  [2] = 'u',    [3] = 'u',    [4] = 'u',   [5] = 'u',     [6] = 'u',
+    [7] = 'u',    [8] = 'u',  ['\t'] = 't', ['\n'] = 'n', [11] = 'u',  [12] = 'u',    ['\r'] = 'r',
+    [14] = 'u',   [15] = 'u', [16] = 'u',   [17] = 'u',   [18] = 'u',  [19] = 'u',    [20] = 'u',
+    [21] = 'u',   [22] = 'u', [23] = 'u',   [24] = 'u',   [25] = 'u',  [26] = 'u',    [27] = 'u',
+    [28] = 'u',   [29] = 'u', [30] = 'u',   [31] = 'u',   ['"'] = '"', ['\\'] = '\\',
+};
+
 void json_strn(struct jbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    grow(b, n + 2);
-    jbuf_putc(b, '"');
-    size_t start = 0;
+    /* Size the output exactly (one table pass), grow once, then plain stores. */
+    size_t out = n;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char e = json_esc[(unsigned char)s[i]];
+        out += e == 0 ? 0 : e == 'u' ? 5 : 1;
+    }
+    grow(b, out + 2);
+    char *o = b->p + b->len;
+    *o++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        char u[7];
-        if (c == '"')
-            esc = "\\\"";
-        else if (c == '\\')
-            esc = "\\\\";
-        else if (c == '\n')
-            esc = "\\n";
-        else if (c == '\r')
-            esc = "\\r";
-        else if (c == '\t')
-            esc = "\\t";
-        else if (c < 0x20) {
-            u[0] = '\\';
-            u[1] = 'u';
-            u[2] = '0';
-            u[3] = '0';
-            u[4] = hex[c >> 4];
-            u[5] = hex[c & 15];
-            u[6] = '\0';
-            esc = u;
-        }
-        if (esc) {
-            if (i > start)
-                jbuf_append(b, s + start, i - start);
-            jbuf_puts(b, esc);
-            start = i + 1;
+        unsigned char e = json_esc[c];
+        if (e == 0) {
+            *o++ = (char)c;
+        } else if (e != 'u') {
+            *o++ = '\\';
+            *o++ = (char)e;
+        } else {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
         }
     }
-    if (n > start)
-        jbuf_append(b, s + start, n - start);
-    jbuf_putc(b, '"');
+    *o++ = '"';
+    *o = '\0';
+    b->len = (size_t)(o - b->p);
 }
 
 void json_str(struct jbuf *b, const char *s)
