@@ -34,6 +34,35 @@ START_TEST(json_string_escaping)
 }
 END_TEST
 
+START_TEST(json_escape_every_byte)
+{
+    for (int c = 0; c < 256; c++) {
+        char in[3] = {'a', (char)c, 'z'}, want[16];
+        if (c == '"')
+            snprintf(want, sizeof want, "\"a\\\"z\"");
+        else if (c == '\\')
+            snprintf(want, sizeof want, "\"a\\\\z\"");
+        else if (c == '\n')
+            snprintf(want, sizeof want, "\"a\\nz\"");
+        else if (c == '\r')
+            snprintf(want, sizeof want, "\"a\\rz\"");
+        else if (c == '\t')
+            snprintf(want, sizeof want, "\"a\\tz\"");
+        else if (c < 0x20)
+            snprintf(want, sizeof want, "\"a\\u%04xz\"", c);
+        else
+            snprintf(want, sizeof want, "\"a%cz\"", c);
+        struct jbuf b;
+        jbuf_init(&b);
+        jbuf_puts(&b, "x");
+        json_strn(&b, in, 3);
+        ck_assert_msg(strcmp(jbuf_cstr(&b) + 1, want) == 0, "byte %d: %s", c, jbuf_cstr(&b));
+        ck_assert_uint_eq(b.len, strlen(want) + 1);
+        jbuf_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(json_numbers_and_printf)
 {
     struct jbuf b;
@@ -252,6 +281,7 @@ int main(void)
     Suite *s = suite_create("mcpwire");
     TCase *tc = tcase_create("mcpwire");
     tcase_add_test(tc, json_string_escaping);
+    tcase_add_test(tc, json_escape_every_byte);
     tcase_add_test(tc, json_numbers_and_printf);
     tcase_add_test(tc, json_roundtrip_and_getters);
     tcase_add_test(tc, json_parse_limits);
