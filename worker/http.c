@@ -68,8 +68,8 @@ struct http_req {
     char *query;
     char *hbuf;
     size_t hlen, hcap;
-    struct hdr hdrs[HTTP_MAX_HEADERS];
-    int nhdrs;
+    struct hdr *hdrs; /* grown on demand up to HTTP_MAX_HEADERS, kept for the connection */
+    int nhdrs, hdrcap;
     int hstate; /* 0 none, 1 in field, 2 in value */
     char *body;
     size_t body_len, body_cap;
@@ -96,7 +96,6 @@ struct conn {
     int limit_status; /* set by a callback that found a limit broken */
     bool gone;        /* client gone while handling; bev freed */
     bool detached;    /* unlinked by http_shutdown; freed by nobody (exit path) */
-    unsigned served;  /* responses finished on this connection */
     struct conn *prev, *next;
 };
 
@@ -439,7 +438,17 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     if (r->hstate != 1) {
         if (r->hstate == 2)
             hput(r, "", 1); /* terminate previous value */
-        if (r->nhdrs >= HTTP_MAX_HEADERS) {
+        if (r->nhdrs >= r->hdrcap && r->hdrcap < HTTP_MAX_HEADERS) {
+            int cap = r->hdrcap ? r->hdrcap * 2 : 16;
+            if (cap > HTTP_MAX_HEADERS)
+                cap = HTTP_MAX_HEADERS;
+            struct hdr *h = realloc(r->hdrs, sizeof *h * (size_t)cap);
+            if (h == NULL)
+                abort();
+            r->hdrs = h;
+            r->hdrcap = cap;
+        }
+        if (r->nhdrs >= r->hdrcap) {
             c->limit_status = 431;
             return -1;
         }
@@ -685,6 +694,7 @@ static void conn_free(struct conn *c)
     if (c->detached) {
         free(c->req.url);
         free(c->req.hbuf);
+        free(c->req.hdrs);
         free(c->req.body);
         free(c);
         return;
@@ -697,6 +707,7 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     free(c->req.url);
     free(c->req.hbuf);
+    free(c->req.hdrs);
     free(c->req.body);
     free(c);
     H.nconns--;
@@ -727,7 +738,6 @@ static void finish_request(struct conn *c)
 {
     struct http_req *r = &c->req;
     r->finished = true;
-    c->served++;
     if (c->gone) {
         conn_free(c);
         return;
@@ -930,19 +940,16 @@ void http_drain(http_drained_fn cb, void *arg)
     /* Our copy of the shared listening socket is closed; the other workers keep accepting. */
     close_listeners();
     /*
-     * Idle keep-alive connections close now. A connection accepted but without its first
-     * request yet is different: its client has just connected and is sending, so closing it
-     * would lose a request; it gets a short grace to send it (answered with Connection: close).
+     * Idle connections are not closed at once: a client may be sending its next request right
+     * now (a fresh connection always is), and closing would lose it. Each gets a short grace
+     * (1 s, the read timeout if shorter) to send it, answered with Connection: close; the idle
+     * timer closes the ones that stay quiet.
      */
     struct conn *c = H.conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if (c->state != C_IDLE)
-            continue;
-        if (c->served > 0)
-            conn_free(c);
-        else
-            arm_timer(c, H.cfg->http_read_timeout < 2 ? H.cfg->http_read_timeout : 2);
+        if (c->state == C_IDLE)
+            arm_timer(c, 1);
     }
     if (H.nconns == 0 && H.drained) {
         H.drained = NULL;
