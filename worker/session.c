@@ -134,7 +134,6 @@ bool session_verify(const char *sid, int *vi, int64_t *created)
     return true;
 }
 
-
 bool session_lookup(const char *sid, int *vi, int64_t *created, char key[SESSION_KEY_MAX],
                     char tag[17])
 {
