@@ -59,6 +59,10 @@ CONF
     for _ in $(seq 50); do redis-cli -p $REDISPORT ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
   local conf="$PGDIR/csmcp.conf"
+  # The role is named csmcp and migration 0002 creates schema csmcp, so the default search_path
+  # ("$user", public) would make a second migrate create csmcp.schema_migrations and re-apply
+  # 0001 into schema csmcp (reported; fix belongs in supervisor/ctl_db.c). Pin it to public.
+  export PGOPTIONS="-c search_path=public"
   printf 'database = { url = "%s"; };\nredis = { url = "%s"; };\n' \
     "$SCALE_DATABASE_URL" "$SCALE_REDIS_URL" >"$conf"
   "$CSMCP_BUILD_DIR/supervisor/csmcpctl" -c "$conf" migrate
