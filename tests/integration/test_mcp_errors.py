@@ -113,6 +113,23 @@ class McpErrors(lib.TestCase):
         st, hd, _, _ = post(self.port, body, headers={"Host": "localhost:%d" % self.port})
         self.assertEqual(st, 200)
 
+    def test_cors_preflight_and_security_headers(self):
+        origin = "http://localhost:%d" % self.port
+        st, hd, _ = lib.http_request(self.port, "OPTIONS", "/mcp", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        self.assertEqual(st, 204)
+        self.assertEqual(hd.get("access-control-allow-origin"), origin)
+        self.assertIn("Mcp-Session-Id", hd.get("access-control-allow-headers", ""))
+        self.assertIn("DELETE", hd.get("access-control-allow-methods", ""))
+        st, _, _ = lib.http_request(self.port, "OPTIONS", "/mcp", headers={
+            "Origin": "https://evil.example.com"})
+        self.assertEqual(st, 403)
+        st, hd, _, _ = rpc(self.port, "ping", sid=self.sid, headers={"Origin": origin})
+        self.assertEqual(st, 200)
+        self.assertIn("Mcp-Session-Id", hd.get("access-control-expose-headers", ""))
+        self.assertIn("no-store", hd.get("cache-control", ""))
+        self.assertEqual(hd.get("x-content-type-options"), "nosniff")
+
     def test_413_body_too_large(self):
         big = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "a" * 5000}}
         st, _, _, _ = post(self.port, big, self.sid, lib.PROTOCOL)
