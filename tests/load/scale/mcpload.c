@@ -755,7 +755,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     if (G.phase == 3) {
         if (G.busy == 0 || t >= G.load_end + (uint64_t)G.timeout_ms * 1000000ull) {
             for (int i = 0; i < G.count; i++)
-                if (G.conns[i].st == C_BUSY) {
+                if (G.conns[i].st == C_BUSY || G.conns[i].resend) {
                     note_error(E_TIMEOUT, "still in flight when the run ended");
                     G.st.tool_err[G.conns[i].tool]++;
                 }
