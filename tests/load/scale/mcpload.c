@@ -903,9 +903,10 @@ static void load_accounts(void)
             continue;
         if (G.naccounts == cap) {
             cap = cap ? cap * 2 : 1024;
-            G.accounts = realloc(G.accounts, (size_t)cap * sizeof *G.accounts);
-            if (!G.accounts)
+            char **grown = realloc(G.accounts, (size_t)cap * sizeof *G.accounts);
+            if (!grown)
                 die("out of memory");
+            G.accounts = grown;
         }
         G.accounts[G.naccounts++] = strdup(line);
     }
@@ -1148,8 +1149,11 @@ int main(int argc, char **argv)
         struct stats s;
         if (!f || fread(&s, sizeof s, 1, f) != 1)
             die("cannot read a result file");
-        all = realloc(all, (size_t)(nall + s.nsamples) * sizeof *all);
-        if (!all || fread(all + nall, sizeof *all, s.nsamples, f) != s.nsamples)
+        uint32_t *grown = realloc(all, (size_t)(nall + s.nsamples + 1) * sizeof *all);
+        if (!grown)
+            die("out of memory");
+        all = grown;
+        if (fread(all + nall, sizeof *all, s.nsamples, f) != s.nsamples)
             die("cannot read samples");
         nall += s.nsamples;
         fclose(f);
@@ -1176,7 +1180,8 @@ int main(int argc, char **argv)
         tot.cpu_load_s += s.cpu_load_s;
     }
     double cpu_total = cpu_children();
-    qsort(all, nall, sizeof *all, cmp_u32);
+    if (all && nall > 0)
+        qsort(all, nall, sizeof *all, cmp_u32);
     uint64_t req_err = 0, req_all = 0;
     for (int k = 0; k < T_NTOOLS; k++) {
         req_err += tot.tool_err[k];
