@@ -406,6 +406,9 @@ def run(args):
                                                              "loadgen")} if cpu0 else {}
     cpu_setup = ({k: setup_cpu1[k] - setup_cpu0[k] for k in ("csmcpd", "postgres", "redis",
                                                              "loadgen")} if setup_cpu1 else {})
+    idle_dt = (cpu0["t"] - setup_cpu1["t"]) if (cpu0 and setup_cpu1) else 0
+    cpu_idle = ({k: (cpu0[k] - setup_cpu1[k]) / idle_dt * 100 for k in ("csmcpd", "redis")}
+                if idle_dt > 0.5 else {})
     if args.chaos == "kill":
         restarts = None
     elif restarts_before is not None and restarts_after is not None:
@@ -422,6 +425,9 @@ def run(args):
     print("set-up CPU (s): csmcpd %.1f, PostgreSQL %.1f, Redis %.1f, mcpload %.1f" % (
         cpu_setup.get("csmcpd", 0), cpu_setup.get("postgres", 0), cpu_setup.get("redis", 0),
         cpu_setup.get("loadgen", 0)))
+    if cpu_idle:
+        print("CPU while the sessions sat idle (%.0f s, %% of one core): csmcpd %.1f, Redis %.1f" % (
+            idle_dt, cpu_idle["csmcpd"], cpu_idle["redis"]))
     print("CPU during load (%% of one core): csmcpd %.0f, PostgreSQL %.0f, Redis %.0f, "
           "mcpload %.0f" % (cpu_load.get("csmcpd", 0), cpu_load.get("postgres", 0),
                             cpu_load.get("redis", 0), cpu_load.get("loadgen", 0)))
@@ -464,7 +470,7 @@ def run(args):
     print("RESULT %s" % ("PASS" if ok else "FAIL"))
     if args.json:
         res.update({"workers": args.workers, "chaos": args.chaos, "cpu_load_pct": cpu_load,
-                    "cpu_setup_s": cpu_setup, "worker_rss_kib_idle": w1,
+                    "cpu_setup_s": cpu_setup, "cpu_idle_pct": cpu_idle, "worker_rss_kib_idle": w1,
                     "worker_rss_kib_base": w0, "peak_worker_rss_kib": peak.get("rss", 0),
                     "bytes_per_idle_conn": {"worker": per_conn_worker, "redis": per_conn_redis,
                                             "kernel_tcp": per_conn_tcp},
