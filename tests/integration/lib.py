@@ -40,6 +40,18 @@ def redis_url():
     return need_env("CSMCP_TEST_REDIS_URL")
 
 
+CONFIG_GROUPS = ("SERVER", "HTTP", "TLS", "ADMIN", "CONTROL", "DATABASE", "REDIS", "AUTH",
+                 "RATELIMIT", "MCP", "SECRETS", "AUDIT", "LOG")
+
+
+def clean_env():
+    """os.environ without CSMCP_<GROUP>_<KEY> overrides: scripts/dev exports some (database,
+    Redis, session secret file) for csmcpctl, and they would silently beat the configuration a
+    test writes (environment > file)."""
+    return {k: v for k, v in os.environ.items()
+            if not any(k.startswith("CSMCP_%s_" % g) for g in CONFIG_GROUPS)}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -233,7 +245,7 @@ class Csmcpd:
             groups.setdefault(g, {}).update(kv)
         self.groups = groups
         write_conf(self.conf_path, groups)
-        self.env = dict(os.environ)
+        self.env = clean_env()
         self.env.setdefault("CSMCP_SESSION_SECRET", secrets.token_hex(32))
         self.env.update(env or {})
         self.proc = None

@@ -124,7 +124,7 @@ class Pki:
 
 def create_key(conf_path, scopes="read", name="it", env=None):
     """csmcpctl key create on the shared test database; returns the token."""
-    e = dict(os.environ)
+    e = lib.clean_env()
     e.update(env or {})
     r = subprocess.run([lib.CSMCPCTL, "-c", conf_path, "key", "create", "--name", name,
                         "--scopes", scopes], env=e, capture_output=True, text=True, timeout=60)
