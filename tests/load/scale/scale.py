@@ -486,7 +486,8 @@ def main():
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--idle", type=int, default=3)
-    ap.add_argument("--inflight", type=int, default=32)
+    ap.add_argument("--inflight", type=int, default=16,
+                    help="requests outstanding in total (default 16 = 4 workers x pool_size 4)")
     ap.add_argument("--rate", type=int, default=0)
     ap.add_argument("--chaos", choices=["reload", "kill"])
     ap.add_argument("--mix", default="35,35,10,10,5,5",
