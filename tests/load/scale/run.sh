@@ -88,7 +88,7 @@ shift || true
 case "$cmd" in
   services) services ;;
   stop) stop ;;
-  smoke) scale --connections 200 --duration 5 --idle 1 --inflight 32 --port 16100 "$@" ;;
+  smoke) scale --connections 200 --duration 5 --idle 1 --inflight 16 --port 16100 "$@" ;;
   1k) scale --connections 1000 --duration 20 --port 16110 "$@" ;;
   10k) scale --connections 10000 --duration 20 --port 16120 "$@" ;;
   50k) scale --connections 50000 --duration 20 --port 16130 --setup-timeout 300 "$@" ;;
