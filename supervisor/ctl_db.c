@@ -123,8 +123,14 @@ static void sha256_hex(const char *data, size_t len, char out[65])
 /* Connects synchronously; the password comes from database.password_file when set. */
 static PGconn *db_connect(const struct cfg *cfg)
 {
-    const char *keys[4] = {"dbname", "application_name", NULL, NULL};
-    const char *vals[4] = {cfg->database_url, "csmcpctl", NULL, NULL};
+    /*
+     * search_path=public: with the usual role "csmcp" the default path "$user", public would
+     * put unqualified tables into schema csmcp once migration 0002 has created it, so a second
+     * migrate would create a new, empty csmcp.schema_migrations and re-apply everything there.
+     * Tables live in public; functions are always schema-qualified (csmcp.*).
+     */
+    const char *keys[5] = {"dbname", "application_name", "options", NULL, NULL};
+    const char *vals[5] = {cfg->database_url, "csmcpctl", "-c search_path=public", NULL, NULL};
     char *pw = NULL;
     if (cfg->database_password_file && cfg->database_password_file[0]) {
         pw = read_file(cfg->database_password_file, NULL);
@@ -134,8 +140,8 @@ static PGconn *db_connect(const struct cfg *cfg)
             return NULL;
         }
         pw[strcspn(pw, "\r\n")] = 0;
-        keys[2] = "password";
-        vals[2] = pw;
+        keys[3] = "password";
+        vals[3] = pw;
     }
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (pw) {

@@ -33,8 +33,9 @@
 
 static PGconn *db_connect(const struct cfg *cfg)
 {
-    const char *kw[] = {"dbname", "password", "application_name", NULL};
-    const char *val[] = {cfg->database_url, NULL, "csmcpctl", NULL};
+    /* search_path=public: see ctl_db.c (role csmcp vs schema csmcp) */
+    const char *kw[] = {"dbname", "password", "application_name", "options", NULL};
+    const char *val[] = {cfg->database_url, NULL, "csmcpctl", "-c search_path=public", NULL};
     char *pw = NULL, err[512];
     size_t pwlen = 0;
     PGconn *c;

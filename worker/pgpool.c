@@ -665,8 +665,8 @@ int pgpool_create(struct event_base *base, const struct cfg *cfg, struct pgpool 
     p->cfg = cfg;
     p->rng = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)p;
     TAILQ_INIT(&p->waitq);
-    snprintf(p->statement_opts, sizeof(p->statement_opts), "-c statement_timeout=%d",
-             cfg->database_statement_timeout_ms);
+    snprintf(p->statement_opts, sizeof(p->statement_opts),
+             "-c statement_timeout=%d -c search_path=public", cfg->database_statement_timeout_ms);
     snprintf(p->connect_timeout, sizeof(p->connect_timeout), "%d", cfg->database_connect_timeout);
     {
         /* database.password_file, or the systemd credential "database.password"; the same
