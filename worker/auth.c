@@ -58,7 +58,8 @@ static struct {
     struct jwt_keys *jwks;
     char audience[1024];
     SSL_CTX *ssl;
-    int inflight; /* API-key lookups queued in the pool */
+    int inflight;               /* API-key lookups queued in the pool */
+    struct key_lookup *pending; /* those lookups, for coalescing (at most AUTH_MAX_INFLIGHT) */
     struct cache_ent cache[AUTH_CACHE_SLOTS];
 } A;
 
@@ -173,13 +174,34 @@ static void cache_put(const uint8_t *hash, const struct auth_result *r, int ttl)
     e->expires = now_mono() + ttl;
 }
 
+/* A request that presented the same token while its lookup was already in flight. */
+struct key_waiter {
+    auth_cb cb;
+    void *arg;
+    struct key_waiter *next;
+};
+
+/* One database lookup per token at a time (single flight): a burst of requests with the same
+ * key after a cache miss (cold start, TTL expiry, thousands of clients reconnecting) costs one
+ * query and one AUTH_MAX_INFLIGHT slot, not one per request. */
 struct key_lookup {
     auth_cb cb;
     void *arg;
+    struct key_waiter *waiters, **wtail; /* answered with the same result, in arrival order */
+    struct key_lookup *next;             /* A.pending */
     char key_id[40];
     char token_hex[CRYPTO_SHA256_HEX_LEN];
     uint8_t hash[CRYPTO_SHA256_LEN];
 };
+
+static void pending_unlink(struct key_lookup *kl)
+{
+    for (struct key_lookup **pp = &A.pending; *pp; pp = &(*pp)->next)
+        if (*pp == kl) {
+            *pp = kl->next;
+            return;
+        }
+}
 
 static void key_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
                      void *arg)
@@ -188,6 +210,7 @@ static void key_done(const PGresult *res, const char *err, const char *sqlstate,
     struct auth_result r;
 
     A.inflight--;
+    pending_unlink(kl);
     if (res == NULL) {
         log_warn("auth: api key lookup for key %s failed: %s", kl->key_id, err ? err : "?");
         fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
@@ -224,10 +247,21 @@ static void key_done(const PGresult *res, const char *err, const char *sqlstate,
     r.scopes = parse_scopes(PQgetvalue(res, 0, 1));
     count("key", "ok");
     cache_put(kl->hash, &r, AUTH_CACHE_TTL_S);
-out:
-    kl->cb(&r, kl->arg);
+out:;
+    /* The callbacks may start new requests (and lookups): kl is unlinked already, and the
+     * waiter list is taken before any callback runs. */
+    struct key_waiter *w = kl->waiters;
+    auth_cb cb = kl->cb;
+    void *cb_arg = kl->arg;
     OPENSSL_cleanse(kl, sizeof(*kl));
     free(kl);
+    cb(&r, cb_arg);
+    while (w) {
+        struct key_waiter *next = w->next;
+        w->cb(&r, w->arg);
+        free(w);
+        w = next;
+    }
 }
 
 /* csk_<id>_<secret>: id [a-z0-9]{8,32}, secret base64url {20,128}. */
@@ -324,6 +358,21 @@ void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
             cb(&r, arg);
             return;
         }
+        for (struct key_lookup *p = A.pending; p; p = p->next) {
+            if (!crypto_ct_equal(p->hash, hash, CRYPTO_SHA256_LEN))
+                continue;
+            struct key_waiter *w = calloc(1, sizeof(*w));
+            if (w == NULL)
+                break; /* fall through to a lookup of its own */
+            w->cb = cb;
+            w->arg = arg;
+            *p->wtail = w;
+            p->wtail = &w->next;
+            OPENSSL_cleanse(kl, sizeof(*kl));
+            free(kl);
+            free(t);
+            return;
+        }
         if (A.inflight >= AUTH_MAX_INFLIGHT) {
             free(kl);
             fail_result(&r, 503, "temporarily_unavailable", "too many key lookups; retry");
@@ -339,8 +388,12 @@ void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
         free(t);
         params[0] = kl->key_id;
         A.inflight++;
+        kl->wtail = &kl->waiters;
+        kl->next = A.pending;
+        A.pending = kl;
         if (A.pg == NULL || pgpool_query(A.pg, SQL_KEY, 1, params, key_done, kl) < 0) {
             A.inflight--;
+            pending_unlink(kl);
             fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
             count("key", "unavailable");
             free(kl);
