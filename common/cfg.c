@@ -17,8 +17,8 @@
 
 #define OFF(f) offsetof(struct cfg, f)
 
-static const char *const log_levels[] = {"debug", "info", "notice", "warning", "error", "crit",
-                                         NULL};
+static const char *const log_levels[] = {"debug", "info", "notice", "warning",
+                                         "error", "crit", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 
@@ -190,7 +190,8 @@ static void list_push(struct cfg_list *l, const char *s)
     l->v[l->n++] = xstrdup(s);
 }
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -245,8 +246,8 @@ static int check_value(const struct cfg_key *k, struct cfg *c, const char *where
 }
 
 /* Stores the textual value s (default or environment syntax) into c for key k. */
-static int set_from_string(const struct cfg_key *k, struct cfg *c, const char *s,
-                           const char *where, char *err, size_t errlen)
+static int set_from_string(const struct cfg_key *k, struct cfg *c, const char *s, const char *where,
+                           char *err, size_t errlen)
 {
     char *base = (char *)c;
 
@@ -323,8 +324,7 @@ static int set_from_setting(const struct cfg_key *k, struct cfg *c, config_setti
         break;
     case CFG_BOOL:
         if (t != CONFIG_TYPE_BOOL)
-            return errf(err, errlen, "%s: %s.%s: expected true or false", where, k->group,
-                        k->name);
+            return errf(err, errlen, "%s: %s.%s: expected true or false", where, k->group, k->name);
         *(bool *)(base + k->offset) = config_setting_get_bool(st) != 0;
         break;
     case CFG_STR: {
@@ -371,8 +371,9 @@ static int load_file(const char *path, struct cfg *c, char *err, size_t errlen)
         if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
             errf(err, errlen, "%s: cannot read file: %s", path, strerror(errno));
         else
-            errf(err, errlen, "%s:%d: syntax error: %s", config_error_file(&lc)
-                 ? config_error_file(&lc) : path, config_error_line(&lc), config_error_text(&lc));
+            errf(err, errlen, "%s:%d: syntax error: %s",
+                 config_error_file(&lc) ? config_error_file(&lc) : path, config_error_line(&lc),
+                 config_error_text(&lc));
         goto out;
     }
     root = config_root_setting(&lc);

@@ -25,25 +25,25 @@ struct cfg {
     /* server: the prefork process model */
     struct cfg_list server_listen;
     int server_workers;
-    int server_worker_timeout;    /* s without heartbeat before a worker is killed */
-    int server_drain_timeout;     /* s a draining worker may take */
-    int server_kill_grace;        /* s between SIGABRT/SIGTERM and SIGKILL */
-    int server_heartbeat_ms;      /* worker heartbeat interval */
-    int server_backoff_min_ms;    /* first respawn delay after a crash */
-    int server_backoff_max_ms;    /* respawn delay cap */
-    int server_stable_after;      /* s READY before the backoff resets */
-    int server_crash_limit;       /* crashes in crash_window that make a crash loop */
-    int server_crash_window;      /* s */
-    int server_ready_timeout;     /* s a new worker may take to become READY */
-    int server_max_connections;   /* per worker */
+    int server_worker_timeout;  /* s without heartbeat before a worker is killed */
+    int server_drain_timeout;   /* s a draining worker may take */
+    int server_kill_grace;      /* s between SIGABRT/SIGTERM and SIGKILL */
+    int server_heartbeat_ms;    /* worker heartbeat interval */
+    int server_backoff_min_ms;  /* first respawn delay after a crash */
+    int server_backoff_max_ms;  /* respawn delay cap */
+    int server_stable_after;    /* s READY before the backoff resets */
+    int server_crash_limit;     /* crashes in crash_window that make a crash loop */
+    int server_crash_window;    /* s */
+    int server_ready_timeout;   /* s a new worker may take to become READY */
+    int server_max_connections; /* per worker */
     int server_backlog;
-    char *server_worker_binary;   /* empty: built-in default */
+    char *server_worker_binary; /* empty: built-in default */
 
     /* http: limits on client input */
     int http_max_header_size;
     int http_max_body_size;
-    int http_read_timeout;        /* s to receive a whole request once it started */
-    int http_idle_timeout;        /* s a keep-alive connection may stay idle */
+    int http_read_timeout; /* s to receive a whole request once it started */
+    int http_idle_timeout; /* s a keep-alive connection may stay idle */
     int http_max_json_depth;
     int http_max_string_length;
 
@@ -89,10 +89,10 @@ struct cfg {
     struct cfg_list mcp_allowed_hosts;
     struct cfg_list mcp_allowed_origins;
     bool mcp_conformance_fixtures;
-    int mcp_session_ttl;          /* s idle before a session expires */
+    int mcp_session_ttl; /* s idle before a session expires */
     char *mcp_session_secret_file;
     int mcp_page_size;
-    int mcp_call_timeout;         /* s a tool call may run */
+    int mcp_call_timeout; /* s a tool call may run */
 
     /* secrets */
     char *secrets_vault_key_file;
@@ -122,11 +122,11 @@ struct cfg_key {
     const char *name;
     enum cfg_type type;
     size_t offset;
-    const char *def;             /* default in the env-override syntax */
-    long min, max;               /* CFG_INT bounds; CFG_STR/CFG_LIST: max length / max items */
-    const char *const *choices;  /* CFG_STR: allowed values, NULL-terminated, or NULL */
+    const char *def;            /* default in the env-override syntax */
+    long min, max;              /* CFG_INT bounds; CFG_STR/CFG_LIST: max length / max items */
+    const char *const *choices; /* CFG_STR: allowed values, NULL-terminated, or NULL */
     enum cfg_reload reload;
-    bool secret;                 /* never printed */
+    bool secret; /* never printed */
     const char *doc;
 };
 

@@ -41,12 +41,12 @@ const char *log_level_name(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...)  log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...)   log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
-#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
-#define log_crit(...) log_msg(LOG_LVL_CRIT, __VA_ARGS__)
+#define log_warn(...)   log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...)  log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_crit(...)   log_msg(LOG_LVL_CRIT, __VA_ARGS__)
 
 /* Logs at CRIT and exits 1: start-up errors and broken invariants only. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

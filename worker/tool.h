@@ -33,13 +33,13 @@ enum tool_scope {
 };
 
 /* MCP tool annotations (hints). */
-#define TOOL_HINT_READONLY (1u << 0)
+#define TOOL_HINT_READONLY    (1u << 0)
 #define TOOL_HINT_DESTRUCTIVE (1u << 1)
-#define TOOL_HINT_IDEMPOTENT (1u << 2)
-#define TOOL_HINT_OPENWORLD (1u << 3)
+#define TOOL_HINT_IDEMPOTENT  (1u << 2)
+#define TOOL_HINT_OPENWORLD   (1u << 3)
 
 struct tool_def {
-    const char *name;          /* [A-Za-z0-9_.-]{1,128}, unique */
+    const char *name; /* [A-Za-z0-9_.-]{1,128}, unique */
     const char *title;
     const char *description;   /* required: every tool is described */
     const char *input_schema;  /* JSON Schema text, "type":"object" */
@@ -53,7 +53,7 @@ struct tool_def {
      * column that is the structuredContent. handler is then tool_sql_handler.
      */
     const char *sql;
-    bool fixture;              /* listed only when mcp.conformance_fixtures = true */
+    bool fixture; /* listed only when mcp.conformance_fixtures = true */
 };
 
 /* Arguments of the call, already validated against input_schema. Borrowed for the call. */
@@ -80,8 +80,8 @@ void tool_call_log(struct tool_call *tc, const char *level, const char *logger,
  * error_json set (client error, timeout, client lacks the capability: then result_json NULL).
  * Returns -1 at once if the client did not declare the capability.
  */
-typedef void (*tool_reply_fn)(struct tool_call *tc, const char *result_json,
-                              const char *error_json, void *arg);
+typedef void (*tool_reply_fn)(struct tool_call *tc, const char *result_json, const char *error_json,
+                              void *arg);
 int tool_call_request(struct tool_call *tc, const char *method, const char *params_json,
                       tool_reply_fn cb, void *arg);
 /* True when the client declared the capability ("sampling", "elicitation", "roots"). */
@@ -95,7 +95,8 @@ void tool_call_done(struct tool_call *tc, const char *structured_json, const cha
 /* Success or failure with explicit content blocks (a JSON array text). Copied. */
 void tool_call_done_content(struct tool_call *tc, const char *content_json, bool is_error);
 /* Tool execution error: an isError result whose text is the formatted message. */
-void tool_call_fail(struct tool_call *tc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tool_call_fail(struct tool_call *tc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Generic handler for tool_def.sql tools (worker/tools/sqltool.c). */
 void tool_sql_handler(struct tool_call *tc);
@@ -103,13 +104,13 @@ void tool_sql_handler(struct tool_call *tc);
 /* Category tables (each worker/tools/<category>.c defines one). */
 extern const struct tool_def tools_fixtures[]; /* worker/tools/fixtures.c */
 extern const size_t tools_fixtures_n;
-extern const struct tool_def tools_core[];     /* worker/tools/core.c */
+extern const struct tool_def tools_core[]; /* worker/tools/core.c */
 extern const size_t tools_core_n;
-extern const struct tool_def tools_health[];   /* worker/tools/health.c */
+extern const struct tool_def tools_health[]; /* worker/tools/health.c */
 extern const size_t tools_health_n;
-extern const struct tool_def tools_ingest[];   /* worker/tools/ingest.c */
+extern const struct tool_def tools_ingest[]; /* worker/tools/ingest.c */
 extern const size_t tools_ingest_n;
-extern const struct tool_def tools_gdpr[];     /* worker/tools/gdpr.c */
+extern const struct tool_def tools_gdpr[]; /* worker/tools/gdpr.c */
 extern const size_t tools_gdpr_n;
 
 #endif

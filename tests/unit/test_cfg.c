@@ -131,8 +131,8 @@ START_TEST(env_overrides_file)
     cfg_free(&c);
     setenv("CSMCP_SERVER_WORKERS", "many", 1);
     ck_assert_int_eq(cfg_load(path, &c, err, sizeof(err)), -1);
-    ck_assert_str_eq(err,
-                     "environment CSMCP_SERVER_WORKERS: server.workers: \"many\" is not an integer");
+    ck_assert_str_eq(
+        err, "environment CSMCP_SERVER_WORKERS: server.workers: \"many\" is not an integer");
     clear_env();
     unlink(path);
 }
