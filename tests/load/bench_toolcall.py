@@ -200,11 +200,13 @@ class SdkTarget:
 
 
 class CsmcpdTarget:
-    def __init__(self, name, port, workers, auth):
+    def __init__(self, name, port, workers, auth, limiter=True):
         self.name, self.port, self.workers, self.auth = name, port, workers, auth
+        self.limiter = limiter
         self.d = None
         self.token = None
-        self.desc = "csmcpd, %d workers, fixtures on, auth %s" % (workers, "on" if auth else "off")
+        self.desc = "csmcpd, %d workers, fixtures on, auth %s, rate limiter %s" % (
+            workers, "on" if auth else "off", "on" if limiter else "off")
 
     def start(self):
         for a, b in (("CSMCP_TEST_DATABASE_URL", "CSMCP_DATABASE_URL"),
@@ -220,7 +222,7 @@ class CsmcpdTarget:
                 # The limiter still runs (its Redis work is part of every request) but with
                 # limits the benchmark's single session/key stays under.
                 "ratelimit": {"key_per_minute": 10000000, "tool_per_minute": 10000000,
-                              "write_per_minute": 10000000}}
+                              "write_per_minute": 10000000, "enabled": self.limiter}}
         self.d = lib.Csmcpd(workers=self.workers, conf=conf, fixtures=True, auth=self.auth)
         self.d.port, self.d.admin_port = self.port, self.port + 1
         if self.auth:
@@ -358,6 +360,8 @@ def main():
     makers = {
         "csmcpd": lambda: CsmcpdTarget("csmcpd", 19510, a.workers, False),
         "csmcpd-auth": lambda: CsmcpdTarget("csmcpd-auth", 19520, a.workers, True),
+        # The SDK server has neither auth nor a rate limiter: the like-for-like configuration.
+        "csmcpd-nolimit": lambda: CsmcpdTarget("csmcpd-nolimit", 19530, a.workers, False, False),
         "sdk-stateful": lambda: SdkTarget("sdk-stateful", "stateful", 19600, a.node),
         "sdk-stateless": lambda: SdkTarget("sdk-stateless", "stateless", 19601, a.node),
     }
@@ -439,9 +443,10 @@ def main():
             print("ratio csmcpd / best SDK (%s) in requests per CPU-second (server + Redis): "
                   "%.1fx" % (best_eff["name"], by["csmcpd"]["req_per_cpu_s"] /
                              best_eff["req_per_cpu_s"]))
-        if "csmcpd-auth" in by:
-            print("ratio csmcpd-auth / best SDK: %.1fx" % (by["csmcpd-auth"]["rps"] /
-                                                          best["rps"]))
+        for other in ("csmcpd-auth", "csmcpd-nolimit"):
+            if other in by:
+                print("ratio %s / best SDK: %.1fx throughput, p99 %s ms" % (
+                    other, by[other]["rps"] / best["rps"], fmt_ms(by[other]["p99_us"])))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"args": vars(a), "results": results, "ratio": ratio,
