@@ -468,6 +468,39 @@ static void write_next_cursor(struct jbuf *b, size_t next, size_t total)
         jbuf_printf(b, ",\"nextCursor\":\"p:%zu\"", next);
 }
 
+/*
+ * Starts a paginated list result (tools, resources, templates, prompts): checks the cursor,
+ * sets the page [*off, *end) of total items and opens b with `{"<key>":[`. Returns false after
+ * answering -32602 for a bad cursor (b is then not initialised).
+ */
+static bool list_open(struct mreq *m, struct jsonrpc_msg *msg, size_t total, const char *key,
+                      struct jbuf *b, size_t *off, size_t *end)
+{
+    long o = parse_cursor(msg->params, total);
+    if (o < 0) {
+        reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
+        return false;
+    }
+    *off = (size_t)o;
+    *end = *off + (size_t)M.cfg->mcp_page_size;
+    if (*end > total)
+        *end = total;
+    jbuf_init(b);
+    jsonrpc_open_result(b, msg->id);
+    jbuf_printf(b, "{\"%s\":[", key);
+    return true;
+}
+
+/* Closes a list opened by list_open, adds nextCursor when items remain, replies, frees b. */
+static void list_close(struct mreq *m, struct jbuf *b, size_t end, size_t total)
+{
+    jbuf_putc(b, ']');
+    write_next_cursor(b, end, total);
+    jbuf_puts(b, "}}");
+    reply(m, b->p, b->len);
+    jbuf_free(b);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* tool calls                                                                                  */
 
@@ -945,30 +978,17 @@ static void write_capabilities(struct jbuf *b)
 
 static void m_tools_list(struct mreq *m, struct jsonrpc_msg *msg)
 {
-    size_t total = registry_count();
-    long off = parse_cursor(msg->params, total);
-    if (off < 0) {
-        reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
-        return;
-    }
-    size_t end = (size_t)off + (size_t)M.cfg->mcp_page_size;
-    if (end > total)
-        end = total;
+    size_t total = registry_count(), off, end;
     bool modern = m->s.vi <= 1;
     struct jbuf b;
-    jbuf_init(&b);
-    jsonrpc_open_result(&b, msg->id);
-    jbuf_puts(&b, "{\"tools\":[");
-    for (size_t i = (size_t)off; i < end; i++) {
-        if (i > (size_t)off)
+    if (!list_open(m, msg, total, "tools", &b, &off, &end))
+        return;
+    for (size_t i = off; i < end; i++) {
+        if (i > off)
             jbuf_putc(&b, ',');
         jbuf_puts(&b, modern ? M.tool_json[i] : M.tool_json_old[i]);
     }
-    jbuf_putc(&b, ']');
-    write_next_cursor(&b, end, total);
-    jbuf_puts(&b, "}}");
-    reply(m, b.p, b.len);
-    jbuf_free(&b);
+    list_close(m, &b, end, total);
 }
 
 static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
@@ -1082,19 +1102,11 @@ static void m_resources_list(struct mreq *m, struct jsonrpc_msg *msg, bool templ
     size_t total = !M.cfg->mcp_conformance_fixtures ? 0
                    : templates                      ? fixture_templates_n
                                                     : fixture_resources_n;
-    long off = parse_cursor(msg->params, total);
-    if (off < 0) {
-        reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
-        return;
-    }
-    size_t end = (size_t)off + (size_t)M.cfg->mcp_page_size;
-    if (end > total)
-        end = total;
+    size_t off, end;
     struct jbuf b;
-    jbuf_init(&b);
-    jsonrpc_open_result(&b, msg->id);
-    jbuf_puts(&b, templates ? "{\"resourceTemplates\":[" : "{\"resources\":[");
-    for (size_t i = (size_t)off; i < end; i++) {
+    if (!list_open(m, msg, total, templates ? "resourceTemplates" : "resources", &b, &off, &end))
+        return;
+    for (size_t i = off; i < end; i++) {
         const char *uri, *name, *title, *desc, *mime;
         if (templates) {
             const struct fixture_template *t = &fixture_templates[i];
@@ -1104,7 +1116,7 @@ static void m_resources_list(struct mreq *m, struct jsonrpc_msg *msg, bool templ
             const struct fixture_resource *r = &fixture_resources[i];
             uri = r->uri, name = r->name, title = r->title, desc = r->description, mime = r->mime;
         }
-        jbuf_puts(&b, i > (size_t)off ? ",{" : "{");
+        jbuf_puts(&b, i > off ? ",{" : "{");
         jbuf_puts(&b, templates ? "\"uriTemplate\":" : "\"uri\":");
         json_str(&b, uri);
         jbuf_puts(&b, ",\"name\":");
@@ -1123,11 +1135,7 @@ static void m_resources_list(struct mreq *m, struct jsonrpc_msg *msg, bool templ
         }
         jbuf_putc(&b, '}');
     }
-    jbuf_putc(&b, ']');
-    write_next_cursor(&b, end, total);
-    jbuf_puts(&b, "}}");
-    reply(m, b.p, b.len);
-    jbuf_free(&b);
+    list_close(m, &b, end, total);
 }
 
 static void m_resources_read(struct mreq *m, struct jsonrpc_msg *msg)
@@ -1209,22 +1217,13 @@ static const struct fixture_prompt *find_prompt(const char *name)
 
 static void m_prompts_list(struct mreq *m, struct jsonrpc_msg *msg)
 {
-    size_t total = M.cfg->mcp_conformance_fixtures ? fixture_prompts_n : 0;
-    long off = parse_cursor(msg->params, total);
-    if (off < 0) {
-        reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
-        return;
-    }
-    size_t end = (size_t)off + (size_t)M.cfg->mcp_page_size;
-    if (end > total)
-        end = total;
+    size_t total = M.cfg->mcp_conformance_fixtures ? fixture_prompts_n : 0, off, end;
     struct jbuf b;
-    jbuf_init(&b);
-    jsonrpc_open_result(&b, msg->id);
-    jbuf_puts(&b, "{\"prompts\":[");
-    for (size_t i = (size_t)off; i < end; i++) {
+    if (!list_open(m, msg, total, "prompts", &b, &off, &end))
+        return;
+    for (size_t i = off; i < end; i++) {
         const struct fixture_prompt *p = &fixture_prompts[i];
-        jbuf_puts(&b, i > (size_t)off ? ",{\"name\":" : "{\"name\":");
+        jbuf_puts(&b, i > off ? ",{\"name\":" : "{\"name\":");
         json_str(&b, p->name);
         if (p->title) {
             jbuf_puts(&b, ",\"title\":");
@@ -1238,11 +1237,7 @@ static void m_prompts_list(struct mreq *m, struct jsonrpc_msg *msg)
         }
         jbuf_putc(&b, '}');
     }
-    jbuf_putc(&b, ']');
-    write_next_cursor(&b, end, total);
-    jbuf_puts(&b, "}}");
-    reply(m, b.p, b.len);
-    jbuf_free(&b);
+    list_close(m, &b, end, total);
 }
 
 static void m_prompts_get(struct mreq *m, struct jsonrpc_msg *msg)
