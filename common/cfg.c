@@ -123,6 +123,8 @@ const struct cfg_key cfg_keys[] = {
      "Calls per minute per API key and read tool."},
     {"ratelimit", "write_per_minute", CFG_INT, OFF(ratelimit_write_per_minute), "300", 1, 10000000, NULL, CFG_RELOADABLE, false,
      "Calls per minute per API key and write tool."},
+    {"ratelimit", "lease_max", CFG_INT, OFF(ratelimit_lease_max), "100", 1, 10000, NULL, CFG_RELOADABLE, false,
+     "Most tokens a worker takes from a Redis bucket at once and spends locally (1 = one Redis call per request); a lease never exceeds 1 % of a bucket's capacity divided among the workers."},
     {"ratelimit", "fail_open", CFG_BOOL, OFF(ratelimit_fail_open), "true", 0, 0, NULL, CFG_RELOADABLE, false,
      "When Redis is unavailable: true = fall back to a local per-worker limiter, false = refuse requests (503)."},
 
@@ -134,6 +136,8 @@ const struct cfg_key cfg_keys[] = {
      "Expose the official conformance suite's fixture tools, resources and prompts."},
     {"mcp", "session_ttl", CFG_INT, OFF(mcp_session_ttl), "3600", 10, 2592000, NULL, CFG_RELOADABLE, false,
      "Seconds of inactivity after which a session expires (404)."},
+    {"mcp", "session_cache_ms", CFG_INT, OFF(mcp_session_cache_ms), "1000", 0, 5000, NULL, CFG_RELOADABLE, false,
+     "Milliseconds a worker trusts a session it checked in Redis before checking again (0 = every request); a DELETE or logging/setLevel on any worker invalidates it at once over Redis pub/sub."},
     {"mcp", "session_secret_file", CFG_STR, OFF(mcp_session_secret_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
      "File with the HMAC key that signs Mcp-Session-Id (shared by all workers and hosts); also CSMCP_SESSION_SECRET."},
     {"mcp", "page_size", CFG_INT, OFF(mcp_page_size), "50", 1, 1000, NULL, CFG_RELOADABLE, false,

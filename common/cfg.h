@@ -84,12 +84,14 @@ struct cfg {
     int ratelimit_tool_per_minute;
     int ratelimit_write_per_minute;
     bool ratelimit_fail_open;
+    int ratelimit_lease_max; /* tokens a worker leases from a Redis bucket at once */
 
     /* mcp */
     struct cfg_list mcp_allowed_hosts;
     struct cfg_list mcp_allowed_origins;
     bool mcp_conformance_fixtures;
     int mcp_session_ttl; /* s idle before a session expires */
+    int mcp_session_cache_ms; /* ms a checked session is trusted locally */
     char *mcp_session_secret_file;
     int mcp_page_size;
     int mcp_call_timeout; /* s a tool call may run */

@@ -40,6 +40,7 @@
 #include "ratelimit.h"
 #include "redisc.h"
 #include "registry.h"
+#include "scache.h"
 #include "session.h"
 #include "sse.h"
 #include "tool.h"
@@ -71,6 +72,13 @@ static int level_index(const char *name)
     return -1;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 struct sess {
     char sid[SESSION_ID_MAX];
     char key[SESSION_KEY_MAX];
@@ -93,7 +101,9 @@ struct mreq {
     struct auth_result auth;
     /* pre-dispatch checks run concurrently (session in Redis, rate limit) */
     int gates;
-    int sess_status; /* 0 ok, else the HTTP status to answer */
+    int sess_status;     /* 0 ok, else the HTTP status to answer */
+    uint32_t sess_epoch; /* pub/sub epoch when the Redis session check was sent (0: no cache) */
+    uint64_t sess_gen;   /* scache_generation() then */
     struct ratelimit_result rl;
     void (*cont)(struct mreq *m);
     char hdrs[768]; /* extra headers on every response (CORS, session id) */
@@ -163,6 +173,9 @@ static struct {
 static const char LUA_CHECK[] = "local v = redis.call('HMGET', KEYS[1], 'lvl', 'caps', 'p') "
                                 "if not v[1] then return false end "
                                 "redis.call('EXPIRE', KEYS[1], ARGV[1]) return v";
+/* DELETE: the session and its subscriptions go, and every worker drops its cached copy. */
+static const char LUA_DELETE[] = "redis.call('DEL', KEYS[1], KEYS[2]) "
+                                 "redis.call('PUBLISH', ARGV[1], KEYS[1]) return 1";
 static const char LUA_CREATE[] =
     "redis.call('HSET', KEYS[1], 'lvl', ARGV[1], 'caps', ARGV[2], 'v', ARGV[3], 'p', ARGV[5]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[4]) return 1";
@@ -1313,7 +1326,9 @@ static void m_set_level(struct mreq *m, struct jsonrpc_msg *msg)
         return;
     }
     m->s.lvl = li;
+    scache_drop(m->s.key);
     redisc_cmdf(NULL, NULL, "HSET %s lvl %s", m->s.key, log_levels[li]);
+    redisc_cmdf(NULL, NULL, "PUBLISH %s %s", SCACHE_CHANNEL, m->s.key);
     struct jbuf b;
     jbuf_init(&b);
     jsonrpc_open_result(&b, msg->id);
@@ -1498,11 +1513,46 @@ static void session_checked(redisReply *r, void *arg)
     } else {
         int li = level_index(r->element[0]->str);
         m->s.lvl = li < 0 ? 1 : li;
-        if (r->element[1]->type == REDIS_REPLY_STRING)
-            m->s.caps = strdup(r->element[1]->str);
+        const char *caps = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : NULL;
+        if (caps)
+            m->s.caps = strdup(caps);
         m->have_session = true;
+        /* Cacheable only if no invalidation arrived while the answer was on its way (it may
+         * predate a DELETE) and the pub/sub connection that carries them never dropped. */
+        if (m->sess_epoch && m->sess_gen == scache_generation() &&
+            redisc_sub_epoch(SCACHE_CHANNEL) == m->sess_epoch)
+            scache_put(m->s.key, m->sess_epoch, mono_ms(), M.cfg->mcp_session_cache_ms, m->s.lvl,
+                       caps, principal_of(m));
     }
     gate_done(m);
+}
+
+/* The session is known alive to this worker (scache): no Redis round trip. */
+static bool session_cached(struct mreq *m)
+{
+    m->sess_epoch = 0;
+    if (M.cfg->mcp_session_cache_ms <= 0)
+        return false;
+    redisc_sub_poll(); /* apply invalidations already received (a DELETE just answered) */
+    uint32_t epoch = redisc_sub_epoch(SCACHE_CHANNEL);
+    if (epoch == 0)
+        return false;
+    struct scache_hit hit;
+    if (!scache_get(m->s.key, epoch, mono_ms(), &hit)) {
+        m->sess_epoch = epoch;
+        m->sess_gen = scache_generation();
+        return false;
+    }
+    if (strcmp(hit.principal, principal_of(m)) != 0) {
+        m->sess_status = 404; /* another principal's session: as in session_checked */
+        return true;
+    }
+    m->s.lvl = hit.lvl;
+    if (hit.caps)
+        m->s.caps = strdup(hit.caps);
+    m->have_session = true;
+    metrics_inc("csmcp_session_cache_hits_total", NULL, 1);
+    return true;
 }
 
 static void after_session(struct mreq *m)
@@ -1525,7 +1575,9 @@ static void start_gates(struct mreq *m, bool with_session, void (*cont)(struct m
     m->cont = cont;
     m->gates = with_session ? 3 : 2; /* +1 held while starting */
     m->refs++;
-    if (with_session) {
+    if (with_session && session_cached(m)) {
+        m->gates--;
+    } else if (with_session) {
         char ttl[16];
         snprintf(ttl, sizeof ttl, "%d", M.cfg->mcp_session_ttl);
         const char *argv[5] = {"EVAL", LUA_CHECK, "1", m->s.key, ttl};
@@ -1940,7 +1992,9 @@ static void delete_begin(struct mreq *m)
     char subs[SESSION_KEY_MAX + 8];
     snprintf(subs, sizeof subs, "%s:subs", m->s.key);
     m->refs++;
-    if (redisc_cmdf(deleted, m, "DEL %s %s", m->s.key, subs) < 0) {
+    scache_drop(m->s.key);
+    const char *argv[6] = {"EVAL", LUA_DELETE, "2", m->s.key, subs, SCACHE_CHANNEL};
+    if (redisc_cmd(deleted, m, 6, argv, NULL) < 0) {
         m->refs--;
         respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
     }
@@ -2027,6 +2081,17 @@ static void make_tool_json(void)
     }
 }
 
+/* Another worker deleted a session or changed its logging level. */
+static void on_sinv_msg(const char *channel, const char *msg, size_t len, void *arg)
+{
+    char key[SESSION_KEY_MAX];
+    if (len == 0 || len >= sizeof key)
+        return;
+    memcpy(key, msg, len);
+    key[len] = '\0';
+    scache_drop(key);
+}
+
 int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
 {
     memset(&M, 0, sizeof M);
@@ -2046,7 +2111,8 @@ int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
     char ch[64];
     snprintf(ch, sizeof ch, "csmcp:w:%s", M.node);
     if (redisc_subscribe(ch, on_reply_msg, NULL) < 0 ||
-        redisc_subscribe("csmcp:cancel", on_cancel_msg, NULL) < 0)
+        redisc_subscribe("csmcp:cancel", on_cancel_msg, NULL) < 0 ||
+        redisc_subscribe(SCACHE_CHANNEL, on_sinv_msg, NULL) < 0)
         return -1;
     return http_route("/mcp", "/mcp", mcp_handler, NULL);
 }
@@ -2068,6 +2134,7 @@ void mcp_shutdown(void)
     free(M.tool_json);
     free(M.tool_json_old);
     M.tool_json = M.tool_json_old = NULL;
+    scache_shutdown();
     session_shutdown();
 }
 

@@ -26,6 +26,7 @@ struct sub {
     char *channel;
     redisc_msg_fn fn;
     void *arg;
+    bool confirmed; /* Redis acknowledged the SUBSCRIBE on the current connection */
     struct sub *next;
 };
 
@@ -47,6 +48,7 @@ static struct {
     int backoff_ms;
     struct timespec next_try;
     struct sub *subs;
+    uint32_t sub_epoch; /* changes whenever the pub/sub connection is lost */
     bool shutting_down;
     char last_err[128];
 } R;
@@ -122,7 +124,15 @@ static void sub_msg_cb(redisAsyncContext *c, void *r, void *priv)
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
     redisReply *kind = reply->element[0];
-    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0)
+    if (kind->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(kind->str, "subscribe") == 0 && reply->element[1]->type == REDIS_REPLY_STRING) {
+        for (struct sub *s = R.subs; s; s = s->next)
+            if (strcmp(s->channel, reply->element[1]->str) == 0)
+                s->confirmed = true;
+        return;
+    }
+    if (strcmp(kind->str, "message") != 0)
         return;
     redisReply *ch = reply->element[1], *msg = reply->element[2];
     if (ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
@@ -183,6 +193,9 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     } else if (c == R.sub) {
         R.sub = NULL;
         R.sub_up = false;
+        R.sub_epoch++;
+        for (struct sub *s = R.subs; s; s = s->next)
+            s->confirmed = false;
         if (!R.shutting_down)
             log_warn("redis pub/sub connection lost");
     }
@@ -259,6 +272,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 int redisc_init(struct event_base *base, const struct cfg *cfg)
 {
     memset(&R, 0, sizeof R);
+    R.sub_epoch = 1;
     R.base = base;
     R.cfg = cfg;
     if (parse_url(cfg->redis_url) < 0) {
@@ -389,6 +403,23 @@ void redisc_unsubscribe(const char *channel, void *arg)
     }
     if (!others && R.sub && R.sub_up)
         redisAsyncCommand(R.sub, NULL, NULL, "UNSUBSCRIBE %s", channel);
+}
+
+uint32_t redisc_sub_epoch(const char *channel)
+{
+    if (R.sub == NULL || !R.sub_up)
+        return 0;
+    for (struct sub *s = R.subs; s; s = s->next)
+        if (s->confirmed && strcmp(s->channel, channel) == 0)
+            return R.sub_epoch ? R.sub_epoch : 1;
+    return 0;
+}
+
+void redisc_sub_poll(void)
+{
+    /* hiredis reads what the socket holds (EAGAIN is not an error) and dispatches it. */
+    if (R.sub && R.sub_up)
+        redisAsyncHandleRead(R.sub);
 }
 
 void redisc_shutdown(void)

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct cfg;
@@ -31,6 +32,14 @@ int redisc_cmdf(redisc_cb cb, void *arg, const char *fmt, ...);
 /* Subscribes fn to channel (copied) on the pub/sub connection; survives reconnects. */
 int redisc_subscribe(const char *channel, redisc_msg_fn fn, void *arg);
 void redisc_unsubscribe(const char *channel, void *arg);
+/*
+ * Epoch of the pub/sub connection for state kept valid by messages on channel: 0 while that
+ * subscription is not confirmed on a live connection (such state must not be trusted), else a
+ * number that changes whenever the connection is lost (messages may have been missed).
+ */
+uint32_t redisc_sub_epoch(const char *channel);
+/* Dispatches pub/sub messages the socket already holds, without waiting (one read). */
+void redisc_sub_poll(void);
 void redisc_shutdown(void);
 
 #endif

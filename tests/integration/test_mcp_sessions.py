@@ -28,6 +28,16 @@ def slots_serving(d, route="/mcp", status="200"):
     return out
 
 
+def metric_total(d, name):
+    """Sum of every series of a counter on the admin /metrics page."""
+    st, _, body = d.admin("/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 class McpSessions(lib.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -55,6 +65,11 @@ class McpSessions(lib.TestCase):
 
     def test_delete_is_404_on_every_worker(self):
         sid, _ = initialize(self.port)
+        # every worker has checked the session recently (mcp.session_cache_ms): a DELETE must
+        # still be 404 everywhere at once, not after the cache period
+        hits0 = metric_total(self.d, "csmcp_session_cache_hits_total")
+        for i in range(40):
+            self.assertEqual(rpc(self.port, "ping", sid=sid, id=i)[0], 200)
         st, _, _ = lib.http_request(self.port, "DELETE", "/mcp", headers=mcp_headers(sid))
         self.assertEqual(st, 200)
         before = slots_serving(self.d, status="404")
@@ -65,6 +80,20 @@ class McpSessions(lib.TestCase):
         after = slots_serving(self.d, status="404")
         grew = [s for s in after if after[s] > before.get(s, 0)]
         self.assertGreaterEqual(len(grew), 2, (before, after))
+        # the 40 pings were mostly answered from the cache (a miss per worker per period)
+        self.assertGreater(metric_total(self.d, "csmcp_session_cache_hits_total") - hits0, 20)
+
+    def test_delete_races_requests_on_other_workers(self):
+        # 5 rounds: warm every worker's cache, DELETE, then at once 8 requests on 8 fresh
+        # connections: not one may be served
+        for r in range(5):
+            sid, _ = initialize(self.port)
+            for i in range(12):
+                self.assertEqual(rpc(self.port, "ping", sid=sid, id=i)[0], 200)
+            st, _, _ = lib.http_request(self.port, "DELETE", "/mcp", headers=mcp_headers(sid))
+            self.assertEqual(st, 200)
+            for _ in range(8):
+                self.assertEqual(rpc(self.port, "ping", sid=sid)[0], 404, "round %d" % r)
 
     def test_worker_crash_and_reload_keep_sessions(self):
         sid, _ = initialize(self.port)
@@ -206,6 +235,8 @@ class McpSessions(lib.TestCase):
             finally:
                 s.close()
 
+        for i in range(12):  # cached in every worker with the default level
+            self.assertEqual(rpc(self.port, "ping", sid=sid, id=i)[0], 200)
         st, _, msgs, _ = rpc(self.port, "logging/setLevel", {"level": "error"}, sid=sid)
         self.assertEqual(msgs[0]["result"], {})
         msgs = logs()

@@ -37,6 +37,71 @@ def ping(port, token, n=1):
     return out
 
 
+def hammer(d, token, duration, clients=8):
+    """clients threads POST initialize on keep-alive connections for duration s; returns
+    (results, elapsed)."""
+    results = []
+    lock = threading.Lock()
+    t0 = time.monotonic()
+
+    def client():
+        mine = []
+        while time.monotonic() - t0 < duration:
+            mine.extend(ping(d.port, token, 10))
+        with lock:
+            results.extend(mine)
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results, time.monotonic() - t0
+
+
+def metric(d, name, match=""):
+    st, _, body = d.admin("/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+               if line.startswith(name) and match in line and not line.startswith("#"))
+
+
+class LeaseExactness(lib.TestCase):
+    """A large bucket is spent in leases (ratelimit.c): never more than the bucket allows, at
+    most 1 % of it held unspent in the workers, and far fewer Redis calls than requests."""
+    LIMIT = 4000  # per minute, 4 workers: leases of 4000 / (100 x 4) = 10 tokens
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = lib.Csmcpd(workers=4, auth=True, conf={"ratelimit": {
+            "key_per_minute": cls.LIMIT, "tool_per_minute": 100000,
+            "write_per_minute": 100000}})
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_leases_never_exceed_the_bucket(self):
+        token = su.create_key(self.d.conf_path, "read", "rl-lease")
+        calls0 = metric(self.d, "csmcp_ratelimit_redis_calls_total")
+        results, elapsed = hammer(self.d, token, 3.0)
+        calls = metric(self.d, "csmcp_ratelimit_redis_calls_total") - calls0
+        ok = sum(1 for s, _, _ in results if s == 200)
+        limited = sum(1 for s, _, _ in results if s == 429)
+        self.assertEqual(ok + limited, len(results), sorted(set(s for s, _, _ in results)))
+        rate = self.LIMIT / 60.0
+        expect = self.LIMIT + rate * elapsed
+        held = 4 * (self.LIMIT // 400)  # tokens the 4 workers may hold in leases
+        print("\n    rate limit %d/min in leases: %d requests in %.2fs, %d allowed (bucket "
+              "math: %.1f, up to %d held in leases), %d limited, %d Redis calls" % (
+                  self.LIMIT, len(results), elapsed, ok, expect, held, limited, calls))
+        self.assertGreater(limited, 0)  # the clients really pushed past the limit
+        self.assertLessEqual(ok, int(expect) + 1)
+        self.assertGreaterEqual(ok, int(self.LIMIT + rate * (elapsed - 0.5)) - 1 - held)
+        self.assertGreater(metric(self.d, "csmcp_ratelimit_total", 'source="lease"'), 0)
+        # a Redis call per lease of 10; refusals are answered locally until the next token
+        self.assertLess(calls, (ok + limited) / 4, (calls, ok, limited))
+
+
 class Exactness(lib.TestCase):
     LIMIT = 120  # per minute: a burst of 120, then 2 per second
 
