@@ -13,8 +13,8 @@
 const double ctl_hist_bounds[CTL_HIST_NBOUNDS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                   0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 
-static const char *const type_names[] = {"?",     "HELLO", "READY", "HEARTBEAT",
-                                         "DRAIN", "STOP",  "BYE"};
+static const char *const type_names[] = {"?",    "HELLO", "READY",  "HEARTBEAT",
+                                         "DRAIN", "STOP", "BYE",  "HANDOFF"};
 
 const char *ctl_type_name(int type)
 {
@@ -147,6 +147,15 @@ int ctl_decode(const void *buf, size_t n, bool from_supervisor, struct ctl_hdr *
         if (plen != 0)
             return CTL_E_SIZE;
         break;
+    case CTL_HANDOFF: {
+        struct ctl_handoff ho;
+        if (plen != sizeof(ho))
+            return CTL_E_SIZE;
+        memcpy(&ho, p, sizeof(ho));
+        if (ho.count == 0 || ho.count > CTL_HANDOFF_MAX)
+            return CTL_E_SIZE;
+        break;
+    }
     }
     *hdr = h;
     *payload = p;

@@ -31,9 +31,11 @@ int ctl_encode(void *buf, size_t cap, enum ctl_type type, uint32_t seq, uint32_t
 /*
  * Validates one received message of n bytes: version, type, length field equal to n - header,
  * payload size exact for fixed types and consistent (snap_len) for HEARTBEAT and BYE, snapshot
- * well-formed. On success fills *hdr, sets *payload to point into buf (borrowed) and returns 0;
- * otherwise a CTL_E_* code. from_supervisor: the message came from the supervisor (a HELLO is then
- * a ctl_hello_ack, and only HELLO, DRAIN and STOP are valid) rather than from a worker.
+ * well-formed, HANDOFF count within 1..CTL_HANDOFF_MAX (the caller checks it against the fds
+ * that came with it). On success fills *hdr, sets *payload to point into buf (borrowed) and
+ * returns 0; otherwise a CTL_E_* code. from_supervisor: the message came from the supervisor (a
+ * HELLO is then a ctl_hello_ack, and only HELLO, DRAIN, STOP and HANDOFF are valid) rather than
+ * from a worker.
  */
 int ctl_decode(const void *buf, size_t n, bool from_supervisor, struct ctl_hdr *hdr,
                const uint8_t **payload);

@@ -7,9 +7,17 @@
  * bounded by CTL_MSG_MAX). Native endianness and layout: both ends run on the same host, and the
  * version byte guards against mixing builds across a binary upgrade.
  *
- * Direction: worker -> supervisor: HELLO, READY, HEARTBEAT, BYE.
- *            supervisor -> worker: HELLO (acknowledgement with run-time parameters), DRAIN, STOP.
+ * Direction: worker -> supervisor: HELLO, READY, HEARTBEAT, BYE, HANDOFF.
+ *            supervisor -> worker: HELLO (acknowledgement with run-time parameters), DRAIN, STOP,
+ *            HANDOFF.
  * An unknown type, a wrong version or a payload of the wrong size ends the peer.
+ *
+ * HANDOFF carries client connections (SCM_RIGHTS, at most CTL_HANDOFF_MAX fds per message): a
+ * worker draining for a reload sends its idle keep-alive connections up, the supervisor passes
+ * them down to a worker of the new generation, which adopts them. The layout of version 1 is
+ * unchanged (HANDOFF is a new type; DRAIN and HELLO use fields that were reserved and zero), so
+ * binaries of either side interoperate: a worker only gets CTL_DRAIN_F_HANDOFF, and only gets
+ * HANDOFF messages, from a supervisor that saw CTL_HELLO_F_ADOPT in its HELLO.
  */
 #ifndef CSMCP_CTL_MSG_H
 #define CSMCP_CTL_MSG_H
@@ -27,8 +35,9 @@ enum ctl_type {
     CTL_DRAIN = 4,
     CTL_STOP = 5,
     CTL_BYE = 6,
+    CTL_HANDOFF = 7,
 };
-#define CTL_TYPE_MAX CTL_BYE
+#define CTL_TYPE_MAX CTL_HANDOFF
 
 struct ctl_hdr {
     uint8_t version; /* CTL_VERSION */
@@ -41,11 +50,12 @@ struct ctl_hdr {
 static_assert(sizeof(struct ctl_hdr) == 16, "ctl_hdr layout");
 
 /* worker -> supervisor, first message. */
+#define CTL_HELLO_F_ADOPT 0x1u /* the worker adopts connections sent with HANDOFF */
 struct ctl_hello {
     int32_t pid;
     int32_t slot;
     uint32_t gen;
-    uint32_t reserved;
+    uint32_t flags; /* CTL_HELLO_F_* (was reserved: 0 from older workers) */
     uint64_t cfg_hash; /* cfg_hash() of the config the worker loaded */
 };
 static_assert(sizeof(struct ctl_hello) == 24, "ctl_hello layout");
@@ -75,9 +85,12 @@ struct ctl_heartbeat {
 };
 static_assert(sizeof(struct ctl_heartbeat) == 16, "ctl_heartbeat layout");
 
+/* CTL_DRAIN_F_HANDOFF: the drain is for a reload; hand idle plain-TCP connections up with
+ * HANDOFF instead of closing them (a shutdown drain never sets it). */
+#define CTL_DRAIN_F_HANDOFF 0x1u
 struct ctl_drain {
     uint32_t deadline_ms; /* from receipt */
-    uint32_t reserved;
+    uint32_t flags;       /* CTL_DRAIN_F_* (was reserved: 0 from older supervisors) */
 };
 static_assert(sizeof(struct ctl_drain) == 8, "ctl_drain layout");
 
@@ -94,6 +107,14 @@ struct ctl_bye {
     struct ctl_heartbeat hb;
 };
 static_assert(sizeof(struct ctl_bye) == 24, "ctl_bye layout");
+
+/* HANDOFF payload; the message's SCM_RIGHTS control data holds exactly count fds. */
+#define CTL_HANDOFF_MAX 200 /* below the kernel's SCM_MAX_FD (253) */
+struct ctl_handoff {
+    uint32_t count;
+    uint32_t reserved;
+};
+static_assert(sizeof(struct ctl_handoff) == 8, "ctl_handoff layout");
 
 /*
  * Metrics snapshot entry, packed back to back:

@@ -16,6 +16,12 @@
  *   never land in the supervisor's libevent signal pipe from the child.
  * - Reload: validate the new config before anything is spawned; generation g+1 must be
  *   entirely READY before generation g gets DRAIN (slots.c); sd_notify RELOADING=1 ... READY=1.
+ * - Connection handoff: a reload's DRAIN asks the old workers to hand their idle connections
+ *   up (HANDOFF, SCM_RIGHTS); each batch is passed straight on to a READY worker of the current
+ *   generation (round robin) and our copies are closed before the next message is read, so
+ *   the supervisor holds at most one batch of client fds at any time and never reads from
+ *   them. When no worker can take a batch (shutdown, failed reload, channels full) the
+ *   connections are closed and counted. Client fds are CLOEXEC like every other fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +96,7 @@ struct wio {
     uint32_t lag_us;
     uint32_t seq;
     bool trunc_warned;
+    bool adopts; /* HELLO said CTL_HELLO_F_ADOPT */
 };
 
 static struct {
@@ -123,6 +130,8 @@ static struct {
     char status[256];
     bool hup_pending; /* SIGHUP received during a reload */
     pid_t pid;
+    unsigned handoff_rr;                   /* round robin over adopting workers */
+    uint64_t handoff_forwarded, handoff_dropped; /* connections */
 } sup;
 
 static int64_t now_ms(void)
@@ -315,6 +324,143 @@ static void store_snapshot(struct wio *io, const uint8_t *p)
 
 static void after_event(void);
 
+/* READY workers of generation gen that adopt connections (up to max of them into v). */
+static int adopters(uint32_t gen, struct slots_worker **v, int max)
+{
+    int n = 0;
+    for (struct slots_worker *w = sup.slots.workers; w; w = w->next) {
+        const struct wio *io = w->io;
+        if (w->gen != gen || w->state != SLOTS_READY || !io || io->fd < 0 || !io->adopts)
+            continue;
+        if (v && n < max)
+            v[n] = w;
+        n++;
+    }
+    return n;
+}
+
+static void close_fds(const int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* One HANDOFF message with n fds to w. 0 sent, -1 not (channel full or gone). */
+static int send_fds(struct slots_worker *w, const int *fds, int n)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
+        struct cmsghdr align;
+    } cbuf;
+    struct wio *io = w->io;
+    uint8_t out[sizeof(struct ctl_hdr) + sizeof(struct ctl_handoff)];
+    struct ctl_handoff ho = {.count = (uint32_t)n};
+    struct iovec iov;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *cm;
+    int len = ctl_encode(out, sizeof(out), CTL_HANDOFF, io->seq + 1, w->gen, &ho, sizeof(ho));
+    ssize_t r;
+
+    if (len < 0)
+        return -1;
+    iov.iov_base = out;
+    iov.iov_len = (size_t)len;
+    memset(&cbuf, 0, sizeof(cbuf));
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+    do
+        r = sendmsg(io->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r == len) {
+        io->seq++;
+        return 0;
+    }
+    log_warn("worker slot %d pid %d: sendmsg(HANDOFF, %d fds): %s", w->slot, (int)w->pid, n,
+             r < 0 ? strerror(errno) : "short write");
+    return -1;
+}
+
+/*
+ * Passes a batch of connections handed up by a draining worker to the next READY adopting
+ * worker of the current generation (round robin; a worker whose channel is full is skipped).
+ * fds are closed here in every case: sent (the receiver holds its own references) or not.
+ */
+static void forward_handoff(const struct slots_worker *from, const int *fds, int n, int lost)
+{
+    struct slots_worker *v[SLOTS_MAX];
+    int k = sup.slots.shutdown ? 0 : adopters(sup.slots.gen, v, SLOTS_MAX);
+    bool sent = false;
+
+    if (k > SLOTS_MAX)
+        k = SLOTS_MAX;
+    for (int i = 0; i < k && !sent; i++) {
+        struct slots_worker *w = v[(sup.handoff_rr + (unsigned)i) % (unsigned)k];
+        if (w == from)
+            continue;
+        if (send_fds(w, fds, n) == 0) {
+            sent = true;
+            sup.handoff_rr += (unsigned)i + 1;
+            log_debug("handoff: %d connections from worker pid %d to worker pid %d", n,
+                      (int)from->pid, (int)w->pid);
+        }
+    }
+    close_fds(fds, n);
+    if (sent)
+        sup.handoff_forwarded += (uint64_t)n;
+    else if (n > 0) {
+        sup.handoff_dropped += (uint64_t)n;
+        log_warn("handoff: closed %d idle connections of worker pid %d: %s", n, (int)from->pid,
+                 sup.slots.shutdown ? "shutting down"
+                 : k == 0           ? "no READY worker of the current generation adopts"
+                                    : "every adopting worker's channel is full");
+    }
+    if (lost > 0) {
+        sup.handoff_dropped += (uint64_t)lost;
+        log_warn("handoff: %d connections of worker pid %d lost to the supervisor's fd limit",
+                 lost, (int)from->pid);
+    }
+}
+
+/* recv() of one message and its SCM_RIGHTS fds (CLOEXEC); *trunc: the kernel cut them. */
+static ssize_t recv_msg(int fd, uint8_t *buf, size_t cap, int *fds, int *nfds, bool *trunc)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    *nfds = 0;
+    *trunc = false;
+    mh.msg_control = cbuf.b;
+    mh.msg_controllen = sizeof(cbuf.b);
+    n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    *trunc = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int j = 0; j < k; j++) {
+            int f;
+            memcpy(&f, CMSG_DATA(cm) + (size_t)j * sizeof(int), sizeof(int));
+            if (*nfds < CTL_HANDOFF_MAX)
+                fds[(*nfds)++] = f;
+            else
+                close(f);
+        }
+    }
+    return n;
+}
+
 static void on_chan(evutil_socket_t fd, short what, void *arg)
 {
     static uint8_t buf[CTL_MSG_MAX + 1];
@@ -326,13 +472,32 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < 32 && io->fd >= 0; i++) {
         struct ctl_hdr h;
         const uint8_t *p;
-        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        int fds[CTL_HANDOFF_MAX], nfds;
+        bool trunc;
+        ssize_t n = recv_msg(fd, buf, sizeof(buf), fds, &nfds, &trunc);
         int rc;
 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
+        if (n > 0 && nfds > 0) {
+            /* Client connections come only with HANDOFF, from a worker draining for a reload. */
+            struct ctl_handoff ho;
+            rc = ctl_decode(buf, (size_t)n, false, &h, &p);
+            if (rc == 0 && h.gen == w->gen && h.type == CTL_HANDOFF &&
+                w->state == SLOTS_DRAINING) {
+                memcpy(&ho, p, sizeof(ho));
+                if ((uint32_t)nfds == ho.count || ((uint32_t)nfds < ho.count && trunc)) {
+                    forward_handoff(w, fds, nfds, (int)ho.count - nfds);
+                    continue;
+                }
+            }
+            close_fds(fds, nfds);
+            chan_drop(io);
+            slots_on_bad_worker(&sup.slots, w, "unexpected file descriptors on the channel", now);
+            break;
+        }
         if (n <= 0) {
             /* The worker closed its end: it is exiting; the reaper will see it. */
             log_debug("worker slot %d pid %d: control channel closed", w->slot, (int)w->pid);
@@ -370,6 +535,7 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
                                     now);
                 return;
             }
+            io->adopts = (hello.flags & CTL_HELLO_F_ADOPT) != 0;
             ack.heartbeat_ms = (uint32_t)c->server_heartbeat_ms;
             ack.drain_timeout_ms = (uint32_t)c->server_drain_timeout * 1000;
             chan_send(w, CTL_HELLO, &ack, sizeof(ack));
@@ -395,6 +561,18 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
             log_info("worker slot %d gen %u pid %d: BYE (reason %u)", w->slot, w->gen, (int)w->pid,
                      reason);
             break;
+        }
+        case CTL_HANDOFF: {
+            /* Every fd cut by our own fd limit (the kernel closed them): count, not blame. */
+            struct ctl_handoff ho;
+            memcpy(&ho, p, sizeof(ho));
+            if (trunc && w->state == SLOTS_DRAINING) {
+                forward_handoff(w, fds, 0, (int)ho.count);
+                break;
+            }
+            chan_drop(io);
+            slots_on_bad_worker(&sup.slots, w, "HANDOFF without file descriptors", now);
+            return;
         }
         default:
             chan_drop(io);
@@ -533,6 +711,11 @@ static void op_send(void *arg, struct slots_worker *w, enum slots_msg msg, int d
     (void)arg;
     if (msg == SLOTS_MSG_DRAIN) {
         struct ctl_drain d = {.deadline_ms = deadline_ms > 0 ? (uint32_t)deadline_ms : 0};
+        /* Ask for a handoff only when the generation taking over can adopt (a worker binary
+         * older than the supervisor cannot: its connections get the grace close). */
+        if (w->handoff &&
+            adopters(sup.slots.reloading ? sup.slots.new_gen : sup.slots.gen, NULL, 0) > 0)
+            d.flags = CTL_DRAIN_F_HANDOFF;
         chan_send(w, CTL_DRAIN, &d, sizeof(d));
     } else {
         chan_send(w, CTL_STOP, NULL, 0);
@@ -998,6 +1181,13 @@ void sup_write_metrics(FILE *f)
             "csmcp_reloads_total{result=\"failed\"} %llu\n",
             (unsigned long long)s->reloads_ok,
             (unsigned long long)(s->reloads_failed + sup.reloads_rejected));
+    fprintf(f,
+            "# HELP csmcp_supervisor_handoff_connections_total Idle connections handed up by "
+            "workers draining for a reload, by outcome (forwarded to a worker of the current "
+            "generation, or dropped: closed).\n# TYPE csmcp_supervisor_handoff_connections_total "
+            "counter\ncsmcp_supervisor_handoff_connections_total{result=\"forwarded\"} %llu\n"
+            "csmcp_supervisor_handoff_connections_total{result=\"dropped\"} %llu\n",
+            (unsigned long long)sup.handoff_forwarded, (unsigned long long)sup.handoff_dropped);
     fprintf(f, "# HELP csmcp_slot_restarts_total Crash restarts per slot.\n# TYPE "
                "csmcp_slot_restarts_total counter\n");
     for (int i = 0; i < s->nslots; i++)

@@ -83,8 +83,9 @@ static void kill_now(struct slots *s, struct slots_worker *w)
     }
 }
 
+/* handoff: a reload's drain (the new generation is READY to adopt idle connections). */
 static void begin_drain(struct slots *s, struct slots_worker *w, int64_t deadline_ms,
-                        const char *why, int64_t now)
+                        const char *why, bool handoff, int64_t now)
 {
     if (w->state == SLOTS_DRAINING || w->state == SLOTS_EXITED) {
         if (deadline_ms < w->deadline_ms)
@@ -93,6 +94,7 @@ static void begin_drain(struct slots *s, struct slots_worker *w, int64_t deadlin
     }
     set_state(w, SLOTS_DRAINING, why);
     w->deadline_ms = deadline_ms;
+    w->handoff = handoff;
     s->ops->send(s->ops->arg, w, SLOTS_MSG_DRAIN, (int)(deadline_ms - now));
 }
 
@@ -206,7 +208,7 @@ static void reload_commit(struct slots *s, int64_t now)
     for (struct slots_worker *w = s->workers; w; w = w->next)
         if (w->gen != s->new_gen)
             begin_drain(s, w, now + s->newp.drain_timeout_ms + s->newp.kill_grace_ms, "reload",
-                        now);
+                        true, now);
     for (i = 0; i < SLOTS_MAX; i++) {
         uint64_t restarts = s->slot[i].restarts;
         memset(&s->slot[i], 0, sizeof(s->slot[i]));
@@ -468,7 +470,7 @@ void slots_shutdown(struct slots *s, bool fast, int64_t now)
         if (fast)
             stop_worker(s, w, "fast shutdown", now);
         else
-            begin_drain(s, w, now + s->p.drain_timeout_ms, "shutdown", now);
+            begin_drain(s, w, now + s->p.drain_timeout_ms, "shutdown", false, now);
     }
 }
 

@@ -43,6 +43,7 @@ struct slots_worker {
     bool hello;          /* HELLO received */
     bool timed_out;      /* watchdog fired */
     bool stopped;        /* STOP sent (rollback or fast shutdown) */
+    bool handoff;        /* DRAINING for a reload: its idle connections go to the new generation */
     int kill_stage;      /* 0 none, 1 soft signal sent, 2 SIGKILL sent */
     int64_t started_ms;  /* spawn time */
     int64_t ready_ms;    /* READY time, 0 before */
@@ -84,7 +85,8 @@ struct slots_ops {
     /* fork+exec a worker for w->slot / w->gen; sets w->pid and w->io. 0 or -1. */
     int (*spawn)(void *arg, struct slots_worker *w);
     void (*kill)(void *arg, struct slots_worker *w, int sig);
-    /* DRAIN (with deadline_ms) or STOP over the control channel; best effort. */
+    /* DRAIN (with deadline_ms; w->handoff says whether it is a reload's) or STOP over the
+     * control channel; best effort. */
     void (*send)(void *arg, struct slots_worker *w, enum slots_msg msg, int deadline_ms);
     /* w is gone: release w->io and retire its metrics. */
     void (*exited)(void *arg, struct slots_worker *w);

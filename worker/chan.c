@@ -4,12 +4,16 @@
  *
  * Sends HELLO at start, READY once, a HEARTBEAT with a metrics snapshot from a loop timer (so a
  * stuck event loop stops heartbeating and the supervisor's watchdog notices), and BYE at exit.
- * Receives the HELLO acknowledgement (heartbeat interval), DRAIN and STOP.
+ * Receives the HELLO acknowledgement (heartbeat interval), DRAIN and STOP. Connections travel
+ * both ways in HANDOFF messages (SCM_RIGHTS): up from a worker draining for a reload, down to a
+ * worker that adopts them.
  *
  * Invariants: the fd is non-blocking and SOCK_SEQPACKET (one send = one message); a heartbeat
  * that would block is dropped, never queued; EOF or an error on the channel means the
  * supervisor is gone and triggers on_drain exactly once; a malformed or unknown message from
- * the supervisor triggers on_stop (the peer cannot be trusted any more). No hook runs twice.
+ * the supervisor triggers on_stop (the peer cannot be trusted any more). No hook runs twice
+ * (on_adopt runs once per HANDOFF). Every fd that arrives is either given to on_adopt or
+ * closed here: none leaks, whatever the message.
  */
 #include "chan.h"
 
@@ -43,6 +47,7 @@ static struct {
     bool ready_sent;
     bool drain_called;
     bool stop_called;
+    bool drain_handoff;
     struct timespec hb_expected;
     uint32_t loop_lag_us;
     uint8_t buf[CTL_MSG_MAX];
@@ -156,6 +161,50 @@ static void lost(void)
         event_del(ch.ev_hb);
 }
 
+static void close_fds(const int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/*
+ * recv() of one message with its SCM_RIGHTS fds (at most CTL_HANDOFF_MAX, CLOEXEC). *trunc is
+ * set when the kernel cut the control data (our fd limit): those fds were closed by it.
+ */
+static ssize_t recv_msg(int fd, int *fds, int *nfds, bool *trunc)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = ch.buf, .iov_len = sizeof(ch.buf)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    *nfds = 0;
+    *trunc = false;
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = sizeof(cbuf.buf);
+    n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    *trunc = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int j = 0; j < k; j++) {
+            int f;
+            memcpy(&f, CMSG_DATA(cm) + (size_t)j * sizeof(int), sizeof(int));
+            if (*nfds < CTL_HANDOFF_MAX)
+                fds[(*nfds)++] = f;
+            else
+                close(f);
+        }
+    }
+    return n;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -164,7 +213,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < 16; i++) {
         struct ctl_hdr h;
         const uint8_t *p;
-        ssize_t n = recv(fd, ch.buf, sizeof(ch.buf), MSG_DONTWAIT);
+        int fds[CTL_HANDOFF_MAX], nfds;
+        bool trunc;
+        ssize_t n = recv_msg(fd, fds, &nfds, &trunc);
         int rc;
 
         if (n < 0 && errno == EINTR)
@@ -172,6 +223,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (n <= 0) {
+            close_fds(fds, nfds);
             log_notice("control channel closed (%s): supervisor gone, draining",
                        n == 0 ? "EOF" : strerror(errno));
             lost();
@@ -179,6 +231,24 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
         rc = ctl_decode(ch.buf, (size_t)n, true, &h, &p);
+        if (rc == 0 && h.type == CTL_HANDOFF) {
+            struct ctl_handoff ho;
+            memcpy(&ho, p, sizeof(ho));
+            /* Fewer fds than announced only when our fd limit cut the message. */
+            if ((uint32_t)nfds > ho.count || ((uint32_t)nfds < ho.count && !trunc))
+                rc = CTL_E_SIZE;
+            else if (!ch.hooks.on_adopt)
+                rc = CTL_E_TYPE; /* we never offered to adopt */
+            else {
+                if (trunc)
+                    log_warn("control channel: HANDOFF of %u connections truncated to %d (fd "
+                             "limit?)",
+                             ho.count, nfds);
+                ch.hooks.on_adopt(fds, nfds, (int)ho.count - nfds, ch.hooks.arg);
+                continue;
+            }
+        }
+        close_fds(fds, nfds); /* fds on any other message are not ours to keep */
         if (rc < 0) {
             log_error("control channel: bad message from supervisor: %s", ctl_strerror(rc));
             lost();
@@ -197,10 +267,17 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             }
             break;
         }
-        case CTL_DRAIN:
-            log_info("control channel: DRAIN received");
+        case CTL_DRAIN: {
+            struct ctl_drain d;
+            memcpy(&d, p, sizeof(d));
+            if (!ch.drain_called)
+                ch.drain_handoff = (d.flags & CTL_DRAIN_F_HANDOFF) != 0 && ch.hooks.on_adopt;
+            log_info("control channel: DRAIN received (%s)",
+                     ch.drain_handoff ? "reload: idle connections go to the new generation"
+                                      : "idle connections are closed");
             call_drain();
             break;
+        }
         case CTL_STOP:
             log_info("control channel: STOP received");
             lost();
@@ -238,6 +315,7 @@ int chan_start(struct event_base *base, int fd, int slot, int generation, uint64
     hello.slot = slot;
     hello.gen = (uint32_t)generation;
     hello.cfg_hash = cfg_hash;
+    hello.flags = hooks->on_adopt ? CTL_HELLO_F_ADOPT : 0;
     if (send_msg(CTL_HELLO, &hello, sizeof(hello), 1000) < 0) {
         log_error("control channel: cannot send HELLO");
         goto fail;
@@ -268,6 +346,56 @@ void chan_send_ready(void)
     if (ch.ev_hb) {
         size_t n = build_hb(ch.buf, sizeof(ch.buf) - sizeof(struct ctl_hdr));
         send_msg(CTL_HEARTBEAT, ch.buf, n, 0);
+    }
+}
+
+bool chan_drain_handoff(void)
+{
+    return ch.drain_handoff;
+}
+
+int chan_send_fds(const int *fds, int n)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
+        struct cmsghdr align;
+    } cbuf;
+    uint8_t out[sizeof(struct ctl_hdr) + sizeof(struct ctl_handoff)];
+    struct ctl_handoff ho = {.count = (uint32_t)n};
+    struct iovec iov;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *cm;
+    int len;
+
+    if (ch.fd < 0 || n < 1 || n > CTL_HANDOFF_MAX)
+        return -1;
+    len = ctl_encode(out, sizeof(out), CTL_HANDOFF, ch.seq + 1, ch.gen, &ho, sizeof(ho));
+    if (len < 0)
+        return -1;
+    iov.iov_base = out;
+    iov.iov_len = (size_t)len;
+    memset(&cbuf, 0, sizeof(cbuf));
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+    for (;;) {
+        ssize_t w = sendmsg(ch.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w == len) {
+            ch.seq++;
+            return 0;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        /* ETOOMANYREFS: too many fds in flight for this user right now; like a full channel */
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETOOMANYREFS))
+            return 1;
+        log_warn("control channel sendmsg(HANDOFF, %d fds): %s", n,
+                 w < 0 ? strerror(errno) : "short write");
+        return -1;
     }
 }
 

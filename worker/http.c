@@ -15,6 +15,13 @@
  *   request is arriving, none while it is handled (the MCP layer bounds calls itself).
  * - Limits are answered with a status and Connection: close: 431 (head too large), 413 (body
  *   too large), 400 (malformed), 408 (read timeout).
+ * - Drain for a reload (http_drain_handoff): a connection that is idle between requests with
+ *   nothing buffered in user space (plain TCP only) is never closed: its fd goes to the
+ *   supervisor and on to a worker of the new generation, which adopts it (http_adopt_fd);
+ *   bytes the client sends meanwhile wait in the kernel socket buffer. Our copy is closed only
+ *   after sendmsg succeeded. Connections with a request under way finish here with
+ *   Connection: close. Without a handoff (shutdown, TLS, channel failure) idle connections get a
+ *   1 s grace and are closed.
  */
 #include "http.h"
 
@@ -45,6 +52,9 @@
 #define HTTP_ACCEPT_BATCH  64
 #define HTTP_MAX_HEADERS   100
 #define HTTP_MAX_ROUTES    16
+#define HTTP_HANDOFF_BATCH 200 /* = CTL_HANDOFF_MAX */
+#define HTTP_HANDOFF_RETRY_MS 5
+#define HTTP_HANDOFF_GIVE_UP_MS 2000 /* channel busy this long: fall back to the grace close */
 
 enum conn_state {
     C_IDLE,     /* between requests */
@@ -124,6 +134,12 @@ static struct {
     struct conn *conns;
     size_t nconns;
     http_parser_settings settings;
+    /* handoff of idle connections (drain for a reload) */
+    http_handoff_fn handoff;
+    void *handoff_arg;
+    struct event *handoff_timer;
+    struct timespec handoff_busy_since; /* tv_sec 0: not busy */
+    unsigned long long handed_off, handoff_batches;
 } H;
 
 static void conn_free(struct conn *c);
@@ -253,12 +269,13 @@ static void req_reset(struct http_req *r)
     r->close_arg = NULL;
 }
 
-static void new_conn(int fd)
+/* Registers a connection (accepted, or adopted from a draining worker). Owns fd. 0 or -1. */
+static int new_conn(int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         close(fd);
-        return;
+        return -1;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -300,7 +317,7 @@ static void new_conn(int fd)
     H.conns = c;
     H.nconns++;
     gauge_conns();
-    return;
+    return 0;
 
 fail_bev:
     if (c->out)
@@ -311,10 +328,11 @@ fail_bev:
         event_free(c->resume);
     bufferevent_free(c->bev); /* closes fd */
     free(c);
-    return;
+    return -1;
 fail_fd:
     close(fd);
     free(c);
+    return -1;
 }
 
 static void accept_cb(evutil_socket_t lfd, short what, void *arg)
@@ -877,6 +895,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case C_HANDLING:
         break;
     default:
+        if (H.draining && c->state == C_IDLE)
+            metrics_inc("csmcp_http_drain_idle_closed_total", NULL, 1);
         conn_free(c);
         break;
     }
@@ -932,24 +952,135 @@ static void close_listeners(void)
     H.nls = 0;
 }
 
-void http_drain(http_drained_fn cb, void *arg)
+/* Idle, nothing buffered in user space in either direction, plain TCP: may change process. */
+static bool handoff_eligible(const struct conn *c)
+{
+    return c->state == C_IDLE && !c->gone && c->bev != NULL && !H.ssl_ctx &&
+           evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+           evbuffer_get_length(c->out) == 0;
+}
+
+/* Today's drain for idle connections: a short grace (1 s) to send a request, then close. */
+static void grace_close_idle(void)
+{
+    for (struct conn *c = H.conns; c; c = c->next)
+        if (c->state == C_IDLE)
+            arm_timer(c, 1);
+}
+
+static void handoff_stop(const char *why)
+{
+    if (H.handoff == NULL)
+        return;
+    H.handoff = NULL;
+    if (H.handoff_timer)
+        event_del(H.handoff_timer);
+    log_info("drain: handed off %llu idle connections to the new generation in %llu batches%s%s",
+             H.handed_off, H.handoff_batches, why ? "; " : "", why ? why : "");
+}
+
+static void handoff_pass(void);
+
+static void handoff_retry(int ms)
+{
+    struct timeval tv = {0, ms * 1000};
+    if (H.handoff_timer)
+        evtimer_add(H.handoff_timer, &tv);
+}
+
+static void handoff_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    handoff_pass();
+}
+
+/*
+ * Sends every eligible connection up in batches; a full channel is retried every few ms (for
+ * at most HTTP_HANDOFF_GIVE_UP_MS), a broken one ends the handoff and the remaining idle
+ * connections get the grace close. Connections that are busy now are answered with
+ * Connection: close as they finish, so one pass over the list is enough.
+ */
+static void handoff_pass(void)
+{
+    int fds[HTTP_HANDOFF_BATCH];
+    struct conn *batch[HTTP_HANDOFF_BATCH];
+    struct conn *c = H.conns;
+
+    while (H.handoff) {
+        int n = 0;
+        for (; c && n < HTTP_HANDOFF_BATCH; c = c->next)
+            if (handoff_eligible(c)) {
+                batch[n] = c;
+                fds[n++] = bufferevent_getfd(c->bev);
+            }
+        if (n == 0) {
+            handoff_stop(NULL);
+            return;
+        }
+        int rc = H.handoff(fds, n, H.handoff_arg);
+        if (rc == 1) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (H.handoff_busy_since.tv_sec == 0)
+                H.handoff_busy_since = now;
+            else if ((now.tv_sec - H.handoff_busy_since.tv_sec) * 1000 +
+                         (now.tv_nsec - H.handoff_busy_since.tv_nsec) / 1000000 >
+                     HTTP_HANDOFF_GIVE_UP_MS) {
+                handoff_stop("control channel busy for 2 s: closing the rest after a grace");
+                grace_close_idle();
+                return;
+            }
+            handoff_retry(HTTP_HANDOFF_RETRY_MS);
+            return;
+        }
+        if (rc < 0) {
+            handoff_stop("control channel failed: closing the rest after a grace");
+            grace_close_idle();
+            return;
+        }
+        H.handoff_busy_since.tv_sec = 0;
+        H.handed_off += (unsigned long long)n;
+        H.handoff_batches++;
+        metrics_inc("csmcp_http_connections_handed_off_total", NULL, (uint64_t)n);
+        /* The kernel holds the sockets now: drop ours without a FIN (other references live);
+         * disabling first takes them out of our epoll set before the close. c points past the
+         * batch, and freeing a batch member frees nothing else. */
+        for (int i = 0; i < n; i++) {
+            bufferevent_disable(batch[i]->bev, EV_READ | EV_WRITE);
+            conn_free(batch[i]);
+        }
+    }
+}
+
+static void drain_common(http_drained_fn cb, void *arg, http_handoff_fn fn, void *fnarg)
 {
     H.draining = true;
     H.drained = cb;
     H.drained_arg = arg;
     /* Our copy of the shared listening socket is closed; the other workers keep accepting. */
     close_listeners();
-    /*
-     * Idle connections are not closed at once: a client may be sending its next request right
-     * now (a fresh connection always is), and closing would lose it. Each gets a short grace
-     * (1 s, the read timeout if shorter) to send it, answered with Connection: close; the idle
-     * timer closes the ones that stay quiet.
-     */
-    struct conn *c = H.conns, *next;
-    for (; c; c = next) {
-        next = c->next;
-        if (c->state == C_IDLE)
-            arm_timer(c, 1);
+    if (fn && !H.ssl_ctx) {
+        H.handoff = fn;
+        H.handoff_arg = fnarg;
+        H.handed_off = H.handoff_batches = 0;
+        if (H.handoff_timer == NULL)
+            H.handoff_timer = evtimer_new(H.base, handoff_timer_cb, NULL);
+        if (H.nconns == 0)
+            handoff_stop(NULL);
+        else
+            handoff_pass();
+    } else {
+        /*
+         * Idle connections are not closed at once: a client may be sending its next request
+         * right now (a fresh connection always is), and closing would lose it. Each gets a
+         * short grace (1 s, the read timeout if shorter) to send it, answered with Connection:
+         * close; the idle timer closes the ones that stay quiet. The race remains at the end of
+         * the grace: only a handoff removes it.
+         */
+        grace_close_idle();
     }
     if (H.nconns == 0 && H.drained) {
         H.drained = NULL;
@@ -957,10 +1088,56 @@ void http_drain(http_drained_fn cb, void *arg)
     }
 }
 
+void http_drain(http_drained_fn cb, void *arg)
+{
+    drain_common(cb, arg, NULL, NULL);
+}
+
+void http_drain_handoff(http_drained_fn cb, void *arg, http_handoff_fn fn, void *fnarg)
+{
+    drain_common(cb, arg, fn, fnarg);
+}
+
+int http_adopt_fd(int fd)
+{
+    size_t cap = (size_t)H.cfg->server_max_connections;
+    size_t margin = cap / 4 > 64 ? cap / 4 : 64;
+
+    /* Plain TCP only: a TLS session's state cannot move between processes. */
+    if (H.ssl_ctx || H.nconns >= cap + margin) {
+        metrics_inc("csmcp_http_connections_adopt_refused_total", NULL, 1);
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    if (new_conn(fd) < 0) {
+        metrics_inc("csmcp_http_connections_adopt_refused_total", NULL, 1);
+        return -1;
+    }
+    metrics_inc("csmcp_http_connections_adopted_total", NULL, 1);
+    update_accepting();
+    if (H.draining) {
+        /* Adopted while draining (a SIGTERM raced the supervisor's choice): pass it on again,
+         * or give it the grace of a non-handoff drain. */
+        if (H.handoff)
+            handoff_retry(0);
+        else
+            arm_timer(H.conns, 1);
+    }
+    return 0;
+}
+
 void http_shutdown(void)
 {
     H.drained = NULL;
     H.draining = true;
+    H.handoff = NULL;
+    if (H.handoff_timer) {
+        event_free(H.handoff_timer);
+        H.handoff_timer = NULL;
+    }
     close_listeners();
     while (H.conns) {
         struct conn *c = H.conns;

@@ -49,9 +49,28 @@ int http_listen_addr(const char *hostport);
 void http_set_default_headers(const char *headers);
 /* TLS hook: when set, accepted sockets are wrapped in bufferevent_openssl (borrowed ctx). */
 void http_set_ssl_ctx(SSL_CTX *ctx);
-/* Stops accepting, closes idle connections, marks the rest Connection: close; cb runs when
- * none remain (possibly at once). */
+/* Stops accepting, closes idle connections (after a 1 s grace), marks the rest Connection:
+ * close; cb runs when none remain (possibly at once). */
 void http_drain(http_drained_fn cb, void *arg);
+/*
+ * Sends n connection fds elsewhere. Returns 0 when sent (the callee's transport holds its own
+ * references; the caller closes its copies), 1 when it would block (retry later), -1 when it
+ * cannot send at all. fds are borrowed.
+ */
+typedef int (*http_handoff_fn)(const int *fds, int n, void *arg);
+/*
+ * As http_drain, for a reload: plain-TCP connections idle between requests, with nothing
+ * buffered, are passed to fn (batches of up to 200) instead of being closed; the others finish
+ * with Connection: close. Falls back to http_drain's grace close if fn fails (or stays busy
+ * for 2 s). Logs "handed off N idle connections"; counts csmcp_http_connections_handed_off_total.
+ */
+void http_drain_handoff(http_drained_fn cb, void *arg, http_handoff_fn fn, void *fnarg);
+/*
+ * Registers fd (a connection handed off by a draining worker; owned from now on) as a new idle
+ * keep-alive connection, as after accept. Up to server.max_connections plus a margin of a
+ * quarter (at least 64) beyond it; over that, or under TLS, the fd is closed. 0 or -1.
+ */
+int http_adopt_fd(int fd);
 bool http_draining(void);
 /* Stops accepting and closes every connection now (exit path). */
 void http_shutdown(void);

@@ -9,6 +9,8 @@
  * Invariants: signals only reach the loop through evsignal (no work in handlers); drain runs
  * once (SIGTERM, DRAIN, or EOF on the control channel) and ends with BYE and exit 0 when the
  * last connection closes or server.drain_timeout passes; STOP, SIGINT and SIGQUIT exit at once.
+ * A DRAIN for a reload hands idle connections to the supervisor (http_drain_handoff over
+ * chan_send_fds); connections the supervisor passes down are adopted (http_adopt_fd).
  * Nothing a client sends can make this process exit.
  */
 #include "auth.h"
@@ -18,6 +20,7 @@
 #include "http.h"
 #include "log.h"
 #include "mcp.h"
+#include "metrics.h"
 #include "pgpool.h"
 #include "ratelimit.h"
 #include "redisc.h"
@@ -135,18 +138,46 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     finish(0);
 }
 
+static int handoff_send(const int *fds, int n, void *arg)
+{
+    (void)arg;
+    return chan_send_fds(fds, n);
+}
+
+static void adopt_cb(const int *fds, int n, int lost, void *arg)
+{
+    int refused = 0;
+    (void)arg;
+    for (int i = 0; i < n; i++)
+        if (http_adopt_fd(fds[i]) < 0)
+            refused++;
+    if (lost > 0)
+        metrics_inc("csmcp_http_connections_adopt_refused_total", NULL, (uint64_t)lost);
+    if (refused || lost)
+        log_warn("adopted %d of %d connections handed over (%d over the connection cap or "
+                 "unusable, %d cut by the fd limit)",
+                 n - refused, n + lost, refused, lost);
+    else
+        log_debug("adopted %d connections handed over by a draining worker", n);
+}
+
 static void start_drain(void *arg)
 {
     if (W.draining)
         return;
     W.draining = true;
-    log_info("draining: %zu connections open", http_connections());
+    bool handoff = A.ctl_fd >= 0 && chan_drain_handoff();
+    log_info("draining%s: %zu connections open", handoff ? " for a reload" : "",
+             http_connections());
     W.drain_timer = evtimer_new(W.base, drain_timeout_cb, NULL);
     struct timeval tv = {W.cfg.server_drain_timeout, 0};
     if (W.drain_timer)
         evtimer_add(W.drain_timer, &tv);
     mcp_drain();
-    http_drain(drained_cb, NULL);
+    if (handoff)
+        http_drain_handoff(drained_cb, NULL, handoff_send, NULL);
+    else
+        http_drain(drained_cb, NULL);
 }
 
 static void stop_now(void *arg)
@@ -280,7 +311,8 @@ int main(int argc, char **argv)
         fatal("evsignal set-up failed");
 
     if (A.ctl_fd >= 0) {
-        struct chan_hooks hooks = {.on_drain = start_drain, .on_stop = stop_now, .arg = NULL};
+        struct chan_hooks hooks = {
+            .on_drain = start_drain, .on_stop = stop_now, .arg = NULL, .on_adopt = adopt_cb};
         if (chan_start(W.base, A.ctl_fd, A.slot, A.generation, cfg_hash(&W.cfg), &hooks) < 0)
             fatal("control channel on fd %d failed", A.ctl_fd);
     }

@@ -62,7 +62,7 @@ static void sup_send(enum ctl_type t, const void *p, size_t len)
 static void setup(void)
 {
     int sv[2];
-    struct chan_hooks hooks = {on_drain, on_stop, NULL};
+    struct chan_hooks hooks = {.on_drain = on_drain, .on_stop = on_stop, .arg = NULL};
 
     drains = stops = 0;
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);

@@ -30,6 +30,53 @@ START_TEST(hello_roundtrip)
 }
 END_TEST
 
+START_TEST(handoff_both_directions)
+{
+    struct ctl_handoff ho = {.count = 200};
+    struct ctl_hdr hdr;
+    const uint8_t *p;
+    struct ctl_handoff out;
+    int n = ctl_encode(buf, sizeof(buf), CTL_HANDOFF, 3, 2, &ho, sizeof(ho));
+
+    ck_assert_int_eq(n, 16 + 8);
+    /* valid from a draining worker and from the supervisor passing it on */
+    ck_assert_int_eq(ctl_decode(buf, (size_t)n, false, &hdr, &p), 0);
+    ck_assert_int_eq(ctl_decode(buf, (size_t)n, true, &hdr, &p), 0);
+    ck_assert_int_eq(hdr.type, CTL_HANDOFF);
+    memcpy(&out, p, sizeof(out));
+    ck_assert_uint_eq(out.count, 200);
+    ck_assert_str_eq(ctl_type_name(CTL_HANDOFF), "HANDOFF");
+    /* 0 fds, more than CTL_HANDOFF_MAX, or a wrong payload size: rejected */
+    ho.count = 0;
+    n = ctl_encode(buf, sizeof(buf), CTL_HANDOFF, 3, 2, &ho, sizeof(ho));
+    ck_assert_int_eq(ctl_decode(buf, (size_t)n, true, &hdr, &p), CTL_E_SIZE);
+    ho.count = CTL_HANDOFF_MAX + 1;
+    n = ctl_encode(buf, sizeof(buf), CTL_HANDOFF, 3, 2, &ho, sizeof(ho));
+    ck_assert_int_eq(ctl_decode(buf, (size_t)n, false, &hdr, &p), CTL_E_SIZE);
+    ho.count = 1;
+    n = ctl_encode(buf, sizeof(buf), CTL_HANDOFF, 3, 2, &ho, 4);
+    ck_assert_int_eq(ctl_decode(buf, (size_t)n, false, &hdr, &p), CTL_E_SIZE);
+}
+END_TEST
+
+START_TEST(drain_flags_keep_v1_layout)
+{
+    struct ctl_drain d = {.deadline_ms = 5000, .flags = CTL_DRAIN_F_HANDOFF};
+    struct ctl_hdr hdr;
+    const uint8_t *p;
+    struct ctl_drain out;
+    int n = ctl_encode(buf, sizeof(buf), CTL_DRAIN, 1, 1, &d, sizeof(d));
+
+    /* the flag sits in what version 1 reserved: same size, same version */
+    ck_assert_int_eq(n, 16 + 8);
+    ck_assert_int_eq(buf[0], 1);
+    ck_assert_int_eq(ctl_decode(buf, (size_t)n, true, &hdr, &p), 0);
+    memcpy(&out, p, sizeof(out));
+    ck_assert_uint_eq(out.flags, CTL_DRAIN_F_HANDOFF);
+    ck_assert_uint_eq(out.deadline_ms, 5000);
+}
+END_TEST
+
 START_TEST(truncated_and_bad_header)
 {
     struct ctl_ready r = {0};
@@ -212,6 +259,8 @@ int main(void)
     int failed;
 
     tcase_add_test(tc, hello_roundtrip);
+    tcase_add_test(tc, handoff_both_directions);
+    tcase_add_test(tc, drain_flags_keep_v1_layout);
     tcase_add_test(tc, truncated_and_bad_header);
     tcase_add_test(tc, oversize_and_direction);
     tcase_add_test(tc, snapshot_roundtrip);
