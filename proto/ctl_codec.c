@@ -13,8 +13,8 @@
 const double ctl_hist_bounds[CTL_HIST_NBOUNDS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                   0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 
-static const char *const type_names[] = {"?",    "HELLO", "READY",  "HEARTBEAT",
-                                         "DRAIN", "STOP", "BYE",  "HANDOFF"};
+static const char *const type_names[] = {"?",     "HELLO", "READY", "HEARTBEAT",
+                                         "DRAIN", "STOP",  "BYE",   "HANDOFF"};
 
 const char *ctl_type_name(int type)
 {

@@ -55,7 +55,7 @@ struct ctl_hello {
     int32_t pid;
     int32_t slot;
     uint32_t gen;
-    uint32_t flags; /* CTL_HELLO_F_* (was reserved: 0 from older workers) */
+    uint32_t flags;    /* CTL_HELLO_F_* (was reserved: 0 from older workers) */
     uint64_t cfg_hash; /* cfg_hash() of the config the worker loaded */
 };
 static_assert(sizeof(struct ctl_hello) == 24, "ctl_hello layout");

@@ -130,7 +130,7 @@ static struct {
     char status[256];
     bool hup_pending; /* SIGHUP received during a reload */
     pid_t pid;
-    unsigned handoff_rr;                   /* round robin over adopting workers */
+    unsigned handoff_rr;                         /* round robin over adopting workers */
     uint64_t handoff_forwarded, handoff_dropped; /* connections */
 } sup;
 
@@ -421,8 +421,8 @@ static void forward_handoff(const struct slots_worker *from, const int *fds, int
     }
     if (lost > 0) {
         sup.handoff_dropped += (uint64_t)lost;
-        log_warn("handoff: %d connections of worker pid %d lost to the supervisor's fd limit",
-                 lost, (int)from->pid);
+        log_warn("handoff: %d connections of worker pid %d lost to the supervisor's fd limit", lost,
+                 (int)from->pid);
     }
 }
 
@@ -485,8 +485,7 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
             /* Client connections come only with HANDOFF, from a worker draining for a reload. */
             struct ctl_handoff ho;
             rc = ctl_decode(buf, (size_t)n, false, &h, &p);
-            if (rc == 0 && h.gen == w->gen && h.type == CTL_HANDOFF &&
-                w->state == SLOTS_DRAINING) {
+            if (rc == 0 && h.gen == w->gen && h.type == CTL_HANDOFF && w->state == SLOTS_DRAINING) {
                 memcpy(&ho, p, sizeof(ho));
                 if ((uint32_t)nfds == ho.count || ((uint32_t)nfds < ho.count && trunc)) {
                     forward_handoff(w, fds, nfds, (int)ho.count - nfds);

@@ -48,12 +48,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_MAX_LISTENERS 16
-#define HTTP_ACCEPT_BATCH  64
-#define HTTP_MAX_HEADERS   100
-#define HTTP_MAX_ROUTES    16
-#define HTTP_HANDOFF_BATCH 200 /* = CTL_HANDOFF_MAX */
-#define HTTP_HANDOFF_RETRY_MS 5
+#define HTTP_MAX_LISTENERS      16
+#define HTTP_ACCEPT_BATCH       64
+#define HTTP_MAX_HEADERS        100
+#define HTTP_MAX_ROUTES         16
+#define HTTP_HANDOFF_BATCH      200 /* = CTL_HANDOFF_MAX */
+#define HTTP_HANDOFF_RETRY_MS   5
 #define HTTP_HANDOFF_GIVE_UP_MS 2000 /* channel busy this long: fall back to the grace close */
 
 enum conn_state {

@@ -21,6 +21,7 @@ static struct {
     int nsend;
     pid_t send_pid[MAXEV];
     int send_msg[MAXEV];
+    bool send_handoff[MAXEV]; /* w->handoff when the message was sent */
     int nexited;
     bool fail_spawn;
 } f;
@@ -47,6 +48,7 @@ static void f_send(void *arg, struct slots_worker *w, enum slots_msg msg, int de
     (void)arg;
     (void)deadline;
     f.send_pid[f.nsend % MAXEV] = w->pid;
+    f.send_handoff[f.nsend % MAXEV] = w->handoff;
     f.send_msg[f.nsend++ % MAXEV] = msg;
 }
 
@@ -117,6 +119,16 @@ static bool sent(pid_t pid, int msg)
 {
     for (int i = 0; i < f.nsend; i++)
         if (f.send_pid[i] == pid && f.send_msg[i] == msg)
+            return true;
+    return false;
+}
+
+/* A DRAIN was sent to pid, asking for a connection handoff (handoff true) or not. */
+static bool drained_with_handoff(pid_t pid, bool handoff)
+{
+    for (int i = 0; i < f.nsend; i++)
+        if (f.send_pid[i] == pid && f.send_msg[i] == SLOTS_MSG_DRAIN &&
+            f.send_handoff[i] == handoff)
             return true;
     return false;
 }
@@ -265,6 +277,8 @@ START_TEST(reload_is_readiness_gated)
     ck_assert_int_eq(slots_reload_take(&S), SLOTS_RELOAD_NONE);
     for (int i = 0; i < 4; i++) {
         ck_assert(sent(old[i], SLOTS_MSG_DRAIN));
+        /* a reload's drain hands idle connections to generation 2 */
+        ck_assert(drained_with_handoff(old[i], true));
         ck_assert_int_ne(S.slot[i].cur->pid, old[i]);
         ck_assert_uint_eq(S.slot[i].cur->gen, 2);
     }
@@ -439,8 +453,11 @@ START_TEST(graceful_shutdown)
     for (int i = 0; i < 4; i++)
         pids[i] = S.slot[i].cur->pid;
     slots_shutdown(&S, false, 100);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         ck_assert(sent(pids[i], SLOTS_MSG_DRAIN));
+        /* a shutdown's drain closes idle connections: nobody would adopt them */
+        ck_assert(drained_with_handoff(pids[i], false));
+    }
     ck_assert(!slots_done(&S));
     slots_on_exit(&S, pids[0], W_EXITCODE(0, 0), 200);
     slots_on_exit(&S, pids[1], W_EXITCODE(0, 0), 200);

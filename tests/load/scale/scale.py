@@ -14,7 +14,9 @@ Prints: throughput, p50/p99/p99.9, errors by kind, worker restarts, RSS per work
 idle connection (worker RSS, Redis, kernel socket memory), CPU of the load generator vs csmcpd
 vs PostgreSQL vs Redis. Exit 0 when the run met its target (error rate < 0.1 % and no worker
 restart; with --chaos reload no failed request; with --chaos kill failures only of the
-"connection lost with the request in flight" kind), 1 otherwise, 2 on set-up failure.
+"connection lost with the request in flight" kind), 1 otherwise, 2 on set-up failure. Chaos
+runs never resend a request (mcpload --no-retry-stale); a reload run also prints csmcpd's
+connection handoff counters (idle connections passed to the new generation).
 
 Environment: SCALE_DATABASE_URL (default postgresql://csmcp@127.0.0.1:55440/csmcp_scale, a
 migrated database seeded with `csmcpctl seed --accounts 10000`), SCALE_REDIS_URL (default
@@ -222,6 +224,29 @@ class Server:
                 found = True
         return n if found else None
 
+    def handoff(self):
+        """Connection handoff counters of /metrics (supervisor and summed worker series)."""
+        names = {
+            'csmcp_supervisor_handoff_connections_total{result="forwarded"}': "forwarded",
+            'csmcp_supervisor_handoff_connections_total{result="dropped"}': "dropped",
+            "csmcp_http_connections_handed_off_total": "handed_off",
+            "csmcp_http_connections_adopted_total": "adopted",
+            "csmcp_http_connections_adopt_refused_total": "adopt_refused",
+            "csmcp_http_drain_idle_closed_total": "idle_closed_by_drain",
+        }
+        out = {v: 0 for v in names.values()}
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin,
+                                        timeout=5) as r:
+                text = r.read().decode()
+        except Exception:
+            return out
+        for line in text.splitlines():
+            k, _, v = line.rpartition(" ")
+            if k in names:
+                out[names[k]] = int(float(v))
+        return out
+
     def log_tail(self, n=30):
         try:
             with open(self.logp, "rb") as f:
@@ -331,7 +356,10 @@ def run(args):
            str(args.setup_timeout), "--seed", str(args.seed), "--mix", args.mix]
     if args.rate:
         cmd += ["--rate", str(args.rate)]
-    if args.chaos == "kill" or args.no_retry:
+    # Chaos runs never resend: a reload must lose nothing for a client without retries (idle
+    # connections are handed to the new generation), and a killed worker's in-flight calls may
+    # have been committed.
+    if args.chaos or args.no_retry:
         cmd += ["--no-retry-stale"]
     env = dict(os.environ, MCPLOAD_TOKEN=token)
     log("%d connections (%d processes, sources %s), %d workers, %d s, %d in flight, chaos %s, "
@@ -382,6 +410,7 @@ def run(args):
         cpu1 = cpu.snap()
     workers_after = srv.workers()
     restarts_after = srv.restarts()
+    handoff = srv.handoff()
     end_mem = mem_snapshot(srv)
     alive = srv.proc.poll() is None
     if not alive:
@@ -445,6 +474,12 @@ def run(args):
             ok = sum(1 for e in events if e[1] == 0)
             print("reloads: %d (%d ok), durations %s s" % (len(events), ok,
                                                             [e[2] for e in events]))
+            print("handoff: %(forwarded)d idle connections passed to the new generation, "
+                  "%(dropped)d dropped by csmcpd; workers handed off %(handed_off)d, adopted "
+                  "%(adopted)d, refused %(adopt_refused)d; idle connections closed by a drain: "
+                  "%(idle_closed_by_drain)d" % handoff)
+            print("client: retried %d, idle connections closed by the server %d (reopened)" % (
+                res.get("retried", 0), res.get("idle_closed", 0)))
         else:
             print("workers killed: %d" % len(events))
             exp = len(events) * args.inflight / args.workers
@@ -474,7 +509,7 @@ def run(args):
                     "worker_rss_kib_base": w0, "peak_worker_rss_kib": peak.get("rss", 0),
                     "bytes_per_idle_conn": {"worker": per_conn_worker, "redis": per_conn_redis,
                                             "kernel_tcp": per_conn_tcp},
-                    "restarts": restarts, "pass": ok, "events": events})
+                    "restarts": restarts, "pass": ok, "events": events, "handoff": handoff})
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
     return 0 if ok else 1
@@ -494,7 +529,8 @@ def main():
                     help="weights: overview,list,health,usage,update,ingest[,test_simple_text]; "
                     "a 7th weight > 0 turns on mcp.conformance_fixtures (protocol path only)")
     ap.add_argument("--no-retry", action="store_true",
-                    help="count a request lost on a reused keep-alive connection as failed")
+                    help="count a request lost on a reused keep-alive connection as failed "
+                    "(always on with --chaos)")
     ap.add_argument("--port", type=int, default=16100)
     ap.add_argument("--timeout-ms", type=int, default=10000)
     ap.add_argument("--setup-timeout", type=int, default=180)
