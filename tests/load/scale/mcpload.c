@@ -28,7 +28,11 @@
  *   retry-stale on (the default), a request written on an already open (idle) connection that
  *   the server closed before sending any byte of the answer (the keep-alive race every HTTP
  *   client handles this way) is sent once more on a fresh connection and counted as "retried",
- *   not as failed; --no-retry-stale counts it as failed.
+ *   not as failed; --no-retry-stale counts it as failed. Before reusing an idle connection it
+ *   checks, as HTTP clients do, that no EOF or reset is already waiting on it (conn_alive): a
+ *   killed worker's idle connections are reopened, not written to. An EOF on an idle
+ *   connection is never a failure; a request written to a connection that then dies is
+ *   "lost_in_flight".
  *
  * Only loopback addresses are accepted (127.0.0.0/8).
  */
@@ -105,8 +109,8 @@ static const char *const ekind_names[E_NKINDS] = {
 
 struct stats {
     uint64_t ok, done_in_window, errors[E_NKINDS], http_status[600], tool_ok[T_NTOOLS],
-        tool_err[T_NTOOLS], retried, server_closed, idle_closed, established, setup_failed,
-        rpc_code_minus32000s, nsamples, dropped_samples;
+        tool_err[T_NTOOLS], retried, server_closed, idle_closed, dead_on_reuse, established,
+        setup_failed, rpc_code_minus32000s, nsamples, dropped_samples;
     double cpu_load_s; /* this process's CPU during the load phase */
     double setup_s;
     char sample_err[E_NKINDS][160];
@@ -774,6 +778,24 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     dispatch();
 }
 
+/*
+ * The check HTTP clients make before reusing a pooled connection (curl's dead-connection
+ * check, Go's background read): an idle connection whose EOF or reset is already queued in the
+ * kernel (a killed worker's sockets, before the loop got to their events) is reopened instead
+ * of written to. Nothing was sent on it, so nothing is retried or lost; a request written
+ * before the server died still counts as lost in flight.
+ */
+static bool conn_alive(struct conn *c)
+{
+    char b;
+    ssize_t n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return false;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return false;
+    return true;
+}
+
 static void dispatch(void)
 {
     if (G.phase != 2)
@@ -786,6 +808,12 @@ static void dispatch(void)
         struct conn *c = fifo_pop();
         if (!c)
             return;
+        if (!conn_alive(c)) {
+            G.st.idle_closed++;
+            G.st.dead_on_reuse++;
+            conn_reopen_later(c, false);
+            continue;
+        }
         if (G.rate > 0)
             G.tokens -= 1;
         conn_send_call(c, false);
@@ -1173,6 +1201,7 @@ int main(int argc, char **argv)
         }
         tot.retried += s.retried;
         tot.idle_closed += s.idle_closed;
+        tot.dead_on_reuse += s.dead_on_reuse;
         tot.server_closed += s.server_closed;
         tot.setup_failed += s.setup_failed;
         tot.rpc_code_minus32000s += s.rpc_code_minus32000s;
@@ -1220,9 +1249,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < E_NKINDS; k++)
         if (tot.sample_err[k][0])
             printf("  sample %s: %s\n", ekind_names[k], tot.sample_err[k]);
-    printf("connections reopened: %" PRIu64 " closed while idle, %" PRIu64
-           " after Connection: close\n",
-           tot.idle_closed, tot.server_closed);
+    printf("connections reopened: %" PRIu64 " closed while idle (%" PRIu64
+           " of them found closed when about to be reused), %" PRIu64 " after Connection: close\n",
+           tot.idle_closed, tot.dead_on_reuse, tot.server_closed);
     printf("client CPU during load: %.2f s (%.0f %% of one core)\n", tot.cpu_load_s,
            100.0 * tot.cpu_load_s / G.duration);
 
@@ -1236,10 +1265,10 @@ int main(int argc, char **argv)
                 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"retried\":%" PRIu64
                 ",\"rps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
                 "\"client_cpu_load_s\":%.3f,\"client_cpu_total_s\":%.3f,\"idle_closed\":%" PRIu64
-                ",\"server_closed\":%" PRIu64 ",\"errors\":{",
+                ",\"dead_on_reuse\":%" PRIu64 ",\"server_closed\":%" PRIu64 ",\"errors\":{",
                 G.nconns, established, tot.setup_failed, setup_s, G.duration, G.inflight, req_all,
                 tot.ok, req_err, tot.retried, rps, p50, p99, p999, pmax, tot.cpu_load_s, cpu_total,
-                tot.idle_closed, tot.server_closed);
+                tot.idle_closed, tot.dead_on_reuse, tot.server_closed);
         for (int k = 0; k < E_NKINDS; k++)
             fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "", ekind_names[k], tot.errors[k]);
         fprintf(f, "},\"http_status\":{");
