@@ -40,6 +40,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,7 @@
 #define HTTP_MAX_ROUTES         16
 #define HTTP_HANDOFF_BATCH      200 /* = CTL_HANDOFF_MAX */
 #define HTTP_HANDOFF_RETRY_MS   5
-#define HTTP_HANDOFF_GIVE_UP_MS 2000 /* channel busy this long: fall back to the grace close */
+#define HTTP_HANDOFF_GIVE_UP_MS 5000 /* after the drain began: grace-close what is left */
 
 enum conn_state {
     C_IDLE,     /* between requests */
@@ -138,7 +139,7 @@ static struct {
     http_handoff_fn handoff;
     void *handoff_arg;
     struct event *handoff_timer;
-    struct timespec handoff_busy_since; /* tv_sec 0: not busy */
+    int64_t handoff_give_up_ms; /* monotonic: stop retrying the handoff */
     unsigned long long handed_off, handoff_batches;
 } H;
 
@@ -997,11 +998,30 @@ static void handoff_timer_cb(evutil_socket_t fd, short what, void *arg)
     handoff_pass();
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Idle but not movable yet: bytes buffered in user space (input about to be parsed, or the
+ * last response still flushing). */
+static size_t handoff_waiting(void)
+{
+    size_t n = 0;
+    for (const struct conn *c = H.conns; c; c = c->next)
+        if (c->state == C_IDLE && !c->gone && c->bev && !handoff_eligible(c))
+            n++;
+    return n;
+}
+
 /*
- * Sends every eligible connection up in batches; a full channel is retried every few ms (for
- * at most HTTP_HANDOFF_GIVE_UP_MS), a broken one ends the handoff and the remaining idle
- * connections get the grace close. Connections that are busy now are answered with
- * Connection: close as they finish, so one pass over the list is enough.
+ * Sends every eligible connection up in batches. A full channel, or idle connections with
+ * buffered bytes (a response still flushing), are retried every few ms until
+ * HTTP_HANDOFF_GIVE_UP_MS after the drain began; a broken channel, or that deadline, ends the
+ * handoff and the idle connections left get the grace close. Connections busy now are answered
+ * with Connection: close as they finish, so they never need handing off.
  */
 static void handoff_pass(void)
 {
@@ -1016,20 +1036,17 @@ static void handoff_pass(void)
                 batch[n] = c;
                 fds[n++] = bufferevent_getfd(c->bev);
             }
-        if (n == 0) {
+        int rc = 1;
+        if (n == 0 && handoff_waiting() == 0) {
             handoff_stop(NULL);
             return;
         }
-        int rc = H.handoff(fds, n, H.handoff_arg);
+        if (n > 0)
+            rc = H.handoff(fds, n, H.handoff_arg);
         if (rc == 1) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (H.handoff_busy_since.tv_sec == 0)
-                H.handoff_busy_since = now;
-            else if ((now.tv_sec - H.handoff_busy_since.tv_sec) * 1000 +
-                         (now.tv_nsec - H.handoff_busy_since.tv_nsec) / 1000000 >
-                     HTTP_HANDOFF_GIVE_UP_MS) {
-                handoff_stop("control channel busy for 2 s: closing the rest after a grace");
+            if (mono_ms() >= H.handoff_give_up_ms) {
+                handoff_stop(n ? "control channel busy: closing the rest after a grace"
+                               : "connections still flushing: closing them after a grace");
                 grace_close_idle();
                 return;
             }
@@ -1041,7 +1058,6 @@ static void handoff_pass(void)
             grace_close_idle();
             return;
         }
-        H.handoff_busy_since.tv_sec = 0;
         H.handed_off += (unsigned long long)n;
         H.handoff_batches++;
         metrics_inc("csmcp_http_connections_handed_off_total", NULL, (uint64_t)n);
@@ -1066,6 +1082,7 @@ static void drain_common(http_drained_fn cb, void *arg, http_handoff_fn fn, void
         H.handoff = fn;
         H.handoff_arg = fnarg;
         H.handed_off = H.handoff_batches = 0;
+        H.handoff_give_up_ms = mono_ms() + HTTP_HANDOFF_GIVE_UP_MS;
         if (H.handoff_timer == NULL)
             H.handoff_timer = evtimer_new(H.base, handoff_timer_cb, NULL);
         if (H.nconns == 0)

@@ -311,8 +311,10 @@ int main(int argc, char **argv)
         fatal("evsignal set-up failed");
 
     if (A.ctl_fd >= 0) {
-        struct chan_hooks hooks = {
-            .on_drain = start_drain, .on_stop = stop_now, .arg = NULL, .on_adopt = adopt_cb};
+        struct chan_hooks hooks = {.on_drain = start_drain,
+                                   .on_stop = stop_now,
+                                   .arg = NULL,
+                                   .on_adopt = W.cfg.tls_enabled ? NULL : adopt_cb};
         if (chan_start(W.base, A.ctl_fd, A.slot, A.generation, cfg_hash(&W.cfg), &hooks) < 0)
             fatal("control channel on fd %d failed", A.ctl_fd);
     }
