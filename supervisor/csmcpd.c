@@ -18,10 +18,11 @@
  *   entirely READY before generation g gets DRAIN (slots.c); sd_notify RELOADING=1 ... READY=1.
  * - Connection handoff: a reload's DRAIN asks the old workers to hand their idle connections
  *   up (HANDOFF, SCM_RIGHTS); each batch is passed straight on to a READY worker of the current
- *   generation (round robin) and our copies are closed before the next message is read, so
- *   the supervisor holds at most one batch of client fds at any time and never reads from
- *   them. When no worker can take a batch (shutdown, failed reload, channels full) the
- *   connections are closed and counted. Client fds are CLOEXEC like every other fd.
+ *   generation (round robin) and our copies are closed once it is sent. When every adopting
+ *   channel is full a batch waits in a bounded queue (32 batches, 5 s), so the supervisor
+ *   holds at most 33 batches of client fds and never reads from them. When no worker can take
+ *   a batch (shutdown, failed reload, queue full or stale) the connections are closed and
+ *   counted. Client fds are CLOEXEC like every other fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -345,7 +346,8 @@ static void close_fds(const int *fds, int n)
         close(fds[i]);
 }
 
-/* One HANDOFF message with n fds to w. 0 sent, -1 not (channel full or gone). */
+/* One HANDOFF message with n fds to w. 0 sent, 1 the channel is full (or too many fds are in
+ * flight: ETOOMANYREFS), -1 failed. */
 static int send_fds(struct slots_worker *w, const int *fds, int n)
 {
     union {
@@ -380,50 +382,145 @@ static int send_fds(struct slots_worker *w, const int *fds, int n)
         io->seq++;
         return 0;
     }
+    if (r < 0 &&
+        (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETOOMANYREFS || errno == ENOBUFS)) {
+        log_debug("worker slot %d pid %d: sendmsg(HANDOFF, %d fds): %s", w->slot, (int)w->pid, n,
+                  strerror(errno));
+        return 1;
+    }
     log_warn("worker slot %d pid %d: sendmsg(HANDOFF, %d fds): %s", w->slot, (int)w->pid, n,
              r < 0 ? strerror(errno) : "short write");
     return -1;
 }
 
 /*
- * Passes a batch of connections handed up by a draining worker to the next READY adopting
- * worker of the current generation (round robin; a worker whose channel is full is skipped).
- * fds are closed here in every case: sent (the receiver holds its own references) or not.
+ * Batches waiting because every adopting worker's channel was full: a bounded FIFO (at most
+ * HANDOFF_QUEUE_MAX batches, each for at most HANDOFF_QUEUE_MS), retried from a timer, so the
+ * loop never blocks and a burst of reload traffic is not turned into closed connections. Later
+ * batches queue behind earlier ones.
  */
-static void forward_handoff(const struct slots_worker *from, const int *fds, int n, int lost)
+#define HANDOFF_QUEUE_MAX 32
+#define HANDOFF_QUEUE_MS  5000
+#define HANDOFF_RETRY_MS  10
+static struct {
+    struct {
+        int fds[CTL_HANDOFF_MAX];
+        int n;
+        int from_pid;
+        int64_t since_ms;
+    } q[HANDOFF_QUEUE_MAX];
+    int head, len;
+    struct event *timer;
+} hq;
+
+/* Passes a batch to the next READY adopting worker of the current generation (round robin).
+ * 0 sent (the caller still closes its copies), 1 every such channel is full, -1 nobody can
+ * take it. */
+static int pass_on(const int *fds, int n, int from_pid)
 {
     struct slots_worker *v[SLOTS_MAX];
     int k = sup.slots.shutdown ? 0 : adopters(sup.slots.gen, v, SLOTS_MAX);
-    bool sent = false;
+    bool busy = false;
 
     if (k > SLOTS_MAX)
         k = SLOTS_MAX;
-    for (int i = 0; i < k && !sent; i++) {
+    for (int i = 0; i < k; i++) {
         struct slots_worker *w = v[(sup.handoff_rr + (unsigned)i) % (unsigned)k];
-        if (w == from)
-            continue;
-        if (send_fds(w, fds, n) == 0) {
-            sent = true;
+        int rc = send_fds(w, fds, n);
+        if (rc == 0) {
             sup.handoff_rr += (unsigned)i + 1;
-            log_debug("handoff: %d connections from worker pid %d to worker pid %d", n,
-                      (int)from->pid, (int)w->pid);
+            sup.handoff_forwarded += (uint64_t)n;
+            log_debug("handoff: %d connections from worker pid %d to worker pid %d", n, from_pid,
+                      (int)w->pid);
+            return 0;
         }
+        busy |= rc > 0;
     }
+    return busy ? 1 : -1;
+}
+
+static void drop_batch(const int *fds, int n, int from_pid, const char *why)
+{
     close_fds(fds, n);
-    if (sent)
-        sup.handoff_forwarded += (uint64_t)n;
-    else if (n > 0) {
-        sup.handoff_dropped += (uint64_t)n;
-        log_warn("handoff: closed %d idle connections of worker pid %d: %s", n, (int)from->pid,
-                 sup.slots.shutdown ? "shutting down"
-                 : k == 0           ? "no READY worker of the current generation adopts"
-                                    : "every adopting worker's channel is full");
+    sup.handoff_dropped += (uint64_t)n;
+    log_warn("handoff: closed %d idle connections of worker pid %d: %s", n, from_pid, why);
+}
+
+static const char *no_taker(void)
+{
+    return sup.slots.shutdown ? "shutting down"
+                              : "no READY worker of the current generation adopts";
+}
+
+static void handoff_flush(void)
+{
+    int64_t now = now_ms();
+
+    while (hq.len > 0) {
+        int i = hq.head;
+        int rc = pass_on(hq.q[i].fds, hq.q[i].n, hq.q[i].from_pid);
+        if (rc == 1 && now - hq.q[i].since_ms < HANDOFF_QUEUE_MS)
+            break;
+        if (rc == 0)
+            close_fds(hq.q[i].fds, hq.q[i].n);
+        else
+            drop_batch(hq.q[i].fds, hq.q[i].n, hq.q[i].from_pid,
+                       rc > 0 ? "every adopting worker's channel stayed full for 5 s" : no_taker());
+        hq.head = (hq.head + 1) % HANDOFF_QUEUE_MAX;
+        hq.len--;
     }
+    if (hq.len > 0 && hq.timer) {
+        struct timeval tv = {0, HANDOFF_RETRY_MS * 1000};
+        evtimer_add(hq.timer, &tv);
+    }
+}
+
+static void on_handoff_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    handoff_flush();
+}
+
+/*
+ * A batch of connections handed up by a draining worker (n fds received, lost more announced
+ * but cut by our fd limit). Passed on at once, or queued (bounded) when every adopting channel
+ * is full; our copies are closed in every case once passed on or given up.
+ */
+static void forward_handoff(const struct slots_worker *from, const int *fds, int n, int lost)
+{
     if (lost > 0) {
         sup.handoff_dropped += (uint64_t)lost;
         log_warn("handoff: %d connections of worker pid %d lost to the supervisor's fd limit", lost,
                  (int)from->pid);
     }
+    if (n <= 0)
+        return;
+    if (hq.len == 0) {
+        int rc = pass_on(fds, n, (int)from->pid);
+        if (rc == 0) {
+            close_fds(fds, n);
+            return;
+        }
+        if (rc < 0) {
+            drop_batch(fds, n, (int)from->pid, no_taker());
+            return;
+        }
+    }
+    if (hq.len == HANDOFF_QUEUE_MAX || !hq.timer) {
+        drop_batch(fds, n, (int)from->pid, "handoff queue full");
+        return;
+    }
+    {
+        int i = (hq.head + hq.len) % HANDOFF_QUEUE_MAX;
+        memcpy(hq.q[i].fds, fds, sizeof(int) * (size_t)n);
+        hq.q[i].n = n;
+        hq.q[i].from_pid = (int)from->pid;
+        hq.q[i].since_ms = now_ms();
+        hq.len++;
+    }
+    handoff_flush();
 }
 
 /* recv() of one message and its SCM_RIGHTS fds (CLOEXEC); *trunc: the kernel cut them. */
@@ -1403,7 +1500,8 @@ int main(int argc, char **argv)
         struct timeval tv = {0, TICK_MS * 1000};
         sup.tick = event_new(sup.base, -1, EV_PERSIST, on_tick, NULL);
         sup.spawn_timer = evtimer_new(sup.base, on_tick, NULL);
-        if (!sup.tick || !sup.spawn_timer || event_add(sup.tick, &tv) < 0)
+        hq.timer = evtimer_new(sup.base, on_handoff_timer, NULL);
+        if (!sup.tick || !sup.spawn_timer || !hq.timer || event_add(sup.tick, &tv) < 0)
             fatal("cannot arm the supervisor timers");
     }
     if (sd_watchdog_enabled(0, &sup.wd_usec) <= 0)
@@ -1426,6 +1524,9 @@ int main(int argc, char **argv)
         event_free(sup.sigs[i]);
     event_free(sup.tick);
     event_free(sup.spawn_timer);
+    for (; hq.len > 0; hq.len--, hq.head = (hq.head + 1) % HANDOFF_QUEUE_MAX)
+        close_fds(hq.q[hq.head].fds, hq.q[hq.head].n);
+    event_free(hq.timer);
     event_base_free(sup.base);
     for (int i = 0; i < sup.nl; i++)
         close(sup.lfd[i]);
