@@ -5,18 +5,21 @@ that never resends loses nothing across reloads:
 - idle connections with MCP sessions, opened on generation g, are answered on the very same
   sockets after the whole of generation g has exited (so by generation g+1), with no reconnect;
 - clients sending in a tight loop with idle pauses across several reloads, with no retry of
-  any kind, see 0 failures.
+  any kind, see 0 failures;
+- with TLS on csmcpd (state that cannot move) idle connections keep the grace close.
 Without the handoff, a draining worker closes idle connections after a 1 s grace and both tests
 fail (EOF on the old sockets; requests crossing the close are lost)."""
 import http.client
 import os
 import random
+import ssl
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
+import sec_util  # noqa: E402
 import sup_util as su  # noqa: E402
 
 FAST = {"server": {"worker_timeout": 3, "kill_grace": 1, "heartbeat_ms": 100,
@@ -156,3 +159,42 @@ class TestNoLossAcrossReloads(HandoffCase):
         self.assertGreater(fwd, 0)
         self.assertEqual(m1[key % "dropped"], 0)
         self.assertEqual(m1["csmcp_supervisor_generation"], 1 + reloads)
+
+
+class TestTlsKeepsGraceClose(lib.TestCase):
+    """TLS state cannot move between processes: TLS workers do not offer to adopt, a reload's
+    drain gives their idle connections the 1 s grace and closes them (docs/architecture.md §4)."""
+
+    def test_tls_idle_connection_closed_not_handed_off(self):
+        pki = sec_util.Pki()
+        self.addCleanup(pki.cleanup)
+        crt, key = pki.cert()
+        srv = lib.Csmcpd(workers=1, conf=dict(FAST, tls={"enabled": True, "cert_file": crt,
+                                                          "key_file": key})).start(timeout=30)
+        self.addCleanup(srv.stop, 15)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(crt)
+        ctx.check_hostname = False
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, timeout=10, context=ctx)
+        self.addCleanup(conn.close)
+        conn.request("GET", "/health")
+        r = conn.getresponse()
+        r.read()
+        self.assertEqual(r.status, 200)
+        sock = conn.sock
+        rc = srv.ctl("reload", "--wait", "--timeout", "20")
+        self.assertEqual(rc.returncode, 0, rc.stderr)
+        su.wait_for(lambda: not any(w["gen"] == 1 for w in su.workers(srv)), 15)
+        # the idle TLS connection was closed by the draining worker (EOF, or close_notify)
+        sock.settimeout(5)
+        try:
+            data = sock.recv(1)
+        except (ssl.SSLError, OSError):
+            data = b""
+        self.assertEqual(data, b"")
+        m, _ = su.wait_for(lambda: (lambda m: m if su.metric_sum(
+            m, "csmcp_http_drain_idle_closed_total") >= 1 else None)(su.metrics(srv)), 5)
+        self.assertEqual(su.metric_sum(m, "csmcp_http_connections_handed_off_total"), 0)
+        self.assertEqual(
+            m['csmcp_supervisor_handoff_connections_total{result="forwarded"}'], 0)
+        say("TLS: idle connection closed by the drain, 0 handed off")
