@@ -166,6 +166,8 @@ static struct {
     struct mreq *streams;
     int nstreams;
     bool draining;
+    struct inv_wait *invs; /* invalidations waiting for every worker's acknowledgement */
+    uint64_t inv_seq;
     char **tool_json;     /* per registry tool: the tools/list entry (2025-06-18+) */
     char **tool_json_old; /* without outputSchema/title (older revisions) */
 } M;
@@ -173,9 +175,14 @@ static struct {
 static const char LUA_CHECK[] = "local v = redis.call('HMGET', KEYS[1], 'lvl', 'caps', 'p') "
                                 "if not v[1] then return false end "
                                 "redis.call('EXPIRE', KEYS[1], ARGV[1]) return v";
-/* DELETE: the session and its subscriptions go, and every worker drops its cached copy. */
+/* DELETE: the session and its subscriptions go, and every worker is told to drop its cached
+ * copy (ARGV[2] = "<key> <our node> <nonce>"); returns how many subscribers got the message. */
 static const char LUA_DELETE[] = "redis.call('DEL', KEYS[1], KEYS[2]) "
-                                 "redis.call('PUBLISH', ARGV[1], KEYS[1]) return 1";
+                                 "return redis.call('PUBLISH', ARGV[1], ARGV[2])";
+/* logging/setLevel: the same for the level (ARGV[3]) of a session that still exists. */
+static const char LUA_SETLEVEL[] = "if redis.call('EXISTS', KEYS[1]) == 1 then "
+                                   "redis.call('HSET', KEYS[1], 'lvl', ARGV[3]) end "
+                                   "return redis.call('PUBLISH', ARGV[1], ARGV[2])";
 static const char LUA_CREATE[] =
     "redis.call('HSET', KEYS[1], 'lvl', ARGV[1], 'caps', ARGV[2], 'v', ARGV[3], 'p', ARGV[5]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[4]) return 1";
@@ -1314,6 +1321,156 @@ static void m_complete(struct mreq *m, struct jsonrpc_msg *msg)
     jbuf_free(&b);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* session invalidation: DELETE and logging/setLevel change what other workers may have cached  */
+
+/*
+ * The change and its PUBLISH on SCACHE_CHANNEL run as one script; every subscribed worker (on
+ * every host) drops the session from its cache and acknowledges on csmcp:wa:<our node>. The
+ * client's answer waits until as many acknowledgements arrived as PUBLISH counted receivers, so
+ * no worker answers from a stale cache after the client saw DELETE or setLevel succeed. A worker
+ * that does not acknowledge within INV_WAIT_MS (stuck, dying) is not waited for: its cache entry
+ * expires within mcp.session_cache_ms anyway (counted in
+ * csmcp_session_invalidation_timeouts_total).
+ */
+#define INV_WAIT_MS 300
+
+struct inv_wait {
+    uint64_t nonce;
+    long need; /* receivers of the PUBLISH; -1 until the script answered */
+    long got;  /* acknowledgements so far */
+    struct mreq *m;
+    struct jsonrpc_msg *msg; /* setLevel: the request to answer; NULL for DELETE */
+    struct event *timer;
+    struct inv_wait *next;
+};
+
+static void inv_finish(struct inv_wait *w, bool ok)
+{
+    struct inv_wait **pp = &M.invs;
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = w->next;
+    if (w->timer)
+        event_free(w->timer);
+    struct mreq *m = w->m;
+    if (m->req != NULL) {
+        if (w->msg == NULL && ok) {
+            respond(m, 200, NULL, NULL, "", 0);
+        } else if (w->msg == NULL) {
+            respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+        } else if (ok) {
+            struct jbuf b;
+            jbuf_init(&b);
+            jsonrpc_open_result(&b, w->msg->id);
+            jbuf_puts(&b, "{}}");
+            reply(m, b.p, b.len);
+            jbuf_free(&b);
+        } else {
+            reply_error(m, w->msg->id, JSONRPC_INTERNAL_ERROR,
+                        "Session store unavailable: the level was not changed; retry", NULL);
+        }
+    }
+    mreq_unref(m);
+    free(w);
+}
+
+static void inv_check(struct inv_wait *w)
+{
+    if (w->need >= 0 && w->got >= w->need)
+        inv_finish(w, true);
+}
+
+static void inv_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct inv_wait *w = arg;
+    metrics_inc("csmcp_session_invalidation_timeouts_total", NULL, 1);
+    log_info("session invalidation: %ld of %ld workers acknowledged within %d ms", w->got, w->need,
+             INV_WAIT_MS);
+    inv_finish(w, true);
+}
+
+static void inv_published(redisReply *r, void *arg)
+{
+    struct inv_wait *w = arg;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        inv_finish(w, false);
+        return;
+    }
+    w->need = (long)r->integer;
+    inv_check(w);
+}
+
+/* An acknowledgement "<nonce>" of one of our invalidations. */
+static void on_inv_ack(const char *channel, const char *msg, size_t len, void *arg)
+{
+    char buf[24];
+    if (len == 0 || len >= sizeof buf)
+        return;
+    memcpy(buf, msg, len);
+    buf[len] = '\0';
+    uint64_t nonce = strtoull(buf, NULL, 10);
+    for (struct inv_wait *w = M.invs; w; w = w->next)
+        if (w->nonce == nonce) {
+            w->got++;
+            inv_check(w);
+            return;
+        }
+}
+
+/* Another worker (or this one) deleted a session or changed its level: "<key> <node> <nonce>". */
+static void on_sinv_msg(const char *channel, const char *msg, size_t len, void *arg)
+{
+    char buf[SESSION_KEY_MAX + 64], key[SESSION_KEY_MAX], node[17];
+    unsigned long long nonce;
+    if (len == 0 || len >= sizeof buf)
+        return;
+    memcpy(buf, msg, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "%63s %16s %llu", key, node, &nonce) != 3 || strlen(node) != 16)
+        return;
+    scache_drop(key);
+    char ch[32], n[24];
+    snprintf(ch, sizeof ch, "csmcp:wa:%s", node);
+    snprintf(n, sizeof n, "%llu", nonce);
+    const char *argv[3] = {"PUBLISH", ch, n};
+    redisc_cmd(NULL, NULL, 3, argv, NULL);
+}
+
+/* Runs script (LUA_DELETE or LUA_SETLEVEL) for m's session and answers when every worker has
+ * dropped it from its cache; msg is the setLevel request (NULL: DELETE). */
+static void invalidate(struct mreq *m, struct jsonrpc_msg *msg, const char *script,
+                       const char *level)
+{
+    struct inv_wait *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        if (msg)
+            reply_error(m, msg->id, JSONRPC_INTERNAL_ERROR, "Internal error: out of memory", NULL);
+        else
+            respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+        return;
+    }
+    w->nonce = ++M.inv_seq;
+    w->need = -1;
+    w->m = m;
+    w->msg = msg;
+    m->refs++;
+    w->next = M.invs;
+    M.invs = w;
+    scache_drop(m->s.key);
+    w->timer = evtimer_new(M.base, inv_timeout, w);
+    struct timeval tv = {0, INV_WAIT_MS * 1000};
+    if (w->timer)
+        evtimer_add(w->timer, &tv);
+    char subs[SESSION_KEY_MAX + 8], note[SESSION_KEY_MAX + 48];
+    snprintf(subs, sizeof subs, "%s:subs", m->s.key);
+    snprintf(note, sizeof note, "%s %s %llu", m->s.key, M.node, (unsigned long long)w->nonce);
+    const char *argv[8] = {"EVAL", script, "2", m->s.key, subs, SCACHE_CHANNEL, note, level};
+    if (redisc_cmd(inv_published, w, level ? 8 : 7, argv, NULL) < 0)
+        inv_finish(w, false);
+}
+
 static void m_set_level(struct mreq *m, struct jsonrpc_msg *msg)
 {
     const char *level = json_get_str(msg->params, "level");
@@ -1326,15 +1483,7 @@ static void m_set_level(struct mreq *m, struct jsonrpc_msg *msg)
         return;
     }
     m->s.lvl = li;
-    scache_drop(m->s.key);
-    redisc_cmdf(NULL, NULL, "HSET %s lvl %s", m->s.key, log_levels[li]);
-    redisc_cmdf(NULL, NULL, "PUBLISH %s %s", SCACHE_CHANNEL, m->s.key);
-    struct jbuf b;
-    jbuf_init(&b);
-    jsonrpc_open_result(&b, msg->id);
-    jbuf_puts(&b, "{}}");
-    reply(m, b.p, b.len);
-    jbuf_free(&b);
+    invalidate(m, msg, LUA_SETLEVEL, log_levels[li]);
 }
 
 static void dispatch_request(struct mreq *m, struct jsonrpc_msg *msg)
@@ -1977,27 +2126,9 @@ static void get_begin(struct mreq *m)
     evtimer_add(m->timer, &tv);
 }
 
-static void deleted(redisReply *r, void *arg)
-{
-    struct mreq *m = arg;
-    if (r == NULL || r->type == REDIS_REPLY_ERROR)
-        respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
-    else
-        respond(m, 200, NULL, NULL, "", 0);
-    mreq_unref(m);
-}
-
 static void delete_begin(struct mreq *m)
 {
-    char subs[SESSION_KEY_MAX + 8];
-    snprintf(subs, sizeof subs, "%s:subs", m->s.key);
-    m->refs++;
-    scache_drop(m->s.key);
-    const char *argv[6] = {"EVAL", LUA_DELETE, "2", m->s.key, subs, SCACHE_CHANNEL};
-    if (redisc_cmd(deleted, m, 6, argv, NULL) < 0) {
-        m->refs--;
-        respond_rpc_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
-    }
+    invalidate(m, NULL, LUA_DELETE, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2081,17 +2212,6 @@ static void make_tool_json(void)
     }
 }
 
-/* Another worker deleted a session or changed its logging level. */
-static void on_sinv_msg(const char *channel, const char *msg, size_t len, void *arg)
-{
-    char key[SESSION_KEY_MAX];
-    if (len == 0 || len >= sizeof key)
-        return;
-    memcpy(key, msg, len);
-    key[len] = '\0';
-    scache_drop(key);
-}
-
 int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
 {
     memset(&M, 0, sizeof M);
@@ -2114,6 +2234,9 @@ int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
         redisc_subscribe("csmcp:cancel", on_cancel_msg, NULL) < 0 ||
         redisc_subscribe(SCACHE_CHANNEL, on_sinv_msg, NULL) < 0)
         return -1;
+    snprintf(ch, sizeof ch, "csmcp:wa:%s", M.node);
+    if (redisc_subscribe(ch, on_inv_ack, NULL) < 0)
+        return -1;
     return http_route("/mcp", "/mcp", mcp_handler, NULL);
 }
 
@@ -2134,6 +2257,14 @@ void mcp_shutdown(void)
     free(M.tool_json);
     free(M.tool_json_old);
     M.tool_json = M.tool_json_old = NULL;
+    while (M.invs) {
+        struct inv_wait *w = M.invs;
+        M.invs = w->next;
+        if (w->timer)
+            event_free(w->timer);
+        mreq_unref(w->m);
+        free(w);
+    }
     scache_shutdown();
     session_shutdown();
 }

@@ -37,7 +37,9 @@
  * capacity, tokens_per_ms. Each bucket is two fields of that hash (<field>.t tokens, <field>.s
  * last update in ms), so a call costs TIME + HMGET + HSET + PEXPIRE whatever the number of
  * buckets. Every bucket's capacity is one minute of its rate, so the hash lives 61 s after its
- * last use. Grants k = min(wanted, whole tokens of the emptiest bucket) from every bucket.
+ * last use. Grants k = min(wanted, half the whole tokens of the emptiest bucket, at least 1)
+ * from every bucket: leases shrink as a bucket runs low, so one worker does not take the last
+ * tokens that the others' next requests need.
  * Returns {1, k, 0} granted, or {0, index of the exhausted bucket, ms until a token}. */
 const char ratelimit_lua[] =
     "local t = redis.call('TIME')\n"
@@ -57,7 +59,8 @@ const char ratelimit_lua[] =
     "  if now > ts then xi = math.min(cap, xi + (now - ts) * rate) end\n"
     "  if xi < 1 then return {0, i, math.ceil((1 - xi) / rate)} end\n"
     "  x[i] = xi\n"
-    "  if math.floor(xi) < k then k = math.floor(xi) end\n"
+    "  local half = math.max(1, math.floor(xi / 2))\n"
+    "  if half < k then k = half end\n"
     "end\n"
     "local set = {}\n"
     "for i = 1, n do\n"

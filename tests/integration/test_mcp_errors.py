@@ -378,7 +378,7 @@ class McpRateLimitAndDrain(lib.TestCase):
                        conf={"ratelimit": {"enabled": True, "key_per_minute": 8}})
         with d:
             # a full bucket to start from, whatever earlier tests left for "anonymous"
-            redis_command("DEL", "csmcp:rl:{anonymous}:key", "csmcp:rl:{anonymous}:tool:test_simple_text")
+            redis_command("DEL", "csmcp:rl:{anonymous}")
             sid, _ = initialize(d.port)  # 2 requests
             statuses = [rpc(d.port, "ping", sid=sid)[0] for _ in range(12)]
             self.assertIn(429, statuses)
@@ -388,6 +388,7 @@ class McpRateLimitAndDrain(lib.TestCase):
             self.assertEqual(st, 429)
             self.assertGreaterEqual(int(hd.get("retry-after", "0")), 1)
             self.assertEqual(msgs[0]["id"], 77)
+        redis_command("DEL", "csmcp:rl:{anonymous}")  # later tests start from a full bucket
         assert_no_crash(d)
 
     def test_sigterm_ends_streams_and_exits_0(self):
