@@ -243,11 +243,16 @@ class TestReload(SupervisorCase):
         self.assertGreaterEqual(dur, 20.0)
         self.assertEqual(load.conn_errors, 0, load.errors)
         self.assertEqual(load.bad_status, 0, load.errors)
-        # Draining workers answer the next request of a keep-alive connection with
-        # "Connection: close" instead of closing it under the client: no request needs a retry.
+        # Draining workers answer the request in progress with "Connection: close" and hand
+        # idle keep-alive connections to the new generation instead of closing them under the
+        # client (test_process_handoff.py): no request needs a retry.
         self.assertEqual(load.reused_fail, 0, load.errors)
         self.assertGreater(load.ok, 1000)
         m = su.metrics(srv)
+        say("handoff: %d connections passed to the new generation, %d dropped" % (
+            m['csmcp_supervisor_handoff_connections_total{result="forwarded"}'],
+            m['csmcp_supervisor_handoff_connections_total{result="dropped"}']))
+        self.assertEqual(m['csmcp_supervisor_handoff_connections_total{result="dropped"}'], 0)
         self.assertEqual(m['csmcp_reloads_total{result="ok"}'], 10)
         self.assertEqual(m["csmcp_supervisor_generation"], 11)
         self.assertEqual(m["csmcp_worker_crashes_total"], 0)
