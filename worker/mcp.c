@@ -1682,7 +1682,6 @@ static bool session_cached(struct mreq *m)
     m->sess_epoch = 0;
     if (M.cfg->mcp_session_cache_ms <= 0)
         return false;
-    redisc_sub_poll(); /* apply invalidations already received (a DELETE just answered) */
     uint32_t epoch = redisc_sub_epoch(SCACHE_CHANNEL);
     if (epoch == 0)
         return false;

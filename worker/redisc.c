@@ -415,13 +415,6 @@ uint32_t redisc_sub_epoch(const char *channel)
     return 0;
 }
 
-void redisc_sub_poll(void)
-{
-    /* hiredis reads what the socket holds (EAGAIN is not an error) and dispatches it. */
-    if (R.sub && R.sub_up)
-        redisAsyncHandleRead(R.sub);
-}
-
 void redisc_shutdown(void)
 {
     R.shutting_down = true;

@@ -38,8 +38,6 @@ void redisc_unsubscribe(const char *channel, void *arg);
  * number that changes whenever the connection is lost (messages may have been missed).
  */
 uint32_t redisc_sub_epoch(const char *channel);
-/* Dispatches pub/sub messages the socket already holds, without waiting (one read). */
-void redisc_sub_poll(void);
 void redisc_shutdown(void);
 
 #endif
