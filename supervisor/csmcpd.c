@@ -574,7 +574,10 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
         ssize_t n = recv_msg(fd, buf, sizeof(buf), fds, &nfds, &trunc);
         int rc;
 
-        if (n < 0 && errno == EINTR)
+        /* A worker that exits with a message of ours unread makes the kernel report
+         * ECONNRESET once, before the messages it sent last (a HANDOFF holding idle client
+         * connections, its BYE): read on, EOF follows them. */
+        if (n < 0 && (errno == EINTR || errno == ECONNRESET))
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
@@ -818,12 +821,63 @@ static void op_send(void *arg, struct slots_worker *w, enum slots_msg msg, int d
     }
 }
 
+/*
+ * The worker is gone but its last messages may still wait in our end of the channel: the
+ * SIGCHLD can be handled before the channel's readable event in the same loop iteration. Its
+ * last HANDOFF batches hold the only references to idle client connections (closing the
+ * channel would close them under the clients) and BYE holds its final counters, so read what
+ * is left before the channel is closed. Bounded; never blocks (the peer is dead).
+ */
+static void salvage(struct slots_worker *w, struct wio *io)
+{
+    static uint8_t buf[CTL_MSG_MAX + 1];
+    int conns = 0;
+
+    for (int i = 0; i < 4096 && io->fd >= 0; i++) {
+        struct ctl_hdr h;
+        const uint8_t *p;
+        int fds[CTL_HANDOFF_MAX], nfds;
+        bool trunc;
+        ssize_t n = recv_msg(io->fd, buf, sizeof(buf), fds, &nfds, &trunc);
+
+        if (n < 0 && (errno == EINTR || errno == ECONNRESET))
+            continue; /* ECONNRESET: see on_chan */
+        if (n <= 0) {
+            close_fds(fds, nfds);
+            break;
+        }
+        if (ctl_decode(buf, (size_t)n, false, &h, &p) < 0 || h.gen != w->gen) {
+            close_fds(fds, nfds);
+            continue;
+        }
+        if (h.type == CTL_HANDOFF) {
+            struct ctl_handoff ho;
+            memcpy(&ho, p, sizeof(ho));
+            if ((uint32_t)nfds <= ho.count) {
+                forward_handoff(w, fds, nfds, (int)ho.count - nfds);
+                conns += nfds;
+                continue;
+            }
+        } else if (h.type == CTL_HEARTBEAT) {
+            store_snapshot(io, p);
+        } else if (h.type == CTL_BYE) {
+            store_snapshot(io, p + 8);
+        }
+        close_fds(fds, nfds);
+    }
+    if (conns > 0)
+        log_info("worker slot %d pid %d exited with %d handed-off connections still in its "
+                 "channel: passed on",
+                 w->slot, (int)w->pid, conns);
+}
+
 static void op_exited(void *arg, struct slots_worker *w)
 {
     struct wio *io = w->io;
     (void)arg;
     if (!io)
         return;
+    salvage(w, io);
     /* Counters of a gone worker live on in the retired totals: /metrics never goes back. */
     if (io->snap && supm_fold(&sup.retired, io->snap, io->snap_len, true) < 0)
         log_warn("worker slot %d pid %d: could not retire its metrics", w->slot, (int)w->pid);

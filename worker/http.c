@@ -1061,6 +1061,8 @@ static void handoff_pass(void)
         H.handed_off += (unsigned long long)n;
         H.handoff_batches++;
         metrics_inc("csmcp_http_connections_handed_off_total", NULL, (uint64_t)n);
+        if (H.nconns == (size_t)n) /* the last ones: log before the drained callback runs */
+            handoff_stop(NULL);
         /* The kernel holds the sockets now: drop ours without a FIN (other references live);
          * disabling first takes them out of our epoll set before the close. c points past the
          * batch, and freeing a batch member frees nothing else. */
