@@ -470,7 +470,7 @@ static void handoff_flush(void)
         hq.len--;
     }
     if (hq.len > 0 && hq.timer) {
-        struct timeval tv = {0, HANDOFF_RETRY_MS * 1000};
+        struct timeval tv = {0, (suseconds_t)HANDOFF_RETRY_MS * 1000};
         evtimer_add(hq.timer, &tv);
     }
 }

@@ -985,7 +985,7 @@ static void handoff_pass(void);
 
 static void handoff_retry(int ms)
 {
-    struct timeval tv = {0, ms * 1000};
+    struct timeval tv = {0, (suseconds_t)ms * 1000};
     if (H.handoff_timer)
         evtimer_add(H.handoff_timer, &tv);
 }
