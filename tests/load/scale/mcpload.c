@@ -71,6 +71,7 @@
 #define MAX_SOURCES 32
 #define MAX_PROCS   16
 #define MAX_SAMPLES (8u << 20) /* per process: 32 MiB of samples at most */
+#define MAX_LOST_AT 512        /* times of requests lost in flight kept for the report */
 #define SID_MAX     256
 
 /* The tool mix: index = tool kind (stored in the top 3 bits of a latency sample). */
@@ -112,6 +113,10 @@ struct stats {
         tool_err[T_NTOOLS], retried, server_closed, idle_closed, dead_on_reuse, established,
         setup_failed, rpc_code_minus32000s, nsamples, dropped_samples;
     double cpu_load_s; /* this process's CPU during the load phase */
+    /* CLOCK_MONOTONIC times at which requests were lost in flight (to match them with worker
+     * kills: scale.py --chaos kill) */
+    uint64_t lost_at_ns[MAX_LOST_AT];
+    uint32_t nlost_at;
     double setup_s;
     char sample_err[E_NKINDS][160];
 };
@@ -432,6 +437,8 @@ static void conn_lost(struct conn *c, enum ekind kind, const char *detail)
             note_error(kind, detail);
             G.st.tool_err[c->tool]++;
             c->retry_armed = false;
+            if (kind == E_LOST && G.st.nlost_at < MAX_LOST_AT)
+                G.st.lost_at_ns[G.st.nlost_at++] = now_ns();
         }
         conn_reopen_later(c, false);
         return;
@@ -1207,6 +1214,8 @@ int main(int argc, char **argv)
         tot.rpc_code_minus32000s += s.rpc_code_minus32000s;
         tot.dropped_samples += s.dropped_samples;
         tot.cpu_load_s += s.cpu_load_s;
+        for (uint32_t j = 0; j < s.nlost_at && tot.nlost_at < MAX_LOST_AT; j++)
+            tot.lost_at_ns[tot.nlost_at++] = s.lost_at_ns[j];
     }
     double cpu_total = cpu_children();
     if (all && nall > 0)
@@ -1282,7 +1291,10 @@ int main(int argc, char **argv)
         for (int k = 0; k < T_NTOOLS; k++)
             fprintf(f, "%s\"%s\":{\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 "}", k ? "," : "",
                     tool_names[k], tot.tool_ok[k], tot.tool_err[k]);
-        fprintf(f, "}}\n");
+        fprintf(f, "},\"lost_at_s\":[");
+        for (uint32_t j = 0; j < tot.nlost_at; j++)
+            fprintf(f, "%s%.6f", j ? "," : "", (double)tot.lost_at_ns[j] / 1e9);
+        fprintf(f, "]}\n");
         fclose(f);
     }
     free(all);
