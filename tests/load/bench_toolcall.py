@@ -11,6 +11,8 @@ wrk, requests per server CPU-second, and RSS. Prints the ratio csmcpd / best SDK
 Targets (--targets, comma-separated; default all):
   csmcpd        csmcpd, N workers (--workers, default 4), conformance fixtures on, auth off
   csmcpd-auth   the same with auth.required = true and an API key (Bearer)
+  csmcpd-nolimit  csmcpd with the rate limiter off too (auth off, audit on)
+  csmcpd-bare   no auth, no rate limiter, no audit trail: the SDK server's feature set
   sdk-stateful  sdk_server.mjs --mode stateful (one process; sessions in memory)
   sdk-stateless sdk_server.mjs --mode stateless under node:cluster with 2 workers
 
@@ -200,13 +202,14 @@ class SdkTarget:
 
 
 class CsmcpdTarget:
-    def __init__(self, name, port, workers, auth, limiter=True):
+    def __init__(self, name, port, workers, auth, limiter=True, audit=True):
         self.name, self.port, self.workers, self.auth = name, port, workers, auth
-        self.limiter = limiter
+        self.limiter, self.audit = limiter, audit
         self.d = None
         self.token = None
-        self.desc = "csmcpd, %d workers, fixtures on, auth %s, rate limiter %s" % (
-            workers, "on" if auth else "off", "on" if limiter else "off")
+        self.desc = "csmcpd, %d workers, fixtures on, auth %s, rate limiter %s, audit %s" % (
+            workers, "on" if auth else "off", "on" if limiter else "off",
+            "on" if audit else "off")
 
     def start(self):
         for a, b in (("CSMCP_TEST_DATABASE_URL", "CSMCP_DATABASE_URL"),
@@ -222,7 +225,8 @@ class CsmcpdTarget:
                 # The limiter still runs (its Redis work is part of every request) but with
                 # limits the benchmark's single session/key stays under.
                 "ratelimit": {"key_per_minute": 10000000, "tool_per_minute": 10000000,
-                              "write_per_minute": 10000000, "enabled": self.limiter}}
+                              "write_per_minute": 10000000, "enabled": self.limiter},
+                "audit": {"enabled": self.audit}}
         self.d = lib.Csmcpd(workers=self.workers, conf=conf, fixtures=True, auth=self.auth)
         self.d.port, self.d.admin_port = self.port, self.port + 1
         if self.auth:
@@ -362,6 +366,8 @@ def main():
         "csmcpd-auth": lambda: CsmcpdTarget("csmcpd-auth", 19520, a.workers, True),
         # The SDK server has neither auth nor a rate limiter: the like-for-like configuration.
         "csmcpd-nolimit": lambda: CsmcpdTarget("csmcpd-nolimit", 19530, a.workers, False, False),
+        # ... and without the audit trail either (the SDK server keeps none): the same features
+        "csmcpd-bare": lambda: CsmcpdTarget("csmcpd-bare", 19540, a.workers, False, False, False),
         "sdk-stateful": lambda: SdkTarget("sdk-stateful", "stateful", 19600, a.node),
         "sdk-stateless": lambda: SdkTarget("sdk-stateless", "stateless", 19601, a.node),
     }
@@ -443,7 +449,7 @@ def main():
             print("ratio csmcpd / best SDK (%s) in requests per CPU-second (server + Redis): "
                   "%.1fx" % (best_eff["name"], by["csmcpd"]["req_per_cpu_s"] /
                              best_eff["req_per_cpu_s"]))
-        for other in ("csmcpd-auth", "csmcpd-nolimit"):
+        for other in ("csmcpd-auth", "csmcpd-nolimit", "csmcpd-bare"):
             if other in by:
                 print("ratio %s / best SDK: %.1fx throughput, p99 %s ms" % (
                     other, by[other]["rps"] / best["rps"], fmt_ms(by[other]["p99_us"])))
