@@ -6,7 +6,8 @@ figures are not moved by other tests. After each write path - register_client,
 update_client_info (tier, contract value, status -> churned), calculate_health_score,
 manage_lifecycle_stages, ingest_usage_events (today, the edges of the 7-day window, tomorrow),
 csmcpctl import usage, GDPR erasure, a cascading DELETE, compaction, TRUNCATE, a re-seed, and
-concurrent writers - three things must hold:
+concurrent writers and forced interleavings of a usage write with a tier change - three things
+must hold:
   * csmcp.portfolio_check() (maintained totals vs the base tables) returns no row;
   * list_clients' summary (unfiltered, by tier, by stage, by both) equals the figures computed
     here in Python from the raw rows (accounts, active contracts, usage_daily);
@@ -18,6 +19,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 import urllib.parse
 
 import data_util as du
@@ -120,6 +122,39 @@ class PortfolioTotalsTest(lib.TestCase):
     def test_1_after_migrate_and_seed(self):
         self.assertEqual(self.summary()["total_clients"], 30)
         self.assert_consistent("seed")
+
+    def test_1b_page_order_every_sort(self):
+        """The page query (index order since 0014) sorts as documented, checked against a sort
+        done here: ties by client_id in the sort's direction, missing values last both ways;
+        pages of 7 put end to end give the whole list."""
+        rows = json.loads(self.q(
+            "SELECT json_agg(json_build_object('id', a.client_id, 'name', a.client_name, 'tier', a.tier, "
+            "'h', a.health_score, 'v', c.contract_value::text, 'end', c.end_date)) "
+            "FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'"))
+        key = {"client_id": lambda r: (), "client_name": lambda r: (r["name"].encode(),),
+               "health_score": lambda r: (r["h"],),
+               "contract_value": lambda r: (D(r["v"]) if r["v"] is not None else None,),
+               "days_until_renewal": lambda r: (r["end"],)}
+        for sort_by, k in key.items():
+            for order in ("asc", "desc"):
+                for tier in (None, "standard"):
+                    sel = [r for r in rows if tier is None or r["tier"] == tier]
+                    have = [r for r in sel if None not in k(r)]
+                    have.sort(key=lambda r: k(r) + (r["id"].encode(),), reverse=(order == "desc"))
+                    none = sorted((r for r in sel if None in k(r)), key=lambda r: r["id"].encode(),
+                                  reverse=(order == "desc"))
+                    exp = [r["id"] for r in have + none]
+                    args = {"sort_by": sort_by, "sort_order": order, "limit": 1000}
+                    if tier:
+                        args["tier_filter"] = tier
+                    got = [c["client_id"] for c in self.s.call_ok("list_clients", args)["clients"]]
+                    self.assertEqual(got, exp, args)
+                    paged = []
+                    for off in range(0, len(exp) + 7, 7):
+                        out = self.s.call_ok("list_clients", dict(args, limit=7, offset=off))
+                        paged += [c["client_id"] for c in out["clients"]]
+                        self.assertEqual(out["pagination"]["has_more"], off + 7 < len(exp))
+                    self.assertEqual(paged, exp, args)
 
     def test_2_register_client(self):
         before = self.summary()
@@ -255,6 +290,43 @@ class PortfolioTotalsTest(lib.TestCase):
         self.assertEqual(errors, [])
         self.assertFalse(any(th.is_alive() for th in threads))
         self.assert_consistent("concurrent writers")
+
+    def test_7b_group_change_races_usage_write(self):
+        """Deterministic interleavings of a usage write and a change of the same account's
+        tier, each held open for a second: the usage must end up in the account's final group
+        whichever transaction starts first (this fails without the FOR SHARE in the triggers)."""
+        c = self.client_with_usage(6)
+        t = today().isoformat()
+
+        def ingest(tag, hold):
+            ev = json.dumps([{"event_id": "pf-race-%s" % tag, "client_id": c,
+                              "occurred_at": t + "T00:00:01Z", "user_id": "pf-race-%s" % tag,
+                              "feature": "dashboard"}])
+            return ("BEGIN; SELECT csmcp.apply_usage_events('%s'::jsonb) IS NOT NULL; "
+                    "SELECT pg_sleep(%s); COMMIT;" % (ev, hold))
+
+        def retier(tier, hold):
+            return ("BEGIN; UPDATE accounts SET tier = '%s' WHERE client_id = '%s'; "
+                    "SELECT pg_sleep(%s); COMMIT;" % (tier, c, hold))
+
+        for i, (first, second) in enumerate([(ingest("a", 1), retier("enterprise", 0)),
+                                             (retier("starter", 1), ingest("b", 0)),
+                                             (ingest("c", 1), retier("professional", 0)),
+                                             (retier("standard", 1), ingest("d", 0))]):
+            errs = []
+
+            def run(sql):
+                try:
+                    du.psql(self.url, sql, timeout=30)
+                except Exception as e:  # reported below
+                    errs.append(repr(e))
+            th = threading.Thread(target=run, args=(first,))
+            th.start()
+            time.sleep(0.3)
+            run(second)
+            th.join(30)
+            self.assertEqual(errs, [])
+            self.assert_consistent("race %d" % i)
 
     def test_8_deletes_compaction_truncate_reseed(self):
         c = self.client_with_usage(5)
