@@ -353,9 +353,13 @@ def main():
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--min-ratio", type=float, default=0.0)
     ap.add_argument("--perf", help="record a perf profile of csmcpd's workers in round 1 here")
+    ap.add_argument("--perf-target", default="csmcpd", help="the target --perf profiles")
+    ap.add_argument("--settle", type=float, default=3.0,
+                    help="seconds of pause after each measured round (default 3)")
     a = ap.parse_args()
-    if not 1 <= a.duration <= 30 or not 0 <= a.warmup <= 10 or not 1 <= a.rounds <= 9:
-        ap.error("--duration must be 1..30 s, --warmup 0..10 s, --rounds 1..9 (shared machine)")
+    if not 1 <= a.duration <= 30 or not 0 <= a.warmup <= 10 or not 1 <= a.rounds <= 9 or \
+            not 0 <= a.settle <= 30:
+        ap.error("--duration must be 1..30 s, --warmup 0..10 s, --rounds 1..9, --settle 0..30 s")
     if not 1 <= a.connections <= 1024 or not 1 <= a.threads <= a.connections:
         ap.error("--connections must be 1..1024 and --threads 1..connections")
     if shutil.which("wrk") is None:
@@ -394,7 +398,11 @@ def main():
         rounds = {t.name: [] for t in targets}
         for i in range(a.rounds):
             for t in targets:
-                r = measure(t, a, a.perf if (i == 0 and t.name == "csmcpd") else None)
+                r = measure(t, a, a.perf if (i == 0 and t.name == a.perf_target) else None)
+                if a.settle and (i + 1 < a.rounds or t is not targets[-1]):
+                    # background work of this round (csmcpd's audit batches still being
+                    # committed by PostgreSQL) must not run into the next target's round
+                    time.sleep(a.settle)
                 log("round %d %-14s %8.0f req/s  p99 %s ms  errors %d" % (
                     i + 1, t.name, r["rps"], fmt_ms(r["p99_us"]), r["errors"]))
                 rounds[t.name].append(r)
