@@ -176,3 +176,66 @@ int fd_count_open(void)
     closedir(d);
     return n - 1; /* the DIR's own fd */
 }
+
+ssize_t fd_send_fds(int sock, const void *buf, size_t len, const int *fds, int n)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * FD_PASS_MAX)];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *cm;
+    ssize_t r;
+
+    if (n < 1 || n > FD_PASS_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(&cbuf, 0, sizeof(cbuf));
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+    do
+        r = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+ssize_t fd_recv_fds(int sock, void *buf, size_t cap, int *fds, int max, int *nfds, bool *trunc)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * FD_PASS_MAX)];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    *nfds = 0;
+    *trunc = false;
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = sizeof(cbuf.buf);
+    n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    *trunc = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int j = 0; j < k; j++) {
+            int f;
+            memcpy(&f, CMSG_DATA(cm) + (size_t)j * sizeof(int), sizeof(int));
+            if (*nfds < max)
+                fds[(*nfds)++] = f;
+            else
+                close(f);
+        }
+    }
+    return n;
+}

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 int fd_set_cloexec(int fd, bool on);
 int fd_set_nonblock(int fd, bool on);
@@ -35,5 +36,22 @@ int fd_connect_unix(const char *path);
 
 /* Number of open fds of this process (/proc/self/fd), or -1. */
 int fd_count_open(void);
+
+#define FD_PASS_MAX 253 /* SCM_MAX_FD: most fds one Unix-socket message may carry */
+
+/*
+ * One sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL, retried on EINTR) of buf with n fds (1..FD_PASS_MAX)
+ * attached as SCM_RIGHTS. The caller keeps its fds (the receiver gets duplicates). Returns what
+ * sendmsg returns (errno set on -1: EAGAIN/ETOOMANYREFS mean "try later").
+ */
+ssize_t fd_send_fds(int sock, const void *buf, size_t len, const int *fds, int n);
+
+/*
+ * One recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC) of a message into buf and of up to max fds from
+ * its SCM_RIGHTS data into fds (*nfds of them, all CLOEXEC, owned by the caller; fds beyond max
+ * are closed). *trunc is set when the kernel cut the control data (the receiver's fd limit):
+ * those fds are lost. Returns what recvmsg returns.
+ */
+ssize_t fd_recv_fds(int sock, void *buf, size_t cap, int *fds, int max, int *nfds, bool *trunc);
 
 #endif

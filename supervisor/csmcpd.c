@@ -350,34 +350,15 @@ static void close_fds(const int *fds, int n)
  * flight: ETOOMANYREFS), -1 failed. */
 static int send_fds(struct slots_worker *w, const int *fds, int n)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
-        struct cmsghdr align;
-    } cbuf;
     struct wio *io = w->io;
     uint8_t out[sizeof(struct ctl_hdr) + sizeof(struct ctl_handoff)];
     struct ctl_handoff ho = {.count = (uint32_t)n};
-    struct iovec iov;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    struct cmsghdr *cm;
     int len = ctl_encode(out, sizeof(out), CTL_HANDOFF, io->seq + 1, w->gen, &ho, sizeof(ho));
     ssize_t r;
 
     if (len < 0)
         return -1;
-    iov.iov_base = out;
-    iov.iov_len = (size_t)len;
-    memset(&cbuf, 0, sizeof(cbuf));
-    mh.msg_control = cbuf.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-    cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
-    do
-        r = sendmsg(io->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
+    r = fd_send_fds(io->fd, out, (size_t)len, fds, n);
     if (r == len) {
         io->seq++;
         return 0;
@@ -526,36 +507,7 @@ static void forward_handoff(const struct slots_worker *from, const int *fds, int
 /* recv() of one message and its SCM_RIGHTS fds (CLOEXEC); *trunc: the kernel cut them. */
 static ssize_t recv_msg(int fd, uint8_t *buf, size_t cap, int *fds, int *nfds, bool *trunc)
 {
-    union {
-        char b[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
-        struct cmsghdr align;
-    } cbuf;
-    struct iovec iov = {.iov_base = buf, .iov_len = cap};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    ssize_t n;
-
-    *nfds = 0;
-    *trunc = false;
-    mh.msg_control = cbuf.b;
-    mh.msg_controllen = sizeof(cbuf.b);
-    n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return n;
-    *trunc = (mh.msg_flags & MSG_CTRUNC) != 0;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-            continue;
-        int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int j = 0; j < k; j++) {
-            int f;
-            memcpy(&f, CMSG_DATA(cm) + (size_t)j * sizeof(int), sizeof(int));
-            if (*nfds < CTL_HANDOFF_MAX)
-                fds[(*nfds)++] = f;
-            else
-                close(f);
-        }
-    }
-    return n;
+    return fd_recv_fds(fd, buf, cap, fds, CTL_HANDOFF_MAX, nfds, trunc);
 }
 
 static void on_chan(evutil_socket_t fd, short what, void *arg)

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "ctl_codec.h"
+#include "fdutil.h"
 #include "log.h"
 #include "metrics_snap.h"
 
@@ -173,36 +174,7 @@ static void close_fds(const int *fds, int n)
  */
 static ssize_t recv_msg(int fd, int *fds, int *nfds, bool *trunc)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
-        struct cmsghdr align;
-    } cbuf;
-    struct iovec iov = {.iov_base = ch.buf, .iov_len = sizeof(ch.buf)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    ssize_t n;
-
-    *nfds = 0;
-    *trunc = false;
-    mh.msg_control = cbuf.buf;
-    mh.msg_controllen = sizeof(cbuf.buf);
-    n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return n;
-    *trunc = (mh.msg_flags & MSG_CTRUNC) != 0;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-            continue;
-        int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int j = 0; j < k; j++) {
-            int f;
-            memcpy(&f, CMSG_DATA(cm) + (size_t)j * sizeof(int), sizeof(int));
-            if (*nfds < CTL_HANDOFF_MAX)
-                fds[(*nfds)++] = f;
-            else
-                close(f);
-        }
-    }
-    return n;
+    return fd_recv_fds(fd, ch.buf, sizeof(ch.buf), fds, CTL_HANDOFF_MAX, nfds, trunc);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -356,15 +328,8 @@ bool chan_drain_handoff(void)
 
 int chan_send_fds(const int *fds, int n)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * CTL_HANDOFF_MAX)];
-        struct cmsghdr align;
-    } cbuf;
     uint8_t out[sizeof(struct ctl_hdr) + sizeof(struct ctl_handoff)];
     struct ctl_handoff ho = {.count = (uint32_t)n};
-    struct iovec iov;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    struct cmsghdr *cm;
     int len;
 
     if (ch.fd < 0 || n < 1 || n > CTL_HANDOFF_MAX)
@@ -372,31 +337,17 @@ int chan_send_fds(const int *fds, int n)
     len = ctl_encode(out, sizeof(out), CTL_HANDOFF, ch.seq + 1, ch.gen, &ho, sizeof(ho));
     if (len < 0)
         return -1;
-    iov.iov_base = out;
-    iov.iov_len = (size_t)len;
-    memset(&cbuf, 0, sizeof(cbuf));
-    mh.msg_control = cbuf.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-    cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
-    for (;;) {
-        ssize_t w = sendmsg(ch.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w == len) {
-            ch.seq++;
-            return 0;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        /* ETOOMANYREFS: too many fds in flight for this user right now; like a full channel */
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETOOMANYREFS))
-            return 1;
-        log_warn("control channel sendmsg(HANDOFF, %d fds): %s", n,
-                 w < 0 ? strerror(errno) : "short write");
-        return -1;
+    ssize_t w = fd_send_fds(ch.fd, out, (size_t)len, fds, n);
+    if (w == len) {
+        ch.seq++;
+        return 0;
     }
+    /* ETOOMANYREFS: too many fds in flight for this user right now; like a full channel */
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETOOMANYREFS))
+        return 1;
+    log_warn("control channel sendmsg(HANDOFF, %d fds): %s", n,
+             w < 0 ? strerror(errno) : "short write");
+    return -1;
 }
 
 void chan_send_bye(void)
