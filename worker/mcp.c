@@ -1329,8 +1329,8 @@ static void m_complete(struct mreq *m, struct jsonrpc_msg *msg)
  * every host) drops the session from its cache and acknowledges on csmcp:wa:<our node>. The
  * client's answer waits until as many acknowledgements arrived as PUBLISH counted receivers, so
  * no worker answers from a stale cache after the client saw DELETE or setLevel succeed. A worker
- * that does not acknowledge within INV_WAIT_MS (stuck, dying) is not waited for: its cache entry
- * expires within mcp.session_cache_ms anyway (counted in
+ * that does not acknowledge within INV_WAIT_MS of the script's answer (stuck, dying) is not
+ * waited for: its cache entry expires within mcp.session_cache_ms anyway (counted in
  * csmcp_session_invalidation_timeouts_total).
  */
 #define INV_WAIT_MS 300
@@ -1341,7 +1341,8 @@ struct inv_wait {
     long got;  /* acknowledgements so far */
     struct mreq *m;
     struct jsonrpc_msg *msg; /* setLevel: the request to answer; NULL for DELETE */
-    struct event *timer;
+    struct event *timer;     /* armed once the script answered: bounds the wait for acks */
+    bool detached;           /* shut down while the script was pending: only free on answer */
     struct inv_wait *next;
 };
 
@@ -1394,11 +1395,20 @@ static void inv_timeout(evutil_socket_t fd, short what, void *arg)
 static void inv_published(redisReply *r, void *arg)
 {
     struct inv_wait *w = arg;
+    if (w->detached) {
+        free(w);
+        return;
+    }
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         inv_finish(w, false);
         return;
     }
     w->need = (long)r->integer;
+    /* The change is made; wait at most INV_WAIT_MS for the acknowledgements still missing. */
+    w->timer = evtimer_new(M.base, inv_timeout, w);
+    struct timeval tv = {0, INV_WAIT_MS * 1000};
+    if (w->timer)
+        evtimer_add(w->timer, &tv);
     inv_check(w);
 }
 
@@ -1459,10 +1469,6 @@ static void invalidate(struct mreq *m, struct jsonrpc_msg *msg, const char *scri
     w->next = M.invs;
     M.invs = w;
     scache_drop(m->s.key);
-    w->timer = evtimer_new(M.base, inv_timeout, w);
-    struct timeval tv = {0, INV_WAIT_MS * 1000};
-    if (w->timer)
-        evtimer_add(w->timer, &tv);
     char subs[SESSION_KEY_MAX + 8], note[SESSION_KEY_MAX + 48];
     snprintf(subs, sizeof subs, "%s:subs", m->s.key);
     snprintf(note, sizeof note, "%s %s %llu", m->s.key, M.node, (unsigned long long)w->nonce);
@@ -2262,7 +2268,10 @@ void mcp_shutdown(void)
         if (w->timer)
             event_free(w->timer);
         mreq_unref(w->m);
-        free(w);
+        if (w->need < 0)
+            w->detached = true; /* its script's callback still comes (redisc_shutdown) */
+        else
+            free(w);
     }
     scache_shutdown();
     session_shutdown();

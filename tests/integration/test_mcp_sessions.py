@@ -249,5 +249,36 @@ class McpSessions(lib.TestCase):
         self.assertEqual(msgs[-1]["id"], 3)
 
 
+class StuckWorkerInvalidation(lib.TestCase):
+    """A worker that cannot acknowledge an invalidation (stopped) delays a DELETE by the bounded
+    wait only, and drops the session as soon as it runs again."""
+
+    def test_delete_with_a_stopped_worker(self):
+        d = lib.Csmcpd(workers=2, fixtures=True, auth=False,
+                       conf={"server": {"heartbeat_ms": 200, "worker_timeout": 10}})
+        with d:
+            sid, _ = initialize(d.port)
+            for i in range(12):  # both workers have the session in their cache
+                self.assertEqual(rpc(d.port, "ping", sid=sid, id=i)[0], 200)
+            pids = lib.worker_pids(d.proc.pid)
+            self.assertEqual(len(pids), 2, pids)
+            os.kill(pids[1], signal.SIGSTOP)  # cannot accept, cannot acknowledge
+            try:
+                t0 = time.monotonic()
+                st, _, _ = lib.http_request(d.port, "DELETE", "/mcp", headers=mcp_headers(sid))
+                waited = time.monotonic() - t0
+            finally:
+                os.kill(pids[1], signal.SIGCONT)
+            self.assertEqual(st, 200)
+            self.assertGreaterEqual(waited, 0.25)  # waited for the stopped worker's ack ...
+            self.assertLess(waited, 3.0)  # ... but only for the bounded time
+            time.sleep(0.2)  # the resumed worker reads the invalidation queued while stopped
+            for _ in range(8):
+                self.assertEqual(rpc(d.port, "ping", sid=sid)[0], 404)
+            lib.wait_until(lambda: metric_total(d, "csmcp_session_invalidation_timeouts_total")
+                           >= 1, 5, what="timeout counted")
+        assert_no_crash(d)
+
+
 if __name__ == "__main__":
     unittest.main()
