@@ -29,6 +29,7 @@
 static struct event_base *base;
 static struct cfg cfg;
 static struct sockaddr_in addr;
+static unsigned long nconn;
 
 static void handler(struct http_req *r, void *arg)
 {
@@ -95,16 +96,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 60000)
         size = 60000;
     /* Closing with SO_LINGER 0 (RST) leaves no TIME_WAIT behind: 150,000 connections in a 30 s
-     * run would otherwise exhaust the loopback ports, and connect() would fail. */
+     * run would otherwise exhaust the loopback ports. A connect() that still fails for want of
+     * a port or of room in the listen queue is retried on a new socket, a bounded number of
+     * times; anything else is a harness failure and says why. */
     struct linger lg = {1, 0};
-    c = socket(AF_INET, SOCK_STREAM, 0);
-    if (c < 0)
-        abort();
-    setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    for (turns = 0; connect(c, (struct sockaddr *)&addr, sizeof(addr)) < 0; turns++) {
-        if (errno != EADDRNOTAVAIL || turns >= 100)
+    for (turns = 0;; turns++) {
+        c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0) {
+            perror("fuzz_http: socket");
             abort();
-        usleep(10000); /* ports still held by other processes' TIME_WAIT: bounded wait */
+        }
+        setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        /* a different 127.0.0.x source per connection: 250 times the ports */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(nconn++ % 250));
+        bind(c, (struct sockaddr *)&src, sizeof(src));
+        if (connect(c, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+            break;
+        int e = errno;
+        close(c);
+        if (turns >= 200 || (e != EADDRNOTAVAIL && e != EAGAIN && e != ECONNREFUSED &&
+                             e != ETIMEDOUT && e != EINTR)) {
+            fprintf(stderr, "fuzz_http: connect: %s (after %d retries)\n", strerror(e), turns);
+            abort();
+        }
+        event_base_loop(base, EVLOOP_NONBLOCK); /* let the server accept what is queued */
+        usleep(5000);
     }
     fcntl(c, F_SETFL, O_NONBLOCK);
     for (turns = 0; turns < 20000 && !eof; turns++) {
