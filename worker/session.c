@@ -19,6 +19,19 @@
 const char *const session_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
 const int session_nversions = 4;
 
+const char *const session_log_levels[SESSION_NLEVELS] = {
+    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
+
+int session_level_index(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    for (int i = 0; i < SESSION_NLEVELS; i++)
+        if (strcmp(name, session_log_levels[i]) == 0)
+            return i;
+    return -1;
+}
+
 static uint8_t secret_key[256];
 static size_t secret_len;
 

@@ -24,6 +24,13 @@ extern const int session_nversions;
 /* Index of version in session_versions, or -1. */
 int session_version_index(const char *version);
 
+/* logging/setLevel levels, least severe first (RFC 5424 names); a session's threshold is an
+ * index in this table. */
+extern const char *const session_log_levels[];
+#define SESSION_NLEVELS 8
+/* Index of name in session_log_levels, or -1 (also for NULL). */
+int session_level_index(const char *name);
+
 /* Loads the HMAC secret (CSMCP_SESSION_SECRET or mcp.session_secret_file). */
 int session_init(const struct cfg *cfg, char *err, size_t errlen);
 void session_shutdown(void);
