@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 /* A growing byte buffer, always NUL-terminated after the first write. Owner calls jbuf_free. */
@@ -42,11 +43,28 @@ void json_key(struct jbuf *b, bool *first, const char *key);
 
 /*
  * Parses text (len bytes, need not be NUL-terminated) into a tree. Rejects nesting deeper than
- * max_depth and strings longer than max_str before yajl runs. Returns NULL with a message in
- * err on failure. Caller frees with yajl_tree_free.
+ * max_depth and strings longer than max_str before yajl runs, and, strictly: a NUL byte in the
+ * text, any string or key that is not well-formed UTF-8 (RFC 3629: no overlong forms, no UTF-16
+ * surrogates, nothing above U+10FFFF - also when spelled as \u escapes: a surrogate escape must
+ * be a high + low pair) and any string or key holding U+0000 (a C string would be cut there).
+ * Returns NULL with a message in err on failure. Caller frees with yajl_tree_free.
  */
 yajl_val json_parse(const char *text, size_t len, int max_depth, size_t max_str, char *err,
                     size_t errlen);
+
+/*
+ * JSON_KEEP_NUL: a document that is valid except for U+0000 in strings is returned anyway
+ * (those strings are cut at the NUL in the tree), *had_nul is set and err names the first
+ * place ("params.arguments.client_id: NUL character (\u0000) not allowed in strings"), so a
+ * JSON-RPC server can answer invalid params (-32602) to the request's id. The caller must
+ * refuse such a tree.
+ */
+#define JSON_KEEP_NUL 1u
+yajl_val json_parse_ex(const char *text, size_t len, int max_depth, size_t max_str, unsigned flags,
+                       bool *had_nul, char *err, size_t errlen);
+
+/* True when s[0..n) is well-formed UTF-8 (RFC 3629). NUL bytes count as valid here. */
+bool json_utf8_valid(const char *s, size_t n);
 
 /* Getters: NULL / the default when absent or of another type. Borrowed from the tree. */
 yajl_val json_get(yajl_val obj, const char *key);

@@ -8,6 +8,7 @@
 #include "scrub.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,11 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "json.h"
 #include "log.h"
 
-#define SCRUB_MAX_DEPTH 64
+#define SCRUB_MAX_DEPTH   64
+#define SCRUB_PARSE_DEPTH 1000
 
 /* Normalised (lower case, no '-' '_' '.') suffixes that make a key sensitive. */
 static const char *const sensitive_suffix[] = {
@@ -345,22 +348,19 @@ static int gen_value(yajl_gen g, yajl_val v, int depth)
 
 char *scrub_json(const char *json, size_t len)
 {
-    char *copy = NULL, *res = NULL, errbuf[64];
+    char *res = NULL, errbuf[160];
     yajl_val tree = NULL;
     yajl_gen g = NULL;
     const unsigned char *buf;
     size_t blen;
 
-    copy = malloc(len + 1);
-    if (copy == NULL)
-        return NULL;
-    memcpy(copy, json, len);
-    copy[len] = '\0';
-    tree = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-    if (tree == NULL) {
-        free(copy);
-        return strdup("\"[UNPARSEABLE]\"");
-    }
+    /* json_parse: strict UTF-8 (PostgreSQL's jsonb refuses what yajl alone would pass through:
+     * surrogates, overlong forms) and a bounded depth (deeper levels print as [TRUNCATED]);
+     * U+0000 cuts the string (the caller refused the request already). */
+    tree = json_parse_ex(json, len, SCRUB_PARSE_DEPTH, SIZE_MAX, JSON_KEEP_NUL, NULL, errbuf,
+                         sizeof(errbuf));
+    if (tree == NULL)
+        return strdup(SCRUB_UNPARSEABLE);
     g = yajl_gen_alloc(NULL);
     if (g == NULL)
         goto fail;
@@ -376,14 +376,12 @@ char *scrub_json(const char *json, size_t len)
     }
     yajl_gen_free(g);
     yajl_tree_free(tree);
-    free(copy);
     return res;
 fail:
     if (g)
         yajl_gen_free(g);
     yajl_tree_free(tree);
-    free(copy);
-    return strdup("\"[UNPARSEABLE]\"");
+    return strdup(SCRUB_UNPARSEABLE);
 }
 
 void scrub_install_log(void)

@@ -28,8 +28,11 @@ void scrub_text(char *msg, size_t cap);
 /*
  * Returns a compact JSON copy of json (len bytes, need not be NUL-terminated) with secrets
  * masked (caller frees). Nesting beyond 64 levels is replaced by "[TRUNCATED]". Input that is
- * not valid JSON yields a JSON string "[UNPARSEABLE]". NULL only when out of memory.
+ * not valid JSON for json_parse (strict UTF-8, at most 1000 levels) yields the JSON string
+ * SCRUB_UNPARSEABLE. The output is always strict UTF-8 JSON without U+0000. NULL only when out
+ * of memory.
  */
+#define SCRUB_UNPARSEABLE "\"[UNPARSEABLE]\""
 char *scrub_json(const char *json, size_t len);
 
 /* Installs scrub_text as the log scrubber (log_set_scrubber). Call once per process. */

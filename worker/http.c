@@ -15,6 +15,13 @@
  *   request is arriving, none while it is handled (the MCP layer bounds calls itself).
  * - Limits are answered with a status and Connection: close: 431 (head too large), 413 (body
  *   too large), 400 (malformed), 408 (read timeout).
+ * - Strict framing (RFC 9112), before any handler sees the request, because a proxy in front
+ *   may read lenient input differently (request smuggling): every line of the head ends in
+ *   CRLF (a bare LF or CR is 400), no obsolete line folding (a head line starting with SP/HT),
+ *   header names are tokens (so "Transfer-Encoding : chunked" is 400, not an unknown header),
+ *   Host, Origin, Content-Length, Transfer-Encoding, Authorization, Content-Type and the MCP
+ *   headers appear at most once, Content-Length and Transfer-Encoding not together, and an
+ *   HTTP/1.1 request has a Host (RFC 9112 3.2). http-parser alone accepts all of these.
  * - Drain for a reload (http_drain_handoff): a connection that is idle between requests with
  *   nothing buffered in user space (plain TCP only) is never closed: its fd goes to the
  *   supervisor and on to a worker of the new generation, which adopts it (http_adopt_fd);
@@ -29,6 +36,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -56,6 +64,17 @@
 #define HTTP_HANDOFF_BATCH      200 /* = CTL_HANDOFF_MAX */
 #define HTTP_HANDOFF_RETRY_MS   5
 #define HTTP_HANDOFF_GIVE_UP_MS 5000 /* after the drain began: grace-close what is left */
+
+/* Head framing scan (see head_scan): where in the request head the last byte was. */
+enum head_scan {
+    HS_START = 0, /* before the request line (empty CRLF lines are skipped) */
+    HS_START_CR,  /* CR before the request line */
+    HS_LINE,      /* inside a line */
+    HS_CR,        /* CR at the end of a line */
+    HS_LINESTART, /* first byte of a header line */
+    HS_END_CR,    /* CR of the empty line that ends the head */
+    HS_DONE,      /* head complete: the rest is body (http-parser frames it) */
+};
 
 enum conn_state {
     C_IDLE,     /* between requests */
@@ -105,8 +124,10 @@ struct conn {
     struct event *resume;
     struct http_req req;
     int limit_status; /* set by a callback that found a limit broken */
-    bool gone;        /* client gone while handling; bev freed */
-    bool detached;    /* unlinked by http_shutdown; freed by nobody (exit path) */
+    enum head_scan hs;
+    char peer[48]; /* client address ("203.0.113.7", "2001:db8::1") or "unknown" */
+    bool gone;     /* client gone while handling; bev freed */
+    bool detached; /* unlinked by http_shutdown; freed by nobody (exit path) */
     struct conn *prev, *next;
 };
 
@@ -270,6 +291,25 @@ static void req_reset(struct http_req *r)
     r->close_arg = NULL;
 }
 
+/* The numeric address of fd's peer (IPv4-mapped IPv6 shown as IPv4), or "unknown". */
+static void peer_name(int fd, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    snprintf(out, len, "unknown");
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+            inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], out, (socklen_t)len);
+        else
+            inet_ntop(AF_INET6, &a6->sin6_addr, out, (socklen_t)len);
+    } else if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)len);
+    }
+}
+
 /* Registers a connection (accepted, or adopted from a draining worker). Owns fd. 0 or -1. */
 static int new_conn(int fd)
 {
@@ -280,6 +320,7 @@ static int new_conn(int fd)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    peer_name(fd, c->peer, sizeof c->peer);
     if (H.ssl_ctx) {
         SSL *ssl = SSL_new(H.ssl_ctx);
         if (ssl == NULL)
@@ -450,6 +491,13 @@ static void hput(struct http_req *r, const char *at, size_t len)
     r->hlen += len;
 }
 
+/* RFC 9110 5.6.2 token characters (header field names). */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
@@ -476,6 +524,11 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         r->nhdrs++;
         r->hstate = 1;
     }
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)at[i])) {
+            c->limit_status = 400; /* e.g. "Transfer-Encoding : chunked" */
+            return -1;
+        }
     hput(r, at, len);
     if (r->head_bytes + r->url_len > (size_t)H.cfg->http_max_header_size) {
         c->limit_status = 431;
@@ -521,6 +574,39 @@ static enum http_meth map_method(unsigned m)
     }
 }
 
+/* Fields a request may carry once: a second copy would be read differently by different
+ * parsers (only the first was checked here). */
+static const char *const singleton_fields[] = {
+    "host",         "origin",         "content-length",       "transfer-encoding", "authorization",
+    "content-type", "mcp-session-id", "mcp-protocol-version", "last-event-id",     NULL,
+};
+
+static bool head_fields_ok(const struct http_req *r, const http_parser *p)
+{
+    bool host = false, cl = false, te = false;
+    for (int i = 0; i < r->nhdrs; i++) {
+        const char *name = r->hbuf + r->hdrs[i].name;
+        for (int k = 0; singleton_fields[k]; k++) {
+            if (strcasecmp(name, singleton_fields[k]) != 0)
+                continue;
+            for (int j = i + 1; j < r->nhdrs; j++)
+                if (strcasecmp(r->hbuf + r->hdrs[j].name, name) == 0)
+                    return false;
+        }
+        if (strcasecmp(name, "host") == 0)
+            host = true;
+        else if (strcasecmp(name, "content-length") == 0)
+            cl = true;
+        else if (strcasecmp(name, "transfer-encoding") == 0)
+            te = true;
+    }
+    if (cl && te)
+        return false; /* RFC 9112 6.1: a server may reject; we do */
+    if (!host && p->http_major == 1 && p->http_minor >= 1)
+        return false; /* RFC 9112 3.2 */
+    return true;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = p->data;
@@ -543,6 +629,10 @@ static int on_headers_complete(http_parser *p)
     if (q) {
         *q = '\0';
         r->query = q + 1;
+    }
+    if (!head_fields_ok(r, p)) {
+        c->limit_status = 400;
+        return -1;
     }
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > (uint64_t)H.cfg->http_max_body_size) {
         c->limit_status = 413;
@@ -570,6 +660,7 @@ static int on_message_complete(http_parser *p)
 {
     struct conn *c = p->data;
     c->state = C_HANDLING;
+    c->hs = HS_START; /* the next request's head is scanned from its first byte */
     http_parser_pause(p, 1);
     return 0;
 }
@@ -814,6 +905,57 @@ int http_route(const char *path, const char *route, http_handler_fn fn, void *ar
     return 0;
 }
 
+/*
+ * Checks the line structure of the request head in p[0..n) (continuing from c->hs) up to the
+ * empty line that ends it: every line ends in CRLF, no line starts with SP/HT (obs-fold, RFC
+ * 9112 5.2). Stops at the end of the head; the body is framed by http-parser. -1 on a
+ * violation. http-parser consumes the same bytes right after, so the two stay in step.
+ */
+static int head_scan(struct conn *c, const char *p, size_t n)
+{
+    enum head_scan hs = c->hs;
+    for (size_t i = 0; i < n && hs != HS_DONE; i++) {
+        char ch = p[i];
+        switch (hs) {
+        case HS_START:
+            hs = ch == '\r' ? HS_START_CR : HS_LINE;
+            if (ch == '\n')
+                return -1;
+            break;
+        case HS_START_CR:
+            if (ch != '\n')
+                return -1;
+            hs = HS_START;
+            break;
+        case HS_LINE:
+            if (ch == '\n')
+                return -1;
+            if (ch == '\r')
+                hs = HS_CR;
+            break;
+        case HS_CR:
+            if (ch != '\n')
+                return -1;
+            hs = HS_LINESTART;
+            break;
+        case HS_LINESTART:
+            if (ch == '\n' || ch == ' ' || ch == '\t')
+                return -1;
+            hs = ch == '\r' ? HS_END_CR : HS_LINE;
+            break;
+        case HS_END_CR:
+            if (ch != '\n')
+                return -1;
+            hs = HS_DONE;
+            break;
+        case HS_DONE:
+            break;
+        }
+    }
+    c->hs = hs;
+    return 0;
+}
+
 static void process_input(struct conn *c)
 {
     if (c->gone || c->bev == NULL)
@@ -823,6 +965,12 @@ static void process_input(struct conn *c)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
+        if (head_scan(c, v.iov_base, v.iov_len) < 0) {
+            log_debug("http: malformed request head (bare LF or CR, or folded header line)");
+            evbuffer_drain(in, evbuffer_get_length(in));
+            send_error_and_close(c, 400);
+            return;
+        }
         size_t n = http_parser_execute(&c->parser, &H.settings, v.iov_base, v.iov_len);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         evbuffer_drain(in, n);
@@ -1205,6 +1353,11 @@ const char *http_req_header(const struct http_req *r, const char *name)
         if (strcasecmp(r->hbuf + r->hdrs[i].name, name) == 0)
             return r->hbuf + r->hdrs[i].value;
     return NULL;
+}
+
+const char *http_req_peer(const struct http_req *r)
+{
+    return r->c->peer;
 }
 
 const char *http_req_body(const struct http_req *r, size_t *len)

@@ -84,6 +84,9 @@ const char *http_req_query(const struct http_req *r); /* after '?', or NULL */
 /* Header value by case-insensitive name (first occurrence), or NULL. */
 const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_body(const struct http_req *r, size_t *len);
+/* The client's numeric address ("192.0.2.1", "2001:db8::1"; "unknown" if the socket had
+ * none): the TCP peer, so a proxy's address when behind one. */
+const char *http_req_peer(const struct http_req *r);
 bool http_req_closed(const struct http_req *r);
 /* Route label for metrics (set by the router; static string). */
 void http_req_set_route(struct http_req *r, const char *route);
