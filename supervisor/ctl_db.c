@@ -1,7 +1,9 @@
 /*
  * ctl_db.c - csmcpctl's database commands: migrate, seed, import.
  *
- *   migrate [--migrations DIR]           apply db/migrations/NNNN_name.sql in order
+ *   migrate [--migrations DIR] [--functions DIR]
+ *                                        apply db/migrations/NNNN_name.sql in order, then
+ *                                        each .sql below db/functions whose checksum changed
  *   seed [--accounts N]                  deterministic demo data set (csmcp.seed_demo)
  *   import usage|contacts|nps FILE [--format csv|jsonl]
  *
@@ -10,7 +12,16 @@
  *     deploying at once) never interleave; each file runs in its own transaction together with
  *     its schema_migrations row, so a file is either fully applied and recorded or not at all;
  *     an applied file is never re-run; a file whose checksum changed since it was applied is
- *     reported (forward-only: write a new migration instead).
+ *     reported (forward-only: write a new migration instead), unless the recorded checksum is
+ *     listed for its version in the directory's REWRITTEN file (a deliberate rewrite: the new
+ *     checksum is recorded instead).
+ *   - then, under the same lock and in ONE transaction, every file below the functions
+ *     directory (sorted by relative path; check_function_bodies off) whose sha256 differs from
+ *     the one recorded in schema_functions is run and recorded: those files are code (CREATE OR
+ *     REPLACE ...), idempotent, re-applied whenever they change; unchanged ones are skipped,
+ *     so a second migrate applies nothing. Rows of files that no longer exist are forgotten.
+ *   - an installed csmcpctl uses the installed directories (DATADIR/csmcp/{migrations,functions},
+ *     found relative to the binary first), a csmcpctl in the build tree the source tree's.
  *   - import validates every row first and applies only when no row is bad, inside one
  *     transaction: nothing is ever half-imported; each bad row is reported as FILE:LINE: reason.
  * Synchronous libpq is fine here: csmcpctl is a one-shot CLI, never the request path.
@@ -24,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 #include "cfg.h"
@@ -168,7 +180,7 @@ static int exec_ok(PGconn *c, const char *sql, const char *what)
     PGresult *r = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(r);
     int rc = 0;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
         fprintf(stderr, "csmcpctl: %s: %s", what, PQerrorMessage(c));
         rc = -1;
     }
@@ -184,20 +196,60 @@ static bool is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static const char *migrations_dir(const char *opt, char *buf, size_t len)
+/* True when this binary runs from the build tree (so it should use the source tree's files). */
+static bool running_from_build_tree(void)
 {
-    const char *env = getenv("CSMCP_MIGRATIONS_DIR");
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    size_t bl = strlen(CSMCP_BUILD_ROOT);
+    if (n <= 0)
+        return false;
+    self[n] = 0;
+    return strncmp(self, CSMCP_BUILD_ROOT, bl) == 0 && self[bl] == '/';
+}
+
+/*
+ * The directory of db/<sub> (sub = "migrations" or "functions"): the option, else the
+ * environment variable, else for an installed binary the installed copy (<bin>/../share/csmcp
+ * next to the binary, then the configured datadir, then /usr/share, /usr/local/share) before
+ * the source tree; for a binary in the build tree the source tree first.
+ */
+static const char *data_dir(const char *opt, const char *env_name, const char *sub, char *buf,
+                            size_t len)
+{
+    const char *env = getenv(env_name);
+    char self[4096];
+    ssize_t n;
     if (opt)
         return opt;
     if (env && *env)
         return env;
-    snprintf(buf, len, "%s/db/migrations", CSMCP_SOURCE_ROOT);
+    if (running_from_build_tree()) {
+        snprintf(buf, len, "%s/db/%s", CSMCP_SOURCE_ROOT, sub);
+        if (is_dir(buf))
+            return buf;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            int k = snprintf(buf, len, "%s/../share/csmcp/%s", self, sub);
+            if (k > 0 && (size_t)k < len && is_dir(buf))
+                return buf;
+        }
+    }
+    snprintf(buf, len, "%s/%s", CSMCP_DATADIR, sub);
     if (is_dir(buf))
         return buf;
-    if (is_dir("/usr/share/csmcp/migrations"))
-        return "/usr/share/csmcp/migrations";
-    if (is_dir("/usr/local/share/csmcp/migrations"))
-        return "/usr/local/share/csmcp/migrations";
+    snprintf(buf, len, "/usr/share/csmcp/%s", sub);
+    if (is_dir(buf))
+        return buf;
+    snprintf(buf, len, "/usr/local/share/csmcp/%s", sub);
+    if (is_dir(buf))
+        return buf;
+    snprintf(buf, len, "%s/db/%s", CSMCP_SOURCE_ROOT, sub);
     return buf;
 }
 
@@ -217,13 +269,226 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+struct strv {
+    char **v;
+    size_t n, cap;
+};
+
+static int strv_push(struct strv *sv, const char *s)
+{
+    if (sv->n == sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 64;
+        char **nv = realloc(sv->v, cap * sizeof(*nv));
+        if (!nv)
+            return -1;
+        sv->v = nv;
+        sv->cap = cap;
+    }
+    if (!(sv->v[sv->n] = strdup(s)))
+        return -1;
+    sv->n++;
+    return 0;
+}
+
+static void strv_free(struct strv *sv)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        free(sv->v[i]);
+    free(sv->v);
+    *sv = (struct strv){0};
+}
+
+/* True when status is a successful result of a command string (comments only: empty query). */
+static bool result_ok(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
+}
+
+/*
+ * <dir>/REWRITTEN: "<version> <sha256>" lines ('#' comments) naming the old checksums of
+ * migrations that were rewritten on purpose. Entries are stored as "version sha256".
+ */
+static int load_rewritten(const char *dir, struct strv *out)
+{
+    char path[8192];
+    snprintf(path, sizeof(path), "%s/REWRITTEN", dir);
+    char *text = read_file(path, NULL);
+    if (!text)
+        return errno == ENOENT ? 0 : -1;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char v[16], sum[80], entry[100];
+        line[strcspn(line, "#")] = 0;
+        if (sscanf(line, "%15s %79s", v, sum) != 2)
+            continue;
+        if (strlen(v) != 4 || strlen(sum) != 64) {
+            fprintf(stderr, "csmcpctl migrate: %s: ignoring malformed line \"%s\"\n", path, line);
+            continue;
+        }
+        snprintf(entry, sizeof(entry), "%s %s", v, sum);
+        if (strv_push(out, entry)) {
+            free(text);
+            return -1;
+        }
+    }
+    free(text);
+    return 0;
+}
+
+static bool rewritten_listed(const struct strv *rw, const char *version, const char *sum)
+{
+    char entry[100];
+    snprintf(entry, sizeof(entry), "%s %s", version, sum);
+    for (size_t i = 0; i < rw->n; i++)
+        if (!strcmp(rw->v[i], entry))
+            return true;
+    return false;
+}
+
+/* Collects the *.sql files below root/rel (relative paths, hidden entries skipped). */
+static int collect_sql(const char *root, const char *rel, struct strv *out)
+{
+    char path[8192];
+    DIR *d;
+    struct dirent *e;
+    int rc = 0;
+    snprintf(path, sizeof(path), "%s%s%s", root, rel[0] ? "/" : "", rel);
+    if (!(d = opendir(path))) {
+        fprintf(stderr, "csmcpctl migrate: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (e = readdir(d))) {
+        char sub[8192], full[8192];
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.')
+            continue;
+        int k1 = snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
+        int k2 = snprintf(full, sizeof(full), "%s/%s", root, sub);
+        if (k1 < 0 || (size_t)k1 >= sizeof(sub) || k2 < 0 || (size_t)k2 >= sizeof(full)) {
+            fprintf(stderr, "csmcpctl migrate: path too long below %s\n", root);
+            rc = -1;
+        } else if (is_dir(full))
+            rc = collect_sql(root, sub, out);
+        else if (l > 4 && !strcmp(e->d_name + l - 4, ".sql"))
+            rc = strv_push(out, sub);
+    }
+    closedir(d);
+    return rc;
+}
+
+/*
+ * Applies every file below fdir whose checksum differs from schema_functions', in path order,
+ * in one transaction with check_function_bodies off; forgets rows of vanished files.
+ */
+static int apply_functions(PGconn *c, const char *fdir)
+{
+    struct strv files = {0};
+    struct buf paths = {0};
+    int applied = 0, unchanged = 0, rc = -1;
+    long forgotten = 0;
+    PGresult *r;
+
+    if (collect_sql(fdir, "", &files))
+        goto out;
+    if (files.n > 0)
+        qsort(files.v, files.n, sizeof(*files.v), cmp_str);
+    if (exec_ok(c,
+                "CREATE TABLE IF NOT EXISTS schema_functions (path text PRIMARY KEY, "
+                "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                "create schema_functions") ||
+        exec_ok(c, "BEGIN", "begin") ||
+        exec_ok(c, "SET LOCAL check_function_bodies = off", "check_function_bodies"))
+        goto out;
+    buf_str(&paths, "{");
+    for (size_t i = 0; i < files.n; i++) {
+        char path[8192], sum[65];
+        size_t len;
+        if (i)
+            buf_str(&paths, ",");
+        buf_json_str(&paths, files.v[i]); /* a JSON string is a valid array element literal */
+        snprintf(path, sizeof(path), "%s/%s", fdir, files.v[i]);
+        char *sql = read_file(path, &len);
+        if (!sql) {
+            fprintf(stderr, "csmcpctl migrate: cannot read %s: %s\n", path, strerror(errno));
+            goto rollback;
+        }
+        sha256_hex(sql, len, sum);
+        const char *p1[1] = {files.v[i]};
+        r = PQexecParams(c, "SELECT checksum FROM schema_functions WHERE path = $1", 1, NULL, p1,
+                         NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "csmcpctl migrate: %s", PQerrorMessage(c));
+            PQclear(r);
+            free(sql);
+            goto rollback;
+        }
+        bool same = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), sum);
+        PQclear(r);
+        if (same) {
+            free(sql);
+            unchanged++;
+            continue;
+        }
+        r = PQexec(c, sql);
+        free(sql);
+        if (!result_ok(r)) {
+            fprintf(stderr, "csmcpctl migrate: functions/%s failed: %s", files.v[i],
+                    PQerrorMessage(c));
+            PQclear(r);
+            goto rollback;
+        }
+        PQclear(r);
+        const char *p2[2] = {files.v[i], sum};
+        r = PQexecParams(c,
+                         "INSERT INTO schema_functions (path, checksum) VALUES ($1, $2) "
+                         "ON CONFLICT (path) DO UPDATE SET checksum = excluded.checksum, "
+                         "applied_at = now()",
+                         2, NULL, p2, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "csmcpctl migrate: recording functions/%s: %s", files.v[i],
+                    PQerrorMessage(c));
+            PQclear(r);
+            goto rollback;
+        }
+        PQclear(r);
+        printf("applied functions/%s\n", files.v[i]);
+        applied++;
+    }
+    buf_str(&paths, "}");
+    if (!paths.p)
+        goto rollback;
+    const char *p3[1] = {paths.p};
+    r = PQexecParams(c, "DELETE FROM schema_functions WHERE path <> ALL ($1::text[])", 1, NULL, p3,
+                     NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "csmcpctl migrate: schema_functions: %s", PQerrorMessage(c));
+        PQclear(r);
+        goto rollback;
+    }
+    forgotten = atol(PQcmdTuples(r));
+    PQclear(r);
+    if (exec_ok(c, "COMMIT", "commit"))
+        goto out;
+    printf("functions: %d applied, %d unchanged", applied, unchanged);
+    if (forgotten > 0)
+        printf(", %ld forgotten (file gone)", forgotten);
+    printf(" (%s)\n", fdir);
+    rc = 0;
+    goto out;
+rollback:
+    exec_ok(c, "ROLLBACK", "rollback");
+out:
+    strv_free(&files);
+    free(paths.p);
+    return rc;
+}
+
 static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
 {
-    const char *opt_dir = NULL;
-    char dirbuf[4096];
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int applied = 0, skipped = 0, rc = 1;
+    const char *opt_dir = NULL, *opt_fdir = NULL;
+    char dirbuf[4096], fdirbuf[4096];
+    struct strv names = {0}, rewritten = {0};
+    int applied = 0, skipped = 0, rerecorded = 0, rc = 1;
     PGconn *c = NULL;
     DIR *d = NULL;
     struct dirent *e;
@@ -231,33 +496,36 @@ static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--migrations") && i + 1 < argc) {
             opt_dir = argv[++i];
+        } else if (!strcmp(argv[i], "--functions") && i + 1 < argc) {
+            opt_fdir = argv[++i];
         } else {
-            fprintf(stderr, "usage: csmcpctl migrate [--migrations DIR]\n");
+            fprintf(stderr, "usage: csmcpctl migrate [--migrations DIR] [--functions DIR]\n");
             return 2;
         }
     }
-    const char *dir = migrations_dir(opt_dir, dirbuf, sizeof(dirbuf));
+    const char *dir =
+        data_dir(opt_dir, "CSMCP_MIGRATIONS_DIR", "migrations", dirbuf, sizeof(dirbuf));
+    const char *fdir =
+        data_dir(opt_fdir, "CSMCP_FUNCTIONS_DIR", "functions", fdirbuf, sizeof(fdirbuf));
     d = opendir(dir);
     if (!d) {
         fprintf(stderr, "csmcpctl migrate: cannot open %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    while ((e = readdir(d))) {
-        if (!migration_name_ok(e->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, cap * sizeof(*names));
-            if (!nn)
-                goto out;
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name)))
-            goto out;
-        n++;
+    if (!is_dir(fdir)) {
+        fprintf(stderr, "csmcpctl migrate: cannot open %s: not a directory\n", fdir);
+        goto out;
     }
-    if (n > 0)
-        qsort(names, n, sizeof(*names), cmp_str);
+    while ((e = readdir(d))) {
+        if (migration_name_ok(e->d_name) && strv_push(&names, e->d_name))
+            goto out;
+    }
+    if (names.n > 0)
+        qsort(names.v, names.n, sizeof(*names.v), cmp_str);
+    if (load_rewritten(dir, &rewritten)) {
+        fprintf(stderr, "csmcpctl migrate: cannot read %s/REWRITTEN: %s\n", dir, strerror(errno));
+        goto out;
+    }
 
     if (!(c = db_connect(cfg)))
         goto out;
@@ -270,12 +538,12 @@ static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
                 "create schema_migrations"))
         goto out;
 
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < names.n; i++) {
         char version[5], path[8192], sum[65];
         size_t len;
-        memcpy(version, names[i], 4);
+        memcpy(version, names.v[i], 4);
         version[4] = 0;
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, names.v[i]);
         char *sql = read_file(path, &len);
         if (!sql) {
             fprintf(stderr, "csmcpctl migrate: cannot read %s: %s\n", path, strerror(errno));
@@ -293,11 +561,29 @@ static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
             goto out;
         }
         if (PQntuples(r) == 1) {
-            if (strcmp(PQgetvalue(r, 0, 1), sum) != 0)
+            const char *old = PQgetvalue(r, 0, 1);
+            if (strcmp(old, sum) != 0 && rewritten_listed(&rewritten, version, old)) {
+                const char *p2[2] = {version, sum};
+                PGresult *u =
+                    PQexecParams(c, "UPDATE schema_migrations SET checksum = $2 WHERE version = $1",
+                                 2, NULL, p2, NULL, NULL, 0);
+                if (PQresultStatus(u) != PGRES_COMMAND_OK) {
+                    fprintf(stderr, "csmcpctl migrate: re-recording %s: %s", names.v[i],
+                            PQerrorMessage(c));
+                    PQclear(u);
+                    PQclear(r);
+                    free(sql);
+                    goto out;
+                }
+                PQclear(u);
+                printf("re-recorded %s (rewritten, listed in REWRITTEN)\n", names.v[i]);
+                rerecorded++;
+            } else if (strcmp(old, sum) != 0) {
                 fprintf(stderr,
                         "csmcpctl migrate: warning: %s changed since it was applied (as %s); "
                         "migrations are forward-only, add a new one\n",
-                        names[i], PQgetvalue(r, 0, 0));
+                        names.v[i], PQgetvalue(r, 0, 0));
+            }
             PQclear(r);
             free(sql);
             skipped++;
@@ -311,19 +597,19 @@ static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
         }
         r = PQexec(c, sql);
         free(sql);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-            fprintf(stderr, "csmcpctl migrate: %s failed: %s", names[i], PQerrorMessage(c));
+        if (!result_ok(r)) {
+            fprintf(stderr, "csmcpctl migrate: %s failed: %s", names.v[i], PQerrorMessage(c));
             PQclear(r);
             exec_ok(c, "ROLLBACK", "rollback");
             goto out;
         }
         PQclear(r);
-        const char *p3[3] = {version, names[i], sum};
+        const char *p3[3] = {version, names.v[i], sum};
         r = PQexecParams(
             c, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", 3,
             NULL, p3, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            fprintf(stderr, "csmcpctl migrate: recording %s: %s", names[i], PQerrorMessage(c));
+            fprintf(stderr, "csmcpctl migrate: recording %s: %s", names.v[i], PQerrorMessage(c));
             PQclear(r);
             exec_ok(c, "ROLLBACK", "rollback");
             goto out;
@@ -331,10 +617,14 @@ static int cmd_migrate(const struct cfg *cfg, int argc, char **argv)
         PQclear(r);
         if (exec_ok(c, "COMMIT", "commit"))
             goto out;
-        printf("applied %s\n", names[i]);
+        printf("applied %s\n", names.v[i]);
         applied++;
     }
     printf("migrate: %d applied, %d already applied (%s)\n", applied, skipped, dir);
+    if (rerecorded > 0)
+        printf("migrate: %d rewritten migration(s) re-recorded\n", rerecorded);
+    if (apply_functions(c, fdir))
+        goto out;
     rc = 0;
 out:
     if (c) {
@@ -344,9 +634,8 @@ out:
     }
     if (d)
         closedir(d);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    strv_free(&names);
+    strv_free(&rewritten);
     return rc;
 }
 

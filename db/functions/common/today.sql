@@ -1,0 +1,3 @@
+-- "Today" is the UTC calendar date; usage days are UTC days.
+CREATE OR REPLACE FUNCTION csmcp.today() RETURNS date
+LANGUAGE sql STABLE AS $$ SELECT (now() AT TIME ZONE 'UTC')::date $$;

@@ -1,0 +1,78 @@
+-- manage_lifecycle_stages: distribution, transitions and durations from lifecycle_transitions;
+-- with client_id + new_stage it performs (and records) a transition.
+CREATE OR REPLACE FUNCTION csmcp.tool_manage_lifecycle_stages(args jsonb, principal text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    stages text[] := ARRAY['onboarding', 'active', 'at_risk', 'churned', 'expansion', 'renewal'];
+    v_client text := csmcp.arg_text(args, 'client_id', NULL);
+    v_stage text := csmcp.arg_text(args, 'current_stage', NULL, stages);
+    v_new text := csmcp.arg_text(args, 'new_stage', NULL, stages);
+    v_reason text := csmcp.arg_text(args, 'reason', NULL);
+    v_trans boolean := csmcp.arg_bool(args, 'include_transitions', true);
+    acc accounts;
+    performed jsonb;
+    dist jsonb; trans jsonb; durations jsonb; client_hist jsonb; in_stage jsonb;
+    total integer;
+BEGIN
+    IF v_new IS NOT NULL AND v_client IS NULL THEN PERFORM csmcp.invalid('new_stage needs client_id'); END IF;
+    IF v_client IS NOT NULL THEN
+        acc := csmcp.require_account(v_client);
+        IF v_new IS NOT NULL THEN
+            PERFORM 1 FROM accounts WHERE client_id = v_client FOR UPDATE;
+            SELECT * INTO acc FROM accounts WHERE client_id = v_client;
+            IF acc.lifecycle_stage = v_new THEN
+                PERFORM csmcp.invalid(format('client %s is already in stage %s', v_client, v_new));
+            END IF;
+            UPDATE accounts SET lifecycle_stage = v_new, updated_at = now(),
+                                status = CASE WHEN v_new = 'churned' THEN 'churned' ELSE status END
+            WHERE client_id = v_client;
+            INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, reason, changed_by)
+            VALUES (v_client, acc.lifecycle_stage, v_new, v_reason, coalesce(principal, 'anonymous'));
+            PERFORM csmcp.log_activity(v_client, principal, 'manage_lifecycle_stages', 'account', v_client,
+                                       jsonb_build_object('lifecycle_stage', acc.lifecycle_stage),
+                                       jsonb_build_object('lifecycle_stage', v_new, 'reason', v_reason));
+            performed := jsonb_build_object('client_id', v_client, 'from_stage', acc.lifecycle_stage, 'to_stage', v_new,
+                                            'reason', v_reason, 'changed_at', now());
+        END IF;
+    END IF;
+
+    SELECT count(*) INTO total FROM accounts;
+    SELECT jsonb_object_agg(s, coalesce(n, 0)) INTO dist
+    FROM unnest(stages) s LEFT JOIN (SELECT lifecycle_stage, count(*) AS n FROM accounts GROUP BY 1) c ON c.lifecycle_stage = s;
+
+    IF v_trans THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object('from_stage', from_stage, 'to_stage', to_stage, 'count', n)
+                                  ORDER BY n DESC, from_stage, to_stage), '[]')
+        INTO trans FROM (SELECT from_stage, to_stage, count(*) AS n FROM lifecycle_transitions
+                         WHERE from_stage IS NOT NULL AND changed_at > now() - interval '90 days'
+                           AND (v_stage IS NULL OR from_stage = v_stage OR to_stage = v_stage)
+                         GROUP BY 1, 2) x;
+    END IF;
+    -- Average completed stay in each stage: time between entering it and the next transition.
+    SELECT coalesce(jsonb_object_agg(stage, days), '{}') INTO durations FROM (
+        SELECT to_stage AS stage, round(avg(extract(epoch FROM next_at - changed_at) / 86400)::numeric, 1) AS days
+        FROM (SELECT to_stage, changed_at, lead(changed_at) OVER (PARTITION BY client_id ORDER BY changed_at, transition_id) AS next_at
+              FROM lifecycle_transitions) l
+        WHERE next_at IS NOT NULL GROUP BY to_stage) d;
+    IF v_stage IS NOT NULL THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'client_name', client_name, 'health_score', health_score)
+                                  ORDER BY health_score, client_id), '[]')
+        INTO in_stage FROM (SELECT * FROM accounts WHERE lifecycle_stage = v_stage ORDER BY health_score, client_id LIMIT 50) a;
+    END IF;
+    IF v_client IS NOT NULL THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object('from_stage', from_stage, 'to_stage', to_stage, 'reason', reason,
+                                                     'changed_by', changed_by, 'changed_at', changed_at)
+                                  ORDER BY changed_at, transition_id), '[]')
+        INTO client_hist FROM lifecycle_transitions WHERE client_id = v_client;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'total_customers', total,
+        'stage_distribution', dist,
+        'transition_performed', performed,
+        'client', CASE WHEN v_client IS NOT NULL THEN jsonb_build_object(
+            'client_id', v_client, 'current_stage', coalesce(v_new, acc.lifecycle_stage), 'history', client_hist) END,
+        'stage_transitions_90d', trans,
+        'average_stage_duration_days', durations,
+        'customers_in_stage', in_stage);
+END $$;

@@ -1,0 +1,89 @@
+-- portfolio/totals.sql - the maintained portfolio totals (tables portfolio_counts and
+-- portfolio_usage, migration 0014): bulk switch, full rebuild, compaction and a check against a
+-- from-scratch computation. The triggers that write the deltas are in triggers.sql.
+
+-- True while csmcp.seed_demo loads in bulk (the triggers then write no deltas).
+CREATE OR REPLACE FUNCTION csmcp.portfolio_bulk() RETURNS boolean
+LANGUAGE sql STABLE AS $$ SELECT coalesce(current_setting('csmcp.portfolio_bulk', true), '') = 'on' $$;
+
+-- Recomputes both tables from the base tables. The EXCLUSIVE locks wait for every transaction
+-- that has written deltas and block new delta writers until this transaction ends, so no delta
+-- is both deleted-and-recomputed or kept-and-recomputed.
+CREATE OR REPLACE FUNCTION csmcp.portfolio_rebuild() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE portfolio_counts, portfolio_usage IN EXCLUSIVE MODE;
+    DELETE FROM portfolio_counts;
+    DELETE FROM portfolio_usage;
+    INSERT INTO portfolio_counts (tier, lifecycle_stage, accounts, health_sum, arr)
+    SELECT a.tier, a.lifecycle_stage, count(*), sum(a.health_score), coalesce(sum(c.contract_value), 0)
+    FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+    GROUP BY 1, 2;
+    INSERT INTO portfolio_usage (day, tier, lifecycle_stage, active_users)
+    SELECT u.day, a.tier, a.lifecycle_stage, sum(u.active_users)
+    FROM usage_daily u JOIN accounts a USING (client_id)
+    GROUP BY 1, 2, 3 HAVING sum(u.active_users) <> 0;
+END $$;
+
+-- Merges the delta rows of each group into one. Correct under concurrency without any lock:
+-- the DELETE ... RETURNING and the INSERT of the sums are one statement, and a row another
+-- transaction deleted first is not returned here. The advisory lock only spares the work.
+CREATE OR REPLACE FUNCTION csmcp.portfolio_compact() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('csmcp.portfolio_compact')) THEN
+        RETURN;
+    END IF;
+    WITH k AS (SELECT tier, lifecycle_stage FROM portfolio_counts GROUP BY 1, 2 HAVING count(*) > 1),
+    d AS (DELETE FROM portfolio_counts p USING k
+          WHERE p.tier = k.tier AND p.lifecycle_stage = k.lifecycle_stage
+          RETURNING p.tier, p.lifecycle_stage, p.accounts, p.health_sum, p.arr)
+    INSERT INTO portfolio_counts (tier, lifecycle_stage, accounts, health_sum, arr)
+    SELECT tier, lifecycle_stage, sum(accounts), sum(health_sum), sum(arr) FROM d GROUP BY 1, 2
+    HAVING sum(accounts) <> 0 OR sum(health_sum) <> 0 OR sum(arr) <> 0;
+    WITH k AS (SELECT day, tier, lifecycle_stage FROM portfolio_usage GROUP BY 1, 2, 3 HAVING count(*) > 1),
+    d AS (DELETE FROM portfolio_usage p USING k
+          WHERE p.day = k.day AND p.tier = k.tier AND p.lifecycle_stage = k.lifecycle_stage
+          RETURNING p.day, p.tier, p.lifecycle_stage, p.active_users)
+    INSERT INTO portfolio_usage (day, tier, lifecycle_stage, active_users)
+    SELECT day, tier, lifecycle_stage, sum(active_users) FROM d GROUP BY 1, 2, 3
+    HAVING sum(active_users) <> 0;
+END $$;
+
+-- Called by a writer after inserting n delta rows whose last id is last_id: compacts when the
+-- ids crossed a multiple of 256 (so about every 256 deltas, without counting rows).
+CREATE OR REPLACE FUNCTION csmcp.portfolio_after_write(last_id bigint, n bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF n > 0 AND (n >= 256 OR last_id % 256 < n) THEN
+        PERFORM csmcp.portfolio_compact();
+    END IF;
+END $$;
+
+-- Differences between the maintained totals and a from-scratch computation (no rows = they
+-- agree). For tests and operators; reads everything, so not for the request path.
+CREATE OR REPLACE FUNCTION csmcp.portfolio_check() RETURNS TABLE (what text, key text, maintained numeric, actual numeric)
+LANGUAGE sql STABLE AS $$
+    WITH m AS (SELECT tier, lifecycle_stage, sum(accounts) AS n, sum(health_sum) AS h, sum(arr) AS v
+               FROM portfolio_counts GROUP BY 1, 2),
+    a AS (SELECT a.tier, a.lifecycle_stage, count(*)::numeric AS n, sum(a.health_score)::numeric AS h,
+                 coalesce(sum(c.contract_value), 0) AS v
+          FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+          GROUP BY 1, 2),
+    j AS (SELECT coalesce(m.tier, a.tier) || '/' || coalesce(m.lifecycle_stage, a.lifecycle_stage) AS key,
+                 coalesce(m.n, 0) AS mn, coalesce(a.n, 0) AS an, coalesce(m.h, 0) AS mh, coalesce(a.h, 0) AS ah,
+                 coalesce(m.v, 0) AS mv, coalesce(a.v, 0) AS av
+          FROM m FULL JOIN a ON a.tier = m.tier AND a.lifecycle_stage = m.lifecycle_stage),
+    mu AS (SELECT day, tier, lifecycle_stage, sum(active_users) AS au FROM portfolio_usage GROUP BY 1, 2, 3),
+    au AS (SELECT u.day, a.tier, a.lifecycle_stage, sum(u.active_users)::numeric AS au
+           FROM usage_daily u JOIN accounts a USING (client_id) GROUP BY 1, 2, 3)
+    SELECT 'accounts', key, mn, an FROM j WHERE mn <> an
+    UNION ALL SELECT 'health_sum', key, mh, ah FROM j WHERE mh <> ah
+    UNION ALL SELECT 'arr', key, mv, av FROM j WHERE mv <> av
+    UNION ALL
+    SELECT 'active_users', coalesce(mu.day, au.day) || '/' || coalesce(mu.tier, au.tier) || '/'
+                           || coalesce(mu.lifecycle_stage, au.lifecycle_stage),
+           coalesce(mu.au, 0), coalesce(au.au, 0)
+    FROM mu FULL JOIN au ON au.day = mu.day AND au.tier = mu.tier AND au.lifecycle_stage = mu.lifecycle_stage
+    WHERE coalesce(mu.au, 0) <> coalesce(au.au, 0)
+$$;

@@ -1,0 +1,325 @@
+-- seed/seed_demo.sql - csmcp.seed_demo(n): a deterministic, realistic demo data set
+-- (`csmcpctl seed --accounts N`).
+--
+-- Deterministic: every value derives from md5 of (account number, purpose) (csmcp.seed_rand,
+-- seed/_lib.sql), and dates are relative to today, so the same N gives the same accounts,
+-- shapes and relative history on any machine. Demo accounts are named demo_00001..; re-seeding
+-- replaces them (and only them: rows of other accounts are never touched).
+-- Base data per account: every demo account is at least 95 days old, so each has the full
+-- 90 days of daily usage history (the churned ones stop 40 days ago); contract with seats,
+-- contacts, 30 days of per-feature usage, feature adoption dates, quarterly invoices (some paid
+-- late, some overdue), support tickets, NPS and CSAT responses, communications, lifecycle
+-- history; onboarding accounts (younger than 120 days) have a 4-month plan with monthly
+-- milestones; then one real health calculation per account.
+-- Then every category's part, csmcp.seed_part_<category>(n) (db/functions/seed/<category>.sql):
+-- it must be deterministic too (csmcp.seed_rand, never random()), insert rows only for demo
+-- accounts (or its own demo objects), and return the counts of what it inserted as a JSON
+-- object; seed_demo returns {"accounts": n, ..., "<category>": {counts}, ...}.
+-- The portfolio totals are rebuilt once at the end (bulk mode: the triggers skip the deltas).
+
+CREATE OR REPLACE FUNCTION csmcp.seed_demo(n integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    t date := csmcp.today();
+    r record;
+    n_scored integer := 0;
+    result jsonb;
+    part record;
+    counts jsonb;
+BEGIN
+    IF n IS NULL OR n < 1 OR n > 1000000 THEN
+        RAISE EXCEPTION 'accounts must be between 1 and 1000000' USING ERRCODE = '22023';
+    END IF;
+    -- Bulk load: the portfolio triggers do nothing in this transaction; the totals are rebuilt
+    -- once at the end (db/functions/portfolio/totals.sql).
+    PERFORM set_config('csmcp.portfolio_bulk', 'on', true);
+    DELETE FROM accounts WHERE client_id LIKE 'demo\_%';
+    DELETE FROM segments WHERE NOT EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = segments.segment_id);
+
+    INSERT INTO features (feature_id, name, category, is_core) VALUES
+        ('dashboard', 'Dashboard', 'core', true), ('reports', 'Reports', 'core', true),
+        ('search', 'Search', 'core', true), ('alerts', 'Alerts', 'core', true),
+        ('api', 'REST API', 'integration', false), ('slack_integration', 'Slack integration', 'integration', false),
+        ('salesforce_sync', 'Salesforce sync', 'integration', false), ('automation', 'Workflow automation', 'advanced', false),
+        ('custom_fields', 'Custom fields', 'advanced', false), ('analytics_studio', 'Analytics studio', 'advanced', false),
+        ('exports', 'Exports', 'general', false), ('mobile_app', 'Mobile app', 'general', false)
+    ON CONFLICT (feature_id) DO NOTHING;
+    INSERT INTO support_agents (agent_id, name, email, team, is_senior, max_tickets) VALUES
+        ('agt_01', 'Maya Patel', 'maya.patel@support.example.com', 'Technical Support', true, 12),
+        ('agt_02', 'Leo Fischer', 'leo.fischer@support.example.com', 'Technical Support', false, 10),
+        ('agt_03', 'Ana Souza', 'ana.souza@support.example.com', 'Engineering Support', true, 8),
+        ('agt_04', 'Tom Becker', 'tom.becker@support.example.com', 'Billing Support', false, 10),
+        ('agt_05', 'Grace Kim', 'grace.kim@support.example.com', 'Customer Success', false, 10),
+        ('agt_06', 'Omar Haddad', 'omar.haddad@support.example.com', 'Integration Team', false, 10),
+        ('agt_07', 'Ines Moreau', 'ines.moreau@support.example.com', 'Escalation Team', true, 6),
+        ('agt_08', 'Jon Berg', 'jon.berg@support.example.com', 'Product Support', false, 10)
+    ON CONFLICT (agent_id) DO NOTHING;
+    INSERT INTO support_agent_expertise VALUES
+        ('agt_01', 'technical_issue'), ('agt_01', 'performance'), ('agt_02', 'technical_issue'), ('agt_02', 'how_to_question'),
+        ('agt_03', 'bug_report'), ('agt_03', 'data_issue'), ('agt_04', 'account_billing'), ('agt_05', 'how_to_question'),
+        ('agt_05', 'training_request'), ('agt_06', 'integration_support'), ('agt_07', 'bug_report'), ('agt_07', 'technical_issue'),
+        ('agt_08', 'feature_request')
+    ON CONFLICT DO NOTHING;
+    INSERT INTO training_modules (module_id, name, description, format, certification_level, duration_minutes) VALUES
+        ('mod_fundamentals', 'Platform Fundamentals', 'Navigation, dashboards and reports', 'live_webinar', 'basic', 90),
+        ('mod_admin', 'Administration', 'Users, roles, settings', 'workshop', 'intermediate', 120),
+        ('mod_integrations', 'Integrations', 'API, Slack and Salesforce', 'self_paced', 'advanced', 60),
+        ('mod_automation', 'Automation expert', 'Workflows and custom fields', 'one_on_one', 'expert', 120)
+    ON CONFLICT (module_id) DO NOTHING;
+    INSERT INTO surveys (survey_id, name, survey_type) VALUES ('srv_nps_relationship', 'Relationship NPS', 'nps'),
+                                                              ('srv_csat_ticket', 'Ticket CSAT', 'csat')
+    ON CONFLICT (survey_id) DO NOTHING;
+    INSERT INTO kb_articles (article_id, title, summary, content, category, status, author, published_at, view_count, helpful_votes, not_helpful_votes)
+    SELECT 'KB-' || (1000 + i), x.title, x.title || ' - step by step.', 'How to ' || lower(x.title) || '. ' || repeat('Details. ', 20),
+           x.cat, 'published', 'docs-team', now() - make_interval(days => 200 - i * 10), 100 + i * 37, 10 + i * 3, i
+    FROM (VALUES (1, 'Create your first dashboard', 'getting_started'), (2, 'Invite users and assign roles', 'administration'),
+                 (3, 'Connect the Slack integration', 'integrations'), (4, 'Use the REST API', 'integrations'),
+                 (5, 'Schedule a report', 'reports'), (6, 'Set up alerts', 'alerts'), (7, 'Build a workflow automation', 'automation'),
+                 (8, 'Export data to CSV', 'data'), (9, 'Troubleshoot slow dashboards', 'performance'),
+                 (10, 'Update billing details', 'billing')) x(i, title, cat)
+    ON CONFLICT (article_id) DO NOTHING;
+
+    -- Accounts and their fixed traits.
+    CREATE TEMP TABLE sd ON COMMIT DROP AS
+    SELECT i, 'demo_' || lpad(i::text, 5, '0') AS client_id,
+           (ARRAY['Acme', 'Globex', 'Initech', 'Umbrella', 'Stark', 'Wayne', 'Wonka', 'Hooli', 'Vandelay', 'Soylent',
+                  'Cyberdyne', 'Tyrell', 'Aperture', 'Massive', 'Oscorp', 'Nakatomi', 'Gringotts', 'Monarch', 'Pied Piper', 'Dunder'])
+               [1 + floor(csmcp.seed_rand(i || 'n1') * 20)::int] || ' ' ||
+           (ARRAY['Analytics', 'Logistics', 'Health', 'Foods', 'Energy', 'Media', 'Robotics', 'Finance', 'Retail', 'Labs'])
+               [1 + floor(csmcp.seed_rand(i || 'n2') * 10)::int] || ' ' || i AS client_name,
+           (ARRAY['Technology', 'Healthcare', 'Finance', 'Retail', 'Manufacturing', 'Education', 'Media', 'Logistics'])
+               [1 + floor(csmcp.seed_rand(i || 'ind') * 8)::int] AS industry,
+           CASE WHEN csmcp.seed_rand(i || 'tier') < 0.25 THEN 'starter' WHEN csmcp.seed_rand(i || 'tier') < 0.60 THEN 'standard'
+                WHEN csmcp.seed_rand(i || 'tier') < 0.85 THEN 'professional' ELSE 'enterprise' END AS tier,
+           CASE WHEN csmcp.seed_rand(i || 'pat') < 0.30 THEN 'growing' WHEN csmcp.seed_rand(i || 'pat') < 0.75 THEN 'flat'
+                ELSE 'declining' END AS pattern,
+           0.3 + 0.6 * csmcp.seed_rand(i || 'u0') AS u0,
+           csmcp.seed_rand(i || 'churn') < 0.03 AS churned,
+           (95 + floor(csmcp.seed_rand(i || 'age') * 805))::int AS age_days,
+           (ARRAY['Alice Moreno', 'Ben Okafor', 'Chloe Dubois', 'Dev Sharma', 'Eva Lindqvist', 'Felix Wagner', 'Gina Rossi', 'Hiro Tanaka'])
+               [1 + floor(csmcp.seed_rand(i || 'csm') * 8)::int] AS csm
+    FROM generate_series(1, n) i;
+    ALTER TABLE sd ADD COLUMN seats integer, ADD COLUMN arr numeric, ADD COLUMN start_date date, ADD COLUMN stage text;
+    UPDATE sd SET seats = CASE tier WHEN 'starter' THEN 5 + floor(csmcp.seed_rand(i || 's') * 10)
+                                    WHEN 'standard' THEN 15 + floor(csmcp.seed_rand(i || 's') * 35)
+                                    WHEN 'professional' THEN 50 + floor(csmcp.seed_rand(i || 's') * 100)
+                                    ELSE 150 + floor(csmcp.seed_rand(i || 's') * 450) END;
+    UPDATE sd SET arr = round(seats * CASE tier WHEN 'starter' THEN 600 WHEN 'standard' THEN 900 WHEN 'professional' THEN 1100 ELSE 1300 END, -2),
+                  -- the current contract year started 0..364 days ago, so renewals spread over the next year
+                  start_date = t - least(age_days, floor(csmcp.seed_rand(i || 'cs') * 365)::int);
+    UPDATE sd SET stage = CASE WHEN churned THEN 'churned'
+                               WHEN age_days < 120 THEN 'onboarding'
+                               WHEN start_date + 365 - t <= 45 THEN 'renewal'
+                               WHEN pattern = 'declining' AND csmcp.seed_rand(i || 'st') < 0.6 THEN 'at_risk'
+                               WHEN pattern = 'growing' AND u0 > 0.7 THEN 'expansion'
+                               ELSE 'active' END;
+
+    INSERT INTO accounts (client_id, client_name, company_name, industry, tier, lifecycle_stage, status, csm_assigned,
+                          primary_contact_email, primary_contact_name, created_at, updated_at)
+    SELECT client_id, client_name,
+           client_name || (ARRAY[' Inc', ' Ltd', ' GmbH', ' LLC'])[1 + floor(csmcp.seed_rand(i || 'suf') * 4)::int],
+           industry, tier, stage, CASE WHEN churned THEN 'churned' ELSE 'active' END, csm,
+           'contact1@' || replace(client_id, '_', '-') || '.example.com', 'Contact One ' || i,
+           (t - age_days)::timestamp AT TIME ZONE 'UTC', now()
+    FROM sd;
+    INSERT INTO contacts (client_id, name, email, title, role, is_primary)
+    SELECT sd.client_id, CASE k WHEN 1 THEN 'Contact One ' || sd.i ELSE 'Contact ' || k || ' ' || sd.i END,
+           'contact' || k || '@' || replace(sd.client_id, '_', '-') || '.example.com',
+           (ARRAY['Head of Operations', 'VP Engineering', 'CFO', 'Team Lead', 'Analyst'])[k],
+           (ARRAY['champion', 'executive_sponsor', 'billing', 'admin', 'user'])[k], k = 1
+    FROM sd CROSS JOIN generate_series(1, 5) k
+    WHERE k <= 2 + floor(csmcp.seed_rand(sd.i || 'nc') * 4);
+
+    INSERT INTO contracts (contract_id, client_id, contract_type, tier, contract_value, billing_frequency, licensed_seats,
+                           start_date, end_date, auto_renew, status)
+    SELECT 'CTR-' || client_id, client_id, 'annual', tier, arr, 'quarterly', seats, start_date, start_date + 365,
+           csmcp.seed_rand(i || 'ar') < 0.3, CASE WHEN churned THEN 'cancelled' ELSE 'active' END
+    FROM sd;
+    -- The previous contract year for older accounts (expired), so history spans renewals.
+    INSERT INTO contracts (contract_id, client_id, contract_type, tier, contract_value, billing_frequency, licensed_seats,
+                           start_date, end_date, status)
+    SELECT 'CTR-' || client_id || '-prev', client_id, 'annual', tier, round(arr * 0.9, -2), 'quarterly', greatest(1, round(seats * 0.9)),
+           start_date - 365, start_date, 'renewed'
+    FROM sd WHERE age_days >= (t - start_date) + 365;
+    INSERT INTO renewals (renewal_id, contract_id, client_id, renewal_date, status, current_arr)
+    SELECT 'REN-' || client_id, 'CTR-' || client_id, client_id, start_date + 365, 'on_track', arr FROM sd WHERE NOT churned;
+    INSERT INTO revenue_events (client_id, kind, arr_delta, occurred_on, note)
+    SELECT client_id, 'new', CASE WHEN age_days >= (t - start_date) + 365 THEN round(arr * 0.9, -2) ELSE arr END,
+           t - age_days, 'initial contract' FROM sd;
+    INSERT INTO revenue_events (client_id, kind, arr_delta, occurred_on, note)
+    SELECT client_id, 'expansion', arr - round(arr * 0.9, -2), start_date, 'renewal with more seats'
+    FROM sd WHERE age_days >= (t - start_date) + 365 AND arr > round(arr * 0.9, -2);
+
+    -- Quarterly invoices of the current contract: due 30 days after issue; ~10% of accounts paid
+    -- one late, ~6% have the latest past-due invoice unpaid (overdue).
+    INSERT INTO invoices (invoice_id, contract_id, client_id, amount, issued_on, due_on, paid_on)
+    SELECT 'INV-' || sd.client_id || '-' || q, 'CTR-' || sd.client_id, sd.client_id, round(sd.arr / 4, 2),
+           sd.start_date + q * 91, sd.start_date + q * 91 + 30,
+           CASE WHEN csmcp.seed_rand(sd.i || 'od') < 0.06 AND sd.start_date + q * 91 + 30 < t
+                     AND sd.start_date + (q + 1) * 91 + 30 >= t THEN NULL
+                WHEN sd.start_date + q * 91 + 30 >= t THEN NULL
+                WHEN csmcp.seed_rand(sd.i || 'late') < 0.10 AND q = 0 THEN sd.start_date + q * 91 + 30 + 12
+                ELSE sd.start_date + q * 91 + 20 END
+    FROM sd CROSS JOIN generate_series(0, 3) q
+    WHERE sd.start_date + q * 91 <= t AND NOT sd.churned;
+
+    -- 90 days of daily usage.
+    INSERT INTO usage_daily (client_id, day, active_users, events, session_minutes)
+    SELECT client_id, day, dau, dau * (5 + floor(csmcp.seed_rand(i || 'ev' || day) * 10))::int,
+           dau * (15 + floor(csmcp.seed_rand(i || 'sm' || day) * 25))::int
+    FROM (
+        SELECT sd.i, sd.client_id, (t - k) AS day,
+               greatest(0, round(sd.seats *
+                   CASE sd.pattern WHEN 'growing' THEN sd.u0 * (0.6 + 0.4 * (89 - k) / 89.0)
+                                   WHEN 'declining' THEN sd.u0 * (1.0 - 0.6 * (89 - k) / 89.0)
+                                   ELSE sd.u0 END *
+                   CASE WHEN extract(isodow FROM t - k) >= 6 THEN 0.25 ELSE 1.0 END *
+                   (0.85 + 0.3 * csmcp.seed_rand(sd.i || 'd' || k))))::int AS dau
+        FROM sd CROSS JOIN generate_series(0, 89) k
+        WHERE (t - k) >= t - sd.age_days AND NOT (sd.churned AND k < 40)
+    ) u WHERE dau > 0;
+
+    -- Fresh bulk data has no statistics yet: without them the planner picks nested loops.
+    ANALYZE accounts; ANALYZE contracts; ANALYZE usage_daily;
+
+    -- Feature adoption and 30 days of per-feature usage.
+    INSERT INTO feature_adoption (client_id, feature_id, first_used_on)
+    SELECT sd.client_id, f.feature_id,
+           least(t, (t - sd.age_days) + (f.ord * 7 + floor(csmcp.seed_rand(sd.i || f.feature_id) * 20))::int)
+    FROM sd CROSS JOIN (SELECT feature_id, row_number() OVER (ORDER BY is_core DESC, feature_id) AS ord FROM features
+                        WHERE feature_id IN ('dashboard', 'reports', 'search', 'alerts', 'api', 'slack_integration', 'salesforce_sync',
+                                             'automation', 'custom_fields', 'analytics_studio', 'exports', 'mobile_app')) f
+    WHERE f.ord <= 3 + floor(csmcp.seed_rand(sd.i || 'breadth') * (CASE sd.tier WHEN 'enterprise' THEN 10 WHEN 'professional' THEN 8 ELSE 6 END))
+      AND EXISTS (SELECT 1 FROM usage_daily u WHERE u.client_id = sd.client_id);
+    INSERT INTO usage_feature_daily (client_id, day, feature_id, events, users, quantity)
+    SELECT u.client_id, u.day, fa.feature_id,
+           greatest(1, round(u.events * w.share))::int, greatest(1, round(u.active_users * least(1, w.share * 2.5)))::int,
+           greatest(1, round(u.events * w.share))
+    FROM usage_daily u JOIN feature_adoption fa ON fa.client_id = u.client_id AND fa.first_used_on <= u.day
+    JOIN (SELECT client_id, 1.0 / count(*) AS share FROM feature_adoption GROUP BY client_id) w ON w.client_id = u.client_id
+    WHERE u.client_id LIKE 'demo\_%' AND u.day > t - 30;
+
+    -- Support tickets over the last 120 days (declining accounts open more).
+    INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, category, status, requester_email, requester_name,
+                                 assigned_agent, assigned_team, sla_first_response_minutes, sla_resolution_minutes,
+                                 created_at, first_response_at, resolved_at, satisfaction_rating)
+    SELECT 'TKT-' || (100000 + sd.i * 10 + k), sd.client_id,
+           (ARRAY['Dashboard loads slowly', 'Cannot export report', 'API returns 500', 'How do I add users?', 'Invoice question',
+                  'Slack alerts missing', 'Data looks wrong', 'Feature request: dark mode'])[1 + floor(csmcp.seed_rand(sd.i || 'sub' || k) * 8)::int],
+           'Reported by the customer.',
+           pr.p, (ARRAY['performance', 'technical_issue', 'bug_report', 'how_to_question', 'account_billing', 'integration_support',
+                        'data_issue', 'feature_request'])[1 + floor(csmcp.seed_rand(sd.i || 'cat' || k) * 8)::int],
+           CASE WHEN ts.c < now() - interval '5 days' THEN 'resolved' WHEN csmcp.seed_rand(sd.i || 'os' || k) < 0.5 THEN 'open' ELSE 'in_progress' END,
+           'contact1@' || sd.client_id || '.example.com', 'Contact One ' || sd.i,
+           'agt_0' || (1 + floor(csmcp.seed_rand(sd.i || 'ag' || k) * 8)::int), NULL,
+           CASE pr.p WHEN 'P0' THEN 5 WHEN 'P1' THEN 15 WHEN 'P2' THEN 60 WHEN 'P3' THEN 240 ELSE 480 END,
+           CASE pr.p WHEN 'P0' THEN 60 WHEN 'P1' THEN 240 WHEN 'P2' THEN 1440 WHEN 'P3' THEN 2880 ELSE 4320 END,
+           ts.c, ts.c + interval '20 minutes',
+           CASE WHEN ts.c < now() - interval '5 days' THEN ts.c + make_interval(hours => 2 + floor(csmcp.seed_rand(sd.i || 'rt' || k) * 60)::int) END,
+           CASE WHEN ts.c < now() - interval '5 days' THEN 1 + floor(csmcp.seed_rand(sd.i || 'csat' || k) * 5)::int END
+    FROM sd CROSS JOIN generate_series(1, 8) k
+    CROSS JOIN LATERAL (SELECT now() - make_interval(days => floor(csmcp.seed_rand(sd.i || 'tc' || k) * 120)::int,
+                                                     hours => floor(csmcp.seed_rand(sd.i || 'th' || k) * 24)::int) AS c) ts
+    CROSS JOIN LATERAL (SELECT CASE WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.03 THEN 'P0' WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.13 THEN 'P1'
+                                    WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.43 THEN 'P2' WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.83 THEN 'P3'
+                                    ELSE 'P4' END AS p) pr
+    WHERE k <= floor(csmcp.seed_rand(sd.i || 'nt') * CASE sd.pattern WHEN 'declining' THEN 9 ELSE 5 END)
+      AND ts.c >= (t - sd.age_days)::timestamp AT TIME ZONE 'UTC';
+    UPDATE support_tickets SET assigned_team = a.team FROM support_agents a
+    WHERE a.agent_id = support_tickets.assigned_agent AND support_tickets.client_id LIKE 'demo\_%';
+    INSERT INTO csat_responses (response_id, client_id, ticket_id, score, responded_at)
+    SELECT 'CSAT-' || ticket_id, client_id, ticket_id, satisfaction_rating, resolved_at + interval '1 hour'
+    FROM support_tickets WHERE client_id LIKE 'demo\_%' AND satisfaction_rating IS NOT NULL;
+
+    -- NPS responses over the last 180 days; scores follow the usage pattern.
+    INSERT INTO nps_responses (response_id, client_id, survey_id, respondent_email, score, reason, responded_at)
+    SELECT 'NPS-' || sd.client_id || '-' || k, sd.client_id, 'srv_nps_relationship', 'contact' || k || '@' || replace(sd.client_id, '_', '-') || '.example.com',
+           CASE sd.pattern WHEN 'growing' THEN 7 + floor(csmcp.seed_rand(sd.i || 'nps' || k) * 4)
+                           WHEN 'flat' THEN 5 + floor(csmcp.seed_rand(sd.i || 'nps' || k) * 6)
+                           ELSE 1 + floor(csmcp.seed_rand(sd.i || 'nps' || k) * 8) END::int,
+           NULL, now() - make_interval(days => floor(csmcp.seed_rand(sd.i || 'nd' || k) * 180)::int)
+    FROM sd CROSS JOIN generate_series(1, 4) k
+    WHERE k <= floor(csmcp.seed_rand(sd.i || 'nn') * 5) AND sd.age_days > 20;
+
+    -- Communications over the last 90 days.
+    INSERT INTO communications (client_id, channel, direction, subject, sent_by, occurred_at, status)
+    SELECT sd.client_id, (ARRAY['email', 'call', 'meeting', 'in_app', 'email'])[1 + floor(csmcp.seed_rand(sd.i || 'ch' || k) * 5)::int],
+           CASE WHEN csmcp.seed_rand(sd.i || 'dir' || k) < 0.3 THEN 'inbound' ELSE 'outbound' END,
+           (ARRAY['Check-in', 'Quarterly review follow-up', 'New feature announcement', 'Renewal discussion', 'Training invitation'])
+               [1 + floor(csmcp.seed_rand(sd.i || 'cs' || k) * 5)::int],
+           sd.csm, now() - make_interval(days => floor(csmcp.seed_rand(sd.i || 'cd' || k) * 90)::int), 'sent'
+    FROM sd CROSS JOIN generate_series(1, 6) k
+    WHERE k <= 1 + floor(csmcp.seed_rand(sd.i || 'ncom') * 6) AND NOT sd.churned;
+
+    -- Lifecycle history: registered -> onboarding; onboarding -> active after 45 days; -> current.
+    INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, reason, changed_by, changed_at)
+    SELECT client_id, NULL, 'onboarding', 'registered', 'seed', (t - age_days)::timestamp AT TIME ZONE 'UTC' FROM sd;
+    INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, reason, changed_by, changed_at)
+    SELECT client_id, 'onboarding', 'active', 'onboarding completed', 'seed', (t - age_days + 45)::timestamp AT TIME ZONE 'UTC'
+    FROM sd WHERE stage <> 'onboarding' AND age_days >= 60;
+    INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, reason, changed_by, changed_at)
+    SELECT client_id, 'active', stage, 'seeded state', 'seed',
+           (t - least(30, age_days - 46))::timestamp AT TIME ZONE 'UTC'
+    FROM sd WHERE stage NOT IN ('onboarding', 'active') AND age_days >= 60;
+
+    -- Onboarding plans for onboarding accounts, with milestones.
+    INSERT INTO onboarding_plans (plan_id, client_id, name, product_tier, start_date, target_date, status)
+    SELECT 'onb_' || client_id, client_id, 'Onboarding ' || client_name, tier, t - age_days, t - age_days + 120, 'in_progress'
+    FROM sd WHERE stage = 'onboarding';
+    INSERT INTO onboarding_milestones (milestone_id, plan_id, seq, name, week, estimated_hours, due_date, completed_on, status)
+    SELECT 'onb_' || sd.client_id || '_m' || m.seq, 'onb_' || sd.client_id, m.seq, m.name, m.seq * 4, m.hours,
+           (t - sd.age_days) + m.seq * 30,
+           CASE WHEN (t - sd.age_days) + m.seq * 30 <= t THEN (t - sd.age_days) + m.seq * 30 END,
+           CASE WHEN (t - sd.age_days) + m.seq * 30 <= t THEN 'completed'
+                WHEN (t - sd.age_days) + (m.seq - 1) * 30 <= t THEN 'in_progress' ELSE 'not_started' END
+    FROM sd CROSS JOIN (VALUES (1, 'Kickoff & Setup', 8), (2, 'Core Training', 12), (3, 'Integration & First Value', 16),
+                               (4, 'Optimization & Success', 10)) m(seq, name, hours)
+    WHERE sd.stage = 'onboarding';
+
+    -- Activation happened before the 90 days of usage history: record it (manual confirmation).
+    INSERT INTO adoption_milestones (client_id, milestone, achieved_on)
+    SELECT client_id, 'm1', t - age_days + 2 FROM sd WHERE age_days > 92;
+
+    ANALYZE feature_adoption; ANALYZE usage_feature_daily; ANALYZE support_tickets; ANALYZE nps_responses;
+    ANALYZE invoices; ANALYZE health_scores; ANALYZE lifecycle_transitions; ANALYZE communications;
+
+    -- A real health calculation for every demo account (stored as history).
+    FOR r IN SELECT client_id FROM sd ORDER BY i LOOP
+        PERFORM csmcp.tool_calculate_health_score(jsonb_build_object('client_id', r.client_id), 'seed');
+        n_scored := n_scored + 1;
+    END LOOP;
+    UPDATE renewals SET status = CASE WHEN a.health_score >= 70 THEN 'on_track' WHEN a.health_score >= 50 THEN 'at_risk' ELSE 'high_risk' END,
+                        probability = CASE WHEN a.health_score >= 85 THEN 0.92 WHEN a.health_score >= 70 THEN 0.80
+                                           WHEN a.health_score >= 60 THEN 0.65 ELSE 0.40 END
+    FROM accounts a WHERE a.client_id = renewals.client_id AND renewals.client_id LIKE 'demo\_%';
+
+    result := jsonb_build_object(
+        'accounts', n,
+        'contacts', (SELECT count(*) FROM contacts WHERE client_id LIKE 'demo\_%'),
+        'contracts', (SELECT count(*) FROM contracts WHERE client_id LIKE 'demo\_%'),
+        'usage_days', (SELECT count(*) FROM usage_daily WHERE client_id LIKE 'demo\_%'),
+        'tickets', (SELECT count(*) FROM support_tickets WHERE client_id LIKE 'demo\_%'),
+        'nps_responses', (SELECT count(*) FROM nps_responses WHERE client_id LIKE 'demo\_%'),
+        'invoices', (SELECT count(*) FROM invoices WHERE client_id LIKE 'demo\_%'),
+        'health_scores', n_scored);
+
+    -- Each category's part: every csmcp.seed_part_<category>(n integer) RETURNS jsonb, in name
+    -- order, its counts under the key <category>. Found in the catalog, so a category adds its
+    -- part by adding db/functions/seed/<category>.sql and nothing else.
+    FOR part IN
+        SELECT p.proname, substr(p.proname, length('seed_part_') + 1) AS category
+        FROM pg_proc p
+        WHERE p.pronamespace = 'csmcp'::regnamespace AND p.proname LIKE 'seed\_part\_%'
+          AND p.pronargs = 1 AND p.proargtypes[0] = 'integer'::regtype AND p.prorettype = 'jsonb'::regtype
+        ORDER BY p.proname
+    LOOP
+        EXECUTE format('SELECT csmcp.%I($1)', part.proname) INTO counts USING n;
+        result := result || jsonb_build_object(part.category, coalesce(counts, '{}'::jsonb));
+    END LOOP;
+
+    PERFORM set_config('csmcp.portfolio_bulk', 'off', true);
+    PERFORM csmcp.portfolio_rebuild();
+    ANALYZE portfolio_counts;
+    ANALYZE portfolio_usage;
+    RETURN result;
+END $$;
