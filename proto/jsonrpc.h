@@ -9,11 +9,29 @@
 
 #include "json.h"
 
+/*
+ * Every error code this server sends. Use these names; a bare number in a .c file is a bug.
+ * JSON-RPC 2.0's own codes:
+ */
 #define JSONRPC_PARSE_ERROR      (-32700)
 #define JSONRPC_INVALID_REQUEST  (-32600)
 #define JSONRPC_METHOD_NOT_FOUND (-32601)
 #define JSONRPC_INVALID_PARAMS   (-32602)
 #define JSONRPC_INTERNAL_ERROR   (-32603)
+/*
+ * Server-defined codes (-32000..-32099) as this server uses them. Several meanings share
+ * -32001 (as in the MCP SDKs); the HTTP status tells them apart. Clients rely on the values:
+ * never change one.
+ */
+/* Refused at the HTTP layer: missing or bad header, Host/Origin, Accept, Content-Type, HTTP
+ * method, draining, session store unavailable (400, 403, 405, 406, 415, 503). */
+#define MCP_ERR_TRANSPORT           (-32000)
+#define MCP_ERR_AUTH                (-32001) /* 401/403: not authenticated, or scope lacking */
+#define MCP_ERR_SESSION_NOT_FOUND   (-32001) /* 404: unknown, ended or another's session */
+#define MCP_ERR_TIMEOUT             (-32001) /* the call, or a request to the client, timed out */
+#define MCP_ERR_RESOURCE_NOT_FOUND  (-32002) /* resources/read of an unknown URI (MCP spec) */
+#define MCP_ERR_RATE_LIMITED        (-32029) /* 429 */
+#define MCP_ERR_LIMITER_UNAVAILABLE (-32030) /* 503: rate limiter unavailable (fail closed) */
 
 enum jsonrpc_kind {
     JSONRPC_INVALID = 0,

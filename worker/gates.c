@@ -98,7 +98,8 @@ static void inv_finish(struct inv_wait *w, bool ok)
         if (w->msg == NULL && ok) {
             mreq_respond(m, 200, NULL, NULL, "", 0);
         } else if (w->msg == NULL) {
-            mreq_respond_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+            mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Session store unavailable",
+                               "Retry-After: 1\r\n");
         } else if (ok) {
             struct jbuf b;
             jbuf_init(&b);
@@ -197,7 +198,8 @@ static void invalidate(struct mreq *m, struct jsonrpc_msg *msg, const char *scri
             mreq_reply_error(m, msg->id, JSONRPC_INTERNAL_ERROR, "Internal error: out of memory",
                              NULL);
         else
-            mreq_respond_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+            mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Session store unavailable",
+                               "Retry-After: 1\r\n");
         return;
     }
     w->nonce = ++G.inv_seq;
@@ -241,7 +243,8 @@ static void respond_limited(struct mreq *m)
         audit_record(&ae);
     }
     if (n < 0) {
-        mreq_respond_error(m, limited ? 429 : 503, limited ? -32029 : -32030,
+        mreq_respond_error(m, limited ? 429 : 503,
+                           limited ? MCP_ERR_RATE_LIMITED : MCP_ERR_LIMITER_UNAVAILABLE,
                            limited ? "Rate limit exceeded" : "Rate limiter unavailable", hdr);
         return;
     }
@@ -257,9 +260,10 @@ static void gate_done(struct mreq *m)
         if (m->rl.verdict != RATELIMIT_ALLOW)
             respond_limited(m);
         else if (m->sess_status == 404)
-            mreq_respond_error(m, 404, -32001, "Session not found", NULL);
+            mreq_respond_error(m, 404, MCP_ERR_SESSION_NOT_FOUND, "Session not found", NULL);
         else if (m->sess_status)
-            mreq_respond_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+            mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Session store unavailable",
+                               "Retry-After: 1\r\n");
         else
             m->cont(m);
     }
@@ -370,25 +374,26 @@ void mcp_gates_session(struct mreq *m, void (*cont)(struct mreq *m))
 {
     const char *sid = http_req_header(m->req, "Mcp-Session-Id");
     if (sid == NULL) {
-        mreq_respond_error(m, 400, -32000, "Bad Request: Mcp-Session-Id header is required", NULL);
+        mreq_respond_error(m, 400, MCP_ERR_TRANSPORT,
+                           "Bad Request: Mcp-Session-Id header is required", NULL);
         return;
     }
-    int vi;
+    enum mcp_rev rev;
     int64_t created;
-    if (!session_lookup(sid, &vi, &created, m->s.key, m->s.tag)) {
-        mreq_respond_error(m, 404, -32001, "Session not found", NULL);
+    if (!session_lookup(sid, &rev, &created, m->s.key, m->s.tag)) {
+        mreq_respond_error(m, 404, MCP_ERR_SESSION_NOT_FOUND, "Session not found", NULL);
         return;
     }
     const char *pv = http_req_header(m->req, "MCP-Protocol-Version");
     if (pv && session_version_index(pv) < 0) {
         char em[200];
         snprintf(em, sizeof em, "Bad Request: Unsupported protocol version: %.64s", pv);
-        mreq_respond_error(m, 400, -32000, em, NULL);
+        mreq_respond_error(m, 400, MCP_ERR_TRANSPORT, em, NULL);
         return;
     }
     snprintf(m->s.sid, sizeof m->s.sid, "%s", sid);
-    m->s.vi = vi;
-    if (m->batch && vi != 2) {
+    m->s.rev = rev;
+    if (m->batch && rev != MCP_REV_2025_03_26) { /* batches exist only in 2025-03-26 */
         mreq_respond_error(m, 400, JSONRPC_INVALID_REQUEST,
                            "Invalid Request: batches are only allowed on protocol 2025-03-26",
                            NULL);

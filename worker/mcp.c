@@ -109,7 +109,7 @@ static void auth_fail(struct mreq *m, const struct auth_result *r, const char *s
     const char *host = m->req ? http_req_header(m->req, "Host") : NULL;
     if (status == 503 || auth_www_authenticate(r, host, scope, hdr, sizeof hdr) < 0)
         hdr[0] = '\0';
-    mreq_respond_error(m, status, -32001,
+    mreq_respond_error(m, status, MCP_ERR_AUTH,
                        scope ? "insufficient scope"
                              : (r->description[0] ? r->description : "authentication required"),
                        hdr[0] ? hdr : NULL);
@@ -218,7 +218,7 @@ static void write_capabilities(struct jbuf *b)
 static void m_tools_list(struct mreq *m, struct jsonrpc_msg *msg)
 {
     size_t total = registry_count(), off, end;
-    bool modern = m->s.vi <= 1;
+    bool modern = mcp_rev_since(m->s.rev, MCP_REV_2025_06_18); /* title, outputSchema */
     struct jbuf b;
     if (!list_open(m, msg, total, "tools", &b, &off, &end))
         return;
@@ -267,13 +267,13 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
             auth_fail(m, &m->auth, scope);
             return;
         }
-        mreq_reply_error(m, msg->id, -32001, "insufficient scope", NULL);
+        mreq_reply_error(m, msg->id, MCP_ERR_AUTH, "insufficient scope", NULL);
         return;
     }
     if (t->input) {
         char err[512];
         if (jsonschema_validate(t->input, args, err, sizeof err) < 0) {
-            if (m->s.vi == 0) {
+            if (mcp_rev_since(m->s.rev, MCP_REV_2025_11_25)) {
                 /* 2025-11-25: input validation errors are tool execution errors. */
                 struct jbuf b;
                 jbuf_init(&b);
@@ -384,7 +384,7 @@ static void m_resources_read(struct mreq *m, struct jsonrpc_msg *msg)
         jbuf_puts(&d, "{\"uri\":");
         json_str(&d, uri);
         jbuf_putc(&d, '}');
-        mreq_reply_error(m, msg->id, -32002, "Resource not found", d.p);
+        mreq_reply_error(m, msg->id, MCP_ERR_RESOURCE_NOT_FOUND, "Resource not found", d.p);
         jbuf_free(&d);
         return;
     }
@@ -634,7 +634,7 @@ static void after_session(struct mreq *m)
 
 struct init_ctx {
     struct mreq *m;
-    int vi;
+    enum mcp_rev rev;
     char sid[SESSION_ID_MAX];
 };
 
@@ -648,7 +648,8 @@ static void initialize_stored(redisReply *r, void *arg)
         return;
     }
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        mreq_respond_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+        mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Session store unavailable",
+                           "Retry-After: 1\r\n");
         free(ic);
         mreq_unref(m);
         return;
@@ -657,7 +658,7 @@ static void initialize_stored(redisReply *r, void *arg)
     jbuf_init(&b);
     jsonrpc_open_result(&b, m->msgs[0].id);
     jbuf_puts(&b, "{\"protocolVersion\":");
-    json_str(&b, session_versions[ic->vi]);
+    json_str(&b, session_versions[ic->rev]);
     jbuf_puts(&b, ",\"capabilities\":");
     write_capabilities(&b);
     jbuf_puts(&b, ",\"serverInfo\":{\"name\":\"csmcp\",\"title\":\"Customer Success MCP "
@@ -685,17 +686,17 @@ static void do_initialize(struct mreq *m, struct jsonrpc_msg *msg)
         jbuf_free(&b);
         return;
     }
-    int vi = session_version_index(want);
-    if (vi < 0)
-        vi = 0; /* unsupported: answer with our latest; the client decides */
+    int known = session_version_index(want);
+    /* unsupported: answer with our latest; the client decides */
+    enum mcp_rev rev = known < 0 ? MCP_REV_LATEST : (enum mcp_rev)known;
     struct init_ctx *ic = calloc(1, sizeof *ic);
-    if (ic == NULL || session_mint(vi, ic->sid) < 0) {
+    if (ic == NULL || session_mint(rev, ic->sid) < 0) {
         free(ic);
         mreq_respond_error(m, 500, JSONRPC_INTERNAL_ERROR, "cannot create a session", NULL);
         return;
     }
     ic->m = m;
-    ic->vi = vi;
+    ic->rev = rev;
     struct jbuf cj;
     jbuf_init(&cj);
     if (caps)
@@ -705,7 +706,7 @@ static void do_initialize(struct mreq *m, struct jsonrpc_msg *msg)
     char key[SESSION_KEY_MAX], ttl[16];
     session_key(ic->sid, key);
     snprintf(ttl, sizeof ttl, "%d", mcp_env.cfg->mcp_session_ttl);
-    const char *argv[9] = {"EVAL", LUA_CREATE,       "1", key, "info", cj.p, session_versions[vi],
+    const char *argv[9] = {"EVAL", LUA_CREATE,       "1", key, "info", cj.p, session_versions[rev],
                            ttl,    mreq_principal(m)};
     m->refs++;
     int rc = redisc_cmd(initialize_stored, ic, 9, argv, NULL);
@@ -713,7 +714,8 @@ static void do_initialize(struct mreq *m, struct jsonrpc_msg *msg)
     if (rc < 0) {
         m->refs--;
         free(ic);
-        mreq_respond_error(m, 503, -32000, "Session store unavailable", "Retry-After: 1\r\n");
+        mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Session store unavailable",
+                           "Retry-After: 1\r\n");
         return;
     }
     count_rpc("initialize");
@@ -728,7 +730,7 @@ static void post_begin(struct mreq *m)
 {
     const char *accept = http_req_header(m->req, "Accept");
     if (!mcp_accepts(accept, "application/json") || !mcp_accepts(accept, "text/event-stream")) {
-        mreq_respond_error(m, 406, -32000,
+        mreq_respond_error(m, 406, MCP_ERR_TRANSPORT,
                            "Not Acceptable: Client must accept both application/json and "
                            "text/event-stream",
                            NULL);
@@ -736,7 +738,7 @@ static void post_begin(struct mreq *m)
     }
     const char *ct = http_req_header(m->req, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
-        mreq_respond_error(m, 415, -32000,
+        mreq_respond_error(m, 415, MCP_ERR_TRANSPORT,
                            "Unsupported Media Type: Content-Type must be application/json", NULL);
         return;
     }
@@ -834,11 +836,11 @@ static void mcp_handler(struct http_req *req, void *arg)
     const char *host = http_req_header(req, "Host");
     const char *origin = http_req_header(req, "Origin");
     if (!host_allowed(host)) {
-        mreq_respond_error(m, 403, -32000, "Forbidden: Host not allowed", NULL);
+        mreq_respond_error(m, 403, MCP_ERR_TRANSPORT, "Forbidden: Host not allowed", NULL);
         return;
     }
     if (origin && !origin_allowed(origin)) {
-        mreq_respond_error(m, 403, -32000, "Forbidden: Origin not allowed", NULL);
+        mreq_respond_error(m, 403, MCP_ERR_TRANSPORT, "Forbidden: Origin not allowed", NULL);
         return;
     }
     if (origin)
@@ -857,7 +859,8 @@ static void mcp_handler(struct http_req *req, void *arg)
         return;
     }
     if (m->method != HTTP_M_POST && m->method != HTTP_M_GET && m->method != HTTP_M_DELETE) {
-        mreq_respond_error(m, 405, -32000, "Method not allowed", "Allow: GET, POST, DELETE\r\n");
+        mreq_respond_error(m, 405, MCP_ERR_TRANSPORT, "Method not allowed",
+                           "Allow: GET, POST, DELETE\r\n");
         return;
     }
     /* The HTTP reference (refs = 1) is handed to authed. */

@@ -46,8 +46,8 @@ struct sess {
     char sid[SESSION_ID_MAX];
     char key[SESSION_KEY_MAX];
     char tag[17];
-    int vi;  /* negotiated version index (session_versions) */
-    int lvl; /* logging/setLevel threshold (index in session_log_levels) */
+    enum mcp_rev rev; /* negotiated protocol revision */
+    int lvl;          /* logging/setLevel threshold (index in session_log_levels) */
     char *caps;
 };
 

@@ -29,6 +29,7 @@
 
 #include "cfg.h"
 #include "crypto.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "metrics.h"
 #include "redisc.h"
@@ -571,17 +572,17 @@ int ratelimit_error_json(const struct ratelimit_result *r, const char *id_json, 
     lim[j] = '\0';
     if (r->verdict == RATELIMIT_UNAVAILABLE)
         n = snprintf(buf, len,
-                     "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":-32030,\"message\":"
+                     "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":"
                      "\"rate limiter unavailable; retry later\",\"data\":{\"limit\":\"%s\","
                      "\"retry_after\":%d}}}",
-                     id_json ? id_json : "null", lim, r->retry_after);
+                     id_json ? id_json : "null", MCP_ERR_LIMITER_UNAVAILABLE, lim, r->retry_after);
     else
         n = snprintf(buf, len,
-                     "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":-32029,\"message\":"
+                     "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":"
                      "\"rate limit exceeded: %s (%d per minute); retry after %d s\",\"data\":"
                      "{\"limit\":\"%s\",\"limit_per_minute\":%d,\"retry_after\":%d}}}",
-                     id_json ? id_json : "null", lim, r->per_minute, r->retry_after, lim,
-                     r->per_minute, r->retry_after);
+                     id_json ? id_json : "null", MCP_ERR_RATE_LIMITED, lim, r->per_minute,
+                     r->retry_after, lim, r->per_minute, r->retry_after);
     return n >= 0 && (size_t)n < len ? n : -1;
 }
 

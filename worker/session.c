@@ -16,7 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-const char *const session_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
+const char *const session_versions[] = {[MCP_REV_2025_11_25] = "2025-11-25",
+                                        [MCP_REV_2025_06_18] = "2025-06-18",
+                                        [MCP_REV_2025_03_26] = "2025-03-26",
+                                        [MCP_REV_2024_11_05] = "2024-11-05"};
 const int session_nversions = 4;
 
 const char *const session_log_levels[SESSION_NLEVELS] = {
@@ -44,7 +47,7 @@ static size_t secret_len;
 
 struct vcache_ent {
     char sid[SESSION_ID_MAX];
-    int vi;
+    enum mcp_rev rev;
     int64_t created;
     char key[SESSION_KEY_MAX];
     char tag[17];
@@ -101,11 +104,11 @@ void session_shutdown(void)
     secret_len = 0;
 }
 
-int session_mint(int vi, char out[SESSION_ID_MAX])
+int session_mint(enum mcp_rev rev, char out[SESSION_ID_MAX])
 {
     uint8_t payload[24], mac[CRYPTO_SHA256_LEN];
     uint64_t now = (uint64_t)time(NULL);
-    payload[0] = (uint8_t)vi;
+    payload[0] = (uint8_t)rev;
     for (int i = 0; i < 8; i++)
         payload[1 + i] = (uint8_t)(now >> (56 - 8 * i));
     if (crypto_random(payload + 9, 15) < 0)
@@ -120,7 +123,7 @@ int session_mint(int vi, char out[SESSION_ID_MAX])
     return 0;
 }
 
-bool session_verify(const char *sid, int *vi, int64_t *created)
+bool session_verify(const char *sid, enum mcp_rev *rev, int64_t *created)
 {
     if (sid == NULL || strncmp(sid, "v1.", 3) != 0 || strlen(sid) >= SESSION_ID_MAX)
         return false;
@@ -142,12 +145,12 @@ bool session_verify(const char *sid, int *vi, int64_t *created)
     uint64_t t = 0;
     for (int i = 0; i < 8; i++)
         t = (t << 8) | payload[1 + i];
-    *vi = payload[0];
+    *rev = (enum mcp_rev)payload[0];
     *created = (int64_t)t;
     return true;
 }
 
-bool session_lookup(const char *sid, int *vi, int64_t *created, char key[SESSION_KEY_MAX],
+bool session_lookup(const char *sid, enum mcp_rev *rev, int64_t *created, char key[SESSION_KEY_MAX],
                     char tag[17])
 {
     if (sid == NULL || strlen(sid) >= SESSION_ID_MAX)
@@ -159,19 +162,19 @@ bool session_lookup(const char *sid, int *vi, int64_t *created, char key[SESSION
         vcache = calloc(VCACHE_SIZE, sizeof *vcache);
     struct vcache_ent *e = vcache ? &vcache[h & (VCACHE_SIZE - 1)] : NULL;
     if (e && e->sid[0] && strcmp(e->sid, sid) == 0) {
-        *vi = e->vi;
+        *rev = e->rev;
         *created = e->created;
         memcpy(key, e->key, SESSION_KEY_MAX);
         memcpy(tag, e->tag, 17);
         return true;
     }
-    if (!session_verify(sid, vi, created))
+    if (!session_verify(sid, rev, created))
         return false;
     session_key(sid, key);
     session_tag(sid, tag);
     if (e) {
         snprintf(e->sid, sizeof e->sid, "%s", sid);
-        e->vi = *vi;
+        e->rev = *rev;
         e->created = *created;
         memcpy(e->key, key, SESSION_KEY_MAX);
         memcpy(e->tag, tag, 17);

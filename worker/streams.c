@@ -348,12 +348,12 @@ void mcp_stream_get(struct mreq *m)
 {
     const char *accept = http_req_header(m->req, "Accept");
     if (!mcp_accepts(accept, "text/event-stream")) {
-        mreq_respond_error(m, 406, -32000, "Not Acceptable: Client must accept text/event-stream",
-                           NULL);
+        mreq_respond_error(m, 406, MCP_ERR_TRANSPORT,
+                           "Not Acceptable: Client must accept text/event-stream", NULL);
         return;
     }
     if (S.draining) {
-        mreq_respond_error(m, 503, -32000, "Server is draining", "Retry-After: 1\r\n");
+        mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Server is draining", "Retry-After: 1\r\n");
         return;
     }
     m->timer = evtimer_new(mcp_env.base, stream_timer_cb, m);

@@ -177,7 +177,7 @@ static void tc_timeout_cb(evutil_socket_t fd, short what, void *arg)
     tc->timed_out = true;
     struct jbuf b;
     jbuf_init(&b);
-    jsonrpc_write_error(&b, tc->msg->id, -32001, "Request timed out", NULL);
+    jsonrpc_write_error(&b, tc->msg->id, MCP_ERR_TIMEOUT, "Request timed out", NULL);
     mreq_reply(tc->m, b.p, b.len);
     jbuf_free(&b);
 }
@@ -300,7 +300,10 @@ static void pending_timeout_cb(evutil_socket_t fd, short what, void *arg)
     void *cbarg = p->arg;
     event_free(p->timer);
     free(p);
-    cb(tc, NULL, "{\"code\":-32001,\"message\":\"client did not answer in time\"}", cbarg);
+    char err[96];
+    snprintf(err, sizeof err, "{\"code\":%d,\"message\":\"client did not answer in time\"}",
+             MCP_ERR_TIMEOUT);
+    cb(tc, NULL, err, cbarg);
 }
 
 int tool_call_request(struct tool_call *tc, const char *method, const char *params_json,
@@ -355,7 +358,7 @@ void tool_call_done(struct tool_call *tc, const char *structured_json, const cha
     jbuf_puts(&b, "{\"content\":[{\"type\":\"text\",\"text\":");
     json_str(&b, text ? text : structured_json);
     jbuf_puts(&b, "}]");
-    if (structured_json && tc->m->s.vi <= 1) { /* structuredContent since 2025-06-18 */
+    if (structured_json && mcp_rev_since(tc->m->s.rev, MCP_REV_2025_06_18)) {
         jbuf_puts(&b, ",\"structuredContent\":");
         jbuf_puts(&b, structured_json);
     }

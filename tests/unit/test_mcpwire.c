@@ -217,20 +217,27 @@ START_TEST(session_tokens)
 {
     static const char key[] = "0123456789abcdef0123456789abcdef-test-key";
     ck_assert_int_eq(session_set_secret(key, sizeof key - 1), 0);
-    ck_assert_int_eq(session_version_index("2025-11-25"), 0);
-    ck_assert_int_eq(session_version_index("2025-03-26"), 2);
+    ck_assert_int_eq(session_version_index("2025-11-25"), MCP_REV_2025_11_25);
+    ck_assert_int_eq(session_version_index("2025-03-26"), MCP_REV_2025_03_26);
+    ck_assert_int_eq(session_version_index("2024-11-05"), MCP_REV_2024_11_05);
+    /* token values are fixed: 2025-03-26 sessions minted before this build still verify */
+    ck_assert_int_eq(MCP_REV_2025_03_26, 2);
+    ck_assert(mcp_rev_since(MCP_REV_2025_11_25, MCP_REV_2025_06_18));
+    ck_assert(mcp_rev_since(MCP_REV_2025_06_18, MCP_REV_2025_06_18));
+    ck_assert(!mcp_rev_since(MCP_REV_2025_03_26, MCP_REV_2025_06_18));
+    ck_assert(!mcp_rev_since(MCP_REV_2024_11_05, MCP_REV_2025_03_26));
     ck_assert_int_eq(session_version_index("2099-01-01"), -1);
     ck_assert_int_eq(session_version_index(NULL), -1);
     char a[SESSION_ID_MAX], b[SESSION_ID_MAX];
-    ck_assert_int_eq(session_mint(2, a), 0);
-    ck_assert_int_eq(session_mint(2, b), 0);
+    ck_assert_int_eq(session_mint(MCP_REV_2025_03_26, a), 0);
+    ck_assert_int_eq(session_mint(MCP_REV_2025_03_26, b), 0);
     ck_assert_str_ne(a, b);
     for (const char *p = a; *p; p++)
         ck_assert(*p >= 0x21 && *p <= 0x7e);
-    int vi = -1;
+    enum mcp_rev vi = MCP_REV_LATEST;
     int64_t created = 0;
     ck_assert(session_verify(a, &vi, &created));
-    ck_assert_int_eq(vi, 2);
+    ck_assert_int_eq(vi, MCP_REV_2025_03_26);
     ck_assert_int_gt(created, 1700000000);
     /* any altered character fails */
     for (size_t i = 3; i < strlen(a); i++) {
@@ -250,9 +257,9 @@ START_TEST(session_tokens)
     session_key(a, ek);
     session_tag(a, et);
     for (int round = 0; round < 2; round++) {
-        vi = -1;
+        vi = MCP_REV_LATEST;
         ck_assert(session_lookup(a, &vi, &created, ck, ct));
-        ck_assert_int_eq(vi, 2);
+        ck_assert_int_eq(vi, MCP_REV_2025_03_26);
         ck_assert_str_eq(ck, ek);
         ck_assert_str_eq(ct, et);
     }
