@@ -203,3 +203,35 @@ LANGUAGE sql AS $$ SELECT '{"wrong": "signature"}'::jsonb $$;
         self.assertEqual(du.psql(url, "SELECT string_agg(action, ',' ORDER BY activity_id) FROM "
                                       "activity_log WHERE action LIKE 'zz\\_%'"), "zz_a 0,zz_b 1")
         self.assertEqual(du.psql(url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")
+
+    def test_5_installed_csmcpctl_uses_installed_dirs(self):
+        """`meson install` (into a DESTDIR) puts migrations and functions under
+        DATADIR/csmcp; the installed csmcpctl uses those, not the source tree's."""
+        dest = os.path.join(self.tmp, "destdir")
+        r = subprocess.run(["meson", "install", "-C", lib.BUILD, "--destdir", dest, "--quiet"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        ctl = [os.path.join(root, "csmcpctl") for root, _, files in os.walk(dest)
+               if "csmcpctl" in files]
+        self.assertEqual(len(ctl), 1, ctl)
+        share = os.path.normpath(os.path.join(os.path.dirname(ctl[0]), "..", "share", "csmcp"))
+        self.assertTrue(os.path.isfile(os.path.join(share, "functions", "core",
+                                                    "list_clients.sql")))
+        self.assertTrue(os.path.isfile(os.path.join(share, "migrations", "REWRITTEN")))
+        # Only the installed copy has this file: seeing its function proves which dir was used.
+        with open(os.path.join(share, "functions", "zz_installed_probe.sql"), "w") as f:
+            f.write("CREATE OR REPLACE FUNCTION csmcp.installed_probe() RETURNS int "
+                    "LANGUAGE sql AS $$ SELECT 1 $$;\n")
+        url = self.newdb("fn_installed")
+        env = dict(os.environ, CSMCP_DATABASE_URL=url)
+        env.pop("CSMCP_MIGRATIONS_DIR", None)
+        env.pop("CSMCP_FUNCTIONS_DIR", None)
+        r = subprocess.run([ctl[0], "migrate"], env=env, capture_output=True, text=True,
+                           timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"migrate: \d+ applied, 0 already applied \(%s\)"
+                         % os.path.join(os.path.dirname(ctl[0]), "..", "share", "csmcp",
+                                        "migrations").replace(".", r"\."))
+        self.assertEqual(du.psql(url, "SELECT csmcp.installed_probe()"), "1")
+        self.assertEqual(du.psql(url, "SELECT count(*) FROM schema_functions WHERE path = "
+                                      "'zz_installed_probe.sql'"), "1")
