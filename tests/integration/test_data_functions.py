@@ -6,6 +6,7 @@ migrate applies nothing; a changed function file is re-applied alone; a failing 
 whole functions transaction back; seed_demo calls every csmcp.seed_part_<category>."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -109,6 +110,13 @@ class DataFunctionsTest(lib.TestCase):
             self.assertIn("functions: 0 applied, %d unchanged" % n_files, r.stdout)
             self.assertNotIn("re-recorded", r.stdout)
             self.assertEqual(r.stderr, "")
+
+        # Every file is idempotent: applying all of them again changes nothing.
+        before = self.dump(fresh)
+        du.psql(fresh, "DELETE FROM schema_functions")
+        r = self.migrate(fresh)
+        self.assertIn("functions: %d applied, 0 unchanged" % n_files, r.stdout)
+        self.assertEqual(self.dump(fresh), before)
 
     def test_2_changed_file_reapplied_alone(self):
         url = self.newdb("fn_change")
@@ -235,3 +243,24 @@ LANGUAGE sql AS $$ SELECT '{"wrong": "signature"}'::jsonb $$;
         self.assertEqual(du.psql(url, "SELECT csmcp.installed_probe()"), "1")
         self.assertEqual(du.psql(url, "SELECT count(*) FROM schema_functions WHERE path = "
                                       "'zz_installed_probe.sql'"), "1")
+
+    def test_6_code_only_in_function_files(self):
+        """No migration defines a function, procedure, view or trigger; every definition in
+        db/functions can be run twice (CREATE OR REPLACE)."""
+        code = re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW|TRIGGER)\b",
+                          re.I)
+        for name in sorted(os.listdir(MIGRATIONS)):
+            if name.endswith(".sql"):
+                with open(os.path.join(MIGRATIONS, name)) as f:
+                    text = re.sub(r"--[^\n]*", "", f.read())
+                self.assertIsNone(code.search(text),
+                                  "%s defines code: put it in db/functions/ (docs/data.md)" % name)
+        for root, _, files in os.walk(FUNCTIONS):
+            for name in files:
+                if name.endswith(".sql"):
+                    path = os.path.join(root, name)
+                    with open(path) as f:
+                        text = re.sub(r"--[^\n]*", "", f.read())
+                    for m in code.finditer(text):
+                        self.assertTrue(m.group(1), "%s: CREATE %s without OR REPLACE"
+                                        % (os.path.relpath(path, FUNCTIONS), m.group(2)))
