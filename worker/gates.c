@@ -360,7 +360,9 @@ void mcp_gates_start(struct mreq *m, bool with_session, void (*cont)(struct mreq
         const struct registry_tool *t = name ? registry_find(name) : NULL;
         if (t) {
             tool = t->def->name;
-            cls = t->def->scope == TOOL_SCOPE_READ ? RATELIMIT_READ : RATELIMIT_WRITE;
+            yajl_val args = json_get(m->msgs[0].params, "arguments");
+            cls = registry_rate_class(t->def, args) == TOOL_RATE_READ ? RATELIMIT_READ
+                                                                       : RATELIMIT_WRITE;
         }
     }
     const char *principal = m->auth.principal[0] ? m->auth.principal : "anonymous";

@@ -253,9 +253,9 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
         mreq_reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, em, NULL);
         return;
     }
-    if (!auth_scope_allows(m->auth.scopes, (int)t->def->scope)) {
-        static const char *const names[] = {"read", "write", "admin"};
-        const char *scope = names[t->def->scope <= TOOL_SCOPE_ADMIN ? t->def->scope : 0];
+    enum tool_scope need = registry_required_scope(t->def, args);
+    if (!auth_scope_allows(m->auth.scopes, (int)need)) {
+        const char *scope = registry_scope_name(need);
         struct audit_entry ae = {.principal =
                                      m->auth.principal[0] ? m->auth.principal : "anonymous",
                                  .method = "tools/call",

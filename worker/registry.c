@@ -1,15 +1,19 @@
 /*
- * registry.c - the worker's tool table, built once at start from the category tables of
- * worker/tool.h (fixtures only when mcp.conformance_fixtures is on; entries with name == NULL
- * are terminators or empty slots and are skipped).
+ * registry.c - the worker's tool table, built once at start from tool_defs[] (generated from
+ * worker/tools/<category>/<name>.json by worker/tools/gen_registry.py; fixtures only when
+ * mcp.conformance_fixtures is on), plus the scope and rate-class rules of a call, the Markdown
+ * reference and the expansion of the declarative fixture resources and prompts.
  *
  * Invariants: names are unique and match [A-Za-z0-9_.-]{1,128}; every tool has a description
- * and an object input_schema that parses; after registry_init the table is immutable, so
+ * and an object input_schema that compiles; after registry_init the table is immutable, so
  * lookups need no locking and pointers stay valid until registry_free. tools/list, argument
- * validation, dispatch and docs/tools.md all come from this one table.
+ * validation, dispatch and docs/tools.md all come from this one table. The generator checks
+ * all of this at build time already; registry_init checks again (and compiles the schemas) so
+ * a bad definition stops the worker at start with the file named, never at the first call.
  */
 #include "registry.h"
 
+#include "fixtures.h"
 #include "json.h"
 #include "jsonschema.h"
 
@@ -28,6 +32,11 @@ static void schema_free(struct jsonschema *s)
 
 static struct registry_tool *T;
 static size_t NT;
+
+static const char *src(const struct tool_def *d)
+{
+    return d->source ? d->source : "(built-in)";
+}
 
 static bool name_ok(const char *n)
 {
@@ -52,17 +61,17 @@ static int add_table(const struct tool_def *tab, size_t n, bool fixtures, char *
         if (d->fixture && !fixtures)
             continue;
         if (!name_ok(d->name)) {
-            snprintf(err, errlen, "tool name \"%s\" is invalid", d->name);
+            snprintf(err, errlen, "%s: tool name \"%s\" is invalid", src(d), d->name);
             return -1;
         }
         if (registry_find(d->name)) {
-            snprintf(err, errlen, "tool \"%s\" is defined twice", d->name);
+            snprintf(err, errlen, "%s: tool \"%s\" is defined twice", src(d), d->name);
             return -1;
         }
         if (d->description == NULL || d->description[0] == '\0' || d->input_schema == NULL ||
             (d->handler == NULL && d->sql == NULL)) {
-            snprintf(err, errlen, "tool \"%s\" lacks a description, input schema or handler",
-                     d->name);
+            snprintf(err, errlen, "%s: tool \"%s\" lacks a description, input schema or handler",
+                     src(d), d->name);
             return -1;
         }
         char perr[200];
@@ -71,7 +80,8 @@ static int add_table(const struct tool_def *tab, size_t n, bool fixtures, char *
         bool obj = v && v->type == yajl_t_object;
         yajl_tree_free(v);
         if (!obj) {
-            snprintf(err, errlen, "tool \"%s\": input_schema is not a JSON object", d->name);
+            snprintf(err, errlen, "%s: tool \"%s\": input_schema is not a JSON object", src(d),
+                     d->name);
             return -1;
         }
         struct registry_tool *t = realloc(T, sizeof *T * (NT + 1));
@@ -82,14 +92,14 @@ static int add_table(const struct tool_def *tab, size_t n, bool fixtures, char *
         T[NT].def = d;
         T[NT].input = compile(d->input_schema, perr, sizeof perr);
         if (T[NT].input == NULL) {
-            snprintf(err, errlen, "tool \"%s\": input_schema: %s", d->name, perr);
+            snprintf(err, errlen, "%s: tool \"%s\": inputSchema: %s", src(d), d->name, perr);
             return -1;
         }
         if (d->output_schema) {
             T[NT].output = compile(d->output_schema, perr, sizeof perr);
             if (T[NT].output == NULL) {
                 schema_free(T[NT].input);
-                snprintf(err, errlen, "tool \"%s\": output_schema: %s", d->name, perr);
+                snprintf(err, errlen, "%s: tool \"%s\": outputSchema: %s", src(d), d->name, perr);
                 return -1;
             }
         }
@@ -101,11 +111,7 @@ static int add_table(const struct tool_def *tab, size_t n, bool fixtures, char *
 int registry_init(bool fixtures, char *err, size_t errlen)
 {
     registry_free();
-    if (add_table(tools_fixtures, tools_fixtures_n, fixtures, err, errlen) < 0 ||
-        add_table(tools_core, tools_core_n, fixtures, err, errlen) < 0 ||
-        add_table(tools_health, tools_health_n, fixtures, err, errlen) < 0 ||
-        add_table(tools_ingest, tools_ingest_n, fixtures, err, errlen) < 0 ||
-        add_table(tools_gdpr, tools_gdpr_n, fixtures, err, errlen) < 0) {
+    if (add_table(tool_defs, tool_defs_n, fixtures, err, errlen) < 0) {
         registry_free();
         return -1;
     }
@@ -141,6 +147,130 @@ const struct registry_tool *registry_find(const char *name)
         if (strcmp(T[i].def->name, name) == 0)
             return &T[i];
     return NULL;
+}
+
+enum tool_scope registry_required_scope(const struct tool_def *d, yajl_val args)
+{
+    if (d->n_action_scopes == 0)
+        return d->scope;
+    const char *action = json_get_str(args, "action");
+    for (size_t i = 0; action && i < d->n_action_scopes; i++)
+        if (strcmp(d->action_scopes[i].action, action) == 0)
+            return d->action_scopes[i].scope;
+    return d->scope;
+}
+
+enum tool_rate registry_rate_class(const struct tool_def *d, yajl_val args)
+{
+    if (d->rate_class != TOOL_RATE_AUTO)
+        return d->rate_class;
+    return registry_required_scope(d, args) == TOOL_SCOPE_READ ? TOOL_RATE_READ : TOOL_RATE_WRITE;
+}
+
+const char *registry_scope_name(enum tool_scope s)
+{
+    switch (s) {
+    case TOOL_SCOPE_READ:
+        return "read";
+    case TOOL_SCOPE_WRITE:
+        return "write";
+    case TOOL_SCOPE_ADMIN:
+        return "admin";
+    }
+    return "admin";
+}
+
+/* ---- declarative fixture resources and prompts (worker/fixtures.h) ---- */
+
+/* Appends text with every "{name}" replaced by the JSON-escaped value of name in vars (a JSON
+ * object of strings), or by value for the one variable var. Returns -1 with the name in err
+ * when a variable has no string value. */
+static int substitute(struct jbuf *out, const char *text, yajl_val vars, const char *var,
+                      const char *value, bool escape, char *err, size_t errlen)
+{
+    for (const char *p = text; *p;) {
+        const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+        size_t n = close ? (size_t)(close - p - 1) : 0;
+        bool ident = n > 0 && n < 64;
+        for (size_t i = 0; ident && i < n; i++) {
+            char c = p[1 + i];
+            ident = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_';
+        }
+        if (!ident) {
+            jbuf_putc(out, *p++);
+            continue;
+        }
+        char name[64];
+        memcpy(name, p + 1, n);
+        name[n] = '\0';
+        const char *v = var && strcmp(name, var) == 0 ? value : json_get_str(vars, name);
+        if (v == NULL) {
+            snprintf(err, errlen, "argument %s (string) is required", name);
+            return -1;
+        }
+        if (escape) {
+            /* the value lands inside a JSON string: escape it, without the quotes */
+            struct jbuf q;
+            jbuf_init(&q);
+            json_str(&q, v);
+            jbuf_append(out, q.p + 1, q.len - 2);
+            jbuf_free(&q);
+        } else {
+            jbuf_puts(out, v);
+        }
+        p = close + 1;
+    }
+    return 0;
+}
+
+int fixture_template_expand(const struct fixture_template *t, const char *uri, struct jbuf *out)
+{
+    /* uri_template = prefix "{var}" suffix; the value is 1..128 characters without '/' */
+    const char *open = strchr(t->uri_template, '{');
+    const char *close = open ? strchr(open, '}') : NULL;
+    if (close == NULL)
+        return -1;
+    size_t plen = (size_t)(open - t->uri_template), ulen = strlen(uri);
+    const char *suffix = close + 1;
+    size_t slen = strlen(suffix);
+    if (ulen <= plen + slen || strncmp(uri, t->uri_template, plen) != 0 ||
+        strcmp(uri + ulen - slen, suffix) != 0)
+        return -1;
+    size_t vlen = ulen - plen - slen;
+    if (vlen > 128 || memchr(uri + plen, '/', vlen))
+        return -1;
+    char var[64], value[130], err[128];
+    snprintf(var, sizeof var, "%.*s", (int)(close - open - 1), open + 1);
+    snprintf(value, sizeof value, "%.*s", (int)vlen, uri + plen);
+    struct jbuf text;
+    jbuf_init(&text);
+    bool json = t->mime && strcmp(t->mime, "application/json") == 0;
+    if (substitute(&text, t->text, NULL, var, value, json, err, sizeof err) < 0) {
+        jbuf_free(&text);
+        return -1;
+    }
+    jbuf_puts(out, "[{\"uri\":");
+    json_str(out, uri);
+    if (t->mime) {
+        jbuf_puts(out, ",\"mimeType\":");
+        json_str(out, t->mime);
+    }
+    jbuf_puts(out, ",\"text\":");
+    json_str(out, jbuf_cstr(&text));
+    jbuf_puts(out, "}]");
+    jbuf_free(&text);
+    return 0;
+}
+
+int fixture_prompt_expand(const struct fixture_prompt *p, yajl_val args, struct jbuf *out,
+                          char *err, size_t errlen)
+{
+    jbuf_puts(out, "{\"messages\":");
+    if (substitute(out, p->messages_json, args, NULL, NULL, true, err, errlen) < 0)
+        return -1;
+    jbuf_putc(out, '}');
+    return 0;
 }
 
 /* ---- Markdown reference ---- */
@@ -273,8 +403,25 @@ static void md_schema_table(FILE *f, const char *schema, bool with_required)
     yajl_tree_free(s);
 }
 
+/* "read", or for a tool with action_scopes the range, e.g. "read/write". */
+static const char *scope_summary(const struct tool_def *d, char *buf, size_t len)
+{
+    bool seen[3] = {false, false, false};
+    seen[d->scope] = true;
+    for (size_t j = 0; j < d->n_action_scopes; j++)
+        seen[d->action_scopes[j].scope] = true;
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int k = TOOL_SCOPE_READ; k <= TOOL_SCOPE_ADMIN && o < len; k++)
+        if (seen[k])
+            o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? "/" : "",
+                                  registry_scope_name((enum tool_scope)k));
+    return buf;
+}
+
 int registry_print_markdown(FILE *f, const char *src_root)
 {
+    char sbuf[32];
     char path[4096];
     snprintf(path, sizeof path, "%s/docs/tools-preamble.md", src_root ? src_root : ".");
     FILE *pre = fopen(path, "r");
@@ -290,14 +437,14 @@ int registry_print_markdown(FILE *f, const char *src_root)
               "registry; do not edit by hand.\n\n",
               f);
     }
-    static const char *const scopes[] = {"read", "write", "admin"};
-    fputs("## Index\n\n| tool | scope | read-only | title |\n|---|---|---|---|\n", f);
+    fputs("## Index\n\n| tool | category | scope | read-only | title |\n|---|---|---|---|---|\n",
+          f);
     for (size_t i = 0; i < NT; i++) {
         const struct tool_def *d = T[i].def;
         if (d->fixture)
             continue;
-        fprintf(f, "| [`%s`](#%s) | %s | %s | ", d->name, d->name,
-                scopes[d->scope <= TOOL_SCOPE_ADMIN ? d->scope : 0],
+        fprintf(f, "| [`%s`](#%s) | %s | %s | %s | ", d->name, d->name,
+                d->category ? d->category : "", scope_summary(d, sbuf, sizeof sbuf),
                 d->hints & TOOL_HINT_READONLY ? "yes" : "no");
         md_text(f, d->title ? d->title : "");
         fputs(" |\n", f);
@@ -314,14 +461,34 @@ int registry_print_markdown(FILE *f, const char *src_root)
             md_text(f, d->title);
         fputs("\n\n", f);
         md_text(f, d->description);
-        fprintf(f, "\n\n- Scope: `%s`\n", scopes[d->scope <= TOOL_SCOPE_ADMIN ? d->scope : 0]);
+        fprintf(f, "\n\n- Scope: `%s`", registry_scope_name(d->scope));
+        if (d->n_action_scopes) {
+            fputs(" (by `action`:", f);
+            for (size_t j = 0; j < d->n_action_scopes; j++)
+                fprintf(f, "%s `%s` needs `%s`", j ? "," : "", d->action_scopes[j].action,
+                        registry_scope_name(d->action_scopes[j].scope));
+            fputs("; other actions need the tool's scope)", f);
+        }
+        fputc('\n', f);
+        if (d->rate_class != TOOL_RATE_AUTO)
+            fprintf(f, "- Rate-limit class: `%s`\n",
+                    d->rate_class == TOOL_RATE_READ ? "read" : "write");
         fprintf(f,
                 "- Annotations: readOnlyHint=%s, destructiveHint=%s, idempotentHint=%s, "
-                "openWorldHint=%s\n\n",
+                "openWorldHint=%s\n",
                 d->hints & TOOL_HINT_READONLY ? "true" : "false",
                 d->hints & TOOL_HINT_DESTRUCTIVE ? "true" : "false",
                 d->hints & TOOL_HINT_IDEMPOTENT ? "true" : "false",
                 d->hints & TOOL_HINT_OPENWORLD ? "true" : "false");
+        if (d->source)
+            fprintf(f, "- Definition: `%s`\n", d->source);
+        fputc('\n', f);
+        if (d->n_rules) {
+            fputs("**Rules**\n\n", f);
+            for (size_t j = 0; j < d->n_rules; j++)
+                fprintf(f, "- %s\n", d->rules[j]);
+            fputc('\n', f);
+        }
         fputs("**Parameters**\n\n", f);
         md_schema_table(f, d->input_schema, true);
         if (d->output_schema) {

@@ -1,7 +1,8 @@
 /*
- * registry.h - the worker's tool table: the categories of worker/tool.h concatenated once at
- * start (fixtures only with mcp.conformance_fixtures), schemas compiled, lookup by name, and
- * the Markdown tool reference (csmcp-worker --tools-markdown > docs/tools.md).
+ * registry.h - the worker's tool table: tool_defs[] (generated from worker/tools/, see
+ * worker/tool.h) loaded once at start (fixtures only with mcp.conformance_fixtures), schemas
+ * compiled, lookup by name, the scope and rate-limit class of a call, and the Markdown tool
+ * reference (csmcp-worker --tools-markdown > docs/tools.md).
  */
 #ifndef CSMCP_REGISTRY_H
 #define CSMCP_REGISTRY_H
@@ -27,6 +28,16 @@ size_t registry_count(void);
 /* i-th tool in listing order. Borrowed for the worker's life. */
 const struct registry_tool *registry_at(size_t i);
 const struct registry_tool *registry_find(const char *name);
+/*
+ * The scope a call of d with these arguments needs: for a tool with action_scopes, the scope of
+ * the requested "action" value (TOOLS.md: a mixed tool checks the action actually requested);
+ * otherwise, or for an action not listed, d->scope. args may be NULL.
+ */
+enum tool_scope registry_required_scope(const struct tool_def *d, yajl_val args);
+/* Rate-limit class of the call: d->rate_class if set, else read iff the required scope is read. */
+enum tool_rate registry_rate_class(const struct tool_def *d, yajl_val args);
+/* "read", "write" or "admin". */
+const char *registry_scope_name(enum tool_scope s);
 /* Writes docs/tools.md (preamble from docs/tools-preamble.md under src_root if it exists). */
 int registry_print_markdown(FILE *out, const char *src_root);
 

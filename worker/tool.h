@@ -1,10 +1,13 @@
 /*
  * tool.h - the contract between the MCP layer (worker/mcp*.c, owner of tools/list and
- * tools/call) and the tool implementations (worker/tools/<category>.c).
+ * tools/call) and the tool implementations.
  *
- * Each category exports one table of struct tool_def; worker/registry.c concatenates them.
- * tools/list, argument validation (the input_schema), scope checks, dispatch and
- * docs/tools.md are all generated from these tables.
+ * Tools are declared in worker/tools/<category>/<tool_name>.json (docs/adding-a-tool.md);
+ * worker/tools/gen_registry.py validates them at build time and generates tool_defs[] below.
+ * A "sql" tool runs csmcp.tool_<name>($1 args, $2 principal) through tool_sql_handler; a
+ * "c:<symbol>" tool runs the C function of that name (prototype in the generated
+ * tool_handlers.h). tools/list, argument validation (the input_schema), scope checks, rate-limit
+ * classes, dispatch, docs/tools.md and the test inventory are all derived from tool_defs[].
  *
  * Lifetime: the MCP layer creates a struct tool_call, validates the arguments against
  * input_schema, then calls handler(tc). The handler (possibly later, from a database callback)
@@ -38,6 +41,19 @@ enum tool_scope {
 #define TOOL_HINT_IDEMPOTENT  (1u << 2)
 #define TOOL_HINT_OPENWORLD   (1u << 3)
 
+/* Rate-limit class of a call; AUTO follows the effective scope (read -> read, else write). */
+enum tool_rate {
+    TOOL_RATE_AUTO = 0,
+    TOOL_RATE_READ,
+    TOOL_RATE_WRITE,
+};
+
+/* The scope needed when the string argument "action" has this value ("action_scopes"). */
+struct tool_action_scope {
+    const char *action;
+    enum tool_scope scope;
+};
+
 struct tool_def {
     const char *name; /* [A-Za-z0-9_.-]{1,128}, unique */
     const char *title;
@@ -53,7 +69,16 @@ struct tool_def {
      * column that is the structuredContent. handler is then tool_sql_handler.
      */
     const char *sql;
-    bool fixture; /* listed only when mcp.conformance_fixtures = true */
+    bool fixture;         /* listed only when mcp.conformance_fixtures = true */
+    const char *category; /* the directory under worker/tools/ */
+    const char *source;   /* the definition file, relative to the source root */
+    /* Scope per value of the "action" argument; values not listed need .scope. */
+    const struct tool_action_scope *action_scopes;
+    size_t n_action_scopes;
+    enum tool_rate rate_class;
+    /* Exact formulas and rules, one Markdown line each (docs/tools.md renders them). */
+    const char *const *rules;
+    size_t n_rules;
 };
 
 /* Arguments of the call, already validated against input_schema. Borrowed for the call. */
@@ -101,16 +126,9 @@ void tool_call_fail(struct tool_call *tc, const char *fmt, ...)
 /* Generic handler for tool_def.sql tools (worker/tools/sqltool.c). */
 void tool_sql_handler(struct tool_call *tc);
 
-/* Category tables (each worker/tools/<category>.c defines one). */
-extern const struct tool_def tools_fixtures[]; /* worker/tools/fixtures.c */
-extern const size_t tools_fixtures_n;
-extern const struct tool_def tools_core[]; /* worker/tools/core.c */
-extern const size_t tools_core_n;
-extern const struct tool_def tools_health[]; /* worker/tools/health.c */
-extern const size_t tools_health_n;
-extern const struct tool_def tools_ingest[]; /* worker/tools/ingest.c */
-extern const size_t tools_ingest_n;
-extern const struct tool_def tools_gdpr[]; /* worker/tools/gdpr.c */
-extern const size_t tools_gdpr_n;
+/* The registry's source: every tool definition, generated from
+ * worker/tools/<category>/<name>.json (tools_gen.c in the build directory). */
+extern const struct tool_def tool_defs[];
+extern const size_t tool_defs_n;
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * test_data_tools.c - the data tool tables (worker/tools/core.c, health.c, ingest.c): every
- * entry is complete, its schemas compile, its SQL calls the function named after the tool, and
- * the input schemas accept a valid call and reject the invalid ones the SQL relies on them for.
+ * test_data_tools.c - the input schemas of the data tools (tool_defs[], generated from
+ * worker/tools/<category>/<name>.json) accept a valid call and reject the invalid ones the SQL
+ * relies on them for.
+ * That every definition is complete is test_registry.c's job.
  */
 #include <check.h>
 #include <stdio.h>
@@ -11,33 +12,11 @@
 #include "jsonschema.h"
 #include "tool.h"
 
-/* The real handler lives in sqltool.c (libpq); the tables only take its address. */
-void tool_sql_handler(struct tool_call *tc)
-{
-    (void)tc;
-}
-
-struct table {
-    const struct tool_def *t;
-    size_t n;
-};
-
-static struct table tables[3];
-
-static void setup_tables(void)
-{
-    tables[0] = (struct table){tools_core, tools_core_n};
-    tables[1] = (struct table){tools_health, tools_health_n};
-    tables[2] = (struct table){tools_ingest, tools_ingest_n};
-}
-
 static const struct tool_def *find(const char *name)
 {
-    setup_tables();
-    for (int k = 0; k < 3; k++)
-        for (size_t i = 0; i < tables[k].n; i++)
-            if (strcmp(tables[k].t[i].name, name) == 0)
-                return &tables[k].t[i];
+    for (size_t i = 0; i < tool_defs_n; i++)
+        if (strcmp(tool_defs[i].name, name) == 0)
+            return &tool_defs[i];
     return NULL;
 }
 
@@ -55,37 +34,6 @@ static int validate(const char *tool, const char *args, char *err, size_t errlen
     jsonschema_free(s);
     return rc;
 }
-
-START_TEST(tables_complete)
-{
-    size_t total = 0;
-    setup_tables();
-    for (int k = 0; k < 3; k++) {
-        for (size_t i = 0; i < tables[k].n; i++) {
-            const struct tool_def *d = &tables[k].t[i];
-            char err[256], want[160];
-            ck_assert_ptr_nonnull(d->name);
-            ck_assert_msg(d->title && d->description && strlen(d->description) > 80,
-                          "%s: title and a real description", d->name);
-            ck_assert_msg(d->handler == tool_sql_handler && d->sql, "%s: sql tool", d->name);
-            snprintf(want, sizeof(want), "SELECT csmcp.tool_%s($1::jsonb, $2)", d->name);
-            ck_assert_str_eq(d->sql, want);
-            struct jsonschema *in = jsonschema_compile(d->input_schema, err, sizeof(err));
-            ck_assert_msg(in != NULL, "%s input_schema: %s", d->name, err);
-            jsonschema_free(in);
-            ck_assert_ptr_nonnull(d->output_schema);
-            struct jsonschema *out = jsonschema_compile(d->output_schema, err, sizeof(err));
-            ck_assert_msg(out != NULL, "%s output_schema: %s", d->name, err);
-            jsonschema_free(out);
-            /* Read-only tools are exactly the read-scope ones. */
-            ck_assert_int_eq(!!(d->hints & TOOL_HINT_READONLY), d->scope == TOOL_SCOPE_READ);
-            ck_assert(!d->fixture);
-            total++;
-        }
-    }
-    ck_assert_int_eq(total, 14);
-}
-END_TEST
 
 START_TEST(input_schemas_guard_the_sql)
 {
@@ -147,7 +95,6 @@ int main(void)
 {
     Suite *s = suite_create("data_tools");
     TCase *tc = tcase_create("tables");
-    tcase_add_test(tc, tables_complete);
     tcase_add_test(tc, input_schemas_guard_the_sql);
     tcase_add_test(tc, ingest_batch_limit);
     suite_add_tcase(s, tc);

@@ -1,12 +1,12 @@
 /*
- * tools/gdpr.c - data-subject tools: export_client_data (GDPR Art. 15/20) and
- * erase_client_data (Art. 17).
+ * tools/gdpr/erase_client_data.c - the C handler of erase_client_data (GDPR Art. 17; its
+ * definition is erase_client_data.json; export_client_data is an ordinary SQL tool).
  *
- * Both run one SQL function from migration 0100 (csmcp.gdpr_export / csmcp.gdpr_erase) that
- * finds an account's rows through the catalog, so a new domain table is covered without a code
- * change. Erasure needs the admin scope and an explicit confirmation: through elicitation when
- * the client declared that capability, else by repeating the account id in "confirm". Its
- * audit record carries the account id and counts only, never the erased personal data.
+ * The erasure runs one SQL function (csmcp.gdpr_erase) that finds an account's rows through the
+ * catalog, so a new domain table is covered without a code change. Erasure needs the admin scope
+ * and an explicit confirmation: through elicitation when the client declared that capability, else
+ * by repeating the account id in "confirm". Its audit record carries the account id and counts
+ * only, never the erased personal data.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,27 +19,7 @@
 #include "log.h"
 #include "pgpool.h"
 #include "tool.h"
-
-#define CLIENT_ID_SCHEMA                                                                           \
-    "\"client_id\":{\"type\":\"string\",\"pattern\":\"^[A-Za-z0-9_-]{1,100}$\","                   \
-    "\"description\":\"Account (client) id, e.g. cs_1001_acme\"}"
-
-static const char export_in[] = "{\"type\":\"object\",\"properties\":{" CLIENT_ID_SCHEMA
-                                "},\"required\":[\"client_id\"],\"additionalProperties\":false}";
-static const char export_out[] =
-    "{\"type\":\"object\",\"properties\":{\"client_id\":{\"type\":\"string\"},"
-    "\"exported_at\":{\"type\":\"string\"},\"row_count\":{\"type\":\"integer\"},"
-    "\"tables\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"array\"}}},"
-    "\"required\":[\"client_id\",\"exported_at\",\"row_count\",\"tables\"]}";
-static const char erase_in[] =
-    "{\"type\":\"object\",\"properties\":{" CLIENT_ID_SCHEMA
-    ",\"confirm\":{\"type\":\"string\",\"maxLength\":100,\"description\":\"Only for clients "
-    "without elicitation: repeat the client_id to confirm the erasure\"}},"
-    "\"required\":[\"client_id\"],\"additionalProperties\":false}";
-static const char erase_out[] =
-    "{\"type\":\"object\",\"properties\":{\"client_id\":{\"type\":\"string\"},"
-    "\"erased\":{\"type\":\"boolean\"},\"rows_deleted\":{\"type\":\"integer\"},"
-    "\"reason\":{\"type\":\"string\"}},\"required\":[\"client_id\",\"erased\",\"rows_deleted\"]}";
+#include "tool_handlers.h"
 
 static const char SQL_ERASE[] = "SELECT csmcp.gdpr_erase($1::jsonb, $2)";
 
@@ -142,7 +122,7 @@ static void elicit_reply(struct tool_call *tc, const char *result_json, const ch
         not_erased(tc, declined ? "the user declined" : "the user did not confirm");
 }
 
-static void erase_handler(struct tool_call *tc)
+void gdpr_erase_client_data(struct tool_call *tc)
 {
     const char *client = arg_str(tc, "client_id"), *confirm = arg_str(tc, "confirm");
 
@@ -175,34 +155,3 @@ static void erase_handler(struct tool_call *tc)
                    "the account id in \"confirm\" (confirm = \"%s\") to erase it",
                    client);
 }
-
-const struct tool_def tools_gdpr[] = {
-    {
-        .name = "export_client_data",
-        .title = "Export client data (GDPR)",
-        .description = "Everything held about one account, as JSON: the account row and every "
-                       "row that refers to it (contacts, contracts, usage, health history, "
-                       "tickets, feedback, communications, ...), grouped by table. For data "
-                       "subject access and portability requests.",
-        .input_schema = export_in,
-        .output_schema = export_out,
-        .hints = TOOL_HINT_READONLY | TOOL_HINT_IDEMPOTENT,
-        .scope = TOOL_SCOPE_ADMIN,
-        .handler = tool_sql_handler,
-        .sql = "SELECT csmcp.gdpr_export($1::jsonb, $2)",
-    },
-    {
-        .name = "erase_client_data",
-        .title = "Erase client data (GDPR)",
-        .description = "Permanently deletes an account and every row that refers to it. Asks "
-                       "the user to confirm through elicitation when the client supports it; "
-                       "otherwise requires confirm = the client_id. The audit trail keeps a "
-                       "record of the erasure (who, when, how many rows) without the data.",
-        .input_schema = erase_in,
-        .output_schema = erase_out,
-        .hints = TOOL_HINT_DESTRUCTIVE,
-        .scope = TOOL_SCOPE_ADMIN,
-        .handler = erase_handler,
-    },
-};
-const size_t tools_gdpr_n = sizeof(tools_gdpr) / sizeof(tools_gdpr[0]);
