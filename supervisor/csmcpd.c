@@ -17,12 +17,12 @@
  * - Reload: validate the new config before anything is spawned; generation g+1 must be
  *   entirely READY before generation g gets DRAIN (slots.c); sd_notify RELOADING=1 ... READY=1.
  * - Connection handoff: a reload's DRAIN asks the old workers to hand their idle connections
- *   up (HANDOFF, SCM_RIGHTS); each batch is passed straight on to a READY worker of the current
- *   generation (round robin) and our copies are closed once it is sent. When every adopting
- *   channel is full a batch waits in a bounded queue (32 batches, 5 s), so the supervisor
- *   holds at most 33 batches of client fds and never reads from them. When no worker can take
- *   a batch (shutdown, failed reload, queue full or stale) the connections are closed and
- *   counted. Client fds are CLOEXEC like every other fd.
+ *   up (HANDOFF, SCM_RIGHTS); handoff.c passes them on to the new generation, bounded, never
+ *   blocking.
+ *
+ * Also here: the control channel to each worker (on_chan), the slots ops (fork+exec, kill,
+ * salvage of a dead worker's last messages), reload, shutdown and start-up. The status and
+ * /metrics text is in sup_report.c, the control socket and admin HTTP in sup_ctl.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,28 +77,17 @@ static int sd_watchdog_enabled(int unset, uint64_t *usec)
 #include "csmcp_build.h"
 #include "ctl_codec.h"
 #include "fdutil.h"
+#include "handoff.h"
 #include "log.h"
 #include "scrub.h"
 #include "secret.h"
 #include "slots.h"
 #include "sup.h"
+#include "sup_int.h"
 #include "sup_metrics.h"
 
 #define MAX_LISTEN 16
 #define TICK_MS    100
-
-/* Per-worker I/O state, owned by csmcpd.c (slots_worker.io). */
-struct wio {
-    int fd;
-    struct event *ev;
-    uint8_t *snap;
-    size_t snap_len;
-    uint32_t conns;
-    uint32_t lag_us;
-    uint32_t seq;
-    bool trunc_warned;
-    bool adopts; /* HELLO said CTL_HELLO_F_ADOPT */
-};
 
 static struct {
     struct event_base *base;
@@ -131,15 +120,16 @@ static struct {
     char status[256];
     bool hup_pending; /* SIGHUP received during a reload */
     pid_t pid;
-    unsigned handoff_rr;                         /* round robin over adopting workers */
-    uint64_t handoff_forwarded, handoff_dropped; /* connections */
 } sup;
 
-static int64_t now_ms(void)
+void sup_view(struct sup_view *out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    out->slots = &sup.slots;
+    out->retired = &sup.retired;
+    out->cfg_path = sup.cfg_path;
+    out->pid = sup.pid;
+    out->started_ms = sup.started_ms;
+    out->reloads_rejected = sup.reloads_rejected;
 }
 
 static void notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -325,185 +315,6 @@ static void store_snapshot(struct wio *io, const uint8_t *p)
 
 static void after_event(void);
 
-/* READY workers of generation gen that adopt connections (up to max of them into v). */
-static int adopters(uint32_t gen, struct slots_worker **v, int max)
-{
-    int n = 0;
-    for (struct slots_worker *w = sup.slots.workers; w; w = w->next) {
-        const struct wio *io = w->io;
-        if (w->gen != gen || w->state != SLOTS_READY || !io || io->fd < 0 || !io->adopts)
-            continue;
-        if (v && n < max)
-            v[n] = w;
-        n++;
-    }
-    return n;
-}
-
-static void close_fds(const int *fds, int n)
-{
-    for (int i = 0; i < n; i++)
-        close(fds[i]);
-}
-
-/* One HANDOFF message with n fds to w. 0 sent, 1 the channel is full (or too many fds are in
- * flight: ETOOMANYREFS), -1 failed. */
-static int send_fds(struct slots_worker *w, const int *fds, int n)
-{
-    struct wio *io = w->io;
-    uint8_t out[sizeof(struct ctl_hdr) + sizeof(struct ctl_handoff)];
-    struct ctl_handoff ho = {.count = (uint32_t)n};
-    int len = ctl_encode(out, sizeof(out), CTL_HANDOFF, io->seq + 1, w->gen, &ho, sizeof(ho));
-    ssize_t r;
-
-    if (len < 0)
-        return -1;
-    r = fd_send_fds(io->fd, out, (size_t)len, fds, n);
-    if (r == len) {
-        io->seq++;
-        return 0;
-    }
-    if (r < 0 &&
-        (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETOOMANYREFS || errno == ENOBUFS)) {
-        log_debug("worker slot %d pid %d: sendmsg(HANDOFF, %d fds): %s", w->slot, (int)w->pid, n,
-                  strerror(errno));
-        return 1;
-    }
-    log_warn("worker slot %d pid %d: sendmsg(HANDOFF, %d fds): %s", w->slot, (int)w->pid, n,
-             r < 0 ? strerror(errno) : "short write");
-    return -1;
-}
-
-/*
- * Batches waiting because every adopting worker's channel was full: a bounded FIFO (at most
- * HANDOFF_QUEUE_MAX batches, each for at most HANDOFF_QUEUE_MS), retried from a timer, so the
- * loop never blocks and a burst of reload traffic is not turned into closed connections. Later
- * batches queue behind earlier ones.
- */
-#define HANDOFF_QUEUE_MAX 32
-#define HANDOFF_QUEUE_MS  5000
-#define HANDOFF_RETRY_MS  10
-static struct {
-    struct {
-        int fds[CTL_HANDOFF_MAX];
-        int n;
-        int from_pid;
-        int64_t since_ms;
-    } q[HANDOFF_QUEUE_MAX];
-    int head, len;
-    struct event *timer;
-} hq;
-
-/* Passes a batch to the next READY adopting worker of the current generation (round robin).
- * 0 sent (the caller still closes its copies), 1 every such channel is full, -1 nobody can
- * take it. */
-static int pass_on(const int *fds, int n, int from_pid)
-{
-    struct slots_worker *v[SLOTS_MAX];
-    int k = sup.slots.shutdown ? 0 : adopters(sup.slots.gen, v, SLOTS_MAX);
-    bool busy = false;
-
-    if (k > SLOTS_MAX)
-        k = SLOTS_MAX;
-    for (int i = 0; i < k; i++) {
-        struct slots_worker *w = v[(sup.handoff_rr + (unsigned)i) % (unsigned)k];
-        int rc = send_fds(w, fds, n);
-        if (rc == 0) {
-            sup.handoff_rr += (unsigned)i + 1;
-            sup.handoff_forwarded += (uint64_t)n;
-            log_debug("handoff: %d connections from worker pid %d to worker pid %d", n, from_pid,
-                      (int)w->pid);
-            return 0;
-        }
-        busy |= rc > 0;
-    }
-    return busy ? 1 : -1;
-}
-
-static void drop_batch(const int *fds, int n, int from_pid, const char *why)
-{
-    close_fds(fds, n);
-    sup.handoff_dropped += (uint64_t)n;
-    log_warn("handoff: closed %d idle connections of worker pid %d: %s", n, from_pid, why);
-}
-
-static const char *no_taker(void)
-{
-    return sup.slots.shutdown ? "shutting down"
-                              : "no READY worker of the current generation adopts";
-}
-
-static void handoff_flush(void)
-{
-    int64_t now = now_ms();
-
-    while (hq.len > 0) {
-        int i = hq.head;
-        int rc = pass_on(hq.q[i].fds, hq.q[i].n, hq.q[i].from_pid);
-        if (rc == 1 && now - hq.q[i].since_ms < HANDOFF_QUEUE_MS)
-            break;
-        if (rc == 0)
-            close_fds(hq.q[i].fds, hq.q[i].n);
-        else
-            drop_batch(hq.q[i].fds, hq.q[i].n, hq.q[i].from_pid,
-                       rc > 0 ? "every adopting worker's channel stayed full for 5 s" : no_taker());
-        hq.head = (hq.head + 1) % HANDOFF_QUEUE_MAX;
-        hq.len--;
-    }
-    if (hq.len > 0 && hq.timer) {
-        struct timeval tv = {0, (suseconds_t)HANDOFF_RETRY_MS * 1000};
-        evtimer_add(hq.timer, &tv);
-    }
-}
-
-static void on_handoff_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    handoff_flush();
-}
-
-/*
- * A batch of connections handed up by a draining worker (n fds received, lost more announced
- * but cut by our fd limit). Passed on at once, or queued (bounded) when every adopting channel
- * is full; our copies are closed in every case once passed on or given up.
- */
-static void forward_handoff(const struct slots_worker *from, const int *fds, int n, int lost)
-{
-    if (lost > 0) {
-        sup.handoff_dropped += (uint64_t)lost;
-        log_warn("handoff: %d connections of worker pid %d lost to the supervisor's fd limit", lost,
-                 (int)from->pid);
-    }
-    if (n <= 0)
-        return;
-    if (hq.len == 0) {
-        int rc = pass_on(fds, n, (int)from->pid);
-        if (rc == 0) {
-            close_fds(fds, n);
-            return;
-        }
-        if (rc < 0) {
-            drop_batch(fds, n, (int)from->pid, no_taker());
-            return;
-        }
-    }
-    if (hq.len == HANDOFF_QUEUE_MAX || !hq.timer) {
-        drop_batch(fds, n, (int)from->pid, "handoff queue full");
-        return;
-    }
-    {
-        int i = (hq.head + hq.len) % HANDOFF_QUEUE_MAX;
-        memcpy(hq.q[i].fds, fds, sizeof(int) * (size_t)n);
-        hq.q[i].n = n;
-        hq.q[i].from_pid = (int)from->pid;
-        hq.q[i].since_ms = now_ms();
-        hq.len++;
-    }
-    handoff_flush();
-}
-
 /* recv() of one message and its SCM_RIGHTS fds (CLOEXEC); *trunc: the kernel cut them. */
 static ssize_t recv_msg(int fd, uint8_t *buf, size_t cap, int *fds, int *nfds, bool *trunc)
 {
@@ -515,7 +326,7 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
     static uint8_t buf[CTL_MSG_MAX + 1];
     struct slots_worker *w = arg;
     struct wio *io = w->io;
-    int64_t now = now_ms();
+    int64_t now = sup_now_ms();
 
     (void)what;
     for (int i = 0; i < 32 && io->fd >= 0; i++) {
@@ -540,11 +351,11 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
             if (rc == 0 && h.gen == w->gen && h.type == CTL_HANDOFF && w->state == SLOTS_DRAINING) {
                 memcpy(&ho, p, sizeof(ho));
                 if ((uint32_t)nfds == ho.count || ((uint32_t)nfds < ho.count && trunc)) {
-                    forward_handoff(w, fds, nfds, (int)ho.count - nfds);
+                    handoff_forward(w, fds, nfds, (int)ho.count - nfds);
                     continue;
                 }
             }
-            close_fds(fds, nfds);
+            handoff_close_fds(fds, nfds);
             chan_drop(io);
             slots_on_bad_worker(&sup.slots, w, "unexpected file descriptors on the channel", now);
             break;
@@ -618,7 +429,7 @@ static void on_chan(evutil_socket_t fd, short what, void *arg)
             struct ctl_handoff ho;
             memcpy(&ho, p, sizeof(ho));
             if (trunc && w->state == SLOTS_DRAINING) {
-                forward_handoff(w, fds, 0, (int)ho.count);
+                handoff_forward(w, fds, 0, (int)ho.count);
                 break;
             }
             chan_drop(io);
@@ -765,7 +576,7 @@ static void op_send(void *arg, struct slots_worker *w, enum slots_msg msg, int d
         /* Ask for a handoff only when the generation taking over can adopt (a worker binary
          * older than the supervisor cannot: its connections get the grace close). */
         if (w->handoff &&
-            adopters(sup.slots.reloading ? sup.slots.new_gen : sup.slots.gen, NULL, 0) > 0)
+            handoff_adopters(sup.slots.reloading ? sup.slots.new_gen : sup.slots.gen, NULL, 0) > 0)
             d.flags = CTL_DRAIN_F_HANDOFF;
         chan_send(w, CTL_DRAIN, &d, sizeof(d));
     } else {
@@ -795,18 +606,18 @@ static void salvage(struct slots_worker *w, struct wio *io)
         if (n < 0 && (errno == EINTR || errno == ECONNRESET))
             continue; /* ECONNRESET: see on_chan */
         if (n <= 0) {
-            close_fds(fds, nfds);
+            handoff_close_fds(fds, nfds);
             break;
         }
         if (ctl_decode(buf, (size_t)n, false, &h, &p) < 0 || h.gen != w->gen) {
-            close_fds(fds, nfds);
+            handoff_close_fds(fds, nfds);
             continue;
         }
         if (h.type == CTL_HANDOFF) {
             struct ctl_handoff ho;
             memcpy(&ho, p, sizeof(ho));
             if ((uint32_t)nfds <= ho.count) {
-                forward_handoff(w, fds, nfds, (int)ho.count - nfds);
+                handoff_forward(w, fds, nfds, (int)ho.count - nfds);
                 conns += nfds;
                 continue;
             }
@@ -815,7 +626,7 @@ static void salvage(struct slots_worker *w, struct wio *io)
         } else if (h.type == CTL_BYE) {
             store_snapshot(io, p + 8);
         }
-        close_fds(fds, nfds);
+        handoff_close_fds(fds, nfds);
     }
     if (conns > 0)
         log_info("worker slot %d pid %d exited with %d handed-off connections still in its "
@@ -928,7 +739,7 @@ int sup_reload(sup_reload_cb cb, void *arg, char *err, size_t errlen)
     sup.reload_cb = cb;
     sup.reload_arg = arg;
     params_from_cfg(&nc, &p);
-    if (slots_reload(&sup.slots, &p, now_ms(), err, errlen) < 0) {
+    if (slots_reload(&sup.slots, &p, sup_now_ms(), err, errlen) < 0) {
         unlink(sup.next_snap);
         cfg_free(&sup.next);
         sup.have_next = false;
@@ -990,7 +801,7 @@ static void begin_shutdown(bool fast)
                    slots_count_state(&sup.slots, SLOTS_READY) +
                    slots_count_state(&sup.slots, SLOTS_DRAINING));
     notifyf("STOPPING=1\nSTATUS=%s", fast ? "stopping (fast)" : "draining");
-    slots_shutdown(&sup.slots, fast, now_ms());
+    slots_shutdown(&sup.slots, fast, sup_now_ms());
     check_reload();
     supctl_shutdown();
     after_event();
@@ -1003,7 +814,7 @@ void sup_stop(void)
 
 /* ---- loop ---- */
 
-static int ready_in_gen(uint32_t gen)
+int sup_ready_in_gen(uint32_t gen)
 {
     int n = 0;
     for (const struct slots_worker *w = sup.slots.workers; w; w = w->next)
@@ -1018,9 +829,9 @@ static void update_status(void)
 
     if (sup.slots.reloading)
         snprintf(rl, sizeof(rl), ", reloading (generation %u: %d/%d ready)", sup.slots.new_gen,
-                 ready_in_gen(sup.slots.new_gen), sup.slots.newp.workers);
+                 sup_ready_in_gen(sup.slots.new_gen), sup.slots.newp.workers);
     snprintf(st, sizeof(st), "generation %u: %d/%d workers ready%s%s", sup.slots.gen,
-             ready_in_gen(sup.slots.gen), sup.slots.nslots,
+             sup_ready_in_gen(sup.slots.gen), sup.slots.nslots,
              sup.slots.crash_loop ? ", CRASH LOOP" : "", rl);
     if (strcmp(st, sup.status) != 0 && !sup.slots.shutdown) {
         snprintf(sup.status, sizeof(sup.status), "%s", st);
@@ -1047,7 +858,7 @@ static void after_event(void)
     if (sup.spawn_timer) {
         int64_t t = slots_next_spawn_ms(&sup.slots), d;
         if (t >= 0) {
-            d = t - now_ms();
+            d = t - sup_now_ms();
             if (d < 0)
                 d = 0;
             struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
@@ -1060,7 +871,7 @@ static void after_event(void)
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-    int64_t now = now_ms();
+    int64_t now = sup_now_ms();
     (void)fd;
     (void)what;
     (void)arg;
@@ -1083,7 +894,7 @@ static void reap(void)
 
     /* Signals coalesce: reap until nothing is left. */
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        slots_on_exit(&sup.slots, pid, status, now_ms());
+        slots_on_exit(&sup.slots, pid, status, sup_now_ms());
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -1117,228 +928,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         break;
     }
     after_event();
-}
-
-/* ---- status for csmcpctl and /metrics ---- */
-
-static void fmt_dur(char *buf, size_t len, int64_t ms)
-{
-    int64_t s = ms / 1000;
-    if (s < 60)
-        snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
-    else if (s < 3600)
-        snprintf(buf, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
-    else
-        snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-}
-
-static int cmp_worker(const void *a, const void *b)
-{
-    const struct slots_worker *x = *(struct slots_worker *const *)a,
-                              *y = *(struct slots_worker *const *)b;
-    if (x->gen != y->gen)
-        return x->gen > y->gen ? -1 : 1;
-    return x->slot - y->slot;
-}
-
-/* Live workers sorted newest generation first, then slot; caller frees. */
-static struct slots_worker **sorted_workers(int *n)
-{
-    struct slots_worker **v;
-    int k = 0;
-
-    for (struct slots_worker *w = sup.slots.workers; w; w = w->next)
-        k++;
-    v = calloc((size_t)k + 1, sizeof(*v));
-    if (!v) {
-        *n = 0;
-        return NULL;
-    }
-    k = 0;
-    for (struct slots_worker *w = sup.slots.workers; w; w = w->next)
-        v[k++] = w;
-    qsort(v, (size_t)k, sizeof(*v), cmp_worker);
-    *n = k;
-    return v;
-}
-
-void sup_write_status(FILE *f)
-{
-    int64_t now = now_ms();
-    char up[32], wup[32], hb[32];
-    int n;
-    struct slots_worker **v = sorted_workers(&n);
-    const struct slots *s = &sup.slots;
-
-    fmt_dur(up, sizeof(up), now - sup.started_ms);
-    fprintf(f, "csmcpd %s  pid %d  up %s  config %s\n", CSMCP_VERSION, (int)sup.pid, up,
-            sup.cfg_path);
-    fprintf(f, "generation %u  workers %d/%d ready  state %s%s\n", s->gen, ready_in_gen(s->gen),
-            s->nslots,
-            s->shutdown ? (s->shutdown == 2 ? "stopping (fast)" : "draining")
-                        : (s->reloading ? "reloading" : "running"),
-            s->crash_loop ? "  CRASH LOOP" : "");
-    fprintf(f, "crash loop: %s  crashes %llu  watchdog kills %llu  reloads ok %llu failed %llu\n",
-            s->crash_loop ? "YES" : "no", (unsigned long long)s->crashes_total,
-            (unsigned long long)s->timeouts_total, (unsigned long long)s->reloads_ok,
-            (unsigned long long)(s->reloads_failed + sup.reloads_rejected));
-    fprintf(f, "\n%-5s %-5s %-8s %-9s %-9s %-9s %-8s %s\n", "SLOT", "GEN", "PID", "STATE", "UPTIME",
-            "RESTARTS", "HB_AGE", "CONNS");
-    for (int i = 0; i < n; i++) {
-        const struct slots_worker *w = v[i];
-        const struct wio *io = w->io;
-        uint64_t restarts = w->gen == s->gen && w->slot < SLOTS_MAX ? s->slot[w->slot].restarts : 0;
-        fmt_dur(wup, sizeof(wup), now - w->started_ms);
-        fmt_dur(hb, sizeof(hb), now - w->last_hb_ms);
-        fprintf(f, "%-5d %-5u %-8d %-9s %-9s %-9llu %-8s %u\n", w->slot, w->gen, (int)w->pid,
-                slots_state_name(w->state), wup, (unsigned long long)restarts, hb,
-                io ? io->conns : 0);
-    }
-    for (int i = 0; i < s->nslots && !s->shutdown; i++)
-        if (!s->slot[i].cur && s->slot[i].pending)
-            fprintf(f, "%-5d %-5u %-8s %-9s respawn in %lld ms (failure %u)\n", i, s->gen, "-",
-                    "WAITING", (long long)(s->slot[i].next_spawn_ms - now), s->slot[i].failures);
-    free(v);
-}
-
-void sup_write_workers(FILE *f)
-{
-    int64_t now = now_ms();
-    int n;
-    struct slots_worker **v = sorted_workers(&n);
-    const struct slots *s = &sup.slots;
-
-    for (int i = 0; i < n; i++) {
-        const struct slots_worker *w = v[i];
-        const struct wio *io = w->io;
-        uint64_t restarts = w->gen == s->gen && w->slot < SLOTS_MAX ? s->slot[w->slot].restarts : 0;
-        fprintf(f,
-                "slot=%d gen=%u pid=%d state=%s uptime=%.3f restarts=%llu hb_age=%.3f conns=%u "
-                "current=%s\n",
-                w->slot, w->gen, (int)w->pid, slots_state_name(w->state),
-                (double)(now - w->started_ms) / 1000.0, (unsigned long long)restarts,
-                (double)(now - w->last_hb_ms) / 1000.0, io ? io->conns : 0,
-                w->gen == s->gen && w->slot < s->nslots && s->slot[w->slot].cur == w ? "yes"
-                                                                                     : "no");
-    }
-    free(v);
-}
-
-bool sup_is_ready(void)
-{
-    return !sup.slots.shutdown && slots_all_ready(&sup.slots);
-}
-
-void sup_write_metrics(FILE *f)
-{
-    const struct slots *s = &sup.slots;
-    int64_t now = now_ms();
-    struct supm_table total;
-    static const char *const states[] = {"spawning", "ready", "draining"};
-
-    fprintf(f,
-            "# HELP csmcp_build_info Version of csmcpd (always 1).\n# TYPE csmcp_build_info "
-            "gauge\ncsmcp_build_info{version=\"%s\"} 1\n",
-            CSMCP_VERSION);
-    fprintf(f,
-            "# HELP csmcp_supervisor_generation Configuration generation served.\n# TYPE "
-            "csmcp_supervisor_generation gauge\ncsmcp_supervisor_generation %u\n",
-            s->gen);
-    fprintf(f,
-            "# HELP csmcp_supervisor_uptime_seconds Seconds since csmcpd started.\n# TYPE "
-            "csmcp_supervisor_uptime_seconds gauge\n"
-            "csmcp_supervisor_uptime_seconds %.3f\n",
-            (double)(now - sup.started_ms) / 1000.0);
-    fprintf(f,
-            "# HELP csmcp_supervisor_ready 1 when every slot has a READY worker and no shutdown "
-            "runs.\n# TYPE csmcp_supervisor_ready gauge\ncsmcp_supervisor_ready %d\n",
-            sup_is_ready() ? 1 : 0);
-    fprintf(f, "# HELP csmcp_workers Worker processes by state.\n# TYPE csmcp_workers gauge\n");
-    for (int i = 0; i < 3; i++)
-        fprintf(f, "csmcp_workers{state=\"%s\"} %d\n", states[i],
-                slots_count_state(s, (enum slots_state)i));
-    fprintf(f,
-            "# HELP csmcp_workers_configured server.workers of the current generation.\n# TYPE "
-            "csmcp_workers_configured gauge\ncsmcp_workers_configured %d\n",
-            s->nslots);
-    fprintf(f,
-            "# HELP csmcp_crash_loop 1 while server.crash_limit failures fall within "
-            "server.crash_window.\n# TYPE csmcp_crash_loop gauge\ncsmcp_crash_loop %d\n",
-            s->crash_loop ? 1 : 0);
-    fprintf(f,
-            "# HELP csmcp_worker_spawns_total Worker processes started.\n# TYPE "
-            "csmcp_worker_spawns_total counter\ncsmcp_worker_spawns_total %llu\n",
-            (unsigned long long)s->spawns_total);
-    fprintf(f,
-            "# HELP csmcp_worker_crashes_total Workers that died or failed to start outside a "
-            "drain.\n# TYPE csmcp_worker_crashes_total counter\ncsmcp_worker_crashes_total %llu\n",
-            (unsigned long long)s->crashes_total);
-    fprintf(f,
-            "# HELP csmcp_worker_timeouts_total Workers killed by the heartbeat watchdog.\n# TYPE "
-            "csmcp_worker_timeouts_total counter\ncsmcp_worker_timeouts_total %llu\n",
-            (unsigned long long)s->timeouts_total);
-    fprintf(f,
-            "# HELP csmcp_reloads_total Reloads by result (failed: refused, invalid or rolled "
-            "back).\n# TYPE csmcp_reloads_total counter\ncsmcp_reloads_total{result=\"ok\"} %llu\n"
-            "csmcp_reloads_total{result=\"failed\"} %llu\n",
-            (unsigned long long)s->reloads_ok,
-            (unsigned long long)(s->reloads_failed + sup.reloads_rejected));
-    fprintf(f,
-            "# HELP csmcp_supervisor_handoff_connections_total Idle connections handed up by "
-            "workers draining for a reload, by outcome (forwarded to a worker of the current "
-            "generation, or dropped: closed).\n# TYPE csmcp_supervisor_handoff_connections_total "
-            "counter\ncsmcp_supervisor_handoff_connections_total{result=\"forwarded\"} %llu\n"
-            "csmcp_supervisor_handoff_connections_total{result=\"dropped\"} %llu\n",
-            (unsigned long long)sup.handoff_forwarded, (unsigned long long)sup.handoff_dropped);
-    fprintf(f, "# HELP csmcp_slot_restarts_total Crash restarts per slot.\n# TYPE "
-               "csmcp_slot_restarts_total counter\n");
-    for (int i = 0; i < s->nslots; i++)
-        fprintf(f, "csmcp_slot_restarts_total{slot=\"%d\"} %llu\n", i,
-                (unsigned long long)s->slot[i].restarts);
-    fprintf(f, "# HELP csmcp_worker_up One series per live worker process.\n# TYPE csmcp_worker_up "
-               "gauge\n");
-    for (const struct slots_worker *w = s->workers; w; w = w->next)
-        fprintf(f, "csmcp_worker_up{slot=\"%d\",pid=\"%d\",generation=\"%u\",state=\"%s\"} 1\n",
-                w->slot, (int)w->pid, w->gen, slots_state_name(w->state));
-    fprintf(f, "# HELP csmcp_worker_heartbeat_age_seconds Seconds since the worker's last "
-               "heartbeat.\n# TYPE csmcp_worker_heartbeat_age_seconds gauge\n");
-    for (const struct slots_worker *w = s->workers; w; w = w->next)
-        fprintf(f, "csmcp_worker_heartbeat_age_seconds{slot=\"%d\",pid=\"%d\"} %.3f\n", w->slot,
-                (int)w->pid, (double)(now - w->last_hb_ms) / 1000.0);
-    fprintf(f, "# HELP csmcp_worker_loop_lag_seconds Event-loop lag measured by the worker.\n# "
-               "TYPE csmcp_worker_loop_lag_seconds gauge\n");
-    for (const struct slots_worker *w = s->workers; w; w = w->next) {
-        const struct wio *io = w->io;
-        fprintf(f, "csmcp_worker_loop_lag_seconds{slot=\"%d\",pid=\"%d\"} %.6f\n", w->slot,
-                (int)w->pid, io ? (double)io->lag_us / 1e6 : 0.0);
-    }
-
-    /* Totals: retired workers' counters + every live worker's snapshot. */
-    if (supm_copy(&total, &sup.retired) == 0) {
-        for (const struct slots_worker *w = s->workers; w; w = w->next) {
-            const struct wio *io = w->io;
-            if (io && io->snap)
-                supm_fold(&total, io->snap, io->snap_len, false);
-        }
-        supm_render(f, &total, "Worker metric, summed over live and exited workers.");
-        supm_free(&total);
-    }
-    /* Per worker, renamed csmcp_worker_* with slot and pid labels, in one table so each
-     * family gets a single # TYPE line and contiguous series. */
-    {
-        struct supm_table per;
-        memset(&per, 0, sizeof(per));
-        for (const struct slots_worker *w = s->workers; w; w = w->next) {
-            const struct wio *io = w->io;
-            char lbl[64];
-            if (!io || !io->snap)
-                continue;
-            snprintf(lbl, sizeof(lbl), "slot=\"%d\",pid=\"%d\"", w->slot, (int)w->pid);
-            supm_fold_as_worker(&per, io->snap, io->snap_len, lbl);
-        }
-        supm_render(f, &per, "Worker metric, per live worker process.");
-        supm_free(&per);
-    }
 }
 
 /* ---- start-up ---- */
@@ -1467,7 +1056,7 @@ int main(int argc, char **argv)
         fatal("%s", err);
     sup.hash = cfg_hash(&sup.cfg);
     sup.pid = getpid();
-    sup.started_ms = now_ms();
+    sup.started_ms = sup_now_ms();
     sup.last_ready_seen_ms = sup.started_ms;
     sup.rng = (uint64_t)sup.pid * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
     worker_binary(&sup.cfg, sup.worker_bin, sizeof(sup.worker_bin));
@@ -1506,8 +1095,8 @@ int main(int argc, char **argv)
         struct timeval tv = {0, TICK_MS * 1000};
         sup.tick = event_new(sup.base, -1, EV_PERSIST, on_tick, NULL);
         sup.spawn_timer = evtimer_new(sup.base, on_tick, NULL);
-        hq.timer = evtimer_new(sup.base, on_handoff_timer, NULL);
-        if (!sup.tick || !sup.spawn_timer || !hq.timer || event_add(sup.tick, &tv) < 0)
+        if (!sup.tick || !sup.spawn_timer || handoff_init(sup.base, &sup.slots) < 0 ||
+            event_add(sup.tick, &tv) < 0)
             fatal("cannot arm the supervisor timers");
     }
     if (sd_watchdog_enabled(0, &sup.wd_usec) <= 0)
@@ -1518,7 +1107,7 @@ int main(int argc, char **argv)
                admin_fd >= 0 ? sup.cfg.admin_listen : "off");
     params_from_cfg(&sup.cfg, &p);
     slots_init(&sup.slots, &p, 1, &ops);
-    slots_start(&sup.slots, now_ms());
+    slots_start(&sup.slots, sup_now_ms());
     after_event();
 
     event_base_dispatch(sup.base);
@@ -1530,9 +1119,7 @@ int main(int argc, char **argv)
         event_free(sup.sigs[i]);
     event_free(sup.tick);
     event_free(sup.spawn_timer);
-    for (; hq.len > 0; hq.len--, hq.head = (hq.head + 1) % HANDOFF_QUEUE_MAX)
-        close_fds(hq.q[hq.head].fds, hq.q[hq.head].n);
-    event_free(hq.timer);
+    handoff_shutdown();
     event_base_free(sup.base);
     for (int i = 0; i < sup.nl; i++)
         close(sup.lfd[i]);
