@@ -1,0 +1,151 @@
+-- forecast_renewals: renewal forecast for active contracts ending within the period: health band
+-- probability adjusted by payment state and open escalations; every forecast persisted
+-- (renewals: latest; renewal_forecasts: history) so later calls compare forecast and outcome.
+CREATE OR REPLACE FUNCTION csmcp.tool_forecast_renewals(args jsonb, principal text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    t date := csmcp.today();
+    v_client text := csmcp.arg_text(args, 'client_id', NULL);
+    v_days integer := csmcp.arg_int(args, 'forecast_period_days', 180, 1, 730);
+    v_risk boolean := csmcp.arg_bool(args, 'include_risk_analysis', true);
+    v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
+    actor text := coalesce(nullif(principal, ''), 'anonymous');
+    a accounts;
+    fc jsonb;
+    n_persisted integer;
+    tot record;
+    rows jsonb;
+    risk jsonb;
+    outcome jsonb;
+BEGIN
+    IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
+
+    WITH w AS (
+        SELECT c.contract_id, c.client_id, ac.client_name, c.end_date, c.end_date - t AS days_left, c.contract_value AS arr,
+               ac.health_score, csmcp.exp_renewal_probability(ac.health_score) AS base,
+               EXISTS (SELECT 1 FROM invoices i WHERE i.contract_id = c.contract_id AND i.paid_on IS NULL AND i.due_on < t) AS overdue,
+               EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')) AS escalated
+        FROM contracts c JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned'
+        WHERE c.status = 'active' AND c.end_date >= t AND c.end_date <= t + v_days
+          AND (v_client IS NULL OR c.client_id = v_client)
+    ),
+    p AS (
+        SELECT w.*, greatest(0.05, base - CASE WHEN overdue THEN 0.15 ELSE 0 END - CASE WHEN escalated THEN 0.10 ELSE 0 END) AS prob
+        FROM w
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'contract_id', contract_id, 'client_id', client_id, 'client_name', client_name, 'renewal_date', end_date,
+               'days_until_renewal', days_left, 'current_arr', arr, 'health_score', health_score,
+               'base_probability', base, 'payment_overdue', overdue, 'open_escalation', escalated,
+               'probability', prob, 'forecast_arr', round(arr * prob, 2), 'band', csmcp.exp_forecast_band(prob))
+               ORDER BY end_date, client_id), '[]')
+    INTO fc FROM p;
+
+    -- Persist: the renewal row of (contract, renewal date) carries the latest forecast (its status
+    -- follows the band unless already decided: won/lost/churned); every forecast is history.
+    WITH f AS (
+        SELECT x->>'contract_id' AS contract_id, x->>'client_id' AS client_id, (x->>'renewal_date')::date AS renewal_date,
+               (x->>'current_arr')::numeric AS arr, (x->>'forecast_arr')::numeric AS farr,
+               (x->>'probability')::numeric AS prob, x->>'band' AS band, x
+        FROM jsonb_array_elements(fc) x
+    ),
+    old AS (
+        SELECT r.* FROM renewals r JOIN f ON f.contract_id = r.contract_id AND f.renewal_date = r.renewal_date
+    ),
+    up AS (
+        INSERT INTO renewals AS r (renewal_id, contract_id, client_id, renewal_date, status, current_arr, forecast_arr, probability,
+                                   forecast_at, forecast_band, forecast_factors, updated_at)
+        SELECT 'REN-' || nextval('renewal_seq'), contract_id, client_id, renewal_date,
+               CASE band WHEN 'high' THEN 'on_track' WHEN 'medium' THEN 'at_risk' ELSE 'high_risk' END,
+               arr, farr, prob, now(), band,
+               jsonb_build_object('health_score', x->'health_score', 'base_probability', x->'base_probability',
+                                  'payment_overdue', x->'payment_overdue', 'open_escalation', x->'open_escalation'), now()
+        FROM f
+        ON CONFLICT (contract_id, renewal_date) DO UPDATE
+            SET current_arr = excluded.current_arr, forecast_arr = excluded.forecast_arr, probability = excluded.probability,
+                forecast_at = excluded.forecast_at, forecast_band = excluded.forecast_band,
+                forecast_factors = excluded.forecast_factors, updated_at = now(),
+                status = CASE WHEN r.status IN ('won', 'lost', 'churned') THEN r.status ELSE excluded.status END
+        RETURNING r.renewal_id, r.contract_id, r.client_id, r.renewal_date, r.status, r.current_arr, r.forecast_arr,
+                  r.probability, r.forecast_band, r.forecast_factors
+    ),
+    hist AS (
+        INSERT INTO renewal_forecasts (renewal_id, client_id, renewal_date, days_until_renewal, health_score, base_probability,
+                                       probability, payment_overdue, open_escalation, current_arr, forecast_arr, band, forecast_by)
+        SELECT up.renewal_id, up.client_id, up.renewal_date, (f.x->>'days_until_renewal')::integer,
+               (f.x->>'health_score')::integer, (f.x->>'base_probability')::numeric, up.probability,
+               (f.x->>'payment_overdue')::boolean, (f.x->>'open_escalation')::boolean, up.current_arr, up.forecast_arr,
+               up.forecast_band, actor
+        FROM up JOIN f ON f.contract_id = up.contract_id AND f.renewal_date = up.renewal_date
+        RETURNING 1
+    ),
+    logged AS (   -- the activity log records changed forecasts only (a repeated identical forecast is history, not a change)
+        INSERT INTO activity_log (client_id, actor, action, entity, entity_id, old_values, new_values)
+        SELECT up.client_id, actor, 'forecast_renewals:forecast', 'renewal', up.renewal_id,
+               CASE WHEN old.renewal_id IS NOT NULL THEN jsonb_build_object('status', old.status, 'forecast_arr', old.forecast_arr,
+                    'probability', old.probability, 'forecast_band', old.forecast_band) END,
+               jsonb_build_object('status', up.status, 'forecast_arr', up.forecast_arr, 'probability', up.probability,
+                                  'forecast_band', up.forecast_band, 'factors', up.forecast_factors)
+        FROM up LEFT JOIN old ON old.renewal_id = up.renewal_id
+        WHERE (old.forecast_arr, old.probability, old.forecast_band, old.status)
+              IS DISTINCT FROM (up.forecast_arr, up.probability, up.forecast_band, up.status)
+        RETURNING 1
+    )
+    SELECT count(*) INTO n_persisted FROM hist;
+
+    SELECT count(*) AS n, coalesce(sum((x->>'current_arr')::numeric), 0) AS arr,
+           coalesce(sum((x->>'forecast_arr')::numeric), 0) AS farr,
+           count(*) FILTER (WHERE x->>'band' = 'high') AS high, count(*) FILTER (WHERE x->>'band' = 'medium') AS medium,
+           count(*) FILTER (WHERE x->>'band' = 'at_risk') AS at_risk,
+           coalesce(sum((x->>'current_arr')::numeric) FILTER (WHERE x->>'band' = 'at_risk'), 0) AS arr_at_risk,
+           count(*) FILTER (WHERE (x->>'payment_overdue')::boolean) AS overdue,
+           count(*) FILTER (WHERE (x->>'open_escalation')::boolean) AS escalated
+    INTO tot FROM jsonb_array_elements(fc) x;
+
+    SELECT coalesce(jsonb_agg(x ORDER BY ord), '[]') INTO rows
+    FROM (SELECT x, ord FROM jsonb_array_elements(fc) WITH ORDINALITY e(x, ord) ORDER BY ord LIMIT v_limit) s;
+
+    IF v_risk THEN
+        SELECT jsonb_build_object(
+                   'at_risk_renewals', coalesce(jsonb_agg(x ORDER BY (x->>'current_arr')::numeric DESC, x->>'client_id')
+                                                FILTER (WHERE x->>'band' = 'at_risk'), '[]'),
+                   'arr_in_at_risk_band', tot.arr_at_risk,
+                   'payment_overdue', tot.overdue, 'open_escalations', tot.escalated,
+                   'arr_lost_to_adjustments', coalesce(sum(round((x->>'current_arr')::numeric
+                        * ((x->>'base_probability')::numeric - (x->>'probability')::numeric), 2)), 0))
+        INTO risk FROM jsonb_array_elements(fc) x;
+    END IF;
+
+    -- Forecast versus outcome: renewals whose date has passed (last 365 days) and which had a
+    -- forecast: the last forecast against what happened to the contract.
+    SELECT jsonb_build_object(
+               'renewals_past_with_forecast', count(*),
+               'renewed', count(*) FILTER (WHERE oc = 'renewed'), 'not_renewed', count(*) FILTER (WHERE oc = 'not_renewed'),
+               'undecided', count(*) FILTER (WHERE oc = 'undecided'),
+               'forecast_arr', coalesce(sum(forecast_arr), 0),
+               'renewed_arr', coalesce(sum(current_arr) FILTER (WHERE oc = 'renewed'), 0))
+    INTO outcome
+    FROM (SELECT r.forecast_arr, r.current_arr,
+                 CASE WHEN r.status = 'won' OR c.status = 'renewed' THEN 'renewed'
+                      WHEN r.status IN ('lost', 'churned') OR c.status IN ('cancelled', 'expired') THEN 'not_renewed'
+                      ELSE 'undecided' END AS oc
+          FROM renewals r JOIN contracts c ON c.contract_id = r.contract_id
+          WHERE r.renewal_date < t AND r.renewal_date >= t - 365 AND r.forecast_at IS NOT NULL
+            AND (v_client IS NULL OR r.client_id = v_client)) o;
+
+    RETURN jsonb_build_object(
+        'forecast_period', jsonb_build_object('from', t, 'to', t + v_days, 'days', v_days, 'client_id', v_client),
+        'total_renewals', tot.n,
+        'arr_up_for_renewal', tot.arr,
+        'forecast_arr', tot.farr,
+        'predicted_renewal_rate', CASE WHEN tot.arr > 0 THEN round(tot.farr / tot.arr, 4) END,
+        'by_band', jsonb_build_object('high', tot.high, 'medium', tot.medium, 'at_risk', tot.at_risk),
+        'renewals', rows,
+        'risk_analysis', risk,
+        'forecast_vs_outcome', outcome,
+        'forecasts_persisted', n_persisted,
+        'summary', format('%s renewals in the next %s days: ARR %s, forecast %s (rate %s); high %s, medium %s, at risk %s.',
+                          tot.n, v_days, tot.arr, tot.farr,
+                          coalesce(CASE WHEN tot.arr > 0 THEN round(tot.farr / tot.arr, 4) END::text, 'no data'),
+                          tot.high, tot.medium, tot.at_risk));
+END $$;
