@@ -45,8 +45,6 @@
 #include <strings.h>
 #include <time.h>
 
-struct mcp_env mcp_env;
-
 static struct {
     char **tool_json;     /* per registry tool: the tools/list entry (2025-06-18+) */
     char **tool_json_old; /* without outputSchema/title (older revisions) */

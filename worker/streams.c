@@ -34,6 +34,9 @@
 #define KEEPALIVE_S    15
 #define RESUME_POLL_MS 100
 #define EVENT_TTL_S    600
+/* The MCP server's worker-wide context: defined here, in the bottom layer, set by mcp_init. */
+struct mcp_env mcp_env;
+
 static struct {
     struct mreq *streams; /* open GET streams */
     int nstreams;

@@ -566,10 +566,12 @@ void mcp_call_start(struct mreq *m, struct jsonrpc_msg *msg, const struct regist
         T.calls->prev = tc;
     T.calls = tc;
     T.ncalls++;
+    /* The generated table names a handler for every tool (tool_sql_handler for "sql" tools),
+     * so nothing here depends on a tool implementation. */
     if (t->def->handler)
         t->def->handler(tc);
     else
-        tool_sql_handler(tc);
+        tool_call_fail(tc, "tool %s has no handler", t->def->name);
 }
 
 int mcp_calls_init(void)
