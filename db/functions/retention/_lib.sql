@@ -22,6 +22,14 @@ RETURNS text LANGUAGE sql STABLE AS $$
         ELSE 'on_track' END
 $$;
 
+-- score_risk_factors: level and churn probability from the overall risk score (0-100).
+CREATE OR REPLACE FUNCTION csmcp.retention_risk_level(p_overall numeric) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_overall >= 75 THEN 'critical' WHEN p_overall >= 50 THEN 'high' WHEN p_overall >= 25 THEN 'medium' ELSE 'low' END
+$$;
+CREATE OR REPLACE FUNCTION csmcp.retention_risk_probability(p_overall numeric) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$ SELECT round(greatest(0.05, least(0.95, p_overall / 100)), 2) $$;
+
 CREATE OR REPLACE FUNCTION csmcp.escalation_sla_hours(p_severity text) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN p_severity = 'critical' THEN 4 ELSE 24 END $$;
 

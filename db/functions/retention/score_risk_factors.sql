@@ -53,8 +53,8 @@ BEGIN
                             'has_active_contract', c.contract_id IS NOT NULL))
     ) AS f(ord, name, w, comp, score, risk, detail);
 
-    v_level := CASE WHEN v_overall >= 75 THEN 'critical' WHEN v_overall >= 50 THEN 'high' WHEN v_overall >= 25 THEN 'medium' ELSE 'low' END;
-    v_prob := round(greatest(0.05, least(0.95, v_overall::numeric / 100)), 2);
+    v_level := csmcp.retention_risk_level(v_overall);
+    v_prob := csmcp.retention_risk_probability(v_overall);
 
     SELECT coalesce(jsonb_agg(jsonb_build_object('factor', x->>'factor', 'risk_score', (x->>'risk_score')::numeric,
                                                  'severity', CASE WHEN (x->>'risk_score')::numeric >= 75 THEN 'critical' ELSE 'high' END)
