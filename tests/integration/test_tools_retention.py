@@ -61,10 +61,19 @@ class RetentionToolsTest(lib.TestCase):
         self.assertTrue(r.get("isError"), "%s(%s) should fail: %s" % (name, args, r))
         return r["content"][0]["text"]
 
-    def invalid(self, name, args):
-        with self.assertRaises(lib.McpError) as cm:
-            self.s.call_tool(name, args)
-        self.assertEqual(cm.exception.code, -32602, "%s(%s)" % (name, args))
+    def invalid(self, name, args, where=None):
+        """Arguments the inputSchema rejects: -32602, or (as this server answers) an isError
+        result naming the argument, before any SQL runs."""
+        try:
+            r = self.s.call_tool(name, args)
+        except lib.McpError as e:
+            self.assertEqual(e.code, -32602, "%s(%s)" % (name, args))
+            return
+        self.assertTrue(r.get("isError"), "%s(%s) should be rejected: %s" % (name, args, r))
+        text = r["content"][0]["text"]
+        self.assertIn("Invalid arguments for tool %s" % name, text)
+        if where:
+            self.assertIn("arguments." + where, text)
 
     def q(self, sql):
         return du.psql(self.url, sql)
@@ -380,9 +389,9 @@ class RetentionToolsTest(lib.TestCase):
             "manage_escalations", {"action": "create", "client_id": self.p + "_nobody"}))
         self.assertIn("client_id is required", self.fail_text("manage_escalations", {"action": "create"}))
         self.assertIn("escalation_id is required", self.fail_text("manage_escalations", {"action": "close"}))
-        self.invalid("manage_escalations", {"action": "delete"})
-        self.invalid("manage_escalations", {"action": "close", "escalation_id": "ESC-12"})
-        self.invalid("manage_escalations", {"action": "create", "client_id": c, "severity": "urgent"})
+        self.invalid("manage_escalations", {"action": "delete"}, "action")
+        self.invalid("manage_escalations", {"action": "close", "escalation_id": "ESC-12"}, "escalation_id")
+        self.invalid("manage_escalations", {"action": "create", "client_id": c, "severity": "urgent"}, "severity")
 
     def test_escalation_concurrent_resolve(self):
         eid = self.call("manage_escalations", {"action": "create", "client_id": self.cid("e2")})["escalation"]["escalation_id"]
@@ -462,9 +471,9 @@ class RetentionToolsTest(lib.TestCase):
         self.assertIn("client_id is required", self.fail_text("execute_retention_campaign", {}))
         self.assertIn("belongs to", self.fail_text("execute_retention_campaign",
                                                    {"action": "get", "campaign_id": cid, "client_id": self.cid("m2")}))
-        self.invalid("execute_retention_campaign", {"client_id": c, "intervention_level": "extreme"})
+        self.invalid("execute_retention_campaign", {"client_id": c, "intervention_level": "extreme"}, "intervention_level")
         self.invalid("execute_retention_campaign", {"client_id": c, "campaign_type": "discount"})
-        self.invalid("execute_retention_campaign", {"action": "get", "campaign_id": "ret-5"})
+        self.invalid("execute_retention_campaign", {"action": "get", "campaign_id": "ret-5"}, "campaign_id")
 
     def test_campaign_concurrent_launch(self):
         c = self.cid("m2")
@@ -535,7 +544,7 @@ class RetentionToolsTest(lib.TestCase):
                          (day, "argument", 0, []))
         self.assertIn("client not found", self.fail_text("analyze_churn_postmortem", {"client_id": self.p + "_none"}))
         self.invalid("analyze_churn_postmortem", {})
-        self.invalid("analyze_churn_postmortem", {"client_id": self.cid("c2"), "churn_date": "01/02/2026"})
+        self.invalid("analyze_churn_postmortem", {"client_id": self.cid("c2"), "churn_date": "01/02/2026"}, "churn_date")
 
     # ------------------------------------------------------------ identify_churn_risk
 
@@ -562,7 +571,7 @@ class RetentionToolsTest(lib.TestCase):
         self.assertEqual((out["at_risk_customers"][0]["at_risk"], out["risk_summary"]["at_risk_count"],
                           out["risk_summary"]["total_arr_at_risk"]), (False, 0, 0))
         self.assertIn("client not found", self.fail_text("identify_churn_risk", {"client_id": self.p + "_none"}))
-        self.invalid("identify_churn_risk", {"health_score_threshold": 101})
+        self.invalid("identify_churn_risk", {"health_score_threshold": 101}, "health_score_threshold")
         self.invalid("identify_churn_risk", {"days_lookback": 0})
 
     def test_churn_risk_summary_equals_sql(self):
@@ -612,6 +621,7 @@ class RetentionToolsTest(lib.TestCase):
         m = {x["client_id"]: x for x in out["dry_run"]["matches"]}
         self.assertEqual(m[self.cid("u")]["trigger_value"], 30.0)
         self.assertEqual(m[self.cid("u")]["detail"]["active_user_days_previous"], 300)
+        self.assertEqual(m[self.cid("r3")]["trigger_value"], 100.0)  # no usage at all in the recent window
         out = self.call("automate_retention_campaigns", {"trigger_type": "usage_decline", "threshold": 30.1, "match_limit": 1000})
         self.assertNotIn(self.cid("u"), [x["client_id"] for x in out["dry_run"]["matches"]])
         # nps detractor default 6, renewal risk
@@ -627,7 +637,7 @@ class RetentionToolsTest(lib.TestCase):
         self.assertNotIn(self.cid("r2"), m)        # renews in 200 days
         self.assertIn("between 0 and 10", self.fail_text("automate_retention_campaigns",
                                                           {"trigger_type": "nps_detractor", "threshold": 11}))
-        self.invalid("automate_retention_campaigns", {"trigger_type": "churn"})
+        self.invalid("automate_retention_campaigns", {"trigger_type": "churn"}, "trigger_type")
         self.invalid("automate_retention_campaigns", {"threshold": 101})
         # the monitor's evaluation (rolled back): matches are launched unless already campaigning
         run = self.q("BEGIN; SELECT (x->>'matched')::int = jsonb_array_length(x->'launched') + jsonb_array_length(x->'skipped') "

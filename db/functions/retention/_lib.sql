@@ -151,11 +151,11 @@ BEGIN
         RETURN QUERY
         SELECT u.client_id, round((u.prev - u.recent)::numeric * 100 / u.prev, 1),
                jsonb_build_object('active_user_days_recent', u.recent, 'active_user_days_previous', u.prev, 'window_days', p_lookback)
-        FROM (SELECT d.client_id, sum(d.active_users) FILTER (WHERE d.day > t - p_lookback) AS recent,
-                     sum(d.active_users) FILTER (WHERE d.day <= t - p_lookback) AS prev
+        FROM (SELECT d.client_id, coalesce(sum(d.active_users) FILTER (WHERE d.day > t - p_lookback), 0) AS recent,
+                     coalesce(sum(d.active_users) FILTER (WHERE d.day <= t - p_lookback), 0) AS prev
               FROM usage_daily d WHERE d.day > t - 2 * p_lookback AND d.day <= t GROUP BY d.client_id) u
         JOIN accounts a ON a.client_id = u.client_id AND a.lifecycle_stage <> 'churned'
-        WHERE u.prev > 0 AND (u.prev - coalesce(u.recent, 0))::numeric * 100 / u.prev >= p_threshold
+        WHERE u.prev > 0 AND (u.prev - u.recent)::numeric * 100 / u.prev >= p_threshold
         ORDER BY 2 DESC, 1;
     ELSIF p_type = 'nps_detractor' THEN
         RETURN QUERY

@@ -66,8 +66,8 @@ BEGIN
         UNION ALL
         SELECT 'usage_decline', v_churn - 29,
                jsonb_build_object('active_user_days_previous_30', v_prev, 'active_user_days_last_30', v_recent,
-                                  'decline_pct', round((v_prev - v_recent)::numeric * 100 / v_prev, 1))
-        WHERE v_prev > 0 AND (v_prev - v_recent)::numeric / v_prev >= 0.30
+                                  'decline_pct', round((v_prev - v_recent)::numeric * 100 / nullif(v_prev, 0), 1))
+        WHERE v_prev > 0 AND (v_prev - v_recent)::numeric / nullif(v_prev, 0) >= 0.30
         UNION ALL
         SELECT 'critical_ticket', (created_at AT TIME ZONE 'UTC')::date,
                jsonb_build_object('ticket_id', ticket_id, 'priority', priority, 'subject', subject)
