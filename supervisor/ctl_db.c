@@ -377,6 +377,45 @@ static int collect_sql(const char *root, const char *rel, struct strv *out)
 }
 
 /*
+ * With check_function_bodies off nothing checked the bodies of the functions just created: run
+ * each one's language validator now (check_function_bodies on), when every file has been
+ * applied, so a syntax error (or, in a SQL-language body, a missing table) fails the run instead
+ * of the first call. The functions created or replaced by this transaction are the pg_proc rows
+ * whose xmin is the current transaction id.
+ */
+static int validate_changed(PGconn *c)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    if (exec_ok(c, "SET LOCAL check_function_bodies = on", "check_function_bodies"))
+        return -1;
+    r = PQexec(c, "SELECT p.oid::text, p.oid::regprocedure::text, l.lanvalidator::regproc::text "
+                  "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+                  "WHERE p.xmin = pg_current_xact_id()::xid AND l.lanvalidator <> 0 ORDER BY 2");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "csmcpctl migrate: listing changed functions: %s", PQerrorMessage(c));
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        char sql[512];
+        const char *p1[1] = {PQgetvalue(r, i, 0)};
+        snprintf(sql, sizeof(sql), "SELECT %s($1::oid)", PQgetvalue(r, i, 2));
+        PGresult *v = PQexecParams(c, sql, 1, NULL, p1, NULL, NULL, 0);
+        if (!result_ok(v)) {
+            fprintf(stderr, "csmcpctl migrate: functions: %s does not compile: %s",
+                    PQgetvalue(r, i, 1), PQerrorMessage(c));
+            PQclear(v);
+            goto out;
+        }
+        PQclear(v);
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    return rc;
+}
+
+/*
  * Applies every file below fdir whose checksum differs from schema_functions', in path order,
  * in one transaction with check_function_bodies off; forgets rows of vanished files.
  */
@@ -456,6 +495,8 @@ static int apply_functions(PGconn *c, const char *fdir)
     }
     buf_str(&paths, "}");
     if (!paths.p)
+        goto rollback;
+    if (applied > 0 && validate_changed(c))
         goto rollback;
     const char *p3[1] = {paths.p};
     r = PQexecParams(c, "DELETE FROM schema_functions WHERE path <> ALL ($1::text[])", 1, NULL, p3,

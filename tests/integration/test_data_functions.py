@@ -150,6 +150,16 @@ class DataFunctionsTest(lib.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("functions/zz_bad.sql failed", r.stderr)
         self.assertEqual(du.psql(url, "SELECT csmcp.risk_level(79)"), "medium")
+        # A body that does not compile is caught at migrate, not at the first call, although
+        # the files are applied with check_function_bodies off.
+        with open(bad, "w") as f:
+            f.write("CREATE OR REPLACE FUNCTION csmcp.zz_broken() RETURNS int LANGUAGE plpgsql "
+                    "AS $$ BEGIN RETURN 1 +; END $$;\n")
+        r = du.ctl_db(url, "migrate", "--functions", fdir)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("csmcp.zz_broken() does not compile: ERROR:  syntax error", r.stderr)
+        self.assertEqual(du.psql(url, "SELECT to_regproc('csmcp.zz_broken') IS NULL"), "t")
+        self.assertEqual(du.psql(url, "SELECT csmcp.risk_level(79)"), "medium")
         os.unlink(bad)
         self.migrate(url, "--functions", fdir)
         self.assertEqual(du.psql(url, "SELECT csmcp.risk_level(79)"), "low")
