@@ -234,16 +234,24 @@ END $$;
 --   CES = mean of ces scores (1-7), 2 decimals; null when there is no response.
 CREATE OR REPLACE FUNCTION csmcp.retention_satisfaction(p_client_id text, p_from timestamptz, p_to timestamptz)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
-    WITH n AS (
+    -- (UNION ALL rather than "p_client_id IS NULL OR client_id = p_client_id": one branch is
+    -- cut by a one-time filter, the other uses the (client_id, responded_at) index.)
+    WITH nr AS (
+        SELECT score FROM nps_responses WHERE p_client_id IS NULL AND responded_at > p_from AND responded_at <= p_to
+        UNION ALL
+        SELECT score FROM nps_responses WHERE client_id = p_client_id AND responded_at > p_from AND responded_at <= p_to
+    ), cr AS (
+        SELECT survey_type, score FROM csat_responses WHERE p_client_id IS NULL AND responded_at > p_from AND responded_at <= p_to
+        UNION ALL
+        SELECT survey_type, score FROM csat_responses WHERE client_id = p_client_id AND responded_at > p_from AND responded_at <= p_to
+    ), n AS (
         SELECT count(*) AS total, count(*) FILTER (WHERE score >= 9) AS prom, count(*) FILTER (WHERE score BETWEEN 7 AND 8) AS pas,
                count(*) FILTER (WHERE score <= 6) AS detr
-        FROM nps_responses
-        WHERE responded_at > p_from AND responded_at <= p_to AND (p_client_id IS NULL OR client_id = p_client_id)
+        FROM nr
     ), c AS (
         SELECT count(*) FILTER (WHERE survey_type = 'csat') AS csat_n, avg(score) FILTER (WHERE survey_type = 'csat') AS csat,
                count(*) FILTER (WHERE survey_type = 'ces') AS ces_n, avg(score) FILTER (WHERE survey_type = 'ces') AS ces
-        FROM csat_responses
-        WHERE responded_at > p_from AND responded_at <= p_to AND (p_client_id IS NULL OR client_id = p_client_id)
+        FROM cr
     )
     SELECT jsonb_build_object(
         'from', p_from, 'to', p_to,

@@ -36,14 +36,21 @@ DECLARE
     t date := csmcp.today();
     v_summary jsonb;
     v_items jsonb;
+    v_ids text[];
 BEGIN
     IF v_client IS NOT NULL THEN acc := csmcp.require_account(v_client); END IF;
 
     -- The analysed set: live accounts (lifecycle stage not churned), or the one account asked for.
+    -- (UNION ALL rather than OR: the first branch is skipped by a one-time filter when a
+    -- client_id is given, the second is an index lookup.)
     WITH s AS (
         SELECT a.client_id, a.tier, a.health_score, c.contract_value
         FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
-        WHERE (v_client IS NULL AND a.lifecycle_stage <> 'churned') OR a.client_id = v_client
+        WHERE v_client IS NULL AND a.lifecycle_stage <> 'churned'
+        UNION ALL
+        SELECT a.client_id, a.tier, a.health_score, c.contract_value
+        FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+        WHERE a.client_id = v_client
     )
     SELECT jsonb_build_object(
         'total_analyzed', count(*),
@@ -62,9 +69,21 @@ BEGIN
             'enterprise', count(*) FILTER (WHERE health_score < v_threshold AND tier = 'enterprise')))
     INTO v_summary FROM s;
 
-    SELECT coalesce(jsonb_agg(x.item ORDER BY x.health_score, x.arr DESC NULLS LAST, x.client_id), '[]') INTO v_items
+    -- The page first (ids only), then the entries of that page.
+    IF v_client IS NULL THEN
+        SELECT coalesce(array_agg(p.client_id ORDER BY p.ord), '{}') INTO v_ids
+        FROM (SELECT a.client_id, row_number() OVER (ORDER BY a.health_score, c.contract_value DESC NULLS LAST, a.client_id) AS ord
+              FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+              WHERE a.lifecycle_stage <> 'churned' AND a.health_score < v_threshold
+              ORDER BY a.health_score, c.contract_value DESC NULLS LAST, a.client_id
+              LIMIT v_limit OFFSET v_offset) p;
+    ELSE
+        v_ids := CASE WHEN v_offset = 0 THEN ARRAY[v_client] ELSE '{}' END;
+    END IF;
+
+    SELECT coalesce(jsonb_agg(x.item ORDER BY x.ord), '[]') INTO v_items
     FROM (
-        SELECT a.client_id, a.health_score, c.contract_value AS arr,
+        SELECT u.ord,
                jsonb_build_object(
                    'client_id', a.client_id, 'client_name', a.client_name, 'tier', a.tier, 'lifecycle_stage', a.lifecycle_stage,
                    'csm_assigned', a.csm_assigned, 'at_risk', a.health_score < v_threshold,
@@ -87,9 +106,8 @@ BEGIN
                    'renewal_date', c.end_date,
                    'arr', c.contract_value,
                    'recommended_interventions', csmcp.retention_interventions(hs, c.end_date - t)) AS item
-        FROM (SELECT a.* FROM accounts a
-              WHERE (v_client IS NULL AND a.lifecycle_stage <> 'churned' AND a.health_score < v_threshold) OR a.client_id = v_client
-              ORDER BY a.health_score, a.client_id) a
+        FROM unnest(v_ids) WITH ORDINALITY u(client_id, ord)
+        JOIN accounts a ON a.client_id = u.client_id
         LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
         LEFT JOIN LATERAL (SELECT * FROM health_scores x WHERE x.client_id = a.client_id
                            ORDER BY x.calculated_at DESC, x.score_id DESC LIMIT 1) hs ON true
@@ -97,8 +115,6 @@ BEGIN
                                   (array_agg(x.overall_score ORDER BY x.calculated_at, x.score_id))[1] AS first_score
                            FROM health_scores x
                            WHERE x.client_id = a.client_id AND x.calculated_at > now() - make_interval(days => v_lookback)) h ON true
-        ORDER BY a.health_score, c.contract_value DESC NULLS LAST, a.client_id
-        LIMIT v_limit OFFSET v_offset
     ) x;
 
     RETURN jsonb_build_object(

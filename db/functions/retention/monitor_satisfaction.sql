@@ -29,9 +29,11 @@ BEGIN
                               ORDER BY d.responded_at DESC, d.response_id), '[]')
     INTO v_detr
     FROM (SELECT * FROM nps_responses n
-          WHERE n.score <= 6 AND n.responded_at > v_now - make_interval(days => v_days) AND n.responded_at <= v_now
-            AND (v_client IS NULL OR n.client_id = v_client)
-          ORDER BY n.responded_at DESC, n.response_id LIMIT v_limit) d
+          WHERE v_client IS NULL AND n.score <= 6 AND n.responded_at > v_now - make_interval(days => v_days) AND n.responded_at <= v_now
+          UNION ALL
+          SELECT * FROM nps_responses n
+          WHERE n.client_id = v_client AND n.score <= 6 AND n.responded_at > v_now - make_interval(days => v_days) AND n.responded_at <= v_now
+          ORDER BY responded_at DESC, response_id LIMIT v_limit) d
     JOIN accounts a ON a.client_id = d.client_id;
 
     v_head := CASE v_type
