@@ -403,6 +403,45 @@ static void md_schema_table(FILE *f, const char *schema, bool with_required)
     yajl_tree_free(s);
 }
 
+/* The scope a call needs in docs/tools.md, by action when action_scopes are declared, e.g.
+ * "- Scope: by `action`: `list` read; `create`, `update` write" (an action of the enum that
+ * action_scopes does not list needs the tool's scope). */
+static void md_scope(FILE *f, const struct tool_def *d)
+{
+    if (d->n_action_scopes == 0) {
+        fprintf(f, "- Scope: `%s`\n", registry_scope_name(d->scope));
+        return;
+    }
+    char err[128];
+    yajl_val s = json_parse(d->input_schema, strlen(d->input_schema), 64, 1 << 20, err, sizeof err);
+    yajl_val en = json_get_arr(json_get_obj(json_get_obj(s, "properties"), "action"), "enum");
+    fputs("- Scope: by `action`:", f);
+    bool first_scope = true;
+    for (int k = TOOL_SCOPE_READ; k <= TOOL_SCOPE_ADMIN; k++) {
+        size_t n = 0;
+        for (size_t i = 0; en && i < en->u.array.len; i++) {
+            const char *a =
+                YAJL_IS_STRING(en->u.array.values[i]) ? en->u.array.values[i]->u.string : NULL;
+            if (a == NULL)
+                continue;
+            enum tool_scope need = d->scope;
+            for (size_t j = 0; j < d->n_action_scopes; j++)
+                if (strcmp(d->action_scopes[j].action, a) == 0)
+                    need = d->action_scopes[j].scope;
+            if ((int)need != k)
+                continue;
+            fprintf(f, "%s`%s`", n ? ", " : first_scope ? " " : "; ", a);
+            n++;
+        }
+        if (n) {
+            fprintf(f, " %s", registry_scope_name((enum tool_scope)k));
+            first_scope = false;
+        }
+    }
+    fputc('\n', f);
+    yajl_tree_free(s);
+}
+
 /* "read", or for a tool with action_scopes the range, e.g. "read/write". */
 static const char *scope_summary(const struct tool_def *d, char *buf, size_t len)
 {
@@ -461,15 +500,8 @@ int registry_print_markdown(FILE *f, const char *src_root)
             md_text(f, d->title);
         fputs("\n\n", f);
         md_text(f, d->description);
-        fprintf(f, "\n\n- Scope: `%s`", registry_scope_name(d->scope));
-        if (d->n_action_scopes) {
-            fputs(" (by `action`:", f);
-            for (size_t j = 0; j < d->n_action_scopes; j++)
-                fprintf(f, "%s `%s` needs `%s`", j ? "," : "", d->action_scopes[j].action,
-                        registry_scope_name(d->action_scopes[j].scope));
-            fputs("; other actions need the tool's scope)", f);
-        }
-        fputc('\n', f);
+        fputs("\n\n", f);
+        md_scope(f, d);
         if (d->rate_class != TOOL_RATE_AUTO)
             fprintf(f, "- Rate-limit class: `%s`\n",
                     d->rate_class == TOOL_RATE_READ ? "read" : "write");

@@ -7,6 +7,7 @@ import tempfile
 import unittest
 
 import lib
+import toolinv
 
 
 class ToolsMarkdown(lib.TestCase):
@@ -31,8 +32,17 @@ class ToolsMarkdown(lib.TestCase):
         self.assertEqual(int(m.group(1)), len(sections))
         for name in sections:
             self.assertIn("](#%s)" % name, md)  # in the index
+        # a tool with action_scopes lists the scope of every value of its action enum
+        inv = {t["name"]: t for t in toolinv.tools()}
+        for name, t in inv.items():
+            if not t["action_scopes"]:
+                continue
+            block = md.split("## `%s`" % name, 1)[1].split("\n## `", 1)[0]
+            line = re.search(r"^- Scope: by `action`:(.*)$", block, re.M).group(1)
+            for action, scope in t["action_scopes"].items():
+                self.assertRegex(line, r"`%s`[^;]* %s(;|$)" % (re.escape(action), scope))
         for block in md.split("\n## `")[1:]:
-            self.assertRegex(block, r"- Scope: `(read|write|admin)`")
+            self.assertRegex(block, r"- Scope: (`(read|write|admin)`|by `action`: `)")
             self.assertIn("readOnlyHint=", block)
             self.assertIn("**Parameters**", block)
 
