@@ -477,6 +477,14 @@ static int apply_functions(PGconn *c, const char *fdir)
             goto rollback;
         }
         PQclear(r);
+        if (PQtransactionStatus(c) != PQTRANS_INTRANS) {
+            fprintf(
+                stderr,
+                "csmcpctl migrate: functions/%s ended the transaction (COMMIT or ROLLBACK "
+                "in a function file): what ran before it stays, unrecorded; nothing after it ran\n",
+                files.v[i]);
+            goto rollback;
+        }
         const char *p2[2] = {files.v[i], sum};
         r = PQexecParams(c,
                          "INSERT INTO schema_functions (path, checksum) VALUES ($1, $2) "

@@ -160,6 +160,12 @@ class DataFunctionsTest(lib.TestCase):
         self.assertIn("csmcp.zz_broken() does not compile: ERROR:  syntax error", r.stderr)
         self.assertEqual(du.psql(url, "SELECT to_regproc('csmcp.zz_broken') IS NULL"), "t")
         self.assertEqual(du.psql(url, "SELECT csmcp.risk_level(79)"), "medium")
+        # A file may not end the transaction (the run is one transaction).
+        with open(bad, "w") as f:
+            f.write("COMMIT;\n")
+        r = du.ctl_db(url, "migrate", "--functions", fdir)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("functions/zz_bad.sql ended the transaction", r.stderr)
         os.unlink(bad)
         self.migrate(url, "--functions", fdir)
         self.assertEqual(du.psql(url, "SELECT csmcp.risk_level(79)"), "low")
