@@ -1,4 +1,5 @@
--- calculate_health_score: the model of 0003 plus weights, trend, risk, churn; stored as history.
+-- calculate_health_score: the health model (common/health_components.sql) plus weights, trend,
+-- risk, churn; stored as history.
 CREATE OR REPLACE FUNCTION csmcp.tool_calculate_health_score(args jsonb, principal text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
