@@ -314,9 +314,9 @@ BEGIN
             v_author_name := coalesce(v_author_name, t.requester_name);
             v_author_email := coalesce(v_author_email, t.requester_email);
         ELSE
-            IF v_author_email IS NULL OR v_author_name IS NULL THEN
-                SELECT coalesce(v_author_name, a.name), coalesce(v_author_email, a.email) INTO v_author_name, v_author_email
-                FROM support_agents a WHERE a.agent_id = t.assigned_agent;
+            IF (v_author_email IS NULL OR v_author_name IS NULL) AND t.assigned_agent IS NOT NULL THEN
+                v_author_name := coalesce(v_author_name, (SELECT a.name FROM support_agents a WHERE a.agent_id = t.assigned_agent));
+                v_author_email := coalesce(v_author_email, (SELECT a.email FROM support_agents a WHERE a.agent_id = t.assigned_agent));
             END IF;
             IF v_author_email IS NULL THEN
                 PERFORM csmcp.invalid('author_email is required: ticket ' || t.ticket_id || ' has no assigned agent to write as');

@@ -49,7 +49,7 @@ BEGIN
     )
     SELECT (SELECT count(*) FROM m),
            coalesce((SELECT jsonb_agg(csmcp.kb_article_json(a, false) || jsonb_build_object('rank', rank,
-                        'headline', ts_headline('english', (a).summary || ' ' || left((a).content, 2000), v_tsq,
+                        'headline', ts_headline('english', (a).title || ': ' || (a).summary || ' ' || left((a).content, 2000), v_tsq,
                                                 'MaxFragments=1, MaxWords=25, MinWords=8, StartSel=**, StopSel=**'))
                       ORDER BY rank DESC, csmcp.kb_helpfulness((a).helpful_votes, (a).not_helpful_votes) DESC, (a).article_id) FROM top), '[]'),
            coalesce((SELECT jsonb_agg(jsonb_build_object('category', c, 'matches', k) ORDER BY k DESC, c)
