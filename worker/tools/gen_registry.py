@@ -647,8 +647,12 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     tools_dir = os.path.abspath(a.tools_dir or here)
     root = os.path.abspath(a.root or os.path.join(tools_dir, "..", ".."))
+    handlers = a.handlers
+    if not handlers:  # by hand (--check): every C file under worker/tools
+        handlers = sorted(os.path.join(d, f) for d, _, fs in os.walk(tools_dir) for f in fs
+                          if f.endswith(".c") and f != "sqltool.c")
     try:
-        tools, fixtures, inputs = collect(tools_dir, root, a.handlers)
+        tools, fixtures, inputs = collect(tools_dir, root, handlers)
     except Problem as e:
         for line in str(e).split("\n"):
             print("tool registry: %s" % line, file=sys.stderr)
@@ -662,7 +666,7 @@ def main():
     write_if_changed(os.path.join(out, "tools_inventory.json"), gen_inventory(tools))
     write_if_changed(os.path.join(out, "tool_handler_stubs.c"), gen_stubs(tools))
     if a.depfile:
-        deps = list(dict.fromkeys(inputs + [os.path.abspath(h) for h in a.handlers] +
+        deps = list(dict.fromkeys(inputs + [os.path.abspath(h) for h in handlers] +
                                   [os.path.abspath(__file__)]))
         target = a.dep_target or os.path.join(out, "tools_gen.c")
         with open(a.depfile, "w") as f:
