@@ -134,6 +134,13 @@ class Generator(unittest.TestCase):
             ("cat/probe_tool.json", self.variant(annotations={"readOnlyHint": True}),
              ["destructiveHint must be true or false"]),
             ("cat/probe_tool.json", self.variant(fixture=True), ["worker/tools/fixtures/"]),
+            ("cat/probe_tool.json", self.variant(annotations=dict(
+                GOOD["annotations"], readOnlyHint=True)), ["needs the write scope"]),
+            ("cat/probe_tool.json", self.variant(scope="read", action_scopes=None),
+             ["must set annotations.readOnlyHint true"]),
+            ("cat/probe_tool.json", self.variant(scope="read", action_scopes=None, annotations=dict(
+                GOOD["annotations"], readOnlyHint=True, destructiveHint=True)),
+             ["cannot both be true"]),
             ("stray.json", GOOD, ["go in worker/tools/<category>/<name>.json"]),
             ("cat/deeper/probe_tool.json", GOOD, ["exactly one directory deep"]),
         ]

@@ -268,6 +268,16 @@ def validate_tool(path, rel, category, d, shared, symbols):
             if sc not in SCOPES:
                 bad("action_scopes.%s: %r must be one of %s" % (a, sc, ", ".join(SCOPES)))
 
+    # the hints must not contradict the scopes (TOOLS.md: read tools need read, writes write)
+    needs = set([d["scope"]]) | set((action_scopes or {}).values())
+    if ann["readOnlyHint"] and ann["destructiveHint"]:
+        bad("annotations: readOnlyHint and destructiveHint cannot both be true")
+    if ann["readOnlyHint"] and "write" in needs:
+        bad("annotations.readOnlyHint is true but the tool (or one of its actions) needs the "
+            "write scope")
+    if needs == {"read"} and not ann["readOnlyHint"] and not fixture:
+        bad("a tool that needs only the read scope must set annotations.readOnlyHint true")
+
     rules = d.get("rules", [])
     if not isinstance(rules, list) or not all(isinstance(r, str) and r.strip() for r in rules):
         bad("rules must be an array of non-empty strings (one Markdown line each)")
