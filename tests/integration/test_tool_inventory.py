@@ -1,5 +1,6 @@
 """The generated test inventory (build/worker/tools_inventory.json, from worker/tools/): it
-matches what a running worker serves, and every product tool is called by name by at least one
+is what a running csmcpd serves in tools/list (names, order, titles, annotations, parameters)
+and what docs/tools.md documents, and every product tool is called by name by at least one
 test. Fixture tools are exercised by the official conformance suite (tests/client/run.sh)."""
 import os
 import re
@@ -46,6 +47,28 @@ class ToolInventory(unittest.TestCase):
                             timeout=60, check=True).stdout
         documented = re.findall(r"^## `([A-Za-z0-9_.-]+)`", md, re.M)
         self.assertEqual(sorted(documented), sorted(toolinv.names()))
+
+    def test_inventory_is_what_tools_list_serves(self):
+        with lib.Csmcpd(workers=1, fixtures=True) as d:
+            s = d.session()
+            try:
+                listed, cursor = [], None
+                while True:
+                    r = s.request("tools/list", {"cursor": cursor} if cursor else {})
+                    listed += r["tools"]
+                    cursor = r.get("nextCursor")
+                    if not cursor:
+                        break
+            finally:
+                s.close()
+        inv = toolinv.tools(fixtures=True)
+        self.assertEqual([t["name"] for t in listed], [t["name"] for t in inv])  # same order
+        for served, t in zip(listed, inv):
+            ann = {k: served["annotations"][k] for k in t["annotations"]}
+            self.assertEqual(ann, t["annotations"], t["name"])
+            self.assertEqual(sorted(served["inputSchema"].get("properties", {})),
+                             t["parameters"], t["name"])
+            self.assertEqual(served["title"], t["title"], t["name"])
 
     def test_every_tool_is_called_by_a_test(self):
         sources = test_sources()
