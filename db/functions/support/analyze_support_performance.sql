@@ -73,6 +73,57 @@ LANGUAGE sql STABLE AS $$
     FROM c, f, r, q, v
 $$;
 
+-- The period's figures per agent in one pass per clock (same definitions as sup_perf_metrics,
+-- without the KB and distribution parts): agents with a ticket created or resolved in the
+-- period, or open now.
+CREATE OR REPLACE FUNCTION csmcp.sup_perf_by_agent(p_from timestamptz, p_to timestamptz, p_client text, p_team text,
+                                                   p_agent text, p_prio text)
+RETURNS TABLE (agent_id text, open_now integer, metrics jsonb)
+LANGUAGE sql STABLE AS $$
+    WITH s AS MATERIALIZED (
+        SELECT t.assigned_agent AS ag, t.created_at, t.first_response_at, t.resolved_at, t.rated_at, t.status, t.escalated,
+               t.satisfaction_rating, t.sla_first_response_minutes AS frt, t.sla_resolution_minutes AS rst
+        FROM support_tickets t
+        WHERE t.assigned_agent IS NOT NULL AND (p_agent IS NULL OR t.assigned_agent = p_agent)
+          AND (p_client IS NULL OR t.client_id = p_client) AND (p_team IS NULL OR t.assigned_team = p_team)
+          AND (p_prio IS NULL OR t.priority = p_prio)
+          AND (t.created_at > p_from OR t.first_response_at > p_from OR t.resolved_at > p_from OR t.rated_at > p_from
+               OR t.status NOT IN ('resolved', 'closed'))
+    ), g AS (
+        SELECT ag,
+               count(*) FILTER (WHERE status NOT IN ('resolved', 'closed')) AS open_now,
+               count(*) FILTER (WHERE created_at > p_from AND created_at <= p_to) AS created,
+               count(*) FILTER (WHERE created_at > p_from AND created_at <= p_to AND escalated) AS escalated,
+               count(*) FILTER (WHERE first_response_at > p_from AND first_response_at <= p_to
+                                  AND first_response_at - created_at <= make_interval(mins => frt)) AS f_met,
+               count(*) FILTER (WHERE first_response_at > p_from AND first_response_at <= p_to
+                                  AND first_response_at - created_at > make_interval(mins => frt)) AS f_br,
+               avg(extract(epoch FROM first_response_at - created_at) / 60) FILTER (WHERE first_response_at > p_from
+                                  AND first_response_at <= p_to) AS f_avg,
+               count(*) FILTER (WHERE resolved_at > p_from AND resolved_at <= p_to) AS resolved,
+               count(*) FILTER (WHERE resolved_at > p_from AND resolved_at <= p_to
+                                  AND resolved_at - created_at <= make_interval(mins => rst)) AS r_met,
+               count(*) FILTER (WHERE resolved_at > p_from AND resolved_at <= p_to
+                                  AND resolved_at - created_at > make_interval(mins => rst)) AS r_br,
+               avg(extract(epoch FROM resolved_at - created_at) / 60) FILTER (WHERE resolved_at > p_from AND resolved_at <= p_to) AS r_avg,
+               count(*) FILTER (WHERE resolved_at > p_from AND resolved_at <= p_to AND satisfaction_rating IS NOT NULL) AS r_rated,
+               count(*) FILTER (WHERE rated_at > p_from AND rated_at <= p_to AND satisfaction_rating IS NOT NULL) AS rated,
+               avg(satisfaction_rating) FILTER (WHERE rated_at > p_from AND rated_at <= p_to) AS csat,
+               count(*) FILTER (WHERE rated_at > p_from AND rated_at <= p_to AND satisfaction_rating <= 2) AS negative
+        FROM s GROUP BY ag
+    )
+    SELECT ag, open_now::integer, jsonb_build_object(
+        'tickets_created', created, 'tickets_resolved', resolved, 'tickets_escalated', escalated,
+        'first_response', jsonb_build_object('met', f_met, 'breached', f_br, 'compliance', csmcp.sup_rate(f_met, f_met + f_br),
+                                             'avg_minutes', round(f_avg, 2)),
+        'resolution', jsonb_build_object('met', r_met, 'breached', r_br, 'compliance', csmcp.sup_rate(r_met, r_met + r_br),
+                                         'avg_minutes', round(r_avg, 2)),
+        'sla_compliance', csmcp.sup_rate(f_met + r_met, f_met + f_br + r_met + r_br),
+        'csat', round(csat, 2), 'ratings', rated, 'response_rate', csmcp.sup_rate(r_rated, resolved),
+        'negative_share', csmcp.sup_rate(negative, rated), 'escalation_rate', csmcp.sup_rate(escalated, created))
+    FROM g
+$$;
+
 -- Open tickets now (running clocks), in scope.
 CREATE OR REPLACE FUNCTION csmcp.sup_open_now(p_client text, p_team text, p_agent text, p_prio text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -177,16 +228,10 @@ BEGIN
                'by_priority', p, 'critical_alerts', o -> 'critical_alerts');
     ELSIF v_type = 'agent' THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object('agent_id', a.agent_id, 'name', a.name, 'team', a.team, 'is_senior', a.is_senior,
-                   'open_now', csmcp.sup_agent_load(a.agent_id), 'capacity', a.max_tickets)
-                   || (csmcp.sup_perf_metrics(v_from, v_now, v_client, v_team, a.agent_id, v_prio)
-                       - 'deflection_rate' - 'deflection_note' - 'kb_portal_views' - 'rating_distribution')
-                   ORDER BY a.agent_id), '[]')
-        INTO p FROM support_agents a
-        WHERE (v_agent IS NULL OR a.agent_id = v_agent)
-          AND EXISTS (SELECT 1 FROM support_tickets t WHERE t.assigned_agent = a.agent_id
-                      AND (t.created_at > v_from OR t.resolved_at > v_from OR t.status NOT IN ('resolved', 'closed'))
-                      AND (v_client IS NULL OR t.client_id = v_client) AND (v_team IS NULL OR t.assigned_team = v_team)
-                      AND (v_prio IS NULL OR t.priority = v_prio));
+                   'open_now', coalesce(g.open_now, 0), 'capacity', a.max_tickets) || g.metrics ORDER BY a.agent_id), '[]')
+        INTO p
+        FROM csmcp.sup_perf_by_agent(v_from, v_now, v_client, v_team, v_agent, v_prio) g
+        JOIN support_agents a ON a.agent_id = g.agent_id;
         res := jsonb_build_object('agent_performance', p, 'team_metrics', m);
     ELSIF v_type = 'satisfaction' THEN
         IF (m ->> 'response_rate')::numeric < 0.8 THEN
