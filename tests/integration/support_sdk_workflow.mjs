@@ -2,13 +2,14 @@
 // register a client -> create a P2 ticket -> route it (manual, to the fixture agent) -> agent
 // comment (first response) -> escalate (P1) -> resolve -> rate -> close -> performance report,
 // with exact values. The SDK validates every structuredContent against the tool's outputSchema.
-// usage: node support_sdk_workflow.mjs URL SDK_ESM_DIR AGENT_ID   prints "N passed, N failed"
+// usage: node support_sdk_workflow.mjs URL SDK_ESM_DIR AGENT_ID TEAM   prints "N passed, N failed"
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 
 const url = new URL(process.argv[2]);
 const sdk = process.argv[3];
 const agent = process.argv[4];
+const team = process.argv[5];  // the fixture agent's team, unique to this run
 const { Client } = await import(pathToFileURL(path.join(sdk, "client", "index.js")).href);
 const { StreamableHTTPClientTransport } = await import(
   pathToFileURL(path.join(sdk, "client", "streamableHttp.js")).href);
@@ -80,7 +81,7 @@ await check("create a P2 ticket", async () => {
 });
 
 await check("route it (manual: options, then assign)", async () => {
-  const opts = await call("route_tickets", { routing_strategy: "manual", ticket_id: ticketId, team_filter: "SDK Workflow" });
+  const opts = await call("route_tickets", { routing_strategy: "manual", ticket_id: ticketId, team_filter: team });
   eq(opts.routing_options.map((o) => [o.agent_id, o.expertise_match, o.current_tickets]), [[agent, true, 0]], "options");
   eq(opts.recommendation.agent_id, agent, "recommendation");
   const r = await call("route_tickets", { routing_strategy: "manual", ticket_id: ticketId, agent_id: agent });

@@ -835,11 +835,11 @@ class SdkWorkflow(lib.TestCase):
         sdk = os.path.join(client_dir, "node_modules", "@modelcontextprotocol", "sdk", "dist", "esm")
         agent = du.prefix() + "_sdk"
         du.psql(lib.database_url(), "INSERT INTO support_agents (agent_id, name, email, team, max_tickets) VALUES "
-                "(%s, 'SDK Agent', %s, 'SDK Workflow', 3); INSERT INTO support_agent_expertise VALUES (%s, 'performance')"
-                % (q(agent), q(agent + "@support.example.com"), q(agent)))
+                "(%s, 'SDK Agent', %s, %s, 3); INSERT INTO support_agent_expertise VALUES (%s, 'performance')"
+                % (q(agent), q(agent + "@support.example.com"), q(agent + " team"), q(agent)))
         with lib.Csmcpd(workers=2, conf=NO_LIMITS) as d:
             p = subprocess.run([client_run.NODE, os.path.join(os.path.dirname(__file__), "support_sdk_workflow.mjs"),
-                                "http://127.0.0.1:%d/mcp" % d.port, sdk, agent],
+                                "http://127.0.0.1:%d/mcp" % d.port, sdk, agent, agent + " team"],
                                capture_output=True, text=True, timeout=120)
         out = p.stdout + p.stderr
         self.assertEqual(p.returncode, 0, out)
