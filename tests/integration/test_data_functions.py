@@ -262,7 +262,7 @@ LANGUAGE sql AS $$ SELECT '{"wrong": "signature"}'::jsonb $$;
 
     def test_6_code_only_in_function_files(self):
         """No migration defines a function, procedure, view or trigger; every definition in
-        db/functions can be run twice (CREATE OR REPLACE)."""
+        db/functions can be run twice (CREATE OR REPLACE); no function file calls random()."""
         code = re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW|TRIGGER)\b",
                           re.I)
         for name in sorted(os.listdir(MIGRATIONS)):
@@ -280,3 +280,6 @@ LANGUAGE sql AS $$ SELECT '{"wrong": "signature"}'::jsonb $$;
                     for m in code.finditer(text):
                         self.assertTrue(m.group(1), "%s: CREATE %s without OR REPLACE"
                                         % (os.path.relpath(path, FUNCTIONS), m.group(2)))
+                    # Real data only, reproducible demo data: csmcp.seed_rand, never random().
+                    self.assertIsNone(re.search(r"\brandom\s*\(", text),
+                                      "%s calls random()" % os.path.relpath(path, FUNCTIONS))
