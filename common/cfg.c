@@ -114,6 +114,10 @@ const struct cfg_key cfg_keys[] = {
      "Required aud of JWT access tokens."},
     {"auth", "resource_url", CFG_STR, OFF(auth_resource_url), "", 0, 1024, NULL, CFG_RELOADABLE, false,
      "Public URL of /mcp for RFC 9728 metadata; empty derives it from the Host header."},
+    {"auth", "failed_per_minute", CFG_INT, OFF(auth_failed_per_minute), "60", 1, 1000000, NULL, CFG_RELOADABLE, false,
+     "Credential checks per minute per client address for credentials not seen valid before (token bucket in Redis, a minute of burst); beyond it the address gets 429 with Retry-After. Bounds the database lookups a flood of made-up keys causes."},
+    {"auth", "max_lookups_in_flight", CFG_INT, OFF(auth_max_lookups_in_flight), "64", 1, 100000, NULL, CFG_RELOADABLE, false,
+     "API-key lookups one worker may have waiting for the database; more are refused at once (503, Retry-After: 1), never queued."},
 
     {"ratelimit", "enabled", CFG_BOOL, OFF(ratelimit_enabled), "true", 0, 0, NULL, CFG_RELOADABLE, false,
      "Enforce token-bucket rate limits (kept in Redis, exact across workers and hosts)."},

@@ -77,6 +77,8 @@ struct cfg {
     char *auth_jwt_issuer;
     char *auth_jwt_audience;
     char *auth_resource_url;
+    int auth_failed_per_minute;
+    int auth_max_lookups_in_flight;
 
     /* rate limits */
     bool ratelimit_enabled;

@@ -4,7 +4,7 @@
  *   key create --name N --scopes read,write,admin [--expires-days D]   prints the token once
  *   key revoke ID | key list
  *   secret set NAME (value on stdin) | secret get NAME | secret list | secret delete NAME
- *   audit verify                                                        exit 1 if tampered
+ *   audit verify                                      exit 1 if tampered or a writer has a gap
  *
  * Invariants: an API key's secret exists only in this process's memory and on stdout, once;
  * the database gets SHA-256 of the whole token. Secret values never travel on the command line
@@ -374,7 +374,9 @@ static int audit_verify(PGconn *c)
         r = q(c,
               "SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint, principal, method, "
               "coalesce(tool, ''), args::text, outcome, latency_ms, coalesce(detail, ''), "
-              "prev_hash, hash FROM audit_log WHERE id > $1::bigint ORDER BY id LIMIT 5000",
+              "prev_hash, hash, writer IS NOT NULL, coalesce(writer, ''), coalesce(seq::text, ''), "
+              "CASE WHEN encoded THEN 't' ELSE 'f' END "
+              "FROM audit_log WHERE id > $1::bigint ORDER BY id LIMIT 5000",
               1, params);
         if (r == NULL)
             goto out;
@@ -396,6 +398,10 @@ static int audit_verify(PGconn *c)
             }
             for (int f = 0; f < 10; f++)
                 canon_field(&buf, &len, &cap, PQgetvalue(r, i, f));
+            /* 0120: rows with a writer also hash writer, seq and encoded */
+            if (strcmp(PQgetvalue(r, i, 11), "t") == 0)
+                for (int f = 12; f < 15; f++)
+                    canon_field(&buf, &len, &cap, PQgetvalue(r, i, f));
             crypto_sha256_hex(buf, len, hex);
             if (strcmp(hex, PQgetvalue(r, i, 10)) != 0) {
                 printf("audit: BROKEN at row %lld: content does not match its hash (edited)\n", id);
@@ -423,7 +429,35 @@ static int audit_verify(PGconn *c)
         goto out;
     }
     PQclear(r);
-    printf("audit: OK, %lld rows verified, head %s\n", rows, prev);
+    /* Records that never reached the table: every writer numbers its records 1, 2, 3 ... */
+    r = q(c,
+          "SELECT writer, min(seq), max(seq), count(*), count(DISTINCT seq), "
+          "count(*) FILTER (WHERE encoded) FROM audit_log WHERE writer IS NOT NULL "
+          "GROUP BY writer ORDER BY writer",
+          0, NULL);
+    if (r == NULL)
+        goto out;
+    long long writers = 0, encoded = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *w = PQgetvalue(r, i, 0);
+        long long lo = atoll(PQgetvalue(r, i, 1)), hi = atoll(PQgetvalue(r, i, 2));
+        long long n = atoll(PQgetvalue(r, i, 3)), nd = atoll(PQgetvalue(r, i, 4));
+        if (lo != 1 || nd != hi || n != nd) {
+            printf("audit: BROKEN: writer %s has %lld records numbered %lld..%lld (%lld distinct): "
+                   "%s\n",
+                   w, n, lo, hi, nd,
+                   n != nd ? "a record was stored twice"
+                           : "records were lost before they reached the table (a gap)");
+            PQclear(r);
+            goto out;
+        }
+        writers++;
+        encoded += atoll(PQgetvalue(r, i, 5));
+    }
+    PQclear(r);
+    printf("audit: OK, %lld rows verified, head %s; %lld writers without gaps, %lld records "
+           "stored in safe (encoded) form\n",
+           rows, prev, writers, encoded);
     rc = 0;
 out:
     free(buf);

@@ -3,22 +3,35 @@
  * worker's PostgreSQL pool.
  *
  * Invariants: what is buffered is already scrubbed (arguments by scrub_json, detail by
- * scrub_text); the chain is built inside PostgreSQL under the audit_head row lock
- * (csmcp.audit_append_batch), so workers and hosts append to one chain; at most one batch per
- * worker is in flight, so this worker's records reach the chain in the order they happened;
- * the buffer is bounded (AUDIT_MAX_PENDING) and every record that is not written is counted.
+ * scrub_text) and is well-formed UTF-8 JSON (a text field that is not valid UTF-8 is stored as
+ * "hex:<hex>", arguments that are not JSON as {"_hex": ...}, with "encoded": true); the chain
+ * is built inside PostgreSQL under the audit_head row lock (csmcp.audit_append_batch), so
+ * workers and hosts append to one chain; at most one batch per worker is in flight, so this
+ * worker's records reach the chain in the order they happened; every record carries this
+ * worker's writer id and a sequence number assigned when it is made, so a record that never
+ * reaches the table leaves a gap `csmcpctl audit verify` reports.
+ *
+ * One bad record never costs another: when PostgreSQL refuses a batch for its data (SQLSTATE
+ * class 22, 23, 54), the batch is re-sent record by record, in order; a record refused on its
+ * own is re-sent once in its safe form (every text field checked, arguments hex-encoded,
+ * "encoded": true). Only a record whose safe form is refused too is dropped (counted, logged,
+ * and visible as a gap). The buffer is bounded (AUDIT_MAX_PENDING); what does not fit is
+ * counted as dropped (issue 26 replaces that with backpressure).
  */
 #include "audit.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "cfg.h"
+#include "crypto.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -27,22 +40,48 @@
 
 #define AUDIT_DETAIL_MAX 1000
 #define AUDIT_ARGS_MAX   (64 * 1024)
+#define AUDIT_HEX_MAX    4096 /* raw bytes kept (hex-encoded) of unparseable arguments */
 #define AUDIT_RETRIES    5
+#define AGG_SLOTS        256 /* distinct aggregation keys per interval; then one overflow slot */
 
 static const char SQL_BATCH[] = "SELECT csmcp.audit_append_batch($1::jsonb)";
+
+struct rec {
+    char *json; /* one record: {...} */
+    size_t len;
+    long long seq;
+};
 
 static struct {
     const struct cfg *cfg;
     struct pgpool *pg;
     struct event *timer;
-    struct jbuf buf; /* "{...},{...}" records waiting for the next batch */
-    size_t nbuf;
-    char *inflight; /* "[...]" being written, or NULL */
-    size_t ninflight;
+    struct rec *buf; /* records waiting for the next batch, oldest first */
+    size_t nbuf, capbuf;
+    struct rec *fl; /* the batch being written */
+    size_t nfl, capfl;
+    size_t split; /* < nfl: sending record fl[split] alone (after a data error) */
+    bool splitting;
+    bool safe_sent; /* fl[split] is its safe form already */
     int attempts;
     bool busy; /* a batch query is outstanding */
     time_t last_drop_log;
+    char writer[48];
+    long long seq;
 } AU;
+
+struct agg {
+    char key[240]; /* principal \x1f method \x1f outcome \x1f detail[:60]; "" = free */
+    char principal[100], method[40], outcome[24], detail[200];
+    long long recorded, suppressed;
+    struct timeval first, last;
+};
+
+static struct {
+    struct agg slot[AGG_SLOTS + 1]; /* [AGG_SLOTS]: everything once the table is full */
+    int used;
+    struct event *timer;
+} AG;
 
 static void flush_now(void);
 
@@ -65,68 +104,231 @@ static void arm_timer(void)
 
 static void forget_inflight(void)
 {
-    free(AU.inflight);
-    AU.inflight = NULL;
-    AU.ninflight = 0;
+    for (size_t i = 0; i < AU.nfl; i++)
+        free(AU.fl[i].json);
+    AU.nfl = 0;
+    AU.split = 0;
+    AU.splitting = false;
+    AU.safe_sent = false;
     AU.attempts = 0;
 }
 
-/* An attempt failed: keep the batch for the timer to resend, or give up after the retries. */
-static void attempt_failed(bool retryable, const char *why)
+static void put_hex(struct jbuf *b, const char *prefix, const void *data, size_t n)
 {
-    metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
-    if (retryable && AU.attempts < AUDIT_RETRIES) {
-        log_warn("audit: batch of %zu records failed, will retry: %s", AU.ninflight, why);
-    } else {
-        drop(AU.ninflight, why);
-        forget_inflight();
+    static const char hx[] = "0123456789abcdef";
+    const unsigned char *p = data;
+    jbuf_putc(b, '"');
+    jbuf_puts(b, prefix);
+    for (size_t i = 0; i < n; i++) {
+        jbuf_putc(b, hx[p[i] >> 4]);
+        jbuf_putc(b, hx[p[i] & 15]);
     }
-    arm_timer();
+    jbuf_putc(b, '"');
+}
+
+/* "key":"value", or "key":"hex:..." when value is not valid UTF-8 (*encoded set). */
+static void put_safe(struct jbuf *b, bool *first, const char *key, const char *v, size_t n,
+                     bool *encoded)
+{
+    json_key(b, first, key);
+    if (json_utf8_valid(v, n) && memchr(v, '\0', n) == NULL) {
+        json_strn(b, v, n);
+    } else {
+        put_hex(b, "hex:", v, n);
+        *encoded = true;
+    }
+}
+
+/* {"_hex":"<first AUDIT_HEX_MAX bytes>","_bytes":n[,"_truncated":true]} */
+static void put_hex_args(struct jbuf *b, const char *data, size_t n)
+{
+    jbuf_puts(b, "{\"_hex\":");
+    put_hex(b, "", data, n > AUDIT_HEX_MAX ? AUDIT_HEX_MAX : n);
+    jbuf_printf(b, ",\"_bytes\":%zu%s}", n, n > AUDIT_HEX_MAX ? ",\"_truncated\":true" : "");
+}
+
+static void put_tail(struct jbuf *b, bool *first, long long seq, bool encoded)
+{
+    json_key(b, first, "writer");
+    json_str(b, AU.writer);
+    json_key(b, first, "seq");
+    json_int(b, seq);
+    if (encoded) {
+        json_key(b, first, "encoded");
+        jbuf_puts(b, "true");
+    }
+    jbuf_putc(b, '}');
+}
+
+/*
+ * The safe form of a record PostgreSQL refused: the same fields, arguments hex-encoded. The
+ * record is our own JSON; should it not parse, the whole text goes hex-encoded under args.
+ */
+static char *safe_form(const struct rec *r, size_t *len)
+{
+    char err[160];
+    struct jbuf b;
+    bool first = true, enc = true;
+    yajl_val v = json_parse(r->json, r->len, 64, r->len + 1, err, sizeof err);
+    jbuf_init(&b);
+    jbuf_putc(&b, '{');
+    if (v == NULL) {
+        put_safe(&b, &first, "principal", "unknown", 7, &enc);
+        put_safe(&b, &first, "method", "audit.unparseable_record", 24, &enc);
+        json_key(&b, &first, "args");
+        put_hex_args(&b, r->json, r->len);
+        put_safe(&b, &first, "outcome", "encoded", 7, &enc);
+    } else {
+        static const char *const text[] = {"principal", "method", "tool", "outcome", "detail"};
+        for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) {
+            const char *s = json_get_str(v, text[i]);
+            if (s)
+                put_safe(&b, &first, text[i], s, strlen(s), &enc);
+        }
+        long long n;
+        if (json_get_int(v, "latency_ms", &n)) {
+            json_key(&b, &first, "latency_ms");
+            json_int(&b, n);
+        }
+        if (json_get_int(v, "at_us", &n)) {
+            json_key(&b, &first, "at_us");
+            json_int(&b, n);
+        }
+        struct jbuf a;
+        jbuf_init(&a);
+        json_val(&a, json_get(v, "args"));
+        json_key(&b, &first, "args");
+        put_hex_args(&b, a.p, a.len);
+        jbuf_free(&a);
+        yajl_tree_free(v);
+    }
+    put_tail(&b, &first, r->seq, true);
+    *len = b.len;
+    return jbuf_steal(&b);
+}
+
+/* SQLSTATE classes that blame the data (so another record of the batch may be fine):
+ * 22 data exception (invalid byte sequence, untranslatable character, numeric out of range,
+ * invalid JSON text), 23 integrity constraint, 54 program limit (too deep, too long). A
+ * failure without a SQLSTATE that is not transient is treated the same way. */
+static bool data_error(const char *sqlstate)
+{
+    return sqlstate == NULL || strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0 ||
+           strncmp(sqlstate, "54", 2) == 0;
 }
 
 static void batch_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
                        void *arg)
 {
     (void)arg;
-    (void)sqlstate;
     AU.busy = false;
     if (res != NULL) {
-        metrics_inc("csmcp_audit_records_total", NULL, AU.ninflight);
+        if (AU.splitting) {
+            metrics_inc("csmcp_audit_records_total", NULL, 1);
+            if (AU.safe_sent)
+                metrics_inc("csmcp_audit_encoded_total", NULL, 1);
+            AU.split++;
+            AU.safe_sent = false;
+            AU.attempts = 0;
+            if (AU.split < AU.nfl) {
+                flush_now();
+                return;
+            }
+        } else {
+            metrics_inc("csmcp_audit_records_total", NULL, AU.nfl);
+        }
         forget_inflight();
         if (AU.nbuf > 0)
             arm_timer();
         return;
     }
-    attempt_failed(retryable, err ? err : "database error");
+    metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
+    const char *why = err ? err : "database error";
+    if (!retryable && data_error(sqlstate)) {
+        if (!AU.splitting) {
+            /* one record spoiled the batch: find it, write the others */
+            log_warn("audit: batch of %zu records refused (%s: %s); writing them one by one",
+                     AU.nfl, sqlstate ? sqlstate : "?", why);
+            metrics_inc("csmcp_audit_batch_splits_total", NULL, 1);
+            AU.splitting = true;
+            AU.split = 0;
+            AU.safe_sent = false;
+        } else if (!AU.safe_sent) {
+            struct rec *r = &AU.fl[AU.split];
+            size_t len;
+            char *safe = safe_form(r, &len);
+            log_warn("audit: record %s#%lld refused (%s: %s); storing it in safe (encoded) form",
+                     AU.writer, r->seq, sqlstate ? sqlstate : "?", why);
+            free(r->json);
+            r->json = safe;
+            r->len = len;
+            AU.safe_sent = true;
+        } else {
+            drop(1, why);
+            AU.split++;
+            AU.safe_sent = false;
+            if (AU.split >= AU.nfl)
+                forget_inflight();
+        }
+        AU.attempts = 0;
+        flush_now();
+        return;
+    }
+    if (AU.attempts < AUDIT_RETRIES) {
+        log_warn("audit: batch of %zu records failed, will retry: %s", AU.nfl, why);
+    } else {
+        drop(AU.nfl - (AU.splitting ? AU.split : 0), why);
+        forget_inflight();
+    }
+    arm_timer();
 }
 
 static void flush_now(void)
 {
     const char *params[1];
+    struct jbuf b;
 
     if (AU.busy || AU.pg == NULL)
         return;
-    if (AU.inflight == NULL) {
-        struct jbuf b;
+    if (AU.nfl == 0) {
         if (AU.nbuf == 0)
             return;
-        jbuf_init(&b);
-        jbuf_putc(&b, '[');
-        jbuf_append(&b, AU.buf.p, AU.buf.len);
-        jbuf_putc(&b, ']');
-        AU.inflight = jbuf_steal(&b);
-        AU.ninflight = AU.nbuf;
-        AU.attempts = 0;
-        jbuf_reset(&AU.buf);
+        struct rec *t = AU.fl;
+        size_t tc = AU.capfl;
+        AU.fl = AU.buf;
+        AU.capfl = AU.capbuf;
+        AU.nfl = AU.nbuf;
+        AU.buf = t;
+        AU.capbuf = tc;
         AU.nbuf = 0;
+        AU.attempts = 0;
+        AU.splitting = false;
     }
-    params[0] = AU.inflight;
+    jbuf_init(&b);
+    jbuf_putc(&b, '[');
+    if (AU.splitting) {
+        jbuf_append(&b, AU.fl[AU.split].json, AU.fl[AU.split].len);
+    } else {
+        for (size_t i = 0; i < AU.nfl; i++) {
+            if (i)
+                jbuf_putc(&b, ',');
+            jbuf_append(&b, AU.fl[i].json, AU.fl[i].len);
+        }
+    }
+    jbuf_putc(&b, ']');
+    params[0] = jbuf_cstr(&b);
     AU.attempts++;
     AU.busy = true;
     if (pgpool_query(AU.pg, SQL_BATCH, 1, params, batch_done, NULL) < 0) {
         AU.busy = false;
-        attempt_failed(true, "cannot queue the batch");
+        metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
+        if (AU.attempts >= AUDIT_RETRIES) {
+            drop(AU.nfl - (AU.splitting ? AU.split : 0), "cannot queue the batch");
+            forget_inflight();
+        }
+        arm_timer();
     }
+    jbuf_free(&b);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -137,26 +339,31 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     flush_now();
 }
 
-static void put_str(struct jbuf *b, bool *first, const char *key, const char *v)
-{
-    if (v == NULL)
-        return;
-    json_key(b, first, key);
-    json_str(b, v);
-}
-
 void audit_record(const struct audit_entry *e)
 {
     char *args = NULL, detail[AUDIT_DETAIL_MAX + 1];
     size_t alen;
     struct timeval tv;
-    bool first = true;
+    bool first = true, enc = false;
+    struct jbuf b;
 
     if (AU.cfg == NULL || !AU.cfg->audit_enabled || AU.pg == NULL)
         return;
+    /* numbered before anything can lose it: a record not written is a gap in this sequence */
+    long long seq = ++AU.seq;
     if (AU.nbuf >= AUDIT_MAX_PENDING) {
         drop(1, "audit buffer full (database too slow or down)");
         return;
+    }
+    if (AU.nbuf == AU.capbuf) {
+        size_t cap = AU.capbuf ? AU.capbuf * 2 : 64;
+        struct rec *n = realloc(AU.buf, cap * sizeof *n);
+        if (n == NULL) {
+            drop(1, "out of memory");
+            return;
+        }
+        AU.buf = n;
+        AU.capbuf = cap;
     }
     alen = e->args_json ? (e->args_len ? e->args_len : strlen(e->args_json)) : 0;
     if (alen > AUDIT_ARGS_MAX)
@@ -178,56 +385,188 @@ void audit_record(const struct audit_entry *e)
         ms = 2000000000L;
     gettimeofday(&tv, NULL);
 
-    if (AU.nbuf > 0)
-        jbuf_putc(&AU.buf, ',');
-    jbuf_putc(&AU.buf, '{');
-    put_str(&AU.buf, &first, "principal", e->principal ? e->principal : "anonymous");
-    put_str(&AU.buf, &first, "method", e->method ? e->method : "");
-    put_str(&AU.buf, &first, "tool", e->tool);
-    json_key(&AU.buf, &first, "args");
-    jbuf_puts(&AU.buf, args);
-    put_str(&AU.buf, &first, "outcome", e->outcome ? e->outcome : "unknown");
-    json_key(&AU.buf, &first, "latency_ms");
-    json_int(&AU.buf, ms);
+    const char *principal = e->principal ? e->principal : "anonymous";
+    const char *method = e->method ? e->method : "";
+    const char *outcome = e->outcome ? e->outcome : "unknown";
+    jbuf_init(&b);
+    jbuf_putc(&b, '{');
+    put_safe(&b, &first, "principal", principal, strlen(principal), &enc);
+    put_safe(&b, &first, "method", method, strlen(method), &enc);
+    if (e->tool)
+        put_safe(&b, &first, "tool", e->tool, strlen(e->tool), &enc);
+    json_key(&b, &first, "args");
+    if (e->raw != NULL) {
+        /* a refused request's bytes (not JSON, or not valid UTF-8): kept, hex-encoded */
+        put_hex_args(&b, e->raw, e->raw_len);
+        enc = true;
+    } else if (alen > 0 && alen <= AUDIT_ARGS_MAX && strcmp(args, SCRUB_UNPARSEABLE) == 0) {
+        put_hex_args(&b, e->args_json, alen);
+        enc = true;
+    } else {
+        jbuf_puts(&b, args);
+    }
+    put_safe(&b, &first, "outcome", outcome, strlen(outcome), &enc);
+    json_key(&b, &first, "latency_ms");
+    json_int(&b, ms);
     if (detail[0])
-        put_str(&AU.buf, &first, "detail", detail);
-    json_key(&AU.buf, &first, "at_us");
-    json_int(&AU.buf, (long long)tv.tv_sec * 1000000LL + tv.tv_usec);
-    jbuf_putc(&AU.buf, '}');
-    AU.nbuf++;
+        put_safe(&b, &first, "detail", detail, strlen(detail), &enc);
+    json_key(&b, &first, "at_us");
+    json_int(&b, (long long)tv.tv_sec * 1000000LL + tv.tv_usec);
+    put_tail(&b, &first, seq, enc);
     free(args);
-    if (AU.nbuf >= AUDIT_BATCH && AU.inflight == NULL && !AU.busy)
+    if (enc)
+        metrics_inc("csmcp_audit_encoded_total", NULL, 1);
+    AU.buf[AU.nbuf].len = b.len;
+    AU.buf[AU.nbuf].json = jbuf_steal(&b);
+    AU.buf[AU.nbuf].seq = seq;
+    AU.nbuf++;
+    if (AU.nbuf >= AUDIT_BATCH && AU.nfl == 0 && !AU.busy)
         flush_now();
     else
         arm_timer();
 }
 
+/* Summaries of what was suppressed in the interval, then a clean table. */
+static void agg_flush(void)
+{
+    for (int i = 0; i <= AGG_SLOTS; i++) {
+        struct agg *g = &AG.slot[i];
+        if (g->key[0] && g->suppressed > 0) {
+            char args[200], detail[300];
+            snprintf(args, sizeof args,
+                     "{\"suppressed\":%lld,\"recorded\":%lld,\"first_us\":%lld,\"last_us\":%lld,"
+                     "\"interval_s\":%d}",
+                     g->suppressed, g->recorded,
+                     (long long)g->first.tv_sec * 1000000LL + g->first.tv_usec,
+                     (long long)g->last.tv_sec * 1000000LL + g->last.tv_usec, AUDIT_AGG_INTERVAL_S);
+            snprintf(detail, sizeof detail, "%lld more not recorded one by one (aggregated)%s%s",
+                     g->suppressed, g->detail[0] ? ": " : "", g->detail);
+            struct audit_entry e = {.principal = g->principal,
+                                    .method = g->method,
+                                    .args_json = args,
+                                    .outcome = g->outcome,
+                                    .detail = detail};
+            audit_record(&e);
+            metrics_inc("csmcp_audit_aggregated_total", NULL, (unsigned long long)g->suppressed);
+        }
+        g->key[0] = '\0';
+    }
+    AG.used = 0;
+}
+
+static void agg_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    agg_flush();
+}
+
+void audit_record_aggregated(const struct audit_entry *e, int individual)
+{
+    char key[sizeof AG.slot[0].key];
+    if (AU.cfg == NULL || !AU.cfg->audit_enabled || AU.pg == NULL)
+        return;
+    const char *principal = e->principal ? e->principal : "anonymous";
+    const char *method = e->method ? e->method : "";
+    const char *outcome = e->outcome ? e->outcome : "unknown";
+    snprintf(key, sizeof key, "%.99s\x1f%.39s\x1f%.23s\x1f%.60s", principal, method, outcome,
+             e->detail ? e->detail : "");
+    uint32_t h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    struct agg *g = NULL;
+    for (int i = 0; i < AGG_SLOTS; i++) {
+        struct agg *c = &AG.slot[(h + (uint32_t)i) % AGG_SLOTS];
+        if (c->key[0] == '\0' || strcmp(c->key, key) == 0) {
+            g = c;
+            break;
+        }
+    }
+    if (g == NULL) {
+        /* table full: one overflow bucket, nothing recorded one by one */
+        g = &AG.slot[AGG_SLOTS];
+        individual = 0;
+        if (g->key[0] == '\0') {
+            snprintf(g->key, sizeof g->key, "overflow");
+            snprintf(g->principal, sizeof g->principal, "(many)");
+            snprintf(g->method, sizeof g->method, "%s", method);
+            snprintf(g->outcome, sizeof g->outcome, "%s", outcome);
+            snprintf(g->detail, sizeof g->detail, "more than %d distinct sources", AGG_SLOTS);
+            g->recorded = g->suppressed = 0;
+            gettimeofday(&g->first, NULL);
+        }
+    } else if (g->key[0] == '\0') {
+        snprintf(g->key, sizeof g->key, "%s", key);
+        snprintf(g->principal, sizeof g->principal, "%s", principal);
+        snprintf(g->method, sizeof g->method, "%s", method);
+        snprintf(g->outcome, sizeof g->outcome, "%s", outcome);
+        snprintf(g->detail, sizeof g->detail, "%s", e->detail ? e->detail : "");
+        g->recorded = g->suppressed = 0;
+        gettimeofday(&g->first, NULL);
+        AG.used++;
+    }
+    gettimeofday(&g->last, NULL);
+    if (AG.timer && !event_pending(AG.timer, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {AUDIT_AGG_INTERVAL_S, 0};
+        event_add(AG.timer, &tv);
+    }
+    if (g->recorded < individual) {
+        g->recorded++;
+        audit_record(e);
+    } else {
+        g->suppressed++;
+    }
+}
+
 size_t audit_flush(void)
 {
     flush_now();
-    return AU.nbuf + AU.ninflight;
+    return AU.nbuf + AU.nfl - (AU.splitting ? AU.split : 0);
+}
+
+const char *audit_writer(void)
+{
+    return AU.writer;
 }
 
 int audit_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
 {
+    unsigned char rnd[8];
+    char hex[17];
     AU.cfg = cfg;
     AU.pg = pg;
-    jbuf_init(&AU.buf);
+    AU.seq = 0;
+    if (crypto_random(rnd, sizeof rnd) < 0)
+        return -1;
+    crypto_hex(rnd, sizeof rnd, hex);
+    snprintf(AU.writer, sizeof AU.writer, "%ld-%s", (long)getpid(), hex);
     AU.timer = event_new(base, -1, 0, timer_cb, NULL);
-    return AU.timer ? 0 : -1;
+    memset(&AG, 0, sizeof AG);
+    AG.timer = event_new(base, -1, 0, agg_timer_cb, NULL);
+    return AU.timer && AG.timer ? 0 : -1;
 }
 
 void audit_shutdown(void)
 {
-    if (AU.nbuf + AU.ninflight > 0)
-        drop(AU.nbuf + AU.ninflight, "worker exiting");
+    agg_flush(); /* summaries join the buffer; counted below if they cannot be written */
+    if (AG.timer)
+        event_free(AG.timer);
+    AG.timer = NULL;
+    size_t left = AU.nbuf + AU.nfl - (AU.splitting ? AU.split : 0);
+    if (left > 0)
+        drop(left, "worker exiting");
     if (AU.timer)
         event_free(AU.timer);
     AU.timer = NULL;
-    jbuf_free(&AU.buf);
-    AU.nbuf = 0;
-    free(AU.inflight);
-    AU.inflight = NULL;
-    AU.ninflight = 0;
+    for (size_t i = 0; i < AU.nbuf; i++)
+        free(AU.buf[i].json);
+    free(AU.buf);
+    AU.buf = NULL;
+    AU.nbuf = AU.capbuf = 0;
+    forget_inflight();
+    free(AU.fl);
+    AU.fl = NULL;
+    AU.capfl = 0;
     AU.pg = NULL;
 }

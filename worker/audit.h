@@ -7,8 +7,12 @@
  * Writes are asynchronous, batched and off the response path: records are buffered in the
  * worker and appended by csmcp.audit_append_batch every AUDIT_FLUSH_MS or AUDIT_BATCH records,
  * one batch in flight per worker (one lock and one commit per batch). A failed batch is retried
- * while the failure is transient; records that cannot be written (or do not fit the bounded
- * buffer) are counted (csmcp_audit_dropped_total) and logged, never fatal, never blocking.
+ * while the failure is transient; a batch PostgreSQL refuses for its data is written record by
+ * record, and a record refused on its own is stored in a safe form (arguments hex-encoded,
+ * "encoded": true, migration 0120), so one bad record never drops another. Every record carries
+ * this worker's writer id and a sequence number (1, 2, ...): a record that still cannot be
+ * written (or does not fit the bounded buffer) is counted (csmcp_audit_dropped_total), logged,
+ * and shows as a gap in `csmcpctl audit verify`. Never fatal, never blocking.
  */
 #ifndef CSMCP_AUDIT_H
 #define CSMCP_AUDIT_H
@@ -19,9 +23,10 @@ struct event_base;
 struct cfg;
 struct pgpool;
 
-#define AUDIT_FLUSH_MS    50
-#define AUDIT_BATCH       500
-#define AUDIT_MAX_PENDING 50000
+#define AUDIT_FLUSH_MS       50
+#define AUDIT_BATCH          500
+#define AUDIT_MAX_PENDING    50000
+#define AUDIT_AGG_INTERVAL_S 10
 
 struct audit_entry {
     const char *principal; /* "key:<id>", "jwt:<sub>", "anonymous" */
@@ -32,6 +37,9 @@ struct audit_entry {
     const char *outcome;   /* "ok", "error", "denied", "limited", ... */
     double latency_s;
     const char *detail; /* short free text (scrubbed here) or NULL */
+    const char *raw;    /* instead of args_json: bytes of a refused request (not JSON, not
+                           UTF-8), stored hex-encoded (first 4 KiB) with "encoded": true */
+    size_t raw_len;
 };
 
 /* Called by auth_init. base and pg borrowed for the worker's lifetime. */
@@ -41,6 +49,18 @@ void audit_record(const struct audit_entry *e);
 /* Starts writing what is buffered now (drain path); returns the number of records not yet
  * acknowledged by the database. */
 size_t audit_flush(void);
+/*
+ * For events an attacker can repeat at will (failed authentication, refused requests): the
+ * first `individual` events per (principal, method, outcome, detail's first 60 bytes) and interval
+ * are recorded as audit_record does; the rest are counted, and one summary record per key
+ * ("suppressed": n, first/last time) follows at the end of the AUDIT_AGG_INTERVAL_S interval. At
+ * most 256 keys per interval and worker; beyond that one overflow key (principal "(many)") takes
+ * the rest. So a flood adds at most 256 x (individual + 1) + 1 records per interval and worker.
+ */
+void audit_record_aggregated(const struct audit_entry *e, int individual);
+
+/* This worker's writer id ("<pid>-<16 hex>"), valid after audit_init. */
+const char *audit_writer(void);
 /* Stops the timer; records still buffered are counted as dropped. */
 void audit_shutdown(void);
 

@@ -42,9 +42,16 @@
 #define AUTH_CACHE_TTL_S     10 /* positive answers (and revocations) */
 #define AUTH_NEG_CACHE_TTL_S 2  /* unknown/revoked keys */
 #define AUTH_TOKEN_MAX       4096
-/* API-key lookups waiting for the database, per worker: bounds the database load that a flood
- * of made-up keys (unauthenticated, so not rate limited yet) can cause. */
-#define AUTH_MAX_INFLIGHT 64
+/* Key ids the database does not know, per worker: a made-up id costs one lookup per minute. A
+ * key created with an id probed in that minute works on this worker after at most that. */
+#define AUTH_NEG_ID_SLOTS 1024
+#define AUTH_NEG_ID_TTL_S 60
+/* Tokens seen valid: their later lookups (cache expiry, revocation check) skip the per-address
+ * limit, so a legitimate client never pays for a flood from its address. */
+#define AUTH_GOOD_SLOTS 1024
+#define AUTH_GOOD_TTL_S 3600
+/* Addresses Redis said were over auth.failed_per_minute, until the instant it named. */
+#define AUTH_BLOCK_SLOTS 256
 
 struct cache_ent {
     uint8_t hash[CRYPTO_SHA256_LEN];
@@ -58,9 +65,21 @@ static struct {
     struct jwt_keys *jwks;
     char audience[1024];
     SSL_CTX *ssl;
-    int inflight;               /* API-key lookups queued in the pool */
-    struct key_lookup *pending; /* those lookups, for coalescing (at most AUTH_MAX_INFLIGHT) */
+    int inflight;               /* API-key lookups under way (address check or database) */
+    struct key_lookup *pending; /* those lookups, for coalescing (auth.max_lookups_in_flight) */
     struct cache_ent cache[AUTH_CACHE_SLOTS];
+    struct {
+        char id[40];
+        double until;
+    } neg[AUTH_NEG_ID_SLOTS];
+    struct {
+        uint8_t hash[CRYPTO_SHA256_LEN];
+        double until;
+    } good[AUTH_GOOD_SLOTS];
+    struct {
+        char src[48];
+        double until;
+    } blocked[AUTH_BLOCK_SLOTS];
 } A;
 
 #define SEC_HEADERS                                                                                \
@@ -174,6 +193,64 @@ static void cache_put(const uint8_t *hash, const struct auth_result *r, int ttl)
     e->expires = now_mono() + ttl;
 }
 
+static uint32_t fnv(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static bool neg_id_hit(const char *id)
+{
+    unsigned i = fnv(id) % AUTH_NEG_ID_SLOTS;
+    return A.neg[i].until > now_mono() && strcmp(A.neg[i].id, id) == 0;
+}
+
+static void neg_id_put(const char *id)
+{
+    unsigned i = fnv(id) % AUTH_NEG_ID_SLOTS;
+    snprintf(A.neg[i].id, sizeof A.neg[i].id, "%s", id);
+    A.neg[i].until = now_mono() + AUTH_NEG_ID_TTL_S;
+}
+
+static bool good_hit(const uint8_t *hash)
+{
+    unsigned i = ((unsigned)hash[2] << 8 | hash[3]) % AUTH_GOOD_SLOTS;
+    return A.good[i].until > now_mono() && crypto_ct_equal(A.good[i].hash, hash, CRYPTO_SHA256_LEN);
+}
+
+static void good_put(const uint8_t *hash)
+{
+    unsigned i = ((unsigned)hash[2] << 8 | hash[3]) % AUTH_GOOD_SLOTS;
+    memcpy(A.good[i].hash, hash, CRYPTO_SHA256_LEN);
+    A.good[i].until = now_mono() + AUTH_GOOD_TTL_S;
+}
+
+/* Seconds until src may try again (0: not blocked). */
+static int blocked_for(const char *src)
+{
+    unsigned i = fnv(src) % AUTH_BLOCK_SLOTS;
+    double left = A.blocked[i].until - now_mono();
+    if (left <= 0 || strcmp(A.blocked[i].src, src) != 0)
+        return 0;
+    return (int)left + 1;
+}
+
+static void block(const char *src, int seconds)
+{
+    unsigned i = fnv(src) % AUTH_BLOCK_SLOTS;
+    snprintf(A.blocked[i].src, sizeof A.blocked[i].src, "%s", src);
+    A.blocked[i].until = now_mono() + (seconds > 0 ? seconds : 1);
+}
+
+static void limited_result(struct auth_result *r, int retry_after)
+{
+    fail_result(r, 429, "rate_limited", "too many failed authentications from this address");
+    r->retry_after = retry_after > 0 ? retry_after : 1;
+    metrics_inc("csmcp_auth_limited_total", NULL, 1);
+}
+
 /* A request that presented the same token while its lookup was already in flight. */
 struct key_waiter {
     auth_cb cb;
@@ -190,6 +267,7 @@ struct key_lookup {
     struct key_waiter *waiters, **wtail; /* answered with the same result, in arrival order */
     struct key_lookup *next;             /* A.pending */
     char key_id[40];
+    char source[48];
     char token_hex[CRYPTO_SHA256_HEX_LEN];
     uint8_t hash[CRYPTO_SHA256_LEN];
 };
@@ -203,14 +281,35 @@ static void pending_unlink(struct key_lookup *kl)
         }
 }
 
+/* Answers kl's request and its waiters with r, and frees kl. */
+static void kl_finish(struct key_lookup *kl, struct auth_result *r)
+{
+    A.inflight--;
+    pending_unlink(kl);
+    snprintf(r->claimed, sizeof r->claimed, "key:%s", kl->key_id);
+    /* The callbacks may start new requests (and lookups): kl is unlinked already, and the
+     * waiter list is taken before any callback runs. */
+    struct key_waiter *w = kl->waiters;
+    auth_cb cb = kl->cb;
+    void *cb_arg = kl->arg;
+    OPENSSL_cleanse(kl, sizeof(*kl));
+    free(kl);
+    cb(r, cb_arg);
+    while (w) {
+        struct key_waiter *next = w->next;
+        w->cb(r, w->arg);
+        free(w);
+        w = next;
+    }
+}
+
 static void key_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
                      void *arg)
 {
     struct key_lookup *kl = arg;
     struct auth_result r;
 
-    A.inflight--;
-    pending_unlink(kl);
+    metrics_inc("csmcp_auth_key_lookups_total", NULL, 1);
     if (res == NULL) {
         log_warn("auth: api key lookup for key %s failed: %s", kl->key_id, err ? err : "?");
         fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
@@ -221,6 +320,7 @@ static void key_done(const PGresult *res, const char *err, const char *sqlstate,
         fail_result(&r, 401, "invalid_token", "unknown API key");
         count("key", "unknown");
         cache_put(kl->hash, &r, AUTH_NEG_CACHE_TTL_S);
+        neg_id_put(kl->key_id);
         goto out;
     }
     const char *stored = PQgetvalue(res, 0, 0);
@@ -247,21 +347,69 @@ static void key_done(const PGresult *res, const char *err, const char *sqlstate,
     r.scopes = parse_scopes(PQgetvalue(res, 0, 1));
     count("key", "ok");
     cache_put(kl->hash, &r, AUTH_CACHE_TTL_S);
-out:;
-    /* The callbacks may start new requests (and lookups): kl is unlinked already, and the
-     * waiter list is taken before any callback runs. */
-    struct key_waiter *w = kl->waiters;
-    auth_cb cb = kl->cb;
-    void *cb_arg = kl->arg;
-    OPENSSL_cleanse(kl, sizeof(*kl));
-    free(kl);
-    cb(&r, cb_arg);
-    while (w) {
-        struct key_waiter *next = w->next;
-        w->cb(&r, w->arg);
-        free(w);
-        w = next;
+    good_put(kl->hash);
+out:
+    kl_finish(kl, &r);
+}
+
+static void start_lookup(struct key_lookup *kl)
+{
+    const char *params[1] = {kl->key_id};
+    if (A.pg == NULL || pgpool_query(A.pg, SQL_KEY, 1, params, key_done, kl) < 0) {
+        struct auth_result r;
+        fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
+        r.retry_after = 1;
+        count("key", "unavailable");
+        kl_finish(kl, &r);
     }
+}
+
+/* The address' credential-check bucket answered: look the key up, or refuse. */
+static void source_checked(const struct ratelimit_result *rl, void *arg)
+{
+    struct key_lookup *kl = arg;
+    struct auth_result r;
+    if (rl->verdict == RATELIMIT_ALLOW) {
+        start_lookup(kl);
+        return;
+    }
+    if (rl->verdict == RATELIMIT_LIMITED) {
+        block(kl->source, rl->retry_after);
+        limited_result(&r, rl->retry_after);
+        count("key", "limited");
+    } else {
+        fail_result(&r, 503, "temporarily_unavailable", "rate limiter unavailable; retry");
+        r.retry_after = 1;
+        count("key", "unavailable");
+    }
+    kl_finish(kl, &r);
+}
+
+/* A JWT failed: its bucket pays too (no database involved, so after the fact). */
+static void jwt_source_checked(const struct ratelimit_result *rl, void *arg)
+{
+    char *src = arg;
+    if (rl->verdict == RATELIMIT_LIMITED)
+        block(src, rl->retry_after);
+    free(src);
+}
+
+/* "jwt:" + sub with every byte outside printable ASCII (and % " \\) as %XX: a principal is
+ * one safe token in logs, audit rows and Redis keys, whatever the identity provider put in. */
+static void jwt_principal(const char *sub, char *out, size_t len)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    size_t n = (size_t)snprintf(out, len, "jwt:");
+    for (const unsigned char *p = (const unsigned char *)sub; *p && n + 4 < len && n < 84; p++) {
+        if (*p > 0x20 && *p < 0x7f && *p != '%' && *p != '"' && *p != '\\') {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hx[*p >> 4];
+            out[n++] = hx[*p & 15];
+        }
+    }
+    out[n] = '\0';
 }
 
 /* csk_<id>_<secret>: id [a-z0-9]{8,32}, secret base64url {20,128}. */
@@ -290,7 +438,7 @@ static bool parse_api_key(const char *tok, char *id, size_t idlen)
     return true;
 }
 
-void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
+void auth_authenticate(const char *authorization, const char *source, auth_cb cb, void *arg)
 {
     struct auth_result r;
     const struct auth_result *hit;
@@ -346,14 +494,35 @@ void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
         return;
     }
     metrics_inc("csmcp_auth_cache_total", "result=\"miss\"", 1);
+    if (source == NULL || source[0] == '\0')
+        source = "unknown";
+    bool good = good_hit(hash);
+    int wait = good ? 0 : blocked_for(source);
+    if (wait > 0) {
+        limited_result(&r, wait);
+        count(strncmp(t, "csk_", 4) == 0 ? "key" : "jwt", "limited");
+        free(t);
+        cb(&r, arg);
+        return;
+    }
 
     if (strncmp(t, "csk_", 4) == 0) {
         struct key_lookup *kl = calloc(1, sizeof(*kl));
-        const char *params[1];
         if (kl == NULL || !parse_api_key(t, kl->key_id, sizeof(kl->key_id))) {
             free(kl);
             fail_result(&r, 401, "invalid_token", "malformed API key");
+            snprintf(r.claimed, sizeof r.claimed, "key:malformed");
             count("key", "malformed");
+            free(t);
+            cb(&r, arg);
+            return;
+        }
+        if (!good && neg_id_hit(kl->key_id)) {
+            fail_result(&r, 401, "invalid_token", "unknown API key");
+            snprintf(r.claimed, sizeof r.claimed, "key:%s", kl->key_id);
+            count("key", "unknown_cached");
+            OPENSSL_cleanse(kl, sizeof(*kl));
+            free(kl);
             free(t);
             cb(&r, arg);
             return;
@@ -373,9 +542,15 @@ void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
             free(t);
             return;
         }
-        if (A.inflight >= AUTH_MAX_INFLIGHT) {
-            free(kl);
+        int cap =
+            A.cfg && A.cfg->auth_max_lookups_in_flight > 0 ? A.cfg->auth_max_lookups_in_flight : 64;
+        if (A.inflight >= cap) {
+            /* refused, not queued: a queue would only make every client wait */
             fail_result(&r, 503, "temporarily_unavailable", "too many key lookups; retry");
+            snprintf(r.claimed, sizeof r.claimed, "key:%s", kl->key_id);
+            r.retry_after = 1;
+            OPENSSL_cleanse(kl, sizeof(*kl));
+            free(kl);
             count("key", "overload");
             free(t);
             cb(&r, arg);
@@ -385,20 +560,19 @@ void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
         kl->arg = arg;
         memcpy(kl->hash, hash, sizeof(hash));
         crypto_hex(hash, sizeof(hash), kl->token_hex);
+        snprintf(kl->source, sizeof kl->source, "%s", source);
         free(t);
-        params[0] = kl->key_id;
         A.inflight++;
         kl->wtail = &kl->waiters;
         kl->next = A.pending;
         A.pending = kl;
-        if (A.pg == NULL || pgpool_query(A.pg, SQL_KEY, 1, params, key_done, kl) < 0) {
-            A.inflight--;
-            pending_unlink(kl);
-            fail_result(&r, 503, "temporarily_unavailable", "credential store unavailable; retry");
-            count("key", "unavailable");
-            free(kl);
-            cb(&r, arg);
-        }
+        if (good)
+            start_lookup(kl);
+        else
+            ratelimit_check_source(
+                source,
+                A.cfg && A.cfg->auth_failed_per_minute > 0 ? A.cfg->auth_failed_per_minute : 60,
+                source_checked, kl);
         return;
     }
 
@@ -408,13 +582,21 @@ void auth_authenticate(const char *authorization, auth_cb cb, void *arg)
     if (jwt_verify(A.jwks, t, A.cfg ? A.cfg->auth_jwt_issuer : "", A.audience, time(NULL), &c, why,
                    sizeof(why)) < 0) {
         fail_result(&r, 401, "invalid_token", why);
+        snprintf(r.claimed, sizeof r.claimed, "jwt");
         count("jwt", "invalid");
         free(t);
+        char *src = strdup(source);
+        if (src)
+            ratelimit_check_source(
+                src,
+                A.cfg && A.cfg->auth_failed_per_minute > 0 ? A.cfg->auth_failed_per_minute : 60,
+                jwt_source_checked, src);
         cb(&r, arg);
         return;
     }
     memset(&r, 0, sizeof(r));
-    snprintf(r.principal, sizeof(r.principal), "jwt:%.80s", c.sub);
+    jwt_principal(c.sub, r.principal, sizeof(r.principal));
+    good_put(hash);
     r.scopes = parse_scopes(c.scope);
     count("jwt", "ok");
     /* cache no longer than the token lives */
@@ -470,6 +652,10 @@ int auth_www_authenticate(const struct auth_result *r, const char *host, const c
     size_t j = 0;
     int n;
 
+    if (r->status == 429 || r->status == 503) {
+        n = snprintf(buf, len, "Retry-After: %d\r\n", r->retry_after > 0 ? r->retry_after : 1);
+        return n >= 0 && (size_t)n < len ? n : -1;
+    }
     metadata_url(host, url, sizeof(url));
     /* quoted-string: drop quotes and backslashes from the description */
     for (size_t i = 0; r->description[i] && j < sizeof(desc) - 1; i++)

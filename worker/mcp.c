@@ -91,7 +91,8 @@ static bool origin_allowed(const char *origin)
 
 /* 401/403/503 from auth (scope == NULL), or 403 for a tool whose scope the token lacks. The
  * WWW-Authenticate header comes from the auth module (RFC 6750 / RFC 9728). */
-static void auth_fail(struct mreq *m, const struct auth_result *r, const char *scope)
+static void auth_fail_id(struct mreq *m, const struct auth_result *r, const char *scope,
+                         yajl_val id)
 {
     struct auth_result denied;
     if (scope) {
@@ -105,12 +106,22 @@ static void auth_fail(struct mreq *m, const struct auth_result *r, const char *s
     int status = r->status ? r->status : 401;
     char hdr[1536];
     const char *host = m->req ? http_req_header(m->req, "Host") : NULL;
-    if (status == 503 || auth_www_authenticate(r, host, scope, hdr, sizeof hdr) < 0)
+    if (auth_www_authenticate(r, host, scope, hdr, sizeof hdr) < 0)
         hdr[0] = '\0';
-    mreq_respond_error(m, status, MCP_ERR_AUTH,
-                       scope ? "insufficient scope"
-                             : (r->description[0] ? r->description : "authentication required"),
-                       hdr[0] ? hdr : NULL);
+    struct jbuf b;
+    jbuf_init(&b);
+    /* the request's id when it is known (403 for a tool call), else null */
+    jsonrpc_write_error(&b, id, status == 429 ? MCP_ERR_RATE_LIMITED : MCP_ERR_AUTH,
+                        scope ? "insufficient scope"
+                              : (r->description[0] ? r->description : "authentication required"),
+                        NULL);
+    mreq_respond(m, status, "application/json", hdr[0] ? hdr : NULL, b.p, b.len);
+    jbuf_free(&b);
+}
+
+static void auth_fail(struct mreq *m, const struct auth_result *r, const char *scope)
+{
+    auth_fail_id(m, r, scope, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -228,6 +239,26 @@ static void m_tools_list(struct mreq *m, struct jsonrpc_msg *msg)
     list_close(m, &b, end, total);
 }
 
+/* A tools/call refused before the tool ran (unknown tool, arguments the schema refuses): every
+ * call leaves a row (these come after the rate limit). */
+static void audit_call_refused(struct mreq *m, const char *name, yajl_val args, const char *outcome,
+                               const char *why)
+{
+    struct jbuf a;
+    jbuf_init(&a);
+    if (args)
+        json_val(&a, args);
+    struct audit_entry ae = {.principal = mreq_principal(m),
+                             .method = "tools/call",
+                             .tool = name,
+                             .args_json = args ? a.p : NULL,
+                             .args_len = a.len,
+                             .outcome = outcome,
+                             .detail = why};
+    audit_record(&ae);
+    jbuf_free(&a);
+}
+
 static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
 {
     const char *name = json_get_str(msg->params, "name");
@@ -248,6 +279,7 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
     if (t == NULL) {
         char em[300];
         snprintf(em, sizeof em, "Unknown tool: %.200s", name);
+        audit_call_refused(m, name, args, "invalid", em);
         mreq_reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, em, NULL);
         return;
     }
@@ -262,7 +294,7 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
                                  .detail = "insufficient scope"};
         audit_record(&ae);
         if (!m->batch) {
-            auth_fail(m, &m->auth, scope);
+            auth_fail_id(m, &m->auth, scope, msg->id);
             return;
         }
         mreq_reply_error(m, msg->id, MCP_ERR_AUTH, "insufficient scope", NULL);
@@ -271,6 +303,7 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
     if (t->input) {
         char err[512];
         if (jsonschema_validate(t->input, args, err, sizeof err) < 0) {
+            audit_call_refused(m, name, args, "invalid", err);
             if (mcp_rev_since(m->s.rev, MCP_REV_2025_11_25)) {
                 /* 2025-11-25: input validation errors are tool execution errors. */
                 struct jbuf b;
@@ -724,6 +757,42 @@ static void initialize_gated(struct mreq *m)
     do_initialize(m, &m->msgs[0]);
 }
 
+/* Failed authentication: one audit record per address, claimed identity and outcome, then a
+ * summary per interval (a flood cannot fill the table). */
+static void audit_auth_failure(struct mreq *m, const struct auth_result *r)
+{
+    char principal[80], detail[260];
+    snprintf(principal, sizeof principal, "unauthenticated:%s",
+             m->req ? http_req_peer(m->req) : "unknown");
+    snprintf(detail, sizeof detail, "%s: %s", r->claimed[0] ? r->claimed : "no credentials",
+             r->description);
+    struct audit_entry ae = {.principal = principal,
+                             .method = "auth.failed",
+                             .outcome = r->status == 429   ? "limited"
+                                        : r->status == 503 ? "unavailable"
+                                                           : "denied",
+                             .detail = detail};
+    audit_record_aggregated(&ae, 1);
+}
+
+/* A request refused before dispatch (not JSON, invalid UTF-8, U+0000): its bytes go to the
+ * audit trail hex-encoded, so probing leaves a trace; per principal, aggregated beyond
+ * MCP_AUDIT_REFUSED_INDIVIDUAL per interval (these come before the rate limit). */
+#define MCP_AUDIT_REFUSED_INDIVIDUAL 50
+static void audit_refused(struct mreq *m, const char *method, const char *tool, const char *why)
+{
+    size_t len;
+    const char *body = http_req_body(m->req, &len);
+    struct audit_entry ae = {.principal = mreq_principal(m),
+                             .method = method,
+                             .tool = tool,
+                             .outcome = "invalid",
+                             .detail = why,
+                             .raw = body,
+                             .raw_len = len};
+    audit_record_aggregated(&ae, MCP_AUDIT_REFUSED_INDIVIDUAL);
+}
+
 static void post_begin(struct mreq *m)
 {
     const char *accept = http_req_header(m->req, "Accept");
@@ -743,12 +812,30 @@ static void post_begin(struct mreq *m)
     size_t len;
     const char *body = http_req_body(m->req, &len);
     char err[256];
-    m->root = json_parse(body, len, mcp_env.cfg->http_max_json_depth,
-                         (size_t)mcp_env.cfg->http_max_string_length, err, sizeof err);
+    bool had_nul = false;
+    m->root = json_parse_ex(body, len, mcp_env.cfg->http_max_json_depth,
+                            (size_t)mcp_env.cfg->http_max_string_length, JSON_KEEP_NUL, &had_nul,
+                            err, sizeof err);
     if (m->root == NULL) {
         char em[320];
         snprintf(em, sizeof em, "Parse error: %s", err);
+        audit_refused(m, "mcp.parse_error", NULL, em);
         mreq_respond_error(m, 400, JSONRPC_PARSE_ERROR, em, NULL);
+        return;
+    }
+    if (had_nul) {
+        /* PostgreSQL text cannot hold U+0000 and a C string ends there: refuse, naming it */
+        char em[320];
+        snprintf(em, sizeof em, "Invalid params: %s", err);
+        yajl_val one = m->root->type == yajl_t_object ? m->root : NULL;
+        const char *method = json_get_str(one, "method");
+        audit_refused(m, method ? method : "mcp.invalid_params",
+                      json_get_str(json_get_obj(one, "params"), "name"), em);
+        struct jbuf b;
+        jbuf_init(&b);
+        jsonrpc_write_error(&b, json_get(one, "id"), JSONRPC_INVALID_PARAMS, em, NULL);
+        mreq_respond_json(m, 400, b.p, b.len);
+        jbuf_free(&b);
         return;
     }
     if (m->root->type == yajl_t_array) {
@@ -809,6 +896,7 @@ static void authed(const struct auth_result *r, void *arg)
     m->auth = *r;
     m->refs++; /* hold m while the continuation runs */
     if (r->status) {
+        audit_auth_failure(m, r);
         auth_fail(m, r, NULL);
     } else if (m->method == HTTP_M_POST) {
         post_begin(m);
@@ -862,7 +950,7 @@ static void mcp_handler(struct http_req *req, void *arg)
         return;
     }
     /* The HTTP reference (refs = 1) is handed to authed. */
-    auth_authenticate(http_req_header(req, "Authorization"), authed, m);
+    auth_authenticate(http_req_header(req, "Authorization"), http_req_peer(req), authed, m);
 }
 
 static void make_tool_json(void)

@@ -520,6 +520,38 @@ void ratelimit_check(const char *principal, const char *tool, enum ratelimit_cla
     }
 }
 
+void ratelimit_check_source(const char *source, int per_minute, ratelimit_cb cb, void *arg)
+{
+    struct ratelimit_result r;
+    memset(&r, 0, sizeof(r));
+    if (R.cfg == NULL) {
+        r.verdict = RATELIMIT_ALLOW;
+        cb(&r, arg);
+        return;
+    }
+    struct rl_req *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        r.verdict = RATELIMIT_UNAVAILABLE;
+        r.retry_after = 1;
+        snprintf(r.limit, sizeof(r.limit), "out of memory");
+        cb(&r, arg);
+        return;
+    }
+    q->cb = cb;
+    q->arg = arg;
+    q->want = 1;
+    snprintf(q->spec.hash, sizeof(q->spec.hash), "csmcp:rl:{src:%.100s}", source);
+    snprintf(q->spec.keys[0], sizeof(q->spec.keys[0]), "a");
+    snprintf(q->spec.limit[0], sizeof(q->spec.limit[0]), "failed_auth_per_address");
+    q->spec.rate[0] = per_minute;
+    q->spec.nkeys = 1;
+    if (send_script(q, false) < 0) {
+        set_redis_ok(false);
+        decide_local(&q->spec, q->cb, q->arg);
+        free(q);
+    }
+}
+
 int ratelimit_init(struct event_base *base, const struct cfg *cfg)
 {
     uint8_t d[20];

@@ -48,6 +48,12 @@ int ratelimit_init(struct event_base *base, const struct cfg *cfg);
  */
 void ratelimit_check(const char *principal, const char *tool, enum ratelimit_class cls,
                      ratelimit_cb cb, void *arg);
+/*
+ * Takes one token from the client address' credential-check bucket (per_minute =
+ * auth.failed_per_minute, capacity one minute), whether or not ratelimit.enabled: it guards
+ * the database, not a client's budget. Redis down: the local fallback (fail_open) or a refusal.
+ */
+void ratelimit_check_source(const char *source, int per_minute, ratelimit_cb cb, void *arg);
 /* False when Redis is unreachable and ratelimit.fail_open is false (for /ready). */
 bool ratelimit_ready(void);
 /* "redis", "local fallback (redis down)", "refusing (redis down)" or "disabled". */

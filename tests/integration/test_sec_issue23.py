@@ -6,7 +6,11 @@ Finding 4: U+0000 in a string is refused, never cut.
 Finding 7: lenient HTTP framing (duplicate Host/Origin, whitespace before the colon, bare LF,
 obs-fold) is answered 400 before any handler runs.
 """
+import http.client
 import json
+import random
+import secrets
+import threading
 import socket
 import time
 
@@ -146,10 +150,376 @@ class Issue23(lib.TestCase):
                        "params": {"name": name, "arguments": args}}
                 st, msgs = self.post_bytes(s, json.dumps(msg).encode())
                 self.assertTrue(msgs and "error" in msgs[0], (args, st, msgs))
-                self.assertIn(msgs[0]["error"]["code"], (-32602, -32700), msgs)
-                self.assertIn("NUL", msgs[0]["error"]["message"], msgs)
+                self.assertEqual(msgs[0]["error"]["code"], -32602, msgs)
+                self.assertEqual(msgs[0]["id"], 9, msgs)
+                self.assertIn("params.arguments.%s: NUL character" % list(args)[0],
+                              msgs[0]["error"]["message"], msgs)
         finally:
             s.close()
+
+
+    # ---- finding 8: the 403 insufficient-scope error carries the request id -------------------
+
+    def test_f8_insufficient_scope_answers_the_request_id(self):
+        s = self.session(self.read_token)
+        try:
+            msg = {"jsonrpc": "2.0", "id": "req-403", "method": "tools/call",
+                   "params": {"name": "erase_client_data", "arguments": {"client_id": "x"}}}
+            st, msgs = self.post_bytes(s, json.dumps(msg).encode())
+            self.assertEqual(st, 403, msgs)
+            self.assertEqual(msgs[0]["id"], "req-403", msgs)
+            self.assertEqual(msgs[0]["error"]["code"], -32001, msgs)
+        finally:
+            s.close()
+
+    # ---- finding 2: calls refused by the schema and failed authentications are audited ------
+
+    def test_f2_refused_calls_and_failed_auth_are_audited(self):
+        marker = "f2_%s" % secrets.token_hex(3)
+        s = self.session(self.read_token)
+        try:
+            r = s.call_tool("list_clients", {"search": marker, "no_such_argument": 1})
+            self.assertTrue(r.get("isError"), r)
+        finally:
+            s.close()
+        bad = "csk_%s_%s" % (secrets.token_hex(6), "B" * 43)
+        st, _, _ = lib.http_request(self.d.port, "POST", "/mcp", body="{}", headers=dict(
+            ACCEPT, Authorization="Bearer " + bad))
+        self.assertEqual(st, 401)
+        kid = bad.split("_")[1]
+
+        def rows():
+            out = su.psql(lib.database_url(), "SELECT method || '|' || outcome || '|' || "
+                          "coalesce(detail, '') FROM audit_log WHERE (tool = 'list_clients' AND "
+                          "args->>'search' = '%s') OR detail LIKE 'key:%s:%%'" % (marker, kid))
+            got = out.strip().split("\n") if out.strip() else []
+            return got if len(got) == 2 else None
+        got = sorted(lib.wait_until(rows, 10, what="audit rows of the refusals"))
+        self.assertTrue(got[0].startswith("auth.failed|denied|key:%s: unknown API key" % kid), got)
+        self.assertTrue(got[1].startswith("tools/call|invalid|"), got)
+
+
+def scratch_full_db():
+    """A throw-away database with every migration and a small seed (the poisoning test
+    deletes an audit row, which must not break the shared database's chain)."""
+    base = lib.database_url()
+    name = "csmcp_i23_%s" % secrets.token_hex(4)
+    su.psql(su.with_db(base, "postgres"), 'CREATE DATABASE "%s";' % name)
+    return name, su.with_db(base, name)
+
+
+def drop_db(name):
+    su.psql(su.with_db(lib.database_url(), "postgres"),
+            'DROP DATABASE IF EXISTS "%s" WITH (FORCE);' % name, check=False)
+
+
+class AuditPoisoning(lib.TestCase):
+    """Finding 1: a read key floods poisoned calls while an admin key makes 50 writes on the
+    same workers: every write and every poisoned call is in the audit trail (the poisoned ones
+    safely encoded), `audit verify` passes, and deleting one row makes it fail. On 49b645f the
+    writes in a poisoned batch were dropped while verify said OK."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dbname, cls.url = scratch_full_db()
+        cls.d = lib.Csmcpd(workers=2, auth=True, conf={
+            "database": {"url": cls.url, "pool_size": 4},
+            "ratelimit": {"key_per_minute": 1000000, "tool_per_minute": 1000000,
+                          "write_per_minute": 1000000}})
+        for args in (("migrate",), ("seed", "--accounts", "20")):
+            r = cls.d.ctl_db(*args)
+            assert r.returncode == 0, r.stderr
+        cls.d.start()
+        cls.admin = su.create_key(cls.d.conf_path, "read,write,admin", "poison-admin")
+        cls.read = su.create_key(cls.d.conf_path, "read", "poison-read")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        drop_db(cls.dbname)
+
+    def sql(self, q):
+        return su.psql(self.url, q).strip()
+
+    def test_poisoned_calls_never_erase_writes(self):
+        marker = "poison_%s" % secrets.token_hex(3)
+        bodies = []
+        pre = (b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_clients",'
+               b'"arguments":{"search":"')
+        for bad in (b"\xc0\xaf", b"\xed\xa0\x80", b"\\udc00", b"x\\u0000' OR 1=1--"):
+            bodies.append(pre + bad + b'"}}}')
+        # accepted by the parser, refused by the schema, audited with its arguments - and
+        # PostgreSQL refuses the number (numeric overflow), so the batch must be split
+        bodies.append(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":'
+                      b'"list_clients","arguments":{"limit":1e1000000}}}')
+        sent = {"parse": 0, "nul": 0, "schema": 0}
+        stop = threading.Event()
+
+        def flood():
+            sessions = [lib.McpSession(self.d.port, token=self.read) for _ in range(4)]
+            i = 0
+            while not stop.is_set():
+                s = sessions[i % len(sessions)]
+                body = bodies[i % len(bodies)]
+                s.conn.request("POST", "/mcp", body=body, headers=s.headers())
+                r = s.conn.getresponse()
+                r.read()
+                kind = "schema" if b"1e1000000" in body else "nul" if b"u0000" in body else "parse"
+                sent[kind] += 1
+                assert r.status in (200, 400), r.status
+                i += 1
+            for s in sessions:
+                s.close()
+
+        writes = []
+
+        def write(k):
+            s = lib.McpSession(self.d.port, token=self.admin)
+            try:
+                for j in range(k):
+                    out = s.call_ok("register_client", {
+                        "client_name": "%s %d" % (marker, len(writes)),
+                        "company_name": "%s corp" % marker})
+                    writes.append(out)
+                    time.sleep(0.01)
+            finally:
+                s.close()
+
+        t = threading.Thread(target=flood)
+        t.start()
+        time.sleep(0.3)
+        ws = [threading.Thread(target=write, args=(10,)) for _ in range(5)]
+        for w in ws:
+            w.start()
+        for w in ws:
+            w.join()
+        time.sleep(0.3)
+        stop.set()
+        t.join()
+        self.assertEqual(len(writes), 50)
+        admin_p = "key:" + self.admin.split("_")[1]
+        read_p = "key:" + self.read.split("_")[1]
+
+        def all_writes():
+            n = int(self.sql("SELECT count(*) FROM audit_log WHERE principal = '%s' AND tool = "
+                             "'register_client' AND outcome = 'ok' AND args->>'client_name' LIKE "
+                             "'%s %%'" % (admin_p, marker)))
+            return n == 50 or None
+        lib.wait_until(all_writes, 15, what="the 50 writes in the audit trail")
+        # the schema-refused calls whose numbers PostgreSQL cannot store: safe form, hex args
+        enc = int(self.sql("SELECT count(*) FROM audit_log WHERE principal = '%s' AND tool = "
+                           "'list_clients' AND outcome = 'invalid' AND encoded AND "
+                           "args ? '_hex' AND detail NOT LIKE '%%NUL character%%'" % read_p))
+        self.assertEqual(enc, sent["schema"], sent)
+        hexed = self.sql("SELECT args->>'_hex' FROM audit_log WHERE principal = '%s' AND "
+                         "tool = 'list_clients' AND encoded AND detail NOT LIKE "
+                         "'%%NUL character%%' LIMIT 1" % read_p)
+        self.assertIn(b"1e1000000", bytes.fromhex(hexed))
+        # parse errors and NUL refusals: one row each, or counted in an interval's summary
+        time.sleep(lib_interval() + 1)
+        rows = self.sql("SELECT method || '|' || coalesce(args->>'suppressed', '') || '|' || "
+                        "encoded FROM audit_log WHERE principal = '%s' AND outcome = 'invalid' "
+                        "AND (method = 'mcp.parse_error' OR detail LIKE '%%NUL character%%')"
+                        % read_p).split("\n")
+        got = {"mcp.parse_error": 0, "tools/call": 0}
+        for r in rows:
+            method, sup, encoded = r.split("|")
+            if sup:
+                got[method] += int(sup)
+            else:
+                self.assertEqual(encoded, "true", r)
+                got[method] += 1
+        self.assertEqual(got["mcp.parse_error"], sent["parse"], (got, sent))
+        self.assertEqual(got["tools/call"], sent["nul"], (got, sent))
+        v = self.d.ctl_db("audit", "verify")
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertIn("without gaps", v.stdout)
+        # deleting one row (as the table owner, triggers off) breaks verification
+        su.psql(self.url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update; "
+                "DELETE FROM audit_log WHERE id = (SELECT min(id) FROM audit_log WHERE "
+                "principal = '%s' AND tool = 'register_client'); "
+                "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update;" % admin_p)
+        v = self.d.ctl_db("audit", "verify")
+        self.assertEqual(v.returncode, 1, v.stdout + v.stderr)
+        self.assertIn("BROKEN", v.stdout)
+        print("\n    poisoned calls sent %s; 50 writes audited; verify OK, then BROKEN after a "
+              "delete" % sent)
+
+
+def lib_interval():
+    return 10  # AUDIT_AGG_INTERVAL_S (worker/audit.h)
+
+
+class AuditGap(lib.TestCase):
+    """An intact chain with a record missing from a writer's sequence (a record the worker
+    made but never stored) fails `csmcpctl audit verify`; before 0120 nothing could tell."""
+
+    def test_gap_in_a_writer_sequence_fails_verify(self):
+        db = su.ScratchDb()
+        try:
+            rec = ('{"principal":"key:abcdefgh","method":"tools/call","tool":"t","args":{},'
+                   '"outcome":"ok","latency_ms":1,"writer":"42-00ff","seq":%d}')
+            db.sql("SELECT csmcp.audit_append_batch('[%s,%s]')" % (rec % 1, rec % 2))
+            r = su.ctl(db.url, "audit", "verify")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("1 writers without gaps", r.stdout)
+            db.sql("SELECT csmcp.audit_append_batch('[%s]')" % (rec % 4))
+            r = su.ctl(db.url, "audit", "verify")
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("writer 42-00ff has 3 records numbered 1..4", r.stdout)
+            self.assertIn("a gap", r.stdout)
+            # a safe-form record still verifies (its flag is part of its hash)
+            db2 = su.ScratchDb()
+            try:
+                enc = rec.replace('"args":{}', '"args":{"_hex":"c0af","_bytes":2},"encoded":true')
+                db2.sql("SELECT csmcp.audit_append_batch('[%s]')" % (enc % 1))
+                r = su.ctl(db2.url, "audit", "verify")
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("1 records stored in safe (encoded) form", r.stdout)
+                db2.sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update; "
+                        "UPDATE audit_log SET encoded = false; "
+                        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update;")
+                r = su.ctl(db2.url, "audit", "verify")
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            finally:
+                db2.drop()
+        finally:
+            db.drop()
+
+
+def metric_sum(text, name):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class MadeUpKeyFlood(lib.TestCase):
+    """Finding 3: 20,000 random well-formed API keys from one address cost at most
+    F + F x minutes database lookups (F = auth.failed_per_minute: a minute of burst, then F
+    per minute, all workers together) and get 429s; a key already used from that address and
+    a key from another address keep working at normal latency meanwhile. On 49b645f each of
+    them was a PostgreSQL lookup (~3,300/s from one client)."""
+
+    F = 120
+
+    def test_flood_of_random_tokens(self):
+        d = lib.Csmcpd(workers=2, auth=True, conf={"auth": {"failed_per_minute": self.F}})
+        with d:
+            good = su.create_key(d.conf_path, "read", "flood-legit")
+            # a legitimate client on the flooding address, seen valid before the flood
+            same = lib.McpSession(d.port, token=good)
+            same.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30,
+                                                   source_address=("127.0.0.3", 0))
+            other = lib.McpSession(d.port, token=good)
+            other.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30,
+                                                    source_address=("127.0.0.2", 0))
+            for s in (same, other):
+                s.request("ping")
+            time.sleep(0.8)
+            before = metric_sum(d.admin("/metrics")[2].decode(), "csmcp_auth_key_lookups_total")
+            statuses, lat = {}, {"same": [], "other": []}
+            stop = threading.Event()
+            rnd = random.Random(23)
+            lock = threading.Lock()
+            n_per = 20000 // 8
+
+            def flood():
+                c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30,
+                                               source_address=("127.0.0.3", 0))
+                for _ in range(n_per):
+                    with lock:
+                        tok = "csk_%016x_%s" % (rnd.getrandbits(64), "%040x" % rnd.getrandbits(160))
+                    c.request("POST", "/mcp", body=b"{}", headers={
+                        "Content-Type": "application/json", "Authorization": "Bearer " + tok,
+                        "Accept": "application/json, text/event-stream"})
+                    r = c.getresponse()
+                    r.read()
+                    with lock:
+                        statuses[r.status] = statuses.get(r.status, 0) + 1
+                    if r.getheader("Connection", "").lower() == "close":
+                        c.close()
+                        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30,
+                                                       source_address=("127.0.0.3", 0))
+                c.close()
+
+            def legit(name, s):
+                while not stop.is_set():
+                    t0 = time.monotonic()
+                    s.request("ping")
+                    lat[name].append(time.monotonic() - t0)
+                    time.sleep(0.02)
+
+            t0 = time.monotonic()
+            ls = [threading.Thread(target=legit, args=(k, v)) for k, v in
+                  (("same", same), ("other", other))]
+            fs = [threading.Thread(target=flood) for _ in range(8)]
+            for t in ls + fs:
+                t.start()
+            for t in fs:
+                t.join()
+            elapsed = time.monotonic() - t0
+            stop.set()
+            for t in ls:
+                t.join()
+            time.sleep(0.8)  # heartbeat: the workers' counters reach the supervisor
+            lookups = metric_sum(d.admin("/metrics")[2].decode(),
+                                 "csmcp_auth_key_lookups_total") - before
+            bound = self.F + self.F * elapsed / 60.0 + 4  # + the legit keys' cache refreshes
+            self.assertEqual(sum(statuses.values()), 20000)
+            self.assertLessEqual(lookups, bound, (lookups, statuses))
+            self.assertGreater(statuses.get(429, 0), 19000, statuses)
+            for name in ("same", "other"):
+                v = sorted(lat[name])
+                self.assertTrue(v, name)
+                p99 = v[int(len(v) * 0.99) - 1] if len(v) > 1 else v[0]
+                self.assertLess(p99, 0.25, (name, p99, len(v)))
+            print("\n    20,000 random keys in %.1f s from 127.0.0.3: %s; %d database lookups "
+                  "(bound F + F x min = %.0f); legit ping p50 same-address %.1f ms, "
+                  "other %.1f ms (%d, %d pings)" % (
+                      elapsed, statuses, lookups, bound,
+                      1000 * sorted(lat["same"])[len(lat["same"]) // 2],
+                      1000 * sorted(lat["other"])[len(lat["other"]) // 2],
+                      len(lat["same"]), len(lat["other"])))
+            same.close()
+            other.close()
+
+
+class JwtSubject(lib.TestCase):
+    """Finding 8: a JWT sub with control characters, quotes or non-ASCII goes into the
+    principal escaped (%XX), never raw (it reaches audit rows, logs and Redis keys)."""
+    ISS = "https://idp.example.test"
+    AUD = "https://mcp.example.test/mcp"
+
+    def test_sub_is_escaped_in_the_principal(self):
+        pki = su.Pki()
+        try:
+            key, jwk = pki.rsa_jwk("k1")
+            jwks = pki.path("jwks.json")
+            with open(jwks, "w") as f:
+                json.dump({"keys": [jwk]}, f)
+            d = lib.Csmcpd(workers=1, auth=True, conf={"auth": {
+                "jwks_file": jwks, "jwt_issuer": self.ISS, "jwt_audience": self.AUD,
+                "resource_url": self.AUD}})
+            with d:
+                now = su.now()
+                tag = secrets.token_hex(3)
+                sub = "ev\u0001il\n%s\"x\u00e9 %%" % tag
+                tok = pki.jwt(key, {"iss": self.ISS, "aud": self.AUD, "sub": sub,
+                                    "exp": now + 300, "scope": "read"})
+                s = lib.McpSession(d.port, token=tok)
+                s.call_tool("list_clients", {"search": "jwt-" + tag})
+                s.close()
+                want = "jwt:ev%01il%0A" + tag + "%22x%C3%A9%20%25"
+
+                def row():
+                    out = su.psql(lib.database_url(), "SELECT principal FROM audit_log WHERE "
+                                  "args->>'search' = 'jwt-%s'" % tag).strip()
+                    return out or None
+                self.assertEqual(lib.wait_until(row, 10, what="audit row"), want)
+        finally:
+            pki.cleanup()
 
 
 if __name__ == "__main__":
