@@ -15,6 +15,7 @@ import lib
 
 ROOT = lib.ROOT
 MIGRATIONS = sorted(glob.glob(os.path.join(ROOT, "db", "migrations", "01[0-9][0-9]_*.sql")))
+AUDIT_FUNCTIONS = sorted(glob.glob(os.path.join(ROOT, "db", "functions", "audit", "*.sql")))
 
 
 def tool(name):
@@ -41,18 +42,27 @@ def with_db(url, db):
     return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, u.fragment))
 
 
+def apply_security_schema(url):
+    """The 01xx migrations, then db/functions/audit (as csmcpctl migrate applies them)."""
+    for m in MIGRATIONS:
+        with open(m) as f:
+            psql(url, f.read())
+    for m in AUDIT_FUNCTIONS:
+        with open(m) as f:
+            psql(url, "SET check_function_bodies = off;\n" + f.read())
+
+
 class ScratchDb:
-    """A throw-away database holding only the security migrations (01xx), so tests that tamper
-    with the audit chain never disturb the shared test database."""
+    """A throw-away database holding only the security migrations (01xx) and the audit
+    functions (db/functions/audit), so tests that tamper with the audit chain never disturb
+    the shared test database."""
 
     def __init__(self):
         self.base = lib.database_url()
         self.name = "csmcp_sec_%s" % secrets.token_hex(4)
         psql(with_db(self.base, "postgres"), 'CREATE DATABASE "%s";' % self.name)
         self.url = with_db(self.base, self.name)
-        for m in MIGRATIONS:
-            with open(m) as f:
-                psql(self.url, f.read())
+        apply_security_schema(self.url)
 
     def sql(self, text, check=True):
         return psql(self.url, text, check)

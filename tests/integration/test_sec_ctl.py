@@ -221,9 +221,7 @@ class ServerRole(lib.TestCase):
         cls.name = "csmcp_sec_role_%s" % os.urandom(4).hex()
         su.psql(cls.admin, 'CREATE DATABASE "%s";' % cls.name)
         cls.owner_url = su.with_db(cls.admin, cls.name)
-        for m in su.MIGRATIONS:
-            with open(m) as f:
-                su.psql(cls.owner_url, f.read())
+        su.apply_security_schema(cls.owner_url)
         u = su.urllib.parse.urlsplit(cls.owner_url)
         host = u.netloc.split("@", 1)[-1]
         cls.app_url = su.urllib.parse.urlunsplit((u.scheme, "csmcp_app@" + host, u.path, u.query,
