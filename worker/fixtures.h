@@ -5,7 +5,7 @@
  *
  * The tables are declarative: worker/tools/fixtures/resources.json and prompts.json, turned
  * into C by worker/tools/gen_registry.py (tools_gen.c). The read/get functions are generated
- * thunks over fixture_template_expand() / fixture_prompt_expand() (worker/registry.c), which
+ * thunks over fixture_template_expand() / fixture_prompt_expand() (worker/fixture_expand.c), which
  * substitute the template variable or the prompt arguments into the declared text.
  */
 #ifndef CSMCP_FIXTURES_H
@@ -47,7 +47,7 @@ extern const size_t fixture_templates_n;
 extern const struct fixture_prompt fixture_prompts[];
 extern const size_t fixture_prompts_n;
 
-/* The generic read/get behind the generated thunks (worker/registry.c). */
+/* The generic read/get behind the generated thunks (worker/fixture_expand.c). */
 int fixture_template_expand(const struct fixture_template *t, const char *uri, struct jbuf *out);
 int fixture_prompt_expand(const struct fixture_prompt *p, yajl_val args, struct jbuf *out,
                           char *err, size_t errlen);
