@@ -398,13 +398,17 @@ def c_string(s, indent="        "):
             t = "".join("\\%03o" % b for b in ch.encode("utf-8"))
         toks.append(t)
         prev = ch
-    pieces, cur = [], ""
+    # pieces of at most ~90 characters, cut after a ',' or ' ' where one is near the end
+    pieces, cur, cut = [], [], 0
     for t in toks:
-        if len(cur) + len(t) > 90:
-            pieces.append(cur)
-            cur = ""
-        cur += t
-    pieces.append(cur)
+        cur.append(t)
+        if t in (",", " "):
+            cut = len(cur)
+        if sum(map(len, cur)) > 90:
+            k = cut if cut > len(cur) - 30 else len(cur)
+            pieces.append("".join(cur[:k]))
+            cur, cut = cur[k:], 0
+    pieces.append("".join(cur))
     if len(pieces) == 1:
         return '"%s"' % pieces[0]
     return ("\n" + indent).join('"%s"' % p for p in pieces)
