@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -607,6 +608,23 @@ void auth_authenticate(const char *authorization, const char *source, auth_cb cb
     cb(&r, arg);
 }
 
+bool auth_host_allowed(const char *host)
+{
+    if (host == NULL || A.cfg == NULL)
+        return false;
+    char h[256];
+    snprintf(h, sizeof h, "%s", host);
+    /* strip the port: "[::1]:8080" -> "[::1]", "a:1" -> "a" */
+    char *end = h[0] == '[' ? strchr(h, ']') : NULL;
+    char *colon = strrchr(end ? end : h, ':');
+    if (colon)
+        *colon = '\0';
+    for (int i = 0; i < A.cfg->mcp_allowed_hosts.n; i++)
+        if (strcasecmp(h, A.cfg->mcp_allowed_hosts.v[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Host header -> a safe authority for URLs (letters, digits, . - : [ ]), else "localhost". */
 static void safe_host(const char *host, char *out, size_t len)
 {
@@ -705,13 +723,22 @@ static void metadata_handler(struct http_req *req, void *arg)
                      "{\"error\":\"method not allowed\"}", 30);
         return;
     }
-    n = auth_metadata_json(http_req_header(req, "Host"), body, sizeof(body));
+    const char *host = http_req_header(req, "Host");
+    if (!auth_host_allowed(host)) {
+        /* never echo a Host that is not ours into a URL (issue 23, finding 6) */
+        static const char forbidden[] = "{\"error\":\"Host not allowed\"}";
+        http_respond(req, 403, "application/json", NULL, forbidden, sizeof forbidden - 1);
+        return;
+    }
+    n = auth_metadata_json(host, body, sizeof(body));
     if (n < 0) {
         http_respond(req, 500, "application/json", NULL, "{\"error\":\"metadata\"}", 20);
         return;
     }
-    http_respond(req, 200, "application/json",
-                 "Cache-Control: max-age=300\r\nAccess-Control-Allow-Origin: *\r\n", body,
+    /* One caching policy: the default Cache-Control: no-store (the document may be derived
+     * from Host, so no shared cache may keep it). Public, credential-free data: any origin
+     * may read it (browser-based MCP clients discover the authorization server here). */
+    http_respond(req, 200, "application/json", "Access-Control-Allow-Origin: *\r\n", body,
                  (size_t)n);
 }
 

@@ -65,7 +65,10 @@ const char *auth_scope_name(int tool_scope);
 int auth_www_authenticate(const struct auth_result *r, const char *host, const char *need_scope,
                           char *buf, size_t len);
 /* RFC 9728 protected resource metadata document (JSON) into buf; length or -1. auth_init
- * routes /.well-known/oauth-protected-resource and .../mcp to it itself. */
+ * routes /.well-known/oauth-protected-resource and .../mcp to it itself: 403 for a Host not in
+ * mcp.allowed_hosts, the resource from auth.resource_url when set (else the Host), one caching
+ * policy (no-store), readable from any origin. */
+bool auth_host_allowed(const char *host); /* Host (port ignored) in mcp.allowed_hosts */
 int auth_metadata_json(const char *host, char *buf, size_t len);
 /*
  * Security header lines for every response (static string, each line ending in "\r\n"):

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static struct {
     struct event_base *base;
     struct cfg cfg;
     struct pgpool *pg;
-    struct event *sig_term, *sig_int, *sig_quit, *ready_timer, *drain_timer;
+    struct event *sig_term, *sig_int, *sig_quit, *ready_timer, *drain_timer, *dep_timer;
     bool ready_sent;
     bool draining;
     int exit_code;
@@ -226,34 +227,41 @@ static void health_handler(struct http_req *r, void *arg)
     http_respond(r, 200, "application/json", NULL, ok, sizeof ok - 1);
 }
 
-static void json_escape_into(char *dst, size_t cap, const char *s)
+/* Which dependencies this worker reaches, as gauges the supervisor sums over workers (admin
+ * listener /metrics): the public /ready only says yes or no (issue 23, finding 6). */
+static void dependency_gauges(bool db, bool rd, bool rl)
 {
-    size_t o = 0;
-    for (; *s && o + 2 < cap; s++) {
-        if (*s == '"' || *s == '\\')
-            dst[o++] = '\\';
-        dst[o++] = (unsigned char)*s < 0x20 ? ' ' : *s;
-    }
-    dst[o] = '\0';
+    metrics_gauge_set("csmcp_worker_dependency_ready", "dependency=\"database\"", db ? 1 : 0);
+    metrics_gauge_set("csmcp_worker_dependency_ready", "dependency=\"redis\"", rd ? 1 : 0);
+    metrics_gauge_set("csmcp_worker_dependency_ready", "dependency=\"ratelimit\"", rl ? 1 : 0);
 }
 
+static void dep_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    dependency_gauges(pgpool_ready(W.pg), redisc_ready(), ratelimit_ready());
+}
+
+/* Public listener: a bare 200/503. Why a worker is not ready goes to its log (at most every
+ * 10 s) and to csmcp_worker_dependency_ready on the admin listener - never to the client. */
 static void ready_handler(struct http_req *r, void *arg)
 {
-    char pgs[160], rds[160], pge[200], rde[200], body[800];
-    pgpool_status(W.pg, pgs, sizeof pgs);
-    redisc_status(rds, sizeof rds);
-    json_escape_into(pge, sizeof pge, pgs);
-    json_escape_into(rde, sizeof rde, rds);
+    static time_t last_log;
     bool db = pgpool_ready(W.pg), rd = redisc_ready(), dr = http_draining();
     bool rl = ratelimit_ready();
     bool ok = db && rd && rl && !dr;
-    int n = snprintf(body, sizeof body,
-                     "{\"status\":\"%s\",\"database\":{\"ready\":%s,\"detail\":\"%s\"},"
-                     "\"redis\":{\"ready\":%s,\"detail\":\"%s\"},\"ratelimit\":{\"ready\":%s,"
-                     "\"detail\":\"%s\"},\"draining\":%s}",
-                     ok ? "ready" : "not ready", db ? "true" : "false", pge, rd ? "true" : "false",
-                     rde, rl ? "true" : "false", ratelimit_status(), dr ? "true" : "false");
-    http_respond(r, ok ? 200 : 503, "application/json", NULL, body, (size_t)n);
+    dependency_gauges(db, rd, rl);
+    if (!ok && time(NULL) - last_log >= 10) {
+        char pgs[160], rds[160];
+        pgpool_status(W.pg, pgs, sizeof pgs);
+        redisc_status(rds, sizeof rds);
+        log_warn("not ready: database %s (%s), redis %s (%s), ratelimit %s, draining %s",
+                 db ? "ready" : "not ready", pgs, rd ? "ready" : "not ready", rds,
+                 ratelimit_status(), dr ? "yes" : "no");
+        last_log = time(NULL);
+    }
+    static const char yes[] = "{\"status\":\"ready\"}", no[] = "{\"status\":\"not ready\"}";
+    http_respond(r, ok ? 200 : 503, "application/json", NULL, ok ? yes : no,
+                 ok ? sizeof yes - 1 : sizeof no - 1);
 }
 
 int main(int argc, char **argv)
@@ -328,6 +336,10 @@ int main(int argc, char **argv)
     struct timeval tv = {0, 20 * 1000};
     if (W.ready_timer == NULL || event_add(W.ready_timer, &tv) < 0)
         fatal("timer set-up failed");
+    W.dep_timer = event_new(W.base, -1, EV_PERSIST, dep_timer_cb, NULL);
+    struct timeval one = {1, 0};
+    if (W.dep_timer == NULL || event_add(W.dep_timer, &one) < 0)
+        fatal("timer set-up failed");
     log_info("started: pid %d, %d inherited listen fds", (int)getpid(), A.nlisten_fds);
 
     event_base_dispatch(W.base);
@@ -346,6 +358,7 @@ int main(int argc, char **argv)
     if (W.drain_timer)
         event_free(W.drain_timer);
     event_free(W.ready_timer);
+    event_free(W.dep_timer);
     event_free(W.sig_term);
     event_free(W.sig_int);
     event_free(W.sig_quit);

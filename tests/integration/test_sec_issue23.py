@@ -198,6 +198,28 @@ class Issue23(lib.TestCase):
         self.assertTrue(got[0].startswith("auth.failed|denied|key:%s: unknown API key" % kid), got)
         self.assertTrue(got[1].startswith("tools/call|invalid|"), got)
 
+    # ---- finding 6: public metadata ------------------------------------------------------------
+
+    def test_f6_public_ready_is_bare_and_metadata_refuses_foreign_hosts(self):
+        st, hdrs, body = self.d.get("/ready")
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(body), {"status": "ready"})  # no pool or Redis state
+        # the details are on the admin listener
+        _, _, metrics = self.d.admin("/metrics")
+        self.assertRegex(metrics.decode(),
+                         r'csmcp_worker_dependency_ready\{dependency="database"\} 2')
+        for path in ("/.well-known/oauth-protected-resource",
+                     "/.well-known/oauth-protected-resource/mcp"):
+            st, hdrs, body = lib.http_request(self.d.port, "GET", path,
+                                              headers={"Host": "evil.com"})
+            self.assertEqual(st, 403, body)
+            self.assertNotIn(b"evil.com", body)
+            st, hdrs, body = lib.http_request(self.d.port, "GET", path,
+                                              headers={"Host": "127.0.0.1:%d" % self.d.port})
+            self.assertEqual(st, 200, body)
+            self.assertEqual(hdrs.get("cache-control"), "no-store", hdrs)
+            self.assertEqual(json.loads(body)["resource"], "http://127.0.0.1:%d/mcp" % self.d.port)
+
 
 def scratch_full_db():
     """A throw-away database with every migration and a small seed (the poisoning test
