@@ -547,3 +547,111 @@ class JwtSubject(lib.TestCase):
 if __name__ == "__main__":
     import unittest
     unittest.main()
+
+
+FORBIDDEN = ("violates", "numeric field", "invalid byte sequence", "SQLSTATE", 'constraint "')
+
+
+class DatabaseTextNeverLeaks(lib.TestCase):
+    """Finding 5: every tool, every top-level argument, hostile values (numbers past every
+    column's range, impossible dates, end before start, long and odd text): no answer carries
+    PostgreSQL's own text. On 49b645f `contract_value: 1e12` answered "numeric field overflow"
+    and an end date before the start date 'violates check constraint "contracts_check"'."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dbname, cls.url = scratch_full_db()
+        cls.d = lib.Csmcpd(workers=2, auth=True, conf={
+            "database": {"url": cls.url, "pool_size": 4},
+            "ratelimit": {"key_per_minute": 1000000, "tool_per_minute": 1000000,
+                          "write_per_minute": 1000000}})
+        for args in (("migrate",), ("seed", "--accounts", "20")):
+            r = cls.d.ctl_db(*args)
+            assert r.returncode == 0, r.stderr
+        cls.d.start()
+        cls.admin = su.create_key(cls.d.conf_path, "read,write,admin", "leak-admin")
+        cls.client = su.psql(cls.url, "SELECT client_id FROM accounts ORDER BY client_id "
+                             "LIMIT 1").strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        drop_db(cls.dbname)
+
+    def base_value(self, name, spec):
+        if "enum" in spec:
+            return spec["enum"][0]
+        t = spec.get("type")
+        t = t[0] if isinstance(t, list) else t
+        if name == "client_id":
+            return self.client
+        if t == "string":
+            return "2025-01-15" if spec.get("format") == "date" else "probe"
+        if t in ("number", "integer"):
+            return spec.get("minimum", 1)
+        if t == "boolean":
+            return False
+        if t == "array":
+            return []
+        if t == "object":
+            return {}
+        return None
+
+    def hostile(self, spec):
+        t = spec.get("type")
+        t = t[0] if isinstance(t, list) else t
+        if t in ("number", "integer"):
+            out = [1e12, 1e15, -1e15, 99999999999999999999]
+            if "maximum" in spec:
+                out.append(spec["maximum"])
+            return out
+        if t == "string":
+            if spec.get("format") == "date":
+                return ["0001-01-01", "9999-12-31", "1900-02-29"]
+            return ["'; DROP TABLE accounts;--", "\u00ff\u2028\\", "z" * 5000]
+        return []
+
+    def test_hostile_corpus_never_sees_database_text(self):
+        s = lib.McpSession(self.d.port, token=self.admin)
+        try:
+            tools = s.request("tools/list")["tools"]
+            cases = []
+            for t in tools:
+                props = t["inputSchema"].get("properties", {})
+                req = t["inputSchema"].get("required", [])
+                base = {k: self.base_value(k, props.get(k, {})) for k in req}
+                for k, spec in props.items():
+                    for v in self.hostile(spec):
+                        args = dict(base)
+                        args[k] = v
+                        cases.append((t["name"], args))
+                if "contract_start_date" in props and "contract_end_date" in props:
+                    args = dict(base, contract_start_date="2026-06-01",
+                                contract_end_date="2026-01-01")
+                    cases.append((t["name"], args))
+            seen = {}
+            for name, args in cases:
+                if name == "erase_client_data":
+                    continue  # would erase the fixture account the other cases use
+                try:
+                    r = s.call_tool(name, args)
+                    text = json.dumps(r)
+                except lib.McpError as e:
+                    text = "%s %s" % (e.message, json.dumps(e.data))
+                for word in FORBIDDEN:
+                    self.assertNotIn(word, text, (name, args, text[:300]))
+                seen[name] = seen.get(name, 0) + 1
+            # the two cases the attack run reported, answered precisely
+            r = s.call_tool("register_client", {"client_name": "x", "company_name": "y",
+                                                 "contract_value": 1e12})
+            self.assertTrue(r.get("isError"), r)
+            self.assertIn("contract_value", r["content"][0]["text"])
+            r = s.call_tool("update_client_info", {"client_id": self.client, "updates": {
+                "contract_start_date": "2026-06-01", "contract_end_date": "2026-01-01"}})
+            self.assertTrue(r.get("isError"), r)
+            self.assertIn("contract_end_date must be after contract_start_date",
+                          r["content"][0]["text"], r)
+            print("\n    %d hostile calls over %d tools: no database text" % (
+                sum(seen.values()), len(seen)))
+        finally:
+            s.close()
