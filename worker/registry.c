@@ -348,13 +348,35 @@ static void md_scope(FILE *f, const struct tool_def *d)
     yajl_tree_free(s);
 }
 
-/* "read", or for a tool with action_scopes the range, e.g. "read/write". */
+/* "read", or for a tool with action_scopes the scopes its calls can need, e.g. "read/write":
+ * that of every value of the action enum, and the tool's own when action may be omitted. */
 static const char *scope_summary(const struct tool_def *d, char *buf, size_t len)
 {
     bool seen[3] = {false, false, false};
-    seen[d->scope] = true;
-    for (size_t j = 0; j < d->n_action_scopes; j++)
-        seen[d->action_scopes[j].scope] = true;
+    if (d->n_action_scopes == 0) {
+        seen[d->scope] = true;
+    } else {
+        char err[128];
+        yajl_val s =
+            json_parse(d->input_schema, strlen(d->input_schema), 64, 1 << 20, err, sizeof err);
+        yajl_val en = json_get_arr(json_get_obj(json_get_obj(s, "properties"), "action"), "enum");
+        yajl_val req = json_get_arr(s, "required");
+        bool required = false;
+        for (size_t i = 0; req && i < req->u.array.len; i++)
+            required |= YAJL_IS_STRING(req->u.array.values[i]) &&
+                        strcmp(req->u.array.values[i]->u.string, "action") == 0;
+        if (!required || en == NULL)
+            seen[d->scope] = true;
+        for (size_t i = 0; en && i < en->u.array.len; i++) {
+            yajl_val a = en->u.array.values[i];
+            enum tool_scope need = d->scope;
+            for (size_t j = 0; YAJL_IS_STRING(a) && j < d->n_action_scopes; j++)
+                if (strcmp(d->action_scopes[j].action, a->u.string) == 0)
+                    need = d->action_scopes[j].scope;
+            seen[need] = true;
+        }
+        yajl_tree_free(s);
+    }
     size_t o = 0;
     buf[0] = '\0';
     for (int k = TOOL_SCOPE_READ; k <= TOOL_SCOPE_ADMIN && o < len; k++)
