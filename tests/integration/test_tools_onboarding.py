@@ -5,7 +5,6 @@ variance math, progress with its projection, the journey, the process analysis; 
 (-32602), not found, scope refusals with a read-only key, and concurrent writers. Fixtures are
 inserted with a unique prefix; every expected figure is computed by hand in the comments."""
 import datetime
-import json
 import math
 import statistics
 import threading
@@ -386,7 +385,14 @@ class OnboardingToolsTest(lib.TestCase):
             t.join()
         self.assertFalse(any(r.get("isError") for r in results), results)
         self.assertEqual(sorted(r["structuredContent"]["plan_status"] for r in results), ["completed", "in_progress"])
-        self.assertEqual(self.sql("SELECT status FROM onboarding_plans WHERE plan_id = '%s'" % pid), "completed")
+        # completed: the time to value measured then is stored (no contract: start = creation today,
+        # M3 completed today -> 0 days)
+        self.assertEqual(self.sql("SELECT status || '|' || ttv_days || '|' || ttv_reached FROM onboarding_plans "
+                                  "WHERE plan_id = '%s'" % pid), "completed|0|true")
+        # the M3 completion refreshed the standard tier's benchmark: it counts every completed M3 of the tier
+        self.assertEqual(self.sql("SELECT plans FROM onboarding_ttv_benchmarks WHERE product_tier = 'standard'"),
+                         self.sql("SELECT count(*) FROM onboarding_milestones m JOIN onboarding_plans p USING (plan_id) "
+                                  "WHERE m.template_code = 'M3' AND m.status = 'completed' AND p.product_tier = 'standard'"))
 
     def test_automation_triggers_registered_with_monitors(self):
         cid = self.new_account("au")
@@ -722,10 +728,11 @@ class OnboardingToolsTest(lib.TestCase):
             on_time = sum(1 for x in lates if x <= 0)
             self.assertEqual((got[code]["completed"], got[code]["on_time"]), (len(lates), on_time), code)
             self.assertEqual(got[code]["on_time_rate"], round(on_time / len(lates), 3))
-        ttv = [json.loads(x) for x in self.sql(
-            "SELECT csmcp.onb_ttv(client_id) FROM (SELECT DISTINCT client_id FROM onboarding_plans WHERE status = "
-            "'completed' AND completed_on > csmcp.today() - 30 AND completed_on <= csmcp.today()) a").split("\n")]
-        days = sorted(x["ttv_days"] for x in ttv if x["reached"])
+        ttv = self.sql("SELECT coalesce(string_agg(ttv_days::text, ',' ORDER BY ttv_days), '') FROM onboarding_plans "
+                       "WHERE status = 'completed' AND completed_on > csmcp.today() - 30 AND completed_on <= csmcp.today() "
+                       "AND ttv_reached")
+        days = [int(x) for x in ttv.split(",") if x]
+        self.assertEqual(out["time_to_value_analysis"]["plans_reached"], len(days))
         if days:
             self.assertEqual(out["time_to_value_analysis"]["median_days"], round(statistics.median(days), 1))
             k = (len(days) - 1) * 0.9

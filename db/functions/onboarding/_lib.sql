@@ -137,3 +137,21 @@ LANGUAGE sql STABLE AS $$
     ORDER BY a.passed DESC NULLS LAST, a.score DESC NULLS LAST, s.scheduled_at DESC
     LIMIT 1
 $$;
+
+-- Recomputes the time-to-value benchmark of one product tier (onboarding_ttv_benchmarks): over
+-- the completed M3 milestones of plans of that tier, days from plan start to M3 completion,
+-- median/p25/p75 by percentile_cont, 1 decimal. Called when an M3 milestone is completed and
+-- by the seed.
+CREATE OR REPLACE FUNCTION csmcp.onb_refresh_benchmark(p_tier text) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO onboarding_ttv_benchmarks AS b (product_tier, plans, median_days, p25_days, p75_days, refreshed_at)
+    SELECT p_tier, count(*),
+           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m3.completed_on - pl.start_date)::numeric, 1),
+           round(percentile_cont(0.25) WITHIN GROUP (ORDER BY m3.completed_on - pl.start_date)::numeric, 1),
+           round(percentile_cont(0.75) WITHIN GROUP (ORDER BY m3.completed_on - pl.start_date)::numeric, 1), now()
+    FROM onboarding_milestones m3 JOIN onboarding_plans pl USING (plan_id)
+    WHERE m3.template_code = 'M3' AND m3.status = 'completed' AND pl.product_tier = p_tier
+    ON CONFLICT (product_tier) DO UPDATE
+    SET plans = EXCLUDED.plans, median_days = EXCLUDED.median_days, p25_days = EXCLUDED.p25_days,
+        p75_days = EXCLUDED.p75_days, refreshed_at = EXCLUDED.refreshed_at
+$$;

@@ -46,16 +46,16 @@ BEGIN
                      WHEN v_var > 0 THEN 'above_target' ELSE 'on_target' END;
 
     IF v_bench THEN
-        -- Days from plan start to M3 completion over completed M3 milestones of plans of the same tier.
+        -- Days from plan start to M3 completion over the completed M3 milestones of plans of the
+        -- same tier (onboarding_ttv_benchmarks, refreshed on each M3 completion).
         SELECT jsonb_build_object(
                    'basis', 'days from plan start to M3 (Integration & First Value) completion, plans of tier ' || acc.tier,
-                   'plans', count(*),
-                   'median_days', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m3.completed_on - pl.start_date)::numeric, 1),
-                   'p25_days', round(percentile_cont(0.25) WITHIN GROUP (ORDER BY m3.completed_on - pl.start_date)::numeric, 1),
-                   'p75_days', round(percentile_cont(0.75) WITHIN GROUP (ORDER BY m3.completed_on - pl.start_date)::numeric, 1))
-        INTO bench
-        FROM onboarding_plans pl JOIN onboarding_milestones m3 ON m3.plan_id = pl.plan_id AND m3.template_code = 'M3'
-        WHERE pl.product_tier = acc.tier AND m3.status = 'completed' AND pl.client_id <> acc.client_id;
+                   'plans', b.plans, 'median_days', b.median_days, 'p25_days', b.p25_days, 'p75_days', b.p75_days,
+                   'refreshed_at', b.refreshed_at)
+        INTO bench FROM onboarding_ttv_benchmarks b WHERE b.product_tier = acc.tier;
+        IF bench IS NULL THEN
+            bench := jsonb_build_object('basis', 'no completed M3 milestone of a ' || acc.tier || ' plan yet', 'plans', 0);
+        END IF;
     END IF;
 
     -- Strategies from the account's own rows.

@@ -7,7 +7,8 @@
 --              plan is in_progress or delayed; blocked needs a blocker text.
 --   task:      open -> done | blocked | skipped; blocked -> open | done | skipped; done and skipped final.
 -- Completing a milestone closes its open tasks (done); when the last milestone is completed or
--- skipped the plan becomes completed. The plan row is locked first, so concurrent updates of one
+-- skipped the plan becomes completed (its time to value measured then is stored on it; an M3
+-- completion refreshes its tier's benchmark). The plan row is locked first, so concurrent updates of one
 -- plan serialise and the plan's completion is decided on what every committed update wrote.
 CREATE OR REPLACE FUNCTION csmcp.onb_allowed(kind text, from_state text) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
@@ -98,6 +99,9 @@ BEGIN
             completed_on = CASE WHEN v_mstat = 'completed' THEN t END,
             blocker = CASE WHEN v_mstat = 'blocked' THEN v_blocker END
         WHERE milestone_id = m.milestone_id RETURNING * INTO m_new;
+        IF v_mstat = 'completed' AND m.template_code = 'M3' THEN
+            PERFORM csmcp.onb_refresh_benchmark(p.product_tier);
+        END IF;
         IF v_mstat = 'completed' THEN
             UPDATE onboarding_tasks SET status = 'done', completed_at = now()
             WHERE milestone_id = m.milestone_id AND status = 'open';
@@ -154,6 +158,12 @@ BEGIN
             status_reason = CASE WHEN auto_done THEN 'every milestone completed or skipped' ELSE coalesce(v_reason, status_reason) END,
             updated_at = now()
         WHERE plan_id = p.plan_id RETURNING * INTO p_new;
+        -- The account's time to value as measured at completion (read by optimize_onboarding_process).
+        IF v_pstat = 'completed' THEN
+            UPDATE onboarding_plans SET ttv_days = (x ->> 'ttv_days')::integer, ttv_reached = (x ->> 'reached')::boolean
+            FROM (SELECT csmcp.onb_ttv(acc.client_id) AS x) q
+            WHERE plan_id = p.plan_id RETURNING onboarding_plans.* INTO p_new;
+        END IF;
         -- Starting a plan by hand starts its first milestone, as activation does.
         IF v_pstat = 'in_progress' AND p.status IN ('draft', 'scheduled') THEN
             UPDATE onboarding_milestones SET status = 'in_progress', started_on = t

@@ -101,6 +101,8 @@ BEGIN
                 ELSE -floor(csmcp.seed_rand(sp.plan_id || tp.code || 'de') * 4)::int END AS delay
     FROM sp CROSS JOIN LATERAL csmcp.onb_template(sp.tier, sp.cx, sp.weeks) tp;
     ALTER TABLE sm ADD COLUMN done_on date, ADD COLUMN status text;
+    CREATE INDEX ON sm (plan_id, seq);
+    CREATE INDEX ON sp (plan_id);
     UPDATE sm SET done_on = due_date + delay;
     UPDATE sm SET done_on = NULL WHERE plan_status IN ('draft', 'scheduled') OR done_on > t
                                     OR (plan_status = 'cancelled' AND code NOT IN ('M1', 'M2'));
@@ -108,11 +110,12 @@ BEGIN
                                 WHEN plan_status = 'cancelled' THEN 'not_started'
                                 WHEN plan_status IN ('draft', 'scheduled') THEN 'not_started' ELSE NULL END;
     -- In-progress plans: the first milestone not done is in progress, later ones not started.
-    UPDATE sm SET status = CASE WHEN sm.seq = (SELECT min(s2.seq) FROM sm s2 WHERE s2.plan_id = sm.plan_id AND s2.done_on IS NULL)
-                                THEN 'in_progress' ELSE 'not_started' END
-    WHERE status IS NULL;
+    UPDATE sm SET status = CASE WHEN sm.seq = f.first_open THEN 'in_progress' ELSE 'not_started' END
+    FROM (SELECT plan_id, min(seq) AS first_open FROM sm WHERE done_on IS NULL GROUP BY plan_id) f
+    WHERE f.plan_id = sm.plan_id AND sm.status IS NULL;
     -- A plan whose milestones are all done is completed on the last completion date.
-    UPDATE sp SET status = 'completed' WHERE kind = 2 AND NOT EXISTS (SELECT 1 FROM sm WHERE sm.plan_id = sp.plan_id AND sm.done_on IS NULL);
+    UPDATE sp SET status = 'completed' WHERE kind = 2 AND plan_id NOT IN (SELECT plan_id FROM sm WHERE done_on IS NULL);
+    ANALYZE sp; ANALYZE sm;
 
     INSERT INTO onboarding_plans (plan_id, client_id, name, product_tier, technical_complexity, team_size, start_date, target_date,
                                   completed_on, cancelled_on, status, status_reason, timeline_weeks, ttfv_target_days,
@@ -121,20 +124,21 @@ BEGIN
            sp.tier, sp.cx,
            greatest(1, least(10000, CASE sp.kind WHEN 1 THEN coalesce(sp.seats, 10) ELSE greatest(3, coalesce(sp.seats, 10) / 4) END)),
            sp.start_date, sp.start_date + sp.weeks * 7,
-           CASE WHEN sp.status = 'completed' THEN (SELECT max(done_on) FROM sm WHERE sm.plan_id = sp.plan_id) END,
-           CASE WHEN sp.status = 'cancelled' THEN sp.start_date + (SELECT week * 7 FROM sm WHERE sm.plan_id = sp.plan_id AND code = 'M3') END,
+           CASE WHEN sp.status = 'completed' THEN g.last_done END,
+           CASE WHEN sp.status = 'cancelled' THEN sp.start_date + g.m3_week * 7 END,
            sp.status, CASE sp.status WHEN 'cancelled' THEN 'customer churned before first value'
                                      WHEN 'completed' THEN 'every milestone completed or skipped' END,
-           sp.weeks, (SELECT week * 7 FROM sm WHERE sm.plan_id = sp.plan_id AND code = 'M3'),
+           sp.weeks, g.m3_week * 7,
            sp.status NOT IN ('draft', 'scheduled') AND csmcp.seed_rand(sp.plan_id || 'auto') < 0.7, 'seed',
            (sp.start_date - CASE WHEN sp.kind = 3 THEN 10 ELSE 7 END)::timestamp AT TIME ZONE 'UTC', now()
-    FROM sp;
+    FROM sp JOIN (SELECT plan_id, max(done_on) AS last_done, max(week) FILTER (WHERE code = 'M3') AS m3_week
+                  FROM sm GROUP BY plan_id) g USING (plan_id);
     INSERT INTO onboarding_milestones (milestone_id, plan_id, seq, name, week, estimated_hours, due_date, completed_on, status,
                                        template_code, description, success_criteria, started_on)
-    SELECT plan_id || '_m' || seq, plan_id, seq, name, week, hours, due_date, done_on, status, code, description, criteria,
-           CASE WHEN status IN ('completed', 'in_progress') THEN
-                    least(coalesce(done_on, t), greatest((SELECT sp.start_date FROM sp WHERE sp.plan_id = sm.plan_id), due_date - 7)) END
-    FROM sm;
+    SELECT sm.plan_id || '_m' || sm.seq, sm.plan_id, sm.seq, sm.name, sm.week, sm.hours, sm.due_date, sm.done_on, sm.status, sm.code,
+           sm.description, sm.criteria,
+           CASE WHEN sm.status IN ('completed', 'in_progress') THEN least(coalesce(sm.done_on, t), greatest(sp.start_date, sm.due_date - 7)) END
+    FROM sm JOIN sp USING (plan_id);
     SELECT count(*) INTO n_plans FROM sp;
     SELECT count(*) INTO n_ms FROM sm;
 
@@ -237,6 +241,14 @@ BEGIN
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS n_cert = ROW_COUNT;
     SELECT count(*) INTO n_rev FROM certifications WHERE client_id LIKE 'demo\_%' AND revoked_at IS NOT NULL;
+
+    -- Completed plans: the account's time to value as measured now (the plans completed before
+    -- today); the per-tier benchmarks.
+    UPDATE onboarding_plans p SET ttv_days = (x ->> 'ttv_days')::integer, ttv_reached = (x ->> 'reached')::boolean
+    FROM (SELECT client_id, csmcp.onb_ttv(client_id) AS x
+          FROM (SELECT DISTINCT client_id FROM onboarding_plans WHERE status = 'completed' AND client_id LIKE 'demo\_%') c) q
+    WHERE p.client_id = q.client_id AND p.status = 'completed';
+    PERFORM csmcp.onb_refresh_benchmark(tier) FROM unnest(ARRAY['starter', 'standard', 'professional', 'enterprise']) tier;
 
     ANALYZE onboarding_plans; ANALYZE onboarding_milestones; ANALYZE onboarding_tasks;
     ANALYZE training_sessions; ANALYZE training_attendance; ANALYZE certifications;
