@@ -88,6 +88,13 @@ BEGIN
     IF v_strategy <> 'manual' AND (v_ticket_arg IS NOT NULL OR v_agent_arg IS NOT NULL) THEN
         PERFORM csmcp.invalid('ticket_id and agent_id apply to routing_strategy manual only');
     END IF;
+    -- manual locks its ticket first (as handle_support_ticket update does before it locks the
+    -- agent: the same order everywhere, so the two cannot deadlock); the other strategies never
+    -- wait for a ticket (SKIP LOCKED).
+    IF v_strategy = 'manual' THEN
+        IF v_ticket_arg IS NULL THEN PERFORM csmcp.invalid('ticket_id is required for routing_strategy manual'); END IF;
+        t := csmcp.sup_require_ticket(v_ticket_arg, true);
+    END IF;
     -- Lock the agents in scope (agent_id order), then count their load.
     FOR r IN SELECT ag.agent_id, ag.name, ag.team, ag.is_senior, ag.max_tickets,
                     coalesce((SELECT string_agg(e.category, ',') FROM support_agent_expertise e WHERE e.agent_id = ag.agent_id), '') AS exp
@@ -161,8 +168,6 @@ BEGIN
                 'sla_breach_risk', round(csmcp.sup_breach_risk(t, v_now), 3));
         END LOOP;
     ELSIF v_strategy = 'manual' THEN
-        IF v_ticket_arg IS NULL THEN PERFORM csmcp.invalid('ticket_id is required for routing_strategy manual'); END IF;
-        t := csmcp.sup_require_ticket(v_ticket_arg, true);
         IF t.status IN ('resolved', 'closed') THEN
             RAISE EXCEPTION 'cannot route ticket %: it is %', t.ticket_id, t.status USING ERRCODE = 'P0001';
         END IF;
