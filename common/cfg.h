@@ -92,7 +92,9 @@ struct cfg {
     struct cfg_list mcp_allowed_hosts;
     struct cfg_list mcp_allowed_origins;
     bool mcp_conformance_fixtures;
-    int mcp_session_ttl;      /* s idle before a session expires */
+    int mcp_session_ttl; /* s idle before a session expires */
+    int mcp_max_sessions_per_principal;
+    int mcp_max_streams_per_principal;
     int mcp_session_cache_ms; /* ms a checked session is trusted locally */
     char *mcp_session_secret_file;
     int mcp_page_size;

@@ -50,7 +50,20 @@ static struct {
     char **tool_json_old; /* without outputSchema/title (older revisions) */
 } M;
 
+/* KEYS[2]: the principal's set of session keys, for mcp.max_sessions_per_principal (ARGV[6],
+ * 0 = no cap). At the cap, a sample of 200 members is checked and ended sessions (deleted or
+ * expired) leave the set; still at the cap -> 0 (refused). The set expires with the TTL. */
 static const char LUA_CREATE[] =
+    "local cap = tonumber(ARGV[6]) "
+    "if cap > 0 then "
+    "  if redis.call('SCARD', KEYS[2]) >= cap then "
+    "    for _, s in ipairs(redis.call('SRANDMEMBER', KEYS[2], 200)) do "
+    "      if redis.call('EXISTS', s) == 0 then redis.call('SREM', KEYS[2], s) end "
+    "    end "
+    "    if redis.call('SCARD', KEYS[2]) >= cap then return 0 end "
+    "  end "
+    "  redis.call('SADD', KEYS[2], KEYS[1]) redis.call('EXPIRE', KEYS[2], ARGV[4]) "
+    "end "
     "redis.call('HSET', KEYS[1], 'lvl', ARGV[1], 'caps', ARGV[2], 'v', ARGV[3], 'p', ARGV[5]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[4]) return 1";
 
@@ -685,6 +698,25 @@ static void initialize_stored(redisReply *r, void *arg)
         mreq_unref(m);
         return;
     }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        /* mcp.max_sessions_per_principal reached (issue 23, finding 8) */
+        char em[200], data[120];
+        snprintf(em, sizeof em,
+                 "too many open sessions for this principal (mcp.max_sessions_per_principal = "
+                 "%d): end one with DELETE /mcp or let one expire",
+                 mcp_env.cfg->mcp_max_sessions_per_principal);
+        snprintf(data, sizeof data, "{\"limit\":\"sessions_per_principal\",\"max\":%d}",
+                 mcp_env.cfg->mcp_max_sessions_per_principal);
+        struct jbuf e;
+        jbuf_init(&e);
+        jsonrpc_write_error(&e, m->msgs[0].id, MCP_ERR_RATE_LIMITED, em, data);
+        mreq_respond(m, 429, "application/json", "Retry-After: 60\r\n", e.p, e.len);
+        jbuf_free(&e);
+        metrics_inc("csmcp_mcp_principal_cap_total", "cap=\"sessions\"", 1);
+        free(ic);
+        mreq_unref(m);
+        return;
+    }
     struct jbuf b;
     jbuf_init(&b);
     jsonrpc_open_result(&b, m->msgs[0].id);
@@ -734,13 +766,16 @@ static void do_initialize(struct mreq *m, struct jsonrpc_msg *msg)
         json_val(&cj, caps);
     else
         jbuf_puts(&cj, "{}");
-    char key[SESSION_KEY_MAX], ttl[16];
+    char key[SESSION_KEY_MAX], ttl[16], cap[16], pkey[160];
     session_key(ic->sid, key);
     snprintf(ttl, sizeof ttl, "%d", mcp_env.cfg->mcp_session_ttl);
-    const char *argv[9] = {"EVAL", LUA_CREATE,       "1", key, "info", cj.p, session_versions[rev],
-                           ttl,    mreq_principal(m)};
+    snprintf(cap, sizeof cap, "%d", mcp_env.cfg->mcp_max_sessions_per_principal);
+    snprintf(pkey, sizeof pkey, "csmcp:ps:{%.120s}", mreq_principal(m));
+    const char *argv[11] = {
+        "EVAL", LUA_CREATE,        "2", key, pkey, "info", cj.p, session_versions[rev],
+        ttl,    mreq_principal(m), cap};
     m->refs++;
-    int rc = redisc_cmd(initialize_stored, ic, 9, argv, NULL);
+    int rc = redisc_cmd(initialize_stored, ic, 11, argv, NULL);
     jbuf_free(&cj);
     if (rc < 0) {
         m->refs--;

@@ -21,6 +21,7 @@
 #include "cfg.h"
 #include "crypto.h"
 #include "log.h"
+#include "metrics.h"
 #include "redisc.h"
 #include "sse.h"
 
@@ -358,6 +359,25 @@ void mcp_stream_get(struct mreq *m)
     if (S.draining) {
         mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Server is draining", "Retry-After: 1\r\n");
         return;
+    }
+    int cap = mcp_env.cfg->mcp_max_streams_per_principal;
+    if (cap > 0) {
+        /* mcp.max_streams_per_principal, per worker (issue 23, finding 8) */
+        const char *me = mreq_principal(m);
+        int n = 0;
+        for (struct mreq *o = S.streams; o && n < cap; o = o->snext)
+            if (strcmp(mreq_principal(o), me) == 0)
+                n++;
+        if (n >= cap) {
+            char em[200];
+            snprintf(em, sizeof em,
+                     "too many open event streams for this principal on this server process "
+                     "(mcp.max_streams_per_principal = %d): close one first",
+                     cap);
+            metrics_inc("csmcp_mcp_principal_cap_total", "cap=\"streams\"", 1);
+            mreq_respond_error(m, 429, MCP_ERR_RATE_LIMITED, em, "Retry-After: 5\r\n");
+            return;
+        }
     }
     m->timer = evtimer_new(mcp_env.base, stream_timer_cb, m);
     if (m->timer == NULL) {

@@ -655,3 +655,57 @@ class DatabaseTextNeverLeaks(lib.TestCase):
                 sum(seen.values()), len(seen)))
         finally:
             s.close()
+
+
+class PrincipalCaps(lib.TestCase):
+    """Finding 8: sessions per principal (all workers, counted in Redis) and open event
+    streams per principal (per worker) are capped, with a clear error; other principals are
+    not affected, and a DELETEd session frees its place. On 49b645f there was no cap."""
+
+    def test_session_and_stream_caps(self):
+        d = lib.Csmcpd(workers=2, auth=True, conf={"mcp": {
+            "max_sessions_per_principal": 3, "max_streams_per_principal": 2}})
+        with d:
+            a = su.create_key(d.conf_path, "read", "cap-a")
+            b = su.create_key(d.conf_path, "read", "cap-b")
+            sessions = [lib.McpSession(d.port, token=a) for _ in range(3)]
+            with self.assertRaises(lib.McpError) as cm:
+                lib.McpSession(d.port, token=a)
+            self.assertEqual(cm.exception.status, 429)
+            st, hdrs, msgs = sessions[0].request_raw("ping")  # existing ones keep working
+            self.assertEqual(st, 200)
+            raw = lib.http_request(d.port, "POST", "/mcp", body={
+                "jsonrpc": "2.0", "id": "i4", "method": "initialize", "params": {
+                    "protocolVersion": lib.PROTOCOL, "capabilities": {},
+                    "clientInfo": {"name": "x", "version": "1"}}},
+                headers=dict(ACCEPT, Authorization="Bearer " + a))
+            self.assertEqual(raw[0], 429)
+            err = json.loads(raw[2])
+            self.assertEqual(err["id"], "i4")
+            self.assertIn("max_sessions_per_principal = 3", err["error"]["message"])
+            other = lib.McpSession(d.port, token=b)  # another principal is not affected
+            sessions.pop().close()  # DELETE frees a place
+            sessions.append(lib.McpSession(d.port, token=a))
+            # streams: one worker (one keep-alive connection each, same worker not guaranteed:
+            # open until refused, at most cap per worker x 2 workers)
+            conns, statuses = [], []
+            s0 = sessions[0]
+            for _ in range(6):
+                c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+                c.request("GET", "/mcp", headers={
+                    "Accept": "text/event-stream", "Authorization": "Bearer " + a,
+                    "Mcp-Session-Id": s0.session_id, "MCP-Protocol-Version": s0.protocol})
+                r = c.getresponse()
+                statuses.append(r.status)
+                if r.status == 429:
+                    self.assertIn(b"max_streams_per_principal = 2", r.read())
+                conns.append(c)
+            # at most 2 per worker, 2 workers (how the 6 spread over the workers varies)
+            self.assertLessEqual(statuses.count(200), 4, statuses)
+            self.assertGreaterEqual(statuses.count(200), 2, statuses)
+            self.assertEqual(statuses.count(200) + statuses.count(429), 6, statuses)
+            for c in conns:
+                c.close()
+            other.close()
+            for s in sessions:
+                s.close()
