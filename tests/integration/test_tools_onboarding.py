@@ -551,6 +551,9 @@ class OnboardingToolsTest(lib.TestCase):
         lst = mc(action="list", certification_level="advanced")
         self.assertEqual(sorted((c["user_email"], c["status"]) for c in lst["result"]["certifications"]),
                          [("ann@x.io", "active"), ("bob@x.io", "revoked")])
+        self.assertEqual(lst["result"]["total_certifications"], 2)
+        one = mc(action="list", certification_level="advanced", limit=1)["result"]
+        self.assertEqual((one["total_certifications"], [c["user_email"] for c in one["certifications"]]), (2, ["ann@x.io"]))
         self.assertEqual(lst["result"]["programs"], [{"level": "advanced", "source": "program",
                                                       "required_modules": [self.p + "_m1", self.p + "_m2"]}])
         self.assertIn("certification cert_basic_nobody_1 not found for client %s" % cid,

@@ -34,6 +34,7 @@ DECLARE
     v_cert_id text := csmcp.arg_text(args, 'certification_id', NULL);
     v_reason text := nullif(btrim(csmcp.arg_text(args, 'reason', NULL)), '');
     v_mods jsonb := args -> 'module_ids';
+    v_limit integer := csmcp.arg_int(args, 'limit', 50, 1, 1000);
     v_mod_list text[];
     missing text;
     c certifications;
@@ -213,9 +214,14 @@ BEGIN
                                                       FROM csmcp.onb_required_modules(acc.client_id, l))) ORDER BY o)
                              FROM unnest(levels) WITH ORDINALITY u(l, o)
                              WHERE v_level IS NULL OR l = v_level),
+                'total_certifications', (SELECT count(*) FROM certifications c1
+                                         WHERE c1.client_id = acc.client_id AND (v_level IS NULL OR c1.level = v_level)
+                                           AND (v_email IS NULL OR lower(c1.user_email) = v_email)),
+                'limit', v_limit,
                 'certifications', (SELECT coalesce(jsonb_agg(csmcp.onb_cert_json(c1) ORDER BY c1.issued_at DESC, c1.certification_id), '[]')
-                                   FROM certifications c1
-                                   WHERE c1.client_id = acc.client_id AND (v_level IS NULL OR c1.level = v_level)
-                                     AND (v_email IS NULL OR lower(c1.user_email) = v_email))));
+                                   FROM (SELECT * FROM certifications c0
+                                         WHERE c0.client_id = acc.client_id AND (v_level IS NULL OR c0.level = v_level)
+                                           AND (v_email IS NULL OR lower(c0.user_email) = v_email)
+                                         ORDER BY c0.issued_at DESC, c0.certification_id LIMIT v_limit) c1)));
     END IF;
 END $$;
