@@ -41,11 +41,12 @@ $$;
 -- negative renewal) -> contraction; positive deltas (expansion, positive renewal, a 'new' event
 -- of an existing account) -> expansion. Events of accounts outside the cohort are new business.
 -- Amounts are positive numbers. NRR / GRR are computed by the callers.
+-- (work_mem: the per-account hash aggregate of 10,000 accounts spills at the default 4MB.)
 CREATE OR REPLACE FUNCTION csmcp.exp_arr_movement(p_start date, p_end date)
 RETURNS TABLE (starting_arr numeric, expansion_arr numeric, contraction_arr numeric, churned_arr numeric,
                new_arr numeric, ending_arr numeric, starting_accounts bigint, expanded_accounts bigint,
                contracted_accounts bigint, churned_accounts bigint, new_accounts bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET work_mem = '32MB' AS $$
     WITH per AS (
         SELECT client_id,
                sum(arr_delta) FILTER (WHERE occurred_on < p_start) AS start_arr,
@@ -73,7 +74,8 @@ $$;
 
 -- Seat utilisation of every active account with a seat count: average daily active users over
 -- the 30 UTC days ending today (days without usage count as 0) / licensed seats of the active
--- contract. p_client NULL = all accounts.
+-- contract. p_client NULL = all accounts. exp_utilisation_of(ids) does the same for a given set
+-- of accounts (an index range per account instead of the whole 30-day slice).
 CREATE OR REPLACE FUNCTION csmcp.exp_utilisation(p_client text, p_today date)
 RETURNS TABLE (client_id text, contract_id text, seats integer, arr numeric, avg_dau numeric, utilisation numeric)
 LANGUAGE sql STABLE AS $$
@@ -91,26 +93,32 @@ $$;
 -- array of objects {client_id, key, name, type, value, probability, current_arr, product,
 -- close_days, details}; logs each created or changed row with old and new values; returns the
 -- number of rows created and changed. Unchanged rows are left alone (re-running is a no-op).
+-- The planner cannot know how many rows a jsonb array holds (it assumes 100), and a nested loop
+-- between two CTEs of thousands of rows is quadratic: nested loops are off here, so every join
+-- is hashed (a portfolio-wide run upserts tens of thousands of rows).
 CREATE OR REPLACE FUNCTION csmcp.exp_upsert_opportunities(p_rows jsonb, p_actor text, p_tool text,
                                                           OUT created integer, OUT changed integer)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_nestloop = off AS $$
 BEGIN
-    WITH src AS (
-        SELECT x->>'client_id' AS client_id, x->>'key' AS okey, x->>'name' AS name, x->>'type' AS otype,
-               (x->>'value')::numeric(14,2) AS value, (x->>'probability')::numeric(4,3) AS probability,
-               (x->>'current_arr')::numeric(14,2) AS current_arr, x->>'product' AS product,
-               csmcp.today() + (x->>'close_days')::integer AS close_date, coalesce(x->'details', '{}') AS details
-        FROM jsonb_array_elements(p_rows) x
+    WITH x AS (
+        SELECT e->>'client_id' AS client_id, e->>'key' AS okey, e->>'name' AS name, e->>'type' AS otype,
+               (e->>'value')::numeric(14,2) AS value, (e->>'probability')::numeric(4,3) AS probability,
+               (e->>'current_arr')::numeric(14,2) AS current_arr, e->>'product' AS product,
+               csmcp.today() + (e->>'close_days')::integer AS close_date, coalesce(e->'details', '{}') AS details
+        FROM jsonb_array_elements(p_rows) e
     ),
-    old AS (
-        SELECT o.* FROM expansion_opportunities o JOIN src ON src.client_id = o.client_id AND src.okey = o.opportunity_key
-        WHERE o.stage NOT IN ('won', 'lost')
+    src AS MATERIALIZED (
+        SELECT x.*, o.opportunity_id AS old_id, o.estimated_value AS old_value, o.probability AS old_probability,
+               o.current_arr AS old_arr, o.details AS old_details, o.name AS old_name,
+               CASE WHEN o.opportunity_id IS NULL THEN 'OPP-' || nextval('expansion_opportunity_seq') END AS new_id
+        FROM x LEFT JOIN expansion_opportunities o
+          ON o.client_id = x.client_id AND o.opportunity_key = x.okey AND o.stage NOT IN ('won', 'lost')
     ),
     up AS (
         INSERT INTO expansion_opportunities AS o
             (opportunity_id, client_id, name, expansion_type, estimated_value, probability, expected_close_date,
              product, opportunity_key, current_arr, details, identified_by)
-        SELECT 'OPP-' || nextval('expansion_opportunity_seq'), client_id, name, otype, value, probability, close_date,
+        SELECT coalesce(old_id, new_id), client_id, name, otype, value, probability, close_date,
                product, okey, current_arr, details, p_tool
         FROM src
         ON CONFLICT (client_id, opportunity_key) WHERE stage NOT IN ('won', 'lost') DO UPDATE
@@ -120,33 +128,63 @@ BEGIN
             WHERE (o.estimated_value, o.probability, o.current_arr, o.details, o.name)
                   IS DISTINCT FROM (excluded.estimated_value, excluded.probability, excluded.current_arr,
                                     excluded.details, excluded.name)
-        RETURNING o.opportunity_id, o.client_id, o.opportunity_key, o.expansion_type, o.estimated_value, o.probability,
-                  o.current_arr, o.details, (o.xmax = 0) AS inserted
+        RETURNING o.opportunity_id, (o.xmax = 0) AS inserted
     ),
     logged AS (
         INSERT INTO activity_log (client_id, actor, action, entity, entity_id, old_values, new_values)
-        SELECT up.client_id, coalesce(nullif(p_actor, ''), 'anonymous'),
-               CASE WHEN up.inserted THEN p_tool || ':create' ELSE p_tool || ':update' END,
-               'expansion_opportunity', up.opportunity_id,
-               CASE WHEN NOT up.inserted THEN jsonb_build_object('estimated_value', old.estimated_value,
-                    'probability', old.probability, 'current_arr', old.current_arr, 'details', old.details) END,
-               jsonb_build_object('opportunity_key', up.opportunity_key, 'expansion_type', up.expansion_type,
-                    'estimated_value', up.estimated_value, 'probability', up.probability,
-                    'current_arr', up.current_arr, 'details', up.details)
-        FROM up LEFT JOIN old ON old.opportunity_id = up.opportunity_id
+        SELECT src.client_id, coalesce(nullif(p_actor, ''), 'anonymous'),
+               CASE WHEN old_id IS NULL THEN p_tool || ':create' ELSE p_tool || ':update' END,
+               'expansion_opportunity', coalesce(old_id, new_id),
+               CASE WHEN old_id IS NOT NULL THEN jsonb_build_object('estimated_value', old_value,
+                    'probability', old_probability, 'current_arr', old_arr, 'details', old_details) END,
+               jsonb_build_object('opportunity_key', okey, 'expansion_type', otype, 'estimated_value', value,
+                    'probability', probability, 'current_arr', current_arr, 'details', details)
+        FROM src JOIN up ON up.opportunity_id = coalesce(src.old_id, src.new_id)
         RETURNING 1
     )
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) INTO created, changed FROM up;
 END $$;
 
--- The open opportunity ids of (client_id, opportunity_key) pairs, read after an upsert (a new
--- snapshot, so rows a concurrent call created are seen).
-CREATE OR REPLACE FUNCTION csmcp.exp_open_ids(p_rows jsonb)
-RETURNS TABLE (client_id text, opportunity_key text, opportunity_id text)
+-- Open opportunity ids of one type (and account) as a map "client_id|opportunity_key" -> id,
+-- read after an upsert (a new snapshot: rows a concurrent call created are seen). A map lookup
+-- per listed row instead of a join keeps large result sets linear.
+DROP FUNCTION IF EXISTS csmcp.exp_open_ids(jsonb);
+CREATE OR REPLACE FUNCTION csmcp.exp_open_id_map(p_type text, p_client text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT o.client_id, o.opportunity_key, o.opportunity_id
-    FROM expansion_opportunities o
-    JOIN (SELECT DISTINCT x->>'client_id' AS c, x->>'key' AS k FROM jsonb_array_elements(p_rows) x) s
-      ON s.c = o.client_id AND s.k = o.opportunity_key
-    WHERE o.stage NOT IN ('won', 'lost')
+    SELECT coalesce(jsonb_object_agg(client_id || '|' || opportunity_key, opportunity_id), '{}')
+    FROM expansion_opportunities
+    WHERE stage NOT IN ('won', 'lost') AND expansion_type = p_type AND (p_client IS NULL OR client_id = p_client)
 $$;
+
+CREATE OR REPLACE FUNCTION csmcp.exp_utilisation_of(p_ids text[], p_today date)
+RETURNS TABLE (client_id text, contract_id text, seats integer, arr numeric, avg_dau numeric, utilisation numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT c.client_id, c.contract_id, c.licensed_seats, c.contract_value,
+           coalesce(u.s, 0)::numeric / 30, coalesce(u.s, 0)::numeric / 30 / c.licensed_seats
+    FROM contracts c
+    JOIN accounts a ON a.client_id = c.client_id AND a.status = 'active'
+    LEFT JOIN LATERAL (SELECT sum(d.active_users) AS s FROM usage_daily d
+                       WHERE d.client_id = c.client_id AND d.day > p_today - 30 AND d.day <= p_today) u ON true
+    WHERE c.status = 'active' AND c.licensed_seats IS NOT NULL AND c.client_id = ANY (p_ids)
+$$;
+
+-- The portfolio's churn over the 365 days ending p_today (cohort rules of exp_arr_movement):
+-- starting and churned ARR, from revenue_rate_cache when its row of the day still matches the
+-- events (count and highest id), else computed and stored.
+CREATE OR REPLACE FUNCTION csmcp.exp_annual_churn(p_today date, OUT starting_arr numeric, OUT churned_arr numeric)
+LANGUAGE plpgsql AS $$
+DECLARE n bigint; mx bigint; m record;
+BEGIN
+    SELECT count(*), coalesce(max(event_id), 0) INTO n, mx FROM revenue_events;
+    SELECT c.starting_arr, c.churned_arr INTO starting_arr, churned_arr
+    FROM revenue_rate_cache c WHERE c.as_of = p_today AND c.n_events = n AND c.max_event_id = mx;
+    IF FOUND THEN RETURN; END IF;
+    SELECT * INTO m FROM csmcp.exp_arr_movement(p_today - 364, p_today + 1);
+    starting_arr := m.starting_arr;
+    churned_arr := m.churned_arr;
+    INSERT INTO revenue_rate_cache (as_of, n_events, max_event_id, starting_arr, churned_arr)
+    VALUES (p_today, n, mx, starting_arr, churned_arr)
+    ON CONFLICT (as_of) DO UPDATE SET n_events = excluded.n_events, max_event_id = excluded.max_event_id,
+        starting_arr = excluded.starting_arr, churned_arr = excluded.churned_arr, computed_at = now();
+    DELETE FROM revenue_rate_cache WHERE as_of < p_today - 7;
+END $$;

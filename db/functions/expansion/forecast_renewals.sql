@@ -2,7 +2,7 @@
 -- probability adjusted by payment state and open escalations; every forecast persisted
 -- (renewals: latest; renewal_forecasts: history) so later calls compare forecast and outcome.
 CREATE OR REPLACE FUNCTION csmcp.tool_forecast_renewals(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+RETURNS jsonb LANGUAGE plpgsql SET enable_nestloop = off AS $$
 DECLARE
     t date := csmcp.today();
     v_client text := csmcp.arg_text(args, 'client_id', NULL);

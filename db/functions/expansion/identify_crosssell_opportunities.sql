@@ -14,6 +14,7 @@ DECLARE
     c contracts;
     cands jsonb;
     res record;
+    idmap jsonb;
     accts jsonb;
     n_products integer;
 BEGIN
@@ -27,30 +28,38 @@ BEGIN
     END IF;
     SELECT count(*) INTO n_products FROM products WHERE active AND NOT is_base AND (v_family = 'all' OR family = v_family);
 
+    -- One pass over contract_products: each contract's products as an array; eligibility is
+    -- then array containment (prerequisites <@ owned), not a probe per account and product.
     WITH own AS (   -- accounts in scope of the fit computation: active, with an active contract
-        SELECT ac.client_id, ac.client_name, ac.tier, ac.industry, k.contract_id, k.contract_value, k.licensed_seats
+        SELECT ac.client_id, ac.client_name, ac.tier, ac.industry, k.contract_id, k.contract_value, k.licensed_seats,
+               coalesce(cp.products, '{}') AS products
         FROM accounts ac JOIN contracts k ON k.client_id = ac.client_id AND k.status = 'active'
+        LEFT JOIN (SELECT contract_id, array_agg(product_id) AS products FROM contract_products GROUP BY 1) cp
+               ON cp.contract_id = k.contract_id
         WHERE ac.status = 'active' AND (v_client IS NULL OR (ac.tier = a.tier AND ac.industry = a.industry))
     ),
     peers AS (SELECT tier, industry, count(*) AS n FROM own GROUP BY 1, 2),
     owners AS (
-        SELECT own.tier, own.industry, cp.product_id, count(*) AS n
-        FROM own JOIN contract_products cp ON cp.contract_id = own.contract_id GROUP BY 1, 2, 3
+        SELECT own.tier, own.industry, pid AS product_id, count(*) AS n
+        FROM own CROSS JOIN unnest(own.products) pid GROUP BY 1, 2, 3
+    ),
+    cat AS MATERIALIZED (
+        SELECT p.product_id, p.name, p.family, p.list_price,
+               coalesce((SELECT array_agg(pr.requires) FROM product_prerequisites pr WHERE pr.product_id = p.product_id), '{}') AS req
+        FROM products p
+        WHERE p.active AND NOT p.is_base AND (v_family = 'all' OR p.family = v_family)
     ),
     target AS (SELECT * FROM own WHERE v_client IS NULL OR client_id = v_client),
     cand AS (
-        SELECT tg.*, p.product_id, p.name AS product_name, p.family, p.list_price,
+        SELECT tg.client_id, tg.client_name, tg.tier, tg.industry, tg.contract_value, tg.licensed_seats,
+               cat.product_id, cat.name AS product_name, cat.family, cat.list_price,
                pe.n AS peers, coalesce(o.n, 0) AS peers_owning,
                round(coalesce(o.n, 0)::numeric / pe.n, 2) AS fit,
                csmcp.exp_seats_factor(tg.licensed_seats) AS factor
         FROM target tg
-        JOIN products p ON p.active AND NOT p.is_base AND (v_family = 'all' OR p.family = v_family)
+        JOIN cat ON NOT (cat.product_id = ANY (tg.products)) AND cat.req <@ tg.products
         JOIN peers pe ON pe.tier = tg.tier AND pe.industry = tg.industry
-        LEFT JOIN owners o ON o.tier = tg.tier AND o.industry = tg.industry AND o.product_id = p.product_id
-        WHERE NOT EXISTS (SELECT 1 FROM contract_products cp WHERE cp.contract_id = tg.contract_id AND cp.product_id = p.product_id)
-          AND NOT EXISTS (SELECT 1 FROM product_prerequisites pr WHERE pr.product_id = p.product_id
-                          AND NOT EXISTS (SELECT 1 FROM contract_products cp2
-                                          WHERE cp2.contract_id = tg.contract_id AND cp2.product_id = pr.requires))
+        LEFT JOIN owners o ON o.tier = tg.tier AND o.industry = tg.industry AND o.product_id = cat.product_id
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'client_id', client_id, 'key', 'cross_sell:' || product_id, 'name', product_name, 'type', 'cross_sell',
@@ -66,9 +75,9 @@ BEGIN
     SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_crosssell_opportunities');
 
     -- Per account: recommendations and the bundle (2 products -> 10 %, 3 or more -> 15 % off the sum).
+    idmap := csmcp.exp_open_id_map('cross_sell', v_client);
     WITH r AS (
-        SELECT x, ids.opportunity_id FROM jsonb_array_elements(cands) x
-        LEFT JOIN csmcp.exp_open_ids(cands) ids ON ids.client_id = x->>'client_id' AND ids.opportunity_key = x->>'key'
+        SELECT x, idmap ->> ((x->>'client_id') || '|' || (x->>'key')) AS opportunity_id FROM jsonb_array_elements(cands) x
     ),
     per AS (
         SELECT x->>'client_id' AS client_id, min(x->>'client_name') AS client_name, min(x->>'tier') AS tier,

@@ -12,12 +12,17 @@ DECLARE
     a accounts;
     cands jsonb;
     res record;
+    idmap jsonb;
     opps jsonb;
     excluded jsonb;
 BEGIN
     IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
 
-    WITH u AS (SELECT * FROM csmcp.exp_utilisation(v_client, t)),
+    WITH u AS (   -- utilisation of the accounts that pass the other criteria only
+        SELECT * FROM csmcp.exp_utilisation_of(ARRAY(
+            SELECT ac.client_id FROM accounts ac
+            WHERE ac.status = 'active' AND ac.tier <> 'enterprise' AND ac.health_score >= v_min_health
+              AND (v_client IS NULL OR ac.client_id = v_client)), t)),
     c AS (
         SELECT ac.client_id, ac.client_name, ac.tier, ac.health_score, ac.health_trend, u.contract_id, u.seats, u.arr,
                u.avg_dau, u.utilisation,
@@ -46,8 +51,9 @@ BEGIN
 
     SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_upsell_opportunities');
 
+    idmap := csmcp.exp_open_id_map('tier_upgrade', v_client);
     SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'opportunity_id', ids.opportunity_id,
+               'opportunity_id', idmap ->> ((x->>'client_id') || '|' || (x->>'key')),
                'client_id', x->>'client_id', 'client_name', x->>'client_name',
                'current_tier', x#>>'{details,current_tier}', 'recommended_tier', x#>>'{details,recommended_tier}',
                'opportunity_type', 'tier_upgrade', 'multiplier', (x#>>'{details,multiplier}')::numeric,
@@ -72,8 +78,7 @@ BEGIN
                    ELSE jsonb_build_array('Book a discovery call', 'Confirm growth plans and budget', 'Revisit in 60 days') END)
                ORDER BY ord), '[]')
     INTO opps
-    FROM (SELECT x, ord FROM jsonb_array_elements(cands) WITH ORDINALITY e(x, ord) ORDER BY ord LIMIT v_limit) s
-    LEFT JOIN csmcp.exp_open_ids(cands) ids ON ids.client_id = s.x->>'client_id' AND ids.opportunity_key = s.x->>'key';
+    FROM (SELECT x, ord FROM jsonb_array_elements(cands) WITH ORDINALITY e(x, ord) ORDER BY ord LIMIT v_limit) s;
 
     -- One account asked for and not a candidate: say which criterion it misses.
     IF v_client IS NOT NULL AND jsonb_array_length(cands) = 0 THEN

@@ -2,7 +2,7 @@
 -- or a segment (tier), with strategies chosen by rule from the weakest health components and the
 -- open expansion opportunities; LTV:CAC only when a CAC is configured.
 CREATE OR REPLACE FUNCTION csmcp.tool_optimize_customer_lifetime_value(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     t date := csmcp.today();
     v_client text := csmcp.arg_text(args, 'client_id', NULL);
@@ -32,7 +32,7 @@ BEGIN
 
     -- Annual churn rate of the portfolio: churned ARR / starting ARR over the last 12 months
     -- (the 365 days ending today; cohort rules as in track_revenue_expansion), floor 0.05.
-    SELECT * INTO m FROM csmcp.exp_arr_movement(t - 364, t + 1);
+    SELECT * INTO m FROM csmcp.exp_annual_churn(t);
     raw_churn := CASE WHEN m.starting_arr > 0 THEN round(m.churned_arr / m.starting_arr, 4) END;
     churn := greatest(0.05, coalesce(raw_churn, 0.05));
 
