@@ -1,102 +1,32 @@
-"""Helpers for the data tests (test_data_*.py): psql access, a private PostgreSQL cluster,
-a deterministic fixture with hand-computed expectations, and a small JSON Schema checker for
-structuredContent against a tool's outputSchema. Stdlib only."""
-import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
+"""Helpers for the data and tool tests (test_data_*.py, test_tools_*.py): id prefixes, a
+deterministic fixture with hand-computed expectations, and a small JSON Schema checker for
+structuredContent against a tool's outputSchema. psql, scratch clusters and csmcpctl are in
+lib.py. Stdlib only."""
 import uuid
 
 import lib
 
-PGBIN = os.environ.get("PGBIN") or sorted(
-    (os.path.join("/usr/lib/postgresql", v, "bin") for v in os.listdir("/usr/lib/postgresql")),
-    key=lambda p: [int(x) for x in p.split("/")[-2].split(".") if x.isdigit()])[-1]
-PSQL = os.path.join(PGBIN, "psql") if os.path.exists(os.path.join(PGBIN, "psql")) else "psql"
+# psql, csmcpctl and scratch clusters live in lib.py (one implementation each). These names
+# stay so that tests written against data_util keep working; new tests use lib.* directly.
+psql = lib.psql
+psql_json = lib.psql_json
+ctl_db = lib.ctl_db
+PGBIN = lib.pg_bindir()
 
 
-def psql(url, sql, timeout=60):
-    """Runs sql (one or more statements) and returns stdout (unaligned, tuples only)."""
-    r = subprocess.run([PSQL, url, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        raise AssertionError("psql failed: %s\nSQL: %s" % (r.stderr, sql[:500]))
-    return r.stdout.strip()
+class PrivatePostgres(lib.ScratchPostgres):
+    """lib.ScratchPostgres with a database csmcp, which url() names by default."""
 
+    def __init__(self):
+        super().__init__(databases=["csmcp"])
 
-def psql_json(url, sql):
-    out = psql(url, sql)
-    return json.loads(out) if out else None
+    def url(self, db="csmcp", user="postgres"):
+        return super().url(db, user)
 
 
 def prefix():
     """A fresh id prefix so tests never collide with each other or with seeded data."""
     return "dt" + uuid.uuid4().hex[:8]
-
-
-def _port_in_range(lo=17300, hi=17499):
-    for p in range(lo, hi):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-                return p
-            except OSError:
-                continue
-    raise RuntimeError("no free port in %d-%d" % (lo, hi))
-
-
-class PrivatePostgres:
-    """A throw-away PostgreSQL cluster (initdb) on a port from the data range, so restart and
-    migration tests never disturb the shared test database."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="csmcp-data-pg-")
-        os.chmod(self.dir, 0o777)
-        self.data = os.path.join(self.dir, "data")
-        self.port = _port_in_range()
-        self.root = os.geteuid() == 0
-
-    def _run(self, *args, check=True):
-        cmd = list(args)
-        if self.root:
-            cmd = ["runuser", "-u", "postgres", "--"] + cmd
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        if check and r.returncode != 0:
-            raise AssertionError("%s failed: %s %s" % (args[0], r.stdout, r.stderr))
-        return r
-
-    def start(self):
-        self._run(os.path.join(PGBIN, "initdb"), "-D", self.data, "-U", "postgres",
-                  "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
-        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
-            f.write("port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n"
-                    "fsync = off\nmax_connections = 100\n" % (self.port, self.dir))
-        self.pg_ctl("start")
-        psql(self.url("postgres"), "CREATE DATABASE csmcp")
-        return self
-
-    def pg_ctl(self, action, *extra):
-        self._run(os.path.join(PGBIN, "pg_ctl"), "-D", self.data, "-l",
-                  os.path.join(self.dir, "log"), "-w", "-t", "60", *extra, action)
-
-    def url(self, db="csmcp"):
-        return "postgresql://postgres@127.0.0.1:%d/%s" % (self.port, db)
-
-    def stop(self):
-        self._run(os.path.join(PGBIN, "pg_ctl"), "-D", self.data, "-m", "immediate", "stop",
-                  check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def ctl_db(url, *args, timeout=300):
-    """csmcpctl <args> against the database url (configuration from the environment)."""
-    env = dict(os.environ)
-    env["CSMCP_DATABASE_URL"] = url
-    return subprocess.run([lib.CSMCPCTL] + list(args), env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 # ---------------------------------------------------------------- the fixture
@@ -227,11 +157,3 @@ def schema_errors(schema, value, path="structuredContent"):
             errs.extend(schema_errors(schema["items"], x, "%s[%d]" % (path, i)))
     return errs
 
-
-def wait_port_closed(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(0.05)

@@ -1,13 +1,11 @@
 """Helpers for the operations tests (tests/integration/test_ops_*.py). Stdlib only.
 
-- ScratchPostgres: a throw-away PostgreSQL cluster under /tmp (initdb + pg_ctl), trust auth on
-  127.0.0.1, for tests that drop and restore databases (never the shared test database).
 - NotifySocket: a fake systemd NOTIFY_SOCKET (AF_UNIX datagram) that records sd_notify
   messages with their arrival time.
-- promtool / systemd-analyze wrappers that fail (never skip) when the tool is missing.
-Ports used by the ops tests: 18500-18999 (ScratchPostgres: 55434 upwards, as the brief says).
+- promtool, run, libconfig/unit-file readers, install_tree.
+Scratch PostgreSQL clusters, psql and need_tool are in lib.py (lib.ScratchPostgres(55434) and
+up for the ops tests). Ports used by the ops tests: 18500-18999.
 """
-import glob
 import os
 import shutil
 import socket
@@ -15,90 +13,10 @@ import subprocess
 import tempfile
 import time
 
+import lib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def pg_bindir():
-    d = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-               key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0)
-    if not d:
-        raise AssertionError("PostgreSQL server binaries not found (Debian: postgresql)")
-    return d[-1]
-
-
-def need_tool(name, package):
-    path = shutil.which(name)
-    if not path:
-        raise AssertionError("%s not found: install the Debian package %s" % (name, package))
-    return path
-
-
-def port_free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _as_postgres(argv):
-    """initdb and postgres refuse to run as root: run them as the postgres user then."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--"] + argv
-    return argv
-
-
-class ScratchPostgres:
-    """initdb'd cluster on 127.0.0.1:port (first free from `port`), superuser postgres."""
-
-    def __init__(self, port=55434, hba_first=()):
-        self.bindir = pg_bindir()
-        self.port = next(p for p in range(port, port + 20) if port_free(p))
-        self.dir = tempfile.mkdtemp(prefix="csmcp-ops-pg-")
-        self.data = os.path.join(self.dir, "data")
-        os.makedirs(self.data)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-            shutil.chown(self.data, "postgres", "postgres")
-        subprocess.run(_as_postgres([os.path.join(self.bindir, "initdb"), "-D", self.data,
-                                     "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                                     "--locale=C.UTF-8"]),
-                       check=True, capture_output=True, timeout=120)
-        if hba_first:  # evaluated before initdb's trust lines
-            hba = os.path.join(self.data, "pg_hba.conf")
-            with open(hba) as f:
-                rest = f.read()
-            with open(hba, "w") as f:
-                f.write("\n".join(hba_first) + "\n" + rest)
-        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
-            f.write("listen_addresses = '127.0.0.1'\nport = %d\n"
-                    "unix_socket_directories = '%s'\nfsync = off\n"
-                    "max_connections = 50\nlog_min_messages = warning\n" % (self.port, self.data))
-        subprocess.run(_as_postgres([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l",
-                                     os.path.join(self.data, "server.log"), "-w", "-t", "60",
-                                     "start"]),
-                       check=True, capture_output=True, timeout=90)
-
-    def url(self, db="postgres", user="postgres"):
-        return "postgresql://%s@127.0.0.1:%d/%s" % (user, self.port, db)
-
-    def psql(self, sql, db="postgres", check=True):
-        """Runs sql (may hold several statements); returns stdout (unaligned, tuples only)."""
-        r = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-A", "-t",
-                            "-v", "ON_ERROR_STOP=1", "-d", self.url(db)],
-                           input=sql, capture_output=True, text=True, timeout=300)
-        if check and r.returncode != 0:
-            raise AssertionError("psql failed: %s" % r.stderr)
-        return r.stdout
-
-    def stop(self):
-        subprocess.run(_as_postgres([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m",
-                                     "immediate", "-w", "-t", "30", "stop"]),
-                       capture_output=True, timeout=60)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class NotifySocket:
@@ -173,7 +91,7 @@ class NotifySocket:
 
 
 def promtool():
-    return need_tool("promtool", "prometheus")
+    return lib.need_tool("promtool", "prometheus")
 
 
 def run(argv, timeout=120, **kw):

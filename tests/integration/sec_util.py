@@ -18,28 +18,16 @@ MIGRATIONS = sorted(glob.glob(os.path.join(ROOT, "db", "migrations", "01[0-9][0-
 AUDIT_FUNCTIONS = sorted(glob.glob(os.path.join(ROOT, "db", "functions", "audit", "*.sql")))
 
 
-def tool(name):
-    """Path of a command-line tool; fails (never skips) when it is missing."""
-    p = shutil.which(name)
-    if p is None:
-        for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-            if os.path.exists(os.path.join(d, name)):
-                return os.path.join(d, name)
-        raise AssertionError("%s is not installed" % name)
-    return p
+# tool, psql, with_db, ctl and wait are lib.py's (one implementation); the names stay here for
+# the security tests that use them.
+tool = lib.need_tool
+with_db = lib.with_db
+ctl = lib.ctl_db
 
 
 def psql(url, sql, check=True):
-    r = subprocess.run([tool("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url],
-                       input=sql, capture_output=True, text=True, timeout=120)
-    if check and r.returncode != 0:
-        raise AssertionError("psql failed: %s" % r.stderr)
-    return r if not check else r.stdout
-
-
-def with_db(url, db):
-    u = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, u.fragment))
+    """lib.psql; check=False: the CompletedProcess (lib.psql_run)."""
+    return lib.psql(url, sql) if check else lib.psql_run(url, sql)
 
 
 def apply_security_schema(url):
@@ -70,14 +58,6 @@ class ScratchDb:
     def drop(self):
         psql(with_db(self.base, "postgres"),
              'DROP DATABASE IF EXISTS "%s" WITH (FORCE);' % self.name, check=False)
-
-
-def ctl(db_url, *args, env=None, stdin=None, timeout=60):
-    e = dict(os.environ)
-    e["CSMCP_DATABASE_URL"] = db_url
-    e.update(env or {})
-    return subprocess.run([lib.CSMCPCTL] + list(args), env=e, input=stdin, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def strong_key():
@@ -144,7 +124,7 @@ def create_key(conf_path, scopes="read", name="it", env=None):
 
 
 def wait(pred, timeout, what):
-    return lib.wait_until(pred, timeout, what=what)
+    return lib.wait_for(pred, timeout, what=what)
 
 
 def now():

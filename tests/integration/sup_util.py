@@ -196,20 +196,6 @@ def pid_alive(pid):
         return False
 
 
-def wait_for(pred, timeout, interval=0.02):
-    """Polls pred until truthy; returns (value, seconds) or raises AssertionError."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            v = pred()
-        except Exception:  # noqa: BLE001
-            v = None
-        if v:
-            return v, time.monotonic() - t0
-        time.sleep(interval)
-    raise AssertionError("timed out after %.1fs" % timeout)
-
-
 def check_prometheus_text(text):
     """Validates the exposition format rules csmcpd must keep: one # TYPE per family, before
     its samples; a family's samples contiguous; every sample line "name{labels} value"."""

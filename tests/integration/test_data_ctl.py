@@ -12,8 +12,8 @@ import lib
 class DataCtlTest(lib.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.pg = du.PrivatePostgres().start()
-        cls.url = cls.pg.url()
+        cls.pg = lib.ScratchPostgres(databases=["csmcp"]).start()
+        cls.url = cls.pg.url("csmcp")
         cls.tmp = tempfile.mkdtemp(prefix="csmcp-data-ctl-")
 
     @classmethod
@@ -21,7 +21,7 @@ class DataCtlTest(lib.TestCase):
         cls.pg.stop()
 
     def ctl(self, *args):
-        return du.ctl_db(self.url, *args)
+        return lib.ctl_db(self.url, *args)
 
     def write(self, name, text):
         path = os.path.join(self.tmp, name)
@@ -30,7 +30,7 @@ class DataCtlTest(lib.TestCase):
         return path
 
     def q(self, sql):
-        return du.psql(self.url, sql)
+        return lib.psql(self.url, sql)
 
     def test_1_migrate_idempotent(self):
         files = sorted(f for f in os.listdir(os.path.join(lib.ROOT, "db", "migrations"))
@@ -49,13 +49,13 @@ class DataCtlTest(lib.TestCase):
         with open(os.path.join(d, "0002_bad.sql"), "w") as f:
             f.write("CREATE TABLE mig_probe2 (x int); SELECT no_such_function();")
         pg2 = "mig_" + du.prefix()
-        du.psql(self.pg.url("postgres"), "CREATE DATABASE %s" % pg2)
-        r = du.ctl_db(self.pg.url(pg2), "migrate", "--migrations", d)
+        lib.psql(self.pg.url("postgres"), "CREATE DATABASE %s" % pg2)
+        r = lib.ctl_db(self.pg.url(pg2), "migrate", "--migrations", d)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("0002_bad.sql failed", r.stderr)
-        self.assertEqual(du.psql(self.pg.url(pg2), "SELECT string_agg(version, ',') FROM "
+        self.assertEqual(lib.psql(self.pg.url(pg2), "SELECT string_agg(version, ',') FROM "
                                  "schema_migrations"), "0001")
-        self.assertEqual(du.psql(self.pg.url(pg2), "SELECT to_regclass('mig_probe2') IS NULL"), "t")
+        self.assertEqual(lib.psql(self.pg.url(pg2), "SELECT to_regclass('mig_probe2') IS NULL"), "t")
 
     def test_2_seed_deterministic(self):
         r = self.ctl("seed", "--accounts", "30")

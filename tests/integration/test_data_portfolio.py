@@ -22,7 +22,6 @@ import threading
 import time
 import urllib.parse
 
-import data_util as du
 import lib
 
 TIERS = ["starter", "standard", "professional", "enterprise"]
@@ -44,12 +43,12 @@ class PortfolioTotalsTest(lib.TestCase):
         admin = lib.need_env("CSMCP_PG_ADMIN_URL")
         cls.admin = admin
         cls.dbname = "csmcp_portfolio_%d" % os.getpid()
-        du.psql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
-        du.psql(admin, "CREATE DATABASE %s OWNER csmcp" % cls.dbname)
+        lib.psql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
+        lib.psql(admin, "CREATE DATABASE %s OWNER csmcp" % cls.dbname)
         app = urllib.parse.urlparse(lib.database_url())
         cls.url = app._replace(path="/" + cls.dbname).geturl()
         for args in (("migrate",), ("seed", "--accounts", "30")):
-            r = du.ctl_db(cls.url, *args)
+            r = lib.ctl_db(cls.url, *args)
             if r.returncode != 0:
                 raise AssertionError("csmcpctl %s: %s%s" % (args, r.stdout, r.stderr))
         cls.tmp = tempfile.mkdtemp(prefix="csmcp-portfolio-")
@@ -60,12 +59,12 @@ class PortfolioTotalsTest(lib.TestCase):
     def tearDownClass(cls):
         cls.s.close()
         cls.d.stop()
-        du.psql(cls.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
+        lib.psql(cls.admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % cls.dbname)
 
     # ------------------------------------------------------------ helpers
 
     def q(self, sql):
-        return du.psql(self.url, sql)
+        return lib.psql(self.url, sql)
 
     def scratch(self, tier=None, stage=None):
         """The summary computed here from the raw rows."""
@@ -243,7 +242,7 @@ class PortfolioTotalsTest(lib.TestCase):
         path = os.path.join(self.tmp, "usage.jsonl")
         with open(path, "w") as f:
             f.write(rows + "\n")
-        r = du.ctl_db(self.url, "import", "usage", path)
+        r = lib.ctl_db(self.url, "import", "usage", path)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("40 inserted", r.stdout)
         self.assert_consistent("csmcpctl import usage")
@@ -317,7 +316,7 @@ class PortfolioTotalsTest(lib.TestCase):
 
             def run(sql):
                 try:
-                    du.psql(self.url, sql, timeout=30)
+                    lib.psql(self.url, sql, timeout=30)
                 except Exception as e:  # reported below
                     errs.append(repr(e))
             th = threading.Thread(target=run, args=(first,))
@@ -346,6 +345,6 @@ class PortfolioTotalsTest(lib.TestCase):
         self.q("TRUNCATE usage_daily")
         self.assertEqual(self.summary()["total_active_users"], 0)
         self.assert_consistent("TRUNCATE usage_daily")
-        r = du.ctl_db(self.url, "seed", "--accounts", "12")
+        r = lib.ctl_db(self.url, "seed", "--accounts", "12")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assert_consistent("re-seed")

@@ -5,7 +5,6 @@ import datetime
 import threading
 import time
 
-import data_util as du
 import lib
 
 LOAD_SECONDS_BEFORE = 2.0
@@ -15,15 +14,15 @@ THREADS = 4
 
 class DataRestartTest(lib.TestCase):
     def test_postgres_restart_under_load(self):
-        pg = du.PrivatePostgres().start()
+        pg = lib.ScratchPostgres(databases=["csmcp"]).start()
         d = None
         try:
-            r = du.ctl_db(pg.url(), "migrate")
+            r = lib.ctl_db(pg.url("csmcp"), "migrate")
             self.assertEqual(r.returncode, 0, r.stderr)
-            du.psql(pg.url(), "INSERT INTO accounts (client_id, client_name, company_name) "
+            lib.psql(pg.url("csmcp"), "INSERT INTO accounts (client_id, client_name, company_name) "
                     "VALUES ('rs_a', 'Restart', 'Restart Co')")
             d = lib.Csmcpd(workers=2, conf={
-                "database": {"url": pg.url(), "pool_size": 3, "queue_timeout_ms": 2000},
+                "database": {"url": pg.url("csmcp"), "pool_size": 3, "queue_timeout_ms": 2000},
                 "ratelimit": {"enabled": False}}).start()
             pids = lib.worker_pids(d.proc.pid)
             self.assertEqual(len(pids), 2)
@@ -86,12 +85,12 @@ class DataRestartTest(lib.TestCase):
                   "pg_ctl restart returned, %d acknowledged writes" %
                   (len(successes), len(errors), after[0] - restarted, len(acked)))
             # Every acknowledged write is in the database.
-            stored = set(du.psql(pg.url(), "SELECT event_id FROM usage_events").split())
+            stored = set(lib.psql(pg.url("csmcp"), "SELECT event_id FROM usage_events").split())
             lost = [e for e in acked if e not in stored]
             self.assertEqual(lost, [])
             self.assertGreater(len(acked), 20)
             # Rollups agree with the raw events.
-            self.assertEqual(du.psql(pg.url(), "SELECT sum(events) FROM usage_daily"),
+            self.assertEqual(lib.psql(pg.url("csmcp"), "SELECT sum(events) FROM usage_daily"),
                              str(len(stored)))
             # The workers survived (same processes) and report ready.
             self.assertEqual(lib.worker_pids(d.proc.pid), pids)
@@ -109,20 +108,20 @@ class DataStalledBackendTest(lib.TestCase):
         fails the call as retryable after statement_timeout + 5 s, and the pool reconnects."""
         import os
         import signal
-        pg = du.PrivatePostgres().start()
+        pg = lib.ScratchPostgres(databases=["csmcp"]).start()
         d = None
         stopped = []
         try:
-            r = du.ctl_db(pg.url(), "migrate")
+            r = lib.ctl_db(pg.url("csmcp"), "migrate")
             self.assertEqual(r.returncode, 0, r.stderr)
-            du.psql(pg.url(), "INSERT INTO accounts (client_id, client_name, company_name) "
+            lib.psql(pg.url("csmcp"), "INSERT INTO accounts (client_id, client_name, company_name) "
                     "VALUES ('st_a', 'Stall', 'Stall Co')")
             d = lib.Csmcpd(workers=1, conf={
-                "database": {"url": pg.url(), "pool_size": 1, "statement_timeout_ms": 1000},
+                "database": {"url": pg.url("csmcp"), "pool_size": 1, "statement_timeout_ms": 1000},
                 "ratelimit": {"enabled": False}}).start()
             s = d.session()
             s.call_ok("get_client_overview", {"client_id": "st_a"})
-            pids = du.psql(pg.url(), "SELECT pid FROM pg_stat_activity WHERE application_name "
+            pids = lib.psql(pg.url("csmcp"), "SELECT pid FROM pg_stat_activity WHERE application_name "
                            "= 'csmcp-worker'").split()
             self.assertEqual(len(pids), 1)
             os.kill(int(pids[0]), signal.SIGSTOP)

@@ -21,7 +21,7 @@ class DataToolsTest(lib.TestCase):
     def setUpClass(cls):
         cls.url = lib.database_url()
         cls.p = du.prefix()
-        du.psql(cls.url, du.fixture_sql(cls.p))
+        lib.psql(cls.url, du.fixture_sql(cls.p))
         cls.d = lib.Csmcpd(workers=2).start()
         cls.s = cls.d.session()
         tools = cls.s.request("tools/list")["tools"]
@@ -89,11 +89,11 @@ class DataToolsTest(lib.TestCase):
         self.assertEqual(out["churn_prediction"]["predicted_churn_date"],
                          (today() + datetime.timedelta(days=120)).isoformat())
         # Stored as history and on the account.
-        row = du.psql(self.url, "SELECT overall_score, trend, usage_score, payment_score FROM "
+        row = lib.psql(self.url, "SELECT overall_score, trend, usage_score, payment_score FROM "
                       "health_scores WHERE client_id = '%s' ORDER BY score_id DESC LIMIT 1"
                       % self.cid("b"))
         self.assertEqual(row, "39|declining|3|50")
-        self.assertEqual(du.psql(self.url, "SELECT health_score || '|' || health_trend FROM "
+        self.assertEqual(lib.psql(self.url, "SELECT health_score || '|' || health_trend FROM "
                                  "accounts WHERE client_id = '%s'" % self.cid("b")),
                          "39|declining")
 
@@ -127,7 +127,7 @@ class DataToolsTest(lib.TestCase):
         sql.append("INSERT INTO usage_daily (client_id, day, active_users, events) VALUES ")
         sql.append(", ".join("('%s_e%d', csmcp.today() - %d, 1, 1)" % (self.p, d, d)
                              for d, _ in cases) + ";")
-        du.psql(self.url, "".join(sql))
+        lib.psql(self.url, "".join(sql))
         for d, want in cases:
             out = self.call("calculate_health_score", {"client_id": "%s_e%d" % (self.p, d)})
             self.assertEqual(out["component_scores"]["engagement"], want, "days=%d" % d)
@@ -177,10 +177,10 @@ class DataToolsTest(lib.TestCase):
         self.assertRegex(cid, r"^cs_[0-9]+_delta_")
         self.assertEqual(out["summary"]["contract_term_days"], 365)
         self.assertEqual(out["client_record"]["lifecycle_stage"], "onboarding")
-        self.assertEqual(du.psql(self.url, "SELECT contract_value || '|' || licensed_seats FROM "
+        self.assertEqual(lib.psql(self.url, "SELECT contract_value || '|' || licensed_seats FROM "
                                  "contracts WHERE client_id = '%s' AND status = 'active'" % cid),
                          "12000.00|15")
-        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM contacts WHERE client_id = '%s' "
+        self.assertEqual(lib.psql(self.url, "SELECT count(*) FROM contacts WHERE client_id = '%s' "
                                  "AND is_primary" % cid), "1")
         up = self.call("update_client_info", {"client_id": cid, "updates": {
             "tier": "professional", "licensed_seats": 20, "industry": "Industry %s new" % self.p}})
@@ -188,7 +188,7 @@ class DataToolsTest(lib.TestCase):
         self.assertEqual(up["previous_values"], {"tier": "standard", "licensed_seats": 15})
         self.assertEqual(up["new_values"], {"tier": "professional", "licensed_seats": 20})
         self.assertEqual(up["audit"]["updated_by"], "anonymous")
-        act = du.psql_json(self.url, "SELECT json_build_object('a', actor, 'o', old_values, 'n', "
+        act = lib.psql_json(self.url, "SELECT json_build_object('a', actor, 'o', old_values, 'n', "
                            "new_values) FROM activity_log WHERE activity_id = %d"
                            % up["audit"]["activity_id"])
         self.assertEqual(act, {"a": "anonymous", "o": {"tier": "standard", "licensed_seats": 15},
@@ -286,7 +286,7 @@ class DataToolsTest(lib.TestCase):
                           out["features_registered"], out["accounts_affected"]), (3, 3, 0, 1, 1))
         again = self.call("ingest_usage_events", {"events": ev[:2]})
         self.assertEqual((again["inserted"], again["duplicates"]), (0, 2))
-        day = du.psql(self.url, "SELECT active_users || '|' || events FROM usage_daily WHERE "
+        day = lib.psql(self.url, "SELECT active_users || '|' || events FROM usage_daily WHERE "
                       "client_id = '%s'" % c)
         self.assertEqual(day, "2|3")  # 2 distinct users, 3 events, duplicates not counted
         bad = ev[:1] + [{"event_id": self.p + "-ev9", "client_id": self.p + "_nobody",
@@ -294,7 +294,7 @@ class DataToolsTest(lib.TestCase):
         text = self.fail_text("ingest_usage_events", {"events": bad})
         self.assertIn("nothing was stored", text)
         self.assertIn("events[1]: client not found", text)
-        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM usage_events WHERE event_id = "
+        self.assertEqual(lib.psql(self.url, "SELECT count(*) FROM usage_events WHERE event_id = "
                                  "'%s-ev9'" % self.p), "0")
         h = self.call("calculate_health_score", {"client_id": c})
         self.assertEqual(h["component_scores"]["engagement"], 95)  # used today
@@ -308,7 +308,7 @@ class DataToolsTest(lib.TestCase):
         seg = out["segments"][0]
         self.assertEqual((seg["name"], seg["customer_count"], seg["total_arr"]),
                          ("Fixture " + self.p, 2, 58000))
-        members = du.psql(self.url, "SELECT string_agg(client_id, ',' ORDER BY client_id) FROM "
+        members = lib.psql(self.url, "SELECT string_agg(client_id, ',' ORDER BY client_id) FROM "
                           "segment_members WHERE segment_id = '%s'" % seg["segment_id"])
         self.assertEqual(members, "%s,%s" % (self.cid("a"), self.cid("b")))
         big = self.call("segment_customers", {
@@ -341,7 +341,7 @@ class DataToolsTest(lib.TestCase):
         self.assertEqual(out["transition_performed"]["to_stage"], "at_risk")
         self.assertEqual(out["client"]["current_stage"], "at_risk")
         self.assertEqual(out["client"]["history"][-1]["reason"], "fixture test")
-        self.assertEqual(du.psql(self.url, "SELECT lifecycle_stage FROM accounts WHERE client_id "
+        self.assertEqual(lib.psql(self.url, "SELECT lifecycle_stage FROM accounts WHERE client_id "
                                  "= '%s'" % a), "at_risk")
         self.assertIn("already in stage", self.fail_text(
             "manage_lifecycle_stages", {"client_id": a, "new_stage": "at_risk"}))
@@ -365,7 +365,7 @@ class DataToolsTest(lib.TestCase):
         self.assertEqual(ms["m5"]["status"], "overdue")  # no integration, 100 > 45 days
         self.assertEqual(out["total_milestones"], 8)
         # The set-based portfolio version agrees with the per-account one on every account.
-        self.assertEqual(du.psql(self.url, (
+        self.assertEqual(lib.psql(self.url, (
             "SELECT count(*) FROM csmcp.adoption_milestones_all() x "
             "JOIN LATERAL csmcp.adoption_milestones_of(x.client_id) y ON y.milestone = x.milestone "
             "WHERE x.achieved_on IS DISTINCT FROM y.achieved_on OR x.acc_start <> "
@@ -382,7 +382,7 @@ class DataToolsTest(lib.TestCase):
         dist = out["tier_distribution"]
         self.assertEqual(sum(t["customer_count"] for t in dist.values()), out["total_customers"])
         self.assertAlmostEqual(sum(t["total_arr"] for t in dist.values()), out["total_arr"], 2)
-        seg = du.psql(self.url, "SELECT s.name FROM segment_members m JOIN segments s USING "
+        seg = lib.psql(self.url, "SELECT s.name FROM segment_members m JOIN segments s USING "
                       "(segment_id) WHERE s.segmentation_id = '%s' AND m.client_id = '%s'"
                       % (out["segmentation_id"], self.cid("a")))
         self.assertEqual(seg, "professional")  # 50000 >= 50000
@@ -450,7 +450,7 @@ class DataToolsTest(lib.TestCase):
         for t in threads:
             t.join(60)
         # Every recorded old value is the new value of the update before it: no lost update.
-        rows = du.psql(self.url, "SELECT coalesce(old_values->>'licensed_seats', 'null') || ':' || "
+        rows = lib.psql(self.url, "SELECT coalesce(old_values->>'licensed_seats', 'null') || ':' || "
                        "(new_values->>'licensed_seats') FROM activity_log WHERE client_id = '%s' "
                        "AND action = 'update_client_info' ORDER BY activity_id" % cid).split()
         self.assertEqual(len(rows), 8)

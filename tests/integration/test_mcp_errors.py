@@ -11,7 +11,8 @@ import time
 import unittest
 
 import lib
-from core_util import assert_no_crash, redis_command, ACCEPT, initialize, mcp_headers, post, rpc, SseStream
+from lib import (assert_no_crash, redis_command, ACCEPT, mcp_initialize as initialize,
+                 mcp_headers, mcp_post as post, mcp_rpc as rpc, SseStream)
 
 
 class McpErrors(lib.TestCase):

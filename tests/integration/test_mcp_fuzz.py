@@ -9,7 +9,8 @@ import time
 import unittest
 
 import lib
-from core_util import assert_no_crash, initialize, post, rpc
+from lib import assert_no_crash, mcp_initialize as initialize, mcp_post as post
+from lib import mcp_rpc as rpc
 
 METHODS = ["tools/call", "tools/list", "resources/read", "resources/list", "prompts/get",
            "prompts/list", "completion/complete", "logging/setLevel", "ping", "initialize",

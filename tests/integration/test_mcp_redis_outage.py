@@ -9,7 +9,7 @@ import time
 import unittest
 
 import lib
-from core_util import assert_no_crash, initialize, rpc
+from lib import assert_no_crash, mcp_initialize as initialize, mcp_rpc as rpc
 
 PORT = 19003
 

@@ -13,7 +13,8 @@ import time
 import unittest
 
 import lib
-from core_util import assert_no_crash, initialize, mcp_headers, post, rpc, SseStream
+from lib import (assert_no_crash, mcp_initialize as initialize, mcp_headers,
+                 mcp_post as post, mcp_rpc as rpc, SseStream)
 
 
 def slots_serving(d, route="/mcp", status="200"):
@@ -38,6 +39,12 @@ def metric_total(d, name):
     return total
 
 
+def grown_slots(d, before, status="200"):
+    """Slots whose count of /mcp answers with status grew since before (slots_serving)."""
+    after = slots_serving(d, status=status)
+    return [s for s in after if after[s] > before.get(s, 0)]
+
+
 class McpSessions(lib.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -58,10 +65,9 @@ class McpSessions(lib.TestCase):
             st, _, msgs, raw = rpc(self.port, "ping", sid=sid, id=i)
             self.assertEqual(st, 200, raw)
             self.assertEqual(msgs[0], {"jsonrpc": "2.0", "id": i, "result": {}})
-        time.sleep(0.6)  # heartbeats carry the per-worker counters
-        after = slots_serving(self.d)
-        grew = [s for s in after if after[s] > before.get(s, 0)]
-        self.assertGreaterEqual(len(grew), 2, (before, after))
+        # heartbeats carry the per-worker counters to the supervisor
+        lib.wait_for(lambda: len(grown_slots(self.d, before)) >= 2, 5,
+                     what="pings counted on 2 or more workers (before: %r)" % before)
 
     def test_delete_is_404_on_every_worker(self):
         sid, _ = initialize(self.port)
@@ -76,10 +82,8 @@ class McpSessions(lib.TestCase):
         for _ in range(40):
             st, _, _, _ = rpc(self.port, "tools/list", sid=sid)
             self.assertEqual(st, 404)
-        time.sleep(0.6)
-        after = slots_serving(self.d, status="404")
-        grew = [s for s in after if after[s] > before.get(s, 0)]
-        self.assertGreaterEqual(len(grew), 2, (before, after))
+        lib.wait_for(lambda: len(grown_slots(self.d, before, "404")) >= 2, 5,
+                     what="404s counted on 2 or more workers (before: %r)" % before)
         # the 40 pings were mostly answered from the cache (a miss per worker per period)
         self.assertGreater(metric_total(self.d, "csmcp_session_cache_hits_total") - hits0, 20)
 

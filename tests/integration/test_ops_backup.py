@@ -63,8 +63,8 @@ class BackupCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         for t in ("pg_dump", "pg_restore", "psql"):
-            ou.need_tool(t, "postgresql-client")
-        cls.pg = ou.ScratchPostgres(55434)
+            lib.need_tool(t, "postgresql-client")
+        cls.pg = lib.ScratchPostgres(55434).start()
         cls.tmp = tempfile.mkdtemp(prefix="csmcp-ops-backup-")
         cls.env = dict(os.environ)
         cls.env["PATH"] = cls.pg.bindir + ":" + cls.env.get("PATH", "/usr/bin:/bin")
@@ -331,8 +331,8 @@ class TestBackupCredential(unittest.TestCase):
     (systemd LoadCredential=), never from the command line or the unit's environment."""
 
     def test_password_from_credentials_directory(self):
-        pg = ou.ScratchPostgres(55464, hba_first=[
-            "host all pwuser 127.0.0.1/32 scram-sha-256"])
+        pg = lib.ScratchPostgres(55464, hba_first=[
+            "host all pwuser 127.0.0.1/32 scram-sha-256"]).start()
         tmp = tempfile.mkdtemp(prefix="csmcp-ops-cred-")
         try:
             pg.psql("CREATE ROLE pwuser LOGIN CREATEDB PASSWORD 's3cret-Pa55'; "

@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import tempfile
-import time
 import unittest
 
 import lib
@@ -158,7 +157,13 @@ class TestLiveMetrics(unittest.TestCase):
                                         headers={"Content-Type": "application/json",
                                                  "Accept": "application/json, text/event-stream"})
             unauthenticated_status = st
-            time.sleep(1.0)  # two heartbeats carry the workers' counters to the supervisor
+            # heartbeats carry the workers' counters to the supervisor
+            def counted():
+                t = d.admin("/metrics")[2].decode()
+                return ((sample_value(t, "csmcp_http_requests_total",
+                                      'route="/health",status="200"') or 0) >= 20 and
+                        (unauthenticated_status != 401 or 'result="missing"' in t))
+            lib.wait_for(counted, 10, what="the workers' counters in /metrics")
             st, hdrs, body = d.admin("/metrics")
             self.assertEqual(st, 200)
             self.assertTrue(hdrs.get("content-type", "").startswith("text/plain"), hdrs)
@@ -202,11 +207,12 @@ class TestLiveMetrics(unittest.TestCase):
                                             'state="draining"') == 0,
                            30, what="reload to finish")
             d.get("/health")
-            time.sleep(0.8)
-            text2 = d.admin("/metrics")[2].decode()
+            text2 = lib.wait_for(
+                lambda: (lambda t: t if (sample_value(t, "csmcp_http_requests_total",
+                                                      'route="/health",status="200"') or 0) > before
+                         else None)(d.admin("/metrics")[2].decode()),
+                10, what="/health counted by the new generation")
             self.check_metrics(text2)
-            self.assertGreater(sample_value(text2, "csmcp_http_requests_total",
-                                            'route="/health",status="200"'), before)
         finally:
             d.stop()
 

@@ -69,8 +69,8 @@ class TestRunbookCommands(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         for t in ("curl", "psql"):
-            ou.need_tool(t, {"curl": "curl"}.get(t, "postgresql-client"))
-        cls.pg = ou.ScratchPostgres(55444)
+            lib.need_tool(t, {"curl": "curl"}.get(t, "postgresql-client"))
+        cls.pg = lib.ScratchPostgres(55444).start()
         cls.tmp = cls.d = None
         try:
             cls.set_up_rest()

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
 
 import lib
@@ -76,8 +75,8 @@ def strace_summary(path):
 class TestSyscallFilter(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.strace = ou.need_tool("strace", "strace")
-        ou.need_tool("systemd-analyze", "systemd")
+        cls.strace = lib.need_tool("strace", "strace")
+        lib.need_tool("systemd-analyze", "systemd")
         cls.tmp = tempfile.mkdtemp(prefix="csmcp-ops-strace-")
 
     @classmethod
@@ -118,9 +117,12 @@ class TestSyscallFilter(unittest.TestCase):
             s = d.session()
             s.request("tools/list")
             s.close()
-            d.signal(signal.SIGHUP)
-            time.sleep(1.0)
-            d.wait_ready(60)
+            # SIGHUP to csmcpd itself (strace's child): sent to strace, it never reached csmcpd
+            # (the sleep that stood here hid that the reload never happened).
+            for pid in lib.worker_pids(d.proc.pid):
+                os.kill(pid, signal.SIGHUP)
+            lib.wait_for(lambda: (lambda out: "generation 2 " in out and "state running" in out)(
+                d.ctl("status").stdout), 60, what="the SIGHUP reload to finish")
             cout, c = self.traced("csmcpctl", [lib.CSMCPCTL, "-s", d.socket, "reload", "--wait",
                                                "--timeout", "60"], env=d.env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -151,7 +153,7 @@ class TestSyscallFilter(unittest.TestCase):
         self.check(used, "csmcp.service")
 
     def test_backup_and_restore_scripts(self):
-        pg = ou.ScratchPostgres(55454)
+        pg = lib.ScratchPostgres(55454).start()
         try:
             pg.psql("CREATE DATABASE b")
             pg.psql("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 100)", db="b")

@@ -22,7 +22,7 @@ SRC_UNITS = os.path.join(ou.ROOT, "systemd")
 class TestSystemdUnits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        ou.need_tool("systemd-analyze", "systemd")
+        lib.need_tool("systemd-analyze", "systemd")
         cls.root, cls.opts = ou.install_tree(lib.BUILD)
         cls.prefix = cls.opts["prefix"]
         cls.unitdir = os.path.join(cls.prefix, "lib", "systemd", "system")

@@ -196,8 +196,8 @@ class TestSdNotify(unittest.TestCase):
 
 class TestSocketActivation(unittest.TestCase):
     def test_systemd_socket_activate(self):
-        tool = ou.need_tool("systemd-socket-activate", "systemd")
-        self.assertTrue(ou.port_free(PORT_ACTIVATE) and ou.port_free(PORT_UNUSED))
+        tool = lib.need_tool("systemd-socket-activate", "systemd")
+        self.assertTrue(lib.port_free(PORT_ACTIVATE) and lib.port_free(PORT_UNUSED))
         d = lib.Csmcpd(workers=2, conf={"server": {"listen": ["127.0.0.1:%d" % PORT_UNUSED]}})
         logf = open(d.log_path, "ab")
         p = subprocess.Popen([tool, "-l", "127.0.0.1:%d" % PORT_ACTIVATE, "--fdname=mcp",
@@ -207,13 +207,13 @@ class TestSocketActivation(unittest.TestCase):
         d.proc = p
         d.logf = logf
         try:
-            lib.wait_until(lambda: not ou.port_free(PORT_ACTIVATE), 10, what="activation socket")
+            lib.wait_until(lambda: not lib.port_free(PORT_ACTIVATE), 10, what="activation socket")
             # The first connection triggers the exec of csmcpd and must itself be served.
             ok, secs, err = one_request(PORT_ACTIVATE, timeout=30)
             self.assertTrue(ok, "%s\n%s" % (err, d.log_tail()))
             for _ in range(20):
                 self.assertTrue(one_request(PORT_ACTIVATE)[0])
-            self.assertTrue(ou.port_free(PORT_UNUSED), "server.listen must be ignored")
+            self.assertTrue(lib.port_free(PORT_UNUSED), "server.listen must be ignored")
             self.assertIn("socket activation", d.log_tail(200))
             # The supervisor is the process systemd-socket-activate exec'ed (LISTEN_PID).
             with open("/proc/%d/cmdline" % p.pid, "rb") as f:
@@ -294,7 +294,7 @@ class TestRestartUnderLoad(unittest.TestCase):
         """The socket-unit half of the contract alone: with csmcpd fully stopped, clients
         connect and send their requests (the kernel queues them on the held socket); the next
         csmcpd serves every one."""
-        self.assertTrue(ou.port_free(PORT_HELD + 1))
+        self.assertTrue(lib.port_free(PORT_HELD + 1))
         d = lib.Csmcpd(workers=2, conf={"server": {"listen": ["127.0.0.1:%d" % PORT_UNUSED]}})
         held = HeldSocket(d, PORT_HELD + 1)
         results = []
@@ -319,7 +319,7 @@ class TestRestartUnderLoad(unittest.TestCase):
             held.close()
 
     def test_supervisor_restart_loses_no_connection(self):
-        self.assertTrue(ou.port_free(PORT_HELD))
+        self.assertTrue(lib.port_free(PORT_HELD))
         d = lib.Csmcpd(workers=2, conf={"server": {"listen": ["127.0.0.1:%d" % PORT_UNUSED],
                                                    "drain_timeout": 5}})
         held = HeldSocket(d, PORT_HELD)

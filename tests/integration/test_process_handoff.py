@@ -65,9 +65,9 @@ class TestIdleConnectionsSurviveReload(HandoffCase):
                        key=len)
         self.reload()
         # every process of generation 1 has exited: whatever answers now is generation 2
-        su.wait_for(lambda: self.gen_gone(1) and not any(su.pid_alive(p) for p in old), 15)
+        lib.wait_for(lambda: self.gen_gone(1) and not any(su.pid_alive(p) for p in old), 15)
         # the adopters' counters arrive with their next heartbeat
-        m1, _ = su.wait_for(lambda: (lambda m: m if su.metric_sum(
+        m1, _ = lib.wait_for_timed(lambda: (lambda m: m if su.metric_sum(
             m, "csmcp_http_connections_adopted_total") >= n else None)(su.metrics(srv)), 5)
         fwd = (m1['csmcp_supervisor_handoff_connections_total{result="forwarded"}'] -
                m0['csmcp_supervisor_handoff_connections_total{result="forwarded"}'])
@@ -96,13 +96,13 @@ class TestIdleConnectionsSurviveReload(HandoffCase):
         self.assertFalse(new & old)
         # csmcpd passed 40 client sockets on and kept none of them
         try:
-            su.wait_for(lambda: len(su.fd_targets(srv.proc.pid)) <= len(sup_fds0), 3)
+            lib.wait_for(lambda: len(su.fd_targets(srv.proc.pid)) <= len(sup_fds0), 3)
         except AssertionError:
             self.fail("csmcpd fds: %s -> %s" % (sorted(sup_fds0.items()),
                                                 sorted(su.fd_targets(srv.proc.pid).items())))
         # a second reload moves them again (adopted connections are handed off in turn)
         self.reload()
-        su.wait_for(lambda: self.gen_gone(2), 15)
+        lib.wait_for(lambda: self.gen_gone(2), 15)
         for i, s in enumerate(sessions):
             s.request("ping")
             self.assertIs(s.conn.sock, socks[i], "session %d reconnected" % i)
@@ -191,7 +191,7 @@ class TestTlsKeepsGraceClose(lib.TestCase):
         sock = conn.sock
         rc = srv.ctl("reload", "--wait", "--timeout", "20")
         self.assertEqual(rc.returncode, 0, rc.stderr)
-        su.wait_for(lambda: not any(w["gen"] == 1 for w in su.workers(srv)), 15)
+        lib.wait_for(lambda: not any(w["gen"] == 1 for w in su.workers(srv)), 15)
         # the idle TLS connection was closed by the draining worker (EOF, or close_notify)
         sock.settimeout(5)
         try:
@@ -199,7 +199,7 @@ class TestTlsKeepsGraceClose(lib.TestCase):
         except (ssl.SSLError, OSError):
             data = b""
         self.assertEqual(data, b"")
-        m, _ = su.wait_for(lambda: (lambda m: m if su.metric_sum(
+        m, _ = lib.wait_for_timed(lambda: (lambda m: m if su.metric_sum(
             m, "csmcp_http_drain_idle_closed_total") >= 1 else None)(su.metrics(srv)), 5)
         self.assertEqual(su.metric_sum(m, "csmcp_http_connections_handed_off_total"), 0)
         self.assertEqual(

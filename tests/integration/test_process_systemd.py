@@ -31,7 +31,7 @@ class Notify:
     def wait(self, needle, timeout=10):
         def seen():
             return any(needle in m for m in self.drain())
-        su.wait_for(seen, timeout)
+        lib.wait_for(seen, timeout)
 
 
 class TestSdNotify(lib.TestCase):
@@ -52,7 +52,7 @@ class TestSdNotify(lib.TestCase):
                     self.assertNotIn(b"NOTIFY_SOCKET", f.read())
             srv.signal(signal.SIGHUP)
             n.wait("RELOADING=1")
-            su.wait_for(lambda: any("READY=1" in m for m in n.drain()[ready_idx + 1:]), 10)
+            lib.wait_for(lambda: any("READY=1" in m for m in n.drain()[ready_idx + 1:]), 10)
             rel = [m for m in n.msgs if "RELOADING=1" in m][0]
             self.assertIn("MONOTONIC_USEC=", rel)
             self.assertTrue(any(m.startswith("STATUS=generation 2") or "STATUS=generation 2" in m
@@ -84,7 +84,7 @@ class TestSocketActivation(lib.TestCase):
         srv.logf = logf
         try:
             # systemd-socket-activate binds, then execs csmcpd on the first connection
-            su.wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1), 5)
+            lib.wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1), 5)
             st, _, body = lib.http_request(port, "GET", "/health", timeout=20)
             self.assertEqual(st, 200)
             srv.wait_ready(30)

@@ -29,7 +29,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-import data_util as du  # noqa: E402
 import lib  # noqa: E402
 
 
@@ -39,7 +38,7 @@ def log(msg):
 
 def seeded_accounts(url):
     try:
-        return int(du.psql(url, "SELECT count(*) FROM accounts WHERE client_id LIKE 'demo\\_%'"))
+        return int(lib.psql(url, "SELECT count(*) FROM accounts WHERE client_id LIKE 'demo\\_%'"))
     except AssertionError:
         return 0
 
@@ -81,8 +80,8 @@ def run_pgbench(url, accounts, clients, duration):
         f.write("\\set id random(1, %d)\n"
                 "SELECT csmcp.tool_get_client_overview(jsonb_build_object('client_id', "
                 "'demo_' || lpad(:id::text, 5, '0')), 'bench');\n" % accounts)
-    pgbench = os.path.join(du.PGBIN, "pgbench") if os.path.exists(
-        os.path.join(du.PGBIN, "pgbench")) else "pgbench"
+    pgbench = os.path.join(lib.pg_bindir(), "pgbench") if os.path.exists(
+        os.path.join(lib.pg_bindir(), "pgbench")) else "pgbench"
     r = subprocess.run([pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
                         "-T", str(duration), "-f", script, "-l", "--log-prefix",
                         os.path.join(d, "txn"), url],
@@ -135,9 +134,9 @@ def main():
     try:
         if not url:
             log("starting a private PostgreSQL cluster")
-            pg = du.PrivatePostgres().start()
-            url = pg.url()
-            r = du.ctl_db(url, "migrate")
+            pg = lib.ScratchPostgres(databases=["csmcp"]).start()
+            url = pg.url("csmcp")
+            r = lib.ctl_db(url, "migrate")
             if r.returncode:
                 log("migrate failed: " + r.stderr)
                 return 2
@@ -145,7 +144,7 @@ def main():
         if have < args.accounts:
             log("seeding %d accounts (have %d)..." % (args.accounts, have))
             t0 = time.monotonic()
-            r = du.ctl_db(url, "seed", "--accounts", str(args.accounts), timeout=3600)
+            r = lib.ctl_db(url, "seed", "--accounts", str(args.accounts), timeout=3600)
             if r.returncode:
                 log("seed failed: " + r.stderr)
                 return 2

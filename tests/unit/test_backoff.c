@@ -1,6 +1,8 @@
 /* test_backoff.c - respawn backoff: doubling, cap, jitter bounds, no overflow, seeded RNG. */
 #include <check.h>
 
+#include "unit.h"
+
 #include "backoff.h"
 
 START_TEST(sequence_without_jitter_midpoint)
@@ -53,20 +55,14 @@ START_TEST(jitter_bounds_seeded)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("backoff");
     TCase *tc = tcase_create("backoff");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, sequence_without_jitter_midpoint);
     tcase_add_test(tc, cap_and_overflow);
     tcase_add_test(tc, jitter_bounds_seeded);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

@@ -1,5 +1,7 @@
 /* test_cfg.c - the configuration key table: defaults, file, environment, bounds, errors. */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,12 +168,10 @@ START_TEST(every_key_has_doc_and_valid_default)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("cfg");
     TCase *tc = tcase_create("cfg");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, file_values);
@@ -183,9 +183,5 @@ int main(void)
     tcase_add_test(tc, restart_diff_and_hash);
     tcase_add_test(tc, every_key_has_doc_and_valid_default);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

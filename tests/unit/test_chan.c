@@ -3,6 +3,8 @@
  * heartbeats carrying the metrics snapshot, READY once, DRAIN, STOP, EOF, garbage, BYE; and
  * connection handoff: HANDOFF with SCM_RIGHTS both ways, the DRAIN flag, fds never leaked. */
 #include <check.h>
+
+#include "unit.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -346,12 +348,10 @@ START_TEST(handoff_count_mismatch_means_stop)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("chan");
     TCase *tc = tcase_create("chan");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, hello_heartbeat_ready_bye);
@@ -372,9 +372,5 @@ int main(void)
         suite_add_tcase(s, ta);
         suite_add_tcase(s, tp);
     }
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

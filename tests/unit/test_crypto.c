@@ -1,5 +1,7 @@
 /* test_crypto.c - hashing, HMAC, codecs, AES-256-GCM sealing and the key-strength check. */
 #include <check.h>
+
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,7 +153,7 @@ START_TEST(key_strength)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("crypto");
     TCase *tc = tcase_create("crypto");
@@ -165,9 +167,5 @@ int main(void)
     tcase_add_test(tc, seal_default_iterations);
     tcase_add_test(tc, key_strength);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }

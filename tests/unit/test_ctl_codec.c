@@ -1,6 +1,8 @@
 /* test_ctl_codec.c - control-channel codec: round trips, truncation, oversize, unknown types,
  * direction checks, malformed snapshots; and the worker metrics registry's snapshot. */
 #include <check.h>
+
+#include "unit.h"
 #include <string.h>
 
 #include "ctl_codec.h"
@@ -251,12 +253,10 @@ START_TEST(registry_snapshot)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("ctl_codec");
     TCase *tc = tcase_create("codec");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, hello_roundtrip);
     tcase_add_test(tc, handoff_both_directions);
@@ -267,9 +267,5 @@ int main(void)
     tcase_add_test(tc, snapshot_rejects_bad_names);
     tcase_add_test(tc, registry_snapshot);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

@@ -5,6 +5,8 @@
  * That every definition is complete is test_registry.c's job.
  */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
@@ -91,16 +93,12 @@ START_TEST(ingest_batch_limit)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("data_tools");
     TCase *tc = tcase_create("tables");
     tcase_add_test(tc, input_schemas_guard_the_sql);
     tcase_add_test(tc, ingest_batch_limit);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

@@ -1,6 +1,8 @@
 /* test_fdutil.c - host:port parsing, listeners born CLOEXEC|NONBLOCK, the control socket's
  * stale-file and live-owner handling, open-fd counting. */
 #include <check.h>
+
+#include "unit.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,20 +90,14 @@ START_TEST(unix_socket_stale_and_live)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("fdutil");
     TCase *tc = tcase_create("fdutil");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, split_hostport);
     tcase_add_test(tc, listen_tcp_flags_and_errors);
     tcase_add_test(tc, unix_socket_stale_and_live);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

@@ -5,6 +5,8 @@
  * their text and flags, objects keep key order).
  */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,7 +179,7 @@ START_TEST(tree_shape)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("json");
     TCase *tc = tcase_create("parse");
@@ -188,9 +190,5 @@ int main(void)
     tcase_add_test(tc, nul_kept_on_request);
     tcase_add_test(tc, tree_shape);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

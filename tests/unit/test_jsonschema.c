@@ -1,6 +1,8 @@
 /* test_jsonschema.c - the JSON Schema validator: every keyword valid and invalid, error texts,
  * compile errors, $ref recursion, and hostile input (depth, big arrays). */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,12 +571,10 @@ START_TEST(hostile_instances)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("jsonschema");
     TCase *tc = tcase_create("jsonschema");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, types);
     tcase_add_test(tc, properties_required_additional);
@@ -595,9 +595,5 @@ int main(void)
     tcase_add_test(tc, error_buffer_and_reuse);
     tcase_add_test(tc, hostile_instances);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

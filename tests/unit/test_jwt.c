@@ -1,5 +1,7 @@
 /* test_jwt.c - RS256/ES256 verification, claim checks and algorithm-confusion refusals. */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,7 +215,7 @@ START_TEST(bad_jwks)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("jwt");
     TCase *tc = tcase_create("jwt");
@@ -224,9 +226,5 @@ int main(void)
     tcase_add_test(tc, signature_and_alg_attacks);
     tcase_add_test(tc, bad_jwks);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }

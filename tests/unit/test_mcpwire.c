@@ -1,5 +1,7 @@
 /* test_mcpwire.c - JSON helpers, JSON-RPC classification, SSE framing, session tokens. */
 #include <check.h>
+
+#include "unit.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,7 +285,7 @@ START_TEST(session_tokens)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("mcpwire");
     TCase *tc = tcase_create("mcpwire");
@@ -297,9 +299,5 @@ int main(void)
     tcase_add_test(tc, sse_framing);
     tcase_add_test(tc, session_tokens);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

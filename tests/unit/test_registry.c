@@ -5,6 +5,8 @@
  * variables escaped.
  */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,7 +222,7 @@ START_TEST(fixture_prompt_substitutes_arguments)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("registry");
     TCase *tc = tcase_create("registry");
@@ -230,9 +232,5 @@ int main(void)
     tcase_add_test(tc, fixture_template_substitutes_escaped);
     tcase_add_test(tc, fixture_prompt_substitutes_arguments);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

@@ -1,5 +1,7 @@
 /* test_scrub.c - secrets never survive scrub_text (logs) or scrub_json (audit arguments). */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +111,7 @@ START_TEST(sensitive_keys)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("scrub");
     TCase *tc = tcase_create("scrub");
@@ -120,9 +122,5 @@ int main(void)
     tcase_add_test(tc, json_bad_and_deep);
     tcase_add_test(tc, sensitive_keys);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }

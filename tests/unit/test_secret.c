@@ -1,5 +1,7 @@
 /* test_secret.c - secret sources (env, file, $CREDENTIALS_DIRECTORY) and weak-key refusal. */
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +175,7 @@ START_TEST(check_config)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("secret");
     TCase *tc = tcase_create("secret");
@@ -183,9 +185,5 @@ int main(void)
     tcase_add_test(tc, weak_key_refused);
     tcase_add_test(tc, check_config);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }

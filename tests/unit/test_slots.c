@@ -2,6 +2,8 @@
  * crash restart with backoff, backoff reset, crash loop, heartbeat watchdog, readiness-gated
  * reload, rollback on failure and timeout, refused overlapping reload, graceful shutdown. */
 #include <check.h>
+
+#include "unit.h"
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -498,12 +500,10 @@ START_TEST(unknown_pid_ignored)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("slots");
     TCase *tc = tcase_create("fsm");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, start_and_ready);
@@ -521,9 +521,5 @@ int main(void)
     tcase_add_test(tc, spawn_failure_backs_off);
     tcase_add_test(tc, unknown_pid_ignored);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }

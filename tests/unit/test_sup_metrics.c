@@ -2,6 +2,8 @@
  * when a worker is replaced; gauges are not retired; per-worker renaming; Prometheus text with
  * one HELP/TYPE per family and cumulative histogram buckets. */
 #include <check.h>
+
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,20 +140,14 @@ START_TEST(empty_and_malformed)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("sup_metrics");
     TCase *tc = tcase_create("aggregate");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, totals_monotonic_across_replacement);
     tcase_add_test(tc, per_worker_renamed_and_labeled);
     tcase_add_test(tc, empty_and_malformed);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
