@@ -53,7 +53,7 @@ BEGIN
     IF v_email IS NOT NULL AND NOT csmcp.onb_email_ok(v_email) THEN
         PERFORM csmcp.invalid('user_email is not a valid email address');
     END IF;
-    IF v_cert_id IS NOT NULL AND v_cert_id !~ '^cert_(basic|intermediate|advanced|expert)_[a-z0-9_]{1,250}$' THEN
+    IF v_cert_id IS NOT NULL AND (v_cert_id !~ '^cert_(basic|intermediate|advanced|expert)_[a-z0-9_]+$' OR length(v_cert_id) > 300) THEN
         PERFORM csmcp.invalid('certification_id must look like cert_<level>_<user>_<n>');
     END IF;
 

@@ -11,7 +11,7 @@
 --     milestones on time or late (M3 and M6 late more often: the bottlenecks), cancelled at M3
 --     for churned accounts;
 --   * expansion-stage accounts onboard a new team: a second plan started 10-110 days ago,
---     completed, in progress or scheduled; some active accounts have a draft plan;
+--     completed or in progress; ~8 % of active accounts have a draft or scheduled plan;
 --   * training sessions of the basic and intermediate modules with attendees (the account's
 --     contacts and users), attendance, scores, ratings and engagement; basic certifications for
 --     users who passed both basic modules (~10 % later revoked).
@@ -82,7 +82,7 @@ BEGIN
            CASE so.tier WHEN 'starter' THEN 4 WHEN 'standard' THEN 5 WHEN 'professional' THEN 6 ELSE 8 END AS weeks,
            CASE WHEN so.stage = 'churned' THEN 'cancelled' ELSE 'completed' END AS status, 1 AS kind
     FROM so WHERE so.stage <> 'onboarding' AND t - so.born >= 75;
-    -- Expansion-stage accounts onboarding a new team (~60 %), and a draft plan for ~5 % of active ones.
+    -- Expansion-stage accounts onboarding a new team (~60 %), and a draft or scheduled plan for ~8 % of active ones.
     INSERT INTO sp
     SELECT so.*, 'onb_' || so.client_id || '_2', t - (10 + floor(csmcp.seed_rand(so.client_id || 'o_x2') * 100))::int,
            4, 'in_progress', 2
@@ -90,7 +90,7 @@ BEGIN
     INSERT INTO sp
     SELECT so.*, 'onb_' || so.client_id || '_2', t + (3 + floor(csmcp.seed_rand(so.client_id || 'o_d2') * 20))::int,
            5, CASE WHEN csmcp.seed_rand(so.client_id || 'o_sch') < 0.5 THEN 'draft' ELSE 'scheduled' END, 3
-    FROM so WHERE so.stage = 'active' AND csmcp.seed_rand(so.client_id || 'o_draft') < 0.05;
+    FROM so WHERE so.stage = 'active' AND csmcp.seed_rand(so.client_id || 'o_draft') < 0.08;
 
     CREATE TEMP TABLE sm ON COMMIT DROP AS
     SELECT sp.plan_id, sp.client_id, sp.kind, sp.status AS plan_status, tp.seq, tp.code, tp.name, tp.description, tp.hours,
