@@ -406,7 +406,22 @@ class ExpansionToolsTest(lib.TestCase):
         self.assertEqual(self.sql("SELECT status || '|' || forecast_arr || '|' || probability || '|' || forecast_band "
                                   "FROM renewals WHERE contract_id = 'CTR-%s'" % self.cid("u3")),
                          "high_risk|33000.00|0.550|at_risk")
-        self.assertEqual(self.sql("SELECT count(*) FROM renewal_forecasts WHERE client_id = '%s'" % self.cid("u3")), "2")
+        # An identical repeat stores nothing new; a changed forecast (the invoice paid: 0.80 - 0.10
+        # = 0.70, medium) updates the renewal and adds history, logged with the old values.
+        self.assertEqual(self.sql("SELECT count(*) FROM renewal_forecasts WHERE client_id = '%s'" % self.cid("u3")), "1")
+        self.assertEqual(out["forecasts_persisted"], 0)
+        self.sql("UPDATE invoices SET paid_on = csmcp.today() WHERE invoice_id = 'INV-%s'" % self.cid("u3"))
+        try:
+            out = self.call("forecast_renewals", {"client_id": self.cid("u3")})
+            self.assertEqual((out["forecast_arr"], out["by_band"]["medium"], out["forecasts_persisted"]), (42000, 1, 1))
+            self.assertEqual(self.sql("SELECT count(*) FROM renewal_forecasts WHERE client_id = '%s'" % self.cid("u3")), "2")
+            self.assertEqual(self.sql("SELECT status FROM renewals WHERE contract_id = 'CTR-%s'" % self.cid("u3")), "at_risk")
+            self.assertEqual(self.sql(
+                "SELECT (old_values->>'probability') || '|' || (new_values->>'probability') FROM activity_log "
+                "WHERE client_id = '%s' AND action = 'forecast_renewals:forecast' ORDER BY activity_id DESC LIMIT 1"
+                % self.cid("u3")), "0.550|0.700")
+        finally:
+            self.sql("UPDATE invoices SET paid_on = NULL WHERE invoice_id = 'INV-%s'" % self.cid("u3"))
         self.assertIsNone(self.call("forecast_renewals", {"client_id": self.cid("u3"),
                                                           "include_risk_analysis": False})["risk_analysis"])
 

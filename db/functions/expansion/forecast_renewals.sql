@@ -20,12 +20,15 @@ DECLARE
 BEGIN
     IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
 
-    WITH w AS (
+    WITH w AS MATERIALIZED (
         SELECT c.contract_id, c.client_id, ac.client_name, c.end_date, c.end_date - t AS days_left, c.contract_value AS arr,
                ac.health_score, csmcp.exp_renewal_probability(ac.health_score) AS base,
                EXISTS (SELECT 1 FROM invoices i WHERE i.contract_id = c.contract_id AND i.paid_on IS NULL AND i.due_on < t) AS overdue,
-               EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')) AS escalated
+               EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')) AS escalated,
+               r.renewal_id AS old_id, r.status AS old_status, r.forecast_arr AS old_farr, r.probability AS old_prob,
+               r.forecast_band AS old_band, r.current_arr AS old_arr
         FROM contracts c JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned'
+        LEFT JOIN renewals r ON r.contract_id = c.contract_id AND r.renewal_date = c.end_date
         WHERE c.status = 'active' AND c.end_date >= t AND c.end_date <= t + v_days
           AND (v_client IS NULL OR c.client_id = v_client)
     ),
@@ -37,20 +40,26 @@ BEGIN
                'contract_id', contract_id, 'client_id', client_id, 'client_name', client_name, 'renewal_date', end_date,
                'days_until_renewal', days_left, 'current_arr', arr, 'health_score', health_score,
                'base_probability', base, 'payment_overdue', overdue, 'open_escalation', escalated,
-               'probability', prob, 'forecast_arr', round(arr * prob, 2), 'band', csmcp.exp_forecast_band(prob))
+               'probability', prob, 'forecast_arr', round(arr * prob, 2), 'band', csmcp.exp_forecast_band(prob),
+               'old', CASE WHEN old_id IS NOT NULL THEN jsonb_build_object('renewal_id', old_id, 'status', old_status,
+                            'forecast_arr', old_farr, 'probability', old_prob, 'forecast_band', old_band, 'current_arr', old_arr) END)
                ORDER BY end_date, client_id), '[]')
     INTO fc FROM p;
 
-    -- Persist: the renewal row of (contract, renewal date) carries the latest forecast (its status
-    -- follows the band unless already decided: won/lost/churned); every forecast is history.
-    WITH f AS (
+    -- Persist new or changed forecasts: the renewal row of (contract, renewal date) carries the
+    -- latest forecast (its status follows the band unless already decided: won/lost/churned) and
+    -- each forecast that differs from the stored one (ARR, probability, band) is added to the
+    -- history and the activity log; an identical repeat writes nothing.
+    WITH f AS MATERIALIZED (
         SELECT x->>'contract_id' AS contract_id, x->>'client_id' AS client_id, (x->>'renewal_date')::date AS renewal_date,
                (x->>'current_arr')::numeric AS arr, (x->>'forecast_arr')::numeric AS farr,
-               (x->>'probability')::numeric AS prob, x->>'band' AS band, x
+               (x->>'probability')::numeric AS prob, x->>'band' AS band, x, x->'old' AS old
         FROM jsonb_array_elements(fc) x
-    ),
-    old AS (
-        SELECT r.* FROM renewals r JOIN f ON f.contract_id = r.contract_id AND f.renewal_date = r.renewal_date
+        WHERE jsonb_typeof(x->'old') IS DISTINCT FROM 'object'
+           OR ((x->'old'->>'forecast_arr')::numeric, (x->'old'->>'probability')::numeric, x->'old'->>'forecast_band',
+               (x->'old'->>'current_arr')::numeric)
+              IS DISTINCT FROM ((x->>'forecast_arr')::numeric, (x->>'probability')::numeric, x->>'band',
+                                (x->>'current_arr')::numeric)
     ),
     up AS (
         INSERT INTO renewals AS r (renewal_id, contract_id, client_id, renewal_date, status, current_arr, forecast_arr, probability,
@@ -79,16 +88,13 @@ BEGIN
         FROM up JOIN f ON f.contract_id = up.contract_id AND f.renewal_date = up.renewal_date
         RETURNING 1
     ),
-    logged AS (   -- the activity log records changed forecasts only (a repeated identical forecast is history, not a change)
+    logged AS (
         INSERT INTO activity_log (client_id, actor, action, entity, entity_id, old_values, new_values)
         SELECT up.client_id, actor, 'forecast_renewals:forecast', 'renewal', up.renewal_id,
-               CASE WHEN old.renewal_id IS NOT NULL THEN jsonb_build_object('status', old.status, 'forecast_arr', old.forecast_arr,
-                    'probability', old.probability, 'forecast_band', old.forecast_band) END,
+               CASE WHEN jsonb_typeof(f.old) = 'object' THEN f.old - 'renewal_id' END,
                jsonb_build_object('status', up.status, 'forecast_arr', up.forecast_arr, 'probability', up.probability,
-                                  'forecast_band', up.forecast_band, 'factors', up.forecast_factors)
-        FROM up LEFT JOIN old ON old.renewal_id = up.renewal_id
-        WHERE (old.forecast_arr, old.probability, old.forecast_band, old.status)
-              IS DISTINCT FROM (up.forecast_arr, up.probability, up.forecast_band, up.status)
+                                  'forecast_band', up.forecast_band, 'current_arr', up.current_arr, 'factors', up.forecast_factors)
+        FROM up JOIN f ON f.contract_id = up.contract_id AND f.renewal_date = up.renewal_date
         RETURNING 1
     )
     SELECT count(*) INTO n_persisted FROM hist;
@@ -102,12 +108,12 @@ BEGIN
            count(*) FILTER (WHERE (x->>'open_escalation')::boolean) AS escalated
     INTO tot FROM jsonb_array_elements(fc) x;
 
-    SELECT coalesce(jsonb_agg(x ORDER BY ord), '[]') INTO rows
+    SELECT coalesce(jsonb_agg(x - 'old' ORDER BY ord), '[]') INTO rows
     FROM (SELECT x, ord FROM jsonb_array_elements(fc) WITH ORDINALITY e(x, ord) ORDER BY ord LIMIT v_limit) s;
 
     IF v_risk THEN
         SELECT jsonb_build_object(
-                   'at_risk_renewals', coalesce(jsonb_agg(x ORDER BY (x->>'current_arr')::numeric DESC, x->>'client_id')
+                   'at_risk_renewals', coalesce(jsonb_agg(x - 'old' ORDER BY (x->>'current_arr')::numeric DESC, x->>'client_id')
                                                 FILTER (WHERE x->>'band' = 'at_risk'), '[]'),
                    'arr_in_at_risk_band', tot.arr_at_risk,
                    'payment_overdue', tot.overdue, 'open_escalations', tot.escalated,
