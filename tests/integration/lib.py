@@ -8,7 +8,8 @@ The one place for what every integration test needs (tests/README.md says where 
   Redis        redis_command
   MCP client   http_request, mcp_headers; mcp_post / mcp_initialize / mcp_rpc (one request on
                a fresh connection); SseStream (a stream read event by event); McpSession (a
-               keep-alive client: initialize, request, call_tool, call_ok)
+               keep-alive client: initialize, request, call_tool, call_ok); run_sdk_workflow
+               (a script on sdk_lib.mjs through the official TypeScript SDK client)
   csmcpd       Csmcpd (a supervisor with its workers in a temp dir, on free ports)
 Domain helpers stay beside their tests: data_util.py (fixtures, schema checks, id prefixes),
 ops_util.py (systemd notify socket, unit and config parsers), sec_util.py (PKI, JWT, scratch
@@ -651,6 +652,26 @@ class Csmcpd:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def run_sdk_workflow(script, *args, workers=2, conf=None, timeout=120):
+    """Runs tests/integration/<script> (an .mjs built on sdk_lib.mjs) with the official
+    TypeScript SDK pinned in tests/client against a fresh Csmcpd: node <script> URL SDK_DIR
+    *args. Returns (exit status, stdout + stderr); the script ends with "N passed, N failed"."""
+    import importlib.util
+    client_dir = os.path.join(ROOT, "tests", "client")
+    # tests/client/run.py owns the pinned node and `npm ci`; load it under its own name.
+    spec = importlib.util.spec_from_file_location("csmcp_client_run",
+                                                  os.path.join(client_dir, "run.py"))
+    client_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client_run)
+    client_run.npm_install()
+    sdk = os.path.join(client_dir, "node_modules", "@modelcontextprotocol", "sdk", "dist", "esm")
+    with Csmcpd(workers=workers, conf=conf) as d:
+        p = subprocess.run([client_run.NODE, os.path.join(ROOT, "tests", "integration", script),
+                            "http://127.0.0.1:%d/mcp" % d.port, sdk] + [str(a) for a in args],
+                           capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
 
 
 def assert_no_crash(d):
