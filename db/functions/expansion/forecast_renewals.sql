@@ -27,8 +27,10 @@ BEGIN
                EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')) AS escalated,
                r.renewal_id AS old_id, r.status AS old_status, r.forecast_arr AS old_farr, r.probability AS old_prob,
                r.forecast_band AS old_band, r.current_arr AS old_arr
-        FROM contracts c JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned'
+        FROM contracts c
+        JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned' AND (v_client IS NULL OR ac.client_id = v_client)
         LEFT JOIN renewals r ON r.contract_id = c.contract_id AND r.renewal_date = c.end_date
+                             AND (v_client IS NULL OR r.client_id = v_client)
         WHERE c.status = 'active' AND c.end_date >= t AND c.end_date <= t + v_days
           AND (v_client IS NULL OR c.client_id = v_client)
     ),
@@ -135,7 +137,7 @@ BEGIN
                  CASE WHEN r.status = 'won' OR c.status = 'renewed' THEN 'renewed'
                       WHEN r.status IN ('lost', 'churned') OR c.status IN ('cancelled', 'expired') THEN 'not_renewed'
                       ELSE 'undecided' END AS oc
-          FROM renewals r JOIN contracts c ON c.contract_id = r.contract_id
+          FROM renewals r JOIN contracts c ON c.contract_id = r.contract_id AND (v_client IS NULL OR c.client_id = v_client)
           WHERE r.renewal_date < t AND r.renewal_date >= t - 365 AND r.forecast_at IS NOT NULL
             AND (v_client IS NULL OR r.client_id = v_client)) o;
 

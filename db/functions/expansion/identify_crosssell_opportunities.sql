@@ -34,8 +34,8 @@ BEGIN
         SELECT ac.client_id, ac.client_name, ac.tier, ac.industry, k.contract_id, k.contract_value, k.licensed_seats,
                coalesce(cp.products, '{}') AS products
         FROM accounts ac JOIN contracts k ON k.client_id = ac.client_id AND k.status = 'active'
-        LEFT JOIN (SELECT contract_id, array_agg(product_id) AS products FROM contract_products GROUP BY 1) cp
-               ON cp.contract_id = k.contract_id
+        LEFT JOIN LATERAL (SELECT array_agg(x.product_id) AS products FROM contract_products x
+                           WHERE x.contract_id = k.contract_id) cp ON true
         WHERE ac.status = 'active' AND (v_client IS NULL OR (ac.tier = a.tier AND ac.industry = a.industry))
     ),
     peers AS (SELECT tier, industry, count(*) AS n FROM own GROUP BY 1, 2),
