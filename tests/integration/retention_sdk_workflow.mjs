@@ -3,44 +3,9 @@
 // execute_retention_campaign -> manage_escalations create/resolve/close -> score_risk_factors,
 // with exact values. The SDK validates every structuredContent against the tool's outputSchema.
 // usage: node retention_sdk_workflow.mjs URL SDK_ESM_DIR   prints "N passed, N failed"
-import { pathToFileURL } from "node:url";
-import path from "node:path";
+import { start, check, assert, eq, call, finish } from "./sdk_lib.mjs";
 
-const url = new URL(process.argv[2]);
-const sdk = process.argv[3];
-const { Client } = await import(pathToFileURL(path.join(sdk, "client", "index.js")).href);
-const { StreamableHTTPClientTransport } = await import(
-  pathToFileURL(path.join(sdk, "client", "streamableHttp.js")).href);
-
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-function canon(v) {  // JSON with sorted keys: jsonb does not keep key order
-  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
-  if (v && typeof v === "object") return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canon(v[k])}`).join(",")}}`;
-  return JSON.stringify(v);
-}
-function eq(a, b, what) {
-  if (canon(a) !== canon(b)) throw new Error(`${what}: got ${canon(a)}, want ${canon(b)}`);
-}
-async function call(name, args) {
-  const r = await client.callTool({ name, arguments: args });
-  assert(!r.isError, `${name} failed: ${JSON.stringify(r.content)}`);
-  assert(r.structuredContent, `${name}: no structuredContent`);
-  return r.structuredContent;
-}
-
-const client = new Client({ name: "csmcp-retention-workflow", version: "1.0.0" }, { capabilities: {} });
-const transport = new StreamableHTTPClientTransport(url);
+const { client, transport } = await start("csmcp-retention-workflow");
 const tag = "retwf" + Math.random().toString(16).slice(2, 10);
 const dayAgo = (k) => new Date(Date.now() - k * 86400000).toISOString().slice(0, 10);
 let clientId;
@@ -129,7 +94,4 @@ await check("score_risk_factors: usage 93, engagement 40, satisfaction 30 -> 36,
   assert(/^RA-[0-9]+$/.test(r.assessment_id), r.assessment_id);
 });
 
-await transport.terminateSession().catch(() => {});
-await client.close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await finish();

@@ -3,52 +3,16 @@
 // comment (first response) -> escalate (P1) -> resolve -> rate -> close -> performance report,
 // with exact values. The SDK validates every structuredContent against the tool's outputSchema.
 // usage: node support_sdk_workflow.mjs URL SDK_ESM_DIR AGENT_ID TEAM   prints "N passed, N failed"
-import { pathToFileURL } from "node:url";
-import path from "node:path";
+import { start, check, assert, eq, call as sdkCall, refused, finish } from "./sdk_lib.mjs";
 
-const url = new URL(process.argv[2]);
-const sdk = process.argv[3];
-const agent = process.argv[4];
-const team = process.argv[5];  // the fixture agent's team, unique to this run
-const { Client } = await import(pathToFileURL(path.join(sdk, "client", "index.js")).href);
-const { StreamableHTTPClientTransport } = await import(
-  pathToFileURL(path.join(sdk, "client", "streamableHttp.js")).href);
-
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-function canon(v) {  // JSON with sorted keys: jsonb does not keep key order
-  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
-  if (v && typeof v === "object") return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canon(v[k])}`).join(",")}}`;
-  return JSON.stringify(v);
-}
-function eq(a, b, what) {
-  if (canon(a) !== canon(b)) throw new Error(`${what}: got ${canon(a)}, want ${canon(b)}`);
-}
+const { client, transport, args } = await start("csmcp-support-workflow");
+const [agent, team] = args;  // team: the fixture agent's team, unique to this run
+// Every support tool but register_client answers with a summary line.
 async function call(name, args) {
-  const r = await client.callTool({ name, arguments: args });
-  assert(!r.isError, `${name} failed: ${JSON.stringify(r.content)}`);
-  assert(r.structuredContent, `${name}: no structuredContent`);
-  assert(typeof r.structuredContent.summary === "string" || name === "register_client", `${name}: no summary`);
-  return r.structuredContent;
+  const r = await sdkCall(name, args);
+  assert(typeof r.summary === "string" || name === "register_client", `${name}: no summary`);
+  return r;
 }
-async function refused(name, args, text) {
-  const r = await client.callTool({ name, arguments: args });
-  assert(r.isError, `${name} should be refused`);
-  assert(r.content[0].text.includes(text), `${name}: ${r.content[0].text} lacks "${text}"`);
-}
-
-const client = new Client({ name: "csmcp-support-workflow", version: "1.0.0" }, { capabilities: {} });
-const transport = new StreamableHTTPClientTransport(url);
 const tag = "supwf" + Math.random().toString(16).slice(2, 10);
 let clientId, ticketId;
 
@@ -125,6 +89,4 @@ await check("performance report shows it", async () => {
   assert(sla.recommendations.some((x) => x.rule === "sla_compliance > 0.98"), "review SLA hint");
 });
 
-await client.close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await finish();

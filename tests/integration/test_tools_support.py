@@ -824,23 +824,10 @@ class SdkWorkflow(lib.TestCase):
     report, through the official TypeScript SDK client (tests/integration/support_sdk_workflow.mjs)."""
 
     def test_workflow_through_typescript_sdk(self):
-        import importlib.util
-        import os
-        import subprocess
-        client_dir = os.path.join(lib.ROOT, "tests", "client")
-        spec = importlib.util.spec_from_file_location("csmcp_client_run", os.path.join(client_dir, "run.py"))
-        client_run = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(client_run)
-        client_run.npm_install()
-        sdk = os.path.join(client_dir, "node_modules", "@modelcontextprotocol", "sdk", "dist", "esm")
         agent = du.prefix() + "_sdk"
         du.psql(lib.database_url(), "INSERT INTO support_agents (agent_id, name, email, team, max_tickets) VALUES "
                 "(%s, 'SDK Agent', %s, %s, 3); INSERT INTO support_agent_expertise VALUES (%s, 'performance')"
                 % (q(agent), q(agent + "@support.example.com"), q(agent + " team"), q(agent)))
-        with lib.Csmcpd(workers=2, conf=NO_LIMITS) as d:
-            p = subprocess.run([client_run.NODE, os.path.join(os.path.dirname(__file__), "support_sdk_workflow.mjs"),
-                                "http://127.0.0.1:%d/mcp" % d.port, sdk, agent, agent + " team"],
-                               capture_output=True, text=True, timeout=120)
-        out = p.stdout + p.stderr
-        self.assertEqual(p.returncode, 0, out)
+        rc, out = lib.run_sdk_workflow("support_sdk_workflow.mjs", agent, agent + " team", conf=NO_LIMITS)
+        self.assertEqual(rc, 0, out)
         self.assertIn("9 passed, 0 failed", out)
