@@ -93,7 +93,9 @@ VALUES ('{p}_u1', 'Ana Champion', 'ana@{p}.example.com', 'champion', true),
 INSERT INTO products (product_id, name, family, list_price) VALUES
     ('{p}_an', 'Fixture analytics', 'analytics', 24000), ('{p}_pi', 'Fixture insights', 'analytics', 18000),
     ('{p}_api', 'Fixture API', 'integration', 10000), ('{p}_sec', 'Fixture SSO', 'security', 8000);
-INSERT INTO product_prerequisites VALUES ('{p}_pi', '{p}_an');
+INSERT INTO products (product_id, name, family, list_price, is_base) VALUES ('{p}_core', 'Fixture base', 'platform', 0, true);
+INSERT INTO products (product_id, name, family, list_price) VALUES ('{p}_auto', 'Fixture automation', 'automation', 6000);
+INSERT INTO product_prerequisites VALUES ('{p}_pi', '{p}_an'), ('{p}_auto', '{p}_core');
 INSERT INTO contract_products (contract_id, product_id)
 VALUES ('CTR-{p}_c2', '{p}_an'), ('CTR-{p}_c2', '{p}_api'), ('CTR-{p}_c2', '{p}_pi'),
        ('CTR-{p}_c3', '{p}_an'), ('CTR-{p}_c3', '{p}_api'), ('CTR-{p}_c4', '{p}_an'), ('CTR-{p}_c4', '{p}_sec'),
@@ -265,16 +267,16 @@ class ExpansionToolsTest(lib.TestCase):
         self.assertEqual((r[p + "_an"]["seats_factor"], r[p + "_an"]["estimated_value"]), (0.5, 12000))
         self.assertEqual(r[p + "_api"]["estimated_value"], 5000)
         self.assertEqual(out["accounts"][0]["bundle"], {"products": 2, "discount": 0.1, "list_value": 17000, "bundle_value": 15300})
-        # min fit 0: the SSO product (1 of 5 = 0.2) joins; 3 products -> 15 % off 21000.
-        out, r = self.recs("c1", min_fit_score=0)
+        # min fit 0.1: the SSO product (1 of 5 = 0.2) joins; 3 products -> 15 % off 21000.
+        out, r = self.recs("c1", min_fit_score=0.1)
         self.assertEqual(r[p + "_sec"]["fit_score"], 0.2)
         self.assertNotIn(p + "_pi", r)   # its prerequisite (analytics) is not owned
         self.assertEqual(out["accounts"][0]["bundle"]["bundle_value"], 17850)
         # c5: 300 seats -> factor 2.0; c3: 100 seats -> 1.0 and owns analytics, so insights is eligible.
-        out, r = self.recs("c5", min_fit_score=0)
+        out, r = self.recs("c5", min_fit_score=0.1)
         self.assertEqual((r[p + "_an"]["estimated_value"], r[p + "_sec"]["estimated_value"]), (48000, 16000))
         self.assertNotIn(p + "_pi", r)
-        out, r = self.recs("c3", min_fit_score=0)
+        out, r = self.recs("c3", min_fit_score=0.1)
         self.assertEqual(sorted(r), [p + "_pi", p + "_sec"])
         self.assertEqual((r[p + "_pi"]["fit_score"], r[p + "_pi"]["estimated_value"]), (0.2, 18000))
         # c4 (200 seats -> 1.5): one recommendation, no bundle.
@@ -283,8 +285,13 @@ class ExpansionToolsTest(lib.TestCase):
         self.assertEqual(r[p + "_api"]["estimated_value"], 15000)
         self.assertIsNone(out["accounts"][0]["bundle"])
         # Family filter.
-        out, r = self.recs("c1", min_fit_score=0, product_family="security")
+        out, r = self.recs("c1", min_fit_score=0.1, product_family="security")
         self.assertEqual(list(r), [p + "_sec"])
+        # A base product counts as owned by every contract: the automation add-on that requires it
+        # is eligible although no contract lists the base (nobody owns the add-on: fit 0).
+        out, r = self.recs("c2", min_fit_score=0, product_family="automation")
+        self.assertEqual((r[p + "_auto"]["fit_score"], r[p + "_auto"]["estimated_value"]), (0, 6000))
+        self.assertNotIn(p + "_core", r)
         # Persisted with probability = fit, one per account and product.
         self.recs("c1")
         self.assertEqual(self.sql("SELECT string_agg(product || ':' || probability || ':' || estimated_value, ',' "

@@ -50,6 +50,7 @@ BEGIN
         WHERE p.active AND NOT p.is_base AND (v_family = 'all' OR p.family = v_family)
     ),
     target AS (SELECT * FROM own WHERE v_client IS NULL OR client_id = v_client),
+    base AS (SELECT coalesce(array_agg(product_id), '{}') AS ids FROM products WHERE is_base AND active),
     cand AS (
         SELECT tg.client_id, tg.client_name, tg.tier, tg.industry, tg.contract_value, tg.licensed_seats,
                cat.product_id, cat.name AS product_name, cat.family, cat.list_price,
@@ -57,7 +58,8 @@ BEGIN
                round(coalesce(o.n, 0)::numeric / pe.n, 2) AS fit,
                csmcp.exp_seats_factor(tg.licensed_seats) AS factor
         FROM target tg
-        JOIN cat ON NOT (cat.product_id = ANY (tg.products)) AND cat.req <@ tg.products
+        CROSS JOIN base
+        JOIN cat ON NOT (cat.product_id = ANY (tg.products)) AND cat.req <@ (tg.products || base.ids)
         JOIN peers pe ON pe.tier = tg.tier AND pe.industry = tg.industry
         LEFT JOIN owners o ON o.tier = tg.tier AND o.industry = tg.industry AND o.product_id = cat.product_id
     )
