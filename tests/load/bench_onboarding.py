@@ -46,6 +46,9 @@ def main():
     free_c = one(url, "SELECT a.client_id FROM accounts a WHERE a.client_id LIKE 'demo\\_%' AND a.lifecycle_stage = 'active' "
                       "AND NOT EXISTS (SELECT 1 FROM onboarding_plans p WHERE p.client_id = a.client_id AND p.status IN "
                       "('draft', 'scheduled', 'in_progress', 'delayed')) ORDER BY 1 LIMIT 1")[0]
+    # training sessions go to another account, so that the read tools measure a typical account
+    train_c = one(url, "SELECT client_id FROM onboarding_plans WHERE status = 'in_progress' AND client_id LIKE 'demo\\_%' "
+                       "ORDER BY plan_id DESC LIMIT 1")[0]
     cert_c, cert_u, cert_id = one(url, "SELECT client_id, user_email, certification_id FROM certifications WHERE level = 'basic' "
                                        "AND revoked_at IS NULL AND client_id LIKE 'demo\\_%' ORDER BY 1, 2 LIMIT 1")
     d = lib.Csmcpd(workers=2, conf={"ratelimit": {"enabled": False}}).start()
@@ -83,7 +86,7 @@ def main():
             ("activate_onboarding_automation (re-activate)", lambda: s.call_ok("activate_onboarding_automation", {
                 "client_id": open_c, "plan_id": open_p}), None),
             ("deliver_training_session (5 attendees)", lambda: s.call_ok("deliver_training_session", {
-                "client_id": open_c, "training_module_id": "mod_fundamentals", "attendees": [
+                "client_id": train_c, "training_module_id": "mod_fundamentals", "attendees": [
                     {"email": "bench%d@bench.example.com" % i, "assessment_score": 0.5 + i / 10, "rating": 4} for i in range(5)]}), None),
             ("manage_certification_program list", lambda: s.call_ok("manage_certification_program", {"client_id": cert_c}), None),
             ("manage_certification_program track", lambda: s.call_ok("manage_certification_program", {

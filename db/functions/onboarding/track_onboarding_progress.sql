@@ -63,12 +63,14 @@ BEGIN
 
     -- Training among the account's users: invitees of its sessions that have taken place;
     -- a user completed training when they attended a session and did not fail its assessment.
-    SELECT count(DISTINCT lower(a.email)) AS invited,
-           count(DISTINCT lower(a.email)) FILTER (WHERE a.attended AND a.passed IS NOT FALSE) AS completed,
-           count(DISTINCT lower(a.email)) FILTER (WHERE a.attended) AS attended,
-           count(DISTINCT s.session_id) AS sessions
-    INTO tr FROM training_sessions s JOIN training_attendance a USING (session_id)
-    WHERE s.client_id = acc.client_id AND s.status = 'completed';
+    SELECT count(*) AS invited, count(*) FILTER (WHERE u.completed) AS completed, count(*) FILTER (WHERE u.attended) AS attended,
+           (SELECT count(*) FROM training_sessions s WHERE s.client_id = acc.client_id AND s.status = 'completed'
+              AND EXISTS (SELECT 1 FROM training_attendance a WHERE a.session_id = s.session_id)) AS sessions
+    INTO tr
+    FROM (SELECT lower(a.email) AS email, bool_or(a.attended AND a.passed IS NOT FALSE) AS completed, bool_or(a.attended) AS attended
+          FROM training_sessions s JOIN training_attendance a USING (session_id)
+          WHERE s.client_id = acc.client_id AND s.status = 'completed'
+          GROUP BY 1) u;
     v_train_rate := csmcp.onb_rate(tr.completed, tr.invited);
 
     -- Activation: peak daily active users of the last 30 days / licensed seats.
