@@ -401,8 +401,9 @@ class OnboardingToolsTest(lib.TestCase):
             "client_id": cid, "plan_id": pid, "automation_triggers": ["task_overdue", "health_score_change"],
             "notification_preferences": {"slack": True, "digest": "weekly"}})
         enabled = dict(x.split("|") for x in self.sql("SELECT name, enabled FROM monitors").split("\n"))
+        onb = "onboarding_progress" if "onboarding_progress" in enabled else "onboarding_monitor"
         self.assertEqual([(t["trigger"], t["monitor"]) for t in out["triggers"]],
-                         [("health_score_change", "churn_risk_monitor"), ("task_overdue", "onboarding_monitor")])
+                         [("health_score_change", "churn_risk_monitor"), ("task_overdue", onb)])
         for t in out["triggers"]:
             self.assertEqual(t["monitor_enabled"], enabled[t["monitor"]] == "t")
             self.assertEqual(t["state"], "active" if t["monitor_enabled"] else "registered (monitor disabled)")
@@ -411,7 +412,7 @@ class OnboardingToolsTest(lib.TestCase):
                          {"email": True, "slack": True, "in_app": True, "frequency": "immediate", "digest": "weekly"})
         self.assertEqual(self.sql("SELECT string_agg(trigger_type || '>' || monitor, ',' ORDER BY trigger_type) FROM "
                                   "onboarding_automation_triggers WHERE plan_id = '%s'" % pid),
-                         "health_score_change>churn_risk_monitor,task_overdue>onboarding_monitor")
+                         "health_score_change>churn_risk_monitor,task_overdue>" + onb)
         # again with another set: replaced, plan stays in_progress, old and new logged
         out = self.call("activate_onboarding_automation", {"client_id": cid, "plan_id": pid,
                                                            "automation_triggers": ["blocker_identified"]})

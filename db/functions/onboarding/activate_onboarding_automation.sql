@@ -1,9 +1,13 @@
 -- activate_onboarding_automation: persists the plan's automation triggers and notification
 -- preferences, registers each trigger with the autonomous monitor that evaluates it
 -- (onboarding_automation_triggers), and moves a draft or scheduled plan to in_progress.
+-- The monitor evaluating a trigger: health changes -> churn_risk_monitor; everything else -> the
+-- onboarding monitor, named onboarding_progress since migration 0261 (onboarding_monitor before).
 CREATE OR REPLACE FUNCTION csmcp.onb_trigger_monitor(p_trigger text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE p_trigger WHEN 'health_score_change' THEN 'churn_risk_monitor' ELSE 'onboarding_monitor' END
+LANGUAGE sql STABLE AS $$
+    SELECT CASE p_trigger WHEN 'health_score_change' THEN 'churn_risk_monitor'
+           ELSE (SELECT name FROM monitors WHERE name IN ('onboarding_progress', 'onboarding_monitor')
+                 ORDER BY name = 'onboarding_progress' DESC LIMIT 1) END
 $$;
 
 CREATE OR REPLACE FUNCTION csmcp.onb_trigger_condition(p_trigger text) RETURNS text
