@@ -20,6 +20,7 @@
 static const char *const log_levels[] = {"debug", "info", "notice", "warning",
                                          "error", "crit", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const audit_failure_modes[] = {"refuse", "drop", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 
 /* clang-format off */
@@ -157,6 +158,10 @@ const struct cfg_key cfg_keys[] = {
      "File with the passphrase that encrypts stored integration credentials; also CSMCP_VAULT_KEY."},
     {"audit", "enabled", CFG_BOOL, OFF(audit_enabled), "true", 0, 0, NULL, CFG_RELOADABLE, false,
      "Write a hash-chained audit record for every tool call."},
+    {"audit", "on_failure", CFG_STR, OFF(audit_on_failure), "refuse", 0, 8, audit_failure_modes, CFG_RELOADABLE, false,
+     "refuse: a tool call is answered only once its audit record is committed in PostgreSQL; while the backlog is full (audit.max_pending) new calls are refused (503) before they run, and records are retried until written, never dropped. drop: answer at once and drop records that cannot be written (counted; a gap in audit verify)."},
+    {"audit", "max_pending", CFG_INT, OFF(audit_max_pending), "50000", 100, 10000000, NULL, CFG_RELOADABLE, false,
+     "Audit records one worker may hold waiting for the database; with on_failure = refuse, tool calls beyond it are refused before they run."},
 
     {"log", "level", CFG_STR, OFF(log_level), "info", 0, 16, log_levels, CFG_RELOADABLE, false,
      "Lowest level logged: debug, info, notice, warning, error, crit."},

@@ -105,6 +105,8 @@ struct cfg {
 
     /* audit */
     bool audit_enabled;
+    char *audit_on_failure; /* "refuse" | "drop" */
+    int audit_max_pending;
 
     /* log */
     char *log_level;

@@ -15,8 +15,11 @@
  * class 22, 23, 54), the batch is re-sent record by record, in order; a record refused on its
  * own is re-sent once in its safe form (every text field checked, arguments hex-encoded,
  * "encoded": true). Only a record whose safe form is refused too is dropped (counted, logged,
- * and visible as a gap). The buffer is bounded (AUDIT_MAX_PENDING); what does not fit is
- * counted as dropped (issue 26 replaces that with backpressure).
+ * and visible as a gap). audit.on_failure = refuse (issue 26): tool calls wait for their
+ * record to be committed (audit_record_wait), transient failures are retried without limit,
+ * and while audit.max_pending records wait new calls are refused before they run
+ * (audit_accepting) - backpressure, not loss. drop: the old behaviour, records beyond the
+ * bound or past AUDIT_RETRIES failures are dropped (counted; a gap in audit verify).
  */
 #include "audit.h"
 
@@ -46,10 +49,16 @@
 
 static const char SQL_BATCH[] = "SELECT csmcp.audit_append_batch($1::jsonb)";
 
+struct audit_waiter {
+    audit_durable_fn cb; /* NULL once detached */
+    void *arg;
+};
+
 struct rec {
     char *json; /* one record: {...} */
     size_t len;
     long long seq;
+    struct audit_waiter *w; /* a tool call waiting for this record to be durable, or NULL */
 };
 
 static struct {
@@ -85,6 +94,69 @@ static struct {
 
 static void flush_now(void);
 
+static bool refuse_mode(void)
+{
+    return AU.cfg && AU.cfg->audit_on_failure && strcmp(AU.cfg->audit_on_failure, "drop") != 0;
+}
+
+static size_t backlog(void)
+{
+    return AU.nbuf + AU.nfl - (AU.splitting ? AU.split : 0);
+}
+
+static void gauge_backlog(void)
+{
+    metrics_gauge_set("csmcp_audit_queue_depth", NULL, (double)backlog());
+}
+
+/* Waiters of records leaving the queue, answered after the queue's state is consistent (a
+ * callback may record again). */
+struct notify_list {
+    struct audit_waiter **w;
+    size_t n, cap;
+};
+
+static void notify_add(struct notify_list *l, struct rec *r)
+{
+    if (r->w == NULL)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct audit_waiter **nw = realloc(l->w, cap * sizeof *nw);
+        if (nw == NULL)
+            abort();
+        l->w = nw;
+        l->cap = cap;
+    }
+    l->w[l->n++] = r->w;
+    r->w = NULL;
+}
+
+static void notify_run(struct notify_list *l, bool ok)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->w[i]->cb)
+            l->w[i]->cb(ok, l->w[i]->arg);
+        free(l->w[i]);
+    }
+    free(l->w);
+    l->w = NULL;
+    l->n = l->cap = 0;
+}
+
+void audit_waiter_detach(struct audit_waiter *w)
+{
+    if (w)
+        w->cb = NULL;
+}
+
+bool audit_accepting(void)
+{
+    if (AU.cfg == NULL || !AU.cfg->audit_enabled || AU.pg == NULL || !refuse_mode())
+        return true;
+    return backlog() < (size_t)AU.cfg->audit_max_pending;
+}
+
 static void drop(size_t n, const char *why)
 {
     time_t now = time(NULL);
@@ -98,14 +170,30 @@ static void drop(size_t n, const char *why)
 static void arm_timer(void)
 {
     struct timeval tv = {0, AUDIT_FLUSH_MS * 1000};
+    if (refuse_mode() && AU.attempts > 1) {
+        /* retrying a batch: back off up to 1 s (the records stay, nothing is dropped) */
+        long ms = AUDIT_FLUSH_MS << (AU.attempts < 6 ? AU.attempts - 1 : 5);
+        if (ms > 1000)
+            ms = 1000;
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+    }
     if (AU.timer && !event_pending(AU.timer, EV_TIMEOUT, NULL))
         event_add(AU.timer, &tv);
 }
 
-static void forget_inflight(void)
+/* Frees the batch; its waiters go to l (answered by the caller), or are freed unanswered
+ * when l is NULL (exit path). */
+static void forget_inflight_to(struct notify_list *l)
 {
-    for (size_t i = 0; i < AU.nfl; i++)
+    for (size_t i = 0; i < AU.nfl; i++) {
+        if (l)
+            notify_add(l, &AU.fl[i]);
+        else
+            free(AU.fl[i].w);
+        AU.fl[i].w = NULL;
         free(AU.fl[i].json);
+    }
     AU.nfl = 0;
     AU.split = 0;
     AU.splitting = false;
@@ -220,6 +308,7 @@ static bool data_error(const char *sqlstate)
 static void batch_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
                        void *arg)
 {
+    struct notify_list ok = {0}, failed = {0};
     (void)arg;
     AU.busy = false;
     if (res != NULL) {
@@ -227,19 +316,28 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
             metrics_inc("csmcp_audit_records_total", NULL, 1);
             if (AU.safe_sent)
                 metrics_inc("csmcp_audit_encoded_total", NULL, 1);
+            notify_add(&ok, &AU.fl[AU.split]);
             AU.split++;
             AU.safe_sent = false;
             AU.attempts = 0;
             if (AU.split < AU.nfl) {
                 flush_now();
+                gauge_backlog();
+                notify_run(&ok, true);
                 return;
             }
         } else {
             metrics_inc("csmcp_audit_records_total", NULL, AU.nfl);
         }
-        forget_inflight();
-        if (AU.nbuf > 0)
-            arm_timer();
+        forget_inflight_to(&ok);
+        if (AU.nbuf > 0) {
+            if (refuse_mode())
+                flush_now(); /* group commit: what arrived meanwhile goes now */
+            else
+                arm_timer();
+        }
+        gauge_backlog();
+        notify_run(&ok, true);
         return;
     }
     metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
@@ -265,22 +363,30 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
             AU.safe_sent = true;
         } else {
             drop(1, why);
+            notify_add(&failed, &AU.fl[AU.split]);
             AU.split++;
             AU.safe_sent = false;
             if (AU.split >= AU.nfl)
-                forget_inflight();
+                forget_inflight_to(&failed);
         }
         AU.attempts = 0;
         flush_now();
+        gauge_backlog();
+        notify_run(&failed, false);
         return;
     }
-    if (AU.attempts < AUDIT_RETRIES) {
-        log_warn("audit: batch of %zu records failed, will retry: %s", AU.nfl, why);
+    if (refuse_mode() || AU.attempts < AUDIT_RETRIES) {
+        /* refuse: transient failures are retried until the database takes the records */
+        if (AU.attempts <= AUDIT_RETRIES || AU.attempts % 20 == 0)
+            log_warn("audit: batch of %zu records failed (attempt %d), will retry: %s", AU.nfl,
+                     AU.attempts, why);
     } else {
-        drop(AU.nfl - (AU.splitting ? AU.split : 0), why);
-        forget_inflight();
+        drop(backlog() - AU.nbuf, why);
+        forget_inflight_to(&failed);
     }
     arm_timer();
+    gauge_backlog();
+    notify_run(&failed, false);
 }
 
 static void flush_now(void)
@@ -320,13 +426,17 @@ static void flush_now(void)
     AU.attempts++;
     AU.busy = true;
     if (pgpool_query(AU.pg, SQL_BATCH, 1, params, batch_done, NULL) < 0) {
+        struct notify_list failed = {0};
         AU.busy = false;
         metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
-        if (AU.attempts >= AUDIT_RETRIES) {
-            drop(AU.nfl - (AU.splitting ? AU.split : 0), "cannot queue the batch");
-            forget_inflight();
+        if (!refuse_mode() && AU.attempts >= AUDIT_RETRIES) {
+            drop(backlog() - AU.nbuf, "cannot queue the batch");
+            forget_inflight_to(&failed);
         }
         arm_timer();
+        jbuf_free(&b);
+        notify_run(&failed, false);
+        return;
     }
     jbuf_free(&b);
 }
@@ -339,7 +449,27 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     flush_now();
 }
 
+static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, void *arg,
+                              struct audit_waiter **out);
+
 void audit_record(const struct audit_entry *e)
+{
+    record(e, NULL, NULL, NULL);
+}
+
+enum audit_wait audit_record_wait(const struct audit_entry *e, audit_durable_fn cb, void *arg,
+                                  struct audit_waiter **w)
+{
+    *w = NULL;
+    if (!refuse_mode()) {
+        record(e, NULL, NULL, NULL);
+        return AUDIT_NOT_WAITING;
+    }
+    return record(e, cb, arg, w);
+}
+
+static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, void *arg,
+                              struct audit_waiter **out)
 {
     char *args = NULL, detail[AUDIT_DETAIL_MAX + 1];
     size_t alen;
@@ -348,19 +478,21 @@ void audit_record(const struct audit_entry *e)
     struct jbuf b;
 
     if (AU.cfg == NULL || !AU.cfg->audit_enabled || AU.pg == NULL)
-        return;
+        return AUDIT_NOT_WAITING;
     /* numbered before anything can lose it: a record not written is a gap in this sequence */
     long long seq = ++AU.seq;
-    if (AU.nbuf >= AUDIT_MAX_PENDING) {
+    /* A record a tool call waits for is always kept (its call was admitted while the backlog
+     * was under audit.max_pending: audit_accepting); others are dropped beyond the bound. */
+    if (cb == NULL && backlog() >= (size_t)AU.cfg->audit_max_pending) {
         drop(1, "audit buffer full (database too slow or down)");
-        return;
+        return AUDIT_NOT_WAITING;
     }
     if (AU.nbuf == AU.capbuf) {
         size_t cap = AU.capbuf ? AU.capbuf * 2 : 64;
         struct rec *n = realloc(AU.buf, cap * sizeof *n);
         if (n == NULL) {
             drop(1, "out of memory");
-            return;
+            return AUDIT_NOT_WAITING;
         }
         AU.buf = n;
         AU.capbuf = cap;
@@ -374,7 +506,7 @@ void audit_record(const struct audit_entry *e)
         args = strdup("{}");
     if (args == NULL) {
         drop(1, "out of memory");
-        return;
+        return AUDIT_NOT_WAITING;
     }
     snprintf(detail, sizeof(detail), "%s", e->detail ? e->detail : "");
     scrub_text(detail, sizeof(detail));
@@ -416,14 +548,27 @@ void audit_record(const struct audit_entry *e)
     free(args);
     if (enc)
         metrics_inc("csmcp_audit_encoded_total", NULL, 1);
+    struct audit_waiter *w = NULL;
+    if (cb) {
+        w = calloc(1, sizeof *w);
+        if (w == NULL)
+            abort();
+        w->cb = cb;
+        w->arg = arg;
+        *out = w;
+    }
     AU.buf[AU.nbuf].len = b.len;
     AU.buf[AU.nbuf].json = jbuf_steal(&b);
     AU.buf[AU.nbuf].seq = seq;
+    AU.buf[AU.nbuf].w = w;
     AU.nbuf++;
-    if (AU.nbuf >= AUDIT_BATCH && AU.nfl == 0 && !AU.busy)
-        flush_now();
+    if (AU.nfl == 0 && !AU.busy && (refuse_mode() || AU.nbuf >= AUDIT_BATCH))
+        flush_now(); /* refuse: group commit, no waiting for the timer */
     else
         arm_timer();
+    if (AU.busy)
+        gauge_backlog(); /* while a batch is out (its end sets it too) */
+    return w ? AUDIT_QUEUED : AUDIT_NOT_WAITING;
 }
 
 /* Summaries of what was suppressed in the interval, then a clean table. */
@@ -522,7 +667,7 @@ void audit_record_aggregated(const struct audit_entry *e, int individual)
 size_t audit_flush(void)
 {
     flush_now();
-    return AU.nbuf + AU.nfl - (AU.splitting ? AU.split : 0);
+    return backlog();
 }
 
 const char *audit_writer(void)
@@ -541,6 +686,15 @@ int audit_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg
         return -1;
     crypto_hex(rnd, sizeof rnd, hex);
     snprintf(AU.writer, sizeof AU.writer, "%ld-%s", (long)getpid(), hex);
+    metrics_gauge_set("csmcp_audit_refuse_mode", NULL, refuse_mode() ? 1 : 0);
+    /* present from the start (the alert rules read them) */
+    metrics_gauge_set("csmcp_audit_queue_depth", NULL, 0);
+    metrics_inc("csmcp_audit_refused_total", NULL, 0);
+    metrics_inc("csmcp_audit_dropped_total", NULL, 0);
+    if (cfg->audit_enabled && !refuse_mode())
+        log_warn("audit: audit.on_failure = drop: tool calls are answered before their audit "
+                 "record is committed, and records that cannot be written are dropped (counted "
+                 "in csmcp_audit_dropped_total, a gap in csmcpctl audit verify)");
     AU.timer = event_new(base, -1, 0, timer_cb, NULL);
     memset(&AG, 0, sizeof AG);
     AG.timer = event_new(base, -1, 0, agg_timer_cb, NULL);
@@ -553,18 +707,20 @@ void audit_shutdown(void)
     if (AG.timer)
         event_free(AG.timer);
     AG.timer = NULL;
-    size_t left = AU.nbuf + AU.nfl - (AU.splitting ? AU.split : 0);
+    size_t left = backlog();
     if (left > 0)
         drop(left, "worker exiting");
     if (AU.timer)
         event_free(AU.timer);
     AU.timer = NULL;
-    for (size_t i = 0; i < AU.nbuf; i++)
+    for (size_t i = 0; i < AU.nbuf; i++) {
+        free(AU.buf[i].w); /* exit path: the waiting calls end with the process */
         free(AU.buf[i].json);
+    }
     free(AU.buf);
     AU.buf = NULL;
     AU.nbuf = AU.capbuf = 0;
-    forget_inflight();
+    forget_inflight_to(NULL);
     free(AU.fl);
     AU.fl = NULL;
     AU.capfl = 0;

@@ -17,6 +17,7 @@
 #ifndef CSMCP_AUDIT_H
 #define CSMCP_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -25,7 +26,6 @@ struct pgpool;
 
 #define AUDIT_FLUSH_MS       50
 #define AUDIT_BATCH          500
-#define AUDIT_MAX_PENDING    50000
 #define AUDIT_AGG_INTERVAL_S 10
 
 struct audit_entry {
@@ -46,6 +46,25 @@ struct audit_entry {
 int audit_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg);
 /* Buffers one record; every string is copied. No-op when audit.enabled is false. */
 void audit_record(const struct audit_entry *e);
+/*
+ * audit.on_failure = refuse (the default, issue 26): a tool call is answered only once its
+ * record is committed. audit_record_wait buffers the record and, in refuse mode, returns
+ * AUDIT_QUEUED with *w set: cb(true, arg) runs once the record is in the table, cb(false, arg)
+ * if it can never be (its safe form refused too). Transient failures are retried (backing off
+ * up to 1 s) without limit; records are never dropped for a slow or absent database. Records
+ * are sent at once when no batch is in flight (group commit). The caller must detach a waiter
+ * it no longer wants (audit_waiter_detach) before freeing arg. In drop mode (or with audit
+ * disabled) it returns AUDIT_NOT_WAITING: answer now.
+ */
+struct audit_waiter;
+typedef void (*audit_durable_fn)(bool ok, void *arg);
+enum audit_wait { AUDIT_NOT_WAITING = 0, AUDIT_QUEUED };
+enum audit_wait audit_record_wait(const struct audit_entry *e, audit_durable_fn cb, void *arg,
+                                  struct audit_waiter **w);
+void audit_waiter_detach(struct audit_waiter *w);
+/* False (refuse mode) while audit.max_pending records wait for the database: refuse a tool
+ * call before it runs (503). Always true in drop mode. */
+bool audit_accepting(void);
 /* Starts writing what is buffered now (drain path); returns the number of records not yet
  * acknowledged by the database. */
 size_t audit_flush(void);

@@ -345,6 +345,23 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
             return;
         }
     }
+    if (!audit_accepting()) {
+        /* audit.on_failure = refuse and audit.max_pending records wait for the database:
+         * refused before it runs, never executed without a durable record (issue 26) */
+        static const char em[] = "audit backlog full: the audit trail cannot take more records "
+                                 "now (database slow or down); the call was not run, retry";
+        metrics_inc("csmcp_audit_refused_total", NULL, 1);
+        if (m->batch) {
+            mreq_reply_error(m, msg->id, MCP_ERR_TRANSPORT, em, "{\"retry_after\":1}");
+            return;
+        }
+        struct jbuf b;
+        jbuf_init(&b);
+        jsonrpc_write_error(&b, msg->id, MCP_ERR_TRANSPORT, em, "{\"retry_after\":1}");
+        mreq_respond(m, 503, "application/json", "Retry-After: 1\r\n", b.p, b.len);
+        jbuf_free(&b);
+        return;
+    }
     mcp_call_start(m, msg, t, args);
 }
 

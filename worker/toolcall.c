@@ -58,6 +58,10 @@ struct tool_call {
     struct event *timer;
     struct pending *pend;
     struct tool_call *next, *prev;
+    /* audit.on_failure = refuse: the result, held until the audit record is committed */
+    struct audit_waiter *aw;
+    char *held;
+    size_t held_len;
 };
 
 static struct {
@@ -86,6 +90,8 @@ static void tc_unlink_and_free(struct tool_call *tc)
     }
     if (tc->timer)
         event_free(tc->timer);
+    audit_waiter_detach(tc->aw);
+    free(tc->held);
     free(tc->args_json);
     free(tc->progress_token);
     struct mreq *m = tc->m;
@@ -139,6 +145,29 @@ static void tc_answer(struct tool_call *tc, const char *result_json, size_t len)
     jbuf_free(&b);
 }
 
+/* The held result's audit record is committed (ok) - or can never be. */
+static void tc_durable(bool ok, void *arg)
+{
+    struct tool_call *tc = arg;
+    tc->aw = NULL;
+    if (ok) {
+        tc_answer(tc, tc->held, tc->held_len);
+    } else if (!tc->answered) {
+        tc->answered = true;
+        if (tc->timer)
+            event_del(tc->timer);
+        struct jbuf b;
+        jbuf_init(&b);
+        jsonrpc_write_error(&b, tc->msg->id, JSONRPC_INTERNAL_ERROR,
+                            "the call ran but its audit record could not be stored; its result "
+                            "is withheld (audit.on_failure = refuse)",
+                            NULL);
+        mreq_reply(tc->m, b.p, b.len);
+        jbuf_free(&b);
+    }
+    tc_unlink_and_free(tc);
+}
+
 static void tc_finish(struct tool_call *tc, const char *result_json, size_t len, bool is_error)
 {
     if (tc->finished)
@@ -162,7 +191,17 @@ static void tc_finish(struct tool_call *tc, const char *result_json, size_t len,
         .latency_s = (double)(now.tv_sec - tc->start.tv_sec) +
                      (double)(now.tv_nsec - tc->start.tv_nsec) / 1e9,
     };
-    audit_record(&ae);
+    /* audit.on_failure = refuse: the client hears of the call only once its record is
+     * committed (tc_durable) */
+    if (audit_record_wait(&ae, tc_durable, tc, &tc->aw) == AUDIT_QUEUED) {
+        tc->held = malloc(len + 1);
+        if (tc->held == NULL)
+            abort();
+        memcpy(tc->held, result_json, len);
+        tc->held[len] = '\0';
+        tc->held_len = len;
+        return;
+    }
     tc_answer(tc, result_json, len);
     tc_unlink_and_free(tc);
 }
@@ -172,11 +211,24 @@ static void tc_timeout_cb(evutil_socket_t fd, short what, void *arg)
     struct tool_call *tc = arg;
     if (tc->answered)
         return;
-    log_warn("tool %s: call timed out after %d s", tc->t->def->name, mcp_env.cfg->mcp_call_timeout);
     tc->answered = true;
-    tc->timed_out = true;
     struct jbuf b;
     jbuf_init(&b);
+    if (tc->held) {
+        /* the call finished; its audit record is still not committed (database slow or down) */
+        log_warn("tool %s: audit record not committed after %d s; answering with an error",
+                 tc->t->def->name, mcp_env.cfg->mcp_call_timeout);
+        metrics_inc("csmcp_audit_ack_timeouts_total", NULL, 1);
+        jsonrpc_write_error(&b, tc->msg->id, MCP_ERR_TIMEOUT,
+                            "audit backlog: the call finished but its audit record is not yet "
+                            "committed; the result is withheld (audit.on_failure = refuse)",
+                            NULL);
+        mreq_reply(tc->m, b.p, b.len);
+        jbuf_free(&b);
+        return;
+    }
+    log_warn("tool %s: call timed out after %d s", tc->t->def->name, mcp_env.cfg->mcp_call_timeout);
+    tc->timed_out = true;
     jsonrpc_write_error(&b, tc->msg->id, MCP_ERR_TIMEOUT, "Request timed out", NULL);
     mreq_reply(tc->m, b.p, b.len);
     jbuf_free(&b);

@@ -1,0 +1,163 @@
+"""Issue 26: with audit.on_failure = refuse (the default) a tool call is answered only once its
+audit record is committed; while the backlog is full new calls are refused before they run
+(backpressure, not loss); drop keeps the old behaviour. Each case on a scratch database, with
+the audit chain's head row locked by a separate transaction to stall the audit writer."""
+import json
+import subprocess
+import threading
+import time
+
+import lib
+import sec_util as su
+from test_sec_issue23 import drop_db, metric_sum, scratch_full_db
+
+NO_LIMITS = {"key_per_minute": 1000000, "tool_per_minute": 1000000, "write_per_minute": 1000000}
+
+
+class Stall:
+    """Holds audit_head's row lock for `seconds` (every audit batch waits behind it)."""
+
+    def __init__(self, url, seconds):
+        self.p = subprocess.Popen(
+            [su.tool("psql"), "-X", "-q", "-d", url, "-c",
+             "BEGIN; SELECT 1 FROM audit_head FOR UPDATE; SELECT pg_sleep(%s); COMMIT;" % seconds],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.4)  # the lock is taken
+
+    def wait(self):
+        self.p.wait(60)
+
+
+class Durable(lib.TestCase):
+    def start(self, **audit):
+        self.dbname, self.url = scratch_full_db()
+        self.d = lib.Csmcpd(workers=1, auth=True, conf={
+            "database": {"url": self.url, "pool_size": 4}, "ratelimit": NO_LIMITS,
+            "audit": audit})
+        for args in (("migrate",), ("seed", "--accounts", "5")):
+            r = self.d.ctl_db(*args)
+            assert r.returncode == 0, r.stderr
+        self.d.start()
+        self.token = su.create_key(self.d.conf_path, "read,write", "durable")
+        self.s = lib.McpSession(self.d.port, token=self.token)
+
+    def tearDown(self):
+        try:
+            self.s.close()
+        finally:
+            self.d.stop()
+            drop_db(self.dbname)
+
+    def rows(self, where):
+        return int(su.psql(self.url, "SELECT count(*) FROM audit_log WHERE " + where).strip())
+
+    def test_refuse_answers_only_after_the_record_is_committed(self):
+        self.start()
+        marker = "dur_%d" % int(time.time() * 1000)
+        st = Stall(self.url, 3)
+        t0 = time.monotonic()
+        out = self.s.call_ok("list_clients", {"search": marker})
+        elapsed = time.monotonic() - t0
+        st.wait()
+        self.assertIsNotNone(out)
+        self.assertGreater(elapsed, 2.0, "answered before its audit record could be committed")
+        # the answer came after the commit: the row is there the moment we ask
+        self.assertEqual(self.rows("args->>'search' = '%s' AND outcome = 'ok'" % marker), 1)
+        print("\n    call answered after %.2f s (audit head locked 3 s)" % elapsed)
+
+    def test_full_backlog_refuses_before_running(self):
+        self.start(max_pending=100)
+        marker = "bp%d" % (int(time.time()) % 100000)
+        st = Stall(self.url, 8)
+        batch = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
+            "name": "register_client", "arguments": {
+                "client_name": "%s %d" % (marker, i), "company_name": marker}}}
+            for i in range(120)]
+        result = {}
+
+        b = lib.McpSession(self.d.port, token=self.token, protocol="2025-03-26")  # batches
+
+        def first():
+            result["first"] = b.post(batch)
+
+        t = threading.Thread(target=first)
+        t.start()
+        s2 = lib.McpSession(self.d.port, token=self.token)
+
+        def backlog():
+            m = self.d.admin("/metrics")[2].decode()
+            return metric_sum(m, "csmcp_audit_queue_depth") >= 100 or None
+        # the 120 ran and wait for their records (backlog 120 >= audit.max_pending)
+        lib.wait_until(backlog, 7, interval=0.1, what="an audit backlog of 100")
+        st2, hdrs, msgs = s2.request_raw("tools/call", {"name": "register_client", "arguments": {
+            "client_name": "%s refused" % marker, "company_name": marker}})
+        self.assertEqual(st2, 503, msgs)
+        self.assertIn("retry-after", hdrs)
+        self.assertIn("audit backlog full", msgs[0]["error"]["message"])
+        t.join(60)
+        st.wait()
+        status, _, data = result["first"]
+        self.assertEqual(status, 200)
+        answers = json.loads(data)
+        ok = [a for a in answers if "result" in a and not a["result"].get("isError")]
+        self.assertEqual(len(ok), 120, answers[:3])
+        # the refused call never ran; every acknowledged call has its record
+        made = int(su.psql(self.url, "SELECT count(*) FROM accounts WHERE company_name = '%s'"
+                           % marker).strip())
+        self.assertEqual(made, 120)
+        self.assertEqual(self.rows("tool = 'register_client' AND outcome = 'ok' AND "
+                                   "args->>'company_name' = '%s'" % marker), 120)
+        s2.close()
+        b.close()
+        v = self.d.ctl_db("audit", "verify")
+        self.assertEqual(v.returncode, 0, v.stdout)
+        time.sleep(0.8)
+        m = self.d.admin("/metrics")[2].decode()
+        self.assertGreaterEqual(metric_sum(m, "csmcp_audit_refused_total"), 1)
+        self.assertEqual(metric_sum(m, "csmcp_audit_dropped_total"), 0)
+
+    def test_burst_every_acknowledged_call_has_its_record(self):
+        self.start()
+        marker = "burst_%d" % int(time.time() * 1000)
+        acked = []
+        lock = threading.Lock()
+
+        def client(k):
+            s = lib.McpSession(self.d.port, token=self.token)
+            try:
+                for j in range(150):
+                    s.call_ok("list_clients", {"search": "%s_%d_%d" % (marker, k, j)})
+                    with lock:
+                        acked.append(1)
+            finally:
+                s.close()
+
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        elapsed = time.monotonic() - t0
+        # no waiting: an acknowledged call's record is already committed
+        n = self.rows("args->>'search' LIKE '%s_%%' AND outcome = 'ok'" % marker)
+        self.assertEqual(n, len(acked))
+        time.sleep(0.8)
+        m = self.d.admin("/metrics")[2].decode()
+        self.assertEqual(metric_sum(m, "csmcp_audit_dropped_total"), 0)
+        print("\n    %d calls acknowledged in %.1f s (%.0f/s, 8 clients, 1 worker): %d audit "
+              "records at the moment of the last answer" % (len(acked), elapsed,
+                                                              len(acked) / elapsed, n))
+
+    def test_drop_mode_answers_at_once_and_says_so(self):
+        self.start(on_failure="drop")
+        st = Stall(self.url, 3)
+        t0 = time.monotonic()
+        self.s.call_ok("list_clients", {"search": "drop-mode"})
+        elapsed = time.monotonic() - t0
+        st.wait()
+        self.assertLess(elapsed, 1.5)
+        time.sleep(0.8)
+        m = self.d.admin("/metrics")[2].decode()
+        self.assertIn("csmcp_audit_refuse_mode 0", m)
+        self.assertIn("audit.on_failure = drop", self.d.log_tail(200))
