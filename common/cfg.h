@@ -108,6 +108,30 @@ struct cfg {
     char *audit_on_failure; /* "refuse" | "drop" */
     int audit_max_pending;
 
+    /* monitor */
+    bool monitor_enabled;
+    int monitor_tick_ms;
+    int monitor_failover_timeout; /* s */
+    char *monitor_host_id;
+
+    /* integrations (outbox delivery) */
+    int integrations_max_attempts;
+    int integrations_backoff_base_ms;
+    int integrations_backoff_max_ms;
+    int integrations_timeout_ms;
+    int integrations_max_in_flight;
+    int integrations_breaker_failures;
+    int integrations_breaker_open_seconds;
+    char *integrations_sendgrid_url;
+    char *integrations_sendgrid_key_file;
+    char *integrations_intercom_url;
+    char *integrations_intercom_token_file;
+    char *integrations_zendesk_url;
+    char *integrations_zendesk_credential_file;
+    char *integrations_slack_webhook_file;
+    char *integrations_webhook_url;
+    char *integrations_webhook_secret_file;
+
     /* log */
     char *log_level;
     char *log_format;

@@ -147,7 +147,8 @@ static void notifyf(const char *fmt, ...)
 static void params_from_cfg(const struct cfg *c, struct slots_params *p)
 {
     memset(p, 0, sizeof(*p));
-    p->workers = c->server_workers;
+    /* The monitor process (monitor.enabled) is one more slot after the request workers. */
+    p->workers = c->server_workers + (c->monitor_enabled ? 1 : 0);
     p->worker_timeout_ms = c->server_worker_timeout * 1000;
     p->drain_timeout_ms = c->server_drain_timeout * 1000;
     p->kill_grace_ms = c->server_kill_grace * 1000;
@@ -480,8 +481,20 @@ static int op_spawn(void *arg, struct slots_worker *w)
     const struct cfg *c = cfg_for_gen(w->gen, &hash);
     char slot[16], gen[16], fdarg[16], bin[PATH_MAX];
     char *snap = sup.have_next && w->gen == sup.slots.new_gen ? sup.next_snap : sup.snap;
-    char *argv[] = {bin, "-c",       snap,  "--slot",       slot,         "--generation",
-                    gen, "--ctl-fd", fdarg, "--listen-fds", sup.lfds_arg, NULL};
+    /* The slot after the request workers runs the monitor role: no listening socket. */
+    bool monitor = c->monitor_enabled && w->slot == c->server_workers;
+    char *argv[] = {bin,
+                    "-c",
+                    snap,
+                    "--slot",
+                    slot,
+                    "--generation",
+                    gen,
+                    "--ctl-fd",
+                    fdarg,
+                    monitor ? "--role" : "--listen-fds",
+                    monitor ? "monitor" : sup.lfds_arg,
+                    NULL};
     sigset_t all, old;
     struct wio *io;
     char **envp = NULL;
@@ -523,7 +536,7 @@ static int op_spawn(void *arg, struct slots_worker *w)
          * mark every fd >= 3 CLOEXEC, then clear the flag on the keep-list only. */
         syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
         fd_set_cloexec(sv[1], false);
-        for (int i = 0; i < sup.nl; i++)
+        for (int i = 0; i < sup.nl && !monitor; i++)
             fd_set_cloexec(sup.lfd[i], false);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -550,6 +563,7 @@ static int op_spawn(void *arg, struct slots_worker *w)
     }
     w->pid = pid;
     io->fd = sv[0];
+    io->monitor = monitor;
     io->ev = event_new(sup.base, sv[0], EV_READ | EV_PERSIST, on_chan, w);
     if (!io->ev || event_add(io->ev, NULL) < 0)
         log_error("worker slot %d pid %d: cannot watch the control channel", w->slot, (int)pid);

@@ -28,7 +28,8 @@ struct wio {
     uint32_t lag_us;
     uint32_t seq;
     bool trunc_warned;
-    bool adopts; /* HELLO said CTL_HELLO_F_ADOPT */
+    bool adopts;  /* HELLO said CTL_HELLO_F_ADOPT */
+    bool monitor; /* runs the monitor role (csmcp-worker --role monitor) */
 };
 
 /* What the reports read of the core (csmcpd.c). Borrowed; valid until the next event. */

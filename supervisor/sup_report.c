@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "csmcp_build.h"
+#include "ctl_codec.h"
 #include "handoff.h"
 #include "slots.h"
 #include "sup.h"
@@ -61,6 +62,19 @@ static struct slots_worker **sorted_workers(int *n)
     return v;
 }
 
+/* The monitor's leader gauge from its last snapshot: 1 leader, 0 follower, -1 unknown. */
+static int monitor_leader_state(const struct wio *io)
+{
+    struct ctl_series x;
+    size_t off = 0;
+    if (!io || !io->snap)
+        return -1;
+    while (ctl_snap_next(io->snap, io->snap_len, &off, &x) == 1)
+        if (x.kind == CTL_M_GAUGE && strcmp(x.name, "csmcp_monitor_leader") == 0)
+            return x.gauge > 0.5 ? 1 : 0;
+    return -1;
+}
+
 void sup_write_status(FILE *f)
 {
     struct sup_view V;
@@ -90,9 +104,19 @@ void sup_write_status(FILE *f)
         uint64_t restarts = w->gen == s->gen && w->slot < SLOTS_MAX ? s->slot[w->slot].restarts : 0;
         fmt_dur(wup, sizeof(wup), now - w->started_ms);
         fmt_dur(hb, sizeof(hb), now - w->last_hb_ms);
-        fprintf(f, "%-5d %-5u %-8d %-9s %-9s %-9llu %-8s %u\n", w->slot, w->gen, (int)w->pid,
+        fprintf(f, "%-5d %-5u %-8d %-9s %-9s %-9llu %-8s %u%s\n", w->slot, w->gen, (int)w->pid,
                 slots_state_name(w->state), wup, (unsigned long long)restarts, hb,
-                io ? io->conns : 0);
+                io ? io->conns : 0, io && io->monitor ? "  monitor" : "");
+    }
+    for (int i = 0; i < n; i++) {
+        const struct wio *io = v[i]->io;
+        if (io && io->monitor && v[i]->state != SLOTS_DRAINING) {
+            int l = monitor_leader_state(io);
+            fprintf(f, "monitor: pid %d %s\n", (int)v[i]->pid,
+                    l == 1   ? "leader (holds the monitor leader lock)"
+                    : l == 0 ? "follower (another host leads, or waiting for the database)"
+                             : "starting");
+        }
     }
     for (int i = 0; i < s->nslots && !s->shutdown; i++)
         if (!s->slot[i].cur && s->slot[i].pending)
@@ -116,12 +140,16 @@ void sup_write_workers(FILE *f)
         uint64_t restarts = w->gen == s->gen && w->slot < SLOTS_MAX ? s->slot[w->slot].restarts : 0;
         fprintf(f,
                 "slot=%d gen=%u pid=%d state=%s uptime=%.3f restarts=%llu hb_age=%.3f conns=%u "
-                "current=%s\n",
+                "current=%s role=%s%s\n",
                 w->slot, w->gen, (int)w->pid, slots_state_name(w->state),
                 (double)(now - w->started_ms) / 1000.0, (unsigned long long)restarts,
                 (double)(now - w->last_hb_ms) / 1000.0, io ? io->conns : 0,
-                w->gen == s->gen && w->slot < s->nslots && s->slot[w->slot].cur == w ? "yes"
-                                                                                     : "no");
+                w->gen == s->gen && w->slot < s->nslots && s->slot[w->slot].cur == w ? "yes" : "no",
+                io && io->monitor ? "monitor" : "worker",
+                !(io && io->monitor)            ? ""
+                : monitor_leader_state(io) == 1 ? " leader=yes"
+                : monitor_leader_state(io) == 0 ? " leader=no"
+                                                : " leader=unknown");
     }
     free(v);
 }

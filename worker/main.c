@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mcp.h"
 #include "metrics.h"
+#include "monitor.h"
 #include "pgpool.h"
 #include "ratelimit.h"
 #include "redisc.h"
@@ -47,6 +48,7 @@ static struct {
     int nlisten_fds;
     const char *listen_addr;
     bool tools_markdown;
+    const char *role;
 } A = {.ctl_fd = -1};
 
 static struct {
@@ -62,7 +64,8 @@ static struct {
 static void usage(void)
 {
     fprintf(stderr, "usage: csmcp-worker -c CONFIG [--slot N --generation G --ctl-fd FD "
-                    "--listen-fds FD[,FD...]] [--listen HOST:PORT] [--tools-markdown]\n");
+                    "--listen-fds FD[,FD...]] [--role worker|monitor] [--listen HOST:PORT] "
+                    "[--tools-markdown]\n");
     exit(2);
 }
 
@@ -99,6 +102,10 @@ static void parse_args(int argc, char **argv)
         } else if (strcmp(a, "--ctl-fd") == 0) {
             if (parse_int(v, &A.ctl_fd) < 0)
                 usage();
+        } else if (strcmp(a, "--role") == 0) {
+            if (strcmp(v, "monitor") != 0 && strcmp(v, "worker") != 0)
+                usage();
+            A.role = v;
         } else if (strcmp(a, "--listen") == 0) {
             A.listen_addr = v;
         } else if (strcmp(a, "--listen-fds") == 0) {
@@ -287,6 +294,12 @@ int main(int argc, char **argv)
     snprintf(ctx, sizeof ctx, "worker %d gen %d", A.slot, A.generation);
     log_set_context(ctx);
 
+    if (A.role && strcmp(A.role, "monitor") == 0) {
+        /* The monitor role: no listener, no HTTP (worker/monitor.c). */
+        int rc = monitor_main(&W.cfg, A.slot, A.generation, A.ctl_fd);
+        cfg_free(&W.cfg);
+        return rc;
+    }
     if (A.nlisten_fds == 0 && A.listen_addr == NULL && A.ctl_fd < 0)
         usage();
     signal(SIGPIPE, SIG_IGN);

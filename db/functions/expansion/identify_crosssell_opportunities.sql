@@ -51,23 +51,17 @@ BEGIN
     ),
     target AS (SELECT * FROM own WHERE v_client IS NULL OR client_id = v_client),
     base AS (SELECT coalesce(array_agg(product_id), '{}') AS ids FROM products WHERE is_base AND active),
-    -- fit per (tier, industry, product) first, filtered by min_fit_score: few rows, so only the
-    -- products that can qualify are matched against each account
-    fits AS MATERIALIZED (
-        SELECT pe.tier, pe.industry, cat.product_id, cat.name AS product_name, cat.family, cat.list_price, cat.req,
-               pe.n AS peers, coalesce(o.n, 0) AS peers_owning, round(coalesce(o.n, 0)::numeric / pe.n, 2) AS fit
-        FROM peers pe CROSS JOIN cat
-        LEFT JOIN owners o ON o.tier = pe.tier AND o.industry = pe.industry AND o.product_id = cat.product_id
-        WHERE round(coalesce(o.n, 0)::numeric / pe.n, 2) >= v_min_fit
-    ),
     cand AS (
         SELECT tg.client_id, tg.client_name, tg.tier, tg.industry, tg.contract_value, tg.licensed_seats,
-               f.product_id, f.product_name, f.family, f.list_price, f.peers, f.peers_owning, f.fit,
+               cat.product_id, cat.name AS product_name, cat.family, cat.list_price,
+               pe.n AS peers, coalesce(o.n, 0) AS peers_owning,
+               round(coalesce(o.n, 0)::numeric / pe.n, 2) AS fit,
                csmcp.exp_seats_factor(tg.licensed_seats) AS factor
         FROM target tg
         CROSS JOIN base
-        JOIN fits f ON f.tier = tg.tier AND f.industry = tg.industry
-        WHERE NOT (f.product_id = ANY (tg.products)) AND f.req <@ (tg.products || base.ids)
+        JOIN cat ON NOT (cat.product_id = ANY (tg.products)) AND cat.req <@ (tg.products || base.ids)
+        JOIN peers pe ON pe.tier = tg.tier AND pe.industry = tg.industry
+        LEFT JOIN owners o ON o.tier = tg.tier AND o.industry = tg.industry AND o.product_id = cat.product_id
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'client_id', client_id, 'key', 'cross_sell:' || product_id, 'name', product_name, 'type', 'cross_sell',
@@ -78,7 +72,7 @@ BEGIN
                                              'seats', licensed_seats, 'seats_factor', factor),
                'client_name', client_name, 'tier', tier, 'industry', industry)
                ORDER BY client_id, fit DESC, product_id), '[]')
-    INTO cands FROM cand;
+    INTO cands FROM cand WHERE fit >= v_min_fit;
 
     SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_crosssell_opportunities');
 
