@@ -31,7 +31,7 @@ BEGIN
     ON CONFLICT (module_id) DO NOTHING;
     GET DIAGNOSTICS n_mod = ROW_COUNT;
 
-    CREATE TEMP TABLE so ON COMMIT DROP AS
+    CREATE TEMP TABLE onb_so ON COMMIT DROP AS
     SELECT a.client_id, substr(a.client_id, 6)::integer AS i, a.client_name, a.tier, a.lifecycle_stage AS stage,
            (a.created_at AT TIME ZONE 'UTC')::date AS born, c.licensed_seats AS seats,
            CASE WHEN csmcp.seed_rand(a.client_id || 'o_cx') < 0.3 THEN 'low' WHEN csmcp.seed_rand(a.client_id || 'o_cx') < 0.8 THEN 'medium'
@@ -40,10 +40,10 @@ BEGIN
     WHERE a.client_id LIKE 'demo\_%';
 
     -- Base plans of onboarding accounts: template data, timeline, TTFV target (M3 in week 12).
-    UPDATE onboarding_plans p SET timeline_weeks = 17, ttfv_target_days = 84, technical_complexity = so.cx,
-                                  team_size = greatest(1, least(10000, coalesce(so.seats, 10))), created_by = 'seed',
+    UPDATE onboarding_plans p SET timeline_weeks = 17, ttfv_target_days = 84, technical_complexity = onb_so.cx,
+                                  team_size = greatest(1, least(10000, coalesce(onb_so.seats, 10))), created_by = 'seed',
                                   created_at = (p.start_date)::timestamp AT TIME ZONE 'UTC'
-    FROM so WHERE p.plan_id = 'onb_' || so.client_id;
+    FROM onb_so WHERE p.plan_id = 'onb_' || onb_so.client_id;
     UPDATE onboarding_milestones m SET
         template_code = 'M' || m.seq,
         description = tp.description, success_criteria = tp.criteria,
@@ -54,8 +54,8 @@ BEGIN
     -- ~20 %: the last milestone that fell due is not done yet (overdue), the plan delayed.
     WITH d AS (
         SELECT DISTINCT ON (m.plan_id) m.milestone_id, m.plan_id
-        FROM onboarding_milestones m JOIN so ON m.plan_id = 'onb_' || so.client_id
-        WHERE m.status = 'completed' AND csmcp.seed_rand(so.client_id || 'o_delay') < 0.2
+        FROM onboarding_milestones m JOIN onb_so ON m.plan_id = 'onb_' || onb_so.client_id
+        WHERE m.status = 'completed' AND csmcp.seed_rand(onb_so.client_id || 'o_delay') < 0.2
         ORDER BY m.plan_id, m.seq DESC
     ), u AS (
         UPDATE onboarding_milestones m SET status = 'in_progress', completed_on = NULL FROM d WHERE m.milestone_id = d.milestone_id
@@ -72,75 +72,75 @@ BEGIN
         blocker = (ARRAY['Waiting for the customer''s IT to open the firewall for the integration',
                          'Data export from the legacy system is incomplete',
                          'Executive sponsor unavailable to approve the rollout',
-                         'SSO configuration pending the identity provider team'])[1 + floor(csmcp.seed_rand(so.client_id || 'o_blk') * 4)::int]
-    FROM so
-    WHERE m.plan_id = 'onb_' || so.client_id AND m.status = 'in_progress' AND csmcp.seed_rand(so.client_id || 'o_block') < 0.1;
+                         'SSO configuration pending the identity provider team'])[1 + floor(csmcp.seed_rand(onb_so.client_id || 'o_blk') * 4)::int]
+    FROM onb_so
+    WHERE m.plan_id = 'onb_' || onb_so.client_id AND m.status = 'in_progress' AND csmcp.seed_rand(onb_so.client_id || 'o_block') < 0.1;
 
     -- Initial plans, completed (cancelled at M3 for churned accounts), for accounts older than 75 days.
-    CREATE TEMP TABLE sp ON COMMIT DROP AS
-    SELECT so.*, 'onb_' || so.client_id || '_1' AS plan_id, so.born AS start_date,
-           CASE so.tier WHEN 'starter' THEN 4 WHEN 'standard' THEN 5 WHEN 'professional' THEN 6 ELSE 8 END AS weeks,
-           CASE WHEN so.stage = 'churned' THEN 'cancelled' ELSE 'completed' END AS status, 1 AS kind
-    FROM so WHERE so.stage <> 'onboarding' AND t - so.born >= 75;
+    CREATE TEMP TABLE onb_sp ON COMMIT DROP AS
+    SELECT onb_so.*, 'onb_' || onb_so.client_id || '_1' AS plan_id, onb_so.born AS start_date,
+           CASE onb_so.tier WHEN 'starter' THEN 4 WHEN 'standard' THEN 5 WHEN 'professional' THEN 6 ELSE 8 END AS weeks,
+           CASE WHEN onb_so.stage = 'churned' THEN 'cancelled' ELSE 'completed' END AS status, 1 AS kind
+    FROM onb_so WHERE onb_so.stage <> 'onboarding' AND t - onb_so.born >= 75;
     -- Expansion-stage accounts onboarding a new team (~60 %), and a draft or scheduled plan for ~8 % of active ones.
-    INSERT INTO sp
-    SELECT so.*, 'onb_' || so.client_id || '_2', t - (10 + floor(csmcp.seed_rand(so.client_id || 'o_x2') * 100))::int,
+    INSERT INTO onb_sp
+    SELECT onb_so.*, 'onb_' || onb_so.client_id || '_2', t - (10 + floor(csmcp.seed_rand(onb_so.client_id || 'o_x2') * 100))::int,
            4, 'in_progress', 2
-    FROM so WHERE so.stage = 'expansion' AND csmcp.seed_rand(so.client_id || 'o_x') < 0.6;
-    INSERT INTO sp
-    SELECT so.*, 'onb_' || so.client_id || '_2', t + (3 + floor(csmcp.seed_rand(so.client_id || 'o_d2') * 20))::int,
-           5, CASE WHEN csmcp.seed_rand(so.client_id || 'o_sch') < 0.5 THEN 'draft' ELSE 'scheduled' END, 3
-    FROM so WHERE so.stage = 'active' AND csmcp.seed_rand(so.client_id || 'o_draft') < 0.08;
+    FROM onb_so WHERE onb_so.stage = 'expansion' AND csmcp.seed_rand(onb_so.client_id || 'o_x') < 0.6;
+    INSERT INTO onb_sp
+    SELECT onb_so.*, 'onb_' || onb_so.client_id || '_2', t + (3 + floor(csmcp.seed_rand(onb_so.client_id || 'o_d2') * 20))::int,
+           5, CASE WHEN csmcp.seed_rand(onb_so.client_id || 'o_sch') < 0.5 THEN 'draft' ELSE 'scheduled' END, 3
+    FROM onb_so WHERE onb_so.stage = 'active' AND csmcp.seed_rand(onb_so.client_id || 'o_draft') < 0.08;
 
-    CREATE TEMP TABLE sm ON COMMIT DROP AS
-    SELECT sp.plan_id, sp.client_id, sp.kind, sp.status AS plan_status, tp.seq, tp.code, tp.name, tp.description, tp.hours,
-           tp.week, tp.criteria, tp.tasks, sp.start_date + tp.week * 7 AS due_date,
+    CREATE TEMP TABLE onb_sm ON COMMIT DROP AS
+    SELECT onb_sp.plan_id, onb_sp.client_id, onb_sp.kind, onb_sp.status AS plan_status, tp.seq, tp.code, tp.name, tp.description, tp.hours,
+           tp.week, tp.criteria, tp.tasks, onb_sp.start_date + tp.week * 7 AS due_date,
            -- delay: M3 and M6 are late in ~45 % of plans, the others in ~15 %; late by 2-15 days, else 0-3 days early
-           CASE WHEN csmcp.seed_rand(sp.plan_id || tp.code || 'late') < CASE WHEN tp.code IN ('M3', 'M6') THEN 0.45 ELSE 0.15 END
-                THEN 2 + floor(csmcp.seed_rand(sp.plan_id || tp.code || 'dl') * 14)::int
-                ELSE -floor(csmcp.seed_rand(sp.plan_id || tp.code || 'de') * 4)::int END AS delay
-    FROM sp CROSS JOIN LATERAL csmcp.onb_template(sp.tier, sp.cx, sp.weeks) tp;
-    ALTER TABLE sm ADD COLUMN done_on date, ADD COLUMN status text;
-    CREATE INDEX ON sm (plan_id, seq);
-    CREATE INDEX ON sp (plan_id);
-    UPDATE sm SET done_on = due_date + delay;
-    UPDATE sm SET done_on = NULL WHERE plan_status IN ('draft', 'scheduled') OR done_on > t
+           CASE WHEN csmcp.seed_rand(onb_sp.plan_id || tp.code || 'late') < CASE WHEN tp.code IN ('M3', 'M6') THEN 0.45 ELSE 0.15 END
+                THEN 2 + floor(csmcp.seed_rand(onb_sp.plan_id || tp.code || 'dl') * 14)::int
+                ELSE -floor(csmcp.seed_rand(onb_sp.plan_id || tp.code || 'de') * 4)::int END AS delay
+    FROM onb_sp CROSS JOIN LATERAL csmcp.onb_template(onb_sp.tier, onb_sp.cx, onb_sp.weeks) tp;
+    ALTER TABLE onb_sm ADD COLUMN done_on date, ADD COLUMN status text;
+    CREATE INDEX ON onb_sm (plan_id, seq);
+    CREATE INDEX ON onb_sp (plan_id);
+    UPDATE onb_sm SET done_on = due_date + delay;
+    UPDATE onb_sm SET done_on = NULL WHERE plan_status IN ('draft', 'scheduled') OR done_on > t
                                     OR (plan_status = 'cancelled' AND code NOT IN ('M1', 'M2'));
-    UPDATE sm SET status = CASE WHEN done_on IS NOT NULL THEN 'completed'
+    UPDATE onb_sm SET status = CASE WHEN done_on IS NOT NULL THEN 'completed'
                                 WHEN plan_status = 'cancelled' THEN 'not_started'
                                 WHEN plan_status IN ('draft', 'scheduled') THEN 'not_started' ELSE NULL END;
     -- In-progress plans: the first milestone not done is in progress, later ones not started.
-    UPDATE sm SET status = CASE WHEN sm.seq = f.first_open THEN 'in_progress' ELSE 'not_started' END
-    FROM (SELECT plan_id, min(seq) AS first_open FROM sm WHERE done_on IS NULL GROUP BY plan_id) f
-    WHERE f.plan_id = sm.plan_id AND sm.status IS NULL;
+    UPDATE onb_sm SET status = CASE WHEN onb_sm.seq = f.first_open THEN 'in_progress' ELSE 'not_started' END
+    FROM (SELECT plan_id, min(seq) AS first_open FROM onb_sm WHERE done_on IS NULL GROUP BY plan_id) f
+    WHERE f.plan_id = onb_sm.plan_id AND onb_sm.status IS NULL;
     -- A plan whose milestones are all done is completed on the last completion date.
-    UPDATE sp SET status = 'completed' WHERE kind = 2 AND plan_id NOT IN (SELECT plan_id FROM sm WHERE done_on IS NULL);
-    ANALYZE sp; ANALYZE sm;
+    UPDATE onb_sp SET status = 'completed' WHERE kind = 2 AND plan_id NOT IN (SELECT plan_id FROM onb_sm WHERE done_on IS NULL);
+    ANALYZE onb_sp; ANALYZE onb_sm;
 
     INSERT INTO onboarding_plans (plan_id, client_id, name, product_tier, technical_complexity, team_size, start_date, target_date,
                                   completed_on, cancelled_on, status, status_reason, timeline_weeks, ttfv_target_days,
                                   automation_enabled, created_by, created_at, updated_at)
-    SELECT sp.plan_id, sp.client_id, CASE sp.kind WHEN 1 THEN 'Onboarding ' ELSE 'New team onboarding ' END || sp.client_name,
-           sp.tier, sp.cx,
-           greatest(1, least(10000, CASE sp.kind WHEN 1 THEN coalesce(sp.seats, 10) ELSE greatest(3, coalesce(sp.seats, 10) / 4) END)),
-           sp.start_date, sp.start_date + sp.weeks * 7,
-           CASE WHEN sp.status = 'completed' THEN g.last_done END,
-           CASE WHEN sp.status = 'cancelled' THEN sp.start_date + g.m3_week * 7 END,
-           sp.status, CASE sp.status WHEN 'cancelled' THEN 'customer churned before first value'
+    SELECT onb_sp.plan_id, onb_sp.client_id, CASE onb_sp.kind WHEN 1 THEN 'Onboarding ' ELSE 'New team onboarding ' END || onb_sp.client_name,
+           onb_sp.tier, onb_sp.cx,
+           greatest(1, least(10000, CASE onb_sp.kind WHEN 1 THEN coalesce(onb_sp.seats, 10) ELSE greatest(3, coalesce(onb_sp.seats, 10) / 4) END)),
+           onb_sp.start_date, onb_sp.start_date + onb_sp.weeks * 7,
+           CASE WHEN onb_sp.status = 'completed' THEN g.last_done END,
+           CASE WHEN onb_sp.status = 'cancelled' THEN onb_sp.start_date + g.m3_week * 7 END,
+           onb_sp.status, CASE onb_sp.status WHEN 'cancelled' THEN 'customer churned before first value'
                                      WHEN 'completed' THEN 'every milestone completed or skipped' END,
-           sp.weeks, g.m3_week * 7,
-           sp.status NOT IN ('draft', 'scheduled') AND csmcp.seed_rand(sp.plan_id || 'auto') < 0.7, 'seed',
-           (sp.start_date - CASE WHEN sp.kind = 3 THEN 10 ELSE 7 END)::timestamp AT TIME ZONE 'UTC', now()
-    FROM sp JOIN (SELECT plan_id, max(done_on) AS last_done, max(week) FILTER (WHERE code = 'M3') AS m3_week
-                  FROM sm GROUP BY plan_id) g USING (plan_id);
+           onb_sp.weeks, g.m3_week * 7,
+           onb_sp.status NOT IN ('draft', 'scheduled') AND csmcp.seed_rand(onb_sp.plan_id || 'auto') < 0.7, 'seed',
+           (onb_sp.start_date - CASE WHEN onb_sp.kind = 3 THEN 10 ELSE 7 END)::timestamp AT TIME ZONE 'UTC', now()
+    FROM onb_sp JOIN (SELECT plan_id, max(done_on) AS last_done, max(week) FILTER (WHERE code = 'M3') AS m3_week
+                  FROM onb_sm GROUP BY plan_id) g USING (plan_id);
     INSERT INTO onboarding_milestones (milestone_id, plan_id, seq, name, week, estimated_hours, due_date, completed_on, status,
                                        template_code, description, success_criteria, started_on)
-    SELECT sm.plan_id || '_m' || sm.seq, sm.plan_id, sm.seq, sm.name, sm.week, sm.hours, sm.due_date, sm.done_on, sm.status, sm.code,
-           sm.description, sm.criteria,
-           CASE WHEN sm.status IN ('completed', 'in_progress') THEN least(coalesce(sm.done_on, t), greatest(sp.start_date, sm.due_date - 7)) END
-    FROM sm JOIN sp USING (plan_id);
-    SELECT count(*) INTO n_plans FROM sp;
-    SELECT count(*) INTO n_ms FROM sm;
+    SELECT onb_sm.plan_id || '_m' || onb_sm.seq, onb_sm.plan_id, onb_sm.seq, onb_sm.name, onb_sm.week, onb_sm.hours, onb_sm.due_date, onb_sm.done_on, onb_sm.status, onb_sm.code,
+           onb_sm.description, onb_sm.criteria,
+           CASE WHEN onb_sm.status IN ('completed', 'in_progress') THEN least(coalesce(onb_sm.done_on, t), greatest(onb_sp.start_date, onb_sm.due_date - 7)) END
+    FROM onb_sm JOIN onb_sp USING (plan_id);
+    SELECT count(*) INTO n_plans FROM onb_sp;
+    SELECT count(*) INTO n_ms FROM onb_sm;
 
     -- Tasks of every demo plan's milestones (base plans included), three per milestone.
     INSERT INTO onboarding_tasks (milestone_id, title, due_date, status, completed_at)
@@ -188,7 +188,7 @@ BEGIN
 
     -- Training: per plan that reached Core Training, sessions of mod_fundamentals and
     -- mod_reports (and mod_admin for professional/enterprise), held around M2's due date.
-    CREATE TEMP TABLE ss ON COMMIT DROP AS
+    CREATE TEMP TABLE onb_ss ON COMMIT DROP AS
     SELECT p.client_id, p.plan_id, substr(p.client_id, 6)::integer AS i, md.module_id, md.o, md.passing_score, md.format,
            'train_session_9' || lpad((substr(p.client_id, 6)::integer * 10 + CASE WHEN p.plan_id = 'onb_' || p.client_id THEN 0 WHEN p.plan_id LIKE '%\_1' THEN 3 ELSE 6 END + md.o)::text, 9, '0') AS session_id,
            (m.due_date - 5 + md.o)::timestamp AT TIME ZONE 'UTC' + interval '15 hours' AS at,
@@ -203,22 +203,22 @@ BEGIN
     INSERT INTO training_sessions (session_id, client_id, module_id, session_format, scheduled_at, duration_minutes, recording_enabled,
                                    status, created_at)
     SELECT session_id, client_id, module_id, format, at,
-           (SELECT duration_minutes FROM training_modules tm WHERE tm.module_id = ss.module_id),
+           (SELECT duration_minutes FROM training_modules tm WHERE tm.module_id = onb_ss.module_id),
            csmcp.seed_rand(session_id || 'rec') < 0.8, 'completed', at - interval '7 days'
-    FROM ss ON CONFLICT (session_id) DO NOTHING;
+    FROM onb_ss ON CONFLICT (session_id) DO NOTHING;
     GET DIAGNOSTICS n_sess = ROW_COUNT;
     -- Attendees: user1..userK of the account (K = team size, 2..8); ~85 % attend; scores
     -- 0.50..1.00, ratings 3.0..5.0, engagement 0.50..1.00.
     INSERT INTO training_attendance (session_id, email, attended, score, passed, rating, engagement, recorded_at)
-    SELECT ss.session_id, 'user' || u || '@' || replace(ss.client_id, '_', '-') || '.example.com', att,
-           CASE WHEN att THEN sc END, CASE WHEN att THEN sc >= ss.passing_score END,
-           CASE WHEN att THEN round((3 + 2 * csmcp.seed_rand(ss.session_id || u || 'rt'))::numeric, 1) END,
-           CASE WHEN att THEN round((0.5 + 0.5 * csmcp.seed_rand(ss.session_id || u || 'en'))::numeric, 3) END,
-           ss.at + interval '2 hours'
-    FROM ss CROSS JOIN generate_series(1, 8) u
-    CROSS JOIN LATERAL (SELECT csmcp.seed_rand(ss.session_id || u || 'at') < 0.85 AS att,
-                               round((0.5 + 0.5 * csmcp.seed_rand(ss.session_id || u || 'sc'))::numeric, 3) AS sc) r
-    WHERE u <= ss.seats
+    SELECT onb_ss.session_id, 'user' || u || '@' || replace(onb_ss.client_id, '_', '-') || '.example.com', att,
+           CASE WHEN att THEN sc END, CASE WHEN att THEN sc >= onb_ss.passing_score END,
+           CASE WHEN att THEN round((3 + 2 * csmcp.seed_rand(onb_ss.session_id || u || 'rt'))::numeric, 1) END,
+           CASE WHEN att THEN round((0.5 + 0.5 * csmcp.seed_rand(onb_ss.session_id || u || 'en'))::numeric, 3) END,
+           onb_ss.at + interval '2 hours'
+    FROM onb_ss CROSS JOIN generate_series(1, 8) u
+    CROSS JOIN LATERAL (SELECT csmcp.seed_rand(onb_ss.session_id || u || 'at') < 0.85 AS att,
+                               round((0.5 + 0.5 * csmcp.seed_rand(onb_ss.session_id || u || 'sc'))::numeric, 3) AS sc) r
+    WHERE u <= onb_ss.seats
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS n_att = ROW_COUNT;
 
