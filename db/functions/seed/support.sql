@@ -33,7 +33,7 @@ DECLARE
 BEGIN
     -- Agents ------------------------------------------------------------------------------------
     INSERT INTO support_agents (agent_id, name, email, team, is_senior, max_tickets)
-    SELECT 'agt_' || lpad(k::text, 2, '0'), f || ' ' || l,
+    SELECT 'agt_' || CASE WHEN k < 10 THEN '0' ELSE '' END || k, f || ' ' || l,
            lower(f) || '.' || lower(l) || '.' || k || '@support.example.com',
            teams[1 + floor(csmcp.seed_rand('sp_team' || k) * 10)::int], csmcp.seed_rand('sp_sen' || k) < 0.25,
            6 + floor(csmcp.seed_rand('sp_cap' || k) * 10)::int
@@ -45,7 +45,7 @@ BEGIN
     ON CONFLICT (agent_id) DO NOTHING;
     GET DIAGNOSTICS n_agents = ROW_COUNT;
     INSERT INTO support_agent_expertise (agent_id, category)
-    SELECT DISTINCT 'agt_' || lpad(k::text, 2, '0'), cats[1 + floor(csmcp.seed_rand('sp_exp' || k || '_' || j) * 10)::int]
+    SELECT DISTINCT 'agt_' || CASE WHEN k < 10 THEN '0' ELSE '' END || k, cats[1 + floor(csmcp.seed_rand('sp_exp' || k || '_' || j) * 10)::int]
     FROM generate_series(9, 8 + n_extra) k CROSS JOIN generate_series(1, 3) j
     WHERE j <= 1 + floor(csmcp.seed_rand('sp_nexp' || k) * 3)
     ON CONFLICT DO NOTHING;
@@ -118,8 +118,8 @@ BEGIN
                     CASE WHEN u.r2 < 0.45 THEN 5 WHEN u.r2 < 0.75 THEN 4 WHEN u.r2 < 0.87 THEN 3 WHEN u.r2 < 0.95 THEN 2 ELSE 1 END END AS rating
         FROM (SELECT sp_t.*, row_number() OVER (PARTITION BY done ORDER BY created_at, ticket_id) AS rn_open FROM sp_t) s
         CROSS JOIN LATERAL (SELECT csmcp.seed_rand(s.ticket_id || 'sp_q') AS q,
-                                   0.1 + 1.4 * power(csmcp.seed_rand(s.ticket_id || 'sp_f'), 1.5) AS f,
-                                   0.05 + 1.5 * power(csmcp.seed_rand(s.ticket_id || 'sp_g'), 1.6) AS g,
+                                   0.1 + 1.2 * power(csmcp.seed_rand(s.ticket_id || 'sp_f'), 2) AS f,
+                                   0.05 + 1.2 * power(csmcp.seed_rand(s.ticket_id || 'sp_g'), 2) AS g,
                                    s.created_at < v_now - interval '10 days' AND csmcp.seed_rand(s.ticket_id || 'sp_cl') < 0.75 AS closed,
                                    s.created_at > v_now - interval '20 days' AND csmcp.seed_rand(s.ticket_id || 'sp_ro') < 0.03 AS reopen,
                                    csmcp.seed_rand(s.ticket_id || 'sp_es') < 0.06 AS esc,

@@ -56,13 +56,16 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT extract(epoch FROM (coalesce(p_stop, p_now) - p_start)) / 60
 $$;
 
+-- Written without FROM so that the planner inlines it (and the callers below) into queries.
 CREATE OR REPLACE FUNCTION csmcp.sup_sla_state(p_start timestamptz, p_stop timestamptz, p_target integer,
                                                p_now timestamptz) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN p_stop IS NULL THEN
-                    CASE WHEN e > p_target THEN 'breached' WHEN e > 0.8 * p_target THEN 'at_risk' ELSE 'on_track' END
-                ELSE CASE WHEN e <= p_target THEN 'met' ELSE 'breached' END END
-    FROM (SELECT extract(epoch FROM (coalesce(p_stop, p_now) - p_start)) / 60 AS e) x
+                    CASE WHEN p_now - p_start > make_interval(mins => p_target) THEN 'breached'
+                         WHEN p_now - p_start > make_interval(secs => 48 * p_target) THEN 'at_risk'
+                         ELSE 'on_track' END
+                WHEN p_stop - p_start <= make_interval(mins => p_target) THEN 'met'
+                ELSE 'breached' END
 $$;
 
 -- Worst of two clock states: breached > at_risk > on_track > met.

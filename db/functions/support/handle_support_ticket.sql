@@ -119,19 +119,24 @@ DECLARE
     v_rows jsonb;
 BEGIN
     IF v_client IS NOT NULL THEN PERFORM csmcp.require_account(v_client); END IF;
-    WITH m AS (
-        SELECT t FROM support_tickets t
-        WHERE (v_client IS NULL OR t.client_id = v_client)
-          AND (v_status IS NULL OR t.status = v_status)
-          AND (v_priority IS NULL OR t.priority = v_priority)
-          AND (v_team IS NULL OR t.assigned_team = v_team)
-          AND (v_agent IS NULL OR t.assigned_agent = v_agent)
-          AND (v_sla IS NULL OR csmcp.sup_ticket_sla_state(t, v_now) = v_sla)
-    ), p AS (
-        SELECT t FROM m ORDER BY (t).created_at DESC, (t).ticket_id DESC LIMIT v_limit OFFSET v_offset
-    )
-    SELECT (SELECT count(*) FROM m), coalesce((SELECT jsonb_agg(csmcp.sup_ticket_json(t) ORDER BY (t).created_at DESC, (t).ticket_id DESC) FROM p), '[]')
-    INTO v_total, v_rows;
+    -- EXECUTE with parameters: planned with this call's values, so an absent filter folds away
+    -- and a present one can use its index (a cached generic plan could not).
+    EXECUTE $q$
+        WITH m AS (
+            SELECT t FROM support_tickets t
+            WHERE ($1::text IS NULL OR t.client_id = $1) AND ($2::text IS NULL OR t.status = $2)
+              AND ($3::text IS NULL OR t.priority = $3) AND ($4::text IS NULL OR t.assigned_team = $4)
+              AND ($5::text IS NULL OR t.assigned_agent = $5)
+              -- on_track / at_risk need a running clock, met two stopped ones
+              AND ($6::text IS NULL OR ($6 NOT IN ('on_track', 'at_risk') OR t.status NOT IN ('resolved', 'closed'))
+                                   AND ($6 <> 'met' OR t.resolved_at IS NOT NULL)
+                                   AND csmcp.sup_ticket_sla_state(t, $7) = $6)
+        ), p AS (
+            SELECT t FROM m ORDER BY (t).created_at DESC, (t).ticket_id DESC LIMIT $8 OFFSET $9
+        )
+        SELECT (SELECT count(*) FROM m)::integer,
+               coalesce((SELECT jsonb_agg(csmcp.sup_ticket_json(t) ORDER BY (t).created_at DESC, (t).ticket_id DESC) FROM p), '[]')
+    $q$ INTO v_total, v_rows USING v_client, v_status, v_priority, v_team, v_agent, v_sla, v_now, v_limit, v_offset;
     RETURN jsonb_build_object('status', 'success', 'action', 'list', 'tickets', v_rows,
         'pagination', jsonb_build_object('total', v_total, 'limit', v_limit, 'offset', v_offset,
                                          'has_more', v_offset + jsonb_array_length(v_rows) < v_total),
