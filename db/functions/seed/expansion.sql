@@ -7,7 +7,10 @@
 --     current ARR, 0 once churned): ~20 % of renewed accounts renewed smaller (previous year
 --     1.15 x, a contraction at renewal instead of the base expansion); ~25 % of first-year
 --     accounts added seats mid-term (the 'new' event smaller, an expansion later); ~10 % cut
---     seats mid-term (a contraction); every churned account a churn event when usage stopped;
+--     seats mid-term (a contraction); every churned account a churn event on its churn date
+--     (lifecycle transition to churned);
+--   * a quarter of the accounts using >= 55 % of their seats (~6 % of all) get fewer seats than
+--     they use (health recalculated), so user expansion has real candidates;
 --   * open expansion opportunities: the three identification tools over all accounts, plus
 --     professional services for onboarding accounts and usage expansion for growing ones;
 --   * one renewal tracking and forecasting run (reminders and forecast history).
@@ -110,16 +113,21 @@ BEGIN
                      'seats removed mid-term' FROM cut RETURNING 1)
     SELECT (SELECT count(*) FROM g_ins), (SELECT count(*) FROM c_ins) INTO n_mid, n_cut;
 
-    -- Churned accounts: their ARR leaves when usage stopped (40 days ago), after their last event.
+    -- Churned accounts: their ARR leaves on their churn date (the lifecycle transition to
+    -- churned, as the retention tools see it; without one, when usage stopped 40 days ago),
+    -- never before their last revenue event.
     INSERT INTO revenue_events (client_id, kind, arr_delta, occurred_on, note)
-    SELECT e.client_id, 'churn', -sum(e.arr_delta), least(t, greatest(t - 40, max(e.occurred_on) + 1)), 'contract cancelled'
+    SELECT e.client_id, 'churn', -sum(e.arr_delta),
+           least(t, greatest(coalesce((SELECT (max(l.changed_at) AT TIME ZONE 'UTC')::date FROM lifecycle_transitions l
+                                       WHERE l.client_id = e.client_id AND l.to_stage = 'churned'), t - 40),
+                             max(e.occurred_on) + 1)), 'contract cancelled'
     FROM revenue_events e JOIN contracts c ON c.contract_id = 'CTR-' || e.client_id AND c.status = 'cancelled'
     WHERE e.client_id LIKE 'demo\_%'
     GROUP BY e.client_id HAVING sum(e.arr_delta) > 0;
     GET DIAGNOSTICS n_churn = ROW_COUNT;
     ANALYZE products; ANALYZE contract_products; ANALYZE revenue_events;
 
-    -- ~4 % of the busier accounts bought fewer seats than they use: their seat count becomes the
+    -- A quarter of the accounts using >= 55 % of their seats bought fewer than they use: seats become the
     -- 30-day average daily active users / (0.90..1.05), so user expansion has real candidates;
     -- their health is recalculated with the new seat count.
     WITH busy AS (
