@@ -3,6 +3,7 @@ audit record is committed; while the backlog is full new calls are refused befor
 (backpressure, not loss); drop keeps the old behaviour. Each case on a scratch database, with
 the audit chain's head row locked by a separate transaction to stall the audit writer."""
 import json
+import os
 import subprocess
 import threading
 import time
@@ -28,10 +29,10 @@ class Stall:
         self.p.wait(60)
 
 
-class Durable(lib.TestCase):
-    def start(self, **audit):
+class Base(lib.TestCase):
+    def start(self, workers=1, **audit):
         self.dbname, self.url = scratch_full_db()
-        self.d = lib.Csmcpd(workers=1, auth=True, conf={
+        self.d = lib.Csmcpd(workers=workers, auth=True, conf={
             "database": {"url": self.url, "pool_size": 4}, "ratelimit": NO_LIMITS,
             "audit": audit})
         for args in (("migrate",), ("seed", "--accounts", "5")):
@@ -51,6 +52,53 @@ class Durable(lib.TestCase):
     def rows(self, where):
         return int(su.psql(self.url, "SELECT count(*) FROM audit_log WHERE " + where).strip())
 
+    def steady_clients(self, marker, n=4):
+        """n clients calling list_clients in a loop; returns (answered, errors, stop, threads)."""
+        answered, errors, stop = [], [], threading.Event()
+
+        def client(k):
+            j = 0
+            s = None
+            while not stop.is_set():
+                try:
+                    if s is None:
+                        s = lib.McpSession(self.d.port, token=self.token)
+                    j += 1
+                    q = "%s_%d_%d" % (marker, k, j)
+                    st, _, msgs = s.request_raw("tools/call", {"name": "list_clients",
+                                                               "arguments": {"search": q}})
+                    final = [m for m in msgs if "result" in m or "error" in m]
+                    if st == 200 and final and "result" in final[-1]:
+                        answered.append(q)  # acknowledged (its result, possibly isError)
+                    else:
+                        errors.append((st, final[-1].get("error") if final else None))
+                except Exception as e:  # connection cut by a killed worker: a new session
+                    errors.append(("conn", str(e)[:80]))
+                    s = None
+                time.sleep(0.02)
+            if s:
+                s.close()
+
+        ts = [threading.Thread(target=client, args=(k,)) for k in range(n)]
+        for t in ts:
+            t.start()
+        return answered, errors, stop, ts
+
+    def assert_all_recorded(self, marker, answered):
+        def all_there():
+            n = self.rows("args->>'search' LIKE '%s_%%'" % marker)
+            return n >= len(answered) or None
+        lib.wait_until(all_there, 30, interval=0.5, what="every acknowledged call's record")
+        rows = set(su.psql(self.url, "SELECT args->>'search' FROM audit_log WHERE args->>'search' "
+                           "LIKE '%s_%%'" % marker).split())
+        missing = [q for q in answered if q not in rows]
+        self.assertEqual(missing, [], "acknowledged without an audit record")
+        v = self.d.ctl_db("audit", "verify")
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        return v.stdout.strip()
+
+
+class Durable(Base):
     def test_refuse_answers_only_after_the_record_is_committed(self):
         self.start()
         marker = "dur_%d" % int(time.time() * 1000)
@@ -161,3 +209,67 @@ class Durable(lib.TestCase):
         m = self.d.admin("/metrics")[2].decode()
         self.assertIn("csmcp_audit_refuse_mode 0", m)
         self.assertIn("audit.on_failure = drop", self.d.log_tail(200))
+
+
+PG_DATA = os.environ.get("CSMCP_TEST_PG_DATA") or os.path.join(lib.ROOT, "var", "test", "pg")
+
+
+def pg_ctl(*args):
+    cmd = [su.tool("pg_ctl"), "-D", PG_DATA] + list(args)
+    if os.getuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+class DatabaseOutage(Base):
+    """PostgreSQL stopped for 10 s under steady calls: no call is acknowledged without its
+    record - calls made during the outage wait (or are refused), and after recovery every
+    answered call has its audit row and `audit verify` passes. Stops the test cluster of
+    `scripts/dev services test` (var/test/pg): run alone."""
+
+    def test_no_acknowledged_call_without_its_record_through_an_outage(self):
+        if not os.path.isdir(PG_DATA):
+            raise AssertionError("no local test cluster at %s (scripts/dev services test)" % PG_DATA)
+        self.start()
+        marker = "out_%d" % int(time.time() * 1000)
+        answered, errors, stop, ts = self.steady_clients(marker)
+        time.sleep(2)
+        r = pg_ctl("stop", "-m", "fast", "-w")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        down_at = time.monotonic()
+        try:
+            time.sleep(10)
+        finally:
+            r = pg_ctl("start", "-w", "-l", os.path.join(PG_DATA, "server.log"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+        up_at = time.monotonic()
+        time.sleep(5)
+        stop.set()
+        for t in ts:
+            t.join(90)
+        self.assertGreater(len(answered), 20)
+        v = self.assert_all_recorded(marker, answered)
+        print("\n    PostgreSQL down %.1f s: %d calls acknowledged, all with their record; %d "
+              "not acknowledged; verify: %s" % (up_at - down_at, len(answered), len(errors), v[:40]))
+
+
+class WorkerKilled(Base):
+    """kill -9 of a worker under steady calls: after the restart every acknowledged call has
+    its record (a call is acknowledged only after its record committed)."""
+
+    def test_kill_9_loses_no_acknowledged_record(self):
+        self.start(workers=2)
+        marker = "kill_%d" % int(time.time() * 1000)
+        answered, errors, stop, ts = self.steady_clients(marker)
+        time.sleep(2)
+        pids = lib.worker_pids(self.d.proc.pid)
+        self.assertEqual(len(pids), 2, pids)
+        os.kill(pids[0], 9)
+        time.sleep(3)
+        stop.set()
+        for t in ts:
+            t.join(60)
+        self.assertGreater(len(answered), 20)
+        v = self.assert_all_recorded(marker, answered)
+        print("\n    worker %d killed: %d calls acknowledged, all with their record; %d cut or "
+              "refused; verify: %s" % (pids[0], len(answered), len(errors), v[:40]))
