@@ -301,14 +301,24 @@ class TicketLifecycle(SupportBase):
             out = self.ticket({"action": "add_comment", "ticket_id": tid, "author_email": "ops@support.example.com",
                                "customer_visible_notes": "Working on it"})
             self.assertEqual(out["zendesk"]["state"], "queued")
-            self.assertEqual(du.psql_json(self.url, "SELECT payload->'comments' FROM outbox WHERE id = %d" %
-                                          out["zendesk"]["outbox_id"]),
-                             [{"body": "Working on it", "public": True, "author_email": "ops@support.example.com"}])
-            out = self.ticket({"action": "update", "ticket_id": tid, "status": "in_progress"})
+            self.assertEqual(du.psql_json(self.url, "SELECT payload->'comment' FROM outbox WHERE id = %d" %
+                                          out["zendesk"]["outbox_id"]), {"body": "Working on it", "public": True})
+            # the request the monitor's delivery makes of it (db/functions/outbox/delivery.sql)
+            req = du.psql_json(self.url, "SELECT row_to_json(r) FROM outbox o, csmcp.outbox_request(o.channel, o.payload) r "
+                                         "WHERE o.id = %d" % out["zendesk"]["outbox_id"])
+            self.assertEqual((req["method"], req["path"]), ("PUT", "/api/v2/tickets/update_many.json?external_ids=" + tid))
+            self.assertEqual(req["body"]["ticket"]["comment"], {"body": "Working on it", "public": True})
+            self.assertEqual(req["body"]["ticket"]["status"], "open")
+            out = self.ticket({"action": "add_comment", "ticket_id": tid, "author_email": "ops@support.example.com",
+                               "customer_visible_notes": "Update", "internal_notes": "Note"})
+            self.assertEqual((out["zendesk"]["state"], len(out["zendesk"]["outbox_ids"])), ("queued", 2))
+            out = self.ticket({"action": "update", "ticket_id": tid, "status": "waiting_on_customer"})
             self.assertEqual(out["zendesk"]["state"], "queued")
+            self.assertEqual(du.psql_json(self.url, "SELECT payload#>'{ticket,status}' FROM outbox WHERE id = %d" %
+                                          out["zendesk"]["outbox_id"]), "pending")
             # resolve is not a Zendesk operation
             self.assertNotIn("zendesk", self.ticket({"action": "resolve", "ticket_id": tid, "resolution_notes": "ok"}))
-            self.assertEqual(self.sql("SELECT count(*) FROM outbox WHERE ref = %s" % q(tid)), "3")
+            self.assertEqual(self.sql("SELECT count(*) FROM outbox WHERE ref = %s" % q(tid)), "5")
         finally:
             self.sql("DELETE FROM integrations WHERE channel = 'zendesk'")
         out = self.new_ticket()

@@ -51,6 +51,13 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE p WHEN 'P0' THEN 'urgent' WHEN 'P1' THEN 'high' WHEN 'P4' THEN 'low' ELSE 'normal' END
 $$;
 
+-- Zendesk's ticket statuses: new/open/pending/hold/solved/closed.
+CREATE OR REPLACE FUNCTION csmcp.sup_zendesk_status(st text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE st WHEN 'waiting_on_customer' THEN 'pending' WHEN 'waiting_on_engineering' THEN 'hold'
+                   WHEN 'resolved' THEN 'solved' WHEN 'closed' THEN 'closed' ELSE 'open' END
+$$;
+
 CREATE OR REPLACE FUNCTION csmcp.sup_elapsed(p_start timestamptz, p_stop timestamptz, p_now timestamptz) RETURNS numeric
 LANGUAGE sql IMMUTABLE AS $$
     SELECT extract(epoch FROM (coalesce(p_stop, p_now) - p_start)) / 60
@@ -216,7 +223,7 @@ RETURNS jsonb LANGUAGE sql AS $$
     SELECT csmcp.outbox_enqueue('zendesk',
         jsonb_build_object('operation', p_operation, 'external_id', t.ticket_id,
             'ticket', jsonb_build_object('subject', t.subject, 'priority', csmcp.sup_zendesk_priority(t.priority),
-                                         'status', t.status, 'external_id', t.ticket_id,
+                                         'status', csmcp.sup_zendesk_status(t.status), 'external_id', t.ticket_id,
                                          'requester', jsonb_build_object('name', t.requester_name, 'email', t.requester_email),
                                          'tags', coalesce((SELECT jsonb_agg(g.tag ORDER BY g.tag) FROM support_ticket_tags g
                                                            WHERE g.ticket_id = t.ticket_id), '[]')))

@@ -184,6 +184,7 @@ DECLARE
     v_author_email text;
     v_cid bigint;
     v_cids bigint[] := '{}';
+    v_zd_ids jsonb := '[]';
     v_comments jsonb := '[]';
     v_rating integer;
     v_new_json jsonb;
@@ -380,14 +381,20 @@ BEGIN
                                      array_to_string(notes, '; '));
     v_new_json := csmcp.sup_ticket_json(t);
     v_act_id := csmcp.log_activity(t.client_id, principal, v_action || '_ticket', 'support_ticket', t.ticket_id, old_json, v_new_json);
-    IF v_action IN ('update', 'add_comment') THEN
-        v_zd := csmcp.sup_zendesk(CASE v_action WHEN 'update' THEN 'update_ticket' ELSE 'add_comment' END, t,
-            CASE WHEN v_action = 'add_comment' THEN jsonb_build_object('comments', (
-                SELECT jsonb_agg(jsonb_build_object('body', c.content, 'public', c.is_public, 'author_email', c.author_email))
-                FROM ticket_comments c WHERE c.ticket_id = t.ticket_id AND c.author_type <> 'system'
-                  AND c.comment_id = ANY (v_cids)))
-            END,
-            'zendesk:' || v_action || ':' || t.ticket_id || ':' || v_act_id);
+    IF v_action = 'update' THEN
+        v_zd := csmcp.sup_zendesk('update_ticket', t, NULL, 'zendesk:update:' || t.ticket_id || ':' || v_act_id);
+        extra := extra || jsonb_build_object('zendesk', v_zd);
+    ELSIF v_action = 'add_comment' THEN
+        -- one delivery per comment (a Zendesk ticket update carries one comment); the answer
+        -- reports the state and, when queued, every outbox id
+        FOR v_cid IN SELECT unnest(v_cids) LOOP
+            v_zd := csmcp.sup_zendesk('add_comment', t,
+                (SELECT jsonb_build_object('comment', jsonb_build_object('body', c.content, 'public', c.is_public))
+                 FROM ticket_comments c WHERE c.comment_id = v_cid),
+                'zendesk:comment:' || t.ticket_id || ':' || v_cid);
+            IF v_zd ? 'outbox_id' THEN v_zd_ids := v_zd_ids || (v_zd -> 'outbox_id'); END IF;
+        END LOOP;
+        IF jsonb_array_length(v_zd_ids) > 0 THEN v_zd := v_zd || jsonb_build_object('outbox_ids', v_zd_ids); END IF;
         extra := extra || jsonb_build_object('zendesk', v_zd);
     END IF;
     RETURN jsonb_build_object('status', 'success', 'action', v_action, 'ticket_id', t.ticket_id, 'ticket', v_new_json,
