@@ -121,6 +121,10 @@ BEGIN
         SELECT coalesce(old_id, new_id), client_id, name, otype, value, probability, close_date,
                product, okey, current_arr, details, p_tool
         FROM src
+        -- unchanged rows are not even attempted (a conflicting insert would lock each of them)
+        WHERE old_id IS NULL
+           OR (old_value, old_probability, old_arr, old_details, old_name)
+              IS DISTINCT FROM (value, probability, current_arr, details, name)
         ON CONFLICT (client_id, opportunity_key) WHERE stage NOT IN ('won', 'lost') DO UPDATE
             SET estimated_value = excluded.estimated_value, probability = excluded.probability,
                 current_arr = excluded.current_arr, details = excluded.details, name = excluded.name,
