@@ -363,6 +363,7 @@ class ExpansionToolsTest(lib.TestCase):
 
     def test_track_renewals_concurrent_reminders_created_once(self):
         c = self.cid("u3")   # renews in 20 days: 14-day (in 6 days, pending) and 7-day notices
+        self.sql("DELETE FROM renewal_reminders WHERE client_id = '%s'" % c)   # a portfolio call may have made them
         sessions = [self.d.session() for _ in range(4)]
         created, errors = [], []
 
@@ -387,6 +388,7 @@ class ExpansionToolsTest(lib.TestCase):
         self.assertEqual([x["status"] for x in out["renewals"][0]["reminders_scheduled"]], ["pending", "scheduled"])
 
     def test_forecast_adjustments_exact_and_persisted(self):
+        self.sql("DELETE FROM renewals WHERE client_id LIKE '%s\\_u%%'" % self.p)   # cascades to the history
         cases = {  # client: (base, overdue, escalation, probability, forecast ARR, band)
             "u1": (0.92, False, False, 0.92, 36800, "high"),
             "u2": (0.80, False, False, 0.80, 8000, "high"),
@@ -552,6 +554,41 @@ class ExpansionToolsTest(lib.TestCase):
             self.sql("DELETE FROM revenue_settings")
         out = self.call("optimize_customer_lifetime_value", {"tier": "enterprise"})
         self.assertEqual(out["scope"], "segment")
+
+    # ------------------------------------------------------------ demo data
+
+    def test_seeded_demo_data_gives_meaningful_answers(self):
+        # csmcpctl seed (scripts/dev test seeds 200 accounts): every tool has non-constant data.
+        n = int(self.sql("SELECT count(*) FROM accounts WHERE client_id LIKE 'demo\\_%'"))
+        if n < 100:
+            self.skipTest("the database is not seeded with demo accounts")
+        self.assertGreater(int(self.sql("SELECT count(*) FROM products")), 5)
+        kinds = self.sql("SELECT string_agg(DISTINCT kind, ',' ORDER BY kind) FROM revenue_events "
+                         "WHERE client_id LIKE 'demo\\_%'")
+        self.assertEqual(kinds, "churn,contraction,expansion,new")
+        up = self.call("identify_upsell_opportunities", {"limit": 5})
+        self.assertGreater(up["opportunity_summary"]["total_opportunities"], 0)
+        self.assertGreater(len({o["probability"] for o in up["opportunities"]} |
+                               {o["current_tier"] for o in up["opportunities"]}), 1)
+        cs = self.call("identify_crosssell_opportunities", {"limit": 5})
+        self.assertGreater(cs["opportunity_summary"]["total_opportunities"], 0)
+        pipe = self.call("identify_expansion_opportunities", {"limit": 5})["pipeline"]
+        for ty, v in pipe["by_type"].items():
+            self.assertGreater(v["count"], 0, ty)
+        ren = self.call("track_renewals", {"limit": 5})["renewal_summary"]
+        self.assertGreater(ren["total_renewals_tracked"], 0)
+        fc = self.call("forecast_renewals", {"limit": 5})
+        self.assertGreater(fc["total_renewals"], 0)
+        self.assertLess(fc["predicted_renewal_rate"], 1)
+        self.assertGreater(sum(1 for v in fc["by_band"].values() if v > 0), 1)
+        rev = self.call("track_revenue_expansion", {"time_period": "annual", "period_start": iso(-1)})
+        self.assertGreater(rev["starting_arr"], 0)
+        self.assertGreater(rev["churned_arr"], 0)
+        self.assertGreater(rev["contraction_arr"], 0)
+        self.assertGreater(rev["expansion_arr"], 0)
+        clv = self.call("optimize_customer_lifetime_value", {})
+        self.assertFalse(clv["assumptions"]["churn_floor_applied"])
+        self.assertGreater(len(clv["strategies"]), 1)
 
     # ------------------------------------------------------------ errors and scopes
 
