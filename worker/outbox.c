@@ -531,7 +531,7 @@ void outbox_tick(struct outbox *ob)
         ob->claims++;
         char lim[16], lease[16];
         snprintf(lim, sizeof lim, "%d", room);
-        snprintf(lease, sizeof lease, "%d", 2 * ob->cfg->integrations_timeout_ms / 1000 + 30);
+        snprintf(lease, sizeof lease, "%d", 2 * ob->cfg->integrations_timeout_ms / 1000 + 5);
         const char *p[4] = {ch_name[i], lim, lease, ob->by};
         mconn_query(ob->db,
                     "SELECT id, attempts, idempotency_key, method, path, body FROM "

@@ -91,7 +91,8 @@ END $$;
 
 -- Claims every due scheduled run and commits it as 'running' (the caller runs each with
 -- monitor_execute). Due: enabled, no running or succeeded run in the current slot, and no run of
--- the monitor failed within the last min(60 s, interval) (a failing monitor is retried, not spun).
+-- the monitor failed within the last min(60 s, interval) (a failing monitor is retried, not spun;
+-- a run interrupted by a process death is retried at once).
 CREATE OR REPLACE FUNCTION csmcp.monitor_claim(p_host text, p_pid integer)
 RETURNS TABLE (run_id bigint, monitor text) LANGUAGE plpgsql AS $$
 BEGIN
@@ -105,6 +106,7 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM monitor_runs x WHERE x.monitor = m.name AND x.slot = csmcp.monitor_slot(m, now())
                                                      AND x.status <> 'failed')
       AND NOT EXISTS (SELECT 1 FROM monitor_runs x WHERE x.monitor = m.name AND x.status = 'failed'
+                        AND x.error NOT LIKE 'interrupted:%'
                         AND x.finished_at > now() - make_interval(secs => least(60, csmcp.monitor_interval_s(m))))
     ORDER BY m.position, m.name
     ON CONFLICT DO NOTHING
