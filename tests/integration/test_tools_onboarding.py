@@ -332,9 +332,14 @@ class OnboardingToolsTest(lib.TestCase):
                       % (m(2), m(3)), upf(plan_status="completed"))
         tid = int(self.sql("SELECT min(task_id) FROM onboarding_tasks WHERE milestone_id = '%s'" % m(3)))
         up(task_id=tid, task_status="blocked", blocker="no sandbox")
+        tr = self.call("track_onboarding_progress", {"client_id": cid})
+        self.assertEqual([(b["task_id"], b["blocker"]) for b in tr["blockers"]], [(tid, "no sandbox")])
+        self.assertEqual(tr["tasks_summary"]["blocked"], 1)
         self.assertIn("task %d is blocked: cannot move to blocked" % tid, upf(task_id=tid, task_status="blocked",
                                                                              blocker="x"))
         up(task_id=tid, task_status="done")
+        self.assertEqual(self.sql("SELECT status || '|' || coalesce(blocker, '-') FROM onboarding_tasks WHERE task_id = %d" % tid),
+                         "done|-")
         self.assertIn("allowed from done: none (final state)", upf(task_id=tid, task_status="open"))
         up(milestone_id=m(2), milestone_status="completed")
         up(milestone_id=m(3), milestone_status="skipped")
@@ -607,7 +612,7 @@ class OnboardingToolsTest(lib.TestCase):
                                                       "name": "Integration & First Value", "status": "blocked",
                                                       "due_date": d(-3), "days_overdue": 3}])
         self.assertEqual(out["blockers"], [{"milestone_id": "onb_%s_p_1_m3" % self.p, "name": "Integration & First Value",
-                                            "blocker": "Firewall closed"}])
+                                            "task_id": None, "blocker": "Firewall closed"}])
         # held sessions: u1..u4 invited; completed u1 (passed) and u3 (attended, no assessment) -> 0.5
         self.assertEqual(out["training_metrics"], {"sessions_held": 2, "users_invited": 4, "users_attended": 3,
                                                    "users_completed": 2, "training_completion_rate": 0.5})

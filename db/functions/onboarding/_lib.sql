@@ -119,7 +119,7 @@ LANGUAGE sql STABLE AS $$
         'due_date', m.due_date, 'started_on', m.started_on, 'completed_on', m.completed_on, 'status', m.status,
         'blocker', m.blocker, 'success_criteria', m.success_criteria,
         'tasks', (SELECT coalesce(jsonb_agg(jsonb_build_object('task_id', k.task_id, 'title', k.title, 'due_date', k.due_date,
-                                                               'status', k.status, 'assignee', k.assignee)
+                                                               'status', k.status, 'assignee', k.assignee, 'blocker', k.blocker)
                                             ORDER BY k.task_id), '[]')
                   FROM onboarding_tasks k WHERE k.milestone_id = m.milestone_id))
         ORDER BY m.seq), '[]')

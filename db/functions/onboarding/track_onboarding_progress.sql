@@ -58,8 +58,15 @@ BEGIN
                                                  'days_overdue', t - due_date) ORDER BY seq), '[]')
     INTO overdue FROM onboarding_milestones
     WHERE plan_id = p.plan_id AND status NOT IN ('completed', 'skipped') AND due_date < t;
-    SELECT coalesce(jsonb_agg(jsonb_build_object('milestone_id', milestone_id, 'name', name, 'blocker', blocker) ORDER BY seq), '[]')
-    INTO blockers FROM onboarding_milestones WHERE plan_id = p.plan_id AND status = 'blocked';
+    SELECT coalesce(jsonb_agg(b.x ORDER BY b.seq, b.task_id NULLS FIRST), '[]') INTO blockers FROM (
+        SELECT m.seq, NULL::bigint AS task_id,
+               jsonb_build_object('milestone_id', m.milestone_id, 'name', m.name, 'task_id', NULL, 'blocker', m.blocker) AS x
+        FROM onboarding_milestones m WHERE m.plan_id = p.plan_id AND m.status = 'blocked'
+        UNION ALL
+        SELECT m.seq, k.task_id,
+               jsonb_build_object('milestone_id', m.milestone_id, 'name', k.title, 'task_id', k.task_id, 'blocker', k.blocker)
+        FROM onboarding_tasks k JOIN onboarding_milestones m USING (milestone_id)
+        WHERE m.plan_id = p.plan_id AND k.status = 'blocked') b;
 
     -- Training among the account's users: invitees of its sessions that have taken place;
     -- a user completed training when they attended a session and did not fail its assessment.

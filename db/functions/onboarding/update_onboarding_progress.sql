@@ -131,12 +131,12 @@ BEGIN
         IF NOT v_tstat = ANY (csmcp.onb_allowed('task', k.status)) THEN
             PERFORM csmcp.onb_refuse('task', k.task_id::text, k.status, v_tstat);
         END IF;
-        UPDATE onboarding_tasks SET status = v_tstat, completed_at = CASE WHEN v_tstat = 'done' THEN now() END
+        UPDATE onboarding_tasks SET status = v_tstat, completed_at = CASE WHEN v_tstat = 'done' THEN now() END,
+                                    blocker = CASE WHEN v_tstat = 'blocked' THEN v_blocker END
         WHERE task_id = k.task_id RETURNING * INTO k_new;
         changes := changes || jsonb_build_object('entity', 'task', 'id', k.task_id, 'from', k.status, 'to', v_tstat);
         PERFORM csmcp.log_activity(acc.client_id, principal, 'update_onboarding_progress', 'onboarding_task', k.task_id::text,
-                                   to_jsonb(k) || jsonb_build_object('blocker', NULL),
-                                   to_jsonb(k_new) || jsonb_build_object('blocker', CASE WHEN v_tstat = 'blocked' THEN v_blocker END));
+                                   to_jsonb(k), to_jsonb(k_new));
     END IF;
 
     IF v_pstat IS NOT NULL AND v_pstat IS DISTINCT FROM p.status THEN

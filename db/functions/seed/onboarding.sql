@@ -143,13 +143,14 @@ BEGIN
     SELECT count(*) INTO n_ms FROM onb_sm;
 
     -- Tasks of every demo plan's milestones (base plans included), three per milestone.
-    INSERT INTO onboarding_tasks (milestone_id, title, due_date, status, completed_at)
+    INSERT INTO onboarding_tasks (milestone_id, title, due_date, status, completed_at, blocker)
     SELECT m.milestone_id, k.title, m.due_date,
            CASE WHEN m.status = 'completed' THEN 'done' WHEN m.status = 'skipped' THEN 'skipped'
                 WHEN m.status = 'blocked' AND k.o = 3 THEN 'blocked'
                 WHEN m.status IN ('in_progress', 'blocked') AND k.o = 1 THEN 'done' ELSE 'open' END,
            CASE WHEN m.status = 'completed' THEN m.completed_on::timestamp AT TIME ZONE 'UTC'
-                WHEN m.status IN ('in_progress', 'blocked') AND k.o = 1 THEN coalesce(m.started_on, t)::timestamp AT TIME ZONE 'UTC' END
+                WHEN m.status IN ('in_progress', 'blocked') AND k.o = 1 THEN coalesce(m.started_on, t)::timestamp AT TIME ZONE 'UTC' END,
+           CASE WHEN m.status = 'blocked' AND k.o = 3 THEN m.blocker END
     FROM onboarding_milestones m JOIN onboarding_plans p USING (plan_id)
     CROSS JOIN LATERAL unnest((SELECT tp.tasks FROM csmcp.onb_template('enterprise', 'high', 6) tp WHERE tp.code = m.template_code))
          WITH ORDINALITY k(title, o)
