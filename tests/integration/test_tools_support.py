@@ -28,8 +28,13 @@ class SupportBase(lib.TestCase):
             for k in ("a", "b", "sla", "perf", "nov", "wf")))
         cls.d = lib.Csmcpd(workers=2, conf=NO_LIMITS).start()
         cls.s = cls.d.session()
-        tools = cls.s.request("tools/list")["tools"]
-        cls.schemas = {t["name"]: t.get("outputSchema") for t in tools}
+        cls.schemas, cursor = {}, None
+        while True:  # tools/list is paginated
+            page = cls.s.request("tools/list", {"cursor": cursor} if cursor else {})
+            cls.schemas.update({t["name"]: t.get("outputSchema") for t in page["tools"]})
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
 
     @classmethod
     def tearDownClass(cls):

@@ -9,9 +9,10 @@
 --   Running: elapsed > target -> breached; elapsed > 0.8 x target -> at_risk; else on_track.
 --   Stopped: elapsed <= target -> met; else breached.
 
--- UTC ISO 8601 with seconds, whatever the session time zone.
+-- UTC ISO 8601 with seconds, whatever the session time zone. STABLE like to_char (a helper
+-- declared more strictly than its body is not inlined, and every call then starts an executor).
 CREATE OR REPLACE FUNCTION csmcp.sup_ts(t timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+LANGUAGE sql STABLE AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
 
 CREATE OR REPLACE FUNCTION csmcp.sup_sla_first(p text) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
@@ -90,7 +91,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION csmcp.sup_clock_json(p_start timestamptz, p_stop timestamptz, p_target integer,
                                                 p_now timestamptz) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'target_minutes', p_target,
         'due_at', csmcp.sup_ts(p_start + make_interval(mins => p_target)),
@@ -100,7 +101,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION csmcp.sup_ticket_sla(t support_tickets, p_now timestamptz) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'first_response', csmcp.sup_clock_json(t.created_at, t.first_response_at, t.sla_first_response_minutes, p_now),
         'resolution', csmcp.sup_clock_json(t.created_at, t.resolved_at, t.sla_resolution_minutes, p_now),
