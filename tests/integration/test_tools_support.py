@@ -175,6 +175,8 @@ class TicketLifecycle(SupportBase):
         self.assertIn("first response recorded (status change out of open)", out["changes"])
         self.assertIn("back to open", self.fail_text("handle_support_ticket", {
             "action": "update", "ticket_id": tid, "status": "open"}))
+        self.assertIn("already has these values", self.fail_text("handle_support_ticket", {
+            "action": "update", "ticket_id": tid, "status": "in_progress", "priority": "P3"}))
         for st in ("waiting_on_customer", "waiting_on_engineering", "in_progress"):
             self.assertEqual(self.ticket({"action": "update", "ticket_id": tid, "status": st})
                              ["ticket"]["status"], st)

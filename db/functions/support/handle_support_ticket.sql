@@ -246,6 +246,9 @@ BEGIN
             INSERT INTO support_ticket_tags (ticket_id, tag) SELECT t.ticket_id, g FROM unnest(v_tags) g;
             notes := notes || format('tags [%s] -> [%s]', array_to_string(v_old_tags, ', '), array_to_string(coalesce(v_tags, '{}'), ', '));
         END IF;
+        IF cardinality(notes) = 0 THEN
+            PERFORM csmcp.invalid('update: nothing changes; ticket ' || t.ticket_id || ' already has these values');
+        END IF;
     WHEN 'resolve' THEN
         IF NOT t.status = ANY (working) THEN PERFORM csmcp.sup_refuse(t, 'resolve'); END IF;
         t.resolution_notes := csmcp.sup_req_text(args, 'resolution_notes', 20000, 'to resolve a ticket');
