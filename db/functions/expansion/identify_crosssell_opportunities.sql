@@ -16,6 +16,7 @@ DECLARE
     res record;
     idmap jsonb;
     accts jsonb;
+    summ jsonb;
     n_products integer;
 BEGIN
     IF v_client IS NOT NULL THEN
@@ -51,17 +52,23 @@ BEGIN
     ),
     target AS (SELECT * FROM own WHERE v_client IS NULL OR client_id = v_client),
     base AS (SELECT coalesce(array_agg(product_id), '{}') AS ids FROM products WHERE is_base AND active),
+    -- fit per (tier, industry, product) first, filtered by min_fit_score: few rows, so only the
+    -- products that can qualify are matched against each account
+    fits AS MATERIALIZED (
+        SELECT pe.tier, pe.industry, cat.product_id, cat.name AS product_name, cat.family, cat.list_price, cat.req,
+               pe.n AS peers, coalesce(o.n, 0) AS peers_owning, round(coalesce(o.n, 0)::numeric / pe.n, 2) AS fit
+        FROM peers pe CROSS JOIN cat
+        LEFT JOIN owners o ON o.tier = pe.tier AND o.industry = pe.industry AND o.product_id = cat.product_id
+        WHERE round(coalesce(o.n, 0)::numeric / pe.n, 2) >= v_min_fit
+    ),
     cand AS (
         SELECT tg.client_id, tg.client_name, tg.tier, tg.industry, tg.contract_value, tg.licensed_seats,
-               cat.product_id, cat.name AS product_name, cat.family, cat.list_price,
-               pe.n AS peers, coalesce(o.n, 0) AS peers_owning,
-               round(coalesce(o.n, 0)::numeric / pe.n, 2) AS fit,
+               f.product_id, f.product_name, f.family, f.list_price, f.peers, f.peers_owning, f.fit,
                csmcp.exp_seats_factor(tg.licensed_seats) AS factor
         FROM target tg
         CROSS JOIN base
-        JOIN cat ON NOT (cat.product_id = ANY (tg.products)) AND cat.req <@ (tg.products || base.ids)
-        JOIN peers pe ON pe.tier = tg.tier AND pe.industry = tg.industry
-        LEFT JOIN owners o ON o.tier = tg.tier AND o.industry = tg.industry AND o.product_id = cat.product_id
+        JOIN fits f ON f.tier = tg.tier AND f.industry = tg.industry
+        WHERE NOT (f.product_id = ANY (tg.products)) AND f.req <@ (tg.products || base.ids)
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'client_id', client_id, 'key', 'cross_sell:' || product_id, 'name', product_name, 'type', 'cross_sell',
@@ -72,61 +79,63 @@ BEGIN
                                              'seats', licensed_seats, 'seats_factor', factor),
                'client_name', client_name, 'tier', tier, 'industry', industry)
                ORDER BY client_id, fit DESC, product_id), '[]')
-    INTO cands FROM cand WHERE fit >= v_min_fit;
+    INTO cands FROM cand;
 
     SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_crosssell_opportunities');
 
-    -- Per account: recommendations and the bundle (2 products -> 10 %, 3 or more -> 15 % off the sum).
+    -- Per account: totals of every account (summary), recommendations and the bundle (2 products
+    -- -> 10 %, 3 or more -> 15 % off the sum) built only for the listed ones.
     idmap := csmcp.exp_open_id_map('cross_sell', v_client);
-    WITH r AS (
-        SELECT x, idmap ->> ((x->>'client_id') || '|' || (x->>'key')) AS opportunity_id FROM jsonb_array_elements(cands) x
+    WITH r AS MATERIALIZED (
+        SELECT x->>'client_id' AS client_id, (x->>'value')::numeric AS value, x->>'product' AS product, x
+        FROM jsonb_array_elements(cands) x
     ),
-    per AS (
-        SELECT x->>'client_id' AS client_id, min(x->>'client_name') AS client_name, min(x->>'tier') AS tier,
-               min(x->>'industry') AS industry, min((x->>'current_arr')::numeric) AS current_arr,
-               count(*) AS n, sum((x->>'value')::numeric) AS total,
-               jsonb_agg(jsonb_build_object('opportunity_id', opportunity_id, 'product_id', x#>>'{details,product_id}',
-                                            'product_name', x->>'name', 'family', x#>>'{details,family}',
-                                            'fit_score', (x->>'probability')::numeric,
-                                            'peers', (x#>>'{details,peers}')::integer,
-                                            'peers_owning', (x#>>'{details,peers_owning}')::integer,
-                                            'list_price', (x#>>'{details,list_price}')::numeric,
-                                            'seats_factor', (x#>>'{details,seats_factor}')::numeric,
-                                            'estimated_value', (x->>'value')::numeric)
-                         ORDER BY (x->>'probability')::numeric DESC, x->>'product') AS recs
+    tot AS MATERIALIZED (
+        SELECT client_id, count(*) AS n, sum(value) AS total,
+               CASE WHEN count(*) >= 3 THEN 0.15 WHEN count(*) = 2 THEN 0.10 ELSE 0 END AS disc
         FROM r GROUP BY 1
     ),
-    b AS (
-        SELECT per.*, CASE WHEN n >= 3 THEN 0.15 WHEN n = 2 THEN 0.10 ELSE 0 END AS disc FROM per
+    top AS MATERIALIZED (SELECT * FROM tot ORDER BY total DESC, client_id LIMIT v_limit),
+    per AS (
+        SELECT top.client_id, top.n, top.total, top.disc, min(r.x->>'client_name') AS client_name, min(r.x->>'tier') AS tier,
+               min(r.x->>'industry') AS industry, min((r.x->>'current_arr')::numeric) AS current_arr,
+               jsonb_agg(jsonb_build_object('opportunity_id', idmap ->> (r.client_id || '|' || (r.x->>'key')),
+                                            'product_id', r.product, 'product_name', r.x->>'name',
+                                            'family', r.x#>>'{details,family}',
+                                            'fit_score', (r.x->>'probability')::numeric,
+                                            'peers', (r.x#>>'{details,peers}')::integer,
+                                            'peers_owning', (r.x#>>'{details,peers_owning}')::integer,
+                                            'list_price', (r.x#>>'{details,list_price}')::numeric,
+                                            'seats_factor', (r.x#>>'{details,seats_factor}')::numeric,
+                                            'estimated_value', r.value)
+                         ORDER BY (r.x->>'probability')::numeric DESC, r.product) AS recs
+        FROM top JOIN r ON r.client_id = top.client_id
+        GROUP BY top.client_id, top.n, top.total, top.disc
     )
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'client_id', client_id, 'client_name', client_name, 'tier', tier, 'industry', industry,
-               'current_arr', current_arr, 'recommendations', recs, 'total_value', total,
-               'bundle', CASE WHEN n >= 2 THEN jsonb_build_object('products', n, 'discount', disc, 'list_value', total,
-                                                                  'bundle_value', round(total * (1 - disc), 2)) END)
-               ORDER BY total DESC, client_id), '[]')
-    INTO accts FROM (SELECT * FROM b ORDER BY total DESC, client_id LIMIT v_limit) lim;
+    SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'client_id', client_id, 'client_name', client_name, 'tier', tier, 'industry', industry,
+                'current_arr', current_arr, 'recommendations', recs, 'total_value', total,
+                'bundle', CASE WHEN n >= 2 THEN jsonb_build_object('products', n, 'discount', disc, 'list_value', total,
+                                                                   'bundle_value', round(total * (1 - disc), 2)) END)
+                ORDER BY total DESC, client_id), '[]') FROM per),
+           jsonb_build_object(
+               'accounts_with_opportunities', (SELECT count(*) FROM tot),
+               'total_opportunities', (SELECT coalesce(sum(n), 0) FROM tot),
+               'total_value', (SELECT coalesce(sum(total), 0) FROM tot),
+               'total_bundle_value', (SELECT coalesce(sum(round(total * (1 - disc), 2)), 0) FROM tot),
+               'by_product', (SELECT coalesce(jsonb_object_agg(product, k), '{}')
+                              FROM (SELECT product, count(*) AS k FROM r GROUP BY 1) g),
+               'opportunities_created', res.created,
+               'opportunities_updated', res.changed)
+    INTO accts, summ;
+    summ := summ || jsonb_build_object('accounts_listed', jsonb_array_length(accts));
 
     RETURN jsonb_build_object(
         'accounts', accts,
-        'opportunity_summary', (SELECT jsonb_build_object(
-            'accounts_with_opportunities', count(DISTINCT x->>'client_id'),
-            'accounts_listed', jsonb_array_length(accts),
-            'total_opportunities', count(*),
-            'total_value', coalesce(sum((x->>'value')::numeric), 0),
-            'total_bundle_value', coalesce((SELECT sum(CASE WHEN g.n >= 3 THEN round(g.s * 0.85, 2) WHEN g.n = 2 THEN round(g.s * 0.90, 2) ELSE g.s END)
-                                            FROM (SELECT count(*) AS n, sum((y->>'value')::numeric) AS s
-                                                  FROM jsonb_array_elements(cands) y GROUP BY y->>'client_id') g), 0),
-            'by_product', coalesce((SELECT jsonb_object_agg(p, n) FROM (SELECT y->>'product' AS p, count(*) AS n
-                                    FROM jsonb_array_elements(cands) y GROUP BY 1) g), '{}'),
-            'opportunities_created', res.created,
-            'opportunities_updated', res.changed)
-            FROM jsonb_array_elements(cands) x),
+        'opportunity_summary', summ,
         'criteria', jsonb_build_object('client_id', v_client, 'product_family', v_family, 'min_fit_score', v_min_fit,
                                        'products_considered', n_products, 'as_of', t),
         'summary', format('%s cross-sell opportunities for %s accounts, total value %s; %s created, %s updated.',
-                               jsonb_array_length(cands),
-                               (SELECT count(DISTINCT x->>'client_id') FROM jsonb_array_elements(cands) x),
-                               (SELECT coalesce(sum((x->>'value')::numeric), 0) FROM jsonb_array_elements(cands) x),
-                               res.created, res.changed));
+                          summ->>'total_opportunities', summ->>'accounts_with_opportunities', summ->>'total_value',
+                          res.created, res.changed));
 END $$;
