@@ -1,53 +1,15 @@
 -- forecast_renewals: renewal forecast for active contracts ending within the period: health band
 -- probability adjusted by payment state and open escalations; every forecast persisted
 -- (renewals: latest; renewal_forecasts: history) so later calls compare forecast and outcome.
-CREATE OR REPLACE FUNCTION csmcp.tool_forecast_renewals(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql SET enable_nestloop = off AS $$
+
+-- Persists the new or changed forecasts of forecast_renewals (fc: its jsonb array, each entry
+-- with the stored forecast under "old"); returns how many were stored. Nested loops are off
+-- here: the CTEs hold thousands of rows the planner cannot count (see exp_upsert_opportunities).
+CREATE OR REPLACE FUNCTION csmcp.exp_persist_forecasts(fc jsonb, actor text) RETURNS integer
+LANGUAGE plpgsql SET enable_nestloop = off AS $$
 DECLARE
-    t date := csmcp.today();
-    v_client text := csmcp.arg_text(args, 'client_id', NULL);
-    v_days integer := csmcp.arg_int(args, 'forecast_period_days', 180, 1, 730);
-    v_risk boolean := csmcp.arg_bool(args, 'include_risk_analysis', true);
-    v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
-    actor text := coalesce(nullif(principal, ''), 'anonymous');
-    a accounts;
-    fc jsonb;
     n_persisted integer;
-    tot record;
-    rows jsonb;
-    risk jsonb;
-    outcome jsonb;
 BEGIN
-    IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
-
-    WITH w AS MATERIALIZED (
-        SELECT c.contract_id, c.client_id, ac.client_name, c.end_date, c.end_date - t AS days_left, c.contract_value AS arr,
-               ac.health_score, csmcp.exp_renewal_probability(ac.health_score) AS base,
-               EXISTS (SELECT 1 FROM invoices i WHERE i.contract_id = c.contract_id AND i.paid_on IS NULL AND i.due_on < t) AS overdue,
-               EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')) AS escalated,
-               r.renewal_id AS old_id, r.status AS old_status, r.forecast_arr AS old_farr, r.probability AS old_prob,
-               r.forecast_band AS old_band, r.current_arr AS old_arr
-        FROM contracts c
-        JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned' AND (v_client IS NULL OR ac.client_id = v_client)
-        LEFT JOIN renewals r ON r.contract_id = c.contract_id AND r.renewal_date = c.end_date
-                             AND (v_client IS NULL OR r.client_id = v_client)
-        WHERE c.status = 'active' AND c.end_date >= t AND c.end_date <= t + v_days
-          AND (v_client IS NULL OR c.client_id = v_client)
-    ),
-    p AS (
-        SELECT w.*, greatest(0.05, base - CASE WHEN overdue THEN 0.15 ELSE 0 END - CASE WHEN escalated THEN 0.10 ELSE 0 END) AS prob
-        FROM w
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'contract_id', contract_id, 'client_id', client_id, 'client_name', client_name, 'renewal_date', end_date,
-               'days_until_renewal', days_left, 'current_arr', arr, 'health_score', health_score,
-               'base_probability', base, 'payment_overdue', overdue, 'open_escalation', escalated,
-               'probability', prob, 'forecast_arr', round(arr * prob, 2), 'band', csmcp.exp_forecast_band(prob),
-               'old', CASE WHEN old_id IS NOT NULL THEN jsonb_build_object('renewal_id', old_id, 'status', old_status,
-                            'forecast_arr', old_farr, 'probability', old_prob, 'forecast_band', old_band, 'current_arr', old_arr) END)
-               ORDER BY end_date, client_id), '[]')
-    INTO fc FROM p;
-
     -- Persist new or changed forecasts: the renewal row of (contract, renewal date) carries the
     -- latest forecast (its status follows the band unless already decided: won/lost/churned) and
     -- each forecast that differs from the stored one (ARR, probability, band) is added to the
@@ -100,6 +62,57 @@ BEGIN
         RETURNING 1
     )
     SELECT count(*) INTO n_persisted FROM hist;
+    RETURN n_persisted;
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.tool_forecast_renewals(args jsonb, principal text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    t date := csmcp.today();
+    v_client text := csmcp.arg_text(args, 'client_id', NULL);
+    v_days integer := csmcp.arg_int(args, 'forecast_period_days', 180, 1, 730);
+    v_risk boolean := csmcp.arg_bool(args, 'include_risk_analysis', true);
+    v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
+    actor text := coalesce(nullif(principal, ''), 'anonymous');
+    a accounts;
+    fc jsonb;
+    n_persisted integer;
+    tot record;
+    rows jsonb;
+    risk jsonb;
+    outcome jsonb;
+BEGIN
+    IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
+
+    WITH w AS MATERIALIZED (
+        SELECT c.contract_id, c.client_id, ac.client_name, c.end_date, c.end_date - t AS days_left, c.contract_value AS arr,
+               ac.health_score, csmcp.exp_renewal_probability(ac.health_score) AS base,
+               EXISTS (SELECT 1 FROM invoices i WHERE i.contract_id = c.contract_id AND i.paid_on IS NULL AND i.due_on < t) AS overdue,
+               EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')) AS escalated,
+               r.renewal_id AS old_id, r.status AS old_status, r.forecast_arr AS old_farr, r.probability AS old_prob,
+               r.forecast_band AS old_band, r.current_arr AS old_arr
+        FROM contracts c
+        JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned' AND (v_client IS NULL OR ac.client_id = v_client)
+        LEFT JOIN renewals r ON r.contract_id = c.contract_id AND r.renewal_date = c.end_date
+                             AND (v_client IS NULL OR r.client_id = v_client)
+        WHERE c.status = 'active' AND c.end_date >= t AND c.end_date <= t + v_days
+          AND (v_client IS NULL OR c.client_id = v_client)
+    ),
+    p AS (
+        SELECT w.*, greatest(0.05, base - CASE WHEN overdue THEN 0.15 ELSE 0 END - CASE WHEN escalated THEN 0.10 ELSE 0 END) AS prob
+        FROM w
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'contract_id', contract_id, 'client_id', client_id, 'client_name', client_name, 'renewal_date', end_date,
+               'days_until_renewal', days_left, 'current_arr', arr, 'health_score', health_score,
+               'base_probability', base, 'payment_overdue', overdue, 'open_escalation', escalated,
+               'probability', prob, 'forecast_arr', round(arr * prob, 2), 'band', csmcp.exp_forecast_band(prob),
+               'old', CASE WHEN old_id IS NOT NULL THEN jsonb_build_object('renewal_id', old_id, 'status', old_status,
+                            'forecast_arr', old_farr, 'probability', old_prob, 'forecast_band', old_band, 'current_arr', old_arr) END)
+               ORDER BY end_date, client_id), '[]')
+    INTO fc FROM p;
+
+    n_persisted := csmcp.exp_persist_forecasts(fc, actor);
 
     SELECT count(*) AS n, coalesce(sum((x->>'current_arr')::numeric), 0) AS arr,
            coalesce(sum((x->>'forecast_arr')::numeric), 0) AS farr,
