@@ -184,6 +184,9 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
         lost(c, PQerrorMessage(c->pg));
         return;
     }
+    for (PGnotify *n; (n = PQnotifies(c->pg)) != NULL; PQfreemem(n))
+        if (c->hooks.on_notify)
+            c->hooks.on_notify(n->relname, n->extra, c->hooks.arg);
     while (!PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r) {

@@ -23,6 +23,8 @@ typedef void (*mconn_cb)(const PGresult *res, const char *err, void *arg);
 struct mconn_hooks {
     void (*on_up)(void *arg);
     void (*on_down)(const char *why, void *arg);
+    /* NOTIFY received on this session (LISTEN in setup_sql) */
+    void (*on_notify)(const char *channel, const char *payload, void *arg);
     void *arg;
 };
 

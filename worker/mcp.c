@@ -13,11 +13,14 @@
  * - tools/list entries are rendered once at start (one per revision family) and served as is.
  * - A request's messages are dispatched in order while the mreq holds an extra reference, so a
  *   synchronous reply that finishes the HTTP side cannot free it under the loop.
- * - Resources, resource templates and prompts exist only with mcp.conformance_fixtures.
+ * - Resources, resource templates and prompts exist only with mcp.conformance_fixtures, except
+ *   the monitors' alerts (csmcp://alerts[/<client_id>], read and subscribe; worker/alerts.c),
+ *   which are not listed.
  */
 #include "mcp.h"
 #include "mcp_int.h"
 
+#include "alerts.h"
 #include "audit.h"
 #include "auth.h"
 #include "cfg.h"
@@ -414,6 +417,8 @@ static void m_resources_read(struct mreq *m, struct jsonrpc_msg *msg)
                          NULL);
         return;
     }
+    if (alerts_read(m, msg, uri))
+        return; /* csmcp://alerts[/<client_id>] (worker/alerts.c) */
     struct jbuf b;
     jbuf_init(&b);
     jsonrpc_open_result(&b, msg->id);
@@ -1035,7 +1040,7 @@ int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
         return -1;
     crypto_hex(rnd, sizeof rnd, mcp_env.node);
     make_tool_json();
-    if (mcp_calls_init() < 0 || mcp_gates_init() < 0)
+    if (mcp_calls_init() < 0 || mcp_gates_init() < 0 || alerts_init() < 0)
         return -1;
     return http_route("/mcp", "/mcp", mcp_handler, NULL);
 }

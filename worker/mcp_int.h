@@ -41,6 +41,11 @@ struct mcp_env {
 };
 extern struct mcp_env mcp_env;
 
+/* Calls fn on every open standalone GET stream of this worker (streams.c; resumption streams
+ * excluded). fn may take a reference (m->refs++) and use it later. */
+struct mreq;
+void mcp_streams_each(void (*fn)(struct mreq *m, void *arg), void *arg);
+
 /* The session a request runs on (valid once have_session). */
 struct sess {
     char sid[SESSION_ID_MAX];

@@ -29,6 +29,7 @@
 #include "mconn.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "redisc.h"
 #include "secret.h"
 
 #include <errno.h>
@@ -112,6 +113,20 @@ static void db_down(const char *why, void *arg)
     (void)arg;
     /* The lock was the session's: it is gone with it. */
     set_leader(false, why);
+}
+
+/* A new alert committed (NOTIFY csmcp_alerts from csmcp.monitor_notify, by a scheduled or a
+ * manual run): the leader tells every worker over Redis (csmcp:alerts), and the workers send
+ * notifications/resources/updated to the sessions subscribed to csmcp://alerts[/<client_id>]
+ * (worker/alerts.c). Only the leader publishes, so each alert is announced once. */
+static void on_alert_notify(const char *channel, const char *payload, void *arg)
+{
+    (void)arg;
+    if (!M.leader || strcmp(channel, "csmcp_alerts") != 0 || !redisc_ready())
+        return;
+    const char *argv[3] = {"PUBLISH", "csmcp:alerts", payload};
+    if (redisc_cmd(NULL, NULL, 3, argv, NULL) == 0)
+        metrics_inc("csmcp_monitor_alert_notifications_total", NULL, 1);
 }
 
 /* ---------------------------------------------------------------- the cycle */
@@ -339,8 +354,12 @@ int monitor_main(const struct cfg *cfg, int slot, int generation, int ctl_fd)
                  fo * 1000, fo / 3 > 1 ? fo / 3 : 1, fo / 6 > 1 ? fo / 6 : 1, fo * 1000);
         struct mconn_hooks h = {.on_up = db_up, .on_down = db_down};
         M.db = mconn_new(M.base, cfg, "runs", M.password, setup, &h);
+        struct mconn_hooks oh = {.on_notify = on_alert_notify};
         M.odb = mconn_new(M.base, cfg, "outbox", M.password,
-                          "SET client_connection_check_interval = 1000", NULL);
+                          "SET client_connection_check_interval = 1000; LISTEN csmcp_alerts", &oh);
+        if (redisc_init(M.base, cfg) < 0)
+            log_warn("monitor: redis: cannot initialise; alert notifications to subscribed "
+                     "sessions are off");
         M.ob = outbox_new(M.base, cfg, M.odb, M.host, M.pid);
     }
     M.tick = event_new(M.base, -1, EV_PERSIST, tick_cb, NULL);
@@ -361,6 +380,7 @@ int monitor_main(const struct cfg *cfg, int slot, int generation, int ctl_fd)
     outbox_free(M.ob);
     mconn_free(M.db); /* releases the leader lock with the session */
     mconn_free(M.odb);
+    redisc_shutdown();
     secret_free(M.password, M.password_len);
     if (M.drain_timer)
         event_free(M.drain_timer);

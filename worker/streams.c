@@ -419,6 +419,15 @@ void mcp_stream_get(struct mreq *m)
     evtimer_add(m->timer, &tv);
 }
 
+void mcp_streams_each(void (*fn)(struct mreq *m, void *arg), void *arg)
+{
+    for (struct mreq *m = S.streams, *n; m; m = n) {
+        n = m->snext;
+        if (!m->resume)
+            fn(m, arg);
+    }
+}
+
 void mcp_drain(void)
 {
     S.draining = true;
