@@ -1,0 +1,368 @@
+"""Feedback & product intelligence tools (issue 17) through csmcpd over MCP, on hand-computed
+fixtures: per-item keyword sentiment at every band boundary and the word-boundary fix, follow-up
+days / escalation / assignee routing, aggregate sentiment bands, themes, emerging themes, period
+comparison and health bands, product-insight business value / urgency / escalation / effort at
+their thresholds, validation errors, not-found and scope refusal with a read-only key."""
+import datetime
+import random
+
+import data_util as du
+import lib
+import sec_util as su
+
+FB_ARGS = {"feedback_type": "general", "source": "email", "submitter_email": "ann@example.com",
+           "submitter_name": "Ann", "category": "other", "priority": "medium"}
+
+
+def today():
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def day(n):
+    return (today() - datetime.timedelta(days=n)).isoformat()
+
+
+class FeedbackToolsTest(lib.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        cls.n = random.randint(10000000, 80000000)
+        du.psql(cls.url, cls.fixture_sql())
+        cls.d = lib.Csmcpd(workers=2).start()
+        cls.s = cls.d.session()
+        tools = cls.s.request("tools/list")["tools"]
+        cls.schemas = {t["name"]: t.get("outputSchema") for t in tools}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.d.stop()
+
+    @classmethod
+    def cid(cls, k):
+        return "%s_%s" % (cls.p, k)
+
+    @classmethod
+    def fid(cls, k):
+        return "FB-%d%03d" % (cls.n, k)
+
+    def call(self, name, args, session=None):
+        out = (session or self.s).call_ok(name, args)
+        if self.schemas.get(name):
+            self.assertEqual(du.schema_errors(self.schemas[name], out), [], "%s output vs outputSchema" % name)
+        self.assertIsInstance(out.get("summary"), str)
+        return out
+
+    def fail_text(self, name, args):
+        r = self.s.call_tool(name, args)
+        self.assertTrue(r.get("isError"), "%s(%s) should fail: %s" % (name, args, r))
+        return r["content"][0]["text"]
+
+    def invalid(self, name, args, where=None):
+        try:
+            r = self.s.call_tool(name, args)
+        except lib.McpError as e:
+            self.assertEqual(e.code, -32602, "%s(%s)" % (name, args))
+            return
+        self.assertTrue(r.get("isError"), "%s(%s) should be rejected: %s" % (name, args, r))
+        text = r["content"][0]["text"]
+        self.assertIn("Invalid arguments for tool %s" % name, text)
+        if where:
+            self.assertIn("arguments." + where, text)
+
+    def q(self, sql):
+        return du.psql(self.url, sql)
+
+    # ------------------------------------------------------------ fixture
+
+    @classmethod
+    def fixture_sql(cls):
+        c = cls.cid
+        s = []
+        for k in ["a", "s", "c", "d"] + ["x%d" % i for i in range(10)]:
+            s.append("INSERT INTO accounts (client_id, client_name, company_name, tier) VALUES ('%s', '%s', 'Fixture', 'standard');"
+                     % (c(k), k.upper()))
+
+        def fb(k, acc, label, score, themes, days_ago, ftype="general"):
+            return ("INSERT INTO feedback (feedback_id, client_id, feedback_type, source, submitter_email, submitter_name, title, "
+                    "content, category, sentiment, sentiment_score, themes, created_at) VALUES ('%s', '%s', '%s', 'email', "
+                    "'a@b.co', 'A', 'T%d', 'content %d', 'other', '%s', %s, '{%s}', now() - interval '%d days');"
+                    % (cls.fid(k), c(acc), ftype, k, k, label, score, ",".join(themes), days_ago))
+        # S: current period (days 1..10 ago) and previous (11..20 ago); one item today is outside.
+        s += [fb(1, "s", "very_positive", 0.8, ["product_features"], 2),
+              fb(2, "s", "very_positive", 0.8, ["product_features", "user_interface"], 3),
+              fb(3, "s", "positive", 0.5, ["product_features"], 4, "feature_request"),
+              fb(4, "s", "neutral", 0.0, ["performance"], 5),
+              fb(5, "s", "negative", -0.5, ["performance"], 6, "bug_report"),
+              fb(6, "s", "positive", 0.5, ["product_features"], 12),
+              fb(7, "s", "neutral", 0.0, [], 15),
+              fb(8, "s", "very_negative", -0.8, ["performance"], 0)]
+        # C: five negative performance items (mean -0.5) and one very negative support item.
+        s += [fb(10 + i, "c", "negative", -0.5, ["performance"], 1 + i) for i in range(5)]
+        s += [fb(16, "c", "very_negative", -0.8, ["customer_support"], 3)]
+        # D: previous score 0.5, current (1 + 0.5 - 0.5) / 3 = 0.333 -> declining.
+        s += [fb(20, "d", "positive", 0.5, [], 15), fb(21, "d", "very_positive", 0.8, [], 2),
+              fb(22, "d", "positive", 0.5, [], 3), fb(23, "d", "negative", -0.5, [], 4)]
+        # Insight evidence: 10 very negative items (X accounts) and 5 neutral ones.
+        s += [fb(30 + i, "x%d" % i, "very_negative", -0.8, [], 1) for i in range(10)]
+        s += [fb(40 + i, "x%d" % i, "neutral", 0.0, [], 1) for i in range(5)]
+        s += [fb(50, "x0", "positive", 0.5, [], 1)]
+        return "\n".join(s)
+
+    def collect(self, title, content, **kw):
+        a = dict(FB_ARGS, client_id=self.cid("a"), title=title, content=content)
+        a.update(kw)
+        return self.call("collect_feedback", a)
+
+    # ------------------------------------------------------------ collect_feedback: sentiment
+
+    def test_sentiment_bands(self):
+        cases = [  # (text, pos, neg, label, score)
+            ("great excellent love", 3, 0, "very_positive", 0.8),     # 3 > 0 + 2
+            ("great excellent", 2, 0, "positive", 0.5),               # 2 > 0, not > 2
+            ("great excellent love amazing but slow", 4, 1, "very_positive", 0.8),  # 4 > 1 + 2
+            ("great excellent love but slow", 3, 1, "positive", 0.5),  # 3 = 1 + 2
+            ("great but slow", 1, 1, "neutral", 0.0),
+            ("nothing to report", 0, 0, "neutral", 0.0),
+            ("slow and broken", 0, 2, "negative", -0.5),              # 2 > 0, not > 2
+            ("slow broken awful", 0, 3, "very_negative", -0.8),       # 3 > 0 + 2
+            ("great: slow broken awful hate", 1, 4, "very_negative", -0.8),
+            ("great: slow broken awful", 1, 3, "negative", -0.5),     # 3 = 1 + 2
+            ("slow slow slow", 0, 1, "negative", -0.5),               # a keyword counts once
+        ]
+        for text, pos, neg, label, score in cases:
+            out = self.collect("Note", text, priority="low")
+            sa = out["sentiment_analysis"]
+            self.assertEqual((sa["positive_keywords"], sa["negative_keywords"], sa["sentiment"], sa["sentiment_score"]),
+                             (pos, neg, label, score), text)
+            self.assertEqual(sa["confidence"], 0.75)
+            row = self.q("SELECT sentiment || ' ' || sentiment_score FROM feedback WHERE feedback_id = '%s'" % out["feedback_id"])
+            self.assertEqual(row, "%s %.2f" % (label, score))
+
+    def test_word_boundaries(self):
+        # the original matched substrings: "debug" counted as "bug", "uneasy" as "easy"
+        sa = self.collect("Debug mode", "We debugged it with the debugger; uneasy at first.")["sentiment_analysis"]
+        self.assertEqual((sa["positive_keywords"], sa["negative_keywords"], sa["sentiment"]), (0, 0, "neutral"))
+        sa = self.collect("Bugs", "Two bugs and three issues.")["sentiment_analysis"]
+        self.assertEqual((sa["negative_keywords"], sa["sentiment"]), (2, "negative"))
+        # documented limit: a product name with a keyword still counts
+        sa = self.collect("Issue tracker", "We use the issue tracker daily.")["sentiment_analysis"]
+        self.assertEqual((sa["negative_keywords"], sa["sentiment"]), (1, "negative"))
+        # themes and emotion, whole words too: "helpful" is not "help", "fastidious" is not "fast"
+        sa = self.collect("UI", "Helpful and fastidious design; the support team is pleased, I am confused")["sentiment_analysis"]
+        self.assertEqual(sa["key_themes"], ["customer_support", "user_interface"])
+        self.assertEqual(sa["emotion_detected"], "happy")
+        sa = self.collect("Speed", "the feature is fast but I am frustrated and angry")["sentiment_analysis"]
+        self.assertEqual(sa["key_themes"], ["product_features", "performance"])
+        self.assertEqual(sa["emotion_detected"], "frustrated")
+
+    # ------------------------------------------------------------ collect_feedback: routing
+
+    def test_follow_up_days_and_escalation(self):
+        def route(text, **kw):
+            return self.collect("R", text, **kw)["routing"]
+        for prio, days in (("critical", 1), ("high", 3), ("medium", 7), ("low", 14)):
+            r = route("slow and broken", priority=prio)  # negative -> follow-up at any priority
+            self.assertTrue(r["follow_up_required"])
+            self.assertEqual(r["follow_up_days"], days)
+            self.assertEqual(r["follow_up_by"], (today() + datetime.timedelta(days=days)).isoformat())
+        r = route("fine", priority="medium")
+        self.assertEqual((r["follow_up_required"], r["follow_up_by"], r["follow_up_days"]), (False, None, None))
+        r = route("great", priority="low")
+        self.assertFalse(r["follow_up_required"])
+        self.assertTrue(route("fine", priority="high")["follow_up_required"])
+        self.assertTrue(route("fine", priority="low", feedback_type="bug_report")["follow_up_required"])
+        self.assertTrue(route("fine", priority="low", feedback_type="feature_request")["follow_up_required"])
+        self.assertFalse(route("fine", priority="low", feedback_type="service_feedback")["follow_up_required"])
+        # escalation: critical, or very_negative AND high
+        self.assertTrue(route("fine", priority="critical")["escalation_required"])
+        self.assertTrue(route("slow broken awful", priority="high")["escalation_required"])
+        self.assertFalse(route("slow broken", priority="high")["escalation_required"])
+        self.assertFalse(route("slow broken awful", priority="medium")["escalation_required"])
+        out = self.collect("R", "slow broken awful", priority="high", tags=["b", "a", "a"], metadata={"k": 1})
+        row = self.q("SELECT follow_up_required::text || escalation_required::text || follow_up_by::text || "
+                     "(SELECT string_agg(tag, ',' ORDER BY tag) FROM feedback_tags t WHERE t.feedback_id = f.feedback_id) || "
+                     "(metadata->>'k') FROM feedback f WHERE feedback_id = '%s'" % out["feedback_id"])
+        self.assertEqual(row, "truetrue%sa,b1" % (today() + datetime.timedelta(days=3)).isoformat())
+        act = self.q("SELECT count(*) FROM activity_log WHERE entity = 'feedback' AND entity_id = '%s' AND old_values IS NULL "
+                     "AND new_values->>'sentiment' = 'very_negative'" % out["feedback_id"])
+        self.assertEqual(act, "1")
+
+    def test_assignee_routing(self):
+        def who(**kw):
+            return self.collect("R", "fine", **kw)["routing"]["assigned_to"]
+        self.assertEqual(who(feedback_type="bug_report", category="billing", priority="critical"), "product-team@company.com")
+        self.assertEqual(who(feedback_type="feature_request"), "product-team@company.com")
+        self.assertEqual(who(category="Support", priority="critical"), "support-team@company.com")
+        self.assertEqual(who(category="service"), "support-team@company.com")
+        self.assertEqual(who(category="billing", priority="critical"), "finance-team@company.com")
+        self.assertEqual(who(category="other", priority="critical"), "cs-leadership@company.com")
+        self.assertEqual(who(category="other", priority="high"), "cs-team@company.com")
+
+    def test_collect_validation(self):
+        a = dict(FB_ARGS, client_id=self.cid("a"), title="T", content="C")
+        self.invalid("collect_feedback", dict(a, submitter_email="not-an-email"), "submitter_email")
+        self.invalid("collect_feedback", dict(a, feedback_type="praise"), "feedback_type")
+        self.invalid("collect_feedback", dict(a, title="x" * 201), "title")
+        self.invalid("collect_feedback", dict(a, priority="urgent"), "priority")
+        self.invalid("collect_feedback", {k: v for k, v in a.items() if k != "content"})
+        self.assertIn("title: must not be blank", self.fail_text("collect_feedback", dict(a, title="   ")))
+        self.assertIn("content: must not be blank", self.fail_text("collect_feedback", dict(a, content=" ")))
+        self.assertIn("client not found: %s_nobody" % self.p, self.fail_text("collect_feedback", dict(a, client_id=self.cid("nobody"))))
+
+    # ------------------------------------------------------------ analyze_feedback_sentiment
+
+    def test_aggregate_themes_comparison(self):
+        out = self.call("analyze_feedback_sentiment", {"client_id": self.cid("s"), "period_start": day(10), "period_end": day(1)})
+        self.assertEqual(out["period_days"], 10)
+        self.assertEqual(out["total_feedback"], 5)
+        self.assertEqual(out["sentiment_breakdown"]["counts"],
+                         {"very_positive": 2, "positive": 1, "neutral": 1, "negative": 1, "very_negative": 0})
+        self.assertEqual(out["sentiment_breakdown"]["distribution"]["very_positive"], 40.0)
+        # (2 x 1.0 + 0.5 + 0 - 0.5) / 5 = 0.4
+        self.assertEqual(out["overall_sentiment_score"], 0.4)
+        self.assertEqual(out["overall_sentiment"], "positive")
+        th = out["themes"]
+        self.assertEqual(th["top_positive"], [{"theme": "product_features", "mentions": 3, "mean_sentiment": 0.7},
+                                              {"theme": "user_interface", "mentions": 1, "mean_sentiment": 0.8}])
+        self.assertEqual(th["top_negative"], [{"theme": "performance", "mentions": 2, "mean_sentiment": -0.25}])
+        # product_features: 3 now, 1 before -> emerging (>= 3 and >= 2 x 1)
+        self.assertEqual(th["emerging"], [{"theme": "product_features", "mentions": 3, "previous_mentions": 1}])
+        cmp = out["comparison"]
+        # previous: (0.5 + 0) / 2 = 0.25; (0.4 - 0.25) / 0.25 = +60 %
+        self.assertEqual((cmp["previous_total"], cmp["previous_score"], cmp["percent_change"], cmp["trend"]),
+                         (2, 0.25, 60.0, "improving"))
+        self.assertEqual(out["critical_issues"], [])
+        self.assertEqual(out["health_indicators"], {"status": "good", "score": 75})
+        # type filter
+        out = self.call("analyze_feedback_sentiment", {"client_id": self.cid("s"), "period_start": day(10), "period_end": day(1),
+                                                       "feedback_types": ["bug_report", "feature_request"]})
+        self.assertEqual(out["total_feedback"], 2)
+        self.assertEqual(out["overall_sentiment_score"], 0.0)
+        self.assertEqual(out["overall_sentiment"], "neutral")
+        self.assertEqual(out["comparison"]["trend"], "no_baseline")
+        self.assertEqual(out["health_indicators"], {"status": "fair", "score": 60})
+
+    def test_critical_issues_and_declining(self):
+        out = self.call("analyze_feedback_sentiment", {"client_id": self.cid("c"), "period_start": day(10), "period_end": day(0)})
+        # (5 x -0.5 + -1.0) / 6 = -0.5833 -> negative; health < -0.3 -> critical 20
+        self.assertEqual(out["overall_sentiment_score"], -0.583)
+        self.assertEqual(out["overall_sentiment"], "negative")
+        self.assertEqual(out["health_indicators"], {"status": "critical", "score": 20})
+        self.assertEqual(out["critical_issues"], [
+            {"theme": "customer_support", "mentions": 1, "mean_sentiment": -0.8, "severity": "high"},
+            {"theme": "performance", "mentions": 5, "mean_sentiment": -0.5, "severity": "medium"}])
+        out = self.call("analyze_feedback_sentiment", {"client_id": self.cid("d"), "period_start": day(10), "period_end": day(1)})
+        self.assertEqual(out["overall_sentiment_score"], 0.333)
+        self.assertEqual((out["comparison"]["percent_change"], out["comparison"]["trend"]), (-33.3, "declining"))
+        # 0.333 >= 0.3 but declining -> fair 60, not good
+        self.assertEqual(out["health_indicators"], {"status": "fair", "score": 60})
+        out = self.call("analyze_feedback_sentiment", {"client_id": self.cid("d"), "period_start": day(10), "period_end": day(1),
+                                                       "compare_to_previous": False, "include_themes": False, "include_nps": False})
+        self.assertIsNone(out["comparison"])
+        self.assertIsNone(out["themes"])
+        self.assertIsNone(out["nps"])
+        self.assertEqual(out["health_indicators"], {"status": "good", "score": 75})
+
+    def test_aggregate_label_boundaries(self):
+        got = self.q("SELECT string_agg(csmcp.fb_score_label(x), ',' ORDER BY x DESC) FROM unnest(ARRAY[0.6, 0.5999, 0.2, 0.1999, "
+                     "-0.2, -0.2001, -0.6, -0.6001]::numeric[]) x")
+        self.assertEqual(got, "very_positive,positive,positive,neutral,neutral,negative,negative,very_negative")
+
+    def test_sentiment_validation(self):
+        self.assertIn("in the future", self.fail_text("analyze_feedback_sentiment",
+                                                      {"period_end": (today() + datetime.timedelta(days=1)).isoformat()}))
+        self.assertIn("is after period_end", self.fail_text("analyze_feedback_sentiment",
+                                                            {"period_start": day(1), "period_end": day(2)}))
+        self.invalid("analyze_feedback_sentiment", {"feedback_types": ["praise"]})
+        self.invalid("analyze_feedback_sentiment", {"period_start": "2026-13-01"})
+        self.assertIn("client not found", self.fail_text("analyze_feedback_sentiment", {"client_id": self.cid("nobody")}))
+
+    # ------------------------------------------------------------ share_product_insights
+
+    def insight(self, prio, accounts, fbs, itype="bug_report", **kw):
+        a = {"insight_type": itype, "title": "Export fails", "description": "d", "priority": prio,
+             "supporting_feedback_ids": [self.fid(k) for k in fbs], "affected_customers": [self.cid("x%d" % i) for i in accounts],
+             "customer_impact": "ci", "business_impact": "bi", "recommended_action": "ra"}
+        a.update(kw)
+        return self.call("share_product_insights", a)
+
+    def test_business_value_thresholds(self):
+        # high: 5 accounts 2 + high 2 + 5 items 1 + mean -0.8 < -0.3 -> 1.0 = 6.0; high AND >= 5 accounts -> executive
+        out = self.insight("high", range(5), range(30, 35))
+        self.assertEqual(out["impact_summary"]["business_value_score"], 6.0)
+        self.assertEqual(out["impact_summary"]["urgency_level"], "high")
+        self.assertTrue(out["delivery_summary"]["executive_escalation"])
+        self.assertEqual(out["delivery_summary"]["recipients"], ["cs-leadership@company.com", "product-team@company.com"])
+        self.assertEqual(out["insight_record"]["estimated_effort"], "Small to Medium")
+        self.assertEqual(out["supporting_feedback"], {"count": 5, "avg_sentiment": -0.8, "positive_pct": 0.0,
+                                                      "negative_pct": 100.0, "overall": "negative"})
+        # high with 4 accounts: 1.6 + 2 + 1 + 1 = 5.6 -> not escalated (fewer than 5 accounts, < 8)
+        out = self.insight("high", range(4), range(30, 35))
+        self.assertEqual(out["impact_summary"]["business_value_score"], 5.6)
+        self.assertFalse(out["delivery_summary"]["executive_escalation"])
+        self.assertEqual(out["impact_summary"]["urgency_level"], "high")
+        # medium: 10 accounts 4 + 1 + 10 items 2 + 1 = 8.0 -> urgent and executive by value
+        out = self.insight("medium", range(10), range(30, 40), itype="feature_request")
+        self.assertEqual(out["impact_summary"]["business_value_score"], 8.0)
+        self.assertEqual(out["impact_summary"]["urgency_level"], "urgent")
+        self.assertTrue(out["delivery_summary"]["executive_escalation"])
+        self.assertEqual(out["insight_record"]["estimated_effort"], "Medium to Large")
+        # medium: 5 accounts 2 + 1 + 10 items 2 + 1 = 6.0 -> high by value
+        out = self.insight("medium", range(5), range(30, 40), itype="usability_feedback")
+        self.assertEqual((out["impact_summary"]["business_value_score"], out["impact_summary"]["urgency_level"]), (6.0, "high"))
+        self.assertEqual(out["insight_record"]["estimated_effort"], "Medium")
+        # low: 5 accounts 2 + 0.5 + 5 neutral items 1 + mean 0 -> 0.5 = 4.0 -> medium
+        out = self.insight("low", range(5), range(40, 45))
+        self.assertEqual((out["impact_summary"]["business_value_score"], out["impact_summary"]["urgency_level"]), (4.0, "medium"))
+        self.assertEqual(out["insight_record"]["estimated_effort"], "Small")
+        self.assertEqual(out["supporting_feedback"]["overall"], "neutral")
+        # low: 4 accounts 1.6 + 0.5 + 1 + 0.5 = 3.6 -> normal
+        out = self.insight("low", range(4), range(40, 45))
+        self.assertEqual((out["impact_summary"]["business_value_score"], out["impact_summary"]["urgency_level"]), (3.6, "normal"))
+        self.assertFalse(out["delivery_summary"]["executive_escalation"])
+        # critical: 3 + 0.4 + 0.2 + 0.5 (positive item) = 4.1 -> urgent and executive by priority
+        out = self.insight("critical", [0], [50], target_recipients=["pm@example.com"], due_date=today().isoformat())
+        self.assertEqual(out["impact_summary"]["business_value_score"], 4.1)
+        self.assertEqual(out["impact_summary"]["urgency_level"], "urgent")
+        self.assertEqual(out["delivery_summary"]["recipients"], ["cs-leadership@company.com", "pm@example.com"])
+        self.assertEqual(out["supporting_feedback"]["overall"], "positive")
+        self.assertEqual(out["tracking"]["suggested_review_date"], today().isoformat())
+        pid = out["insight_id"]
+        row = self.q("SELECT business_value_score || ' ' || urgency || ' ' || executive_escalation || ' ' || "
+                     "(SELECT string_agg(feedback_id, ',') FROM product_insight_feedback WHERE insight_id = '%s') || ' ' || "
+                     "(SELECT string_agg(client_id, ',') FROM product_insight_accounts WHERE insight_id = '%s') "
+                     "FROM product_insights WHERE insight_id = '%s'" % (pid, pid, pid))
+        self.assertEqual(row, "4.1 urgent true %s %s" % (self.fid(50), self.cid("x0")))
+
+    def test_insight_refusals(self):
+        base = {"insight_type": "bug_report", "title": "t", "description": "d", "priority": "low",
+                "supporting_feedback_ids": [self.fid(30)], "affected_customers": [self.cid("x0")],
+                "customer_impact": "ci", "business_impact": "bi", "recommended_action": "ra"}
+        self.assertIn("feedback not found: FB-1", self.fail_text("share_product_insights", dict(base, supporting_feedback_ids=[self.fid(30), "FB-1"])))
+        self.assertIn("client not found: %s" % self.cid("zz"), self.fail_text("share_product_insights", dict(base, affected_customers=[self.cid("zz")])))
+        self.assertIn("due_date", self.fail_text("share_product_insights", dict(base, due_date=day(1))))
+        self.invalid("share_product_insights", dict(base, supporting_feedback_ids=["TKT-1"]))
+        self.invalid("share_product_insights", dict(base, supporting_feedback_ids=[]))
+        self.invalid("share_product_insights", dict(base, insight_type="idea"), "insight_type")
+
+    # ------------------------------------------------------------ scopes
+
+    def test_read_key_cannot_write(self):
+        d = lib.Csmcpd(workers=1, auth=True).start()
+        try:
+            tok = su.create_key(d.conf_path, "read", "feedback-read")
+            s = lib.McpSession(d.port, token=tok)
+            try:
+                st, _, _ = s.request_raw("tools/call", {"name": "collect_feedback", "arguments": dict(
+                    FB_ARGS, client_id=self.cid("a"), title="T", content="C")})
+                self.assertEqual(st, 403)
+                st, _, _ = s.request_raw("tools/call", {"name": "share_product_insights", "arguments": {}})
+                self.assertEqual(st, 403)
+                out = s.call_ok("analyze_feedback_sentiment", {"client_id": self.cid("s"), "period_start": day(10), "period_end": day(1)})
+                self.assertEqual(out["total_feedback"], 5)
+            finally:
+                s.close()
+        finally:
+            d.stop()
