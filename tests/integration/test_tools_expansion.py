@@ -603,6 +603,8 @@ class ExpansionToolsTest(lib.TestCase):
         self.bad_args("forecast_renewals", {"forecast_period_days": 0})
         self.bad_args("negotiate_renewals", {})
         self.bad_args("negotiate_renewals", {"client_id": self.cid("u1"), "negotiation_strategy": "hardball"})
+        self.bad_args("negotiate_renewals", {"client_id": self.cid("u1"), "proposed_arr": -1})
+        self.bad_args("negotiate_renewals", {"client_id": self.cid("u1"), "proposed_arr": 1e13})
         self.bad_args("track_revenue_expansion", {"time_period": "weekly"})
         self.bad_args("track_revenue_expansion", {"period_start": "yesterday"})
         self.bad_args("optimize_customer_lifetime_value", {"optimization_focus": "growth"})
