@@ -1,0 +1,161 @@
+-- db/functions/communication/_lib.sql - helpers shared by the communication & engagement tools
+-- (issue 16). The rules are stated in the tools' JSON "rules" (docs/tools.md); keep both in step.
+--
+--   csmcp.comm_id(prefix, tail)             server ids <prefix>_<epoch microseconds>_<slug of tail>
+--   csmcp.comm_tokens_in(text)              the {{token}} names a text uses
+--   csmcp.comm_check_tokens(field, text, known)   22023 naming the first unknown token
+--   csmcp.comm_render(text, tokens)         text with every {{token}} replaced
+--   csmcp.comm_row_tokens(account, contact) the built-in tokens of one recipient
+--   csmcp.comm_enqueue_email(...)           one message -> email_messages + outbox (sendgrid)
+--   csmcp.comm_delivery_counts(ids)         per-state counts of messages
+
+CREATE OR REPLACE FUNCTION csmcp.comm_slug(p text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT trim(BOTH '_' FROM regexp_replace(lower(coalesce(p, '')), '[^a-z0-9]+', '_', 'g'))
+$$;
+
+CREATE OR REPLACE FUNCTION csmcp.comm_id(p_prefix text, p_tail text) RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT p_prefix || '_' || floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text
+           || '_' || csmcp.comm_slug(left(p_tail, 20))
+$$;
+
+-- The built-in tokens every message can use, in the order documented.
+CREATE OR REPLACE FUNCTION csmcp.comm_builtin_tokens() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['client_id', 'customer_name', 'client_name', 'company_name', 'industry', 'tier', 'csm_name',
+                 'health_score', 'contact_name', 'first_name', 'contact_email', 'contact_title']
+$$;
+
+CREATE OR REPLACE FUNCTION csmcp.comm_tokens_in(p text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(array_agg(DISTINCT m[1]), '{}')
+    FROM regexp_matches(coalesce(p, ''), '\{\{\s*([A-Za-z0-9_]+)\s*\}\}', 'g') AS m
+$$;
+
+-- Raises 22023 "<field>: unknown personalization token {{x}} (known: ...)" for the first token
+-- (alphabetically) of p that is not in p_known.
+CREATE OR REPLACE FUNCTION csmcp.comm_check_tokens(p_field text, p text, p_known text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT t INTO bad FROM unnest(csmcp.comm_tokens_in(p)) t WHERE NOT (t = ANY (p_known)) ORDER BY t LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION '%: unknown personalization token {{%}} (known: %)', p_field, bad,
+            array_to_string(ARRAY(SELECT DISTINCT k FROM unnest(p_known) k ORDER BY k), ', ')
+            USING ERRCODE = '22023';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.comm_render(p text, p_tokens jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    r text := p;
+    t text;
+BEGIN
+    IF p IS NULL THEN RETURN NULL; END IF;
+    FOREACH t IN ARRAY csmcp.comm_tokens_in(p) LOOP
+        r := regexp_replace(r, '\{\{\s*' || t || '\s*\}\}', replace(coalesce(p_tokens ->> t, ''), '\', '\\'), 'g');
+    END LOOP;
+    RETURN r;
+END $$;
+
+-- Built-in tokens of one recipient (NULL values render as the empty string).
+CREATE OR REPLACE FUNCTION csmcp.comm_row_tokens(a accounts, p_name text, p_email text, p_title text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'client_id', a.client_id, 'customer_name', a.client_name, 'client_name', a.client_name,
+        'company_name', a.company_name, 'industry', a.industry, 'tier', a.tier, 'csm_name', a.csm_assigned,
+        'health_score', a.health_score::text, 'contact_name', p_name,
+        'first_name', split_part(btrim(coalesce(p_name, '')), ' ', 1), 'contact_email', p_email,
+        'contact_title', p_title)
+$$;
+
+-- Puts one rendered message in email_messages and (when SendGrid is enabled) in the outbox, due at
+-- p_due (NULL: now). Returns the message row id.
+CREATE OR REPLACE FUNCTION csmcp.comm_enqueue_email(p_campaign_id text, p_newsletter_id text, p_client_id text,
+                                                    p_contact_id bigint, p_email text, p_name text, p_sender text,
+                                                    p_subject text, p_text text, p_html text, p_due timestamptz,
+                                                    p_track_opens boolean, p_track_clicks boolean, p_tool text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    mid bigint;
+    q jsonb;
+    body jsonb;
+BEGIN
+    INSERT INTO email_messages (campaign_id, newsletter_id, client_id, contact_id, email, subject, body_text, body_html,
+                                state, scheduled_for)
+    VALUES (p_campaign_id, p_newsletter_id, p_client_id, p_contact_id, p_email, p_subject, p_text, p_html,
+            'not_configured', p_due)
+    RETURNING message_id INTO mid;
+    body := jsonb_build_object(
+        'personalizations', jsonb_build_array(jsonb_build_object(
+            'to', jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('email', p_email, 'name', p_name))))),
+        'from', jsonb_build_object('email', p_sender),
+        'subject', p_subject,
+        'content', CASE WHEN p_html IS NULL THEN jsonb_build_array(jsonb_build_object('type', 'text/plain', 'value', p_text))
+                        ELSE jsonb_build_array(jsonb_build_object('type', 'text/plain', 'value', p_text),
+                                               jsonb_build_object('type', 'text/html', 'value', p_html)) END,
+        'tracking_settings', jsonb_build_object('open_tracking', jsonb_build_object('enable', p_track_opens),
+                                                'click_tracking', jsonb_build_object('enable', p_track_clicks)),
+        'custom_args', jsonb_build_object('csmcp_message_id', mid::text));
+    IF p_due IS NOT NULL AND p_due > now() THEN
+        body := body || jsonb_build_object('send_at', floor(extract(epoch FROM p_due))::bigint);
+    END IF;
+    q := csmcp.outbox_enqueue('sendgrid', jsonb_build_object('body', body), 'email_message:' || mid, p_tool, p_client_id,
+                              coalesce(p_campaign_id, p_newsletter_id));
+    IF q ? 'outbox_id' THEN
+        IF p_due IS NOT NULL AND p_due > now() THEN
+            UPDATE outbox SET next_attempt_at = p_due WHERE id = (q ->> 'outbox_id')::bigint;
+        END IF;
+        UPDATE email_messages SET outbox_id = (q ->> 'outbox_id')::bigint, state = 'outbox' WHERE message_id = mid;
+    END IF;
+    RETURN mid;
+END $$;
+
+-- Delivery state of messages: the outbox row's state (queued, sending, sent, failed, dead), or
+-- not_configured when SendGrid was off at enqueue time (nothing was sent).
+CREATE OR REPLACE FUNCTION csmcp.comm_delivery_counts(p_campaign_id text, p_newsletter_id text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    WITH s AS (
+        SELECT CASE WHEN m.state = 'not_configured' THEN 'not_configured' ELSE coalesce(o.state, 'queued') END AS st
+        FROM email_messages m LEFT JOIN outbox o ON o.id = m.outbox_id
+        WHERE (p_campaign_id IS NOT NULL AND m.campaign_id = p_campaign_id)
+           OR (p_newsletter_id IS NOT NULL AND m.newsletter_id = p_newsletter_id)
+    )
+    SELECT jsonb_build_object('queued', count(*) FILTER (WHERE st = 'queued'),
+                              'sending', count(*) FILTER (WHERE st = 'sending'),
+                              'sent', count(*) FILTER (WHERE st = 'sent'),
+                              'failed', count(*) FILTER (WHERE st = 'failed'),
+                              'dead', count(*) FILTER (WHERE st = 'dead'),
+                              'not_configured', count(*) FILTER (WHERE st = 'not_configured'))
+    FROM s
+$$;
+
+-- Recipients of a targeting: the accounts of p_client_ids, of segment p_segment and of tier p_tier
+-- (union), minus p_exclude; per account its primary contact, or every contact when p_all; an
+-- unsubscribed contact is never a recipient. Accounts without an eligible contact yield a row with
+-- contact_id NULL (counted, not sent).
+CREATE OR REPLACE FUNCTION csmcp.comm_recipients(p_client_ids text[], p_segment text, p_tier text, p_all boolean,
+                                                 p_exclude text[])
+RETURNS TABLE (client_id text, contact_id bigint, email text, name text, title text, unsubscribed_skipped integer)
+LANGUAGE sql STABLE AS $$
+    WITH acc AS (
+        SELECT a.client_id FROM accounts a WHERE a.client_id = ANY (coalesce(p_client_ids, '{}'))
+        UNION
+        SELECT m.client_id FROM segment_members m WHERE p_segment IS NOT NULL AND m.segment_id = p_segment
+        UNION
+        SELECT a.client_id FROM accounts a WHERE p_tier IS NOT NULL AND a.tier = p_tier
+    ), acc2 AS (
+        SELECT acc.client_id FROM acc WHERE NOT (acc.client_id = ANY (coalesce(p_exclude, '{}')))
+    )
+    SELECT acc2.client_id, c.contact_id, c.email, c.name, c.title,
+           (SELECT count(*)::integer FROM contacts u
+            WHERE u.client_id = acc2.client_id AND u.unsubscribed AND (p_all OR u.is_primary))
+    FROM acc2
+    LEFT JOIN LATERAL (
+        SELECT c.* FROM contacts c
+        WHERE c.client_id = acc2.client_id AND NOT c.unsubscribed AND (p_all OR c.is_primary)
+    ) c ON true
+$$;

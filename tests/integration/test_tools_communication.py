@@ -1,0 +1,542 @@
+"""Communication & engagement tools (issue 16) through csmcpd over MCP, on hand-computed fixtures:
+recipient resolution (ids, segment, tier, exclusions, primary/all contacts, unsubscribed), token
+rendering and the unknown-token error, outbox rows per message (SendGrid on) or not_configured
+(off), scheduled sends due at their time; advocacy points and the tier at each threshold,
+concurrent awards; EBR schedule/prepare/complete with the briefing equal to the account's rows;
+not-found, state-machine refusals and scope refusal with a read-only key.
+Addresses in fixtures use the reserved .test TLD; no placeholder address is generated anywhere."""
+import datetime
+import json
+import random
+import threading
+
+import data_util as du
+import lib
+import sec_util as su
+
+TOOLS = ["send_personalized_email", "manage_advocacy_program", "conduct_executive_review"]
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class CommunicationToolsTest(lib.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        cls.n = random.randint(10000000, 80000000)
+        du.psql(cls.url, cls.fixture_sql())
+        cls.d = lib.Csmcpd(workers=2).start()
+        cls.s = cls.d.session()
+        cls.schemas, cursor = {}, None
+        while True:  # tools/list is paginated
+            page = cls.s.request("tools/list", {"cursor": cursor} if cursor else {})
+            cls.schemas.update({t["name"]: t.get("outputSchema") for t in page["tools"]})
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.d.stop()
+        du.psql(cls.url, "DELETE FROM outbox WHERE client_id LIKE '%(p)s\\_%%'; "
+                         "DELETE FROM email_campaigns WHERE campaign_id IN (SELECT DISTINCT campaign_id FROM email_messages "
+                         "WHERE client_id LIKE '%(p)s\\_%%'); DELETE FROM accounts WHERE client_id LIKE '%(p)s\\_%%'; "
+                         "DELETE FROM segments WHERE segment_id = 'seg_%(p)s'" % {"p": cls.p})
+
+    # ------------------------------------------------------------ helpers
+
+    @classmethod
+    def cid(cls, k):
+        return "%s_%s" % (cls.p, k)
+
+    def call(self, name, args, session=None):
+        out = (session or self.s).call_ok(name, args)
+        self.assertEqual(du.schema_errors(self.schemas[name], out), [],
+                         "%s output does not match its outputSchema" % name)
+        self.assertIsInstance(out.get("summary"), str)
+        return out
+
+    def fail_text(self, name, args):
+        r = self.s.call_tool(name, args)
+        self.assertTrue(r.get("isError"), "%s(%s) should fail: %s" % (name, args, r))
+        return r["content"][0]["text"]
+
+    def invalid(self, name, args, where=None):
+        try:
+            r = self.s.call_tool(name, args)
+        except lib.McpError as e:
+            self.assertEqual(e.code, -32602, "%s(%s)" % (name, args))
+            return
+        self.assertTrue(r.get("isError"), "%s(%s) should be rejected: %s" % (name, args, r))
+        text = r["content"][0]["text"]
+        self.assertIn("Invalid arguments for tool %s" % name, text)
+        if where:
+            self.assertIn(where, text)
+
+    def q(self, sql):
+        return du.psql(self.url, sql)
+
+    @classmethod
+    def fixture_sql(cls):
+        p = cls.p
+        acc = ("INSERT INTO accounts (client_id, client_name, company_name, industry, tier, csm_assigned, health_score, "
+               "health_trend) VALUES "
+               "('{p}_a1', 'Alpha One', 'Alpha One Ltd', 'Retail', 'starter', 'Grace Hopper', 81, 'improving'), "
+               "('{p}_a2', 'Beta Two', 'Beta Two plc', 'Media', 'starter', NULL, 55, 'stable'), "
+               "('{p}_a3', 'Gamma Three', 'Gamma Three AG', 'Energy', 'professional', 'Alan Kay', 62, 'stable'), "
+               "('{p}_a4', 'Delta Four', 'Delta Four SA', 'Energy', 'professional', NULL, 40, 'declining'), "
+               "('{p}_e', 'Echo Five', 'Echo Five Inc', 'Software', 'enterprise', 'Ken T', 72, 'improving'), "
+               "('{p}_v', 'Victor', 'Victor Co', 'Software', 'standard', NULL, 50, 'stable');\n")
+        contacts = ("INSERT INTO contacts (client_id, name, email, title, is_primary, unsubscribed) VALUES "
+                    "('{p}_a1', 'Ada Byron', 'ada@a1-{p}.test', 'CTO', true, false), "
+                    "('{p}_a1', 'Bob Stone', 'bob@a1-{p}.test', NULL, false, false), "
+                    "('{p}_a1', 'Carl Quit', 'carl@a1-{p}.test', NULL, false, true), "
+                    "('{p}_a2', 'Dee Gone', 'dee@a2-{p}.test', NULL, true, true), "
+                    "('{p}_a2', 'Eve Moss', 'eve@a2-{p}.test', 'VP', false, false), "
+                    "('{p}_a3', 'Fay Wray', 'fay@a3-{p}.test', NULL, true, false);\n")
+        seg = ("INSERT INTO segments (segment_id, segmentation_id, name, segment_type, customer_count) "
+               "VALUES ('seg_{p}', 'run_{p}', 'test segment', 'custom', 3);\n"
+               "INSERT INTO segment_members VALUES ('seg_{p}', '{p}_a2'), ('seg_{p}', '{p}_a3'), ('seg_{p}', '{p}_a4');\n")
+        # EBR account {p}_e: health history, 30 days of usage, tickets, renewals, opportunities.
+        ebr = ("INSERT INTO health_scores (client_id, calculated_at, usage_score, engagement_score, support_score, "
+               "satisfaction_score, payment_score, overall_score, trend, risk_level, churn_probability, lookback_days) "
+               "SELECT '{p}_e', now() - make_interval(days => d), 50, 50, 50, 50, 50, s, 'stable', 'medium', 0.2, 30 "
+               "FROM (VALUES (100, 60), (30, 65), (0, 72)) v(d, s);\n"
+               "INSERT INTO usage_daily (client_id, day, active_users, events, session_minutes) "
+               "SELECT '{p}_e', csmcp.today() - i, 10 + i, 100, 5 FROM generate_series(0, 29) i;\n"
+               "INSERT INTO usage_daily (client_id, day, active_users, events, session_minutes) "
+               "VALUES ('{p}_e', csmcp.today() - 30, 999, 999, 999);\n"
+               "INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, status, requester_email, "
+               "requester_name, sla_first_response_minutes, sla_resolution_minutes, created_at, resolved_at, "
+               "satisfaction_rating) VALUES "
+               "('TKT-{n}1', '{p}_e', 's', 'd', 'P1', 'open', 'r@e-{p}.test', 'R', 60, 600, now() - interval '10 days', NULL, NULL), "
+               "('TKT-{n}2', '{p}_e', 's', 'd', 'P3', 'resolved', 'r@e-{p}.test', 'R', 60, 600, now() - interval '20 days', "
+               "now() - interval '5 days', 4), "
+               "('TKT-{n}3', '{p}_e', 's', 'd', 'P2', 'closed', 'r@e-{p}.test', 'R', 60, 600, now() - interval '200 days', "
+               "now() - interval '190 days', 2);\n"
+               "INSERT INTO contracts (contract_id, client_id, tier, contract_value, start_date, end_date, status) VALUES "
+               "('CTR-{p}', '{p}_e', 'enterprise', 120000, csmcp.today() - 300, csmcp.today() + 60, 'active');\n"
+               "INSERT INTO renewals (renewal_id, contract_id, client_id, renewal_date, status, current_arr, forecast_arr, "
+               "probability) VALUES "
+               "('REN-{p}-1', 'CTR-{p}', '{p}_e', csmcp.today() + 40, 'won', 100000, 100000, 1), "
+               "('REN-{p}-2', 'CTR-{p}', '{p}_e', csmcp.today() + 60, 'at_risk', 120000, 90000, 0.6), "
+               "('REN-{p}-3', 'CTR-{p}', '{p}_e', csmcp.today() + 400, 'on_track', 130000, 130000, 0.9);\n"
+               "INSERT INTO expansion_opportunities (opportunity_id, client_id, name, expansion_type, estimated_value, "
+               "probability, stage) VALUES "
+               "('OPP-{p}-1', '{p}_e', 'More seats', 'user_expansion', 50000, 0.4, 'identified'), "
+               "('OPP-{p}-2', '{p}_e', 'Analytics', 'cross_sell', 20000, 0.75, 'proposal'), "
+               "('OPP-{p}-3', '{p}_e', 'Old win', 'upsell', 99999, 1, 'won');\n"
+               "UPDATE accounts SET lifecycle_stage = 'renewal' WHERE client_id = '{p}_e';\n")
+        return (acc + contacts + seg + ebr).format(p=p, n=cls.n)
+
+    def email_args(self, **kw):
+        a = {"campaign_name": "Spring update", "template_type": "product_update",
+             "subject_line": "Hi {{first_name}} of {{company_name}}",
+             "body_text": "Dear {{ contact_name }}, tier {{tier}}; {{offer}}; CSM {{csm_name}}.",
+             "sender_email": "success@csmcp.test", "personalization_tokens": {"offer": "20% off & more \\o/"},
+             "send_immediately": True}
+        a.update(kw)
+        return a
+
+    def set_sendgrid(self, enabled):
+        self.q("INSERT INTO integrations (channel, enabled) VALUES ('sendgrid', %s) "
+               "ON CONFLICT (channel) DO UPDATE SET enabled = EXCLUDED.enabled" % ("true" if enabled else "false"))
+
+    def sendgrid_state(self):
+        return self.q("SELECT coalesce((SELECT enabled::text FROM integrations WHERE channel = 'sendgrid'), 'absent')")
+
+    def restore_sendgrid(self, before):
+        if before == "absent":
+            self.q("DELETE FROM integrations WHERE channel = 'sendgrid'")
+        else:
+            self.set_sendgrid(before == "true")
+
+    # ------------------------------------------------------------ registry
+
+    def test_registry_lists_the_tools(self):
+        for t in TOOLS:
+            self.assertIn(t, self.schemas)
+
+    # ------------------------------------------------------------ send_personalized_email: targeting
+
+    def test_targeting_primary_contacts_and_unsubscribed(self):
+        out = self.call("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1"), self.cid("a2")], dry_run=True))
+        t = out["targeting"]
+        self.assertEqual((t["accounts_targeted"], t["accounts_without_recipient"], t["unsubscribed_excluded"],
+                          t["recipients"]), (2, 1, 1, 1))
+        self.assertEqual([m["email"] for m in out["preview"]], ["ada@a1-%s.test" % self.p])
+        self.assertEqual(out["status"], "dry_run")
+        self.assertIsNone(out["campaign_id"])
+
+    def test_targeting_all_contacts(self):
+        out = self.call("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1"), self.cid("a2")], all_contacts=True, dry_run=True))
+        t = out["targeting"]
+        self.assertEqual((t["accounts_targeted"], t["accounts_without_recipient"], t["unsubscribed_excluded"],
+                          t["recipients"]), (2, 0, 2, 3))
+        self.assertEqual([m["email"] for m in out["preview"]],
+                         ["ada@a1-%s.test" % self.p, "bob@a1-%s.test" % self.p, "eve@a2-%s.test" % self.p])
+
+    def test_targeting_segment_union_ids_minus_exclusions(self):
+        out = self.call("send_personalized_email", self.email_args(
+            target_segment="seg_" + self.p, target_client_ids=[self.cid("a1")], exclude_client_ids=[self.cid("a3")],
+            dry_run=True))
+        t = out["targeting"]
+        # accounts a1, a2, a4 (a3 excluded): a1 -> Ada; a2's primary unsubscribed; a4 has no contact
+        self.assertEqual((t["accounts_targeted"], t["accounts_without_recipient"], t["unsubscribed_excluded"],
+                          t["recipients"]), (3, 2, 1, 1))
+
+    def test_targeting_tier_equals_sql(self):
+        exp = self.q("SELECT count(DISTINCT a.client_id) || ' ' || count(c.contact_id) FROM accounts a "
+                     "LEFT JOIN contacts c ON c.client_id = a.client_id AND c.is_primary AND NOT c.unsubscribed "
+                     "WHERE a.tier = 'professional'")
+        out = self.call("send_personalized_email", self.email_args(target_tier="professional", dry_run=True))
+        t = out["targeting"]
+        self.assertEqual("%d %d" % (t["accounts_targeted"], t["recipients"]), exp)
+        self.assertLessEqual(len(out["preview"]), 3)
+
+    def test_token_rendering_exact(self):
+        out = self.call("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1")], body_html="<p>{{customer_name}} / {{health_score}} / {{contact_title}}</p>",
+            dry_run=True))
+        m = out["preview"][0]
+        self.assertEqual(m["subject"], "Hi Ada of Alpha One Ltd")
+        self.assertEqual(m["body_text"], "Dear Ada Byron, tier starter; 20% off & more \\o/; CSM Grace Hopper.")
+        self.assertEqual(m["body_html"], "<p>Alpha One / 81 / CTO</p>")
+        # a missing value renders empty (a2's CSM is NULL; Eve is the only recipient there with all_contacts)
+        out = self.call("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a2")], all_contacts=True, dry_run=True))
+        self.assertEqual(out["preview"][0]["body_text"], "Dear Eve Moss, tier starter; 20% off & more \\o/; CSM .")
+
+    def test_unknown_token_is_an_error_naming_it(self):
+        text = self.fail_text("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1")], body_text="Hello {{first_name}} {{discount_code}}"))
+        self.assertIn("body_text: unknown personalization token {{discount_code}}", text)
+        self.assertIn("first_name", text)
+        text = self.fail_text("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1")], personalization_tokens={"tier": "gold"}))
+        self.assertIn("personalization_tokens: tier is a built-in token", text)
+        self.invalid("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1")], personalization_tokens={"bad key": "x"}))
+        # nothing stored by refused calls
+        self.assertEqual(self.q("SELECT count(*) FROM email_messages WHERE client_id = '%s'" % self.cid("a1")
+                                + " AND body_text LIKE '%%discount%%'"), "0")
+
+    def test_validation_and_not_found(self):
+        text = self.fail_text("send_personalized_email", self.email_args())
+        self.assertIn("give at least one of target_client_ids, target_segment, target_tier", text)
+        text = self.fail_text("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1")], send_immediately=False))
+        self.assertIn("scheduled_send_time: required unless send_immediately", text)
+        text = self.fail_text("send_personalized_email", self.email_args(
+            target_client_ids=[self.cid("a1")], send_immediately=False, scheduled_send_time="2020-01-01T00:00:00Z"))
+        self.assertIn("scheduled_send_time: must be in the future", text)
+        text = self.fail_text("send_personalized_email", self.email_args(target_client_ids=[self.cid("nope")]))
+        self.assertIn("client not found: %s" % self.cid("nope"), text)
+        text = self.fail_text("send_personalized_email", self.email_args(target_segment="seg_missing_" + self.p))
+        self.assertIn("segment seg_missing_%s not found" % self.p, text)
+        text = self.fail_text("send_personalized_email", {"action": "get_status", "campaign_id": "campaign_1_nope"})
+        self.assertIn("campaign campaign_1_nope not found", text)
+        self.invalid("send_personalized_email", self.email_args(target_tier="gold"), "target_tier")
+        self.invalid("send_personalized_email", self.email_args(sender_email="not-an-address", target_tier="starter"),
+                     "sender_email")
+        self.invalid("send_personalized_email", self.email_args(template_type="spam", target_tier="starter"),
+                     "template_type")
+
+    # ------------------------------------------------------------ send_personalized_email: delivery
+
+    def test_send_not_configured_records_honestly(self):
+        before = self.sendgrid_state()
+        self.set_sendgrid(False)
+        try:
+            out = self.call("send_personalized_email", self.email_args(
+                target_client_ids=[self.cid("a1"), self.cid("a2")], all_contacts=True))
+        finally:
+            self.restore_sendgrid(before)
+        cid = out["campaign_id"]
+        self.assertRegex(cid, r"^campaign_[0-9]+_spring_update$")
+        self.assertFalse(out["delivery"]["configured"])
+        self.assertEqual(out["delivery"]["by_state"],
+                         {"queued": 0, "sending": 0, "sent": 0, "failed": 0, "dead": 0, "not_configured": 3})
+        self.assertEqual(self.q("SELECT count(*) || ' ' || count(outbox_id) FROM email_messages WHERE campaign_id = '%s'"
+                                % cid), "3 0")
+        self.assertEqual(self.q("SELECT count(*) FROM outbox WHERE ref = '%s'" % cid), "0")
+        self.assertIn("SendGrid not configured", out["summary"])
+
+    def test_send_immediately_enqueues_one_outbox_row_per_recipient(self):
+        before = self.sendgrid_state()
+        self.set_sendgrid(True)
+        try:
+            out = self.call("send_personalized_email", self.email_args(
+                target_client_ids=[self.cid("a1"), self.cid("a2")], all_contacts=True, track_clicks=False))
+        finally:
+            self.restore_sendgrid(before)
+        cid = out["campaign_id"]
+        self.assertTrue(out["delivery"]["configured"])
+        self.assertEqual(out["delivery"]["by_state"]["queued"] + out["delivery"]["by_state"]["sending"]
+                         + out["delivery"]["by_state"]["sent"] + out["delivery"]["by_state"]["failed"]
+                         + out["delivery"]["by_state"]["dead"], 3)
+        rows = json.loads(self.q(
+            "SELECT json_agg(json_build_object('key', o.idempotency_key, 'mid', m.message_id, 'body', o.payload->'body', "
+            "'due', o.next_attempt_at <= now(), 'tool', o.source_tool) ORDER BY m.email) FROM email_messages m "
+            "JOIN outbox o ON o.id = m.outbox_id WHERE m.campaign_id = '%s'" % cid))
+        self.assertEqual(len(rows), 3)
+        self.assertEqual([r["body"]["personalizations"][0]["to"][0]["email"] for r in rows],
+                         ["ada@a1-%s.test" % self.p, "bob@a1-%s.test" % self.p, "eve@a2-%s.test" % self.p])
+        for r in rows:
+            self.assertEqual(r["key"], "email_message:%d" % r["mid"])
+            self.assertEqual(r["body"]["from"], {"email": "success@csmcp.test"})
+            self.assertEqual(r["body"]["tracking_settings"]["click_tracking"], {"enable": False})
+            self.assertEqual(r["body"]["custom_args"], {"csmcp_message_id": str(r["mid"])})
+            self.assertTrue(r["due"])
+            self.assertEqual(r["tool"], "send_personalized_email")
+        self.assertEqual(rows[1]["body"]["subject"], "Hi Bob of Alpha One Ltd")
+        self.assertEqual(rows[1]["body"]["content"],
+                         [{"type": "text/plain", "value": "Dear Bob Stone, tier starter; 20% off & more \\o/; CSM Grace Hopper."}])
+        st = self.call("send_personalized_email", {"action": "get_status", "campaign_id": cid})
+        self.assertEqual(st["recipients"], 3)
+        self.assertEqual(sum(st["delivery"]["by_state"].values()), 3)
+        self.assertEqual(st["delivery"]["by_state"]["not_configured"], 0)
+        # logged
+        self.assertEqual(self.q("SELECT new_values->>'recipients' FROM activity_log WHERE entity = 'email_campaign' "
+                                "AND entity_id = '%s'" % cid), "3")
+        # no placeholder addresses
+        self.assertEqual(self.q("SELECT count(*) FROM email_messages WHERE campaign_id = '%s' AND email LIKE '%%example.com'"
+                                % cid), "0")
+
+    def test_scheduled_send_waits_for_its_time(self):
+        before = self.sendgrid_state()
+        self.set_sendgrid(True)
+        when = (utcnow() + datetime.timedelta(days=2)).replace(microsecond=0)
+        try:
+            out = self.call("send_personalized_email", self.email_args(
+                target_client_ids=[self.cid("a3")], send_immediately=False, scheduled_send_time=when.isoformat()))
+        finally:
+            self.restore_sendgrid(before)
+        self.assertEqual(out["status"], "scheduled")
+        self.assertEqual(out["targeting"]["recipients"], 1)
+        self.assertEqual(out["delivery"]["by_state"]["queued"], 1)
+        due = self.q("SELECT extract(epoch FROM o.next_attempt_at)::bigint || ' ' || o.state || ' ' || "
+                     "(o.payload->'body'->>'send_at') FROM email_messages m JOIN outbox o ON o.id = m.outbox_id "
+                     "WHERE m.campaign_id = '%s'" % out["campaign_id"])
+        ts = int(when.timestamp())
+        self.assertEqual(due, "%d queued %d" % (ts, ts))
+
+    # ------------------------------------------------------------ advocacy
+
+    def test_advocacy_points_and_tiers_at_each_threshold(self):
+        out = self.call("manage_advocacy_program", {"action": "enroll_advocate", "client_id": self.cid("a1"),
+                                                    "contact_name": "Ada Byron", "contact_email": "ada@a1-%s.test" % self.p,
+                                                    "contact_title": "CTO"})
+        adv = out["advocate"]
+        aid = adv["advocate_id"]
+        self.assertRegex(aid, r"^advocate_[0-9]+_%s_a1$" % self.p)
+        self.assertEqual((adv["tier"], adv["total_points"], adv["next_tier"]),
+                         ("bronze", 0, {"tier": "silver", "threshold": 500, "points_needed": 500}))
+        steps = [  # (action, type-or-points, points added, total, tier)
+            ("award_points", 499, 499, 499, "bronze"),
+            ("track_contribution", "testimonial", 150, 649, "silver"),      # 150 x 1.0
+            ("track_contribution", "case_study", 625, 1274, "silver"),      # 500 x 1.25
+            ("track_contribution", "reference", 313, 1587, "gold"),         # 250 x 1.25 = 312.5 -> 313
+            ("track_contribution", "review", 450, 2037, "gold"),            # 300 x 1.5
+            ("award_points", 962, 962, 2999, "gold"),
+            ("award_points", 1, 1, 3000, "platinum"),
+            ("track_contribution", "testimonial", 263, 3263, "platinum"),   # 150 x 1.75 = 262.5 -> 263
+            ("track_contribution", "referral", 700, 3963, "platinum"),      # 400 x 1.75
+            ("award_points", 1036, 1036, 4999, "platinum"),
+            ("track_contribution", "speaking_engagement", 1750, 6749, "champion"),  # 1000 x 1.75
+            ("track_contribution", "referral", 800, 7549, "champion"),      # 400 x 2.0
+        ]
+        prev = "bronze"
+        for action, what, pts, total, tier in steps:
+            args = {"action": action, "advocate_id": aid}
+            if action == "award_points":
+                args["points"] = what
+            else:
+                args["contribution_type"] = what
+            out = self.call("manage_advocacy_program", args)
+            c = out["contribution"]
+            self.assertEqual((c["points"], out["advocate"]["total_points"], out["advocate"]["tier"]), (pts, total, tier),
+                             "%s %s" % (action, what))
+            self.assertEqual((c["tier_before"], c["tier_after"]), (prev, tier))
+            self.assertEqual(out["promoted"], prev != tier)
+            prev = tier
+        self.assertEqual(out["advocate"]["next_tier"], {"tier": None, "threshold": None, "points_needed": 0})
+        prof = self.call("manage_advocacy_program", {"action": "get_advocate_profile", "advocate_id": aid})
+        self.assertEqual(prof["advocate"]["contribution_count"], len(steps))
+        self.assertEqual([c["points"] for c in prof["contributions"]], [s[2] for s in reversed(steps)])
+        an = self.call("manage_advocacy_program", {"action": "get_program_analytics", "client_id": self.cid("a1")})
+        self.assertEqual(an["program"], {"advocates": 1, "total_points": 7549,
+                                         "by_tier": {"bronze": 0, "silver": 0, "gold": 0, "platinum": 0, "champion": 1}})
+        self.assertEqual(an["contributions_by_type"]["testimonial"], {"count": 2, "points": 413})
+        self.assertEqual(an["contributions_by_type"]["points_award"], {"count": 4, "points": 2498})
+        self.assertEqual(an["contributions_by_type"]["case_study"], {"count": 1, "points": 625})
+        lst = self.call("manage_advocacy_program", {"action": "list_advocates", "client_id": self.cid("a1"),
+                                                    "tier": "champion"})
+        self.assertEqual([a["advocate_id"] for a in lst["advocates"]], [aid])
+        self.assertEqual(self.q("SELECT count(*) FROM activity_log WHERE entity = 'advocate' AND entity_id = '%s'" % aid),
+                         str(len(steps) + 1))
+
+    def test_advocacy_exact_threshold_and_refusals(self):
+        out = self.call("manage_advocacy_program", {"action": "enroll_advocate", "client_id": self.cid("a3"),
+                                                    "contact_name": "Fay Wray", "contact_email": "fay@a3-%s.test" % self.p})
+        aid = out["advocate"]["advocate_id"]
+        out = self.call("manage_advocacy_program", {"action": "award_points", "advocate_id": aid, "points": 500})
+        self.assertEqual((out["advocate"]["tier"], out["advocate"]["tier_multiplier"]), ("silver", 1.25))
+        text = self.fail_text("manage_advocacy_program", {"action": "enroll_advocate", "client_id": self.cid("a3"),
+                                                          "contact_name": "Fay", "contact_email": "FAY@a3-%s.test" % self.p})
+        self.assertIn("already enrolled", text)
+        self.assertIn(aid, text)
+        text = self.fail_text("manage_advocacy_program", {"action": "track_contribution", "advocate_id": aid,
+                                                          "contribution_type": "review", "points": 5})
+        self.assertIn("points: only for award_points", text)
+        text = self.fail_text("manage_advocacy_program", {"action": "award_points", "advocate_id": aid})
+        self.assertIn("points: required for award_points", text)
+        text = self.fail_text("manage_advocacy_program", {"action": "enroll_advocate", "client_id": self.cid("a2"),
+                                                          "contact_name": "Eve", "contact_email": "eve@a2-%s.test" % self.p,
+                                                          "tier": "gold"})
+        self.assertIn("tier: an advocate starts at bronze", text)
+        text = self.fail_text("manage_advocacy_program", {"action": "get_advocate_profile",
+                                                          "advocate_id": "advocate_1_missing"})
+        self.assertIn("advocate advocate_1_missing not found", text)
+        text = self.fail_text("manage_advocacy_program", {"action": "enroll_advocate", "client_id": self.cid("zz"),
+                                                          "contact_name": "X", "contact_email": "x@zz.test"})
+        self.assertIn("client not found", text)
+        self.invalid("manage_advocacy_program", {"action": "award_points", "advocate_id": aid, "points": 0}, "points")
+        self.invalid("manage_advocacy_program", {"action": "track_contribution", "advocate_id": aid,
+                                                 "contribution_type": "blog"}, "contribution_type")
+
+    def test_advocacy_concurrent_awards_all_count(self):
+        out = self.call("manage_advocacy_program", {"action": "enroll_advocate", "client_id": self.cid("a2"),
+                                                    "contact_name": "Eve Moss", "contact_email": "eve@a2-%s.test" % self.p})
+        aid = out["advocate"]["advocate_id"]
+        errors = []
+
+        def go():
+            s = self.d.session()
+            try:
+                for _ in range(3):
+                    s.call_ok("manage_advocacy_program", {"action": "award_points", "advocate_id": aid, "points": 100})
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+            finally:
+                s.close()
+        ts = [threading.Thread(target=go) for _ in range(4)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        self.assertEqual(errors, [])
+        self.assertEqual(self.q("SELECT total_points || ' ' || tier || ' ' || (SELECT sum(points) FROM advocate_contributions "
+                                "c WHERE c.advocate_id = a.advocate_id) FROM advocates a WHERE advocate_id = '%s'" % aid),
+                         "1200 silver 1200")
+
+    # ------------------------------------------------------------ executive reviews
+
+    def test_ebr_schedule_prepare_complete(self):
+        when = (utcnow() + datetime.timedelta(days=10)).replace(microsecond=0, second=0)
+        out = self.call("conduct_executive_review", {
+            "action": "schedule_ebr", "client_id": self.cid("e"), "ebr_type": "renewal",
+            "scheduled_date": when.isoformat(), "duration_minutes": 90,
+            "customer_attendees": [{"name": "Kim CEO", "email": "kim@e-%s.test" % self.p, "title": "CEO"}],
+            "vendor_attendees": [{"name": "Ken T"}, {"name": "Ann VP"}],
+            "agenda_items": ["Value delivered", "Renewal"], "objectives": ["Secure renewal"]})
+        e = out["ebr"]
+        eid = e["ebr_id"]
+        self.assertRegex(eid, r"^ebr_[0-9]+_%s_e$" % self.p)
+        self.assertEqual((e["status"], e["duration_minutes"], e["ebr_type"]), ("scheduled", 90, "renewal"))
+        self.assertEqual([a["name"] for a in e["vendor_attendees"]], ["Ann VP", "Ken T"])
+        self.assertEqual(e["agenda_items"], ["Value delivered", "Renewal"])
+        up = self.call("conduct_executive_review", {"action": "list_upcoming_ebrs", "client_id": self.cid("e")})
+        self.assertEqual([(x["ebr_id"], x["days_until"]) for x in up["ebrs"]], [(eid, 10)])
+
+        out = self.call("conduct_executive_review", {"action": "prepare_ebr", "ebr_id": eid})
+        b = out["briefing"]
+        self.assertEqual(out["ebr"]["status"], "prepared")
+        self.assertEqual((b["health"]["score"], b["health"]["trend"], b["health"]["score_90_days_ago"],
+                          b["health"]["change_90d"]), (72, "improving", 60, 12))
+        self.assertEqual([h["score"] for h in b["health"]["history"]], [60, 65, 72])
+        u = b["usage"]
+        # active users 10..39 over the 30 days: 735 / 30; the day 30 days ago is outside
+        self.assertEqual((u["avg_daily_active_users_30d"], u["events_30d"], u["session_minutes_30d"],
+                          u["days_with_data_30d"]), (24.5, 3000, 150, 30))
+        self.assertEqual(u["trend"], {"recent_avg_dau": 17.0, "previous_avg_dau": 32.0, "change_pct": -46.9,
+                                      "direction": "declining"})
+        t = b["tickets"]
+        self.assertEqual((t["open"], t["opened_90d"], t["resolved_90d"], t["avg_satisfaction_90d"]), (1, 2, 1, 4.0))
+        self.assertEqual(t["open_by_priority"], {"P0": 0, "P1": 1, "P2": 0, "P3": 0, "P4": 0})
+        r = b["next_renewal"]
+        self.assertEqual((r["renewal_id"], r["days_until"], r["status"], r["current_arr"], r["forecast_arr"],
+                          r["probability"]), ("REN-%s-2" % self.p, 60, "at_risk", 120000, 90000, 0.6))
+        o = b["open_opportunities"]
+        self.assertEqual((o["count"], o["total_value"], o["weighted_value"]), (2, 50000 + 20000, 35000))
+        self.assertEqual([x["opportunity_id"] for x in o["top"]], ["OPP-%s-1" % self.p, "OPP-%s-2" % self.p])
+
+        scheduled_day = when.date()
+        text = self.fail_text("conduct_executive_review", {"action": "complete_ebr", "ebr_id": eid, "satisfaction_rating": 4,
+                                                           "next_ebr_date": scheduled_day.isoformat()})
+        self.assertIn("next_ebr_date: must be after the EBR's date", text)
+        text = self.fail_text("conduct_executive_review", {"action": "complete_ebr", "ebr_id": eid})
+        self.assertIn("satisfaction_rating: required", text)
+        nxt = (scheduled_day + datetime.timedelta(days=90)).isoformat()
+        out = self.call("conduct_executive_review", {
+            "action": "complete_ebr", "ebr_id": eid, "satisfaction_rating": 4, "next_ebr_date": nxt,
+            "action_items": [{"text": "Send renewal quote", "owner": "Ken T", "due_date": nxt},
+                             {"text": "Analytics demo"}]})
+        e = out["ebr"]
+        self.assertEqual((e["status"], e["satisfaction_rating"], e["next_ebr_date"]), ("completed", 4, nxt))
+        self.assertEqual([(a["text"], a["owner"], a["due_date"]) for a in e["action_items"]],
+                         [("Send renewal quote", "Ken T", nxt), ("Analytics demo", None, None)])
+        got = self.call("conduct_executive_review", {"action": "get_ebr_details", "ebr_id": eid})
+        self.assertEqual(got["ebr"]["briefing"]["open_opportunities"]["count"], 2)
+        self.assertEqual(len(got["ebr"]["action_items"]), 2)
+        for act in ("prepare_ebr", "complete_ebr"):
+            text = self.fail_text("conduct_executive_review", {"action": act, "ebr_id": eid, "satisfaction_rating": 5})
+            self.assertIn("EBR %s is completed" % eid, text)
+        up = self.call("conduct_executive_review", {"action": "list_upcoming_ebrs", "client_id": self.cid("e")})
+        self.assertEqual(up["ebrs"], [])
+        self.assertEqual(self.q("SELECT count(*) FROM activity_log WHERE entity = 'executive_review' AND entity_id = '%s'"
+                                % eid), "3")
+
+    def test_ebr_refusals(self):
+        text = self.fail_text("conduct_executive_review", {"action": "schedule_ebr", "client_id": self.cid("e"),
+                                                           "scheduled_date": "2020-05-01T10:00:00Z"})
+        self.assertIn("scheduled_date: must be in the future", text)
+        text = self.fail_text("conduct_executive_review", {"action": "schedule_ebr", "client_id": self.cid("e")})
+        self.assertIn("scheduled_date: required", text)
+        text = self.fail_text("conduct_executive_review", {"action": "schedule_ebr", "client_id": self.cid("none"),
+                                                           "scheduled_date": "2099-05-01T10:00:00Z"})
+        self.assertIn("client not found", text)
+        text = self.fail_text("conduct_executive_review", {"action": "get_ebr_details", "ebr_id": "ebr_1_missing"})
+        self.assertIn("EBR ebr_1_missing not found", text)
+        self.invalid("conduct_executive_review", {"action": "complete_ebr", "ebr_id": "ebr_1_x", "satisfaction_rating": 6},
+                     "satisfaction_rating")
+        self.invalid("conduct_executive_review", {"action": "schedule_ebr", "client_id": self.cid("e"),
+                                                  "scheduled_date": "2099-05-01T10:00:00Z", "ebr_type": "weekly"}, "ebr_type")
+
+    # ------------------------------------------------------------ scopes
+
+    def test_read_key_cannot_write(self):
+        d = lib.Csmcpd(workers=1, auth=True).start()
+        try:
+            tok = su.create_key(d.conf_path, "read", "communication-read")
+            s = lib.McpSession(d.port, token=tok)
+            try:
+                for name, args in [
+                        ("send_personalized_email", self.email_args(target_client_ids=[self.cid("a1")], dry_run=True)),
+                        ("manage_advocacy_program", {"action": "award_points", "advocate_id": "advocate_1_x", "points": 5}),
+                        ("conduct_executive_review", {"action": "schedule_ebr", "client_id": self.cid("e"),
+                                                      "scheduled_date": "2099-01-01T00:00:00Z"})]:
+                    st, _, _ = s.request_raw("tools/call", {"name": name, "arguments": args})
+                    self.assertEqual(st, 403, name)
+                s.call_ok("manage_advocacy_program", {"action": "get_program_analytics"})
+                s.call_ok("conduct_executive_review", {"action": "list_upcoming_ebrs"})
+                r = s.call_tool("send_personalized_email", {"action": "get_status", "campaign_id": "campaign_1_x"})
+                self.assertIn("campaign campaign_1_x not found", r["content"][0]["text"])
+            finally:
+                s.close()
+        finally:
+            d.stop()
