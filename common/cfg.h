@@ -131,6 +131,12 @@ struct cfg {
     char *integrations_slack_webhook_file;
     char *integrations_webhook_url;
     char *integrations_webhook_secret_file;
+    char *integrations_mixpanel_export_url;
+    char *integrations_mixpanel_secret_file;
+    int integrations_mixpanel_interval_s;
+    char *integrations_mixpanel_client_property;
+    int integrations_mixpanel_backfill_days;
+    int integrations_mixpanel_max_bytes;
 
     /* log */
     char *log_level;

@@ -57,6 +57,12 @@ static struct {
     char host[256], pid[16];
     char *password;
     size_t password_len;
+    /* Mixpanel export pull (leader only) */
+    struct event *mp_timer;
+    char *mp_userpwd;
+    size_t mp_userpwd_len;
+    bool mp_busy;
+    char mp_from[16], mp_to[16];
     /* runs claimed in this cycle */
     long long run_id[MON_MAX_RUNS];
     char run_mon[MON_MAX_RUNS][64];
@@ -93,7 +99,8 @@ static void set_leader(bool on, const char *why)
 /* Exit once draining and nothing is in flight on either connection or in HTTP. */
 static void maybe_exit(void)
 {
-    if (M.draining && !M.in_cycle && !mconn_busy(M.db) && (!M.ob || outbox_idle(M.ob)))
+    if (M.draining && !M.in_cycle && !M.mp_busy && !mconn_busy(M.db) &&
+        (!M.ob || outbox_idle(M.ob)))
         finish(0);
 }
 
@@ -127,6 +134,78 @@ static void on_alert_notify(const char *channel, const char *payload, void *arg)
     const char *argv[3] = {"PUBLISH", "csmcp:alerts", payload};
     if (redisc_cmd(NULL, NULL, 3, argv, NULL) == 0)
         metrics_inc("csmcp_monitor_alert_notifications_total", NULL, 1);
+}
+
+/* ---------------------------------------------------------------- Mixpanel pull */
+
+static void mp_done(const PGresult *res, const char *err, void *arg)
+{
+    (void)arg;
+    M.mp_busy = false;
+    if (res && PQntuples(res) == 1) {
+        metrics_inc("csmcp_mixpanel_pulls_total", "result=\"ok\"", 1);
+        log_info("mixpanel: %.300s", PQgetvalue(res, 0, 0));
+    } else {
+        metrics_inc("csmcp_mixpanel_pulls_total", "result=\"failed\"", 1);
+        log_error("mixpanel: recording the pull: %s", err ? err : "no result");
+    }
+    maybe_exit();
+}
+
+static void mp_got(long status, const char *body, size_t len, const char *err, void *arg)
+{
+    (void)arg;
+    (void)len;
+    if (err || status != 200) {
+        char e[300];
+        if (err)
+            snprintf(e, sizeof e, "%s", err);
+        else
+            snprintf(e, sizeof e, "HTTP %ld: %.200s", status, body);
+        const char *p[3] = {M.mp_from, M.mp_to, e};
+        log_warn("mixpanel: pull %s..%s failed: %s", M.mp_from, M.mp_to, e);
+        mconn_query(M.db, "SELECT csmcp.mixpanel_failed($1::date, $2::date, $3)::text", 3, p,
+                    mp_done, NULL);
+        return;
+    }
+    const char *p[4] = {M.mp_from, M.mp_to, body, M.cfg->integrations_mixpanel_client_property};
+    mconn_query(M.db, "SELECT csmcp.mixpanel_import($1::date, $2::date, $3, $4)::text", 4, p,
+                mp_done, NULL);
+}
+
+static void mp_window(const PGresult *res, const char *err, void *arg)
+{
+    char url[1400];
+    (void)arg;
+    if (!res || PQntuples(res) != 1) {
+        log_error("mixpanel: window: %s", err ? err : "no result");
+        M.mp_busy = false;
+        return;
+    }
+    snprintf(M.mp_from, sizeof M.mp_from, "%s", PQgetvalue(res, 0, 0));
+    snprintf(M.mp_to, sizeof M.mp_to, "%s", PQgetvalue(res, 0, 1));
+    snprintf(url, sizeof url, "%s%sfrom_date=%s&to_date=%s",
+             M.cfg->integrations_mixpanel_export_url,
+             strchr(M.cfg->integrations_mixpanel_export_url, '?') ? "&" : "?", M.mp_from, M.mp_to);
+    if (outbox_http_get(M.ob, url, M.mp_userpwd, (size_t)M.cfg->integrations_mixpanel_max_bytes,
+                        mp_got, NULL) < 0) {
+        log_error("mixpanel: cannot start the pull (the URL must be https, http only to a "
+                  "loopback address)");
+        M.mp_busy = false;
+    }
+}
+
+static void mp_tick(evutil_socket_t fd, short what, void *arg)
+{
+    char days[16];
+    const char *p[1] = {days};
+    (void)fd, (void)what, (void)arg;
+    if (!M.leader || M.draining || M.mp_busy || !mconn_up(M.db))
+        return;
+    M.mp_busy = true;
+    snprintf(days, sizeof days, "%d", M.cfg->integrations_mixpanel_backfill_days);
+    mconn_query(M.db, "SELECT from_date, to_date FROM csmcp.mixpanel_window($1::integer)", 1, p,
+                mp_window, NULL);
 }
 
 /* ---------------------------------------------------------------- the cycle */
@@ -362,6 +441,35 @@ int monitor_main(const struct cfg *cfg, int slot, int generation, int ctl_fd)
                      "sessions are off");
         M.ob = outbox_new(M.base, cfg, M.odb, M.host, M.pid);
     }
+    if (cfg->integrations_mixpanel_interval_s > 0) {
+        char e[300], src[4300];
+        int rc = secret_load(NULL, cfg->integrations_mixpanel_secret_file, "integrations.mixpanel",
+                             &M.mp_userpwd, &M.mp_userpwd_len, src, sizeof src, e, sizeof e);
+        if (rc < 0)
+            log_error("mixpanel: credential: %s; no pull", e);
+        else if (rc == 1)
+            log_warn("mixpanel: mixpanel_interval_s is set but there is no credential; no pull");
+        if (rc == 0) {
+            while (M.mp_userpwd_len > 0 && (M.mp_userpwd[M.mp_userpwd_len - 1] == '\n' ||
+                                            M.mp_userpwd[M.mp_userpwd_len - 1] == '\r'))
+                M.mp_userpwd[--M.mp_userpwd_len] = 0;
+            if (!strchr(M.mp_userpwd, ':')) { /* an API secret is the user, empty password */
+                char *n = realloc(M.mp_userpwd, M.mp_userpwd_len + 2);
+                if (!n)
+                    fatal("monitor: out of memory");
+                M.mp_userpwd = n;
+                M.mp_userpwd[M.mp_userpwd_len++] = ':';
+                M.mp_userpwd[M.mp_userpwd_len] = 0;
+            }
+            M.mp_timer = event_new(M.base, -1, EV_PERSIST, mp_tick, NULL);
+            struct timeval mtv = {cfg->integrations_mixpanel_interval_s, 0};
+            if (!M.mp_timer || event_add(M.mp_timer, &mtv) < 0)
+                fatal("timer set-up failed");
+            log_info("mixpanel: pulling %s every %d s while leading (credential from %s)",
+                     cfg->integrations_mixpanel_export_url, cfg->integrations_mixpanel_interval_s,
+                     src);
+        }
+    }
     M.tick = event_new(M.base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tv = {cfg->monitor_tick_ms / 1000, (cfg->monitor_tick_ms % 1000) * 1000};
     if (!M.tick || event_add(M.tick, &tv) < 0)
@@ -382,6 +490,9 @@ int monitor_main(const struct cfg *cfg, int slot, int generation, int ctl_fd)
     mconn_free(M.odb);
     redisc_shutdown();
     secret_free(M.password, M.password_len);
+    secret_free(M.mp_userpwd, M.mp_userpwd_len);
+    if (M.mp_timer)
+        event_free(M.mp_timer);
     if (M.drain_timer)
         event_free(M.drain_timer);
     event_free(M.tick);

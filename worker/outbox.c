@@ -71,6 +71,12 @@ struct msg {
     size_t resp_len;
     char err[CURL_ERROR_SIZE];
     double t0;
+    /* a plain GET (outbox_http_get), not a delivery */
+    outbox_get_cb get_cb;
+    void *get_arg;
+    char *buf;
+    size_t len, cap, max;
+    char *userpwd;
 };
 
 struct sockev {
@@ -257,6 +263,103 @@ static void finish_msg(struct outbox *ob, struct msg *m, CURLcode cc)
                 6, p, on_result, m);
 }
 
+static void unlink_msg(struct outbox *ob, struct msg *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        ob->flying = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+}
+
+static void finish_get(struct outbox *ob, struct msg *m, CURLcode cc)
+{
+    char err[CURL_ERROR_SIZE + 64];
+    curl_multi_remove_handle(ob->multi, m->e);
+    curl_easy_cleanup(m->e);
+    unlink_msg(ob, m);
+    ob->recording--; /* a GET counts as work in progress like a result being recorded */
+    if (cc != CURLE_OK)
+        snprintf(err, sizeof err, "%s",
+                 cc == CURLE_WRITE_ERROR ? "the answer is larger than allowed"
+                 : m->err[0]             ? m->err
+                                         : curl_easy_strerror(cc));
+    m->get_cb(cc == CURLE_OK ? m->status : 0, m->buf ? m->buf : "", m->len,
+              cc == CURLE_OK ? NULL : err, m->get_arg);
+    if (m->userpwd) {
+        explicit_bzero(m->userpwd, strlen(m->userpwd));
+        free(m->userpwd);
+    }
+    free(m->buf);
+    free(m->url);
+    free(m);
+    check_idle(ob);
+}
+
+static bool url_ok(const char *u);
+static size_t cb_write(char *ptr, size_t size, size_t n, void *userp);
+
+int outbox_http_get(struct outbox *ob, const char *url, const char *userpwd, size_t max_bytes,
+                    outbox_get_cb cb, void *arg)
+{
+    if (!url_ok(url))
+        return -1;
+    struct msg *m = calloc(1, sizeof *m);
+    if (!m)
+        return -1;
+    m->ob = ob;
+    m->get_cb = cb;
+    m->get_arg = arg;
+    m->max = max_bytes;
+    m->url = strdup(url);
+    m->userpwd = userpwd ? strdup(userpwd) : NULL;
+    m->e = curl_easy_init();
+    if (!m->url || (userpwd && !m->userpwd) || !m->e) {
+        if (m->e)
+            curl_easy_cleanup(m->e);
+        free(m->url);
+        free(m->userpwd);
+        free(m);
+        return -1;
+    }
+    curl_easy_setopt(m->e, CURLOPT_URL, m->url);
+    curl_easy_setopt(m->e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(m->e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(m->e, CURLOPT_ACCEPT_ENCODING, "");
+    if (m->userpwd) {
+        curl_easy_setopt(m->e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(m->e, CURLOPT_USERPWD, m->userpwd);
+    }
+    curl_easy_setopt(m->e, CURLOPT_TIMEOUT_MS, 600000L);
+    curl_easy_setopt(m->e, CURLOPT_CONNECTTIMEOUT_MS, (long)ob->cfg->integrations_timeout_ms);
+    curl_easy_setopt(m->e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(m->e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(m->e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(m->e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(m->e, CURLOPT_USERAGENT, "csmcp-monitor");
+    curl_easy_setopt(m->e, CURLOPT_WRITEFUNCTION, cb_write);
+    curl_easy_setopt(m->e, CURLOPT_WRITEDATA, m);
+    curl_easy_setopt(m->e, CURLOPT_ERRORBUFFER, m->err);
+    curl_easy_setopt(m->e, CURLOPT_PRIVATE, m);
+    m->next = ob->flying;
+    if (ob->flying)
+        ob->flying->prev = m;
+    ob->flying = m;
+    ob->recording++;
+    if (curl_multi_add_handle(ob->multi, m->e) != CURLM_OK) {
+        unlink_msg(ob, m);
+        ob->recording--;
+        curl_easy_cleanup(m->e);
+        free(m->url);
+        free(m->userpwd);
+        free(m);
+        return -1;
+    }
+    return 0; /* libcurl's timer callback starts it from the loop */
+}
+
 static void check_done(struct outbox *ob)
 {
     CURLMsg *cm;
@@ -267,7 +370,10 @@ static void check_done(struct outbox *ob)
         struct msg *m = NULL;
         curl_easy_getinfo(cm->easy_handle, CURLINFO_PRIVATE, (char **)&m);
         curl_easy_getinfo(cm->easy_handle, CURLINFO_RESPONSE_CODE, &m->status);
-        finish_msg(ob, m, cm->data.result);
+        if (m->get_cb)
+            finish_get(ob, m, cm->data.result);
+        else
+            finish_msg(ob, m, cm->data.result);
     }
     if (!ob->draining && ob->inflight < ob->cfg->integrations_max_in_flight / 2)
         outbox_tick(ob);
@@ -338,6 +444,23 @@ static int cb_timer(CURLM *multi, long timeout_ms, void *userp)
 static size_t cb_write(char *ptr, size_t size, size_t n, void *userp)
 {
     struct msg *m = userp;
+    if (m->get_cb) {
+        size_t add = size * n;
+        if (m->len + add > m->max)
+            return 0; /* CURLE_WRITE_ERROR: larger than allowed */
+        if (m->len + add + 1 > m->cap) {
+            size_t cap = (m->len + add + 1) * 2;
+            char *nb = realloc(m->buf, cap);
+            if (!nb)
+                return 0;
+            m->buf = nb;
+            m->cap = cap;
+        }
+        memcpy(m->buf + m->len, ptr, add);
+        m->len += add;
+        m->buf[m->len] = 0;
+        return add;
+    }
     size_t len = size * n, room = sizeof m->resp - 1 - m->resp_len;
     memcpy(m->resp + m->resp_len, ptr, len < room ? len : room);
     m->resp_len += len < room ? len : room;
@@ -659,6 +782,11 @@ void outbox_free(struct outbox *ob)
         curl_slist_free_all(m->hdrs);
         free(m->url);
         free(m->body);
+        free(m->buf);
+        if (m->userpwd) {
+            explicit_bzero(m->userpwd, strlen(m->userpwd));
+            free(m->userpwd);
+        }
         free(m);
     }
     curl_multi_cleanup(ob->multi);

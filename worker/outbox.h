@@ -8,6 +8,7 @@
 #define CSMCP_OUTBOX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct event_base;
 struct cfg;
@@ -24,6 +25,13 @@ void outbox_drain(struct outbox *ob, void (*idle_cb)(void));
 /* No request in flight, no claim or result being recorded. */
 bool outbox_idle(const struct outbox *ob);
 int outbox_inflight(const struct outbox *ob);
+/* A GET on the same multi handle (the Mixpanel export pull): at most max_bytes of body; cb runs
+ * once from the loop with the HTTP status (0: no answer) and the body, or err. userpwd may be
+ * NULL. -1 when the URL is refused (https only, http only to a loopback address). */
+typedef void (*outbox_get_cb)(long status, const char *body, size_t len, const char *err,
+                              void *arg);
+int outbox_http_get(struct outbox *ob, const char *url, const char *userpwd, size_t max_bytes,
+                    outbox_get_cb cb, void *arg);
 void outbox_free(struct outbox *ob);
 
 #endif
