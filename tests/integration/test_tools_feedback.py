@@ -366,3 +366,141 @@ class FeedbackToolsTest(lib.TestCase):
                 s.close()
         finally:
             d.stop()
+
+
+def r1(x):
+    """Round half away from zero to 1 dp, as PostgreSQL's numeric round()."""
+    import decimal
+    return float(decimal.Decimal(repr(x)).quantize(decimal.Decimal("0.1"), rounding=decimal.ROUND_HALF_UP))
+
+
+class ProductUsageTest(lib.TestCase):
+    """analyze_product_usage on four accounts with hand-made rollups (period = days 1..10 ago,
+    previous = days 11..20 ago)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        c = cls.cid
+        s = []
+        for k in ("u1", "u2", "u3", "u4"):
+            s.append("INSERT INTO accounts (client_id, client_name, company_name, tier) VALUES ('%s', '%s', 'F', 'starter');"
+                     % (c(k), k.upper()))
+        s.append("INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, start_date, end_date, status) "
+                 "VALUES ('CTR-%s', '%s', 'starter', 1000, 10, csmcp.today() - 100, csmcp.today() + 200, 'active');" % (c("u1"), c("u1")))
+        daily = lambda k, lo, hi, users, events: (
+            "INSERT INTO usage_daily (client_id, day, active_users, events) SELECT '%s', csmcp.today() - d, %d, %d "
+            "FROM generate_series(%d, %d) d;" % (c(k), users, events, lo, hi))
+        # U1: 1100 events now vs 1000 before (+10 %, up); dashboard and reports used; alerts adopted 30 days
+        # ago but unused (underutilised); 7 distinct users, 6 of them on >= 5 of 10 days (power users).
+        s += [daily("u1", 1, 10, 6, 110), daily("u1", 11, 20, 6, 100),
+              "INSERT INTO usage_feature_daily (client_id, day, feature_id, events, users) SELECT '%s', csmcp.today() - d, f, 55, 3 "
+              "FROM generate_series(1, 10) d, unnest(ARRAY['dashboard', 'reports']) f;" % c("u1"),
+              "INSERT INTO feature_adoption (client_id, feature_id, first_used_on) VALUES ('%s', 'dashboard', csmcp.today() - 40), "
+              "('%s', 'reports', csmcp.today() - 40), ('%s', 'alerts', csmcp.today() - 30);" % (c("u1"), c("u1"), c("u1")),
+              "INSERT INTO usage_daily_users (client_id, day, user_id) SELECT '%s', csmcp.today() - d, 'user' || u "
+              "FROM generate_series(1, 5) d, generate_series(1, 6) u;" % c("u1"),
+              "INSERT INTO usage_daily_users (client_id, day, user_id) VALUES ('%s', csmcp.today() - 9, 'user7');" % c("u1")]
+        # U2: 90/day vs 100/day (-10 %, down); no contract, no per-user rows; peak 8 now, 12 in the 90 days.
+        s += [daily("u2", 1, 10, 8, 90), daily("u2", 11, 20, 12, 100)]
+        # U3: 105 vs 100 (+5.0 %, flat at the boundary).
+        s += [daily("u3", 1, 10, 5, 105), daily("u3", 11, 20, 5, 100)]
+        # U4: every catalogue feature used and adopted, 10 users on 10 seats, up -> capped at 100.
+        s += ["INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, start_date, end_date, status) "
+              "VALUES ('CTR-%s', '%s', 'starter', 1000, 10, csmcp.today() - 100, csmcp.today() + 200, 'active');" % (c("u4"), c("u4")),
+              daily("u4", 1, 10, 10, 200), daily("u4", 11, 20, 10, 100),
+              "INSERT INTO usage_feature_daily (client_id, day, feature_id, events, users) SELECT '%s', csmcp.today() - 1, feature_id, 1, 1 "
+              "FROM features;" % c("u4"),
+              "INSERT INTO feature_adoption (client_id, feature_id, first_used_on) SELECT '%s', feature_id, csmcp.today() - 5 FROM features;" % c("u4")]
+        du.psql(cls.url, "\n".join(s))
+        cls.d = lib.Csmcpd(workers=1).start()
+        cls.s = cls.d.session()
+        cls.schema = {t["name"]: t for t in cls.s.request("tools/list")["tools"]}["analyze_product_usage"]["outputSchema"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.d.stop()
+
+    @classmethod
+    def cid(cls, k):
+        return "%s_%s" % (cls.p, k)
+
+    def usage(self, k, **kw):
+        a = {"client_id": self.cid(k), "period_start": day(10), "period_end": day(1)}
+        a.update(kw)
+        out = self.s.call_ok("analyze_product_usage", a)
+        self.assertEqual(du.schema_errors(self.schema, out), [])
+        return out
+
+    def catalogue(self):
+        return int(du.psql(self.url, "SELECT count(*) FROM features"))
+
+    def test_up_trend_power_users_and_expansion(self):
+        n = self.catalogue()
+        out = self.usage("u1")
+        u = out["usage_analytics"]
+        self.assertEqual((u["total_usage_events"], u["previous_period_events"], u["usage_growth_rate"], u["usage_trend"]),
+                         (1100, 1000, 10.0, "up"))
+        self.assertEqual((u["active_users"], u["active_users_source"], u["user_base"], u["user_base_source"]),
+                         (7, "distinct_users", 10, "licensed_seats"))
+        self.assertEqual((u["power_users"], u["inactive_users"], u["unique_features_used"], u["features_adopted"]), (6, 3, 2, 3))
+        self.assertEqual(u["total_features_available"], n)
+        self.assertEqual(u["feature_utilization_rate"], round(2 / n, 4))
+        self.assertEqual(u["active_user_pct"], 0.7)
+        self.assertEqual(out["trend_multiplier"], 1.1)
+        self.assertEqual(out["usage_health_score"], r1(min((2 / n * 30 + 3 / n * 30 + 0.7 * 40) * 1.1, 100)))
+        self.assertEqual(out["urgent_review"], out["usage_health_score"] < 60)
+        self.assertEqual([f["feature_id"] for f in out["underutilized_features"]], ["alerts"])
+        self.assertEqual([(f["feature_id"], f["events"]) for f in out["feature_breakdown"]], [("dashboard", 550), ("reports", 550)])
+        self.assertEqual(out["opportunities"]["estimated_arr_potential"], 15000)
+        self.assertEqual([o["type"] for o in out["opportunities"]["items"]], ["feature_upgrade", "tier_upgrade"])
+        risks = [(r["risk"], r["severity"]) for r in out["risk_indicators"]]
+        self.assertIn(("inactive_users", "medium"), risks)  # 30 % > 20 %
+        self.assertNotIn("usage_declining", [r[0] for r in risks])
+        self.assertEqual(("low_feature_utilization", "medium") in risks, 2 / n < 0.3)
+        out = self.usage("u1", include_adoption_analysis=False, include_user_segmentation=False,
+                         include_feature_breakdown=False, compare_to_benchmark=False)
+        self.assertIsNone(out["underutilized_features"])
+        self.assertIsNone(out["feature_breakdown"])
+        self.assertIsNone(out["benchmark"])
+
+    def test_down_and_flat_multipliers(self):
+        n = self.catalogue()
+        out = self.usage("u2")
+        u = out["usage_analytics"]
+        self.assertEqual((u["usage_growth_rate"], u["usage_trend"], out["trend_multiplier"]), (-10.0, "down", 0.9))
+        self.assertEqual((u["active_users"], u["active_users_source"], u["user_base"], u["user_base_source"], u["power_users"]),
+                         (8, "peak_daily_active_users", 12, "peak_daily_active_users_90d", None))
+        self.assertEqual(out["usage_health_score"], r1(8 / 12 * 100 * 0.4 * 0.9))  # no features: 24.0
+        self.assertTrue(out["urgent_review"])
+        self.assertEqual([r["risk"] for r in out["risk_indicators"]],
+                         ["usage_declining", "inactive_users", "low_feature_utilization"])
+        self.assertEqual(out["risk_indicators"][0]["severity"], "high")
+        out = self.usage("u3")
+        self.assertEqual((out["usage_analytics"]["usage_growth_rate"], out["usage_analytics"]["usage_trend"], out["trend_multiplier"]),
+                         (5.0, "flat", 1.0))
+        self.assertEqual(out["usage_health_score"], 40.0)  # 5 of 5 peak users, no features
+        self.assertEqual(out["opportunities"], {"items": [], "estimated_arr_potential": 0})
+        self.assertTrue(n > 0)
+
+    def test_cap_at_100(self):
+        out = self.usage("u4")
+        u = out["usage_analytics"]
+        self.assertEqual((u["feature_utilization_rate"], u["feature_adoption_rate"], u["active_user_pct"], u["usage_trend"]),
+                         (1.0, 1.0, 1.0, "up"))
+        self.assertEqual(out["usage_health_score"], 100.0)  # 110 capped
+        self.assertFalse(out["urgent_review"])
+        self.assertEqual(out["risk_indicators"], [])
+        self.assertEqual(out["benchmark"]["tier"], "starter")
+
+    def test_refusals(self):
+        r = self.s.call_tool("analyze_product_usage", {"client_id": self.cid("nobody")})
+        self.assertTrue(r.get("isError"))
+        self.assertIn("client not found", r["content"][0]["text"])
+        r = self.s.call_tool("analyze_product_usage", {"client_id": self.cid("u1"), "period_start": day(1), "period_end": day(3)})
+        self.assertTrue(r.get("isError"))
+        self.assertIn("is after period_end", r["content"][0]["text"])
+        r = self.s.call_tool("analyze_product_usage", {})
+        self.assertTrue(r.get("isError"))
