@@ -5,6 +5,8 @@ forecast adjustments, negotiation options and guardrails, NRR/GRR, CLV), persist
 activity log, validation (-32602), not-found, scope and state refusals, concurrent writers,
 and track_revenue_expansion against an independent SQL computation over the whole database."""
 import datetime
+import os
+import subprocess
 import threading
 
 import data_util as du
@@ -433,6 +435,41 @@ class ExpansionToolsTest(lib.TestCase):
             self.sql("UPDATE invoices SET paid_on = NULL WHERE invoice_id = 'INV-%s'" % self.cid("u3"))
         self.assertIsNone(self.call("forecast_renewals", {"client_id": self.cid("u3"),
                                                           "include_risk_analysis": False})["risk_analysis"])
+
+    def test_forecast_concurrent_calls_store_one_forecast(self):
+        # The writers are made to overlap: a transaction holds renewals in SHARE ROW EXCLUSIVE
+        # mode (reads pass, inserts wait) while they start, so each has read "no stored
+        # forecast" before any of them can write.
+        c = self.cid("u2")
+        self.sql("DELETE FROM renewals WHERE client_id = '%s'" % c)
+        holder = subprocess.Popen([os.path.join(du.PGBIN, "psql"), self.url, "-X", "-q", "-c",
+                                   "BEGIN; LOCK TABLE renewals IN SHARE ROW EXCLUSIVE MODE; "
+                                   "SELECT pg_sleep(2); COMMIT;"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lib.wait_until(lambda: self.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                                        "WHERE c.relname = 'renewals' AND l.mode = 'ShareRowExclusiveLock' "
+                                        "AND l.granted") == "1", 10, what="lock holder")
+        sessions = [self.d.session() for _ in range(4)]
+        stored, errors = [], []
+
+        def run(s):
+            try:
+                stored.append(s.call_ok("forecast_renewals", {"client_id": c})["forecasts_persisted"])
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        threads = [threading.Thread(target=run, args=(s,)) for s in sessions]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for s in sessions:
+            s.close()
+        holder.wait(timeout=30)
+        self.assertEqual(errors, [])
+        self.assertEqual(sum(stored), 1)
+        self.assertEqual(self.sql("SELECT count(*) || '|' || min(forecast_arr) FROM renewal_forecasts WHERE client_id = '%s'" % c),
+                         "1|8000.00")
+        self.assertEqual(self.sql("SELECT count(*) FROM renewals WHERE client_id = '%s'" % c), "1")
 
     # ------------------------------------------------------------ negotiation
 

@@ -39,6 +39,10 @@ BEGIN
                 forecast_at = excluded.forecast_at, forecast_band = excluded.forecast_band,
                 forecast_factors = excluded.forecast_factors, updated_at = now(),
                 status = CASE WHEN r.status IN ('won', 'lost', 'churned') THEN r.status ELSE excluded.status END
+            -- re-checked on the latest row: a concurrent call that stored the same forecast first
+            -- makes this one a no-op (no second history row)
+            WHERE (r.forecast_arr, r.probability, r.forecast_band, r.current_arr)
+                  IS DISTINCT FROM (excluded.forecast_arr, excluded.probability, excluded.forecast_band, excluded.current_arr)
         RETURNING r.renewal_id, r.contract_id, r.client_id, r.renewal_date, r.status, r.current_arr, r.forecast_arr,
                   r.probability, r.forecast_band, r.forecast_factors
     ),
