@@ -139,6 +139,8 @@ const struct cfg_key cfg_keys[] = {
      "Origin values accepted on /mcp besides http(s)://<allowed host>[:port]; a request with any other Origin gets 403."},
     {"mcp", "conformance_fixtures", CFG_BOOL, OFF(mcp_conformance_fixtures), "false", 0, 0, NULL, CFG_RELOADABLE, false,
      "Expose the official conformance suite's fixture tools, resources and prompts."},
+    {"mcp", "read_only", CFG_BOOL, OFF(mcp_read_only), "false", 0, 0, NULL, CFG_RELOADABLE, false,
+     "Serve only reads: tools/list omits every tool with no read call, and a call needing the write or admin scope is refused before it runs (-32602, data.read_only = true)."},
     {"mcp", "session_ttl", CFG_INT, OFF(mcp_session_ttl), "3600", 10, 2592000, NULL, CFG_RELOADABLE, false,
      "Seconds of inactivity after which a session expires (404)."},
     {"mcp", "max_sessions_per_principal", CFG_INT, OFF(mcp_max_sessions_per_principal), "100000", 0, 10000000, NULL, CFG_RELOADABLE, false,

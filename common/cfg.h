@@ -92,6 +92,7 @@ struct cfg {
     struct cfg_list mcp_allowed_hosts;
     struct cfg_list mcp_allowed_origins;
     bool mcp_conformance_fixtures;
+    bool mcp_read_only;  /* serve only calls needing the read scope */
     int mcp_session_ttl; /* s idle before a session expires */
     int mcp_max_sessions_per_principal;
     int mcp_max_streams_per_principal;

@@ -10,7 +10,9 @@
  * before its result (streams.c) -> audit record per tool call.
  *
  * Invariants:
- * - tools/list entries are rendered once at start (one per revision family) and served as is.
+ * - tools/list entries are rendered once at start (one per revision family) and served as is,
+ *   each to the principals whose scopes allow one of its calls (none needing write or admin
+ *   with mcp.read_only, whose such calls are refused at dispatch).
  * - A request's messages are dispatched in order while the mreq holds an extra reference, so a
  *   synchronous reply that finishes the HTTP side cannot free it under the loop.
  * - Resources, resource templates and prompts exist only with mcp.conformance_fixtures, except
@@ -240,18 +242,42 @@ static void write_capabilities(struct jbuf *b)
                  "\"completions\":{}}");
 }
 
+/* A tool is listed to a principal allowed at least one of the scopes its calls can need (a mixed
+ * tool when any action is allowed); with mcp.read_only only its read calls count. */
+static bool tool_visible(const struct mreq *m, const struct registry_tool *t)
+{
+    for (int k = TOOL_SCOPE_READ; k <= TOOL_SCOPE_ADMIN; k++) {
+        if (!(t->needs & (1u << k)))
+            continue;
+        if (mcp_env.cfg->mcp_read_only && k != TOOL_SCOPE_READ)
+            continue;
+        if (auth_scope_allows(m->auth.scopes, k))
+            return true;
+    }
+    return false;
+}
+
 static void m_tools_list(struct mreq *m, struct jsonrpc_msg *msg)
 {
-    size_t total = registry_count(), off, end;
+    size_t n = registry_count(), total = 0, off, end;
+    size_t *vis = malloc((n ? n : 1) * sizeof *vis); /* registry indexes this principal sees */
+    if (vis == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (tool_visible(m, registry_at(i)))
+            vis[total++] = i;
     bool modern = mcp_rev_since(m->s.rev, MCP_REV_2025_06_18); /* title, outputSchema */
     struct jbuf b;
-    if (!list_open(m, msg, total, "tools", &b, &off, &end))
+    if (!list_open(m, msg, total, "tools", &b, &off, &end)) {
+        free(vis);
         return;
+    }
     for (size_t i = off; i < end; i++) {
         if (i > off)
             jbuf_putc(&b, ',');
-        jbuf_puts(&b, modern ? M.tool_json[i] : M.tool_json_old[i]);
+        jbuf_puts(&b, modern ? M.tool_json[vis[i]] : M.tool_json_old[vis[i]]);
     }
+    free(vis);
     list_close(m, &b, end, total);
 }
 
@@ -300,6 +326,31 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
         return;
     }
     enum tool_scope need = registry_required_scope(t->def, args);
+    if (mcp_env.cfg->mcp_read_only && need != TOOL_SCOPE_READ) {
+        /* mcp.read_only: every call needing write or admin is refused before it runs. */
+        const char *action = t->def->n_action_scopes ? json_get_str(args, "action") : NULL;
+        char em[400];
+        snprintf(em, sizeof em,
+                 "Tool %.128s%s%.64s%s is not available: this server is read-only "
+                 "(mcp.read_only = true) and the call needs the %s scope",
+                 name, action ? " (action " : "", action ? action : "", action ? ")" : "",
+                 registry_scope_name(need));
+        struct audit_entry ae = {.principal = mreq_principal(m),
+                                 .method = "tools/call",
+                                 .tool = name,
+                                 .outcome = "denied",
+                                 .detail = "server is read-only"};
+        audit_record(&ae);
+        struct jbuf d;
+        jbuf_init(&d);
+        jbuf_puts(&d, "{\"tool\":");
+        json_str(&d, name);
+        jbuf_printf(&d, ",\"read_only\":true,\"required_scope\":\"%s\"}",
+                    registry_scope_name(need));
+        mreq_reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, em, d.p);
+        jbuf_free(&d);
+        return;
+    }
     if (!auth_scope_allows(m->auth.scopes, (int)need)) {
         const char *scope = registry_scope_name(need);
         struct audit_entry ae = {.principal =

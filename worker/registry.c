@@ -30,6 +30,7 @@ static void schema_free(struct jsonschema *s)
 }
 
 static struct registry_tool *T;
+static unsigned needs_mask(const struct tool_def *d);
 static size_t NT;
 
 static const char *src(const struct tool_def *d)
@@ -102,6 +103,7 @@ static int add_table(const struct tool_def *tab, size_t n, bool fixtures, char *
                 return -1;
             }
         }
+        T[NT].needs = needs_mask(d);
         NT++;
     }
     return 0;
@@ -348,39 +350,62 @@ static void md_scope(FILE *f, const struct tool_def *d)
     yajl_tree_free(s);
 }
 
-/* "read", or for a tool with action_scopes the scopes its calls can need, e.g. "read/write":
- * that of every value of the action enum, and the tool's own when action may be omitted. */
+/* The scopes calls of d can need, as bits 1 << enum tool_scope: that of every value of the action
+ * enum (per action_scopes), and the tool's own when action may be omitted or has no enum. */
+static unsigned needs_mask(const struct tool_def *d)
+{
+    if (d->n_action_scopes == 0)
+        return 1u << d->scope;
+    unsigned mask = 0;
+    char err[128];
+    yajl_val s = json_parse(d->input_schema, strlen(d->input_schema), 64, 1 << 20, err, sizeof err);
+    yajl_val en = json_get_arr(json_get_obj(json_get_obj(s, "properties"), "action"), "enum");
+    yajl_val req = json_get_arr(s, "required");
+    bool required = false;
+    for (size_t i = 0; req && i < req->u.array.len; i++)
+        required |= YAJL_IS_STRING(req->u.array.values[i]) &&
+                    strcmp(req->u.array.values[i]->u.string, "action") == 0;
+    if (!required || en == NULL)
+        mask |= 1u << d->scope;
+    for (size_t i = 0; en && i < en->u.array.len; i++) {
+        yajl_val a = en->u.array.values[i];
+        enum tool_scope need = d->scope;
+        for (size_t j = 0; YAJL_IS_STRING(a) && j < d->n_action_scopes; j++)
+            if (strcmp(d->action_scopes[j].action, a->u.string) == 0)
+                need = d->action_scopes[j].scope;
+        mask |= 1u << need;
+    }
+    yajl_tree_free(s);
+    return mask;
+}
+
+/* Who sees the tool in tools/list, and what mcp.read_only leaves of it. */
+static void md_visibility(FILE *f, const struct tool_def *d)
+{
+    unsigned mask = needs_mask(d);
+    if (mask == (1u << TOOL_SCOPE_READ))
+        fputs("- Listed to every principal with a scope; served with `mcp.read_only = true`\n", f);
+    else if (mask & (1u << TOOL_SCOPE_READ))
+        fputs("- Listed to every principal with a scope; with `mcp.read_only = true` only its read "
+              "actions are served (the others are refused before they run)\n",
+              f);
+    else
+        fprintf(f,
+                "- Listed only to principals with the `%s` scope%s; hidden and refused with "
+                "`mcp.read_only = true`\n",
+                registry_scope_name((mask & (1u << TOOL_SCOPE_WRITE)) ? TOOL_SCOPE_WRITE
+                                                                      : TOOL_SCOPE_ADMIN),
+                (mask & (1u << TOOL_SCOPE_WRITE)) ? " (or `admin`)" : "");
+}
+
+/* "read", or for a tool with action_scopes the scopes its calls can need, e.g. "read/write". */
 static const char *scope_summary(const struct tool_def *d, char *buf, size_t len)
 {
-    bool seen[3] = {false, false, false};
-    if (d->n_action_scopes == 0) {
-        seen[d->scope] = true;
-    } else {
-        char err[128];
-        yajl_val s =
-            json_parse(d->input_schema, strlen(d->input_schema), 64, 1 << 20, err, sizeof err);
-        yajl_val en = json_get_arr(json_get_obj(json_get_obj(s, "properties"), "action"), "enum");
-        yajl_val req = json_get_arr(s, "required");
-        bool required = false;
-        for (size_t i = 0; req && i < req->u.array.len; i++)
-            required |= YAJL_IS_STRING(req->u.array.values[i]) &&
-                        strcmp(req->u.array.values[i]->u.string, "action") == 0;
-        if (!required || en == NULL)
-            seen[d->scope] = true;
-        for (size_t i = 0; en && i < en->u.array.len; i++) {
-            yajl_val a = en->u.array.values[i];
-            enum tool_scope need = d->scope;
-            for (size_t j = 0; YAJL_IS_STRING(a) && j < d->n_action_scopes; j++)
-                if (strcmp(d->action_scopes[j].action, a->u.string) == 0)
-                    need = d->action_scopes[j].scope;
-            seen[need] = true;
-        }
-        yajl_tree_free(s);
-    }
+    unsigned mask = needs_mask(d);
     size_t o = 0;
     buf[0] = '\0';
     for (int k = TOOL_SCOPE_READ; k <= TOOL_SCOPE_ADMIN && o < len; k++)
-        if (seen[k])
+        if (mask & (1u << k))
             o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? "/" : "",
                                   registry_scope_name((enum tool_scope)k));
     return buf;
@@ -430,6 +455,7 @@ int registry_print_markdown(FILE *f, const char *src_root)
         md_text(f, d->description);
         fputs("\n\n", f);
         md_scope(f, d);
+        md_visibility(f, d);
         if (d->rate_class != TOOL_RATE_AUTO)
             fprintf(f, "- Rate-limit class: `%s`\n",
                     d->rate_class == TOOL_RATE_READ ? "read" : "write");

@@ -19,6 +19,10 @@ struct registry_tool {
     const struct tool_def *def;
     struct jsonschema *input;  /* compiled input_schema, or NULL if it did not compile */
     struct jsonschema *output; /* compiled output_schema, or NULL */
+    /* The scopes its calls can need, bits 1 << enum tool_scope: the tool's scope, or for a tool
+     * with action_scopes that of each action (and the tool's own when action may be omitted).
+     * tools/list shows the tool to a principal allowed any of them (mcp.read_only: read only). */
+    unsigned needs;
 };
 
 /* Builds the table; fails (start-up error) on a duplicate or invalid name or schema. */

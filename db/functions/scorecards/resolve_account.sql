@@ -1,0 +1,66 @@
+-- resolve_account: fuzzy account lookup by name, company, client id or contact e-mail/domain
+-- (pg_trgm trigram similarity, migration 0280), best matches first.
+CREATE OR REPLACE FUNCTION csmcp.tool_resolve_account(args jsonb, principal text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_query text := lower(btrim(regexp_replace(csmcp.arg_text(args, 'query', NULL), '\s+', ' ', 'g')));
+    v_limit integer := csmcp.arg_int(args, 'limit', 5, 1, 25);
+    v_matches jsonb;
+    v_total integer;
+BEGIN
+    IF v_query IS NULL OR length(v_query) < 2 THEN
+        PERFORM csmcp.invalid('query: at least 2 characters other than spaces');
+    END IF;
+    -- the thresholds of the indexed operators, pinned whatever the session has set
+    PERFORM set_config('pg_trgm.similarity_threshold', '0.3', true);
+    PERFORM set_config('pg_trgm.word_similarity_threshold', '0.6', true);
+    WITH cand AS (
+        SELECT a.client_id, 1 AS fo, 'client_name' AS field, a.client_name AS val
+          FROM accounts a WHERE lower(a.client_name) % v_query OR v_query <% lower(a.client_name)
+        UNION ALL
+        SELECT a.client_id, 2, 'company_name', a.company_name
+          FROM accounts a WHERE lower(a.company_name) % v_query OR v_query <% lower(a.company_name)
+        UNION ALL
+        SELECT a.client_id, 3, 'client_id', a.client_id
+          FROM accounts a WHERE lower(a.client_id) % v_query OR v_query <% lower(a.client_id)
+        UNION ALL
+        SELECT a.client_id, 4, 'contact_email', a.primary_contact_email
+          FROM accounts a
+         WHERE lower(a.primary_contact_email) % v_query OR v_query <% lower(a.primary_contact_email)
+        UNION ALL
+        SELECT c.client_id, 4, 'contact_email', c.email
+          FROM contacts c WHERE lower(c.email) % v_query OR v_query <% lower(c.email)
+    ), scored AS (
+        SELECT client_id, fo, field, val,
+               similarity(v_query, lower(val)) AS sim
+          FROM cand
+    ), best AS (
+        SELECT DISTINCT ON (client_id) client_id, field, val, sim
+          FROM scored ORDER BY client_id, sim DESC, fo, val
+    ), ranked AS (
+        SELECT b.*, count(*) OVER () AS n,
+               row_number() OVER (ORDER BY b.sim DESC, b.client_id) AS rk
+          FROM best b
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'client_id', a.client_id, 'client_name', a.client_name,
+               'company_name', a.company_name, 'tier', a.tier,
+               'lifecycle_stage', a.lifecycle_stage, 'status', a.status,
+               'health_score', a.health_score, 'csm_assigned', a.csm_assigned,
+               'matched_field', r.field, 'matched_value', r.val,
+               'similarity', round(r.sim::numeric, 3)) ORDER BY r.rk), '[]'::jsonb),
+           coalesce(max(r.n), 0)
+      INTO v_matches, v_total
+      FROM ranked r JOIN accounts a USING (client_id)
+     WHERE r.rk <= v_limit;
+    RETURN jsonb_build_object(
+        'query', v_query,
+        'matches', v_matches,
+        'total_matches', v_total,
+        'summary', CASE WHEN v_total = 0 THEN format('no account resembles "%s"', v_query)
+                        ELSE format('%s account(s) resemble "%s"; best: %s (%s, %s %s, similarity %s)',
+                                    v_total, v_query, v_matches -> 0 ->> 'client_name',
+                                    v_matches -> 0 ->> 'client_id', v_matches -> 0 ->> 'matched_field',
+                                    v_matches -> 0 ->> 'matched_value', v_matches -> 0 ->> 'similarity')
+                   END);
+END $$;
