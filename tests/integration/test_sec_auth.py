@@ -65,7 +65,9 @@ class ApiKeys(lib.TestCase):
         s = lib.McpSession(self.d.port, token=self.read)
         try:
             tools = s.request("tools/list")["tools"]
-            self.assertTrue(any(t["name"] == "export_client_data" for t in tools))
+            self.assertTrue(any(t["name"] == "get_client_overview" for t in tools))
+            # issue 24: a read key is not shown the admin-only tools
+            self.assertFalse(any(t["name"] == "export_client_data" for t in tools))
         finally:
             s.close()
 
