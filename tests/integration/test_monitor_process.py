@@ -6,6 +6,7 @@
 - two csmcpd instances on one database: exactly one leader; SIGKILL of the leader's supervisor
   -> the other leads within monitor.failover_timeout + 2 s; over 10 intervals no (monitor, slot)
   runs twice and every interval ran;
+- a reload replaces the monitor process and the new generation's monitor leads;
 - a frozen leader (SIGSTOP of its monitor process, supervisor watchdog out of the way): PostgreSQL
   ends its idle session after failover_timeout and the other host leads."""
 import os
@@ -108,6 +109,26 @@ class MonitorProcessTest(lib.TestCase):
             if locker:
                 locker.kill()
             self.q("UPDATE monitors SET enabled = false")
+            d.stop()
+
+    def test_reload_replaces_the_monitor(self):
+        self.q("UPDATE monitors SET enabled = false")
+        d = lib.Csmcpd(workers=1, conf={"monitor": {"enabled": True, "tick_ms": 200}}).start()
+        try:
+            self.wait_leader()
+            old = monitor_pid(d)[0]
+            lib.wait_until(lambda: monitor_pid(d)[1] == "yes", 10, what="leader")
+            r = d.ctl("reload", "--wait")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            new, _, state = monitor_pid(d)
+            self.assertNotIn(new, (None, old))
+            self.assertEqual(state, "READY")
+            # the old one drained and let go of the lock; the new generation's monitor leads
+            lib.wait_until(lambda: self.q("SELECT pid FROM monitor_leader") == str(new) and
+                           self.q("SELECT csmcp.monitor_leader_info()->>'up'") == "true", 15, what="new monitor leads")
+            lib.wait_until(lambda: not os.path.exists("/proc/%d" % old), 15, what="old monitor gone")
+            self.assertIn("generation 2", d.ctl("status").stdout)
+        finally:
             d.stop()
 
     # ------------------------------------------------------------ two hosts
