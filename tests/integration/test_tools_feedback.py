@@ -504,3 +504,144 @@ class ProductUsageTest(lib.TestCase):
         self.assertIn("is after period_end", r["content"][0]["text"])
         r = self.s.call_tool("analyze_product_usage", {})
         self.assertTrue(r.get("isError"))
+
+
+class VoiceOfCustomerTest(lib.TestCase):
+    """manage_voice_of_customer on one account's hand-made feedback (days 1..10 ago)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        cls.n = random.randint(10000000, 80000000)
+        c = cls.cid("v")
+
+        def fb(k, label, score, days_ago, follow_by=None, responded=None):
+            return ("INSERT INTO feedback (feedback_id, client_id, feedback_type, source, submitter_email, submitter_name, title, "
+                    "content, category, sentiment, sentiment_score, created_at, follow_up_required, follow_up_by, response, responded_at) "
+                    "VALUES ('%s', '%s', 'general', 'email', 'a@b.co', 'A', 'T', 'quote %d', 'other', '%s', %s, "
+                    "now() - interval '%d days', %s, %s, %s, %s);"
+                    % (cls.fid(k), c, k, label, score, days_ago, "true" if follow_by is not None else "false",
+                       "csmcp.today() + (%d)" % follow_by if follow_by is not None else "NULL",
+                       "'done'" if responded is not None else "NULL",
+                       "now() - interval '%d days'" % responded if responded is not None else "NULL"))
+        du.psql(cls.url, "\n".join([
+            "INSERT INTO accounts (client_id, client_name, company_name) VALUES ('%s', 'V', 'F');" % c,
+            fb(1, "negative", -0.5, 5, follow_by=-2, responded=3),   # answered 2 days after it came in
+            fb(2, "negative", -0.5, 4, follow_by=-1),                # overdue by 1 day
+            fb(3, "very_negative", -0.8, 2, follow_by=5),            # open, not due yet
+            fb(4, "very_positive", 0.8, 3)]))                        # no follow-up needed
+        cls.d = lib.Csmcpd(workers=1).start()
+        cls.s = cls.d.session()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.d.stop()
+
+    @classmethod
+    def cid(cls, k):
+        return "%s_%s" % (cls.p, k)
+
+    @classmethod
+    def fid(cls, k):
+        return "FB-%d%03d" % (cls.n, k)
+
+    def voc(self, **kw):
+        a = {"client_id": self.cid("v"), "period_start": day(10), "period_end": day(0)}
+        a.update(kw)
+        return self.s.call_ok("manage_voice_of_customer", a)
+
+    def fail_text(self, args):
+        r = self.s.call_tool("manage_voice_of_customer", args)
+        self.assertTrue(r.get("isError"), "%s should fail: %s" % (args, r))
+        return r["content"][0]["text"]
+
+    def test_1_track_and_close_loop(self):
+        out = self.voc(action="track_feedback_loop")
+        self.assertEqual(out["loop"], {"feedback_total": 4, "needing_follow_up": 3, "responded": 1, "open": 2, "overdue": 1,
+                                       "responded_late": 0, "closure_rate": 0.3333, "mean_days_to_response": 2.0})
+        self.assertEqual([(o["feedback_id"], o["days_overdue"]) for o in out["overdue_items"]], [(self.fid(2), 1)])
+        out = self.s.call_ok("manage_voice_of_customer", {"action": "close_feedback_loop", "feedback_id": self.fid(3),
+                                                         "response": "Fixed in 4.2, thank you"})
+        self.assertTrue(out["on_time"])
+        self.assertEqual((out["feedback"]["status"], out["feedback"]["response"]), ("resolved", "Fixed in 4.2, thank you"))
+        out = self.s.call_ok("manage_voice_of_customer", {"action": "close_feedback_loop", "feedback_id": self.fid(2), "response": "Sorry"})
+        self.assertFalse(out["on_time"])
+        out = self.voc(action="track_feedback_loop")
+        self.assertEqual((out["loop"]["responded"], out["loop"]["closure_rate"], out["loop"]["overdue"], out["loop"]["responded_late"]),
+                         (3, 1.0, 0, 1))
+        self.assertIn("loop already closed", self.fail_text({"action": "close_feedback_loop", "feedback_id": self.fid(3), "response": "again"}))
+        self.assertIn("feedback FB-1 not found", self.fail_text({"action": "close_feedback_loop", "feedback_id": "FB-1", "response": "x"}))
+        self.assertIn("response: required", self.fail_text({"action": "close_feedback_loop", "feedback_id": self.fid(4)}))
+        act = du.psql(self.url, "SELECT old_values->>'responded_at' IS NULL AND new_values->>'response' = 'Sorry' FROM activity_log "
+                                "WHERE entity_id = '%s' AND action = 'close_feedback_loop'" % self.fid(2))
+        self.assertEqual(act, "t")
+
+    def test_2_roadmap_report_summary_effectiveness(self):
+        ins = self.s.call_ok("share_product_insights", {
+            "insight_type": "feature_request", "title": "Bulk export", "description": "d", "priority": "high",
+            "supporting_feedback_ids": [self.fid(1), self.fid(3)], "affected_customers": [self.cid("v")],
+            "customer_impact": "c", "business_impact": "b", "recommended_action": "r"})
+        pid = ins["insight_id"]
+        self.assertIn("not on the roadmap yet", self.fail_text({"action": "update_customer_roadmap", "insight_id": pid, "roadmap_status": "planned"}))
+        out = self.s.call_ok("manage_voice_of_customer", {"action": "update_customer_roadmap", "insight_id": pid, "roadmap_item": "Q3 export"})
+        self.assertEqual((out["insight"]["roadmap_item"], out["insight"]["roadmap_status"]), ("Q3 export", "under_review"))
+        out = self.s.call_ok("manage_voice_of_customer", {"action": "update_customer_roadmap", "insight_id": pid, "roadmap_status": "planned"})
+        self.assertEqual(out["insight"]["roadmap_status"], "planned")
+        self.assertIn("roadmap unchanged", self.fail_text({"action": "update_customer_roadmap", "insight_id": pid, "roadmap_status": "planned"}))
+        self.assertIn("insight PI-1 not found", self.fail_text({"action": "update_customer_roadmap", "insight_id": "PI-1", "roadmap_item": "x"}))
+
+        out = self.voc(action="create_voc_report", target_audience="product", report_type="weekly")
+        rid = out["report_id"]
+        self.assertRegex(rid, r"^VOC-[0-9]+$")
+        self.assertEqual(out["delivery"]["recipients"], ["product-team@company.com"])
+        rep = out["report"]
+        self.assertEqual(rep["sentiment"]["total_feedback"], 4)
+        self.assertEqual(rep["product_insights"]["count"], 1)
+        self.assertEqual(rep["product_insights"]["on_roadmap"], 1)
+        self.assertEqual([q["feedback_id"] for q in rep["customer_quotes"]["positive"]], [self.fid(4)])
+        self.assertEqual([q["feedback_id"] for q in rep["customer_quotes"]["negative"]][0], self.fid(3))
+        stored = du.psql(self.url, "SELECT report_type || ' ' || target_audience || ' ' || (content->'sentiment'->>'total_feedback') "
+                                   "FROM voc_reports WHERE report_id = '%s'" % rid)
+        self.assertEqual(stored, "weekly product 4")
+        out = self.voc(action="create_voc_report", include_customer_quotes=False, include_sentiment=False)
+        self.assertNotIn("customer_quotes", out["report"])
+        self.assertNotIn("sentiment", out["report"])
+        self.assertEqual(out["delivery"]["recipients"], ["cs-team@company.com", "executive-team@company.com", "product-team@company.com"])
+
+        out = self.voc(action="generate_executive_summary")
+        self.assertEqual(out["target_audience"], "executive")
+        self.assertEqual(out["report"]["headline"]["feedback_items"], 4)
+        self.assertEqual(out["report"]["top_insights"][0]["insight_id"], pid)
+
+        out = self.voc(action="measure_program_effectiveness")
+        self.assertEqual(out["current"]["loop"]["needing_follow_up"], 3)
+        self.assertEqual(out["current"]["insights"]["count"], 1)
+        self.assertEqual(out["feedback_linked_to_insights"], 2)
+        self.assertEqual(out["previous"]["loop"]["feedback_total"], 0)
+        self.assertEqual(out["change"]["feedback_total"], 4)
+
+    def test_3_scopes_and_validation(self):
+        r = self.s.call_tool("manage_voice_of_customer", {"action": "report"})
+        self.assertTrue(r.get("isError"))
+        self.assertIn("client not found", self.fail_text({"action": "track_feedback_loop", "client_id": self.cid("nobody")}))
+        self.assertIn("in the future", self.fail_text({"action": "create_voc_report",
+                                                       "period_end": (today() + datetime.timedelta(days=1)).isoformat()}))
+        d = lib.Csmcpd(workers=1, auth=True).start()
+        try:
+            tok = su.create_key(d.conf_path, "read", "voc-read")
+            s = lib.McpSession(d.port, token=tok)
+            try:
+                st, _, _ = s.request_raw("tools/call", {"name": "manage_voice_of_customer", "arguments": {"action": "create_voc_report"}})
+                self.assertEqual(st, 403)
+                st, _, _ = s.request_raw("tools/call", {"name": "manage_voice_of_customer",
+                                                        "arguments": {"action": "close_feedback_loop", "feedback_id": self.fid(4), "response": "x"}})
+                self.assertEqual(st, 403)
+                out = s.call_ok("manage_voice_of_customer", {"action": "track_feedback_loop", "client_id": self.cid("v"),
+                                                             "period_start": day(10)})
+                self.assertEqual(out["loop"]["feedback_total"], 4)
+            finally:
+                s.close()
+        finally:
+            d.stop()
