@@ -14,7 +14,8 @@ import data_util as du
 import lib
 import sec_util as su
 
-TOOLS = ["send_personalized_email", "manage_advocacy_program", "conduct_executive_review"]
+TOOLS = ["send_personalized_email", "automate_communications", "manage_community", "manage_advocacy_program",
+         "conduct_executive_review", "automate_newsletters"]
 
 
 def utcnow():
@@ -43,7 +44,7 @@ class CommunicationToolsTest(lib.TestCase):
         cls.s.close()
         cls.d.stop()
         du.psql(cls.url, "DELETE FROM outbox WHERE client_id LIKE '%(p)s\\_%%'; "
-                         "DELETE FROM email_campaigns WHERE campaign_id IN (SELECT DISTINCT campaign_id FROM email_messages "
+                         "DELETE FROM newsletters WHERE created_by = '%(p)s'; DELETE FROM communities WHERE name LIKE '%%%(p)s'; DELETE FROM email_campaigns WHERE campaign_id IN (SELECT DISTINCT campaign_id FROM email_messages "
                          "WHERE client_id LIKE '%(p)s\\_%%'); DELETE FROM accounts WHERE client_id LIKE '%(p)s\\_%%'; "
                          "DELETE FROM segments WHERE segment_id = 'seg_%(p)s'" % {"p": cls.p})
 
@@ -90,14 +91,19 @@ class CommunicationToolsTest(lib.TestCase):
                "('{p}_a3', 'Gamma Three', 'Gamma Three AG', 'Energy', 'professional', 'Alan Kay', 62, 'stable'), "
                "('{p}_a4', 'Delta Four', 'Delta Four SA', 'Energy', 'professional', NULL, 40, 'declining'), "
                "('{p}_e', 'Echo Five', 'Echo Five Inc', 'Software', 'enterprise', 'Ken T', 72, 'improving'), "
-               "('{p}_v', 'Victor', 'Victor Co', 'Software', 'standard', NULL, 50, 'stable');\n")
+               "('{p}_v', 'Victor', 'Victor Co', 'Software', 'standard', NULL, 50, 'stable'), "
+               "('{p}_a5', 'Golf Six', 'Golf Six BV', 'Retail', 'starter', NULL, 66, 'stable');\n"
+               "INSERT INTO accounts (client_id, client_name, company_name, tier, status) VALUES "
+               "('{p}_a6', 'Hotel Gone', 'Hotel Gone Ltd', 'starter', 'churned');\n")
         contacts = ("INSERT INTO contacts (client_id, name, email, title, is_primary, unsubscribed) VALUES "
                     "('{p}_a1', 'Ada Byron', 'ada@a1-{p}.test', 'CTO', true, false), "
                     "('{p}_a1', 'Bob Stone', 'bob@a1-{p}.test', NULL, false, false), "
                     "('{p}_a1', 'Carl Quit', 'carl@a1-{p}.test', NULL, false, true), "
                     "('{p}_a2', 'Dee Gone', 'dee@a2-{p}.test', NULL, true, true), "
                     "('{p}_a2', 'Eve Moss', 'eve@a2-{p}.test', 'VP', false, false), "
-                    "('{p}_a3', 'Fay Wray', 'fay@a3-{p}.test', NULL, true, false);\n")
+                    "('{p}_a3', 'Fay Wray', 'fay@a3-{p}.test', NULL, true, false), "
+                    "('{p}_a5', 'Gus Lamb', 'gus@a5-{p}.test', NULL, true, false), "
+                    "('{p}_a6', 'Hal Old', 'hal@a6-{p}.test', NULL, true, false);\n")
         seg = ("INSERT INTO segments (segment_id, segmentation_id, name, segment_type, customer_count) "
                "VALUES ('seg_{p}', 'run_{p}', 'test segment', 'custom', 3);\n"
                "INSERT INTO segment_members VALUES ('seg_{p}', '{p}_a2'), ('seg_{p}', '{p}_a3'), ('seg_{p}', '{p}_a4');\n")
@@ -517,6 +523,214 @@ class CommunicationToolsTest(lib.TestCase):
         self.invalid("conduct_executive_review", {"action": "schedule_ebr", "client_id": self.cid("e"),
                                                   "scheduled_date": "2099-05-01T10:00:00Z", "ebr_type": "weekly"}, "ebr_type")
 
+    # ------------------------------------------------------------ newsletters
+
+    def test_newsletter_targeting_subscriptions_and_performance(self):
+        a1 = self.cid("a1")
+        st = self.call("automate_newsletters", {"action": "manage_subscriptions", "client_id": a1,
+                                                "subscription_action": "get_status"})
+        self.assertEqual((st["subscribed"], st["changed"]), (True, False))
+        st = self.call("automate_newsletters", {"action": "manage_subscriptions", "client_id": a1,
+                                                "subscription_action": "unsubscribe"})
+        self.assertEqual((st["subscribed"], st["changed"]), (False, True))
+        st = self.call("automate_newsletters", {"action": "manage_subscriptions", "client_id": a1,
+                                                "subscription_action": "unsubscribe"})
+        self.assertEqual((st["subscribed"], st["changed"]), (False, False))
+
+        out = self.call("automate_newsletters", {
+            "action": "create_newsletter", "newsletter_name": "Monthly %s" % self.p, "edition_number": 7,
+            "subject_line": "What's new", "created_by": self.p,
+            "sections": [{"type": "tip", "title": "Tip", "content": "Use filters."},
+                         {"type": "event", "title": "Meetup", "content": "Join us."}],
+            "send_to_all": False, "target_tiers": ["starter", "professional"], "exclude_client_ids": [self.cid("a3")],
+            "is_recurring": True, "recurrence_pattern": "monthly"})
+        n = out["newsletter"]
+        nid = n["newsletter_id"]
+        self.assertEqual((n["status"], n["recipient_count"], n["target_tiers"], n["next_send"]),
+                         ("draft", 0, ["professional", "starter"], None))
+        when = (utcnow() + datetime.timedelta(days=3)).replace(microsecond=0)
+        before = self.sendgrid_state()
+        self.set_sendgrid(False)
+        try:
+            text = self.fail_text("automate_newsletters", {"action": "schedule_newsletter", "newsletter_id": nid,
+                                                           "scheduled_send": when.isoformat()})
+            self.assertIn("sender_email: required to schedule", text)
+            out = self.call("automate_newsletters", {"action": "schedule_newsletter", "newsletter_id": nid,
+                                                     "scheduled_send": when.isoformat(),
+                                                     "sender_email": "news@csmcp.test"})
+        finally:
+            self.restore_sendgrid(before)
+        n = out["newsletter"]
+        expected = int(self.q(
+            "SELECT count(*) FROM accounts a WHERE a.tier IN ('starter', 'professional') AND a.status <> 'churned' "
+            "AND a.client_id <> '%s' AND a.client_id NOT IN (SELECT client_id FROM newsletter_subscriptions "
+            "WHERE NOT subscribed) AND EXISTS (SELECT 1 FROM contacts c WHERE c.client_id = a.client_id AND c.is_primary "
+            "AND NOT c.unsubscribed)" % self.cid("a3")))
+        self.assertEqual(n["status"], "scheduled")
+        self.assertEqual(n["recipient_count"], expected)
+        self.assertEqual(n["delivery"]["not_configured"], expected)
+        nxt = datetime.datetime.fromisoformat(n["next_send"])
+        self.assertEqual((nxt.month - when.month) % 12, 1)
+        mine = self.q("SELECT string_agg(email, ',' ORDER BY email) FROM email_messages WHERE newsletter_id = '%s' "
+                      "AND client_id LIKE '%s\\_%%'" % (nid, self.p))
+        self.assertEqual(mine, "gus@a5-%s.test" % self.p)  # a1 unsubscribed, a2 contact unsubscribed, a3 excluded,
+        # a4 without contact, a6 churned, v and e not in the tiers
+        body = self.q("SELECT body_text FROM email_messages WHERE newsletter_id = '%s' AND client_id = '%s'"
+                      % (nid, self.cid("a5")))
+        self.assertEqual(body, "TIP\nUse filters.\n\nMEETUP\nJoin us.")
+        text = self.fail_text("automate_newsletters", {"action": "schedule_newsletter", "newsletter_id": nid,
+                                                       "scheduled_send": when.isoformat(), "sender_email": "news@csmcp.test"})
+        self.assertIn("newsletter %s is already scheduled" % nid, text)
+
+        # performance from recorded events (idempotent on the event id)
+        mids = self.q("SELECT string_agg(message_id::text, ',' ORDER BY message_id) FROM (SELECT message_id FROM "
+                      "email_messages WHERE newsletter_id = '%s' ORDER BY message_id LIMIT 4) x" % nid).split(",")
+        self.assertEqual(len(mids), 4)
+        evs = [(mids[0], "delivered"), (mids[0], "open"), (mids[0], "open"), (mids[0], "click"),
+               (mids[1], "delivered"), (mids[1], "open"), (mids[2], "delivered"), (mids[3], "bounce")]
+        sql = ";".join("SELECT csmcp.comm_record_email_event('%s-ev%d', %s, '%s', now())" % (self.p, i, m, e)
+                       for i, (m, e) in enumerate(evs))
+        self.assertEqual(self.q(sql).split("\n"), ["t"] * len(evs))
+        self.assertEqual(self.q("SELECT csmcp.comm_record_email_event('%s-ev1', %s, 'open', now())" % (self.p, mids[0])), "f")
+        perf = self.call("automate_newsletters", {"action": "track_performance", "newsletter_id": nid})["performance"]
+        self.assertEqual(perf, {"messages": expected, "delivered": 3, "unique_opens": 2, "unique_clicks": 1, "bounced": 1,
+                                "unsubscribed": 0, "open_events": 3, "click_events": 1, "open_rate": 0.6667,
+                                "click_rate": 0.3333, "click_to_open_rate": 0.5,
+                                "bounce_rate": round(1 / expected, 4)})
+        got = self.call("automate_newsletters", {"action": "get_newsletter", "newsletter_id": nid})
+        self.assertEqual(got["newsletter"]["sections"][1]["title"], "Meetup")
+        lst = self.call("automate_newsletters", {"action": "list_newsletters", "status": "scheduled", "limit": 1000})
+        self.assertIn(nid, [x["newsletter_id"] for x in lst["newsletters"]])
+        self.call("automate_newsletters", {"action": "manage_subscriptions", "client_id": a1,
+                                           "subscription_action": "subscribe"})
+
+    def test_newsletter_refusals(self):
+        text = self.fail_text("automate_newsletters", {"action": "create_newsletter", "newsletter_name": "x",
+                                                       "subject_line": "s", "is_recurring": True, "created_by": self.p})
+        self.assertIn("recurrence_pattern: required when is_recurring", text)
+        text = self.fail_text("automate_newsletters", {"action": "create_newsletter", "newsletter_name": "x",
+                                                       "subject_line": "s", "send_to_all": False, "created_by": self.p})
+        self.assertIn("target_tiers: required when send_to_all is false", text)
+        text = self.fail_text("automate_newsletters", {"action": "create_newsletter", "newsletter_name": "x",
+                                                       "subject_line": "s", "scheduled_send": "2021-01-01T00:00:00Z",
+                                                       "created_by": self.p})
+        self.assertIn("scheduled_send: must be in the future", text)
+        text = self.fail_text("automate_newsletters", {"action": "get_newsletter", "newsletter_id": "newsletter_1_none"})
+        self.assertIn("newsletter newsletter_1_none not found", text)
+        text = self.fail_text("automate_newsletters", {"action": "manage_subscriptions", "client_id": self.cid("none"),
+                                                       "subscription_action": "subscribe"})
+        self.assertIn("client not found", text)
+        self.invalid("automate_newsletters", {"action": "create_newsletter", "newsletter_name": "x", "subject_line": "s",
+                                              "sections": [{"type": "poem", "title": "t", "content": "c"}]}, "type")
+
+    # ------------------------------------------------------------ community
+
+    def test_community_members_posts_moderation_analytics(self):
+        name = "Power users %s" % self.p
+        out = self.call("manage_community", {"action": "create_community", "community_name": name,
+                                             "community_type": "user_group"})
+        cid = out["community"]["community_id"]
+        self.assertRegex(cid, r"^community_[0-9]+_power_users_dt")
+        text = self.fail_text("manage_community", {"action": "create_community", "community_name": name.upper(),
+                                                   "community_type": "forum"})
+        self.assertIn("already exists: %s" % cid, text)
+        m = {}
+        for k, client, email in (("ada", "a1", "ada@a1-%s.test"), ("bob", "a1", "bob@a1-%s.test"),
+                                 ("fay", "a3", "fay@a3-%s.test")):
+            out = self.call("manage_community", {"action": "add_member", "community_name": name, "client_id": self.cid(client),
+                                                 "user_email": email % self.p, "user_name": k.title()})
+            m[k] = out["member"]["member_id"]
+        text = self.fail_text("manage_community", {"action": "add_member", "community_id": cid, "client_id": self.cid("a1"),
+                                                   "user_email": "ADA@a1-%s.test" % self.p})
+        self.assertIn("already a member of %s as %s" % (cid, m["ada"]), text)
+
+        p1 = self.call("manage_community", {"action": "post_content", "member_id": m["ada"], "content": "Hello all"})["post"]
+        self.assertEqual(p1["moderation"], "pending")
+        q = self.call("manage_community", {"action": "moderate", "community_id": cid})
+        self.assertEqual(([x["post_id"] for x in q["moderation_queue"]], q["pending_count"]), ([p1["post_id"]], 1))
+        q = self.call("manage_community", {"action": "moderate", "community_id": cid, "post_id": p1["post_id"],
+                                           "decision": "approve"})
+        self.assertEqual((q["moderated"]["moderation"], q["pending_count"]), ("approved", 0))
+        out = self.call("manage_community", {"action": "post_content", "member_id": m["ada"], "content": "Tip: filters"})
+        self.assertEqual((out["post"]["moderation"], out["member"]["reputation"]), ("approved", 20))
+        p3 = self.call("manage_community", {"action": "post_content", "member_id": m["bob"], "content": "Buy now!!"})["post"]
+        self.assertEqual(p3["moderation"], "pending")
+        self.call("manage_community", {"action": "moderate", "community_id": cid, "post_id": p3["post_id"], "decision": "reject"})
+        text = self.fail_text("manage_community", {"action": "moderate", "community_id": cid, "post_id": p3["post_id"],
+                                                   "decision": "approve"})
+        self.assertIn("post %d is already rejected" % p3["post_id"], text)
+        text = self.fail_text("manage_community", {"action": "moderate", "community_id": cid, "decision": "approve"})
+        self.assertIn("post_id: required with decision", text)
+
+        an = self.call("manage_community", {"action": "get_analytics", "community_id": cid})["analytics"]
+        self.assertEqual(an, {"members": 3, "new_members_30d": 3, "active_members_30d": 2, "posts": 2, "posts_30d": 2,
+                              "pending_posts": 0, "rejected_posts": 1, "accounts": 2, "posts_per_member": 0.67,
+                              "active_member_rate": 0.6667})
+        lst = self.call("manage_community", {"action": "list_members", "community_id": cid})
+        self.assertEqual([x["member_id"] for x in lst["members"]], [m["ada"], m["bob"], m["fay"]])
+        self.assertEqual([x["reputation"] for x in lst["members"]], [20, 0, 0])
+        prof = self.call("manage_community", {"action": "get_member_profile", "member_id": m["ada"]})
+        self.assertEqual((prof["member"]["posts"], prof["member"]["pending_posts"], len(prof["recent_posts"])), (2, 0, 2))
+        text = self.fail_text("manage_community", {"action": "get_member_profile", "member_id": "member_1_none"})
+        self.assertIn("member member_1_none not found", text)
+        text = self.fail_text("manage_community", {"action": "list_members", "community_name": "no such %s" % self.p})
+        self.assertIn("not found", text)
+        text = self.fail_text("manage_community", {"action": "get_analytics"})
+        self.assertIn("community_id or community_name: required", text)
+
+    # ------------------------------------------------------------ workflows
+
+    def test_workflow_create_validate_pause_resume_runs(self):
+        text = self.fail_text("automate_communications", {
+            "workflow_name": "Low health", "description": "d", "trigger_type": "health_score",
+            "trigger_conditions": {"threshold": 40}, "actions": [{"type": "send_email"}]})
+        self.assertIn("trigger_conditions: a health_score trigger needs threshold and direction", text)
+        text = self.fail_text("automate_communications", {
+            "workflow_name": "Usage", "description": "d", "trigger_type": "usage_pattern",
+            "trigger_conditions": {"metric": "dau", "threshold": "low"}, "actions": [{"type": "send_email"}]})
+        self.assertIn("trigger_conditions.threshold: a number", text)
+        text = self.fail_text("automate_communications", {
+            "workflow_name": "Ms", "description": "d", "trigger_type": "milestone",
+            "trigger_conditions": {"milestone_name": "  "}, "actions": [{"type": "send_email"}]})
+        self.assertIn("a milestone trigger needs milestone_name", text)
+        self.invalid("automate_communications", {"workflow_name": "x", "description": "d", "trigger_type": "custom",
+                                                 "trigger_conditions": {}, "actions": [{"type": "send_fax"}]})
+        self.invalid("automate_communications", {"workflow_name": "x", "description": "d", "trigger_type": "custom",
+                                                 "trigger_conditions": {}, "actions": []}, "actions")
+        out = self.call("automate_communications", {
+            "workflow_name": "Low health %s" % self.p, "description": "Reach out when health drops",
+            "trigger_type": "health_score", "trigger_conditions": {"threshold": 40, "direction": "below"},
+            "actions": [{"type": "send_email", "template": "health_check"}, {"type": "create_task", "owner": "csm"}],
+            "delay_minutes": 30})
+        w = out["workflow"]
+        wid = w["workflow_id"]
+        self.assertRegex(wid, r"^workflow_[0-9]+_low_health_dt")
+        self.assertEqual(w["actions"], [{"seq": 1, "type": "send_email", "params": {"template": "health_check"}},
+                                        {"seq": 2, "type": "create_task", "params": {"owner": "csm"}}])
+        self.assertEqual((w["is_active"], w["delay_minutes"], w["runs"]["total"]), (True, 30, 0))
+        out = self.call("automate_communications", {"action": "pause", "workflow_id": wid})
+        self.assertFalse(out["workflow"]["is_active"])
+        text = self.fail_text("automate_communications", {"action": "pause", "workflow_id": wid})
+        self.assertIn("workflow %s is already paused" % wid, text)
+        out = self.call("automate_communications", {"action": "resume", "workflow_id": wid})
+        self.assertTrue(out["workflow"]["is_active"])
+        self.q("SELECT csmcp.comm_workflow_record_run('%s', '%s', 'succeeded', '{\"actions\": 2}');"
+               "SELECT csmcp.comm_workflow_record_run('%s', '%s', 'failed', '{\"error\": \"smtp\"}')"
+               % (wid, self.cid("a4"), wid, self.cid("a2")))
+        got = self.call("automate_communications", {"action": "get", "workflow_id": wid})
+        r = got["workflow"]["runs"]
+        self.assertEqual((r["total"], r["succeeded"], r["failed"], r["skipped"]), (2, 1, 1, 0))
+        self.assertEqual(sorted(x["outcome"] for x in got["recent_runs"]), ["failed", "succeeded"])
+        lst = self.call("automate_communications", {"action": "list", "trigger_type": "health_score", "is_active": True,
+                                                    "limit": 1000})
+        self.assertIn(wid, [x["workflow_id"] for x in lst["workflows"]])
+        self.assertTrue(all(x["trigger_type"] == "health_score" and x["is_active"] for x in lst["workflows"]))
+        self.assertEqual(self.q("SELECT count(*) FROM activity_log WHERE entity = 'communication_workflow' "
+                                "AND entity_id = '%s'" % wid), "3")
+        text = self.fail_text("automate_communications", {"action": "get", "workflow_id": "workflow_1_none"})
+        self.assertIn("workflow workflow_1_none not found", text)
+        self.q("DELETE FROM communication_workflows WHERE workflow_id = '%s'" % wid)
+
     # ------------------------------------------------------------ scopes
 
     def test_read_key_cannot_write(self):
@@ -529,11 +743,20 @@ class CommunicationToolsTest(lib.TestCase):
                         ("send_personalized_email", self.email_args(target_client_ids=[self.cid("a1")], dry_run=True)),
                         ("manage_advocacy_program", {"action": "award_points", "advocate_id": "advocate_1_x", "points": 5}),
                         ("conduct_executive_review", {"action": "schedule_ebr", "client_id": self.cid("e"),
-                                                      "scheduled_date": "2099-01-01T00:00:00Z"})]:
+                                                      "scheduled_date": "2099-01-01T00:00:00Z"}),
+                        ("manage_community", {"action": "create_community", "community_name": "x",
+                                              "community_type": "forum"}),
+                        ("automate_newsletters", {"action": "manage_subscriptions", "client_id": self.cid("a1"),
+                                                  "subscription_action": "unsubscribe"}),
+                        ("automate_communications", {"action": "pause", "workflow_id": "workflow_1_x"})]:
                     st, _, _ = s.request_raw("tools/call", {"name": name, "arguments": args})
                     self.assertEqual(st, 403, name)
                 s.call_ok("manage_advocacy_program", {"action": "get_program_analytics"})
                 s.call_ok("conduct_executive_review", {"action": "list_upcoming_ebrs"})
+                s.call_ok("automate_communications", {"action": "list", "limit": 1})
+                s.call_ok("automate_newsletters", {"action": "list_newsletters", "limit": 1})
+                r = s.call_tool("manage_community", {"action": "get_analytics", "community_id": "community_1_x"})
+                self.assertIn("community community_1_x not found", r["content"][0]["text"])
                 r = s.call_tool("send_personalized_email", {"action": "get_status", "campaign_id": "campaign_1_x"})
                 self.assertIn("campaign campaign_1_x not found", r["content"][0]["text"])
             finally:
