@@ -78,7 +78,10 @@ BEGIN
     CREATE TEMP TABLE sp_t ON COMMIT DROP AS
     SELECT t.ticket_id, t.created_at, t.priority, t.category, t.sla_first_response_minutes AS fr, t.sla_resolution_minutes AS rs,
            substr(t.ticket_id, 5)::bigint AS num,
-           (t.status IN ('resolved', 'closed') OR t.created_at < v_now - interval '5 days') AS done,
+           -- resolved already, or older than its resolution target x 0.6-1.3 (a few open ones run late)
+           (t.status IN ('resolved', 'closed')
+            OR t.created_at < v_now - make_interval(mins => t.sla_resolution_minutes)
+                                      * (0.6 + 0.7 * csmcp.seed_rand(t.ticket_id || 'sp_done'))) AS done,
            row_number() OVER (ORDER BY t.created_at, t.ticket_id) AS rn
     FROM support_tickets t
     WHERE t.client_id ~ '^demo_[0-9]+$' AND substr(t.ticket_id, 5)::bigint BETWEEN 100000 AND 20000000
@@ -99,10 +102,9 @@ BEGIN
     FROM (
         SELECT s.ticket_id,
                CASE WHEN s.done AND u.reopen THEN 'reopened' WHEN s.done AND u.closed THEN 'closed' WHEN s.done THEN 'resolved'
-                    WHEN u.q < 0.30 THEN 'open' WHEN u.q < 0.60 THEN 'in_progress' WHEN u.q < 0.75 THEN 'waiting_on_customer'
-                    WHEN u.q < 0.85 THEN 'waiting_on_engineering' ELSE 'open' END AS status,
-               CASE WHEN NOT s.done AND u.q < 0.30 THEN NULL
-                    WHEN NOT s.done AND u.q >= 0.85 THEN NULL
+                    WHEN u.young AND (u.q < 0.30 OR u.q >= 0.85) THEN 'open' WHEN u.q < 0.60 THEN 'in_progress'
+                    WHEN u.q < 0.75 THEN 'waiting_on_customer' WHEN u.q < 0.85 THEN 'waiting_on_engineering' ELSE 'in_progress' END AS status,
+               CASE WHEN NOT s.done AND u.young AND (u.q < 0.30 OR u.q >= 0.85) THEN NULL
                     ELSE least(s.created_at + make_interval(secs => s.fr * 60 * u.f), v_now - (v_now - s.created_at) / 2) END AS fra,
                CASE WHEN s.done AND NOT u.reopen THEN greatest(least(s.created_at + make_interval(secs => s.rs * 60 * u.g), v_now - interval '1 hour'),
                                                                s.created_at + make_interval(secs => s.fr * 60 * u.f) + interval '10 minutes') END AS ra,
@@ -110,7 +112,7 @@ BEGIN
                     THEN least(greatest(least(s.created_at + make_interval(secs => s.rs * 60 * u.g), v_now - interval '1 hour'),
                                         s.created_at + make_interval(secs => s.fr * 60 * u.f) + interval '10 minutes') + make_interval(days => 1 + floor(u.q * 3)::int),
                                v_now) END AS ca,
-               CASE WHEN NOT s.done AND u.q < 0.30 THEN NULL
+               CASE WHEN NOT s.done AND u.young AND u.q < 0.30 THEN NULL
                     WHEN NOT s.done THEN CASE WHEN s.rn_open <= cardinality(agents) * 6 THEN agents[1 + (s.rn_open % cardinality(agents))] END
                     ELSE agents[1 + floor(csmcp.seed_rand(s.ticket_id || 'sp_ag') * cardinality(agents))::int] END AS agent,
                u.esc,
@@ -118,6 +120,8 @@ BEGIN
                     CASE WHEN u.r2 < 0.45 THEN 5 WHEN u.r2 < 0.75 THEN 4 WHEN u.r2 < 0.87 THEN 3 WHEN u.r2 < 0.95 THEN 2 ELSE 1 END END AS rating
         FROM (SELECT sp_t.*, row_number() OVER (PARTITION BY done ORDER BY created_at, ticket_id) AS rn_open FROM sp_t) s
         CROSS JOIN LATERAL (SELECT csmcp.seed_rand(s.ticket_id || 'sp_q') AS q,
+                                   -- not answered yet only while younger than 0.5-1.3 x its first-response target
+                                   s.created_at > v_now - make_interval(mins => s.fr) * (0.5 + 0.8 * csmcp.seed_rand(s.ticket_id || 'sp_y')) AS young,
                                    0.1 + 1.2 * power(csmcp.seed_rand(s.ticket_id || 'sp_f'), 2) AS f,
                                    0.05 + 1.2 * power(csmcp.seed_rand(s.ticket_id || 'sp_g'), 2) AS g,
                                    s.created_at < v_now - interval '10 days' AND csmcp.seed_rand(s.ticket_id || 'sp_cl') < 0.75 AS closed,
@@ -247,7 +251,7 @@ BEGIN
     SELECT published[1 + floor(csmcp.seed_rand(s.i || 'sp_va' || j) * cardinality(published))::int], a.client_id,
            v_now - make_interval(mins => floor(csmcp.seed_rand(s.i || 'sp_vt' || j) * 90 * 1440)::int)
     FROM accounts a CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i) s
-    CROSS JOIN LATERAL generate_series(1, floor(power(csmcp.seed_rand(s.i || 'sp_nv'), 1.3) * 30)::int) j
+    CROSS JOIN LATERAL generate_series(1, floor(power(csmcp.seed_rand(s.i || 'sp_nv'), 2) * 7)::int) j
     WHERE a.client_id ~ '^demo_[0-9]+$' AND cardinality(published) > 0;
     GET DIAGNOSTICS n_views = ROW_COUNT;
     INSERT INTO kb_searches (query, category, results, client_id, searched_at)
