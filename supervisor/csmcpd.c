@@ -127,6 +127,7 @@ void sup_view(struct sup_view *out)
     out->slots = &sup.slots;
     out->retired = &sup.retired;
     out->cfg_path = sup.cfg_path;
+    out->cfg = &sup.cfg;
     out->pid = sup.pid;
     out->started_ms = sup.started_ms;
     out->reloads_rejected = sup.reloads_rejected;

@@ -33,10 +33,13 @@ struct wio {
 };
 
 /* What the reports read of the core (csmcpd.c). Borrowed; valid until the next event. */
+struct cfg;
+
 struct sup_view {
     const struct slots *slots;
     const struct supm_table *retired; /* counters of exited workers */
     const char *cfg_path;
+    const struct cfg *cfg; /* the current generation's configuration */
     pid_t pid;
     int64_t started_ms;
     uint64_t reloads_rejected; /* invalid config or refused */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg.h"
 #include "csmcp_build.h"
 #include "ctl_codec.h"
 #include "handoff.h"
@@ -118,6 +119,12 @@ void sup_write_status(FILE *f)
                              : "starting");
         }
     }
+    /* issue 26: an operator who chose drop must see it wherever the server is looked at */
+    if (V.cfg && V.cfg->audit_on_failure)
+        fprintf(f, "audit: on_failure %s%s\n", V.cfg->audit_on_failure,
+                strcmp(V.cfg->audit_on_failure, "drop") == 0
+                    ? "  (WARNING: tool calls may be answered without an audit record)"
+                    : "  (no tool call is answered before its audit record is committed)");
     for (int i = 0; i < s->nslots && !s->shutdown; i++)
         if (!s->slot[i].cur && s->slot[i].pending)
             fprintf(f, "%-5d %-5u %-8s %-9s respawn in %lld ms (failure %u)\n", i, s->gen, "-",

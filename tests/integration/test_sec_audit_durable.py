@@ -209,6 +209,15 @@ class Durable(Base):
         m = self.d.admin("/metrics")[2].decode()
         self.assertIn("csmcp_audit_refuse_mode 0", m)
         self.assertIn("audit.on_failure = drop", self.d.log_tail(200))
+        st = self.d.ctl("status")
+        self.assertEqual(st.returncode, 0, st.stderr)
+        self.assertIn("audit: on_failure drop  (WARNING", st.stdout)
+
+    def test_status_names_refuse_mode(self):
+        self.start()
+        st = self.d.ctl("status")
+        self.assertEqual(st.returncode, 0, st.stderr)
+        self.assertIn("audit: on_failure refuse", st.stdout)
 
 
 PG_DATA = os.environ.get("CSMCP_TEST_PG_DATA") or os.path.join(lib.ROOT, "var", "test", "pg")
