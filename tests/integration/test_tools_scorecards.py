@@ -1,7 +1,11 @@
 """The scorecards category (issue 24) through csmcpd over MCP on hand-computed fixtures:
 resolve_account (pg_trgm fuzzy lookup: typos, partial names, e-mail domains, ranking, limit,
-validation). The expected similarities are computed here from the trigram definition (the
+validation); override_health_score (set, replace, clear, expiry by back-dated rows with no sleep,
+validation, audit rows); explain_health_score (contributions summing to the score before rounding,
+changes against the stored score, inputs, band, override). The expected similarities are computed here from the trigram definition (the
 rules in the tool's JSON), independently of PostgreSQL."""
+import datetime
+import random
 import re
 
 import data_util as du
@@ -27,6 +31,7 @@ class ScorecardsTest(lib.TestCase):
         cls.url = lib.database_url()
         cls.p = du.prefix()
         p = cls.p
+        t1 = random.randint(900000000, 949999999)
         du.psql(cls.url, (
             "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage, "
             "primary_contact_email, csm_assigned, health_score) VALUES "
@@ -35,9 +40,24 @@ class ScorecardsTest(lib.TestCase):
             "('{p}_2', 'Quandrix Holdings', 'Quandrix Holdings plc', 'starter', 'at_risk', "
             " NULL, NULL, 35), "
             "('{p}_3', 'Vellmora Foods', 'Vellmora Foods Inc', 'standard', 'active', "
-            " 'jo@vellmora.test', 'Sc Csm', 60);"
+            " 'jo@vellmora.test', 'Sc Csm', 60), "
+            "('{p}_4', 'Sc Explain', 'Sc Explain', 'standard', 'active', NULL, NULL, 62), "
+            "('{p}_5', 'Sc Override', 'Sc Override', 'standard', 'active', NULL, NULL, 70);"
+            # p_4: no contract (usage 50, payment 85), no usage (engagement 50), 2 P1 tickets
+            # (support 100 - 6 - 20 = 74), NPS 10 and 3 (NPS 0, satisfaction 50)
+            "INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, "
+            " requester_email, requester_name, sla_first_response_minutes, sla_resolution_minutes) "
+            "VALUES ('TKT-{t1}', '{p}_4', 's', 'd', 'P1', 'a@b.test', 'A', 60, 600), "
+            "       ('TKT-{t2}', '{p}_4', 's', 'd', 'P1', 'a@b.test', 'A', 60, 600);"
+            "INSERT INTO nps_responses (response_id, client_id, score) VALUES "
+            "('{p}_n1', '{p}_4', 10), ('{p}_n2', '{p}_4', 3);"
+            # the stored score explain compares with: 60/75/94/70/85 at the default weights
+            "INSERT INTO health_scores (client_id, calculated_at, usage_score, engagement_score, "
+            " support_score, satisfaction_score, payment_score, overall_score, trend, risk_level, "
+            " churn_probability, lookback_days) VALUES "
+            "('{p}_4', now() - interval '1 day', 60, 75, 94, 70, 85, 69, 'stable', 'medium', 0.31, 30);"
             "INSERT INTO contacts (client_id, name, email) VALUES "
-            "('{p}_3', 'Sam Brightpath', 'sam@brightpathx.test');").format(p=p))
+            "('{p}_3', 'Sam Brightpath', 'sam@brightpathx.test');").format(p=p, t1=t1, t2=t1 + 1))
         cls.d = lib.Csmcpd(workers=1).start()
         cls.s = cls.d.session()
         cls.schemas, cursor = {}, None
@@ -53,6 +73,9 @@ class ScorecardsTest(lib.TestCase):
         cls.s.close()
         cls.d.stop()
         du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
+
+    def q(self, sql):
+        return du.psql(self.url, sql)
 
     def cid(self, k):
         return "%s_%s" % (self.p, k)
@@ -141,3 +164,128 @@ class ScorecardsTest(lib.TestCase):
         self.invalid("resolve_account", {"query": "acme", "fuzzy": True})
         self.assertIn("query: at least 2 characters",
                       self.fail_text("resolve_account", {"query": " a  "}))
+
+    # ------------------------------------------------------------ override_health_score
+
+    def iso(self, **delta):
+        t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(**delta)
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def test_override_set_replace_expire_clear(self):
+        c = self.cid(5)
+        exp = self.iso(days=10)
+        out = self.call("override_health_score", {"action": "set", "client_id": c, "score": 30,
+                                                  "reason": "exec escalation", "expires_at": exp})
+        self.assertEqual((out["computed_score"], out["effective_score"]), (70, 30))
+        self.assertEqual(out["override"]["score"], 30)
+        self.assertEqual(out["override"]["days_remaining"], 9)  # 10 days less the call's seconds
+        self.assertIsNone(out["previous_override"])
+        ex = self.call("explain_health_score", {"client_id": c})
+        self.assertEqual(ex["effective_score"], 30)
+        self.assertEqual(ex["override"]["reason"], "exec escalation")
+        self.assertIn("overridden to 30", ex["summary"])
+        # a second set replaces the first
+        out = self.call("override_health_score", {"action": "set", "client_id": c, "score": 40,
+                                                  "reason": "renewal signed",
+                                                  "expires_at": self.iso(days=20)})
+        self.assertEqual((out["previous_override"]["score"], out["effective_score"]), (30, 40))
+        self.assertEqual(self.q("SELECT count(*) FROM health_overrides WHERE client_id = '%s' "
+                                "AND cleared_at IS NULL" % c), "1")
+        self.assertEqual(self.q("SELECT clear_reason FROM health_overrides WHERE client_id = '%s' "
+                                "AND score = 30" % c), "replaced by a new override")
+        # expiry: back-date the active override; nothing else writes, the computed score is back
+        self.q("UPDATE health_overrides SET set_at = now() - interval '21 days', "
+               "expires_at = now() - interval '1 second' WHERE client_id = '%s' "
+               "AND cleared_at IS NULL" % c)
+        self.assertEqual(self.q("SELECT csmcp.effective_health_score('%s')" % c), "70")
+        ex = self.call("explain_health_score", {"client_id": c})
+        self.assertIsNone(ex["override"])
+        self.assertEqual(ex["effective_score"], ex["computed_score"])
+        self.assertIn("has no active health override (the last one expired at",
+                      self.fail_text("override_health_score", {"action": "clear", "client_id": c}))
+        # a new set after expiry closes the expired one; then clear
+        self.call("override_health_score", {"action": "set", "client_id": c, "score": 55,
+                                            "reason": "check-in", "expires_at": self.iso(days=1)})
+        self.assertEqual(self.q("SELECT clear_reason FROM health_overrides WHERE client_id = '%s' "
+                                "AND score = 40" % c),
+                         "expired; closed when a new override was set")
+        out = self.call("override_health_score", {"action": "clear", "client_id": c,
+                                                  "reason": "resolved"})
+        self.assertEqual((out["previous_override"]["score"], out["effective_score"]), (55, 70))
+        self.assertIsNone(out["override"])
+        self.assertEqual(self.q("SELECT string_agg(action || ':' || coalesce(old_values->>'score', '-') "
+                                "|| '>' || coalesce(new_values->>'score', new_values->>'clear_reason'), "
+                                "',' ORDER BY activity_id) FROM activity_log WHERE client_id = '%s' "
+                                "AND entity = 'health_override'" % c),
+                         "set_health_override:->30,set_health_override:30>40,"
+                         "set_health_override:->55,clear_health_override:55>resolved")
+
+    def test_override_validation(self):
+        c = self.cid(1)
+        self.invalid("override_health_score", {"action": "set", "client_id": c, "score": 101,
+                                               "reason": "x y z", "expires_at": self.iso(days=1)},
+                     "score")
+        self.invalid("override_health_score", {"action": "pause", "client_id": c}, "action")
+        self.invalid("override_health_score", {"client_id": c})
+        self.assertIn("expires_at: at most 180 days ahead", self.fail_text(
+            "override_health_score", {"action": "set", "client_id": c, "score": 10,
+                                      "reason": "why not", "expires_at": self.iso(days=181)}))
+        self.assertIn("is not in the future", self.fail_text(
+            "override_health_score", {"action": "set", "client_id": c, "score": 10,
+                                      "reason": "why not", "expires_at": self.iso(days=-1)}))
+        self.assertIn("is not a date-time", self.fail_text(
+            "override_health_score", {"action": "set", "client_id": c, "score": 10,
+                                      "reason": "why not", "expires_at": "next tuesday"}))
+        self.assertIn("expires_at: required", self.fail_text(
+            "override_health_score", {"action": "set", "client_id": c, "score": 10,
+                                      "reason": "why not"}))
+        self.assertIn("reason: required", self.fail_text(
+            "override_health_score", {"action": "set", "client_id": c, "score": 10,
+                                      "expires_at": self.iso(days=1)}))
+        self.assertIn("only used with action set", self.fail_text(
+            "override_health_score", {"action": "clear", "client_id": c, "score": 10}))
+        self.assertIn("account %s has no active health override" % c, self.fail_text(
+            "override_health_score", {"action": "clear", "client_id": c}))
+        self.assertIn("not found", self.fail_text(
+            "override_health_score", {"action": "clear", "client_id": self.cid("nope")}))
+
+    # ------------------------------------------------------------ explain_health_score
+
+    def test_explain_contributions(self):
+        out = self.call("explain_health_score", {"client_id": self.cid(4)})
+        got = {m["measure"]: (m["value"], m["weight"], m["contribution"],
+                              m["previous_contribution"], m["contribution_change"])
+               for m in out["measures"]}
+        self.assertEqual([m["measure"] for m in out["measures"]],
+                         ["usage", "engagement", "support", "satisfaction", "payment"])
+        exp = {"usage": (50, 0.35, 17.5, 21.0, -3.5),
+               "engagement": (50, 0.25, 12.5, 18.75, -6.25),
+               "support": (74, 0.15, 11.1, 14.1, -3.0),
+               "satisfaction": (50, 0.15, 7.5, 10.5, -3.0),
+               "payment": (85, 0.10, 8.5, 8.5, 0.0)}
+        for k, v in exp.items():
+            for a, b in zip(got[k], v):
+                self.assertAlmostEqual(float(a), b, places=9, msg=k)
+        self.assertAlmostEqual(float(out["score_before_rounding"]), 57.1, places=9)
+        self.assertAlmostEqual(sum(float(m["contribution"]) for m in out["measures"]),
+                               float(out["score_before_rounding"]), places=9)
+        self.assertEqual(out["computed_score"], 57)
+        self.assertEqual(out["effective_score"], 57)
+        self.assertEqual(out["grading"], {"min": 50, "max": 64, "label": "high", "color": "orange"})
+        self.assertEqual(out["previous_score"]["overall_score"], 69)
+        inputs = {m["measure"]: m["inputs"] for m in out["measures"]}
+        self.assertEqual(inputs["support"], "2 tickets opened, 2 of them P0/P1, in 30 days")
+        self.assertEqual(inputs["satisfaction"],
+                         "NPS 0.00 from 2 responses (1 promoters, 1 detractors) in 30 days")
+        self.assertEqual(inputs["usage"], "no active contract with licensed seats: neutral 50")
+        self.assertEqual(inputs["engagement"], "no day with usage recorded: neutral 50")
+        self.assertEqual(inputs["payment"], "no active contract: 85")
+        self.assertIsNone(out["override"])
+
+    def test_explain_without_stored_score_and_not_found(self):
+        out = self.call("explain_health_score", {"client_id": self.cid(3)})
+        self.assertIsNone(out["previous_score"])
+        self.assertTrue(all(m["contribution_change"] is None for m in out["measures"]))
+        self.assertIn("not found", self.fail_text("explain_health_score",
+                                                  {"client_id": self.cid("nope")}))
+        self.invalid("explain_health_score", {}, None)

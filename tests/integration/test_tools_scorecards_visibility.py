@@ -144,3 +144,18 @@ class ReadOnlyServer(lib.TestCase):
     def test_read_tool_served(self):
         r = self.s.call_tool("list_clients", {"limit": 1})
         self.assertFalse(r.get("isError"), r)
+
+
+class ScorecardsScopes(ToolVisibility):
+    """The scorecards tools' own scopes: a read key may resolve and explain, not override."""
+
+    def test_read_key_refused_override(self):
+        s = self.d.session(token=self.keys["read"])
+        try:
+            st, _, _ = s.request_raw("tools/call", {"name": "override_health_score", "arguments": {
+                "action": "clear", "client_id": "nobody"}})
+            self.assertEqual(st, 403)
+            r = s.call_tool("resolve_account", {"query": "zzqvxkpw"})
+            self.assertFalse(r.get("isError"), r)
+        finally:
+            s.close()
