@@ -645,3 +645,132 @@ class VoiceOfCustomerTest(lib.TestCase):
                 s.close()
         finally:
             d.stop()
+
+
+class CsMetricsTest(lib.TestCase):
+    """track_cs_metrics on accounts with hand-made CSAT/CES/NPS responses and churn events;
+    period = days 1..10 ago, previous = days 11..20 ago."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        c = cls.cid
+        s = []
+        for k in ("m1", "m2", "m3", "m4"):
+            s.append("INSERT INTO accounts (client_id, client_name, company_name, tier, created_at) VALUES ('%s', '%s', 'F', "
+                     "'enterprise', now() - interval '400 days');" % (c(k), k.upper()))
+        k = [0]
+
+        def resp(acc, typ, scores, days_ago):
+            out = []
+            for sc in scores:
+                k[0] += 1
+                out.append("INSERT INTO csat_responses (response_id, client_id, survey_type, score, responded_at) VALUES "
+                           "('%s-r%d', '%s', '%s', %d, now() - interval '%d days');" % (cls.p, k[0], c(acc), typ, sc, days_ago))
+            return out
+        s += resp("m1", "csat", [5, 4, 4, 5, 4], 3)          # 4.4 now
+        s += resp("m1", "csat", [4, 4], 15)                  # 4.0 before -> +10 % up
+        s += resp("m2", "csat", [5, 4, 4, 5, 4], 3)          # 4.4 now
+        s += resp("m2", "csat", [5, 5, 5, 4, 5], 15)         # 4.8 before -> -8.3 % down
+        s += resp("m3", "csat", [5, 4, 4, 4, 4], 3)          # 4.2 now
+        s += resp("m3", "csat", [4], 15)                     # 4.0 before -> +5.0 % flat
+        s += resp("m1", "ces", [3, 3], 3) + resp("m1", "ces", [4], 15)   # 3.0 vs 4.0: -25 % down
+        s += ["INSERT INTO nps_responses (response_id, client_id, score, responded_at) VALUES "
+              "('%s-n1', '%s', 10, now() - interval '2 days'), ('%s-n2', '%s', 9, now() - interval '2 days'), "
+              "('%s-n3', '%s', 8, now() - interval '2 days'), ('%s-n4', '%s', 2, now() - interval '2 days');"
+              % (cls.p, c("m4"), cls.p, c("m4"), cls.p, c("m4"), cls.p, c("m4")),
+              "INSERT INTO revenue_events (client_id, kind, arr_delta, occurred_on) VALUES ('%s', 'churn', -1000, csmcp.today() - 4);" % c("m4")]
+        du.psql(cls.url, "\n".join(s))
+        cls.d = lib.Csmcpd(workers=1).start()
+        cls.s = cls.d.session()
+        cls.schema = {t["name"]: t for t in cls.s.request("tools/list")["tools"]}["track_cs_metrics"]["outputSchema"]
+
+    @classmethod
+    def tearDownClass(cls):
+        du.psql(cls.url, "DELETE FROM cs_metric_benchmarks WHERE source = '%s'" % cls.p)
+        cls.s.close()
+        cls.d.stop()
+
+    @classmethod
+    def cid(cls, k):
+        return "%s_%s" % (cls.p, k)
+
+    def metric(self, k, mtype, **kw):
+        a = {"metric_type": mtype, "client_id": self.cid(k), "period_start": day(10), "period_end": day(1)}
+        a.update(kw)
+        out = self.s.call_ok("track_cs_metrics", a)
+        self.assertEqual(du.schema_errors(self.schema, out), [])
+        return out
+
+    def bench(self, mtype, value):
+        du.psql(self.url, "INSERT INTO cs_metric_benchmarks (metric_type, value, source) VALUES ('%s', %s, '%s') "
+                          "ON CONFLICT (metric_type) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source" % (mtype, value, self.p))
+
+    def test_1_portfolio_trailing_benchmark(self):
+        du.psql(self.url, "DELETE FROM cs_metric_benchmarks WHERE metric_type = 'csat'")
+        out = self.metric("m1", "csat")
+        want = du.psql(self.url, "SELECT round(avg(score), 2) FROM csat_responses WHERE survey_type = 'csat' AND "
+                                 "responded_at >= (csmcp.today() - 365)::timestamp AT TIME ZONE 'UTC' AND "
+                                 "responded_at < (csmcp.today())::timestamp AT TIME ZONE 'UTC'")
+        self.assertEqual(out["benchmarks"]["source"], "portfolio_trailing_12_months")
+        self.assertEqual(out["benchmarks"]["value"], float(want))
+
+    def test_2_trend_and_health_bands(self):
+        self.bench("csat", 4.0)
+        cm = self.metric("m1", "csat")["current_metrics"]
+        self.assertEqual((cm["value"], cm["previous_value"], cm["percent_change"], cm["trend_direction"]), (4.4, 4.0, 10.0, "up"))
+        self.assertEqual((cm["formatted"], cm["health_status"]), ("4.4/5.0", "excellent"))   # ratio 1.1 exactly
+        out = self.metric("m2", "csat")
+        cm = out["current_metrics"]
+        self.assertEqual((cm["percent_change"], cm["trend_direction"]), (-8.3, "down"))
+        self.assertEqual(cm["health_status"], "good")           # ratio 1.1 but trend down
+        self.assertEqual(out["benchmarks"], {"value": 4.0, "source": self.p, "ratio": 1.1})
+        cm = self.metric("m3", "csat")["current_metrics"]
+        self.assertEqual((cm["percent_change"], cm["trend_direction"]), (5.0, "flat"))   # +5.0 % is not > 5
+        for value, status in ((4.01, "good"), (4.4, "good"), (4.6, "good"), (4.8, "fair"), (5.0, "fair"), (5.2, "poor")):
+            self.bench("csat", value)
+            self.assertEqual(self.metric("m1", "csat")["current_metrics"]["health_status"], status, value)
+        # lower is better (ces): 3.0 vs 4.0 -> down; ratio 3.0 / b
+        for value, status in ((3.4, "excellent"), (3.0, "good"), (2.8, "fair"), (2.6, "poor")):
+            self.bench("ces", value)
+            out = self.metric("m1", "ces")
+            self.assertTrue(out["lower_is_better"])
+            self.assertEqual((out["current_metrics"]["value"], out["current_metrics"]["trend_direction"]), (3.0, "down"))
+            self.assertEqual(out["current_metrics"]["health_status"], status, value)
+        self.assertEqual(out["current_metrics"]["formatted"], "3.0/7.0")
+
+    def test_3_nps_churn_and_buckets(self):
+        out = self.metric("m4", "nps", include_benchmarks=False)
+        # 2 promoters, 1 passive, 1 detractor of 4: 50 - 25 = 25
+        self.assertEqual((out["current_metrics"]["value"], out["current_metrics"]["formatted"]), (25.0, "25"))
+        self.assertIsNone(out["benchmarks"])
+        self.assertIsNone(out["current_metrics"]["trend_direction"])  # no previous responses
+        out = self.metric("m4", "churn_rate")
+        self.assertEqual((out["current_metrics"]["value"], out["current_metrics"]["previous_value"]), (1.0, 0.0))
+        self.assertEqual((out["current_metrics"]["trend_direction"], out["current_metrics"]["percent_change"]), ("up", None))
+        self.assertEqual(out["current_metrics"]["formatted"], "100.0%")
+        self.assertEqual(self.metric("m4", "retention_rate")["current_metrics"]["value"], 0.0)
+        self.assertEqual(self.metric("m1", "churn_rate")["current_metrics"]["value"], 0.0)
+        out = self.metric("m1", "csat", granularity="daily")
+        pts = out["trend_data"]
+        self.assertEqual(len(pts), 10)
+        self.assertEqual((pts[0]["period_start"], pts[-1]["period_end"]), (day(10), day(1)))
+        self.assertEqual([p["value"] for p in pts if p["value"] is not None], [4.4])
+        weekly = self.metric("m1", "csat", granularity="weekly")["trend_data"]
+        self.assertEqual((weekly[0]["period_start"], weekly[-1]["period_end"]), (day(10), day(1)))
+        for a, b in zip(weekly, weekly[1:]):
+            self.assertEqual(datetime.date.fromisoformat(a["period_end"]) + datetime.timedelta(days=1),
+                             datetime.date.fromisoformat(b["period_start"]))
+        seg = self.metric("m1", "csat", segment_by=["tier", "industry"])["segmented_data"]
+        self.assertEqual(seg["tier"], {"starter": None, "standard": None, "professional": None, "enterprise": 4.4})
+        self.assertEqual(list(seg["industry"].values()), [4.4])
+
+    def test_4_refusals(self):
+        for bad in ({"metric_type": "arr"}, {"metric_type": "nps", "granularity": "hourly"}, {"metric_type": "nps", "segment_by": ["region"]}):
+            r = self.s.call_tool("track_cs_metrics", bad)
+            self.assertTrue(r.get("isError"), bad)
+        r = self.s.call_tool("track_cs_metrics", {"metric_type": "nps", "granularity": "daily", "period_start": day(400), "period_end": day(0)})
+        self.assertIn("daily allows at most 366 days", r["content"][0]["text"])
+        r = self.s.call_tool("track_cs_metrics", {"metric_type": "nps", "client_id": self.cid("nobody")})
+        self.assertIn("client not found", r["content"][0]["text"])
