@@ -174,8 +174,11 @@ class AutonomousToolsTest(lib.TestCase):
                    "('%s_o2_m4', '%s_o2', 4, 'Adoption', 4, 4, NULL, 'not_started', NULL)"
                    % (p, p, d(7), p, p, d(6), p, p, d(14), p, p, p, p, p, p, p, p))
         sql.append("INSERT INTO onboarding_tasks (milestone_id, title, due_date, status) VALUES "
-                   "('%s_o1_m2', '%s task late', '%s', 'open'), ('%s_o1_m2', '%s task due today', '%s', 'open'), "
-                   "('%s_o1_m2', '%s task blocked', NULL, 'blocked')" % (p, p, d(1), p, p, d(0), p, p))
+                   "('%s_o1_m2', '%s task late', '%s', 'open'), ('%s_o1_m2', '%s task due today', '%s', 'open')"
+                   % (p, p, d(1), p, p, d(0)))
+        # a blocked task names its blocker (migration 0233)
+        sql.append("INSERT INTO onboarding_tasks (milestone_id, title, status, blocker) "
+                   "VALUES ('%s_o1_m2', '%s task blocked', 'blocked', 'waiting on SSO')" % (p, p))
         sql.append("INSERT INTO onboarding_automation_triggers (plan_id, trigger_type, monitor) VALUES "
                    "('%s_o1', 'task_overdue', 'onboarding_progress'), ('%s_o1', 'blocker_identified', 'onboarding_progress')"
                    % (p, p))
