@@ -143,7 +143,7 @@ class TestRunbookCommands(unittest.TestCase):
         with open(os.path.join(self.d.dir, "credentials", "session_secret")) as f:
             self.assertRegex(f.read(), r"^[0-9a-f]{64}$")
         self.assertEqual(self.pg.psql("SELECT rolconnlimit FROM pg_roles WHERE rolname = 'csmcp_owner'").strip(),
-                         "100")
+                         "110")
 
     def test_upgrade(self):
         self.run_file("upgrade.md")
