@@ -56,8 +56,56 @@ class ScorecardsTest(lib.TestCase):
             " support_score, satisfaction_score, payment_score, overall_score, trend, risk_level, "
             " churn_probability, lookback_days) VALUES "
             "('{p}_4', now() - interval '1 day', 60, 75, 94, 70, 85, 69, 'stable', 'medium', 0.31, 30);"
+            # movers: baselines 8 days old (m5's only 3 days: no baseline for days = 7)
+            "INSERT INTO accounts (client_id, client_name, company_name, health_score) VALUES "
+            "('{p}_m1', 'Sc M1', 'Sc M1', 40), ('{p}_m2', 'Sc M2', 'Sc M2', 70), "
+            "('{p}_m3', 'Sc M3', 'Sc M3', 69), ('{p}_m4', 'Sc M4', 'Sc M4', 50), "
+            "('{p}_m5', 'Sc M5', 'Sc M5', 10);"
+            "INSERT INTO health_scores (client_id, calculated_at, usage_score, engagement_score, "
+            " support_score, satisfaction_score, payment_score, overall_score, trend, risk_level, "
+            " churn_probability, lookback_days) VALUES "
+            "('{p}_m1', now() - interval '8 days', 60, 75, 94, 70, 85, 60, 'stable', 'high', 0.4, 30), "
+            "('{p}_m1', now() - interval '1 hour', 30, 75, 94, 70, 85, 40, 'declining', 'critical', 0.6, 30), "
+            "('{p}_m2', now() - interval '8 days', 60, 75, 94, 70, 85, 60, 'stable', 'high', 0.4, 30), "
+            "('{p}_m3', now() - interval '8 days', 60, 75, 94, 70, 85, 60, 'stable', 'high', 0.4, 30), "
+            "('{p}_m4', now() - interval '8 days', 60, 75, 94, 70, 85, 80, 'stable', 'low', 0.2, 30), "
+            "('{p}_m5', now() - interval '3 days', 60, 75, 94, 70, 85, 80, 'stable', 'low', 0.2, 30);"
+            "INSERT INTO health_overrides (client_id, score, reason, set_by, set_at, expires_at) VALUES "
+            "('{p}_m4', 75, 'fixture', 'test', now() - interval '1 day', now() + interval '1 day');"
+            "INSERT INTO contracts (contract_id, client_id, tier, contract_value, start_date, end_date) "
+            "VALUES ('{p}_cm1', '{p}_m1', 'standard', 12345, current_date - 100, current_date + 265);"
+            # worklist of CSM 'Sc Csm {p}': hand-computed priorities in test_worklist_order
+            "INSERT INTO accounts (client_id, client_name, company_name, health_score, status, "
+            " csm_assigned) VALUES "
+            "('{p}_w1', 'Sc W1', 'Sc W1', 40, 'active', 'Sc Csm {p}'), "
+            "('{p}_w2', 'Sc W2', 'Sc W2', 80, 'active', 'Sc Csm {p}'), "
+            "('{p}_w3', 'Sc W3', 'Sc W3', 90, 'active', 'Sc Csm {p}'), "
+            "('{p}_w4', 'Sc W4', 'Sc W4', 30, 'active', 'Sc Csm {p}'), "
+            "('{p}_w5', 'Sc W5', 'Sc W5', 10, 'churned', 'Sc Csm {p}'), "
+            "('{p}_w6', 'Sc W6', 'Sc W6', 20, 'active', 'Sc Csm {p}');"
+            "INSERT INTO contracts (contract_id, client_id, tier, contract_value, start_date, end_date) "
+            "VALUES ('{p}_c1', '{p}_w1', 'standard', 100000, current_date - 100, current_date + 200), "
+            "('{p}_c2', '{p}_w2', 'standard', 150000, current_date - 300, current_date + 30), "
+            "('{p}_c3', '{p}_w3', 'standard', 50000, current_date - 10, current_date + 400), "
+            "('{p}_c4', '{p}_w4', 'standard', 10000, current_date - 10, current_date + 300), "
+            "('{p}_c5', '{p}_w5', 'standard', 90000, current_date - 10, current_date + 20);"
+            "INSERT INTO invoices (invoice_id, contract_id, client_id, amount, issued_on, due_on) "
+            "VALUES ('{p}_i3', '{p}_c3', '{p}_w3', 10, current_date - 40, current_date - 10), "
+            "('{p}_i4', '{p}_c4', '{p}_w4', 10, current_date - 40, current_date - 10);"
+            "INSERT INTO invoices (invoice_id, contract_id, client_id, amount, issued_on, due_on, paid_on) "
+            "VALUES ('{p}_i5', '{p}_c3', '{p}_w3', 10, current_date - 40, current_date + 10, current_date - 1);"
+            "INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, status, "
+            " requester_email, requester_name, sla_first_response_minutes, sla_resolution_minutes) "
+            "VALUES ('TKT-{t3}', '{p}_w3', 's', 'd', 'P1', 'open', 'a@b.test', 'A', 60, 600), "
+            "('TKT-{t4}', '{p}_w3', 's', 'd', 'P0', 'in_progress', 'a@b.test', 'A', 60, 600), "
+            "('TKT-{t5}', '{p}_w3', 's', 'd', 'P1', 'reopened', 'a@b.test', 'A', 60, 600), "
+            "('TKT-{t6}', '{p}_w3', 's', 'd', 'P0', 'resolved', 'a@b.test', 'A', 60, 600), "
+            "('TKT-{t7}', '{p}_w3', 's', 'd', 'P2', 'open', 'a@b.test', 'A', 60, 600);"
+            "INSERT INTO health_overrides (client_id, score, reason, set_by, expires_at) VALUES "
+            "('{p}_w4', 95, 'fixture', 'test', now() + interval '5 days');"
             "INSERT INTO contacts (client_id, name, email) VALUES "
-            "('{p}_3', 'Sam Brightpath', 'sam@brightpathx.test');").format(p=p, t1=t1, t2=t1 + 1))
+            "('{p}_3', 'Sam Brightpath', 'sam@brightpathx.test');").format(p=p, t1=t1, t2=t1 + 1, t3=t1 + 2, t4=t1 + 3, t5=t1 + 4, t6=t1 + 5,
+                     t7=t1 + 6))
         cls.d = lib.Csmcpd(workers=1).start()
         cls.s = cls.d.session()
         cls.schemas, cursor = {}, None
@@ -289,3 +337,81 @@ class ScorecardsTest(lib.TestCase):
         self.assertIn("not found", self.fail_text("explain_health_score",
                                                   {"client_id": self.cid("nope")}))
         self.invalid("explain_health_score", {}, None)
+
+    # ------------------------------------------------------------ find_health_movers
+
+    def movers(self, **args):
+        args.setdefault("limit", 1000)
+        out = self.call("find_health_movers", args)
+        self.assertLessEqual(len(out["movers"]), out["total"])
+        self.assertEqual(out["total"], out["up"] + out["down"])
+        return {m["client_id"][len(self.p) + 1:]: m for m in out["movers"]
+                if m["client_id"].startswith(self.p + "_m")}, out
+
+    def test_movers_at_the_min_change_boundary(self):
+        got, out = self.movers(days=7)
+        self.assertEqual(sorted(got), ["m1", "m2"])  # m3 moved 9, m4 5 (override), m5 no baseline
+        m1, m2 = got["m1"], got["m2"]
+        self.assertEqual((m1["from_score"], m1["to_score"], m1["change"], m1["direction"]),
+                         (60, 40, -20, "down"))
+        self.assertEqual(m1["measure_moved_most"]["measure"], "usage")
+        self.assertAlmostEqual(float(m1["measure_moved_most"]["contribution_change"]), -10.5)
+        self.assertEqual(float(m1["arr"]), 12345.0)
+        self.assertEqual((m2["from_score"], m2["to_score"], m2["change"], m2["direction"]),
+                         (60, 70, 10, "up"))  # exactly min_change: listed
+        self.assertIsNone(m2["measure_moved_most"])
+        self.assertEqual(float(m2["arr"]), 0.0)
+        self.assertEqual(out["min_change"], 10)
+        got, _ = self.movers(days=7, min_change=9)
+        self.assertEqual(sorted(got), ["m1", "m2", "m3"])
+        got, _ = self.movers(days=7, min_change=5)
+        self.assertEqual(sorted(got), ["m1", "m2", "m3", "m4"])
+        m4 = got["m4"]
+        self.assertEqual((m4["from_score"], m4["to_score"], m4["change"], m4["from_overridden"],
+                          m4["to_overridden"]), (80, 75, -5, False, True))
+        got, _ = self.movers(days=7, direction="up")
+        self.assertEqual(sorted(got), ["m2"])
+        got, _ = self.movers(days=7, direction="down")
+        self.assertEqual(sorted(got), ["m1"])
+        got, _ = self.movers(days=2)  # m5's baseline is 3 days old: it moved 80 -> 10
+        self.assertEqual(got["m5"]["change"], -70)
+        self.invalid("find_health_movers", {"min_change": 0}, "min_change")
+        self.invalid("find_health_movers", {"direction": "sideways"}, "direction")
+        self.invalid("find_health_movers", {"days": 366}, "days")
+
+    # ------------------------------------------------------------ prioritize_portfolio
+
+    def test_worklist_order(self):
+        csm = "Sc Csm %s" % self.p
+        out = self.call("prioritize_portfolio", {"csm_assigned": csm})
+        self.assertEqual(out["weights"], {"renewal_90d": 1.0, "critical_ticket": 0.5,
+                                          "overdue_invoice": 1.0})
+        got = [(a["client_id"][len(self.p) + 1:], float(a["priority_score"]), a["top_reason_code"],
+                a["next_action"]) for a in out["accounts"]]
+        self.assertEqual(got, [
+            # 150000 x 0.20 x (1 + 1 renewal in 30 days) = 60000; tie with w1, more ARR first
+            ("w2", 60000.0, "renewal", "Prepare the renewal due in 30 days (track_renewals, "
+                                       "negotiate_renewals)"),
+            # 100000 x 0.60 = 60000
+            ("w1", 60000.0, "churn_risk", "Escalate to an executive sponsor"),
+            # 50000 x 0.10 x (1 + 0.5 x 3 open P0/P1 + 1 overdue) = 17500
+            ("w3", 17500.0, "critical_tickets", "Review the 3 open P0/P1 ticket(s) with the "
+                                                "support lead"),
+            # override 95: 10000 x 0.05 x (1 + 1 overdue) = 1000
+            ("w4", 1000.0, "overdue_invoices", "Follow up the 1 overdue invoice(s) with billing"),
+            # no contract: ARR 0
+            ("w6", 0.0, "churn_risk", "Escalate to an executive sponsor")])
+        self.assertEqual(out["total"], 5)  # w5 is churned
+        self.assertEqual(float(out["total_priority"]), 138500.0)
+        w4 = out["accounts"][3]
+        self.assertEqual((w4["effective_score"], w4["computed_score"], w4["overridden"],
+                          float(w4["churn_probability"])), (95, 30, True, 0.05))
+        w3 = out["accounts"][2]
+        self.assertEqual((w3["open_critical_tickets"], w3["overdue_invoices"]), (3, 1))
+        page = self.call("prioritize_portfolio", {"csm_assigned": csm, "limit": 2, "offset": 2})
+        self.assertEqual([a["client_id"] for a in page["accounts"]],
+                         [self.cid("w3"), self.cid("w4")])
+        self.assertEqual(page["total"], 5)
+        none = self.call("prioritize_portfolio", {"csm_assigned": "Nobody %s" % self.p})
+        self.assertEqual((none["accounts"], none["total"]), ([], 0))
+        self.invalid("prioritize_portfolio", {"limit": 0}, "limit")
