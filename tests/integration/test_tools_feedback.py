@@ -774,3 +774,42 @@ class CsMetricsTest(lib.TestCase):
         self.assertIn("daily allows at most 366 days", r["content"][0]["text"])
         r = self.s.call_tool("track_cs_metrics", {"metric_type": "nps", "client_id": self.cid("nobody")})
         self.assertIn("client not found", r["content"][0]["text"])
+
+
+class SeededDemoTest(lib.TestCase):
+    """The demo seed (csmcp.seed_part_feedback) gives every tool something to answer: feedback of
+    all five labels over the year, responses, CES, insights with roadmap links."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.d = lib.Csmcpd(workers=1).start()
+        cls.s = cls.d.session()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.close()
+        cls.d.stop()
+
+    def test_seeded_data_is_meaningful(self):
+        seeded = int(du.psql(self.url, "SELECT count(*) FROM feedback WHERE feedback_id LIKE 'FB-9%' AND created_by = 'seed'"))
+        self.assertGreater(seeded, 0, "seed_part_feedback did not run on the test database")
+        out = self.s.call_ok("analyze_feedback_sentiment", {"period_start": day(364)})
+        self.assertGreaterEqual(out["total_feedback"], seeded)
+        self.assertTrue(all(v > 0 for v in out["sentiment_breakdown"]["counts"].values()), out["sentiment_breakdown"])
+        self.assertTrue(out["themes"]["top_negative"])
+        loop = self.s.call_ok("manage_voice_of_customer", {"action": "track_feedback_loop", "report_type": "annual"})["loop"]
+        self.assertGreater(loop["responded"], 0)
+        self.assertLess(loop["responded"], loop["needing_follow_up"])
+        ces = self.s.call_ok("track_cs_metrics", {"metric_type": "ces", "period_start": day(364)})["current_metrics"]
+        self.assertIsNotNone(ces["value"])
+        rep = self.s.call_ok("manage_voice_of_customer", {"action": "create_voc_report", "report_type": "annual"})["report"]
+        self.assertGreater(rep["product_insights"]["count"], 0)
+        self.assertGreater(rep["product_insights"]["on_roadmap"], 0)
+        urg = du.psql(self.url, "SELECT count(DISTINCT urgency) FROM product_insights WHERE insight_id LIKE 'PI-9%'")
+        self.assertGreaterEqual(int(urg), 3)
+        # seeded rows follow the same rules as collect_feedback
+        bad = du.psql(self.url, "SELECT count(*) FROM feedback WHERE feedback_id LIKE 'FB-9%' AND "
+                                "(sentiment <> csmcp.fb_sentiment(title, content)->>'sentiment' OR "
+                                "assigned_to <> csmcp.fb_route(feedback_type, category, priority, sentiment)->>'assigned_to')")
+        self.assertEqual(bad, "0")

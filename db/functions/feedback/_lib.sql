@@ -107,3 +107,41 @@ LANGUAGE sql STABLE AS $$
         'escalation_required', f.escalation_required, 'metadata', f.metadata,
         'response', f.response, 'responded_at', f.responded_at, 'created_at', f.created_at)
 $$;
+
+-- Routing of a feedback item (collect_feedback and the seed): follow-up, its days, escalation, assignee.
+CREATE OR REPLACE FUNCTION csmcp.fb_route(p_type text, p_category text, p_priority text, p_label text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT jsonb_build_object(
+        'follow_up_required', p_label IN ('negative', 'very_negative') OR p_priority IN ('critical', 'high')
+                              OR p_type IN ('bug_report', 'feature_request'),
+        'follow_up_days', CASE p_priority WHEN 'critical' THEN 1 WHEN 'high' THEN 3 WHEN 'medium' THEN 7 ELSE 14 END,
+        'escalation_required', p_priority = 'critical' OR (p_label = 'very_negative' AND p_priority = 'high'),
+        'assigned_to', CASE WHEN p_type IN ('bug_report', 'feature_request') THEN 'product-team@company.com'
+                            WHEN lower(btrim(p_category)) IN ('support', 'service') THEN 'support-team@company.com'
+                            WHEN lower(btrim(p_category)) = 'billing' THEN 'finance-team@company.com'
+                            WHEN p_priority = 'critical' THEN 'cs-leadership@company.com'
+                            ELSE 'cs-team@company.com' END)
+$$;
+
+-- Scoring of a product insight (share_product_insights and the seed): business value, urgency,
+-- executive escalation and effort from the type, priority, accounts, feedback items and their mean score.
+CREATE OR REPLACE FUNCTION csmcp.fb_insight_scoring(p_type text, p_priority text, p_accounts integer, p_feedback integer, p_avg numeric)
+RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    WITH r AS (
+        SELECT least(p_accounts / 2.5, 4) AS cp,
+               CASE p_priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0.5 END AS pp,
+               least(p_feedback / 5.0, 2) AS fp,
+               CASE WHEN p_avg < -0.3 THEN 1.0 ELSE 0.5 END AS sp
+    ), v AS (SELECT r.*, cp + pp + fp + sp AS raw, round(least(cp + pp + fp + sp, 10), 1) AS value FROM r)
+    SELECT jsonb_build_object(
+        'customers_points', round(cp, 2), 'priority_points', pp, 'feedback_points', round(fp, 2), 'sentiment_points', sp,
+        'uncapped', round(raw, 2), 'value', value,
+        'urgency', CASE WHEN p_priority = 'critical' OR value >= 8.0 THEN 'urgent'
+                        WHEN p_priority = 'high' OR value >= 6.0 THEN 'high'
+                        WHEN value >= 4.0 THEN 'medium' ELSE 'normal' END,
+        'executive_escalation', p_priority = 'critical' OR (p_priority = 'high' AND p_accounts >= 5) OR value >= 8.0,
+        'effort', CASE WHEN p_type = 'bug_report' AND p_priority IN ('critical', 'high') THEN 'Small to Medium'
+                       WHEN p_type = 'bug_report' THEN 'Small'
+                       WHEN p_type = 'feature_request' THEN 'Medium to Large' ELSE 'Medium' END)
+    FROM v
+$$;

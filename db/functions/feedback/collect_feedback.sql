@@ -10,6 +10,7 @@ DECLARE
     v_category text := csmcp.arg_text(args, 'category', NULL);
     v_priority text := csmcp.arg_text(args, 'priority', 'medium', ARRAY['critical', 'high', 'medium', 'low']);
     s jsonb;
+    rt jsonb;
     v_label text;
     v_follow boolean;
     v_days integer;
@@ -27,15 +28,11 @@ BEGIN
 
     s := csmcp.fb_sentiment(v_title, v_content);
     v_label := s->>'sentiment';
-    v_follow := v_label IN ('negative', 'very_negative') OR v_priority IN ('critical', 'high')
-                OR v_type IN ('bug_report', 'feature_request');
-    v_days := CASE v_priority WHEN 'critical' THEN 1 WHEN 'high' THEN 3 WHEN 'medium' THEN 7 ELSE 14 END;
-    v_escalate := v_priority = 'critical' OR (v_label = 'very_negative' AND v_priority = 'high');
-    v_assignee := CASE WHEN v_type IN ('bug_report', 'feature_request') THEN 'product-team@company.com'
-                       WHEN lower(btrim(v_category)) IN ('support', 'service') THEN 'support-team@company.com'
-                       WHEN lower(btrim(v_category)) = 'billing' THEN 'finance-team@company.com'
-                       WHEN v_priority = 'critical' THEN 'cs-leadership@company.com'
-                       ELSE 'cs-team@company.com' END;
+    rt := csmcp.fb_route(v_type, v_category, v_priority, v_label);
+    v_follow := (rt->>'follow_up_required')::boolean;
+    v_days := (rt->>'follow_up_days')::int;
+    v_escalate := (rt->>'escalation_required')::boolean;
+    v_assignee := rt->>'assigned_to';
 
     INSERT INTO feedback (feedback_id, client_id, feedback_type, source, submitter_email, submitter_name, title, content,
                           category, subcategory, sentiment, sentiment_score, priority, status, assigned_to, follow_up_by,

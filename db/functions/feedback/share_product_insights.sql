@@ -14,7 +14,7 @@ DECLARE
     v_avg numeric;
     v_pos integer;
     v_neg integer;
-    v_raw numeric;
+    sc jsonb;
     v_value numeric;
     v_urgency text;
     v_exec boolean;
@@ -38,18 +38,11 @@ BEGIN
     v_n_acc := cardinality(v_acc);
     SELECT avg(sentiment_score), count(*) FILTER (WHERE sentiment_score > 0.2), count(*) FILTER (WHERE sentiment_score < -0.2)
       INTO v_avg, v_pos, v_neg FROM feedback WHERE feedback_id = ANY (v_fb);
-    v_raw := least(v_n_acc / 2.5, 4)
-             + CASE v_priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0.5 END
-             + least(v_n_fb / 5.0, 2)
-             + CASE WHEN v_avg < -0.3 THEN 1.0 ELSE 0.5 END;
-    v_value := round(least(v_raw, 10), 1);
-    v_urgency := CASE WHEN v_priority = 'critical' OR v_value >= 8.0 THEN 'urgent'
-                      WHEN v_priority = 'high' OR v_value >= 6.0 THEN 'high'
-                      WHEN v_value >= 4.0 THEN 'medium' ELSE 'normal' END;
-    v_exec := v_priority = 'critical' OR (v_priority = 'high' AND v_n_acc >= 5) OR v_value >= 8.0;
-    v_effort := CASE WHEN v_type = 'bug_report' AND v_priority IN ('critical', 'high') THEN 'Small to Medium'
-                     WHEN v_type = 'bug_report' THEN 'Small'
-                     WHEN v_type = 'feature_request' THEN 'Medium to Large' ELSE 'Medium' END;
+    sc := csmcp.fb_insight_scoring(v_type, v_priority, v_n_acc, v_n_fb, v_avg);
+    v_value := (sc->>'value')::numeric;
+    v_urgency := sc->>'urgency';
+    v_exec := (sc->>'executive_escalation')::boolean;
+    v_effort := sc->>'effort';
     v_recipients := ARRAY(SELECT DISTINCT r FROM unnest(
         coalesce(ARRAY(SELECT jsonb_array_elements_text(args->'target_recipients')), '{}'::text[])
         || CASE WHEN args ? 'target_recipients' THEN '{}'::text[] ELSE ARRAY['product-team@company.com'] END
@@ -74,12 +67,7 @@ BEGIN
     RETURN jsonb_build_object(
         'insight_id', pi.insight_id,
         'insight_record', v_out,
-        'score_breakdown', jsonb_build_object(
-            'customers_points', round(least(v_n_acc / 2.5, 4), 2),
-            'priority_points', CASE v_priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0.5 END,
-            'feedback_points', round(least(v_n_fb / 5.0, 2), 2),
-            'sentiment_points', CASE WHEN v_avg < -0.3 THEN 1.0 ELSE 0.5 END,
-            'uncapped', round(v_raw, 2)),
+        'score_breakdown', sc - 'value' - 'urgency' - 'executive_escalation' - 'effort',
         'supporting_feedback', jsonb_build_object(
             'count', v_n_fb, 'avg_sentiment', round(v_avg, 3),
             'positive_pct', CASE WHEN v_n_fb > 0 THEN round(100.0 * v_pos / v_n_fb, 1) ELSE 0 END,
