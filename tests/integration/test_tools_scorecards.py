@@ -7,6 +7,7 @@ rules in the tool's JSON), independently of PostgreSQL."""
 import datetime
 import random
 import re
+import threading
 
 import data_util as du
 import lib
@@ -103,6 +104,18 @@ class ScorecardsTest(lib.TestCase):
             "('TKT-{t7}', '{p}_w3', 's', 'd', 'P2', 'open', 'a@b.test', 'A', 60, 600);"
             "INSERT INTO health_overrides (client_id, score, reason, set_by, expires_at) VALUES "
             "('{p}_w4', 95, 'fixture', 'test', now() + interval '5 days');"
+            # hierarchy: h1 <- h2 (30000, 10 seats, 80), h3 (10000, 5 seats, 40); h2 <- h4 (no
+            # contract, 60); h5 <- h6 (no contract, 50), h7 (no contract, 61); c1/c2 for the race
+            "INSERT INTO accounts (client_id, client_name, company_name, health_score) VALUES "
+            "('{p}_h1', 'Sc H1', 'Sc H1', 90), ('{p}_h2', 'Sc H2', 'Sc H2', 80), "
+            "('{p}_h3', 'Sc H3', 'Sc H3', 40), ('{p}_h4', 'Sc H4', 'Sc H4', 60), "
+            "('{p}_h5', 'Sc H5', 'Sc H5', 70), ('{p}_h6', 'Sc H6', 'Sc H6', 50), "
+            "('{p}_h7', 'Sc H7', 'Sc H7', 61), "
+            "('{p}_c1', 'Sc C1', 'Sc C1', 50), ('{p}_c2', 'Sc C2', 'Sc C2', 50);"
+            "INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, "
+            " start_date, end_date) VALUES "
+            "('{p}_ch2', '{p}_h2', 'standard', 30000, 10, current_date - 10, current_date + 300), "
+            "('{p}_ch3', '{p}_h3', 'standard', 10000, 5, current_date - 10, current_date + 300);"
             "INSERT INTO contacts (client_id, name, email) VALUES "
             "('{p}_3', 'Sam Brightpath', 'sam@brightpathx.test');").format(p=p, t1=t1, t2=t1 + 1, t3=t1 + 2, t4=t1 + 3, t5=t1 + 4, t6=t1 + 5,
                      t7=t1 + 6))
@@ -415,3 +428,87 @@ class ScorecardsTest(lib.TestCase):
         none = self.call("prioritize_portfolio", {"csm_assigned": "Nobody %s" % self.p})
         self.assertEqual((none["accounts"], none["total"]), ([], 0))
         self.invalid("prioritize_portfolio", {"limit": 0}, "limit")
+
+    # ------------------------------------------------------------ manage_account_hierarchy
+
+    def h(self, action, child, parent=None):
+        args = {"action": action, "client_id": self.cid(child)}
+        if parent:
+            args["parent_id"] = self.cid(parent)
+        return args
+
+    def test_hierarchy_rollup_and_cycles(self):
+        out = self.call("manage_account_hierarchy", self.h("set_parent", "h2", "h1"))
+        self.assertEqual((out["parent_id"], out["previous_parent_id"]), (self.cid("h1"), None))
+        self.call("manage_account_hierarchy", self.h("set_parent", "h3", "h1"))
+        self.call("manage_account_hierarchy", self.h("set_parent", "h4", "h2"))
+        out = self.call("manage_account_hierarchy", self.h("children", "h1"))
+        self.assertEqual([(c["client_id"], float(c["arr"]), c["licensed_seats"],
+                           c["effective_health_score"], c["child_count"]) for c in out["children"]],
+                         [(self.cid("h2"), 30000.0, 10, 80, 1), (self.cid("h3"), 10000.0, 5, 40, 0)])
+        out = self.call("manage_account_hierarchy", self.h("rollup", "h1"))
+        r = out["rollup"]
+        # (30000 x 80 + 10000 x 40 + 0 x 60) / 40000 = 70.0 over 3 descendants
+        self.assertEqual((r["descendants"], float(r["arr"]), r["licensed_seats"],
+                          float(r["health_score"]), r["health_method"],
+                          r["own_effective_health_score"]),
+                         (3, 40000.0, 15, 70.0, "arr_weighted_mean", 90))
+        # an override on h3 moves the roll-up: (30000 x 80 + 10000 x 0) / 40000 = 60.0
+        self.q("INSERT INTO health_overrides (client_id, score, reason, set_by, expires_at) "
+               "VALUES ('%s', 0, 'fixture', 'test', now() + interval '1 day')" % self.cid("h3"))
+        r = self.call("manage_account_hierarchy", self.h("rollup", "h1"))["rollup"]
+        self.assertEqual(float(r["health_score"]), 60.0)
+        # cycles: h1 under its grandchild h4 is refused, naming the chain
+        self.assertIn("cycle refused: %s is an ancestor of %s (%s -> %s -> %s)" % (
+            self.cid("h1"), self.cid("h4"), self.cid("h4"), self.cid("h2"), self.cid("h1")),
+            self.fail_text("manage_account_hierarchy", self.h("set_parent", "h1", "h4")))
+        self.assertIn("cannot be its own parent",
+                      self.fail_text("manage_account_hierarchy", self.h("set_parent", "h1", "h1")))
+        self.assertIn("already has parent", self.fail_text(
+            "manage_account_hierarchy", self.h("set_parent", "h2", "h1")))
+        self.assertIn("has no parent",
+                      self.fail_text("manage_account_hierarchy", self.h("clear_parent", "h1")))
+        self.assertIn("no child accounts to roll up",
+                      self.fail_text("manage_account_hierarchy", self.h("rollup", "h4")))
+        self.assertIn("not found", self.fail_text(
+            "manage_account_hierarchy", self.h("set_parent", "h4", "nope")))
+        self.assertIn("parent_id: required", self.fail_text(
+            "manage_account_hierarchy", self.h("set_parent", "h4")))
+        self.invalid("manage_account_hierarchy", {"action": "adopt", "client_id": self.cid("h1")},
+                     "action")
+        out = self.call("manage_account_hierarchy", self.h("clear_parent", "h4"))
+        self.assertEqual((out["parent_id"], out["previous_parent_id"]), (None, self.cid("h2")))
+        r = self.call("manage_account_hierarchy", self.h("rollup", "h1"))["rollup"]
+        self.assertEqual((r["descendants"], float(r["health_score"])), (2, 60.0))
+        self.assertEqual(self.q("SELECT string_agg(action || ':' || coalesce(old_values->>'parent_id', '-') "
+                                "|| '>' || coalesce(new_values->>'parent_id', '-'), ',' ORDER BY activity_id) "
+                                "FROM activity_log WHERE client_id = '%s' AND entity = 'account_hierarchy'"
+                                % self.cid("h4")),
+                         "set_parent:->%s,clear_parent:%s>-" % (self.cid("h2"), self.cid("h2")))
+
+    def test_hierarchy_mean_without_arr(self):
+        self.call("manage_account_hierarchy", self.h("set_parent", "h6", "h5"))
+        self.call("manage_account_hierarchy", self.h("set_parent", "h7", "h5"))
+        r = self.call("manage_account_hierarchy", self.h("rollup", "h5"))["rollup"]
+        self.assertEqual((float(r["arr"]), float(r["health_score"]), r["health_method"]),
+                         (0.0, 55.5, "mean"))
+
+    def test_hierarchy_race_cannot_close_a_cycle(self):
+        results = [None, None]
+
+        def run(i, child, parent):
+            s = self.d.session()
+            try:
+                results[i] = s.call_tool("manage_account_hierarchy",
+                                         self.h("set_parent", child, parent))
+            finally:
+                s.close()
+        ts = [threading.Thread(target=run, args=(0, "c1", "c2")),
+              threading.Thread(target=run, args=(1, "c2", "c1"))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(sum(1 for r in results if not r.get("isError")), 1, results)
+        self.assertEqual(self.q("SELECT count(*) FROM account_parents WHERE client_id IN "
+                                "('%s', '%s')" % (self.cid("c1"), self.cid("c2"))), "1")
