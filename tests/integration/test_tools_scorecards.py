@@ -112,6 +112,13 @@ class ScorecardsTest(lib.TestCase):
             "('{p}_h5', 'Sc H5', 'Sc H5', 70), ('{p}_h6', 'Sc H6', 'Sc H6', 50), "
             "('{p}_h7', 'Sc H7', 'Sc H7', 61), "
             "('{p}_c1', 'Sc C1', 'Sc C1', 50), ('{p}_c2', 'Sc C2', 'Sc C2', 50);"
+            # scorecards: no contract, usage or NPS -> usage 50, engagement 50, satisfaction 70,
+            # payment 85 (all four missing inputs), support 100
+            "INSERT INTO accounts (client_id, client_name, company_name, health_score, tier, "
+            " industry) VALUES "
+            "('{p}_s1', 'Sc S1', 'Sc S1', 50, 'enterprise', 'ScInd {p}'), "
+            "('{p}_s2', 'Sc S2', 'Sc S2', 50, 'standard', 'scind {p}'), "
+            "('{p}_s3', 'Sc S3', 'Sc S3', 50, 'standard', 'Other {p}');"
             "INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, "
             " start_date, end_date) VALUES "
             "('{p}_ch2', '{p}_h2', 'standard', 30000, 10, current_date - 10, current_date + 300), "
@@ -134,6 +141,7 @@ class ScorecardsTest(lib.TestCase):
         cls.s.close()
         cls.d.stop()
         du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
+        du.psql(cls.url, "DELETE FROM health_scorecards WHERE name LIKE '%s%%'" % cls.p)
 
     def q(self, sql):
         return du.psql(self.url, sql)
@@ -512,3 +520,106 @@ class ScorecardsTest(lib.TestCase):
         self.assertEqual(sum(1 for r in results if not r.get("isError")), 1, results)
         self.assertEqual(self.q("SELECT count(*) FROM account_parents WHERE client_id IN "
                                 "('%s', '%s')" % (self.cid("c1"), self.cid("c2"))), "1")
+
+    # ------------------------------------------------------------ manage_health_scorecards
+
+    def sc(self, **args):
+        return self.call("manage_health_scorecards", args)
+
+    def calc(self, k, **extra):
+        args = {"client_id": self.cid(k)}
+        args.update(extra)
+        return self.s.call_ok("calculate_health_score", args)
+
+    def test_scorecards_resolution_versions_and_policies(self):
+        ind = "ScInd %s" % self.p
+        grading = [{"min": 0, "max": 59, "label": "red", "color": "#d00"},
+                   {"min": 60, "max": 79, "label": "amber", "color": "#fa0"},
+                   {"min": 80, "max": 100, "label": "green", "color": "#0a0"}]
+        a = self.sc(action="create", name=self.p + " A", weights={"usage": 0.5, "support": 0.5},
+                    criteria={"industry": ind}, priority=10, grading=grading)["scorecard"]
+        b = self.sc(action="create", name=self.p + " B", weights={"support": 1.0},
+                    criteria={"industry": ind, "tier": "enterprise"}, priority=5,
+                    missing_input_policy="redistribute")["scorecard"]
+        self.assertEqual((a["version"], a["status"], a["missing_input_policy"]),
+                         (1, "active", "neutral"))
+        # s2 (standard; industry matched ignoring case) -> A: 0.5 x 50 + 0.5 x 100 = 75, amber
+        out = self.calc("s2")
+        self.assertEqual(out["current_health_score"], 75)
+        self.assertEqual((out["scorecard"]["scorecard_id"], out["scorecard"]["version"]),
+                         (a["scorecard_id"], 1))
+        self.assertEqual(out["scorecard"]["grading"]["label"], "amber")
+        self.assertEqual(out["scorecard"]["missing_inputs"],
+                         ["usage", "engagement", "satisfaction", "payment"])
+        self.assertEqual(self.q("SELECT scorecard_id || ' v' || scorecard_version || ' ' || "
+                                "usage_weight || '/' || support_weight || '/' || engagement_weight "
+                                "FROM health_scores WHERE score_id = %d" % out["score_id"]),
+                         "%s v1 0.500/0.500/0.000" % a["scorecard_id"])
+        # s1 (enterprise) matches both; B has the lower priority number: support only = 100
+        out = self.calc("s1")
+        self.assertEqual((out["current_health_score"], out["scorecard"]["scorecard_id"]),
+                         (100, b["scorecard_id"]))
+        # s3 matches none: the default model 0.35x50 + 0.25x50 + 0.15x100 + 0.15x70 + 0.10x85 = 64
+        out = self.calc("s3")
+        self.assertEqual((out["current_health_score"], out["scorecard"]), (64, None))
+        self.assertEqual(self.q("SELECT coalesce(scorecard_id, 'none') FROM health_scores "
+                                "WHERE score_id = %d" % out["score_id"]), "none")
+        # A v2 redistributes: usage is missing, its 0.5 goes to support -> 100
+        up = self.sc(action="update", scorecard_id=a["scorecard_id"],
+                     missing_input_policy="redistribute")["scorecard"]
+        self.assertEqual((up["version"], up["status"]), (2, "active"))
+        out = self.calc("s2")
+        self.assertEqual((out["current_health_score"], out["scorecard"]["version"]), (100, 2))
+        self.assertEqual(float(out["scorecard"]["score_before_rounding"]), 100.0)
+        got = self.sc(action="get", scorecard_id=a["scorecard_id"])
+        self.assertEqual([(v["version"], v["status"], v["scores_stored"]) for v in got["versions"]],
+                         [(2, "active", 1), (1, "superseded", 1)])
+        # archive B: s1 falls back to A v2
+        self.assertEqual(self.sc(action="archive", scorecard_id=b["scorecard_id"])["scorecard"]
+                         ["status"], "archived")
+        out = self.calc("s1")
+        self.assertEqual((out["scorecard"]["scorecard_id"], out["scorecard"]["version"]),
+                         (a["scorecard_id"], 2))
+        # custom weights bypass the scorecards
+        out = self.calc("s2", scoring_model="custom", component_weights={
+            "usage_weight": 0.2, "engagement_weight": 0.2, "support_weight": 0.2,
+            "satisfaction_weight": 0.2, "payment_weight": 0.2})
+        self.assertEqual((out["current_health_score"], out["scorecard"]), (71, None))  # 355 / 5
+        # refusals
+        self.assertIn("already archived", self.fail_text(
+            "manage_health_scorecards", {"action": "archive", "scorecard_id": b["scorecard_id"]}))
+        self.assertIn("is archived", self.fail_text(
+            "manage_health_scorecards", {"action": "update", "scorecard_id": b["scorecard_id"],
+                                         "priority": 7}))
+        self.assertIn("already active", self.fail_text(
+            "manage_health_scorecards", {"action": "activate", "scorecard_id": a["scorecard_id"]}))
+        self.assertIn("changes nothing", self.fail_text(
+            "manage_health_scorecards", {"action": "update", "scorecard_id": a["scorecard_id"],
+                                         "priority": 10}))
+        self.assertIn("weights: must sum to 1 (+/- 0.01); they sum to 0.9", self.fail_text(
+            "manage_health_scorecards", {"action": "create", "name": self.p + " C",
+                                         "weights": {"usage": 0.5, "support": 0.4}}))
+        self.assertIn("grading: band b overlaps", self.fail_text(
+            "manage_health_scorecards", {"action": "create", "name": self.p + " C",
+                                         "weights": {"usage": 1},
+                                         "grading": [{"min": 0, "max": 50, "label": "a", "color": "r"},
+                                                     {"min": 50, "max": 100, "label": "b", "color": "g"}]}))
+        self.assertIn("segment seg_nope_%s not found" % self.p.lower(), self.fail_text(
+            "manage_health_scorecards", {"action": "create", "name": self.p + " C",
+                                         "weights": {"usage": 1},
+                                         "criteria": {"segment_id": "seg_nope_%s" % self.p.lower()}}))
+        self.assertIn("scorecard SC-999999999 not found", self.fail_text(
+            "manage_health_scorecards", {"action": "get", "scorecard_id": "SC-999999999"}))
+        self.invalid("manage_health_scorecards", {"action": "create", "name": "x",
+                                                  "weights": {"vibes": 1}}, "weights")
+        self.invalid("manage_health_scorecards", {"action": "create", "name": "x",
+                                                  "weights": {"usage": 1},
+                                                  "grading": [{"min": 0, "max": 1, "label": "a",
+                                                               "color": "r"}] * 13}, "grading")
+        inactive = self.sc(action="create", name=self.p + " D", weights={"usage": 1},
+                           criteria={"industry": ind}, priority=1, active=False)["scorecard"]
+        self.assertEqual(inactive["status"], "inactive")
+        self.assertEqual(self.calc("s2")["scorecard"]["scorecard_id"], a["scorecard_id"])
+        lst = self.sc(action="list")
+        mine = [x["scorecard_id"] for x in lst["scorecards"] if x["name"].startswith(self.p)]
+        self.assertEqual(mine, [a["scorecard_id"], inactive["scorecard_id"], b["scorecard_id"]])

@@ -19,6 +19,8 @@ DECLARE
     factors jsonb; opps jsonb;
     hs health_scores;
     k text;
+    sc health_scorecards;   -- issue 24: the resolved scorecard (NULL: the default model)
+    sca jsonb;
 BEGIN
     IF v_model = 'custom' AND (w IS NULL OR jsonb_typeof(w) <> 'object') THEN
         PERFORM csmcp.invalid('scoring_model custom requires component_weights');
@@ -49,6 +51,18 @@ BEGIN
     sat := (comp->>'satisfaction')::numeric; p := (comp->>'payment')::integer;
     score := round(wu * u + we * e + ws * s + wsat * sat + wp * p)::integer;
     score := greatest(0, least(100, score));
+    -- issue 24: unless the caller passes custom weights, the first matching active scorecard
+    -- (csmcp.resolve_scorecard) scores the account with its weights and missing-input policy.
+    IF v_model <> 'custom' THEN
+        sc := csmcp.resolve_scorecard(acc.client_id);
+        IF sc.scorecard_id IS NOT NULL THEN
+            sca := csmcp.scorecard_apply(sc, comp);
+            wu := (sca #>> '{weights,usage}')::numeric; we := (sca #>> '{weights,engagement}')::numeric;
+            ws := (sca #>> '{weights,support}')::numeric; wsat := (sca #>> '{weights,satisfaction}')::numeric;
+            wp := (sca #>> '{weights,payment}')::numeric;
+            score := (sca ->> 'score')::integer;
+        END IF;
+    END IF;
 
     SELECT overall_score INTO prev FROM health_scores WHERE client_id = acc.client_id
     ORDER BY calculated_at DESC, score_id DESC LIMIT 1;
@@ -61,9 +75,10 @@ BEGIN
     INSERT INTO health_scores (client_id, usage_score, engagement_score, support_score, satisfaction_score, payment_score,
                                usage_weight, engagement_weight, support_weight, satisfaction_weight, payment_weight,
                                overall_score, score_change, trend, risk_level, churn_probability, lookback_days,
-                               scoring_model, calculated_by)
-    VALUES (acc.client_id, u, e, s, sat, p, wu, we, ws, wsat, wp, score, change, trend, risk, churn, v_lookback,
-            v_model, coalesce(principal, 'anonymous'))
+                               scoring_model, calculated_by, scorecard_id, scorecard_version)
+    VALUES (acc.client_id, u, e, s, sat, p, round(wu, 3), round(we, 3), round(ws, 3), round(wsat, 3), round(wp, 3),
+            score, change, trend, risk, churn, v_lookback,
+            v_model, coalesce(principal, 'anonymous'), sc.scorecard_id, sc.version)
     RETURNING * INTO hs;
     UPDATE accounts SET health_score = score, health_trend = trend, updated_at = now() WHERE client_id = acc.client_id;
 
@@ -117,6 +132,10 @@ BEGIN
         'calculation_timestamp', hs.calculated_at,
         'score_id', hs.score_id,
         'scoring_model', v_model,
+        'scorecard', CASE WHEN sc.scorecard_id IS NOT NULL THEN jsonb_build_object(
+            'scorecard_id', sc.scorecard_id, 'version', sc.version, 'name', sc.name,
+            'missing_input_policy', sc.missing_input_policy, 'missing_inputs', sca -> 'missing',
+            'score_before_rounding', sca -> 'score_before_rounding', 'grading', sca -> 'grading') END,
         'lookback_period_days', v_lookback,
         'current_health_score', score,
         'previous_health_score', prev,

@@ -34,3 +34,58 @@ LANGUAGE sql IMMUTABLE AS $$
                 WHEN p_score >= 50 THEN '{"min": 50, "max": 64, "label": "high", "color": "orange"}'::jsonb
                 ELSE '{"min": 0, "max": 49, "label": "critical", "color": "red"}'::jsonb END
 $$;
+
+-- The first active scorecard whose criteria (all given keys: tier, industry, lifecycle_stage,
+-- segment_id membership) match the account, lowest priority number first, then scorecard_id;
+-- NULL when none matches (the default model applies).
+CREATE OR REPLACE FUNCTION csmcp.resolve_scorecard(p_client_id text) RETURNS health_scorecards
+LANGUAGE sql STABLE AS $$
+    SELECT s.* FROM health_scorecards s, accounts a
+     WHERE a.client_id = p_client_id AND s.status = 'active'
+       AND (s.criteria ->> 'tier' IS NULL OR s.criteria ->> 'tier' = a.tier)
+       AND (s.criteria ->> 'industry' IS NULL OR lower(s.criteria ->> 'industry') = lower(a.industry))
+       AND (s.criteria ->> 'lifecycle_stage' IS NULL OR s.criteria ->> 'lifecycle_stage' = a.lifecycle_stage)
+       AND (s.criteria ->> 'segment_id' IS NULL OR EXISTS (
+                SELECT 1 FROM segment_members m WHERE m.segment_id = s.criteria ->> 'segment_id'
+                   AND m.client_id = a.client_id))
+     ORDER BY s.priority, (substr(s.scorecard_id, 4))::bigint
+     LIMIT 1
+$$;
+
+-- A scorecard applied to health_components() output: the effective weights of the five measures
+-- (missing inputs: neutral = the model's defaults with the scorecard's weights; redistribute = a
+-- missing measure's weight spread proportionally over the present ones), the unrounded score,
+-- the missing measures and the grading band.
+CREATE OR REPLACE FUNCTION csmcp.scorecard_apply(sc health_scorecards, comp jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m jsonb := comp -> 'metrics';
+    missing text[] := ARRAY[]::text[];
+    present_sum numeric := 0;
+    w jsonb := '{}';
+    k text;
+    raw numeric := 0;
+    v_score integer;
+BEGIN
+    IF NOT (m ->> 'has_active_contract')::boolean OR m ->> 'licensed_seats' IS NULL THEN missing := missing || 'usage'::text; END IF;
+    IF m ->> 'last_usage_date' IS NULL THEN missing := missing || 'engagement'::text; END IF;
+    IF (m ->> 'nps_responses')::integer = 0 THEN missing := missing || 'satisfaction'::text; END IF;
+    IF NOT (m ->> 'has_active_contract')::boolean THEN missing := missing || 'payment'::text; END IF;
+    FOREACH k IN ARRAY ARRAY['usage', 'engagement', 'support', 'satisfaction', 'payment'] LOOP
+        IF NOT (k = ANY (missing)) THEN present_sum := present_sum + coalesce((sc.weights ->> k)::numeric, 0); END IF;
+    END LOOP;
+    FOREACH k IN ARRAY ARRAY['usage', 'engagement', 'support', 'satisfaction', 'payment'] LOOP
+        w := w || jsonb_build_object(k, CASE
+            WHEN sc.missing_input_policy = 'redistribute' AND present_sum > 0
+                THEN CASE WHEN k = ANY (missing) THEN 0 ELSE coalesce((sc.weights ->> k)::numeric, 0) / present_sum END
+            ELSE coalesce((sc.weights ->> k)::numeric, 0) END);
+        raw := raw + (w ->> k)::numeric * (comp ->> k)::numeric;
+    END LOOP;
+    v_score := greatest(0, least(100, round(raw)))::integer;
+    RETURN jsonb_build_object('weights', w, 'score_before_rounding', raw, 'score', v_score,
+        'missing', to_jsonb(missing),
+        'redistributed', sc.missing_input_policy = 'redistribute' AND present_sum > 0
+                         AND EXISTS (SELECT 1 FROM unnest(missing) x WHERE coalesce((sc.weights ->> x)::numeric, 0) > 0),
+        'grading', (SELECT g FROM jsonb_array_elements(sc.grading) g
+                     WHERE (g ->> 'min')::numeric <= v_score AND v_score <= (g ->> 'max')::numeric LIMIT 1));
+END $$;
