@@ -517,6 +517,17 @@ class McpSession:
         if status != 202:
             raise McpError(status, None, "notification got HTTP %d" % status)
 
+    def list_tools(self):
+        """Every tool of tools/list, following nextCursor (the list is paginated)."""
+        tools, cursor = [], None
+        for _ in range(100):  # bounded: a server that never ends the list fails the test
+            page = self.request("tools/list", {"cursor": cursor} if cursor else {})
+            tools += page["tools"]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return tools
+        raise AssertionError("tools/list did not end after 100 pages")
+
     def call_tool(self, name, arguments=None):
         """Returns the CallToolResult (check result["isError"])."""
         return self.request("tools/call", {"name": name, "arguments": arguments or {}})

@@ -38,7 +38,7 @@ class AutonomousToolsTest(lib.TestCase):
         du.psql(cls.url, "UPDATE monitors SET enabled = false")
         cls.d = lib.Csmcpd(workers=1, conf={"monitor": {"enabled": True, "tick_ms": 200}}).start()
         cls.s = cls.d.session()
-        tools = cls.s.request("tools/list")["tools"]
+        tools = cls.s.list_tools()
         cls.schemas = {t["name"]: t.get("outputSchema") for t in tools}
         lib.wait_until(lambda: du.psql(cls.url, "SELECT csmcp.monitor_leader_info()->>'up'") == "true", 15,
                        what="a monitor leader")

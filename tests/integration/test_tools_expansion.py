@@ -122,7 +122,7 @@ class ExpansionToolsTest(lib.TestCase):
         du.psql(cls.url, fixture_sql(cls.p, cls.year))
         cls.d = lib.Csmcpd(workers=2).start()
         cls.s = cls.d.session()
-        tools = cls.s.request("tools/list")["tools"]
+        tools = cls.s.list_tools()
         cls.schemas = {t["name"]: t.get("outputSchema") for t in tools}
 
     @classmethod

@@ -123,7 +123,7 @@ class OnboardingToolsTest(lib.TestCase):
         du.psql(cls.url, fixture_sql(cls.p))
         cls.d = lib.Csmcpd(workers=2).start()
         cls.s = cls.d.session()
-        tools = cls.s.request("tools/list")["tools"]
+        tools = cls.s.list_tools()
         cls.schemas = {t["name"]: t.get("outputSchema") for t in tools}
 
     @classmethod

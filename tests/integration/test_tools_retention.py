@@ -35,7 +35,7 @@ class RetentionToolsTest(lib.TestCase):
         du.psql(cls.url, cls.fixture_sql())
         cls.d = lib.Csmcpd(workers=2).start()
         cls.s = cls.d.session()
-        tools = cls.s.request("tools/list")["tools"]
+        tools = cls.s.list_tools()
         cls.schemas = {t["name"]: t.get("outputSchema") for t in tools}
 
     @classmethod

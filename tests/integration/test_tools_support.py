@@ -28,13 +28,7 @@ class SupportBase(lib.TestCase):
             for k in ("a", "b", "sla", "perf", "nov", "wf")))
         cls.d = lib.Csmcpd(workers=2, conf=NO_LIMITS).start()
         cls.s = cls.d.session()
-        cls.schemas, cursor = {}, None
-        while True:  # tools/list is paginated
-            page = cls.s.request("tools/list", {"cursor": cursor} if cursor else {})
-            cls.schemas.update({t["name"]: t.get("outputSchema") for t in page["tools"]})
-            cursor = page.get("nextCursor")
-            if not cursor:
-                break
+        cls.schemas = {t["name"]: t.get("outputSchema") for t in cls.s.list_tools()}
 
     @classmethod
     def tearDownClass(cls):
