@@ -446,7 +446,9 @@ def gen_c(tools, fixtures):
         if t["rules"]:
             w("static const char *const rules_%d[] = {" % i)
             for r in t["rules"]:
-                w("    %s," % c_string(r, "    "))
+                # parenthesised: a rule split over several literals is one element, which
+                # clang's -Wstring-concatenation (an error under --werror) wants said
+                w("    (%s)," % c_string(r, "    "))
             w("};")
     w("")
     w("const struct tool_def tool_defs[] = {")
