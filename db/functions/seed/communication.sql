@@ -82,9 +82,10 @@ BEGIN
     WHERE p.member_id IN (SELECT x.member_id FROM community_posts x WHERE x.member_id LIKE 'member\_9%'
                           GROUP BY x.member_id HAVING bool_or(x.moderation = 'pending'))
       AND p.moderation = 'approved';
-    UPDATE community_members m SET reputation = 10 * (SELECT count(*) FROM community_posts p
-                                                      WHERE p.member_id = m.member_id AND p.moderation = 'approved')
-    WHERE m.member_id LIKE 'member\_9%';
+    UPDATE community_members m SET reputation = 10 * x.n
+    FROM (SELECT p.member_id, count(*) AS n FROM community_posts p
+          WHERE p.member_id LIKE 'member\_9%' AND p.moderation = 'approved' GROUP BY p.member_id) x
+    WHERE m.member_id = x.member_id;
 
     -- Advocates and their contributions (points and tier by the tool's rules)
     INSERT INTO advocates (advocate_id, client_id, contact_name, contact_email, contact_title, enrolled_at)
