@@ -124,7 +124,8 @@ class ScorecardsTest(lib.TestCase):
             "('{p}_ch2', '{p}_h2', 'standard', 30000, 10, current_date - 10, current_date + 300), "
             "('{p}_ch3', '{p}_h3', 'standard', 10000, 5, current_date - 10, current_date + 300);"
             "INSERT INTO contacts (client_id, name, email) VALUES "
-            "('{p}_3', 'Sam Brightpath', 'sam@brightpathx.test');").format(p=p, t1=t1, t2=t1 + 1, t3=t1 + 2, t4=t1 + 3, t5=t1 + 4, t6=t1 + 5,
+            "('{p}_3', 'Sam Brightpath', 'sam@brightpathx.test'), "
+            "('{p}_2', 'Cy Fo', 'cfo@quandrix.test');").format(p=p, t1=t1, t2=t1 + 1, t3=t1 + 2, t4=t1 + 3, t5=t1 + 4, t6=t1 + 5,
                      t7=t1 + 6))
         cls.d = lib.Csmcpd(workers=1).start()
         cls.s = cls.d.session()
@@ -218,6 +219,15 @@ class ScorecardsTest(lib.TestCase):
         m = out["matches"][0]
         self.assertEqual((m["client_id"], m["matched_field"], m["similarity"]),
                          (self.cid(3), "contact_email", 1.0))
+
+    def test_resolve_exact_domain_lists_only_its_accounts(self):
+        # an exact domain: the accounts with an address at it, nothing merely similar
+        out = self.call("resolve_account", {"query": "Quandrix.test"})
+        got = [(m["client_id"], m["matched_value"], m["similarity"]) for m in out["matches"]]
+        self.assertEqual(sorted(got, key=lambda g: g[0]), [
+            (self.cid(1), "ops@quandrix.test", similarity("quandrix.test", "ops@quandrix.test")),
+            (self.cid(2), "cfo@quandrix.test", similarity("quandrix.test", "cfo@quandrix.test"))])
+        self.assertEqual(out["total_matches"], 2)
 
     def test_resolve_no_match(self):
         out = self.call("resolve_account", {"query": "zzqvxkpw"})
