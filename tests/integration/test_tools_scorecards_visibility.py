@@ -146,8 +146,17 @@ class ReadOnlyServer(lib.TestCase):
         self.assertFalse(r.get("isError"), r)
 
 
-class ScorecardsScopes(ToolVisibility):
+class ScorecardsScopes(lib.TestCase):
     """The scorecards tools' own scopes: a read key may resolve and explain, not override."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = lib.Csmcpd(workers=1, auth=True).start()
+        cls.keys = {"read": su.create_key(cls.d.conf_path, "read", "vis-sc-read")}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
 
     def test_read_key_refused_override(self):
         s = self.d.session(token=self.keys["read"])
