@@ -680,6 +680,47 @@ class CommunicationToolsTest(lib.TestCase):
 
     # ------------------------------------------------------------ workflows
 
+    def test_workflow_fired_by_monitor_evaluation(self):
+        # health_score below 56: fixture accounts a2 (55), a4 (40), v (50); a6 is churned (no score).
+        out = self.call("automate_communications", {
+            "workflow_name": "Eval %s" % self.p, "description": "fires below 56",
+            "trigger_type": "health_score", "trigger_conditions": {"threshold": 56, "direction": "below"},
+            "actions": [{"type": "send_slack_message", "channel": "#cs"}, {"type": "create_task"}]})
+        wid = out["workflow"]["workflow_id"]
+        paused = self.call("automate_communications", {
+            "workflow_name": "Paused %s" % self.p, "description": "never fires", "is_active": False,
+            "trigger_type": "health_score", "trigger_conditions": {"threshold": 100, "direction": "below"},
+            "actions": [{"type": "create_task"}]})["workflow"]["workflow_id"]
+        side = json.loads(self.q("SELECT csmcp.mon_side_churn_risk_monitor('{}', 'monitor:churn_risk_monitor')"))
+        self.assertIn({"workflow_id": wid, "fired": self.n_fired(wid)}, side["communication_workflows"])
+        rows = json.loads(self.q(
+            "SELECT coalesce(json_agg(json_build_object('c', client_id, 'o', outcome, 'd', detail) ORDER BY client_id), '[]') "
+            "FROM workflow_runs WHERE workflow_id = '%s' AND client_id LIKE '%s\\_%%'" % (wid, self.p)))
+        self.assertEqual([r["c"] for r in rows], [self.cid("a2"), self.cid("a4"), self.cid("v")])
+        slack_on = self.q("SELECT csmcp.integration_enabled('slack')") == "t"
+        for r in rows:
+            self.assertEqual(r["d"]["trigger"], "health_score")
+            self.assertEqual(r["d"]["threshold"], 56)
+            if slack_on:
+                self.assertEqual((r["o"], r["d"]["executed"], r["d"]["not_executed"]),
+                                 ("succeeded", ["send_slack_message"], ["create_task"]))
+            else:
+                self.assertEqual((r["o"], r["d"]["executed"]), ("skipped", []))
+                self.assertEqual(r["d"]["not_executed"], ["send_slack_message (slack not configured)", "create_task"])
+        self.assertEqual({r["c"]: r["d"]["health_score"] for r in rows},
+                         {self.cid("a2"): 55, self.cid("a4"): 40, self.cid("v"): 50})
+        # a second run within the 24 h cooldown fires nothing again
+        self.q("SELECT csmcp.comm_workflows_evaluate('monitor:churn_risk_monitor')")
+        self.assertEqual(self.q("SELECT count(*) FROM workflow_runs WHERE workflow_id = '%s' AND client_id LIKE '%s\\_%%'"
+                                % (wid, self.p)), "3")
+        self.assertEqual(self.q("SELECT count(*) FROM workflow_runs WHERE workflow_id = '%s'" % paused), "0")
+        got = self.call("automate_communications", {"action": "get", "workflow_id": wid, "limit": 1000})
+        self.assertGreaterEqual(got["workflow"]["runs"]["total"], 3)
+        self.q("DELETE FROM communication_workflows WHERE workflow_id IN ('%s', '%s')" % (wid, paused))
+
+    def n_fired(self, wid):
+        return int(self.q("SELECT count(*) FROM workflow_runs WHERE workflow_id = '%s'" % wid))
+
     def test_workflow_create_validate_pause_resume_runs(self):
         text = self.fail_text("automate_communications", {
             "workflow_name": "Low health", "description": "d", "trigger_type": "health_score",

@@ -144,3 +144,72 @@ BEGIN
                               'summary', format('Workflow %s %s', w.workflow_id,
                                                 CASE WHEN w.is_active THEN 'resumed' ELSE 'paused' END));
 END $$;
+
+-- Evaluation of stored workflows, called by the monitor process (churn_risk_monitor's side work,
+-- one transaction per monitor run). Evaluated trigger type: health_score — for every active
+-- workflow, every live account (status not churned) with health_score < threshold (direction
+-- below) or > threshold (direction above) fires once, unless the workflow already fired for that
+-- account within the last 24 hours (cooldown; no double firing across runs or intervals). A firing
+-- executes the actions the monitor can run: send_slack_message queues one Slack message in the
+-- outbox (key workflow_run:<run_id>:<seq>); other action types (and Slack when not configured) are listed in detail.not_executed.
+-- Outcome: succeeded when at least one action was queued, else skipped. Returns per workflow the
+-- number of firings.
+CREATE OR REPLACE FUNCTION csmcp.comm_workflows_evaluate(p_actor text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    w communication_workflows;
+    a record;
+    act record;
+    v_run bigint;
+    v_done jsonb;
+    v_not jsonb;
+    v_res jsonb;
+    v_n integer;
+    v_out jsonb := '[]';
+BEGIN
+    FOR w IN SELECT * FROM communication_workflows
+             WHERE is_active AND trigger_type = 'health_score'
+             ORDER BY workflow_id FOR UPDATE SKIP LOCKED LOOP
+        v_n := 0;
+        FOR a IN SELECT x.client_id, x.client_name, x.health_score FROM accounts x
+                 WHERE x.status IS DISTINCT FROM 'churned' AND x.health_score IS NOT NULL
+                   AND CASE WHEN w.trigger_conditions ->> 'direction' = 'above'
+                            THEN x.health_score > (w.trigger_conditions ->> 'threshold')::numeric
+                            ELSE x.health_score < (w.trigger_conditions ->> 'threshold')::numeric END
+                   AND NOT EXISTS (SELECT 1 FROM workflow_runs r WHERE r.workflow_id = w.workflow_id
+                                   AND r.client_id = x.client_id AND r.fired_at > now() - interval '24 hours')
+                 ORDER BY x.client_id LOOP
+            v_run := csmcp.comm_workflow_record_run(w.workflow_id, a.client_id, 'skipped', '{}');
+            v_done := '[]';
+            v_not := '[]';
+            FOR act IN SELECT seq, action_type, params FROM workflow_actions WHERE workflow_id = w.workflow_id ORDER BY seq LOOP
+                IF act.action_type = 'send_slack_message' THEN
+                    v_res := csmcp.outbox_enqueue('slack',
+                        jsonb_build_object('text', coalesce(act.params ->> 'message',
+                                                            format('Workflow "%s": %s (%s) health score %s is %s %s', w.name,
+                                                                   a.client_name, a.client_id, a.health_score,
+                                                                   w.trigger_conditions ->> 'direction',
+                                                                   w.trigger_conditions ->> 'threshold')),
+                                           'workflow_id', w.workflow_id, 'client_id', a.client_id) || (act.params - 'message'),
+                        format('workflow_run:%s:%s', v_run, act.seq), p_actor, a.client_id, w.workflow_id);
+                    IF v_res ->> 'state' = 'not_configured' THEN
+                        v_not := v_not || to_jsonb(act.action_type || ' (slack not configured)');
+                    ELSE
+                        v_done := v_done || to_jsonb(act.action_type);
+                    END IF;
+                ELSE
+                    v_not := v_not || to_jsonb(act.action_type);
+                END IF;
+            END LOOP;
+            UPDATE workflow_runs SET outcome = CASE WHEN jsonb_array_length(v_done) > 0 THEN 'succeeded' ELSE 'skipped' END,
+                                     detail = jsonb_build_object('trigger', 'health_score', 'health_score', a.health_score,
+                                                                 'threshold', w.trigger_conditions -> 'threshold',
+                                                                 'direction', w.trigger_conditions ->> 'direction',
+                                                                 'executed', v_done, 'not_executed', v_not)
+            WHERE run_id = v_run;
+            v_n := v_n + 1;
+        END LOOP;
+        v_out := v_out || jsonb_build_object('workflow_id', w.workflow_id, 'fired', v_n);
+    END LOOP;
+    RETURN v_out;
+END $$;
