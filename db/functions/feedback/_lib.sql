@@ -6,6 +6,19 @@
 CREATE OR REPLACE FUNCTION csmcp.fb_has_word(p_text text, p_word text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_text ~ ('\m' || p_word || 's?\M') $$;
 
+CREATE OR REPLACE FUNCTION csmcp.fb_label_score(p_label text) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_label WHEN 'very_positive' THEN 0.8 WHEN 'positive' THEN 0.5 WHEN 'neutral' THEN 0.0
+                        WHEN 'negative' THEN -0.5 WHEN 'very_negative' THEN -0.8 END
+$$;
+
+-- Aggregate weight of a label (analyze_feedback_sentiment).
+CREATE OR REPLACE FUNCTION csmcp.fb_label_weight(p_label text) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_label WHEN 'very_positive' THEN 1.0 WHEN 'positive' THEN 0.5 WHEN 'neutral' THEN 0.0
+                        WHEN 'negative' THEN -0.5 WHEN 'very_negative' THEN -1.0 END
+$$;
+
 -- Per-item sentiment of lower(title || ' ' || content): how many of the positive and of the
 -- negative keywords occur (each keyword counts once), label, score, themes and emotion.
 CREATE OR REPLACE FUNCTION csmcp.fb_sentiment(p_title text, p_content text) RETURNS jsonb
@@ -42,19 +55,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                                  WHEN csmcp.fb_has_word(x, 'confused') OR csmcp.fb_has_word(x, 'unclear') THEN 'confused'
                                  ELSE 'neutral' END)
     FROM l
-$$;
-
-CREATE OR REPLACE FUNCTION csmcp.fb_label_score(p_label text) RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE p_label WHEN 'very_positive' THEN 0.8 WHEN 'positive' THEN 0.5 WHEN 'neutral' THEN 0.0
-                        WHEN 'negative' THEN -0.5 WHEN 'very_negative' THEN -0.8 END
-$$;
-
--- Aggregate weight of a label (analyze_feedback_sentiment).
-CREATE OR REPLACE FUNCTION csmcp.fb_label_weight(p_label text) RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE p_label WHEN 'very_positive' THEN 1.0 WHEN 'positive' THEN 0.5 WHEN 'neutral' THEN 0.0
-                        WHEN 'negative' THEN -0.5 WHEN 'very_negative' THEN -1.0 END
 $$;
 
 -- Aggregate label from a score: >= 0.6 very_positive, >= 0.2 positive, >= -0.2 neutral,
