@@ -206,6 +206,8 @@ const struct cfg_key cfg_keys[] = {
      "URL the generic webhook channel POSTs to."},
     {"integrations", "webhook_secret_file", CFG_STR, OFF(integrations_webhook_secret_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
      "File holding the generic webhook's HMAC-SHA256 signing secret (or the systemd credential integrations.webhook)."},
+    {"integrations", "sendgrid_webhook_secret_file", CFG_STR, OFF(integrations_sendgrid_webhook_secret_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
+     "File holding the secret of POST /hooks/sendgrid (SendGrid Event Webhook): requests must carry X-Csmcp-Signature, the hex HMAC-SHA256 of the raw body with this secret (a scheme of ours, not SendGrid's ECDSA signature). Empty: the route answers 404."},
 
     {"integrations", "mixpanel_export_url", CFG_STR, OFF(integrations_mixpanel_export_url), "https://data.mixpanel.com/api/2.0/export", 0, 1024, NULL, CFG_RELOADABLE, false,
      "Mixpanel-compatible raw export endpoint the leading monitor pulls usage from (GET ?from_date=&to_date=, NDJSON)."},

@@ -132,6 +132,7 @@ struct cfg {
     char *integrations_slack_webhook_file;
     char *integrations_webhook_url;
     char *integrations_webhook_secret_file;
+    char *integrations_sendgrid_webhook_secret_file;
     char *integrations_mixpanel_export_url;
     char *integrations_mixpanel_secret_file;
     int integrations_mixpanel_interval_s;

@@ -17,6 +17,7 @@
 #include "cfg.h"
 #include "chan.h"
 #include "csmcp_build.h"
+#include "hook_sendgrid.h"
 #include "http.h"
 #include "log.h"
 #include "mcp.h"
@@ -323,6 +324,8 @@ int main(int argc, char **argv)
     http_set_default_headers(auth_security_headers());
     if (mcp_init(W.base, &W.cfg, W.pg) < 0)
         fatal("mcp: cannot initialise");
+    if (hook_sendgrid_init(&W.cfg, W.pg) < 0)
+        fatal("hooks/sendgrid: cannot initialise");
 
     W.sig_term = evsignal_new(W.base, SIGTERM, signal_cb, NULL);
     W.sig_int = evsignal_new(W.base, SIGINT, signal_cb, NULL);

@@ -13,6 +13,43 @@ BEGIN
     RETURN FOUND;
 END $$;
 
+-- POST /hooks/sendgrid (worker/hook_sendgrid.c, signature already verified): records a SendGrid
+-- Event Webhook batch. An event is recorded when it has sg_event_id, a known event name and
+-- csmcp_message_id (our custom_args) naming a stored email message; its time is the event's
+-- Unix timestamp. A repeated sg_event_id is a duplicate (idempotent); anything else is ignored.
+CREATE OR REPLACE FUNCTION csmcp.comm_record_sendgrid_events(p_batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    e jsonb;
+    v_rec integer := 0;
+    v_dup integer := 0;
+    v_ign integer := 0;
+    v_mid bigint;
+BEGIN
+    IF jsonb_typeof(p_batch) <> 'array' THEN
+        RAISE EXCEPTION 'sendgrid events: a JSON array is required' USING ERRCODE = '22023';
+    END IF;
+    FOR e IN SELECT x FROM jsonb_array_elements(p_batch) x LOOP
+        v_mid := NULL;
+        IF jsonb_typeof(e) = 'object' AND coalesce(e ->> 'sg_event_id', '') <> ''
+           AND e ->> 'event' IN ('processed', 'delivered', 'open', 'click', 'bounce', 'dropped', 'deferred', 'spamreport',
+                                 'unsubscribe')
+           AND coalesce(e ->> 'csmcp_message_id', '') ~ '^[0-9]{1,18}$' THEN
+            SELECT m.message_id INTO v_mid FROM email_messages m WHERE m.message_id = (e ->> 'csmcp_message_id')::bigint;
+        END IF;
+        IF v_mid IS NULL THEN
+            v_ign := v_ign + 1;
+        ELSIF csmcp.comm_record_email_event(e ->> 'sg_event_id', v_mid, e ->> 'event',
+                                            CASE WHEN jsonb_typeof(e -> 'timestamp') = 'number'
+                                                 THEN to_timestamp((e ->> 'timestamp')::double precision) END) THEN
+            v_rec := v_rec + 1;
+        ELSE
+            v_dup := v_dup + 1;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object('recorded', v_rec, 'duplicates', v_dup, 'ignored', v_ign);
+END $$;
+
 CREATE OR REPLACE FUNCTION csmcp.newsletter_json(n newsletters) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
