@@ -17,6 +17,22 @@
 -- object; seed_demo returns {"accounts": n, ..., "<category>": {counts}, ...}.
 -- The portfolio totals are rebuilt once at the end (bulk mode: the triggers skip the deltas).
 
+-- Demo contact k (1..5) of demo account i: a deterministic person's name (the five contacts of an
+-- account have five different surnames) and an address first.last@<slug of the account's name>.test
+-- on the reserved .test TLD (RFC 2606: never deliverable), never a placeholder domain.
+CREATE OR REPLACE FUNCTION csmcp.seed_contact_name(i integer, k integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (ARRAY['Amara', 'Bruno', 'Carmen', 'Dmitri', 'Elena', 'Farid', 'Greta', 'Hassan', 'Ingrid', 'Jonas', 'Keiko',
+                  'Lucas', 'Mei', 'Nadia', 'Oscar', 'Priya'])[1 + floor(csmcp.seed_rand(i || 'cf' || k) * 16)::int] || ' ' ||
+           (ARRAY['Achebe', 'Bergström', 'Castillo', 'Dlamini', 'Eriksen', 'Fontaine', 'García', 'Hoffmann', 'Ito', 'Jansen',
+                  'Kowalski', 'Lindgren', 'Mensah', 'Novak', 'Okonkwo', 'Petrov'])[1 + (i * 7 + k) % 16]
+$$;
+CREATE OR REPLACE FUNCTION csmcp.seed_contact_email(p_name text, p_company text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT regexp_replace(lower(translate(p_name, 'öäåéíóúñçłšž', 'oaaeiounclsz')), '[^a-z0-9]+', '.', 'g') || '@' ||
+           btrim(regexp_replace(lower(p_company), '[^a-z0-9]+', '-', 'g'), '-') || '.test'
+$$;
+
 CREATE OR REPLACE FUNCTION csmcp.seed_demo(n integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -45,15 +61,15 @@ BEGIN
         ('exports', 'Exports', 'general', false), ('mobile_app', 'Mobile app', 'general', false)
     ON CONFLICT (feature_id) DO NOTHING;
     INSERT INTO support_agents (agent_id, name, email, team, is_senior, max_tickets) VALUES
-        ('agt_01', 'Maya Patel', 'maya.patel@support.example.com', 'Technical Support', true, 12),
-        ('agt_02', 'Leo Fischer', 'leo.fischer@support.example.com', 'Technical Support', false, 10),
-        ('agt_03', 'Ana Souza', 'ana.souza@support.example.com', 'Engineering Support', true, 8),
-        ('agt_04', 'Tom Becker', 'tom.becker@support.example.com', 'Billing Support', false, 10),
-        ('agt_05', 'Grace Kim', 'grace.kim@support.example.com', 'Customer Success', false, 10),
-        ('agt_06', 'Omar Haddad', 'omar.haddad@support.example.com', 'Integration Team', false, 10),
-        ('agt_07', 'Ines Moreau', 'ines.moreau@support.example.com', 'Escalation Team', true, 6),
-        ('agt_08', 'Jon Berg', 'jon.berg@support.example.com', 'Product Support', false, 10)
-    ON CONFLICT (agent_id) DO NOTHING;
+        ('agt_01', 'Maya Patel', 'maya.patel@support.csmcp.test', 'Technical Support', true, 12),
+        ('agt_02', 'Leo Fischer', 'leo.fischer@support.csmcp.test', 'Technical Support', false, 10),
+        ('agt_03', 'Ana Souza', 'ana.souza@support.csmcp.test', 'Engineering Support', true, 8),
+        ('agt_04', 'Tom Becker', 'tom.becker@support.csmcp.test', 'Billing Support', false, 10),
+        ('agt_05', 'Grace Kim', 'grace.kim@support.csmcp.test', 'Customer Success', false, 10),
+        ('agt_06', 'Omar Haddad', 'omar.haddad@support.csmcp.test', 'Integration Team', false, 10),
+        ('agt_07', 'Ines Moreau', 'ines.moreau@support.csmcp.test', 'Escalation Team', true, 6),
+        ('agt_08', 'Jon Berg', 'jon.berg@support.csmcp.test', 'Product Support', false, 10)
+    ON CONFLICT (agent_id) DO UPDATE SET email = EXCLUDED.email;  -- earlier seeds used a placeholder domain
     INSERT INTO support_agent_expertise VALUES
         ('agt_01', 'technical_issue'), ('agt_01', 'performance'), ('agt_02', 'technical_issue'), ('agt_02', 'how_to_question'),
         ('agt_03', 'bug_report'), ('agt_03', 'data_issue'), ('agt_04', 'account_billing'), ('agt_05', 'how_to_question'),
@@ -119,12 +135,12 @@ BEGIN
     SELECT client_id, client_name,
            client_name || (ARRAY[' Inc', ' Ltd', ' GmbH', ' LLC'])[1 + floor(csmcp.seed_rand(i || 'suf') * 4)::int],
            industry, tier, stage, CASE WHEN churned THEN 'churned' ELSE 'active' END, csm,
-           'contact1@' || replace(client_id, '_', '-') || '.example.com', 'Contact One ' || i,
+           csmcp.seed_contact_email(csmcp.seed_contact_name(i, 1), client_name), csmcp.seed_contact_name(i, 1),
            (t - age_days)::timestamp AT TIME ZONE 'UTC', now()
     FROM sd;
     INSERT INTO contacts (client_id, name, email, title, role, is_primary)
-    SELECT sd.client_id, CASE k WHEN 1 THEN 'Contact One ' || sd.i ELSE 'Contact ' || k || ' ' || sd.i END,
-           'contact' || k || '@' || replace(sd.client_id, '_', '-') || '.example.com',
+    SELECT sd.client_id, csmcp.seed_contact_name(sd.i, k),
+           csmcp.seed_contact_email(csmcp.seed_contact_name(sd.i, k), sd.client_name),
            (ARRAY['Head of Operations', 'VP Engineering', 'CFO', 'Team Lead', 'Analyst'])[k],
            (ARRAY['champion', 'executive_sponsor', 'billing', 'admin', 'user'])[k], k = 1
     FROM sd CROSS JOIN generate_series(1, 5) k
@@ -210,7 +226,7 @@ BEGIN
            pr.p, (ARRAY['performance', 'technical_issue', 'bug_report', 'how_to_question', 'account_billing', 'integration_support',
                         'data_issue', 'feature_request'])[1 + floor(csmcp.seed_rand(sd.i || 'cat' || k) * 8)::int],
            CASE WHEN ts.c < now() - interval '5 days' THEN 'resolved' WHEN csmcp.seed_rand(sd.i || 'os' || k) < 0.5 THEN 'open' ELSE 'in_progress' END,
-           'contact1@' || sd.client_id || '.example.com', 'Contact One ' || sd.i,
+           csmcp.seed_contact_email(csmcp.seed_contact_name(sd.i, 1), sd.client_name), csmcp.seed_contact_name(sd.i, 1),
            'agt_0' || (1 + floor(csmcp.seed_rand(sd.i || 'ag' || k) * 8)::int), NULL,
            CASE pr.p WHEN 'P0' THEN 5 WHEN 'P1' THEN 15 WHEN 'P2' THEN 60 WHEN 'P3' THEN 240 ELSE 480 END,
            CASE pr.p WHEN 'P0' THEN 60 WHEN 'P1' THEN 240 WHEN 'P2' THEN 1440 WHEN 'P3' THEN 2880 ELSE 4320 END,
@@ -233,7 +249,8 @@ BEGIN
 
     -- NPS responses over the last 180 days; scores follow the usage pattern.
     INSERT INTO nps_responses (response_id, client_id, survey_id, respondent_email, score, reason, responded_at)
-    SELECT 'NPS-' || sd.client_id || '-' || k, sd.client_id, 'srv_nps_relationship', 'contact' || k || '@' || replace(sd.client_id, '_', '-') || '.example.com',
+    SELECT 'NPS-' || sd.client_id || '-' || k, sd.client_id, 'srv_nps_relationship',
+           csmcp.seed_contact_email(csmcp.seed_contact_name(sd.i, k), sd.client_name),
            CASE sd.pattern WHEN 'growing' THEN 7 + floor(csmcp.seed_rand(sd.i || 'nps' || k) * 4)
                            WHEN 'flat' THEN 5 + floor(csmcp.seed_rand(sd.i || 'nps' || k) * 6)
                            ELSE 1 + floor(csmcp.seed_rand(sd.i || 'nps' || k) * 8) END::int,
