@@ -25,3 +25,30 @@ class SeedContactsTest(lib.TestCase):
         self.assertGreater(total, 20)
         self.assertEqual((derived, bad, distinct), (total, 0, total))
         self.assertEqual(lines[1:], ["0", "0", "0", "oscar.garcia@aperture-media-3.test", "0"])
+
+    def test_no_placeholder_address_in_any_seeded_row(self):
+        """Every seed part (support, retention, onboarding, feedback, ...): no row the seed
+        writes holds an example.com/.org/.net address or URL (TOOLS.md: no placeholders). Rows
+        are told apart by xmin = this transaction, so other tests' fixtures do not count."""
+        out = du.psql(lib.database_url(), r"""
+BEGIN;
+CREATE FUNCTION pg_temp.placeholders() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r record; n bigint; found text := '';
+BEGIN
+  FOR r IN SELECT c.table_name, c.column_name FROM information_schema.columns c
+           JOIN information_schema.tables t USING (table_schema, table_name)
+           WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+             AND c.data_type IN ('text', 'character varying', 'jsonb', 'json')
+  LOOP
+    EXECUTE format('SELECT count(*) FROM %I WHERE xmin::text = (txid_current() %% 4294967296)::text '
+                   'AND %I::text ~* %L', r.table_name, r.column_name, 'example\.(com|org|net)')
+      INTO n;
+    IF n > 0 THEN found := found || r.table_name || '.' || r.column_name || '=' || n || ' '; END IF;
+  END LOOP;
+  RETURN found;
+END $$;
+SELECT count(*) >= 0 FROM (SELECT csmcp.seed_demo(20)) s;
+SELECT 'placeholders:' || pg_temp.placeholders();
+ROLLBACK;""", timeout=600)
+        line = [x for x in out.split("\n") if x.startswith("placeholders:")][0]
+        self.assertEqual(line, "placeholders:")

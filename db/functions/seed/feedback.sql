@@ -46,7 +46,7 @@ BEGIN
                           responded_by, resolved_at, created_by)
     SELECT 'FB-9' || lpad((x.i * 10 + x.j)::text, 9, '0'), x.client_id, (x.tpl).ftype,
            (ARRAY['email', 'in_app', 'call', 'survey'])[1 + floor(csmcp.seed_rand(x.client_id || 'fb_s' || x.j) * 4)::int],
-           'user' || x.j || '@' || x.client_id || '.example.com', 'User ' || x.j, (x.tpl).title, (x.tpl).content, (x.tpl).category,
+           'user' || x.j || '@' || x.client_id || '.test', 'User ' || x.j, (x.tpl).title, (x.tpl).content, (x.tpl).category,
            s->>'sentiment', (s->>'sentiment_score')::numeric, x.priority,
            CASE WHEN resp THEN 'resolved' WHEN x.r_resp < 0.85 THEN 'new' ELSE 'in_progress' END,
            rt->>'assigned_to',
@@ -69,7 +69,7 @@ BEGIN
     -- NPS for the months 6-12 ago (the base seed covers the last 6): 0-2 per account, scores
     -- following the account's health.
     INSERT INTO nps_responses (response_id, client_id, respondent_email, score, reason, responded_at)
-    SELECT 'nps-fb-' || a.client_id || '-' || j, a.client_id, 'user' || j || '@' || a.client_id || '.example.com',
+    SELECT 'nps-fb-' || a.client_id || '-' || j, a.client_id, 'user' || j || '@' || a.client_id || '.test',
            greatest(0, least(10, round(a.health_score / 10.0 + (csmcp.seed_rand(a.client_id || 'nps_s' || j) - 0.5) * 6)::int)),
            NULL, now() - make_interval(days => 185 + floor(csmcp.seed_rand(a.client_id || 'nps_d' || j) * 175)::int)
     FROM accounts a CROSS JOIN generate_series(1, 2) j

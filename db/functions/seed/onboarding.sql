@@ -211,7 +211,7 @@ BEGIN
     -- Attendees: user1..userK of the account (K = team size, 2..8); ~85 % attend; scores
     -- 0.50..1.00, ratings 3.0..5.0, engagement 0.50..1.00.
     INSERT INTO training_attendance (session_id, email, attended, score, passed, rating, engagement, recorded_at)
-    SELECT onb_ss.session_id, 'user' || u || '@' || replace(onb_ss.client_id, '_', '-') || '.example.com', att,
+    SELECT onb_ss.session_id, 'user' || u || '@' || replace(onb_ss.client_id, '_', '-') || '.test', att,
            CASE WHEN att THEN sc END, CASE WHEN att THEN sc >= onb_ss.passing_score END,
            CASE WHEN att THEN round((3 + 2 * csmcp.seed_rand(onb_ss.session_id || u || 'rt'))::numeric, 1) END,
            CASE WHEN att THEN round((0.5 + 0.5 * csmcp.seed_rand(onb_ss.session_id || u || 'en'))::numeric, 3) END,

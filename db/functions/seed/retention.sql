@@ -87,7 +87,7 @@ BEGIN
                [1 + floor(csmcp.seed_rand(s.i || 'r_tsub') * 3)::int],
            'Reported by the customer; business impact stated as high.',
            CASE WHEN csmcp.seed_rand(s.i || 'r_tp') < 0.3 THEN 'P0' ELSE 'P1' END, 'technical_issue', 'closed',
-           'contact1@' || replace(s.client_id, '_', '-') || '.example.com', 'Contact One ' || s.i,
+           'contact1@' || replace(s.client_id, '_', '-') || '.test', 'Contact One ' || s.i,
            'agt_07', 'Escalation Team',
            CASE WHEN csmcp.seed_rand(s.i || 'r_tp') < 0.3 THEN 5 ELSE 15 END,
            CASE WHEN csmcp.seed_rand(s.i || 'r_tp') < 0.3 THEN 60 ELSE 240 END,
@@ -102,7 +102,7 @@ BEGIN
     -- Detractor NPS responses 10-80 days before churn.
     INSERT INTO nps_responses (response_id, client_id, survey_id, respondent_email, score, reason, responded_at)
     SELECT 'NPS-' || s.client_id || '-churn-' || k, s.client_id, 'srv_nps_relationship',
-           'contact' || k || '@' || replace(s.client_id, '_', '-') || '.example.com',
+           'contact' || k || '@' || replace(s.client_id, '_', '-') || '.test',
            (2 + floor(csmcp.seed_rand(s.i || 'r_ns' || k) * 4))::int,
            (ARRAY['Too expensive for the value we get', 'Missing integrations we need', 'Support takes too long',
                   'We are consolidating tools'])[1 + floor(csmcp.seed_rand(s.i || 'r_nr' || k) * 4)::int],

@@ -34,7 +34,7 @@ BEGIN
     -- Agents ------------------------------------------------------------------------------------
     INSERT INTO support_agents (agent_id, name, email, team, is_senior, max_tickets)
     SELECT 'agt_' || CASE WHEN k < 10 THEN '0' ELSE '' END || k, f || ' ' || l,
-           lower(f) || '.' || lower(l) || '.' || k || '@support.example.com',
+           lower(f) || '.' || lower(l) || '.' || k || '@agents.csmcp.test',
            teams[1 + floor(csmcp.seed_rand('sp_team' || k) * 10)::int], csmcp.seed_rand('sp_sen' || k) < 0.25,
            6 + floor(csmcp.seed_rand('sp_cap' || k) * 10)::int
     FROM generate_series(9, 8 + n_extra) k
@@ -42,7 +42,9 @@ BEGIN
                                    [1 + floor(csmcp.seed_rand('sp_fn' || k) * 12)::int] AS f,
                                (ARRAY['Nilsen', 'Costa', 'Iyer', 'Romano', 'Bello', 'Sato', 'Kowalski', 'Demir', 'Petrova', 'Aziz', 'Lee', 'Ortega'])
                                    [1 + floor(csmcp.seed_rand('sp_ln' || k) * 12)::int] AS l) nm
-    ON CONFLICT (agent_id) DO NOTHING;
+    -- a re-seed also moves agents of an older seed off its placeholder domain
+    ON CONFLICT (agent_id) DO UPDATE SET email = EXCLUDED.email
+        WHERE support_agents.email IS DISTINCT FROM EXCLUDED.email;
     GET DIAGNOSTICS n_agents = ROW_COUNT;
     INSERT INTO support_agent_expertise (agent_id, category)
     SELECT DISTINCT 'agt_' || CASE WHEN k < 10 THEN '0' ELSE '' END || k, cats[1 + floor(csmcp.seed_rand('sp_exp' || k || '_' || j) * 10)::int]
@@ -62,7 +64,7 @@ BEGIN
            'Reported by the customer through the portal.',
            pr.p, (ARRAY['how_to_question', 'technical_issue', 'data_issue', 'account_billing', 'integration_support', 'training_request',
                         'bug_report', 'integration_support'])[1 + floor(csmcp.seed_rand(s.i || 'sp_s0') * 8)::int],
-           'open', coalesce(a.primary_contact_email, 'contact1@' || replace(a.client_id, '_', '-') || '.example.com'),
+           'open', coalesce(a.primary_contact_email, 'contact1@' || replace(a.client_id, '_', '-') || '.test'),
            coalesce(a.primary_contact_name, 'Contact One ' || s.i),
            agents[1 + (s.i % cardinality(agents))], csmcp.sup_sla_first(pr.p), csmcp.sup_sla_resolution(pr.p),
            v_now - make_interval(days => 30 + floor(csmcp.seed_rand(s.i || 'sp_c0') * 330)::int, hours => floor(csmcp.seed_rand(s.i || 'sp_h0') * 24)::int)
@@ -236,7 +238,7 @@ BEGIN
     ON CONFLICT (client_id) DO NOTHING;
     GET DIAGNOSTICS n_portal = ROW_COUNT;
     INSERT INTO portal_resources (resource_id, resource_type, title, description, url, created_at)
-    SELECT 'RES-' || (1000 + k), 'downloads', d.title, d.descr, 'https://downloads.example.com/' || d.file, v_now - make_interval(days => 20 * k)
+    SELECT 'RES-' || (1000 + k), 'downloads', d.title, d.descr, 'https://downloads.csmcp.test/' || d.file, v_now - make_interval(days => 20 * k)
     FROM (VALUES (1, 'Administrator guide (PDF)', 'Everything an admin configures, in one document', 'admin-guide.pdf'),
                  (2, 'Data import template (CSV)', 'The columns the CSV import expects', 'import-template.csv'),
                  (3, 'API client for Python', 'A small client for the REST API', 'csapi-python.zip'),
