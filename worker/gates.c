@@ -362,7 +362,7 @@ void mcp_gates_start(struct mreq *m, bool with_session, void (*cont)(struct mreq
             tool = t->def->name;
             yajl_val args = json_get(m->msgs[0].params, "arguments");
             cls = registry_rate_class(t->def, args) == TOOL_RATE_READ ? RATELIMIT_READ
-                                                                       : RATELIMIT_WRITE;
+                                                                      : RATELIMIT_WRITE;
         }
     }
     const char *principal = m->auth.principal[0] ? m->auth.principal : "anonymous";

@@ -23,8 +23,8 @@
 #include "pgpool.h"
 #include "tool.h"
 
-    /* Our own RAISEs: their messages were written for the client. */
-    static bool own_message(const char *sqlstate)
+/* Our own RAISEs: their messages were written for the client. */
+static bool own_message(const char *sqlstate)
 {
     return sqlstate && (strncmp(sqlstate, "P0", 2) == 0 || strcmp(sqlstate, "22023") == 0);
 }
