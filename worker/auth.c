@@ -118,13 +118,6 @@ bool auth_scope_allows(unsigned scopes, int tool_scope)
     }
 }
 
-const char *auth_scope_name(int tool_scope)
-{
-    return tool_scope == TOOL_SCOPE_ADMIN   ? "admin"
-           : tool_scope == TOOL_SCOPE_WRITE ? "write"
-                                            : "read";
-}
-
 /* "read,write" or "read write" (also "csmcp:read", "csmcp.read") -> AUTH_SCOPE_* bits. */
 static unsigned parse_scopes(const char *s)
 {

@@ -54,8 +54,6 @@ void auth_shutdown(void);
 /* True when the granted scopes satisfy a tool's required scope (enum tool_scope: 0 read,
  * 1 write, 2 admin). admin implies write implies read. */
 bool auth_scope_allows(unsigned scopes, int tool_scope);
-/* "read" / "write" / "admin" for an enum tool_scope value. */
-const char *auth_scope_name(int tool_scope);
 /*
  * The complete header line(s) for a 401/403 answer, ending in "\r\n":
  * WWW-Authenticate: Bearer resource_metadata="<url>"[, error="..", error_description=".."]
