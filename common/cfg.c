@@ -115,6 +115,30 @@ const struct cfg_key cfg_keys[] = {
      "Required aud of JWT access tokens."},
     {"auth", "resource_url", CFG_STR, OFF(auth_resource_url), "", 0, 1024, NULL, CFG_RELOADABLE, false,
      "Public URL of /mcp for RFC 9728 metadata; empty derives it from the Host header."},
+    {"auth", "issuer", CFG_LIST, OFF(auth_issuer), "", 0, 8, NULL, CFG_RELOADABLE, false,
+     "Issuer URLs (https) of the trusted OAuth 2.1 authorization servers. Each one's metadata is discovered (RFC 8414, then OpenID Connect discovery) and its JWKS fetched and refreshed in the background; a JWT whose iss is one of them is verified against that issuer's keys. Also listed as authorization_servers in the RFC 9728 metadata."},
+    {"auth", "ca_file", CFG_STR, OFF(auth_ca_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
+     "PEM CA bundle that verifies the authorization servers' TLS certificates (discovery, JWKS, introspection); empty uses the system store. Verification is never switched off."},
+    {"auth", "jwks_refresh_min", CFG_INT, OFF(auth_jwks_refresh_min), "60", 1, 86400, NULL, CFG_RELOADABLE, false,
+     "Shortest interval in seconds between background refreshes of an issuer's JWKS, whatever its Cache-Control max-age or Expires says."},
+    {"auth", "jwks_refresh_max", CFG_INT, OFF(auth_jwks_refresh_max), "3600", 1, 604800, NULL, CFG_RELOADABLE, false,
+     "Longest interval in seconds between background refreshes of an issuer's JWKS (also the interval when it sends no caching headers)."},
+    {"auth", "jwks_miss_interval", CFG_INT, OFF(auth_jwks_miss_interval), "10", 1, 3600, NULL, CFG_RELOADABLE, false,
+     "A token signed with a kid the worker does not know triggers one JWKS refresh (the request waits for it); further refreshes for unknown kids wait this many seconds, meanwhile such tokens get 401."},
+    {"auth", "fetch_timeout_ms", CFG_INT, OFF(auth_fetch_timeout_ms), "5000", 100, 60000, NULL, CFG_RELOADABLE, false,
+     "Milliseconds one HTTPS request to an authorization server (discovery, JWKS, introspection) may take."},
+    {"auth", "scope_claim", CFG_STR, OFF(auth_scope_claim), "scope", 1, 64, NULL, CFG_RELOADABLE, false,
+     "JWT claim holding the granted scopes (space-separated string or array); \"scope\" also falls back to \"scp\". Values read, write, admin (optionally prefixed csmcp: or csmcp.) map to the tool scopes; admin implies write implies read."},
+    {"auth", "clock_skew", CFG_INT, OFF(auth_clock_skew), "60", 0, 600, NULL, CFG_RELOADABLE, false,
+     "Seconds of clock difference tolerated on a JWT's exp, nbf and iat."},
+    {"auth", "introspection_endpoint", CFG_STR, OFF(auth_introspection_endpoint), "", 0, 1024, NULL, CFG_RELOADABLE, false,
+     "RFC 7662 token introspection URL (https); empty uses the one the issuer's metadata names. Introspection is on when auth.introspection_client_id is set: every OAuth token (JWT or opaque) must then be active there."},
+    {"auth", "introspection_client_id", CFG_STR, OFF(auth_introspection_client_id), "", 0, 256, NULL, CFG_RELOADABLE, false,
+     "Client id csmcp authenticates with at the introspection endpoint (HTTP Basic); empty disables introspection."},
+    {"auth", "introspection_secret_file", CFG_STR, OFF(auth_introspection_secret_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
+     "File holding the introspection client secret (or CSMCP_INTROSPECTION_SECRET, or the systemd credential auth.introspection); never logged."},
+    {"auth", "introspection_cache_ttl", CFG_INT, OFF(auth_introspection_cache_ttl), "10", 1, 300, NULL, CFG_RELOADABLE, false,
+     "Seconds an introspection answer is reused for the same token on one worker: a revoked token stops working within this."},
     {"auth", "failed_per_minute", CFG_INT, OFF(auth_failed_per_minute), "60", 1, 1000000, NULL, CFG_RELOADABLE, false,
      "Credential checks per minute per client address for credentials not seen valid before (token bucket in Redis, a minute of burst); beyond it the address gets 429 with Retry-After. Bounds the database lookups a flood of made-up keys causes."},
     {"auth", "max_lookups_in_flight", CFG_INT, OFF(auth_max_lookups_in_flight), "64", 1, 100000, NULL, CFG_RELOADABLE, false,
@@ -527,6 +551,34 @@ int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen)
     }
     if (c.tls_enabled && (!c.tls_cert_file[0] || !c.tls_key_file[0])) {
         errf(err, errlen, "%s: tls.enabled: needs tls.cert_file and tls.key_file",
+             path ? path : "config");
+        goto fail;
+    }
+    for (int i = 0; i < c.auth_issuer.n; i++) {
+        const char *u = c.auth_issuer.v[i];
+        if (strncmp(u, "https://", 8) != 0 || strlen(u) < 9 || strpbrk(u, "\"\\ ?#")) {
+            errf(err, errlen,
+                 "%s: auth.issuer: \"%s\" is not an https URL without query or fragment",
+                 path ? path : "config", u);
+            goto fail;
+        }
+    }
+    if (c.auth_introspection_endpoint[0] &&
+        strncmp(c.auth_introspection_endpoint, "https://", 8) != 0) {
+        errf(err, errlen, "%s: auth.introspection_endpoint: must be an https URL",
+             path ? path : "config");
+        goto fail;
+    }
+    if ((c.auth_issuer.n > 0 || c.auth_introspection_client_id[0]) && !c.auth_jwt_audience[0] &&
+        !c.auth_resource_url[0]) {
+        errf(err, errlen,
+             "%s: auth.issuer: needs auth.resource_url (or auth.jwt_audience), the audience "
+             "tokens must be issued for (RFC 8707)",
+             path ? path : "config");
+        goto fail;
+    }
+    if (c.auth_jwks_refresh_min > c.auth_jwks_refresh_max) {
+        errf(err, errlen, "%s: auth.jwks_refresh_min: greater than auth.jwks_refresh_max",
              path ? path : "config");
         goto fail;
     }

@@ -79,6 +79,18 @@ struct cfg {
     char *auth_resource_url;
     int auth_failed_per_minute;
     int auth_max_lookups_in_flight;
+    struct cfg_list auth_issuer;
+    char *auth_ca_file;
+    int auth_jwks_refresh_min;
+    int auth_jwks_refresh_max;
+    int auth_jwks_miss_interval;
+    int auth_fetch_timeout_ms;
+    char *auth_scope_claim;
+    int auth_clock_skew;
+    char *auth_introspection_endpoint;
+    char *auth_introspection_client_id;
+    char *auth_introspection_secret_file;
+    int auth_introspection_cache_ttl;
 
     /* rate limits */
     bool ratelimit_enabled;
