@@ -33,9 +33,11 @@
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
+#include "oidc.h"
 #include "pgpool.h"
 #include "ratelimit.h"
 #include "scrub.h"
+#include "secret.h"
 #include "tls.h"
 #include "tool.h"
 
@@ -432,6 +434,148 @@ static bool parse_api_key(const char *tok, char *id, size_t idlen)
     return true;
 }
 
+/* An OAuth token on its way through verification, kid-miss refresh and introspection. */
+struct jwt_job {
+    auth_cb cb;
+    void *arg;
+    char *token;
+    uint8_t hash[CRYPTO_SHA256_LEN];
+    char source[48];
+    int issuer;   /* index in auth.issuer, or -1: auth.jwks_file / opaque */
+    bool retried; /* verified again after a refresh its kid miss asked for */
+    bool opaque;  /* not a JWT: introspection alone decides */
+    struct jwt_claims c;
+};
+
+static void jwt_job_free(struct jwt_job *j)
+{
+    OPENSSL_cleanse(j->token, strlen(j->token));
+    free(j->token);
+    free(j);
+}
+
+static void jwt_fail(struct jwt_job *j, int status, const char *error, const char *why,
+                     const char *result)
+{
+    struct auth_result r;
+    fail_result(&r, status, error, why);
+    snprintf(r.claimed, sizeof r.claimed, "jwt");
+    if (status == 503)
+        r.retry_after = 1;
+    count("jwt", result);
+    if (status == 401) {
+        char *src = strdup(j->source);
+        if (src)
+            ratelimit_check_source(
+                src,
+                A.cfg && A.cfg->auth_failed_per_minute > 0 ? A.cfg->auth_failed_per_minute : 60,
+                jwt_source_checked, src);
+    }
+    auth_cb cb = j->cb;
+    void *arg = j->arg;
+    jwt_job_free(j);
+    cb(&r, arg);
+}
+
+static void jwt_ok(struct jwt_job *j, const char *sub, const char *scope, long exp)
+{
+    struct auth_result r;
+    memset(&r, 0, sizeof(r));
+    jwt_principal(sub[0] ? sub : "unknown", r.principal, sizeof(r.principal));
+    good_put(j->hash);
+    r.scopes = parse_scopes(scope);
+    count("jwt", "ok");
+    /* cache no longer than the token lives, nor than an introspection answer may be reused */
+    long ttl = exp > 0 ? exp - (long)time(NULL) : AUTH_CACHE_TTL_S;
+    int cap = AUTH_CACHE_TTL_S;
+    if (oidc_introspection_enabled() && A.cfg->auth_introspection_cache_ttl < cap)
+        cap = A.cfg->auth_introspection_cache_ttl;
+    if (ttl > 0)
+        cache_put(j->hash, &r, ttl < cap ? (int)ttl : cap);
+    auth_cb cb = j->cb;
+    void *arg = j->arg;
+    jwt_job_free(j);
+    cb(&r, arg);
+}
+
+static void jwt_introspected(const struct oidc_introspection *ir, void *arg)
+{
+    struct jwt_job *j = arg;
+    if (ir->status) {
+        jwt_fail(j, ir->status, "temporarily_unavailable", ir->error, "introspection_error");
+        return;
+    }
+    if (!ir->active) {
+        jwt_fail(j, 401, "invalid_token", ir->error, "inactive");
+        return;
+    }
+    if (!j->opaque) { /* the verified claims decide; the answer only says "still active" */
+        jwt_ok(j, j->c.sub, j->c.scope, j->c.exp);
+        return;
+    }
+    if (!ir->aud_ok) {
+        jwt_fail(j, 401, "invalid_token", "token not issued for this resource (aud)", "invalid");
+        return;
+    }
+    if (ir->exp > 0 && (long)time(NULL) > ir->exp + A.cfg->auth_clock_skew) {
+        jwt_fail(j, 401, "invalid_token", "token expired", "invalid");
+        return;
+    }
+    jwt_ok(j, ir->sub, ir->scope, ir->exp);
+}
+
+static void jwt_run(struct jwt_job *j);
+
+static void jwt_refreshed(void *arg)
+{
+    struct jwt_job *j = arg;
+    j->retried = true;
+    jwt_run(j);
+}
+
+static void jwt_run(struct jwt_job *j)
+{
+    const struct jwt_keys *keys = j->issuer >= 0 ? oidc_keys(j->issuer) : A.jwks;
+    struct jwt_opts o = {j->issuer >= 0 ? oidc_issuer(j->issuer) : A.cfg->auth_jwt_issuer,
+                         A.audience, A.cfg->auth_clock_skew, A.cfg->auth_scope_claim};
+    char why[160];
+
+    if (j->issuer < 0 && A.jwks == NULL) {
+        jwt_fail(j, 401, "invalid_token",
+                 oidc_count() > 0 ? "token issuer is not trusted by this server (iss)"
+                                  : "JWT access tokens are not accepted by this server",
+                 "invalid");
+        return;
+    }
+    int rc = jwt_verify_opts(keys, j->token, &o, time(NULL), &j->c, why, sizeof why);
+    if (rc == JWT_ERR_NO_KEY && j->issuer >= 0) {
+        /* A kid this worker does not know: the issuer may have rotated. One refresh, the
+         * request waits for it (asynchronously); refused when one ran moments ago. */
+        if (!j->retried && oidc_refresh_for_kid(j->issuer, jwt_refreshed, j)) {
+            metrics_inc("csmcp_auth_jwks_kid_miss_total", "result=\"refresh\"", 1);
+            return;
+        }
+        metrics_inc("csmcp_auth_jwks_kid_miss_total",
+                    j->retried ? "result=\"unknown\"" : "result=\"refused\"", 1);
+        snprintf(why, sizeof why, "%s",
+                 keys == NULL ? "signing keys of the token's issuer could not be fetched"
+                 : j->retried ? "unknown signing key (kid not in the issuer's key set)"
+                              : "unknown signing key (kid); the issuer's key set was refreshed "
+                                "moments ago");
+        jwt_fail(j, 401, "invalid_token", why, "unknown_kid");
+        return;
+    }
+    if (rc < 0) {
+        jwt_fail(j, 401, "invalid_token", why, "invalid");
+        return;
+    }
+    if (oidc_introspection_enabled() && j->issuer >= 0) {
+        oidc_introspect(j->issuer, j->token, A.audience, jwt_introspected, j);
+        return;
+    }
+    jwt_ok(j, j->c.sub, j->c.scope, j->c.exp);
+}
+
 void auth_authenticate(const char *authorization, const char *source, auth_cb cb, void *arg)
 {
     struct auth_result r;
@@ -570,35 +714,33 @@ void auth_authenticate(const char *authorization, const char *source, auth_cb cb
         return;
     }
 
-    /* JWT access token */
-    struct jwt_claims c;
-    char why[160];
-    if (jwt_verify(A.jwks, t, A.cfg ? A.cfg->auth_jwt_issuer : "", A.audience, time(NULL), &c, why,
-                   sizeof(why)) < 0) {
-        fail_result(&r, 401, "invalid_token", why);
-        snprintf(r.claimed, sizeof r.claimed, "jwt");
-        count("jwt", "invalid");
+    /* OAuth access token: a JWT (verified here, then introspected when that is on) or, with
+     * introspection, an opaque token */
+    struct jwt_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
         free(t);
-        char *src = strdup(source);
-        if (src)
-            ratelimit_check_source(
-                src,
-                A.cfg && A.cfg->auth_failed_per_minute > 0 ? A.cfg->auth_failed_per_minute : 60,
-                jwt_source_checked, src);
+        fail_result(&r, 503, "temporarily_unavailable", "out of memory");
         cb(&r, arg);
         return;
     }
-    memset(&r, 0, sizeof(r));
-    jwt_principal(c.sub, r.principal, sizeof(r.principal));
-    good_put(hash);
-    r.scopes = parse_scopes(c.scope);
-    count("jwt", "ok");
-    /* cache no longer than the token lives */
-    long ttl = c.exp - (long)time(NULL);
-    if (ttl > 0)
-        cache_put(hash, &r, ttl < AUTH_CACHE_TTL_S ? (int)ttl : AUTH_CACHE_TTL_S);
-    free(t);
-    cb(&r, arg);
+    j->cb = cb;
+    j->arg = arg;
+    j->token = t;
+    memcpy(j->hash, hash, sizeof hash);
+    snprintf(j->source, sizeof j->source, "%s", source);
+    char kid[128], iss[1024];
+    if (jwt_peek(t, kid, sizeof kid, iss, sizeof iss) < 0) {
+        if (oidc_introspection_enabled()) {
+            j->issuer = -1;
+            j->opaque = true;
+            oidc_introspect(-1, t, A.audience, jwt_introspected, j);
+            return;
+        }
+        jwt_fail(j, 401, "invalid_token", "malformed token", "invalid");
+        return;
+    }
+    j->issuer = oidc_find(iss);
+    jwt_run(j);
 }
 
 bool auth_host_allowed(const char *host)
@@ -687,8 +829,9 @@ int auth_www_authenticate(const struct auth_result *r, const char *host, const c
 
 int auth_metadata_json(const char *host, char *buf, size_t len)
 {
-    char res[1100];
+    char res[1100], servers[4200];
     const char *iss = A.cfg ? A.cfg->auth_jwt_issuer : "";
+    size_t sp = 0;
     int n;
 
     resource_url(host, res, sizeof(res));
@@ -696,18 +839,32 @@ int auth_metadata_json(const char *host, char *buf, size_t len)
      * possibly in the config values, which are escaped below by refusing quotes */
     if (strpbrk(res, "\"\\") || strpbrk(iss, "\"\\"))
         return -1;
+    servers[0] = '\0';
+    /* the discovered issuers (auth.issuer), then auth.jwt_issuer when it is another one */
+    for (int i = 0; A.cfg && i <= A.cfg->auth_issuer.n; i++) {
+        const char *u = i < A.cfg->auth_issuer.n ? A.cfg->auth_issuer.v[i] : iss;
+        bool dup = false;
+        for (int k = 0; i == A.cfg->auth_issuer.n && k < A.cfg->auth_issuer.n; k++)
+            dup = dup || strcmp(A.cfg->auth_issuer.v[k], iss) == 0;
+        if (u[0] == '\0' || dup || strpbrk(u, "\"\\"))
+            continue;
+        n = snprintf(servers + sp, sizeof servers - sp, "%s\"%s\"", sp ? "," : "", u);
+        if (n < 0 || (size_t)n >= sizeof servers - sp)
+            return -1;
+        sp += (size_t)n;
+    }
     n = snprintf(buf, len,
-                 "{\"resource\":\"%s\",\"authorization_servers\":[%s%s%s],"
+                 "{\"resource\":\"%s\",\"authorization_servers\":[%s],"
                  "\"scopes_supported\":[\"read\",\"write\",\"admin\"],"
                  "\"bearer_methods_supported\":[\"header\"],"
                  "\"resource_name\":\"csmcp\"}",
-                 res, iss[0] ? "\"" : "", iss, iss[0] ? "\"" : "");
+                 res, servers);
     return n >= 0 && (size_t)n < len ? n : -1;
 }
 
 static void metadata_handler(struct http_req *req, void *arg)
 {
-    char body[2600];
+    char body[6000];
     int n;
     enum http_meth m = http_req_method(req);
 
@@ -735,6 +892,12 @@ static void metadata_handler(struct http_req *req, void *arg)
                  (size_t)n);
 }
 
+/* An issuer dropped a key: answers cached for tokens it signed must not outlive it. */
+static void keys_removed(void)
+{
+    memset(A.cache, 0, sizeof(A.cache));
+}
+
 int auth_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
 {
     char err[512];
@@ -758,6 +921,31 @@ int auth_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
         log_info("auth: %d JWT signing keys loaded from %s", jwt_keys_count(A.jwks),
                  cfg->auth_jwks_file);
     }
+    if (cfg->auth_issuer.n > 0 || cfg->auth_introspection_client_id[0]) {
+        char *secret = NULL, src[256];
+        size_t slen = 0;
+        if (cfg->auth_introspection_client_id[0]) {
+            int rc =
+                secret_load("CSMCP_INTROSPECTION_SECRET", cfg->auth_introspection_secret_file,
+                            "auth.introspection", &secret, &slen, src, sizeof src, err, sizeof err);
+            if (rc != 0) {
+                log_error("auth: auth.introspection_client_id is set but the client secret %s",
+                          rc > 0 ? "is not configured (auth.introspection_secret_file)" : err);
+                return -1;
+            }
+            log_info("auth: token introspection on, client %s, secret from %s, answers reused "
+                     "%d s",
+                     cfg->auth_introspection_client_id, src, cfg->auth_introspection_cache_ttl);
+        }
+        int rc = oidc_init(base, cfg, secret, slen);
+        secret_free(secret, slen);
+        if (rc < 0)
+            return -1;
+        oidc_on_keys_removed(keys_removed);
+        for (int i = 0; i < cfg->auth_issuer.n; i++)
+            log_info("auth: trusted issuer %s (audience %s); keys fetched in the background",
+                     cfg->auth_issuer.v[i], A.audience);
+    }
     if (ratelimit_init(base, cfg) < 0 || audit_init(base, cfg, pg) < 0)
         return -1;
     if (!cfg->auth_required)
@@ -780,6 +968,7 @@ int auth_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
 void auth_shutdown(void)
 {
     audit_shutdown();
+    oidc_shutdown();
     jwt_keys_free(A.jwks);
     A.jwks = NULL;
     /* the SSL_CTX stays until exit: connections being closed may still reference it */

@@ -292,10 +292,61 @@ static bool aud_matches(yajl_val claims, const char *audience)
     return false;
 }
 
+int jwt_keys_has_kid(const struct jwt_keys *k, const char *kid)
+{
+    for (int i = 0; k && kid && i < k->n; i++)
+        if (strcmp(k->k[i].kid, kid) == 0)
+            return 1;
+    return 0;
+}
+
+const char *jwt_keys_kid(const struct jwt_keys *k, int i)
+{
+    return k && i >= 0 && i < k->n ? k->k[i].kid : "";
+}
+
+int jwt_peek(const char *token, char *kid, size_t kidlen, char *iss, size_t isslen)
+{
+    const char *d1 = strchr(token, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    yajl_val hdr, claims;
+    const char *s;
+
+    kid[0] = iss[0] = '\0';
+    if (strlen(token) > JWT_MAX_LEN || d1 == NULL || d2 == NULL || strchr(d2 + 1, '.') != NULL)
+        return -1;
+    hdr = parse_part(token, (size_t)(d1 - token));
+    if (hdr == NULL || !YAJL_IS_OBJECT(hdr)) {
+        yajl_tree_free(hdr);
+        return -1;
+    }
+    s = str_at(hdr, "kid");
+    snprintf(kid, kidlen, "%s", s ? s : "");
+    yajl_tree_free(hdr);
+    claims = parse_part(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (claims && YAJL_IS_OBJECT(claims)) {
+        s = str_at(claims, "iss");
+        snprintf(iss, isslen, "%s", s ? s : "");
+    }
+    yajl_tree_free(claims);
+    return 0;
+}
+
 int jwt_verify(const struct jwt_keys *keys, const char *token, const char *issuer,
                const char *audience, time_t now, struct jwt_claims *out, char *err, size_t errlen)
 {
-    const char *d1, *d2, *alg, *kid, *iss, *sub, *scope;
+    struct jwt_opts o = {issuer, audience, JWT_LEEWAY_S, NULL};
+    int rc = jwt_verify_opts(keys, token, &o, now, out, err, errlen);
+    return rc < 0 ? -1 : rc;
+}
+
+int jwt_verify_opts(const struct jwt_keys *keys, const char *token, const struct jwt_opts *o,
+                    time_t now, struct jwt_claims *out, char *err, size_t errlen)
+{
+    const char *issuer = o->issuer, *audience = o->audience;
+    int leeway = o->leeway > 0 ? o->leeway : 0;
+    bool kid_known = false;
+    long iat;
+    const char *d1, *d2, *alg, *kid, *iss, *sub;
     yajl_val hdr = NULL, claims = NULL;
     uint8_t sig[600];
     int siglen;
@@ -306,8 +357,8 @@ int jwt_verify(const struct jwt_keys *keys, const char *token, const char *issue
 
     memset(out, 0, sizeof(*out));
     if (keys == NULL || keys->n == 0) {
-        snprintf(err, errlen, "JWT access tokens are not accepted by this server");
-        return -1;
+        snprintf(err, errlen, "no signing keys of the token's issuer are known");
+        return JWT_ERR_NO_KEY;
     }
     if (tlen > JWT_MAX_LEN) {
         snprintf(err, errlen, "token too long");
@@ -343,7 +394,13 @@ int jwt_verify(const struct jwt_keys *keys, const char *token, const char *issue
         const struct jwt_key *k = &keys->k[i];
         if (k->alg != want || (kid && k->kid[0] && strcmp(kid, k->kid) != 0))
             continue;
+        kid_known = true;
         verified = verify_with(k, token, (size_t)(d2 - token), sig, (size_t)siglen);
+    }
+    if (!verified && !kid_known) {
+        snprintf(err, errlen, "unknown signing key (kid not in the issuer's key set)");
+        yajl_tree_free(hdr);
+        return JWT_ERR_NO_KEY;
     }
     if (!verified) {
         snprintf(err, errlen, "signature verification failed");
@@ -358,12 +415,16 @@ int jwt_verify(const struct jwt_keys *keys, const char *token, const char *issue
         snprintf(err, errlen, "token has no exp");
         goto fail;
     }
-    if ((long)now > exp + JWT_LEEWAY_S) {
+    if ((long)now > exp + leeway) {
         snprintf(err, errlen, "token expired");
         goto fail;
     }
-    if (num_at(claims, "nbf", &nbf) && (long)now + JWT_LEEWAY_S < nbf) {
+    if (num_at(claims, "nbf", &nbf) && (long)now + leeway < nbf) {
         snprintf(err, errlen, "token not yet valid (nbf)");
+        goto fail;
+    }
+    if (num_at(claims, "iat", &iat) && (long)now + leeway < iat) {
+        snprintf(err, errlen, "token issued in the future (iat beyond the clock skew)");
         goto fail;
     }
     iss = str_at(claims, "iss");
@@ -377,18 +438,22 @@ int jwt_verify(const struct jwt_keys *keys, const char *token, const char *issue
     }
     sub = str_at(claims, "sub");
     snprintf(out->sub, sizeof(out->sub), "%s", sub ? sub : "unknown");
-    scope = str_at(claims, "scope");
-    if (scope) {
-        snprintf(out->scope, sizeof(out->scope), "%s", scope);
-    } else {
-        const char *path[] = {"scp", NULL};
-        yajl_val scp = yajl_tree_get(claims, path, yajl_t_array);
-        size_t pos = 0;
-        for (size_t i = 0; scp && i < scp->u.array.len; i++) {
-            yajl_val s = scp->u.array.values[i];
-            if (YAJL_IS_STRING(s) && pos < sizeof(out->scope))
-                pos += (size_t)snprintf(out->scope + pos, sizeof(out->scope) - pos, "%s%s",
-                                        pos ? " " : "", YAJL_GET_STRING(s));
+    {
+        const char *claim = o->scope_claim && *o->scope_claim ? o->scope_claim : "scope";
+        const char *path[] = {claim, NULL}, *path2[] = {"scp", NULL};
+        yajl_val sv = yajl_tree_get(claims, path, yajl_t_any);
+        if (sv == NULL && strcmp(claim, "scope") == 0)
+            sv = yajl_tree_get(claims, path2, yajl_t_any);
+        if (sv && YAJL_IS_STRING(sv)) {
+            snprintf(out->scope, sizeof(out->scope), "%s", YAJL_GET_STRING(sv));
+        } else if (sv && YAJL_IS_ARRAY(sv)) {
+            size_t pos = 0;
+            for (size_t i = 0; i < sv->u.array.len && pos < sizeof(out->scope); i++) {
+                yajl_val s = sv->u.array.values[i];
+                if (YAJL_IS_STRING(s))
+                    pos += (size_t)snprintf(out->scope + pos, sizeof(out->scope) - pos, "%s%s",
+                                            pos ? " " : "", YAJL_GET_STRING(s));
+            }
         }
     }
     out->exp = exp;

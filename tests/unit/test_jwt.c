@@ -202,6 +202,60 @@ START_TEST(signature_and_alg_attacks)
 }
 END_TEST
 
+/* issue 22: unknown kid is told apart (the caller refreshes), clock skew and scope claim are
+ * options, iat beyond the skew is refused, jwt_peek reads kid and iss without trusting them. */
+START_TEST(opts_kid_skew_scope)
+{
+    struct jwt_claims c;
+    char err[256], kid[64], iss[128];
+    struct jwt_opts o = {"https://idp.example", "https://mcp.example/mcp", 0, NULL};
+    /* kid not in the set: JWT_ERR_NO_KEY, also with no keys at all */
+    char *t = make_token(rsa_other, "RS256", "r2", GOOD_CLAIMS);
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), JWT_ERR_NO_KEY);
+    ck_assert_ptr_nonnull(strstr(err, "kid"));
+    ck_assert_int_eq(jwt_verify_opts(NULL, t, &o, NOW, &c, err, sizeof err), JWT_ERR_NO_KEY);
+    ck_assert_int_eq(jwt_peek(t, kid, sizeof kid, iss, sizeof iss), 0);
+    ck_assert_str_eq(kid, "r2");
+    ck_assert_str_eq(iss, "https://idp.example");
+    ck_assert_int_eq(jwt_keys_has_kid(keys, "r1"), 1);
+    ck_assert_int_eq(jwt_keys_has_kid(keys, "r2"), 0);
+    ck_assert_int_eq(jwt_peek("a.b", kid, sizeof kid, iss, sizeof iss), -1);
+    free(t);
+    /* skew: expired 30 s ago passes with 60 s, fails with 0 and 29 */
+    const char *exp30 = "{\"iss\":\"https://idp.example\",\"aud\":\"https://mcp.example/mcp\","
+                        "\"exp\":1799999970,\"scope\":\"read\"}";
+    t = make_token(rsa, "RS256", "r1", exp30);
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "expired"));
+    o.leeway = 29;
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), -1);
+    o.leeway = 31;
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), 0);
+    free(t);
+    /* iat in the future beyond the skew */
+    t = make_token(rsa, "RS256", "r1",
+                   "{\"iss\":\"https://idp.example\",\"aud\":\"https://mcp.example/mcp\","
+                   "\"exp\":1800000300,\"iat\":1800000100}");
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "iat"));
+    free(t);
+    /* scope claim: a configured claim (array), and no scp fallback for it */
+    t = make_token(rsa, "RS256", "r1",
+                   "{\"iss\":\"https://idp.example\",\"aud\":\"https://mcp.example/mcp\","
+                   "\"exp\":1800000300,\"permissions\":[\"write\",\"x\"],\"scp\":[\"admin\"]}");
+    o.scope_claim = "permissions";
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), 0);
+    ck_assert_str_eq(c.scope, "write x");
+    o.scope_claim = "roles";
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), 0);
+    ck_assert_str_eq(c.scope, "");
+    o.scope_claim = "scope"; /* the default falls back to scp */
+    ck_assert_int_eq(jwt_verify_opts(keys, t, &o, NOW, &c, err, sizeof err), 0);
+    ck_assert_str_eq(c.scope, "admin");
+    free(t);
+}
+END_TEST
+
 START_TEST(bad_jwks)
 {
     struct jwt_keys *k = NULL;
@@ -224,6 +278,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, rs256_and_es256_ok);
     tcase_add_test(tc, claims_checked);
     tcase_add_test(tc, signature_and_alg_attacks);
+    tcase_add_test(tc, opts_kid_skew_scope);
     tcase_add_test(tc, bad_jwks);
     suite_add_tcase(s, tc);
     return s;
