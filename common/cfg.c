@@ -22,6 +22,7 @@ static const char *const log_levels[] = {"debug", "info", "notice", "warning",
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const audit_failure_modes[] = {"refuse", "drop", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
+static const char *const reviewer_scopes[] = {"admin", "write", NULL};
 
 /* clang-format off */
 const struct cfg_key cfg_keys[] = {
@@ -245,6 +246,9 @@ const struct cfg_key cfg_keys[] = {
      "Days before today the first pull starts at (later pulls start at the last pull's end date)."},
     {"integrations", "mixpanel_max_bytes", CFG_INT, OFF(integrations_mixpanel_max_bytes), "67108864", 1024, 1073741824, NULL, CFG_RELOADABLE, false,
      "Largest export body one pull accepts; a larger one fails the pull (shorten mixpanel_interval_s)."},
+
+    {"delivery", "reviewer_scope", CFG_STR, OFF(delivery_reviewer_scope), "admin", 0, 8, reviewer_scopes, CFG_RELOADABLE, false,
+     "Scope that may approve, reject or edit outbound messages awaiting approval (review_outbound_messages): admin, or write. Which channels require approval is a database setting: integrations.settings.require_approval (docs/operations/scorecards.md)."},
 
     {"log", "level", CFG_STR, OFF(log_level), "info", 0, 16, log_levels, CFG_RELOADABLE, false,
      "Lowest level logged: debug, info, notice, warning, error, crit."},

@@ -152,6 +152,9 @@ struct cfg {
     int integrations_mixpanel_backfill_days;
     int integrations_mixpanel_max_bytes;
 
+    /* delivery */
+    char *delivery_reviewer_scope; /* "admin" or "write": who may review outbound messages */
+
     /* log */
     char *log_level;
     char *log_format;

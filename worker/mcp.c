@@ -326,6 +326,10 @@ static void m_tools_call(struct mreq *m, struct jsonrpc_msg *msg)
         return;
     }
     enum tool_scope need = registry_required_scope(t->def, args);
+    /* delivery.reviewer_scope = "write": write keys may review outbound messages (issue 24) */
+    if (need == TOOL_SCOPE_ADMIN && strcmp(name, "review_outbound_messages") == 0 &&
+        strcmp(mcp_env.cfg->delivery_reviewer_scope, "write") == 0)
+        need = TOOL_SCOPE_WRITE;
     if (mcp_env.cfg->mcp_read_only && need != TOOL_SCOPE_READ) {
         /* mcp.read_only: every call needing write or admin is refused before it runs. */
         const char *action = t->def->n_action_scopes ? json_get_str(args, "action") : NULL;
