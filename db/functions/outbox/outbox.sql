@@ -5,6 +5,10 @@
 -- a tool reports to its client:
 --   {"state": "not_configured", "channel": …}                  the integration is off: nothing queued
 --   {"outbox_id": n, "state": "queued", "channel": …}          a new row
+--   {"outbox_id": n, "state": "pending_approval", "channel": …} a new row of a channel that
+--                                                              requires approval: it waits for
+--                                                              review_outbound_messages and is
+--                                                              never delivered before approval
 --   {"outbox_id": n, "state": <its state>, "channel": …, "duplicate": true}
 --                                                              the idempotency key was already used:
 --                                                              the existing row, unchanged
@@ -13,6 +17,14 @@
 CREATE OR REPLACE FUNCTION csmcp.integration_enabled(p_channel text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT enabled FROM integrations WHERE channel = p_channel), false)
+$$;
+
+-- csmcp.outbox_requires_approval(channel): the channel's integrations row has
+-- settings.require_approval = true (docs/operations/scorecards.md).
+CREATE OR REPLACE FUNCTION csmcp.outbox_requires_approval(p_channel text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT settings -> 'require_approval' = 'true'::jsonb FROM integrations WHERE channel = p_channel),
+                    false)
 $$;
 
 CREATE OR REPLACE FUNCTION csmcp.outbox_enqueue(p_channel text, p_payload jsonb, p_idempotency_key text,
@@ -33,8 +45,10 @@ BEGIN
     IF NOT csmcp.integration_enabled(p_channel) THEN
         RETURN jsonb_build_object('state', 'not_configured', 'channel', p_channel);
     END IF;
-    INSERT INTO outbox (channel, payload, idempotency_key, source_tool, client_id, ref)
-    VALUES (p_channel, p_payload, p_idempotency_key, p_source_tool, p_client_id, p_ref)
+    INSERT INTO outbox (channel, payload, idempotency_key, source_tool, client_id, ref, state, created_by)
+    VALUES (p_channel, p_payload, p_idempotency_key, p_source_tool, p_client_id, p_ref,
+            CASE WHEN csmcp.outbox_requires_approval(p_channel) THEN 'pending_approval' ELSE 'queued' END,
+            nullif(current_setting('csmcp.actor', true), ''))
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING * INTO o;
     IF FOUND THEN
