@@ -152,13 +152,19 @@ const struct registry_tool *registry_find(const char *name)
 
 enum tool_scope registry_required_scope(const struct tool_def *d, yajl_val args)
 {
-    if (d->n_action_scopes == 0)
-        return d->scope;
-    const char *action = json_get_str(args, "action");
+    enum tool_scope need = d->scope;
+    const char *action = d->n_action_scopes ? json_get_str(args, "action") : NULL;
     for (size_t i = 0; action && i < d->n_action_scopes; i++)
-        if (strcmp(d->action_scopes[i].action, action) == 0)
-            return d->action_scopes[i].scope;
-    return d->scope;
+        if (strcmp(d->action_scopes[i].action, action) == 0) {
+            need = d->action_scopes[i].scope;
+            break;
+        }
+    for (size_t i = 0; i < d->n_argument_scopes; i++) {
+        yajl_val v = json_get(args, d->argument_scopes[i].action);
+        if (v != NULL && !YAJL_IS_NULL(v) && d->argument_scopes[i].scope > need)
+            need = d->argument_scopes[i].scope;
+    }
+    return need;
 }
 
 enum tool_rate registry_rate_class(const struct tool_def *d, yajl_val args)
@@ -317,7 +323,11 @@ static void md_schema_table(FILE *f, const char *schema, bool with_required)
 static void md_scope(FILE *f, const struct tool_def *d)
 {
     if (d->n_action_scopes == 0) {
-        fprintf(f, "- Scope: `%s`\n", registry_scope_name(d->scope));
+        fprintf(f, "- Scope: `%s`", registry_scope_name(d->scope));
+        for (size_t i = 0; i < d->n_argument_scopes; i++)
+            fprintf(f, "; with `%s`: `%s`", d->argument_scopes[i].action,
+                    registry_scope_name(d->argument_scopes[i].scope));
+        fputc('\n', f);
         return;
     }
     char err[128];
@@ -354,9 +364,11 @@ static void md_scope(FILE *f, const struct tool_def *d)
  * enum (per action_scopes), and the tool's own when action may be omitted or has no enum. */
 static unsigned needs_mask(const struct tool_def *d)
 {
-    if (d->n_action_scopes == 0)
-        return 1u << d->scope;
     unsigned mask = 0;
+    for (size_t i = 0; i < d->n_argument_scopes; i++)
+        mask |= 1u << d->argument_scopes[i].scope;
+    if (d->n_action_scopes == 0)
+        return mask | 1u << d->scope;
     char err[128];
     yajl_val s = json_parse(d->input_schema, strlen(d->input_schema), 64, 1 << 20, err, sizeof err);
     yajl_val en = json_get_arr(json_get_obj(json_get_obj(s, "properties"), "action"), "enum");

@@ -75,6 +75,10 @@ struct tool_def {
     /* Scope per value of the "action" argument; values not listed need .scope. */
     const struct tool_action_scope *action_scopes;
     size_t n_action_scopes;
+    /* "argument_scopes": a call passing this argument (not null) needs at least this scope
+     * (.action holds the argument's name), e.g. manage_lifecycle_stages' new_stage: write. */
+    const struct tool_action_scope *argument_scopes;
+    size_t n_argument_scopes;
     enum tool_rate rate_class;
     /* Exact formulas and rules, one Markdown line each (docs/tools.md renders them). */
     const char *const *rules;

@@ -35,8 +35,8 @@ SCOPES = ("read", "write", "admin")
 RATE_CLASSES = ("read", "write")
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 KEYS_REQUIRED = ("name", "title", "description", "scope", "annotations", "inputSchema")
-KEYS_OPTIONAL = ("action_scopes", "rate_class", "handler", "outputSchema", "rules", "fixture",
-                 "sql_function")
+KEYS_OPTIONAL = ("action_scopes", "argument_scopes", "rate_class", "handler", "outputSchema",
+                 "rules", "fixture", "sql_function")
 # Files under worker/tools/fixtures/ that are fixture tables, not tools.
 FIXTURE_TABLES = ("resources.json", "prompts.json")
 
@@ -268,8 +268,25 @@ def validate_tool(path, rel, category, d, shared, symbols):
             if sc not in SCOPES:
                 bad("action_scopes.%s: %r must be one of %s" % (a, sc, ", ".join(SCOPES)))
 
+    # "argument_scopes": {"new_stage": "write"}: a call that passes that argument (not null)
+    # needs at least that scope (a tool whose write is selected by an argument, not an action)
+    argument_scopes = d.get("argument_scopes")
+    if argument_scopes is not None:
+        if action_scopes is not None:
+            bad("argument_scopes and action_scopes cannot be combined")
+        if not isinstance(argument_scopes, dict) or not argument_scopes:
+            bad("argument_scopes must be a non-empty object {\"<argument>\": \"read|write|admin\"}")
+        for a, sc in argument_scopes.items():
+            if a not in props:
+                bad("argument_scopes: %r is not a property of inputSchema" % a)
+            if sc not in SCOPES:
+                bad("argument_scopes.%s: %r must be one of %s" % (a, sc, ", ".join(SCOPES)))
+            if SCOPES.index(sc) <= SCOPES.index(d["scope"]):
+                bad("argument_scopes.%s: %r does not raise the tool's scope %r" % (a, sc, d["scope"]))
+
     # the hints must not contradict the scopes (TOOLS.md: read tools need read, writes write)
-    needs = set([d["scope"]]) | set((action_scopes or {}).values())
+    needs = (set([d["scope"]]) | set((action_scopes or {}).values()) |
+             set((argument_scopes or {}).values()))
     if ann["readOnlyHint"] and ann["destructiveHint"]:
         bad("annotations: readOnlyHint and destructiveHint cannot both be true")
     if ann["readOnlyHint"] and "write" in needs:
@@ -293,6 +310,7 @@ def validate_tool(path, rel, category, d, shared, symbols):
         "description": d["description"],
         "scope": d["scope"],
         "action_scopes": action_scopes or {},
+        "argument_scopes": argument_scopes or {},
         "rate_class": d.get("rate_class"),
         "annotations": {k: ann[k] for k in HINTS},
         "handler": handler,
@@ -443,6 +461,11 @@ def gen_c(tools, fixtures):
             for a, sc in t["action_scopes"].items():
                 w("    {%s, %s}," % (c_string(a), SCOPE_C[sc]))
             w("};")
+        if t["argument_scopes"]:
+            w("static const struct tool_action_scope arguments_%d[] = {" % i)
+            for a, sc in t["argument_scopes"].items():
+                w("    {%s, %s}," % (c_string(a), SCOPE_C[sc]))
+            w("};")
         if t["rules"]:
             w("static const char *const rules_%d[] = {" % i)
             for r in t["rules"]:
@@ -475,6 +498,9 @@ def gen_c(tools, fixtures):
         if t["action_scopes"]:
             w("        .action_scopes = actions_%d," % i)
             w("        .n_action_scopes = %d," % len(t["action_scopes"]))
+        if t["argument_scopes"]:
+            w("        .argument_scopes = arguments_%d," % i)
+            w("        .n_argument_scopes = %d," % len(t["argument_scopes"]))
         if t["rules"]:
             w("        .rules = rules_%d," % i)
             w("        .n_rules = %d," % len(t["rules"]))
@@ -558,6 +584,7 @@ def gen_inventory(tools):
             "title": t["title"],
             "scope": t["scope"],
             "action_scopes": t["action_scopes"],
+            "argument_scopes": t["argument_scopes"],
             "rate_class": t["rate_class"],
             "annotations": t["annotations"],
             "handler": t["handler"],
