@@ -231,8 +231,10 @@ const struct cfg_key cfg_keys[] = {
      "URL the generic webhook channel POSTs to."},
     {"integrations", "webhook_secret_file", CFG_STR, OFF(integrations_webhook_secret_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
      "File holding the generic webhook's HMAC-SHA256 signing secret (or the systemd credential integrations.webhook)."},
-    {"integrations", "sendgrid_webhook_secret_file", CFG_STR, OFF(integrations_sendgrid_webhook_secret_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
-     "File holding the secret of POST /hooks/sendgrid (SendGrid Event Webhook): requests must carry X-Csmcp-Signature, the hex HMAC-SHA256 of the raw body with this secret (a scheme of ours, not SendGrid's ECDSA signature). Empty: the route answers 404."},
+    {"integrations", "sendgrid_webhook_public_key_file", CFG_STR, OFF(integrations_sendgrid_webhook_public_key_file), "", 0, 4096, NULL, CFG_RELOADABLE, false,
+     "File holding SendGrid's Signed Event Webhook verification key (the base64 DER public key SendGrid shows, or PEM; ECDSA P-256) for POST /hooks/sendgrid: requests must carry X-Twilio-Email-Event-Webhook-Signature (ECDSA over timestamp + body) and X-Twilio-Email-Event-Webhook-Timestamp. Empty: the route answers 404."},
+    {"integrations", "sendgrid_webhook_max_age_s", CFG_INT, OFF(integrations_sendgrid_webhook_max_age_s), "300", 10, 86400, NULL, CFG_RELOADABLE, false,
+     "Replay window of POST /hooks/sendgrid: a request whose X-Twilio-Email-Event-Webhook-Timestamp is more than this many seconds away from the server's clock is refused (401)."},
 
     {"integrations", "mixpanel_export_url", CFG_STR, OFF(integrations_mixpanel_export_url), "https://data.mixpanel.com/api/2.0/export", 0, 1024, NULL, CFG_RELOADABLE, false,
      "Mixpanel-compatible raw export endpoint the leading monitor pulls usage from (GET ?from_date=&to_date=, NDJSON)."},

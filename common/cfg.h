@@ -144,7 +144,8 @@ struct cfg {
     char *integrations_slack_webhook_file;
     char *integrations_webhook_url;
     char *integrations_webhook_secret_file;
-    char *integrations_sendgrid_webhook_secret_file;
+    char *integrations_sendgrid_webhook_public_key_file;
+    int integrations_sendgrid_webhook_max_age_s;
     char *integrations_mixpanel_export_url;
     char *integrations_mixpanel_secret_file;
     int integrations_mixpanel_interval_s;

@@ -7,8 +7,11 @@
 struct cfg;
 struct pgpool;
 
-/* Registers the route when integrations.sendgrid_webhook_secret_file is set (else the path stays
- * unrouted: 404). Returns 0, or -1 when the secret cannot be loaded. */
+/* Registers the route when integrations.sendgrid_webhook_public_key_file is set (else the path
+ * stays unrouted: 404). Returns 0, or -1 when the key cannot be loaded or is not ECDSA P-256. */
 int hook_sendgrid_init(const struct cfg *cfg, struct pgpool *pg);
+
+/* Frees the loaded key (worker shutdown). */
+void hook_sendgrid_free(void);
 
 #endif

@@ -370,6 +370,7 @@ int main(int argc, char **argv)
     auth_shutdown();
     redisc_shutdown();
     pgpool_free(W.pg);
+    hook_sendgrid_free();
     registry_free();
     if (W.drain_timer)
         event_free(W.drain_timer);

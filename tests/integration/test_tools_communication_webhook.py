@@ -1,17 +1,37 @@
-"""POST /hooks/sendgrid (issue 16): signed SendGrid Event Webhook batches are recorded once per
-sg_event_id and show in automate_newsletters track_performance; a badly signed or unsigned
-request is refused with 401 and records nothing; without the secret configured the route is 404."""
-import hashlib
-import hmac
+"""POST /hooks/sendgrid (issue 16): SendGrid's Signed Event Webhook (ECDSA P-256 over timestamp +
+body, headers X-Twilio-Email-Event-Webhook-Signature / -Timestamp) verified against the public key
+of integrations.sendgrid_webhook_public_key_file. The key pair is generated here with the openssl
+CLI; SendGrid's verification key format (base64 DER) and PEM are both loaded. Signed batches are
+recorded once per sg_event_id and show in automate_newsletters track_performance; a bad, missing,
+wrong-key or stale (outside the replay window) signature is 401 and records nothing; without a key
+configured the route is 404."""
+import base64
 import json
 import os
 import re
+import subprocess
 import tempfile
+import time
 
 import data_util as du
 import lib
 
-SECRET = "whsec-" + "7f3a9c1e5b2d4f6a8c0e2b4d6f8a1c3e"
+
+def openssl(*args, data=None):
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout
+
+
+def keypair(tmp, name):
+    """(private key PEM path, public key as SendGrid shows it: base64 of the DER SubjectPublicKeyInfo)."""
+    priv = os.path.join(tmp, name + ".pem")
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", priv)
+    der = openssl("ec", "-in", priv, "-pubout", "-outform", "DER")
+    return priv, base64.b64encode(der).decode()
+
+
+def sign(priv, ts, raw):
+    """SendGrid's scheme: base64(DER ECDSA-SHA256 signature of timestamp || payload)."""
+    return base64.b64encode(openssl("dgst", "-sha256", "-sign", priv, data=ts.encode() + raw)).decode()
 
 
 class SendgridWebhookTest(lib.TestCase):
@@ -21,9 +41,11 @@ class SendgridWebhookTest(lib.TestCase):
         cls.p = du.prefix()
         cls.nid = "newsletter_1_" + re.sub("[^a-z0-9_]", "_", cls.p.lower())
         cls.tmp = tempfile.mkdtemp()
-        path = os.path.join(cls.tmp, "sendgrid-webhook.key")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(SECRET)
+        cls.priv, pub = keypair(cls.tmp, "sendgrid")
+        cls.other, _ = keypair(cls.tmp, "other")
+        path = os.path.join(cls.tmp, "sendgrid-webhook.pub")
+        with open(path, "w") as f:
+            f.write(pub + "\n")
         du.psql(cls.url, (
             "INSERT INTO accounts (client_id, client_name, company_name, tier) VALUES ('{p}_a', 'Hook A', 'Hook A Ltd', 'starter');"
             "INSERT INTO newsletters (newsletter_id, name, subject_line, created_by) VALUES ('{nid}', 'Hook {p}', 'S', '{p}');"
@@ -32,7 +54,8 @@ class SendgridWebhookTest(lib.TestCase):
         ).format(p=cls.p, nid=cls.nid))
         cls.mids = du.psql(cls.url, "SELECT string_agg(message_id::text, ',' ORDER BY message_id) FROM email_messages "
                                     "WHERE newsletter_id = '%s'" % cls.nid).split(",")
-        cls.d = lib.Csmcpd(workers=1, conf={"integrations": {"sendgrid_webhook_secret_file": path}}).start()
+        cls.d = lib.Csmcpd(workers=1, conf={"integrations": {"sendgrid_webhook_public_key_file": path,
+                                                                 "sendgrid_webhook_max_age_s": 300}}).start()
         cls.s = cls.d.session()
 
     @classmethod
@@ -42,13 +65,16 @@ class SendgridWebhookTest(lib.TestCase):
         du.psql(cls.url, "DELETE FROM newsletters WHERE newsletter_id = '%s'; DELETE FROM accounts WHERE client_id = '%s_a'"
                 % (cls.nid, cls.p))
 
-    def post(self, body, sig=None, key=SECRET):
-        raw = json.dumps(body).encode()
+    def post(self, body, sig=None, key=None, ts=None, raw=None):
+        raw = raw if raw is not None else json.dumps(body).encode()
+        ts = ts if ts is not None else str(int(time.time()))
         h = {"Content-Type": "application/json"}
         if sig is None:
-            sig = hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
+            sig = sign(key or self.priv, ts, raw)
         if sig:
-            h["X-Csmcp-Signature"] = sig
+            h["X-Twilio-Email-Event-Webhook-Signature"] = sig
+        if ts:
+            h["X-Twilio-Email-Event-Webhook-Timestamp"] = ts
         return lib.http_request(self.d.port, "POST", "/hooks/sendgrid", body=raw, headers=h)
 
     def test_signed_batches_recorded_once_and_counted(self):
@@ -65,9 +91,22 @@ class SendgridWebhookTest(lib.TestCase):
         self.assertEqual((st, json.loads(body)), (200, {"recorded": 0, "duplicates": 3, "ignored": 0}))
         # badly signed, unsigned, wrong key: 401, nothing recorded
         bad = [ev(8, m2, "open")]
-        self.assertEqual(self.post(bad, sig="00" * 32)[0], 401)
-        self.assertEqual(self.post(bad, sig="")[0], 401)
-        self.assertEqual(self.post(bad, key="another-secret")[0], 401)
+        self.assertEqual(self.post(bad, sig="MEUCIQ" + "A" * 90)[0], 401)  # well-formed base64, not a signature
+        self.assertEqual(self.post(bad, sig="")[0], 401)  # unsigned
+        self.assertEqual(self.post(bad, ts="")[0], 401)  # no timestamp header
+        self.assertEqual(self.post(bad, key=self.other)[0], 401)  # signed with another key
+        now = str(int(time.time()))
+        good_sig = sign(self.priv, now, json.dumps(bad).encode())
+        # the signature covers the timestamp: the same signature with another timestamp fails
+        self.assertEqual(self.post(bad, sig=good_sig, ts=str(int(now) - 1))[0], 401)
+        # ... and the body: one changed byte fails
+        tampered = json.dumps(bad).encode().replace(b"open", b"opeN")
+        self.assertEqual(self.post(None, sig=good_sig, ts=now, raw=tampered)[0], 401)
+        # replay window (300 s): a correctly signed but stale or future request is refused
+        old = str(int(time.time()) - 301)
+        st, _, body = self.post(bad, ts=old)
+        self.assertEqual((st, json.loads(body)["error"]), (401, "timestamp outside the replay window"))
+        self.assertEqual(self.post(bad, ts=str(int(time.time()) + 301))[0], 401)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM email_events WHERE event_key = '%s-8'" % self.p), "0")
         self.assertEqual(lib.http_request(self.d.port, "GET", "/hooks/sendgrid")[0], 405)
         st, _, _ = self.post({"not": "an array"})
@@ -83,8 +122,25 @@ class SendgridWebhookTest(lib.TestCase):
         d = lib.Csmcpd(workers=1).start()
         try:
             st, _, _ = lib.http_request(d.port, "POST", "/hooks/sendgrid", body=b"[]",
-                                        headers={"X-Csmcp-Signature": "00"})
+                                        headers={"X-Twilio-Email-Event-Webhook-Signature": "AA==",
+                                                 "X-Twilio-Email-Event-Webhook-Timestamp": str(int(time.time()))})
             self.assertEqual(st, 404)
         finally:
             d.stop()
 
+
+    def test_pem_key_accepted(self):
+        """The same key in PEM form; a batch signed with it is accepted (nothing to record: ignored)."""
+        pem = os.path.join(self.tmp, "sendgrid-pub.pem")
+        with open(pem, "wb") as f:
+            f.write(openssl("ec", "-in", self.priv, "-pubout"))
+        d = lib.Csmcpd(workers=1, conf={"integrations": {"sendgrid_webhook_public_key_file": pem}}).start()
+        try:
+            raw = json.dumps([{"sg_event_id": "%s-pem" % self.p, "event": "open"}]).encode()
+            ts = str(int(time.time()))
+            st, _, body = lib.http_request(d.port, "POST", "/hooks/sendgrid", body=raw, headers={
+                "X-Twilio-Email-Event-Webhook-Signature": sign(self.priv, ts, raw),
+                "X-Twilio-Email-Event-Webhook-Timestamp": ts})
+            self.assertEqual((st, json.loads(body)), (200, {"recorded": 0, "duplicates": 0, "ignored": 1}))
+        finally:
+            d.stop()
