@@ -98,6 +98,10 @@ const struct cfg_key cfg_keys[] = {
      "Milliseconds a query may wait for a free pooled connection before it fails (retryable)."},
     {"database", "statement_timeout_ms", CFG_INT, OFF(database_statement_timeout_ms), "15000", 0, 3600000, NULL, CFG_RELOADABLE, false,
      "PostgreSQL statement_timeout for tool queries (0 = none)."},
+    {"database", "read_url", CFG_STR, OFF(database_read_url), "", 0, 4096, NULL, CFG_RELOADABLE, true,
+     "libpq connection URI of a streaming replica for the tools marked \"replica_ok\" (read-only portfolio analytics); empty runs everything on database.url. Same password as database.url; pool of database.pool_size read-only connections. Writes and read-your-writes paths always use database.url."},
+    {"database", "max_replica_lag", CFG_INT, OFF(database_max_replica_lag), "5", 1, 3600, NULL, CFG_RELOADABLE, false,
+     "Seconds of replay lag (measured with pg_last_xact_replay_timestamp() about every second) beyond which replica_ok tools run on the primary instead; a replica not checked within 3 s counts as lagging."},
 
     {"redis", "url", CFG_STR, OFF(redis_url), "redis://127.0.0.1:6379/0", 1, 4096, NULL, CFG_RELOADABLE, true,
      "Redis holding sessions, rate-limit buckets, pub/sub and the SSE event store (redis://[:password@]host:port/db or unix:///path)."},
@@ -105,6 +109,10 @@ const struct cfg_key cfg_keys[] = {
      "File holding the Redis password."},
     {"redis", "timeout_ms", CFG_INT, OFF(redis_timeout_ms), "2000", 10, 60000, NULL, CFG_RELOADABLE, false,
      "Milliseconds a Redis command may take before the request fails."},
+    {"redis", "sentinels", CFG_LIST, OFF(redis_sentinels), "", 0, 16, NULL, CFG_RELOADABLE, false,
+     "Redis Sentinels (\"host:port\") to ask for the primary of redis.master_name; empty uses the host of redis.url. With Sentinels, redis.url still gives the password and database number, each connection checks ROLE is master, and a failover (+switch-master, a lost connection, READONLY) moves both connections and resubscribes (docs/operations/scale-out.md)."},
+    {"redis", "master_name", CFG_STR, OFF(redis_master_name), "", 0, 255, NULL, CFG_RELOADABLE, false,
+     "Name of the Sentinel-monitored primary (sentinel monitor <name> ...); required when redis.sentinels is set."},
 
     {"auth", "required", CFG_BOOL, OFF(auth_required), "true", 0, 0, NULL, CFG_RELOADABLE, false,
      "Require a Bearer token (API key or JWT) on every /mcp request."},
@@ -554,6 +562,20 @@ int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen)
     if (c.server_listen.n == 0 && getenv("LISTEN_FDS") == NULL) {
         errf(err, errlen, "%s: server.listen: no address to listen on", path ? path : "config");
         goto fail;
+    }
+    if (c.redis_sentinels.n > 0 && !c.redis_master_name[0]) {
+        errf(err, errlen, "%s: redis.master_name: required when redis.sentinels is set",
+             path ? path : "config");
+        goto fail;
+    }
+    for (int i = 0; i < c.redis_sentinels.n; i++) {
+        const char *v = c.redis_sentinels.v[i], *colon = strrchr(v, ':');
+        if (colon == NULL || colon == v || !colon[1] ||
+            strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+            errf(err, errlen, "%s: redis.sentinels: \"%s\": want host:port", path ? path : "config",
+                 v);
+            goto fail;
+        }
     }
     if (c.tls_enabled && (!c.tls_cert_file[0] || !c.tls_key_file[0])) {
         errf(err, errlen, "%s: tls.enabled: needs tls.cert_file and tls.key_file",

@@ -65,11 +65,15 @@ struct cfg {
     int database_connect_timeout; /* s */
     int database_queue_timeout_ms;
     int database_statement_timeout_ms;
+    char *database_read_url;      /* streaming replica for replica_ok tools; empty: none */
+    int database_max_replica_lag; /* s */
 
     /* redis */
     char *redis_url;
     char *redis_password_file;
     int redis_timeout_ms;
+    struct cfg_list redis_sentinels; /* "host:port" of each Sentinel; empty: redis.url's host */
+    char *redis_master_name;
 
     /* auth */
     bool auth_required;
