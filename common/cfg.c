@@ -194,9 +194,11 @@ const struct cfg_key cfg_keys[] = {
     {"audit", "enabled", CFG_BOOL, OFF(audit_enabled), "true", 0, 0, NULL, CFG_RELOADABLE, false,
      "Write a hash-chained audit record for every tool call."},
     {"audit", "on_failure", CFG_STR, OFF(audit_on_failure), "refuse", 0, 8, audit_failure_modes, CFG_RELOADABLE, false,
-     "refuse: a tool call is answered only once its audit record is committed in PostgreSQL; while the backlog is full (audit.max_pending) new calls are refused (503) before they run, and records are retried until written, never dropped. drop: answer at once and drop records that cannot be written (counted; a gap in audit verify)."},
+     "refuse: a tool call is answered only once its audit record is durable (fsynced in the local spool, audit.spool_dir, or committed in PostgreSQL); while the backlog is full (audit.max_pending) new calls are refused (503) before they run, and records are retried until written, never dropped. drop: answer at once and drop records that cannot be written (counted; a gap in audit verify)."},
     {"audit", "max_pending", CFG_INT, OFF(audit_max_pending), "50000", 100, 10000000, NULL, CFG_RELOADABLE, false,
      "Audit records one worker may hold waiting for the database; with on_failure = refuse, tool calls beyond it are refused before they run."},
+    {"audit", "spool_dir", CFG_STR, OFF(audit_spool_dir), "audit-spool", 0, 3800, NULL, CFG_RELOADABLE, false,
+     "Directory of the local audit spool (relative to the working directory; /var/lib/csmcp under systemd). With on_failure = refuse every worker appends each audit record to its own write-ahead file here, fsynced by a writer thread every few milliseconds, and a tool call is answered once its record is fsynced here or committed in PostgreSQL (while at most max_pending / 2 records wait for PostgreSQL); the records then move into the hash chain in order, and the files a killed worker leaves are shipped by the other workers (idempotent by writer and seq). Empty: no spool, calls wait for the PostgreSQL commit. Only servers with the same database.url ship each other's files."},
 
     {"monitor", "enabled", CFG_BOOL, OFF(monitor_enabled), "false", 0, 0, NULL, CFG_RELOADABLE, false,
      "Run the csmcp-monitor process (the autonomous monitors and outbox delivery, docs/monitors.md) as an extra supervised slot. The shipped etc/csmcp.conf enables it."},

@@ -124,6 +124,7 @@ struct cfg {
     bool audit_enabled;
     char *audit_on_failure; /* "refuse" | "drop" */
     int audit_max_pending;
+    char *audit_spool_dir;
 
     /* monitor */
     bool monitor_enabled;
