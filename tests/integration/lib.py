@@ -576,6 +576,8 @@ class Csmcpd:
             "auth": {"required": auth},
             "mcp": {"conformance_fixtures": fixtures},
             "log": {"level": "info"},
+            # the local audit spool of this instance only (issue 26)
+            "audit": {"spool_dir": os.path.join(self.dir, "audit-spool")},
         }
         if need_db:
             groups["database"] = {"url": database_url(), "pool_size": 2}
