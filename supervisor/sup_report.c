@@ -120,11 +120,16 @@ void sup_write_status(FILE *f)
         }
     }
     /* issue 26: an operator who chose drop must see it wherever the server is looked at */
-    if (V.cfg && V.cfg->audit_on_failure)
-        fprintf(f, "audit: on_failure %s%s\n", V.cfg->audit_on_failure,
-                strcmp(V.cfg->audit_on_failure, "drop") == 0
-                    ? "  (WARNING: tool calls may be answered without an audit record)"
-                    : "  (no tool call is answered before its audit record is committed)");
+    if (V.cfg && V.cfg->audit_on_failure) {
+        bool drop = strcmp(V.cfg->audit_on_failure, "drop") == 0;
+        bool spool = V.cfg->audit_spool_dir && V.cfg->audit_spool_dir[0];
+        fprintf(f, "audit: on_failure %s%s%s%s\n", V.cfg->audit_on_failure,
+                drop    ? "  (WARNING: tool calls may be answered without an audit record)"
+                : spool ? "  (no tool call is answered before its audit record is fsynced in the "
+                          "local spool or committed; spool "
+                        : "  (no tool call is answered before its audit record is committed)",
+                !drop && spool ? V.cfg->audit_spool_dir : "", !drop && spool ? ")" : "");
+    }
     for (int i = 0; i < s->nslots && !s->shutdown; i++)
         if (!s->slot[i].cur && s->slot[i].pending)
             fprintf(f, "%-5d %-5u %-8s %-9s respawn in %lld ms (failure %u)\n", i, s->gen, "-",

@@ -40,6 +40,7 @@
 #include "metrics.h"
 #include "pgpool.h"
 #include "scrub.h"
+#include "spool.h"
 
 #define AUDIT_DETAIL_MAX 1000
 #define AUDIT_ARGS_MAX   (64 * 1024)
@@ -48,18 +49,33 @@
 #define AGG_SLOTS        256 /* distinct aggregation keys per interval; then one overflow slot */
 
 static const char SQL_BATCH[] = "SELECT csmcp.audit_append_batch($1::jsonb)";
+/* idempotent by (writer, seq): retries whose first attempt may have committed, and leftovers of
+ * dead writers' spools (migration 0121, db/functions/audit/audit_ship_batch.sql) */
+static const char SQL_SHIP[] = "SELECT csmcp.audit_ship_batch($1::jsonb)";
+
+#define RECOVER_TICK_MS 1000 /* leftover scan, ship-lag gauge */
 
 struct audit_waiter {
     audit_durable_fn cb; /* NULL once detached */
     void *arg;
+    long long seq;
 };
 
 struct rec {
     char *json; /* one record: {...} */
     size_t len;
     long long seq;
-    struct audit_waiter *w; /* a tool call waiting for this record to be durable, or NULL */
+    long long at_us;
 };
+
+/* Tool calls waiting for their record, in record order (ring). A waiter is answered once its
+ * record is committed in PostgreSQL, or fsynced in the spool while the ship lag (records made
+ * but not yet in PostgreSQL) is at most AU.hold - so a database slower than the workers slows
+ * the answers down instead of filling the backlog until calls are refused. */
+static struct {
+    struct audit_waiter **v;
+    size_t head, n, cap;
+} WQ;
 
 static struct {
     const struct cfg *cfg;
@@ -77,6 +93,20 @@ static struct {
     time_t last_drop_log;
     char writer[48];
     long long seq;
+    long long pg_done; /* every record <= pg_done is in PostgreSQL (or dropped for good) */
+    long long spool_durable;
+    long long hold; /* spool acknowledgements wait while more records than this are unshipped */
+    bool spooling;
+    char dbid[33];
+    /* leftovers of dead writers' spools */
+    struct event *rtimer;
+    struct spool_leftover *left;
+    bool rbusy;
+    size_t rn;      /* records in the batch being shipped */
+    size_t rsingle; /* > 0: after a data error, ship this many records one by one */
+    bool rsafe;     /* the single record is being sent in its safe form */
+    char *rbatch;
+    unsigned long long rshipped;
 } AU;
 
 struct agg {
@@ -104,22 +134,38 @@ static size_t backlog(void)
     return AU.nbuf + AU.nfl - (AU.splitting ? AU.split : 0);
 }
 
+/* Seconds since the oldest record not yet in PostgreSQL was made (0: none). */
+static double ship_lag(void)
+{
+    const struct rec *r = NULL;
+    if (AU.nfl > (AU.splitting ? AU.split : 0))
+        r = &AU.fl[AU.splitting ? AU.split : 0];
+    else if (AU.nbuf > 0)
+        r = &AU.buf[0];
+    if (r == NULL)
+        return 0;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    double lag = ((double)tv.tv_sec * 1e6 + (double)tv.tv_usec - (double)r->at_us) / 1e6;
+    return lag > 0 ? lag : 0;
+}
+
 static void gauge_backlog(void)
 {
     metrics_gauge_set("csmcp_audit_queue_depth", NULL, (double)backlog());
+    if (AU.spooling)
+        metrics_gauge_set("csmcp_audit_spool_records", NULL, (double)(AU.seq - AU.pg_done));
 }
 
-/* Waiters of records leaving the queue, answered after the queue's state is consistent (a
- * callback may record again). */
+/* Waiters taken off the queue, answered after the queue's state is consistent (a callback may
+ * record again). */
 struct notify_list {
     struct audit_waiter **w;
     size_t n, cap;
 };
 
-static void notify_add(struct notify_list *l, struct rec *r)
+static void notify_push(struct notify_list *l, struct audit_waiter *w)
 {
-    if (r->w == NULL)
-        return;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         struct audit_waiter **nw = realloc(l->w, cap * sizeof *nw);
@@ -128,8 +174,7 @@ static void notify_add(struct notify_list *l, struct rec *r)
         l->w = nw;
         l->cap = cap;
     }
-    l->w[l->n++] = r->w;
-    r->w = NULL;
+    l->w[l->n++] = w;
 }
 
 static void notify_run(struct notify_list *l, bool ok)
@@ -142,6 +187,72 @@ static void notify_run(struct notify_list *l, bool ok)
     free(l->w);
     l->w = NULL;
     l->n = l->cap = 0;
+}
+
+static void wq_push(struct audit_waiter *w)
+{
+    if (WQ.n == WQ.cap) {
+        size_t cap = WQ.cap ? WQ.cap * 2 : 256;
+        struct audit_waiter **nv = malloc(cap * sizeof *nv);
+        if (nv == NULL)
+            abort();
+        for (size_t i = 0; i < WQ.n; i++)
+            nv[i] = WQ.v[(WQ.head + i) % WQ.cap];
+        free(WQ.v);
+        WQ.v = nv;
+        WQ.cap = cap;
+        WQ.head = 0;
+    }
+    WQ.v[(WQ.head + WQ.n) % WQ.cap] = w;
+    WQ.n++;
+}
+
+static struct audit_waiter *wq_front(void)
+{
+    return WQ.n ? WQ.v[WQ.head] : NULL;
+}
+
+static void wq_pop(void)
+{
+    WQ.head = (WQ.head + 1) % WQ.cap;
+    WQ.n--;
+}
+
+/* Answers every waiter whose record is durable (committed, or spooled within the hold). */
+static void answer_durable(void)
+{
+    struct notify_list ok = {0};
+    struct audit_waiter *w;
+    while ((w = wq_front()) != NULL &&
+           (w->seq <= AU.pg_done ||
+            (AU.spooling && w->seq <= AU.spool_durable && w->seq - AU.pg_done <= AU.hold))) {
+        wq_pop();
+        notify_push(&ok, w);
+    }
+    notify_run(&ok, true);
+}
+
+/* Record seq will never be stored: the waiters before it are answered (committed), its own
+ * waiter - unless the spool already acknowledged it - hears false. */
+static void answer_failed(long long seq)
+{
+    struct notify_list ok = {0}, failed = {0};
+    struct audit_waiter *w;
+    while ((w = wq_front()) != NULL && w->seq <= seq) {
+        wq_pop();
+        notify_push(w->seq < seq ? &ok : &failed, w);
+    }
+    notify_run(&ok, true);
+    notify_run(&failed, false);
+}
+
+static void set_pg_done(long long seq)
+{
+    if (seq > AU.pg_done) {
+        AU.pg_done = seq;
+        if (AU.spooling)
+            spool_shipped(seq);
+    }
 }
 
 void audit_waiter_detach(struct audit_waiter *w)
@@ -182,18 +293,12 @@ static void arm_timer(void)
         event_add(AU.timer, &tv);
 }
 
-/* Frees the batch; its waiters go to l (answered by the caller), or are freed unanswered
- * when l is NULL (exit path). */
-static void forget_inflight_to(struct notify_list *l)
+/* Frees the batch (its records are in PostgreSQL, or dropped: the caller answers the
+ * waiters). */
+static void forget_inflight(void)
 {
-    for (size_t i = 0; i < AU.nfl; i++) {
-        if (l)
-            notify_add(l, &AU.fl[i]);
-        else
-            free(AU.fl[i].w);
-        AU.fl[i].w = NULL;
+    for (size_t i = 0; i < AU.nfl; i++)
         free(AU.fl[i].json);
-    }
     AU.nfl = 0;
     AU.split = 0;
     AU.splitting = false;
@@ -235,10 +340,10 @@ static void put_hex_args(struct jbuf *b, const char *data, size_t n)
     jbuf_printf(b, ",\"_bytes\":%zu%s}", n, n > AUDIT_HEX_MAX ? ",\"_truncated\":true" : "");
 }
 
-static void put_tail(struct jbuf *b, bool *first, long long seq, bool encoded)
+static void put_tail(struct jbuf *b, bool *first, const char *writer, long long seq, bool encoded)
 {
     json_key(b, first, "writer");
-    json_str(b, AU.writer);
+    json_str(b, writer);
     json_key(b, first, "seq");
     json_int(b, seq);
     if (encoded) {
@@ -252,7 +357,7 @@ static void put_tail(struct jbuf *b, bool *first, long long seq, bool encoded)
  * The safe form of a record PostgreSQL refused: the same fields, arguments hex-encoded. The
  * record is our own JSON; should it not parse, the whole text goes hex-encoded under args.
  */
-static char *safe_form(const struct rec *r, size_t *len)
+static char *safe_form(const char *writer, const struct rec *r, size_t *len)
 {
     char err[160];
     struct jbuf b;
@@ -290,7 +395,7 @@ static char *safe_form(const struct rec *r, size_t *len)
         jbuf_free(&a);
         yajl_tree_free(v);
     }
-    put_tail(&b, &first, r->seq, true);
+    put_tail(&b, &first, writer, r->seq, true);
     *len = b.len;
     return jbuf_steal(&b);
 }
@@ -308,7 +413,6 @@ static bool data_error(const char *sqlstate)
 static void batch_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
                        void *arg)
 {
-    struct notify_list ok = {0}, failed = {0};
     (void)arg;
     AU.busy = false;
     if (res != NULL) {
@@ -316,20 +420,21 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
             metrics_inc("csmcp_audit_records_total", NULL, 1);
             if (AU.safe_sent)
                 metrics_inc("csmcp_audit_encoded_total", NULL, 1);
-            notify_add(&ok, &AU.fl[AU.split]);
+            set_pg_done(AU.fl[AU.split].seq);
             AU.split++;
             AU.safe_sent = false;
             AU.attempts = 0;
             if (AU.split < AU.nfl) {
                 flush_now();
                 gauge_backlog();
-                notify_run(&ok, true);
+                answer_durable();
                 return;
             }
         } else {
             metrics_inc("csmcp_audit_records_total", NULL, AU.nfl);
+            set_pg_done(AU.fl[AU.nfl - 1].seq);
         }
-        forget_inflight_to(&ok);
+        forget_inflight();
         if (AU.nbuf > 0) {
             if (refuse_mode())
                 flush_now(); /* group commit: what arrived meanwhile goes now */
@@ -337,12 +442,13 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
                 arm_timer();
         }
         gauge_backlog();
-        notify_run(&ok, true);
+        answer_durable();
         return;
     }
     metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
     const char *why = err ? err : "database error";
     if (!retryable && data_error(sqlstate)) {
+        long long failed_seq = 0;
         if (!AU.splitting) {
             /* one record spoiled the batch: find it, write the others */
             log_warn("audit: batch of %zu records refused (%s: %s); writing them one by one",
@@ -354,7 +460,7 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
         } else if (!AU.safe_sent) {
             struct rec *r = &AU.fl[AU.split];
             size_t len;
-            char *safe = safe_form(r, &len);
+            char *safe = safe_form(AU.writer, r, &len);
             log_warn("audit: record %s#%lld refused (%s: %s); storing it in safe (encoded) form",
                      AU.writer, r->seq, sqlstate ? sqlstate : "?", why);
             free(r->json);
@@ -363,16 +469,18 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
             AU.safe_sent = true;
         } else {
             drop(1, why);
-            notify_add(&failed, &AU.fl[AU.split]);
+            failed_seq = AU.fl[AU.split].seq;
+            set_pg_done(failed_seq);
             AU.split++;
             AU.safe_sent = false;
             if (AU.split >= AU.nfl)
-                forget_inflight_to(&failed);
+                forget_inflight();
         }
         AU.attempts = 0;
         flush_now();
         gauge_backlog();
-        notify_run(&failed, false);
+        if (failed_seq)
+            answer_failed(failed_seq);
         return;
     }
     if (refuse_mode() || AU.attempts < AUDIT_RETRIES) {
@@ -382,11 +490,11 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
                      AU.attempts, why);
     } else {
         drop(backlog() - AU.nbuf, why);
-        forget_inflight_to(&failed);
+        set_pg_done(AU.fl[AU.nfl - 1].seq);
+        forget_inflight();
     }
     arm_timer();
     gauge_backlog();
-    notify_run(&failed, false);
 }
 
 static void flush_now(void)
@@ -425,17 +533,18 @@ static void flush_now(void)
     params[0] = jbuf_cstr(&b);
     AU.attempts++;
     AU.busy = true;
-    if (pgpool_query(AU.pg, SQL_BATCH, 1, params, batch_done, NULL) < 0) {
-        struct notify_list failed = {0};
+    /* a retry may follow a commit whose answer was lost: the idempotent function then */
+    if (pgpool_query(AU.pg, AU.attempts > 1 ? SQL_SHIP : SQL_BATCH, 1, params, batch_done, NULL) <
+        0) {
         AU.busy = false;
         metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
         if (!refuse_mode() && AU.attempts >= AUDIT_RETRIES) {
             drop(backlog() - AU.nbuf, "cannot queue the batch");
-            forget_inflight_to(&failed);
+            set_pg_done(AU.fl[AU.nfl - 1].seq);
+            forget_inflight();
         }
         arm_timer();
         jbuf_free(&b);
-        notify_run(&failed, false);
         return;
     }
     jbuf_free(&b);
@@ -542,9 +651,10 @@ static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, 
     json_int(&b, ms);
     if (detail[0])
         put_safe(&b, &first, "detail", detail, strlen(detail), &enc);
+    long long at_us = (long long)tv.tv_sec * 1000000LL + tv.tv_usec;
     json_key(&b, &first, "at_us");
-    json_int(&b, (long long)tv.tv_sec * 1000000LL + tv.tv_usec);
-    put_tail(&b, &first, seq, enc);
+    json_int(&b, at_us);
+    put_tail(&b, &first, AU.writer, seq, enc);
     free(args);
     if (enc)
         metrics_inc("csmcp_audit_encoded_total", NULL, 1);
@@ -555,12 +665,16 @@ static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, 
             abort();
         w->cb = cb;
         w->arg = arg;
+        w->seq = seq;
         *out = w;
+        wq_push(w);
     }
     AU.buf[AU.nbuf].len = b.len;
     AU.buf[AU.nbuf].json = jbuf_steal(&b);
     AU.buf[AU.nbuf].seq = seq;
-    AU.buf[AU.nbuf].w = w;
+    AU.buf[AU.nbuf].at_us = at_us;
+    if (AU.spooling)
+        spool_append(AU.buf[AU.nbuf].json, AU.buf[AU.nbuf].len, seq);
     AU.nbuf++;
     if (AU.nfl == 0 && !AU.busy && (refuse_mode() || AU.nbuf >= AUDIT_BATCH))
         flush_now(); /* refuse: group commit, no waiting for the timer */
@@ -664,6 +778,192 @@ void audit_record_aggregated(const struct audit_entry *e, int individual)
     }
 }
 
+/* ---- leftovers of dead writers' spools ----------------------------------------------------
+ * A killed worker (or a host restart) leaves segments whose records may not be in PostgreSQL
+ * yet. Every RECOVER_TICK_MS a worker claims (flock) the oldest segment of a writer that is
+ * gone and ships it in order through csmcp.audit_ship_batch, which skips the records already
+ * in the chain (unique (writer, seq)), so a re-ship never duplicates. One batch in flight;
+ * transient failures are retried on the next tick from the same position; a batch refused for
+ * its data is re-sent record by record, a record refused alone goes in its safe form. */
+
+static void recover_arm(long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (AU.rtimer && !event_pending(AU.rtimer, EV_TIMEOUT, NULL))
+        event_add(AU.rtimer, &tv);
+}
+
+static void recover_next(void);
+
+static void recover_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
+                         void *arg)
+{
+    (void)arg;
+    AU.rbusy = false;
+    if (AU.left == NULL) /* shutting down */
+        return;
+    if (res != NULL) {
+        AU.rshipped += AU.rn;
+        metrics_inc("csmcp_audit_spool_recovered_total", NULL, AU.rn);
+        if (AU.rsingle > 0)
+            AU.rsingle--;
+        AU.rsafe = false;
+        free(AU.rbatch);
+        AU.rbatch = NULL;
+        recover_next();
+        return;
+    }
+    metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
+    if (!retryable && data_error(sqlstate)) {
+        if (AU.rsingle == 0 && AU.rn > 1) {
+            log_warn("audit: leftover batch of %zu records from %s refused (%s: %s); shipping "
+                     "them one by one",
+                     AU.rn, spool_leftover_path(AU.left), sqlstate ? sqlstate : "?",
+                     err ? err : "?");
+            AU.rsingle = AU.rn;
+            spool_leftover_rewind(AU.left);
+            free(AU.rbatch);
+            AU.rbatch = NULL;
+            recover_next();
+            return;
+        }
+        if (!AU.rsafe) {
+            /* [rec] -> [safe form of rec] */
+            char e[160];
+            yajl_val v = json_parse(AU.rbatch + 1, strlen(AU.rbatch) - 2, 64, strlen(AU.rbatch), e,
+                                    sizeof e);
+            struct rec r = {.json = AU.rbatch + 1, .len = strlen(AU.rbatch) - 2};
+            const char *w = v ? json_get_str(v, "writer") : NULL;
+            char writer[64];
+            snprintf(writer, sizeof writer, "%s", w ? w : "unknown");
+            if (v == NULL || !json_get_int(v, "seq", &r.seq))
+                r.seq = 0;
+            if (v)
+                yajl_tree_free(v);
+            size_t len;
+            char *safe = safe_form(writer, &r, &len);
+            char *nb = malloc(len + 3);
+            if (nb == NULL)
+                abort();
+            nb[0] = '[';
+            memcpy(nb + 1, safe, len);
+            nb[len + 1] = ']';
+            nb[len + 2] = '\0';
+            free(safe);
+            free(AU.rbatch);
+            AU.rbatch = nb;
+            AU.rsafe = true;
+            log_warn("audit: leftover record from %s refused (%s); shipping its safe form",
+                     spool_leftover_path(AU.left), sqlstate ? sqlstate : "?");
+        } else {
+            drop(1, err ? err : "leftover record refused in safe form too");
+            AU.rsafe = false;
+            if (AU.rsingle > 0)
+                AU.rsingle--;
+            free(AU.rbatch);
+            AU.rbatch = NULL;
+            recover_next();
+            return;
+        }
+        const char *params[1] = {AU.rbatch};
+        AU.rbusy = true;
+        if (pgpool_query(AU.pg, SQL_SHIP, 1, params, recover_done, NULL) < 0) {
+            AU.rbusy = false;
+            recover_arm(RECOVER_TICK_MS);
+        }
+        return;
+    }
+    /* transient: the same records again on the next tick */
+    spool_leftover_rewind(AU.left);
+    free(AU.rbatch);
+    AU.rbatch = NULL;
+    AU.rsafe = false;
+    recover_arm(RECOVER_TICK_MS);
+}
+
+/* Ships the next batch of the claimed segment, or finishes it. */
+static void recover_next(void)
+{
+    char *out;
+    size_t n;
+    uint64_t torn;
+    if (AU.left == NULL || AU.rbusy)
+        return;
+    int rc = spool_leftover_read(AU.left, AU.rsingle > 0 ? 1 : AUDIT_BATCH, &out, &n, &torn);
+    if (torn > 0) {
+        log_warn("audit: leftover spool %s ends in %llu bytes that are not a whole valid record "
+                 "(a write torn by the crash: never acknowledged); ignored",
+                 spool_leftover_path(AU.left), (unsigned long long)torn);
+        metrics_inc("csmcp_audit_spool_torn_total", NULL, 1);
+    }
+    if (rc < 0) {
+        log_error("audit: cannot read leftover spool %s; will retry", spool_leftover_path(AU.left));
+        spool_leftover_finish(AU.left, false);
+        AU.left = NULL;
+        recover_arm(RECOVER_TICK_MS * 10);
+        return;
+    }
+    if (rc == 0) {
+        log_info("audit: leftover spool %s shipped (%llu records; those already in the chain "
+                 "skipped)",
+                 spool_leftover_path(AU.left), AU.rshipped);
+        spool_leftover_finish(AU.left, true);
+        AU.left = NULL;
+        AU.rsingle = 0;
+        recover_arm(1); /* next leftover, if any */
+        return;
+    }
+    AU.rbatch = out;
+    AU.rn = n;
+    const char *params[1] = {out};
+    AU.rbusy = true;
+    if (pgpool_query(AU.pg, SQL_SHIP, 1, params, recover_done, NULL) < 0) {
+        AU.rbusy = false;
+        spool_leftover_rewind(AU.left);
+        free(AU.rbatch);
+        AU.rbatch = NULL;
+        recover_arm(RECOVER_TICK_MS);
+    }
+}
+
+static void recover_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    metrics_gauge_set("csmcp_audit_ship_lag_seconds", NULL, ship_lag());
+    gauge_backlog();
+    if (AU.spooling)
+        metrics_gauge_set("csmcp_audit_spool_bytes", NULL, (double)spool_bytes());
+    if (AU.rbusy) {
+        recover_arm(RECOVER_TICK_MS);
+        return;
+    }
+    if (AU.left == NULL && AU.pg && pgpool_ready(AU.pg)) {
+        AU.left = spool_claim_leftover(AU.cfg->audit_spool_dir, AU.writer, AU.dbid);
+        if (AU.left) {
+            log_info("audit: shipping leftover spool %s", spool_leftover_path(AU.left));
+            AU.rshipped = 0;
+            AU.rsingle = 0;
+            AU.rsafe = false;
+        }
+    }
+    if (AU.left)
+        recover_next();
+    recover_arm(RECOVER_TICK_MS);
+}
+
+static void on_spool_durable(long long seq)
+{
+    if (seq > AU.spool_durable)
+        AU.spool_durable = seq;
+    if (!spool_active() && AU.spooling) {
+        AU.spooling = false; /* write error: acknowledgements wait for PostgreSQL now */
+        metrics_gauge_set("csmcp_audit_spool_active", NULL, 0);
+    }
+    answer_durable();
+}
+
 size_t audit_flush(void)
 {
     flush_now();
@@ -698,7 +998,30 @@ int audit_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg
     AU.timer = event_new(base, -1, 0, timer_cb, NULL);
     memset(&AG, 0, sizeof AG);
     AG.timer = event_new(base, -1, 0, agg_timer_cb, NULL);
-    return AU.timer && AG.timer ? 0 : -1;
+    if (AU.timer == NULL || AG.timer == NULL)
+        return -1;
+    /* the spool (issue 26): identity of the database its records are for */
+    char h[CRYPTO_SHA256_HEX_LEN];
+    crypto_sha256_hex(cfg->database_url, strlen(cfg->database_url), h);
+    memcpy(AU.dbid, h, 32);
+    AU.dbid[32] = '\0';
+    AU.hold = cfg->audit_max_pending / 2;
+    AU.spooling = false;
+    metrics_gauge_set("csmcp_audit_ship_lag_seconds", NULL, 0);
+    metrics_inc("csmcp_audit_spool_recovered_total", NULL, 0);
+    metrics_inc("csmcp_audit_spool_torn_total", NULL, 0);
+    if (cfg->audit_enabled && pg && cfg->audit_spool_dir && cfg->audit_spool_dir[0]) {
+        if (refuse_mode() &&
+            spool_open(base, cfg->audit_spool_dir, AU.writer, AU.dbid, on_spool_durable) == 0)
+            AU.spooling = true;
+        AU.rtimer = event_new(base, -1, 0, recover_cb, NULL);
+        if (AU.rtimer == NULL)
+            return -1;
+        recover_arm(10); /* leftovers of dead writers: right after start */
+    }
+    metrics_gauge_set("csmcp_audit_spool_active", NULL, AU.spooling ? 1 : 0);
+    metrics_gauge_set("csmcp_audit_spool_records", NULL, 0);
+    return 0;
 }
 
 void audit_shutdown(void)
@@ -708,19 +1031,44 @@ void audit_shutdown(void)
         event_free(AG.timer);
     AG.timer = NULL;
     size_t left = backlog();
-    if (left > 0)
+    bool spooled = false;
+    if (AU.spooling) {
+        /* what is not in PostgreSQL stays in the spool for the leftover shipper */
+        spooled = spool_close(left == 0);
+        AU.spooling = false;
+        if (left > 0 && spooled)
+            log_warn("audit: worker exiting with %zu records not yet in PostgreSQL; they stay "
+                     "in the spool (%s) and another worker ships them",
+                     left, AU.cfg->audit_spool_dir);
+    }
+    if (left > 0 && !spooled)
         drop(left, "worker exiting");
+    if (AU.rtimer)
+        event_free(AU.rtimer);
+    AU.rtimer = NULL;
+    if (AU.left) {
+        struct spool_leftover *l = AU.left;
+        AU.left = NULL; /* recover_done, should it still run, sees it gone */
+        spool_leftover_finish(l, false);
+    }
+    free(AU.rbatch);
+    AU.rbatch = NULL;
     if (AU.timer)
         event_free(AU.timer);
     AU.timer = NULL;
-    for (size_t i = 0; i < AU.nbuf; i++) {
-        free(AU.buf[i].w); /* exit path: the waiting calls end with the process */
+    for (size_t i = 0; i < AU.nbuf; i++)
         free(AU.buf[i].json);
-    }
     free(AU.buf);
     AU.buf = NULL;
     AU.nbuf = AU.capbuf = 0;
-    forget_inflight_to(NULL);
+    forget_inflight();
+    /* exit path: the waiting calls end with the process */
+    while (wq_front()) {
+        free(wq_front());
+        wq_pop();
+    }
+    free(WQ.v);
+    memset(&WQ, 0, sizeof WQ);
     free(AU.fl);
     AU.fl = NULL;
     AU.capfl = 0;
