@@ -1010,6 +1010,7 @@ int audit_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg
     metrics_gauge_set("csmcp_audit_ship_lag_seconds", NULL, 0);
     metrics_inc("csmcp_audit_spool_recovered_total", NULL, 0);
     metrics_inc("csmcp_audit_spool_torn_total", NULL, 0);
+    metrics_inc("csmcp_audit_spool_errors_total", NULL, 0);
     if (cfg->audit_enabled && pg && cfg->audit_spool_dir && cfg->audit_spool_dir[0]) {
         if (refuse_mode() &&
             spool_open(base, cfg->audit_spool_dir, AU.writer, AU.dbid, on_spool_durable) == 0)

@@ -23,7 +23,11 @@ class Stall:
             [su.tool("psql"), "-X", "-q", "-d", url, "-c",
              "BEGIN; SELECT 1 FROM audit_head FOR UPDATE; SELECT pg_sleep(%s); COMMIT;" % seconds],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.4)  # the lock is taken
+        # the lock is taken once that session sleeps (psql may start slowly on a loaded machine)
+        lib.wait_until(lambda: su.psql(url, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                       "wait_event = 'PgSleep' AND query LIKE "
+                                       "'%audit_head FOR UPDATE%'").strip() != "0" or None,
+                       15, interval=0.05, what="the audit_head lock held")
 
     def wait(self):
         self.p.wait(60)
