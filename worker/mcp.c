@@ -1,7 +1,8 @@
 /*
  * mcp.c - the MCP server on /mcp: Streamable HTTP for protocol revisions 2024-11-05 ..
- * 2025-11-25. This file is the entry and the JSON-RPC method dispatch; the rest of the server
- * is in gates.c, toolcall.c and streams.c (their layering is in mcp_int.h).
+ * 2025-11-25 (sessions) and 2026-07-28 (stateless, modern.c decides the era of each POST). This
+ * file is the entry and the JSON-RPC method dispatch; the rest of the server is in gates.c,
+ * toolcall.c, streams.c and modern*.c (their layering is in mcp_int.h).
  *
  * Request path: Host/Origin check (403) -> CORS -> auth (401/403) -> Accept/Content-Type (406,
  * 415) -> JSON parse (-32700) -> initialize, or session check (400 missing, 404 unknown) and rate
@@ -647,7 +648,7 @@ static void m_set_level(struct mreq *m, struct jsonrpc_msg *msg)
     mcp_session_set_level(m, msg, session_log_levels[li]);
 }
 
-static void dispatch_request(struct mreq *m, struct jsonrpc_msg *msg)
+void mcp_dispatch_request(struct mreq *m, struct jsonrpc_msg *msg)
 {
     const char *me = msg->method;
     if (msg->params && msg->params->type != yajl_t_object) {
@@ -726,7 +727,7 @@ static void dispatch_all(struct mreq *m)
     for (size_t i = 0; i < m->nmsgs; i++) {
         struct jsonrpc_msg *msg = &m->msgs[i];
         if (msg->kind == JSONRPC_REQUEST)
-            dispatch_request(m, msg);
+            mcp_dispatch_request(m, msg);
         else if (msg->kind == JSONRPC_INVALID)
             mreq_reply_error(m, msg->id, JSONRPC_INVALID_REQUEST, msg->why, NULL);
     }
@@ -983,6 +984,10 @@ static void post_begin(struct mreq *m)
             jbuf_free(&b);
             return;
         }
+        if (mcp_modern_detect(m)) { /* 2026-07-28, stateless: modern.c */
+            mcp_modern_begin(m);
+            return;
+        }
         if (m->msgs[0].kind == JSONRPC_REQUEST && strcmp(m->msgs[0].method, "initialize") == 0) {
             mcp_gates_start(m, false, initialize_gated);
             return;
@@ -1051,7 +1056,8 @@ static void mcp_handler(struct http_req *req, void *arg)
         mreq_respond(m, 204, NULL,
                      "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"
                      "Access-Control-Allow-Headers: Content-Type, Accept, Authorization, "
-                     "Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID\r\n"
+                     "Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, "
+                     "Mcp-Name\r\n"
                      "Access-Control-Max-Age: 600\r\n",
                      "", 0);
         return;
@@ -1095,7 +1101,7 @@ int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
         return -1;
     crypto_hex(rnd, sizeof rnd, mcp_env.node);
     make_tool_json();
-    if (mcp_calls_init() < 0 || mcp_gates_init() < 0 || alerts_init() < 0)
+    if (mcp_calls_init() < 0 || mcp_gates_init() < 0 || alerts_init() < 0 || mcp_mrtr_init() < 0)
         return -1;
     return http_route("/mcp", "/mcp", mcp_handler, NULL);
 }

@@ -10,6 +10,12 @@
  *               cancellation, replies routed across workers
  *   streams.c   struct mreq lifetime and every write to the client: JSON responses, the POST's
  *               SSE stream and its event store, GET streams and resumption
+ *   modern.c    the stateless 2026-07-28 era on the same endpoint: era detection, per-request
+ *               _meta and header validation, server/discover, result decoration (resultType,
+ *               caching hints, serverInfo), modern error codes; modern_mrtr.c: the
+ *               input-required (MRTR) flow and its signed requestState. They call mcp.c's
+ *               dispatch and gates.c like the legacy path; streams.c calls back only into
+ *               mcp_modern_rewrite.
  */
 #ifndef CSMCP_MCP_INT_H
 #define CSMCP_MCP_INT_H
@@ -70,6 +76,11 @@ struct mreq {
     yajl_val caps_tree;
     struct sess s;
     bool have_session;
+    /* 2026-07-28 (modern era, modern.c): no session; meta = params._meta of the request,
+     * client_caps = its io.modelcontextprotocol/clientCapabilities (both borrowed from root) */
+    bool modern;
+    yajl_val meta;
+    yajl_val client_caps;
     struct auth_result auth;
     /* pre-dispatch checks run concurrently (session in Redis, rate limit) */
     int gates;
@@ -150,6 +161,44 @@ void mcp_handle_cancelled(struct mreq *m, yajl_val params);
 int mcp_calls_init(void);
 /* Tool calls in flight. */
 int mcp_calls_inflight(void);
+
+/* ---- mcp.c: dispatch (also used by modern.c) ---- */
+
+/* Runs one JSON-RPC request of m (any era; m->modern selects the modern differences). */
+void mcp_dispatch_request(struct mreq *m, struct jsonrpc_msg *msg);
+
+/* ---- modern.c: the 2026-07-28 era ---- */
+
+/* Error codes of 2026-07-28 (-32020..-32022), and the application codes (outside JSON-RPC's
+ * reserved range) that replace, on the modern wire, this server's legacy codes which fall in
+ * ranges the revision forbids (-32000..-32019: legacy; -32029/-32030: reserved for the spec). */
+#define MODERN_ERR_HEADER_MISMATCH     (-32020)
+#define MODERN_ERR_MISSING_CAPABILITY  (-32021)
+#define MODERN_ERR_UNSUPPORTED_VERSION (-32022)
+#define MODERN_ERR_UNAVAILABLE         (-31000) /* legacy -32000: store/audit unavailable */
+#define MODERN_ERR_AUTH_OR_TIMEOUT     (-31001) /* legacy -32001: auth (401/403), timeout */
+#define MODERN_ERR_RATE_LIMITED        (-31029) /* legacy -32029: 429 */
+#define MODERN_ERR_LIMITER_UNAVAILABLE (-31030) /* legacy -32030: 503 */
+
+/* True when the single JSON-RPC message of m selects the modern era (docs/protocol.md). */
+bool mcp_modern_detect(struct mreq *m);
+/* Serves a modern-era request: validation, rate limit, dispatch (answers m). */
+void mcp_modern_begin(struct mreq *m);
+/* Rewrites the JSON of a modern-era response (results gain resultType, caching hints and
+ * serverInfo; errors get the request's id and modern codes). NULL: send json as is; else a
+ * malloc'd body of *outlen bytes. */
+char *mcp_modern_rewrite(struct mreq *m, const char *json, size_t len, size_t *outlen);
+
+/* ---- modern_mrtr.c: input-required (MRTR) fixtures and requestState ---- */
+
+/* True (and m answered) when msg is a tools/call or prompts/get of a modern MRTR fixture. */
+bool mcp_mrtr_fixture(struct mreq *m, struct jsonrpc_msg *msg);
+/* Signs state (JSON text) into a requestState string bound to the method and name (malloc'd). */
+char *mcp_mrtr_seal(const char *method, const char *name, const char *state_json);
+/* Verifies a requestState for method and name: the state JSON (malloc'd) or NULL with why. */
+char *mcp_mrtr_open(const char *method, const char *name, const char *request_state, char *why,
+                    size_t whylen);
+int mcp_mrtr_init(void);
 
 /* ---- gates.c: session check, rate limit, invalidation ---- */
 

@@ -76,6 +76,13 @@ int session_set_secret(const void *key, size_t len)
     return 0;
 }
 
+int session_derive_key(const char *label, uint8_t out[32])
+{
+    if (secret_len == 0)
+        return -1;
+    return crypto_hmac_sha256(secret_key, secret_len, label, strlen(label), out);
+}
+
 int session_init(const struct cfg *cfg, char *err, size_t errlen)
 {
     char *s = NULL;

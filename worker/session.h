@@ -66,6 +66,10 @@ bool session_lookup(const char *sid, enum mcp_rev *rev, int64_t *created, char k
 void session_key(const char *sid, char out[SESSION_KEY_MAX]);
 /* 16 hex characters naming the session in other keys and messages. */
 void session_tag(const char *sid, char out[17]);
+/* A key derived from the session secret for another purpose (HMAC-SHA256(secret, label)), so
+ * every worker of every host that shares the secret derives the same key and no purpose can
+ * forge another's tokens. 0 or -1. */
+int session_derive_key(const char *label, uint8_t out[32]);
 /* Test seam: sets the secret directly (copied). */
 int session_set_secret(const void *key, size_t len);
 

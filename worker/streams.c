@@ -14,6 +14,9 @@
  *   session; a stored event starts with 'm' (message) or 'f' (the final one, which ends it).
  * - A GET stream is on the open-streams list from its first byte until it ends; mcp_drain ends
  *   them all and refuses new ones.
+ * - A modern-era (2026-07-28) response passes mcp_modern_rewrite once: in mreq_respond, or for
+ *   the final event of its SSE stream in mreq_reply. Its stream has no event ids and no event
+ *   store (it has no session).
  */
 #include "mcp.h"
 #include "mcp_int.h"
@@ -80,7 +83,10 @@ void mreq_respond(struct mreq *m, int status, const char *ctype, const char *ext
         return;
     char hdrs[1536];
     snprintf(hdrs, sizeof hdrs, "%s%s", m->hdrs, extra ? extra : "");
-    http_respond(m->req, status, ctype, hdrs, body, len);
+    size_t mlen = 0;
+    char *mbody = m->modern ? mcp_modern_rewrite(m, body, len, &mlen) : NULL;
+    http_respond(m->req, status, ctype, hdrs, mbody ? mbody : body, mbody ? mlen : len);
+    free(mbody);
     http_done(m);
 }
 
@@ -161,13 +167,15 @@ void mreq_start_sse(struct mreq *m)
     m->seq = 0;
     m->sse = true;
     http_stream_begin(m->req, 200, "text/event-stream", hdrs);
-    struct jbuf b;
-    jbuf_init(&b);
-    char id[40];
-    snprintf(id, sizeof id, "%s_0", m->stream);
-    sse_priming(&b, id, SSE_RETRY_MS);
-    stream_write(m, b.p, b.len);
-    jbuf_free(&b);
+    if (!m->modern) { /* 2026-07-28 streams are not resumable: no ids, no retry */
+        struct jbuf b;
+        jbuf_init(&b);
+        char id[40];
+        snprintf(id, sizeof id, "%s_0", m->stream);
+        sse_priming(&b, id, SSE_RETRY_MS);
+        stream_write(m, b.p, b.len);
+        jbuf_free(&b);
+    }
     /* A call may wait long for the client (sampling, elicitation): keep proxies from cutting
      * the quiet stream. */
     m->timer = evtimer_new(mcp_env.base, post_keepalive_cb, m);
@@ -187,7 +195,7 @@ void mreq_sse_send(struct mreq *m, const char *json, size_t len, bool final)
         snprintf(id, sizeof id, "%s_%ld", m->stream, m->seq);
         struct jbuf b;
         jbuf_init(&b);
-        sse_event(&b, id, json, len);
+        sse_event(&b, m->modern ? NULL : id, json, len);
         stream_write(m, b.p, b.len);
         jbuf_free(&b);
     }
@@ -212,10 +220,16 @@ void mreq_reply(struct mreq *m, const char *json, size_t len)
         }
         return;
     }
-    if (m->sse)
+    if (m->sse && m->modern) {
+        size_t mlen = 0;
+        char *mbody = mcp_modern_rewrite(m, json, len, &mlen);
+        mreq_sse_send(m, mbody ? mbody : json, mbody ? mlen : len, true);
+        free(mbody);
+    } else if (m->sse) {
         mreq_sse_send(m, json, len, true);
-    else
+    } else {
         mreq_respond_json(m, 200, json, len);
+    }
 }
 
 void mreq_reply_error(struct mreq *m, yajl_val id, int code, const char *message,
