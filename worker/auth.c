@@ -555,13 +555,22 @@ static void jwt_run(struct jwt_job *j)
             metrics_inc("csmcp_auth_jwks_kid_miss_total", "result=\"refresh\"", 1);
             return;
         }
+        bool failing = oidc_refresh_failing(j->issuer);
         metrics_inc("csmcp_auth_jwks_kid_miss_total",
-                    j->retried ? "result=\"unknown\"" : "result=\"refused\"", 1);
-        snprintf(why, sizeof why, "%s",
-                 keys == NULL ? "signing keys of the token's issuer could not be fetched"
-                 : j->retried ? "unknown signing key (kid not in the issuer's key set)"
-                              : "unknown signing key (kid); the issuer's key set was refreshed "
-                                "moments ago");
+                    failing      ? "result=\"fetch_failed\""
+                    : j->retried ? "result=\"unknown\""
+                                 : "result=\"refused\"",
+                    1);
+        if (keys == NULL)
+            snprintf(why, sizeof why, "signing keys of the token's issuer could not be fetched");
+        else if (failing)
+            snprintf(why, sizeof why,
+                     "unknown signing key (kid); the issuer's key set could not be refreshed");
+        else if (j->retried)
+            snprintf(why, sizeof why, "unknown signing key (kid not in the issuer's key set)");
+        else
+            snprintf(why, sizeof why,
+                     "unknown signing key (kid); the issuer's key set was refreshed moments ago");
         jwt_fail(j, 401, "invalid_token", why, "unknown_kid");
         return;
     }

@@ -130,6 +130,11 @@ const struct jwt_keys *oidc_keys(int i)
     return i >= 0 && i < O.n ? O.iss[i].keys : NULL;
 }
 
+bool oidc_refresh_failing(int i)
+{
+    return i >= 0 && i < O.n && O.iss[i].failures > 0;
+}
+
 void oidc_on_keys_removed(void (*fn)(void))
 {
     O.keys_removed = fn;
@@ -465,6 +470,14 @@ int oidc_refresh_for_kid(int i, oidc_refresh_cb cb, void *arg)
         if (is->last_miss > 0 && now - is->last_miss < O.cfg->auth_jwks_miss_interval)
             return 0;
         is->last_miss = now;
+        /* The authorization server's last fetch failed: pull the retry forward, but fail this
+         * request closed now rather than hold it for a fetch that will most likely fail too. */
+        if (is->failures > 0) {
+            refresh_start(i);
+            return 0;
+        }
+    } else if (is->failures > 0) {
+        return 0;
     }
     struct waiter *w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -737,8 +750,11 @@ int oidc_init(struct event_base *base, const struct cfg *cfg, const char *secret
     }
     for (int i = 0; i < cfg->auth_issuer.n && i < OIDC_MAX_ISSUERS; i++) {
         struct issuer *is = &O.iss[i];
-        snprintf(is->url, sizeof is->url, "%s", cfg->auth_issuer.v[i]);
-        snprintf(is->label, sizeof is->label, "issuer=\"%s\"", is->url);
+        const char *u = cfg->auth_issuer.v[i];
+        size_t ul = strlen(u) < sizeof is->url - 1 ? strlen(u) : sizeof is->url - 1;
+        memcpy(is->url, u, ul);
+        is->url[ul] = '\0';
+        snprintf(is->label, sizeof is->label, "issuer=\"%s\"", u);
         is->timer = evtimer_new(base, issuer_timer, (void *)(intptr_t)i);
         if (is->timer == NULL)
             return -1;

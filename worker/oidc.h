@@ -34,10 +34,14 @@ const struct jwt_keys *oidc_keys(int i);
  * A token named a kid the issuer's set does not hold. Returns 1 when cb will run (once, from
  * the loop) after a refresh ends - one started now, or the one already under way - and 0 when
  * no refresh may start (the last one for an unknown kid was less than auth.jwks_miss_interval
- * seconds ago, or too many requests are waiting): the caller refuses the token.
+ * seconds ago, the issuer's last fetch failed - a retry is then started if none is under way, but
+ * nobody waits for it - or too many requests are waiting): the caller refuses the token.
  */
 typedef void (*oidc_refresh_cb)(void *arg);
 int oidc_refresh_for_kid(int i, oidc_refresh_cb cb, void *arg);
+
+/* True while the issuer's last discovery/JWKS fetch failed (the cached set is still used). */
+bool oidc_refresh_failing(int i);
 
 /* Called after a refresh dropped a key that was in the previous set (auth flushes its cache). */
 void oidc_on_keys_removed(void (*fn)(void));
