@@ -327,6 +327,10 @@ static void md_scope(FILE *f, const struct tool_def *d)
         for (size_t i = 0; i < d->n_argument_scopes; i++)
             fprintf(f, "; with `%s`: `%s`", d->argument_scopes[i].action,
                     registry_scope_name(d->argument_scopes[i].scope));
+        if (d->replica_ok)
+            fputs("; may read from the replica (`database.read_url`) within "
+                  "`database.max_replica_lag`",
+                  f);
         fputc('\n', f);
         return;
     }

@@ -80,6 +80,9 @@ struct tool_def {
     const struct tool_action_scope *argument_scopes;
     size_t n_argument_scopes;
     enum tool_rate rate_class;
+    /* May run on the read replica (database.read_url) when it is within
+     * database.max_replica_lag: read-only analytics no caller reads its own writes through. */
+    bool replica_ok;
     /* Exact formulas and rules, one Markdown line each (docs/tools.md renders them). */
     const char *const *rules;
     size_t n_rules;

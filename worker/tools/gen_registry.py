@@ -36,7 +36,7 @@ RATE_CLASSES = ("read", "write")
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 KEYS_REQUIRED = ("name", "title", "description", "scope", "annotations", "inputSchema")
 KEYS_OPTIONAL = ("action_scopes", "argument_scopes", "rate_class", "handler", "outputSchema",
-                 "rules", "fixture", "sql_function")
+                 "rules", "fixture", "sql_function", "replica_ok")
 # Files under worker/tools/fixtures/ that are fixture tables, not tools.
 FIXTURE_TABLES = ("resources.json", "prompts.json")
 
@@ -198,6 +198,14 @@ def validate_tool(path, rel, category, d, shared, symbols):
         bad("\"fixture\": true belongs exactly to the tools in worker/tools/fixtures/")
     if d["scope"] not in SCOPES:
         bad("scope %r must be one of %s" % (d["scope"], ", ".join(SCOPES)))
+    replica_ok = d.get("replica_ok", False)
+    if not isinstance(replica_ok, bool):
+        bad("replica_ok must be true or false")
+    if replica_ok and (d["scope"] != "read" or d.get("action_scopes") or d.get("argument_scopes") or
+                       not d["annotations"].get("readOnlyHint") or
+                       d.get("handler", "sql") != "sql"):
+        bad("replica_ok: only for a read-scope SQL tool with readOnlyHint and no action_scopes "
+            "(a replica refuses writes)")
     if "rate_class" in d and d["rate_class"] not in RATE_CLASSES:
         bad("rate_class %r must be one of %s" % (d["rate_class"], ", ".join(RATE_CLASSES)))
     ann = d["annotations"]
@@ -319,6 +327,7 @@ def validate_tool(path, rel, category, d, shared, symbols):
         "inputSchema": ins,
         "outputSchema": schemas.get("outputSchema"),
         "rules": rules,
+        "replica_ok": replica_ok,
     }
 
 
@@ -495,6 +504,8 @@ def gen_c(tools, fixtures):
         w("        .category = %s," % c_string(t["category"]))
         w("        .source = %s," % c_string(t["source"]))
         w("        .rate_class = %s," % RATE_C[t["rate_class"]])
+        if t["replica_ok"]:
+            w("        .replica_ok = true,")
         if t["action_scopes"]:
             w("        .action_scopes = actions_%d," % i)
             w("        .n_action_scopes = %d," % len(t["action_scopes"]))
@@ -593,6 +604,7 @@ def gen_inventory(tools):
             "parameters": sorted(t["inputSchema"].get("properties", {})),
             "required": t["inputSchema"].get("required", []),
             "rules": len(t["rules"]),
+            "replica_ok": t["replica_ok"],
         })
     return json.dumps({"generated_by": "worker/tools/gen_registry.py", "tools": inv},
                       indent=1, ensure_ascii=False) + "\n"
