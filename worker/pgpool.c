@@ -22,6 +22,14 @@
  *   - statements are prepared once per connection; the pool-wide registry maps statement text to
  *     a stable name "csmcp_<n>" (bounded; beyond it statements run unprepared).
  *
+ * Read replica (database.read_url): pgpool_create also creates a second pool of the same size on
+ * the replica (read-only sessions, metrics csmcp_db_replica_*). A timer on the replica pool
+ * measures its replay lag about every second with one bounded query (LAG_SQL); only one check is
+ * in flight, it never blocks the loop. pgpool_query_read() runs a statement on the replica when
+ * the last check is fresh (< LAG_FRESH_S) and its lag is within database.max_replica_lag, else on
+ * the primary; a retryable failure on the replica (connection lost, recovery conflict) re-runs the
+ * statement on the primary once. csmcp_db_replica_reads_total{result} counts where each ran.
+ *
  * Failure semantics for the caller (pgpool_cb): a lost connection during a query, a queue
  * deadline, or a pool with no live connection fail with retryable = true and a message that says
  * "temporarily unavailable"; SQL errors carry the server's SQLSTATE and primary message.
@@ -48,6 +56,17 @@
 #define TICK_MS          200
 #define PING_IDLE_S      30.0 /* an idle connection is checked with SELECT 1 this often */
 #define BUSY_GRACE_S     5.0  /* no answer within statement_timeout + this: the peer is gone */
+#define LAG_CHECK_MS     1000 /* replica lag measured this often */
+#define LAG_FRESH_S      3.0  /* a lag older than this is unknown: reads go to the primary */
+/* Seconds the replica is behind: 0 when it has replayed everything it received (an idle primary
+ * writes nothing, so the last replayed commit may be old without any staleness), else the age
+ * of the last replayed commit. Not in recovery (read_url is a primary): 0. */
+#define LAG_SQL                                                                                    \
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "                                             \
+    "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() "                \
+    "AND NOT pg_is_wal_replay_paused() THEN 0 "                                                    \
+    "ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()), "      \
+    "1e9) END::float8"
 
 enum conn_state {
     CONN_DOWN = 0,   /* not connected, nothing scheduled (only before start and at free) */
@@ -104,7 +123,7 @@ struct pgpool {
     struct event_base *base;
     const struct cfg *cfg;
     char *password; /* from database.password_file, or NULL */
-    char statement_opts[64];
+    char statement_opts[128];
     char connect_timeout[16];
     int nconns;
     struct pgconn *conns;
@@ -117,6 +136,15 @@ struct pgpool {
     int nstmts;
     uint32_t rng;
     bool freeing;
+    const char *url;        /* database.url or database.read_url */
+    const char *prefix;     /* metric name prefix: "csmcp_db" or "csmcp_db_replica" */
+    struct pgpool *replica; /* primary pool: its replica pool, or NULL */
+    /* replica pool: replay lag */
+    struct event *lag_timer;
+    bool lag_inflight;
+    bool lag_known;
+    double lag_s;
+    struct timespec lag_at; /* when lag_s was measured */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -130,19 +158,22 @@ static double elapsed_s(const struct timespec *a)
 
 static void update_gauges(struct pgpool *p)
 {
-    char lbl[64];
+    char lbl[64], name[64];
+    snprintf(name, sizeof(name), "%s_pool_connections", p->prefix);
     for (int s = CONN_CONNECTING; s < CONN_NSTATES; s++) {
         snprintf(lbl, sizeof(lbl), "state=\"%s\"", conn_state_names[s]);
-        metrics_gauge_set("csmcp_db_pool_connections", lbl, p->count[s]);
+        metrics_gauge_set(name, lbl, p->count[s]);
     }
-    metrics_gauge_set("csmcp_db_pool_waiting", NULL, p->nwaiting);
+    snprintf(name, sizeof(name), "%s_pool_waiting", p->prefix);
+    metrics_gauge_set(name, NULL, p->nwaiting);
 }
 
-static void count_error(const char *kind)
+static void count_error_p(const struct pgpool *p, const char *kind)
 {
-    char lbl[64];
+    char lbl[64], name[64];
     snprintf(lbl, sizeof(lbl), "kind=\"%s\"", kind);
-    metrics_inc("csmcp_db_errors_total", lbl, 1);
+    snprintf(name, sizeof(name), "%s_errors_total", p->prefix);
+    metrics_inc(name, lbl, 1);
 }
 
 static void set_state(struct pgconn *c, enum conn_state to)
@@ -285,7 +316,7 @@ static void conn_lost(struct pgconn *c, const char *why)
 {
     struct pgreq *r = c->req;
     log_warn("pgpool conn %d: connection lost: %s", c->idx, why);
-    count_error("connection_lost");
+    count_error_p(c->pool, "connection_lost");
     c->req = NULL;
     conn_backoff(c);
     if (r)
@@ -343,7 +374,7 @@ failed : {
         log_warn("pgpool conn %d: connect failed: %s", c->idx, msg);
     else
         log_debug("pgpool conn %d: connect failed: %s", c->idx, msg);
-    count_error("connect");
+    count_error_p(c->pool, "connect");
     conn_backoff(c);
     /* With no live connection left, waiting callers would only time out: fail them now. */
     dispatch(c->pool);
@@ -356,9 +387,9 @@ static void conn_start(struct pgconn *c)
     const char *keys[8], *vals[8];
     int n = 0;
     keys[n] = "dbname";
-    vals[n++] = p->cfg->database_url;
+    vals[n++] = p->url;
     keys[n] = "application_name";
-    vals[n++] = "csmcp-worker";
+    vals[n++] = strcmp(p->prefix, "csmcp_db") == 0 ? "csmcp-worker" : "csmcp-worker-read";
     keys[n] = "connect_timeout";
     vals[n++] = p->connect_timeout;
     keys[n] = "options";
@@ -378,7 +409,7 @@ static void conn_start(struct pgconn *c)
     struct timeval tv = {p->cfg->database_connect_timeout, 0};
     evtimer_add(c->timer, &tv);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
-        count_error("connect");
+        count_error_p(c->pool, "connect");
         if (c->backoff_ms == 0)
             log_warn("pgpool conn %d: connect failed: %s", c->idx,
                      c->pg ? PQerrorMessage(c->pg) : "out of memory");
@@ -396,7 +427,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     } else if (c->state == CONN_CONNECTING) {
         if (c->backoff_ms == 0)
             log_warn("pgpool conn %d: connect timed out", c->idx);
-        count_error("connect");
+        count_error_p(c->pool, "connect");
         conn_backoff(c);
         dispatch(c->pool);
     }
@@ -497,7 +528,7 @@ static void conn_request_done(struct pgconn *c)
                          strncmp(sqlstate, "23", 2) == 0))
             metrics_inc("csmcp_db_rejected_total", NULL, 1);
         else
-            count_error(retry ? "transient" : "query");
+            count_error_p(c->pool, retry ? "transient" : "query");
         /* A plan cached before a schema change: forget it so the next use re-prepares. */
         if (sqlstate && (strcmp(sqlstate, "0A000") == 0 || strcmp(sqlstate, "26000") == 0) &&
             r->stmt >= 0)
@@ -588,7 +619,7 @@ static void dispatch(struct pgpool *p)
         while ((r = TAILQ_FIRST(&p->waitq))) {
             TAILQ_REMOVE(&p->waitq, r, link);
             p->nwaiting--;
-            count_error("unavailable");
+            count_error_p(p, "unavailable");
             req_finish(r, NULL, "database temporarily unavailable (reconnecting)", "08006", true);
         }
     }
@@ -625,7 +656,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     while ((r = TAILQ_FIRST(&p->waitq)) && elapsed_s(&r->queued) >= limit) {
         TAILQ_REMOVE(&p->waitq, r, link);
         p->nwaiting--;
-        count_error("queue_timeout");
+        count_error_p(p, "queue_timeout");
         req_finish(r, NULL, "database busy: timed out waiting for a connection", "57014", true);
     }
     double busy_limit = (double)p->cfg->database_statement_timeout_ms / 1000.0 + BUSY_GRACE_S;
@@ -654,19 +685,48 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- public API */
 
-int pgpool_create(struct event_base *base, const struct cfg *cfg, struct pgpool **out)
+static void lag_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
+                     void *arg)
+{
+    struct pgpool *p = arg;
+    p->lag_inflight = false;
+    if (res == NULL || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        if (p->lag_known)
+            log_warn("pgpool replica: lag check failed: %s", err ? err : "no row");
+        p->lag_known = false;
+        return;
+    }
+    p->lag_s = strtod(PQgetvalue(res, 0, 0), NULL);
+    p->lag_known = true;
+    clock_gettime(CLOCK_MONOTONIC, &p->lag_at);
+}
+
+static void lag_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pgpool *p = arg;
+    if (p->lag_inflight || !pgpool_ready(p))
+        return;
+    /* One check at a time; bounded by statement_timeout and the busy-connection watchdog. */
+    if (pgpool_query(p, LAG_SQL, 0, NULL, lag_done, p) == 0)
+        p->lag_inflight = true;
+}
+
+static struct pgpool *pool_new(struct event_base *base, const struct cfg *cfg, const char *url,
+                               const char *prefix, bool read_only)
 {
     struct pgpool *p = calloc(1, sizeof(*p));
     struct timeval tick = {0, (long)TICK_MS * 1000};
-    *out = NULL;
     if (!p)
-        return -1;
+        return NULL;
     p->base = base;
     p->cfg = cfg;
+    p->url = url;
+    p->prefix = prefix;
     p->rng = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)p;
     TAILQ_INIT(&p->waitq);
     snprintf(p->statement_opts, sizeof(p->statement_opts),
-             "-c statement_timeout=%d -c search_path=public", cfg->database_statement_timeout_ms);
+             "-c statement_timeout=%d -c search_path=public%s", cfg->database_statement_timeout_ms,
+             read_only ? " -c default_transaction_read_only=on" : "");
     snprintf(p->connect_timeout, sizeof(p->connect_timeout), "%d", cfg->database_connect_timeout);
     {
         /* database.password_file, or the systemd credential "database.password"; the same
@@ -698,13 +758,35 @@ int pgpool_create(struct event_base *base, const struct cfg *cfg, struct pgpool 
     p->kick = event_new(base, -1, 0, kick_cb, p);
     if (!p->tick || !p->kick || event_add(p->tick, &tick) != 0)
         goto fail;
+    if (read_only) {
+        struct timeval lt = {LAG_CHECK_MS / 1000, (long)(LAG_CHECK_MS % 1000) * 1000};
+        p->lag_timer = event_new(base, -1, EV_PERSIST, lag_timer_cb, p);
+        if (!p->lag_timer || event_add(p->lag_timer, &lt) != 0)
+            goto fail;
+    }
     for (int i = 0; i < p->nconns; i++)
         conn_start(&p->conns[i]);
-    *out = p;
-    return 0;
+    return p;
 fail:
     pgpool_free(p);
-    return -1;
+    return NULL;
+}
+
+int pgpool_create(struct event_base *base, const struct cfg *cfg, struct pgpool **out)
+{
+    *out = NULL;
+    struct pgpool *p = pool_new(base, cfg, cfg->database_url, "csmcp_db", false);
+    if (!p)
+        return -1;
+    if (cfg->database_read_url && cfg->database_read_url[0]) {
+        p->replica = pool_new(base, cfg, cfg->database_read_url, "csmcp_db_replica", true);
+        if (!p->replica) {
+            pgpool_free(p);
+            return -1;
+        }
+    }
+    *out = p;
+    return 0;
 }
 
 void pgpool_free(struct pgpool *p)
@@ -733,6 +815,9 @@ void pgpool_free(struct pgpool *p)
         event_free(p->tick);
     if (p->kick)
         event_free(p->kick);
+    if (p->lag_timer)
+        event_free(p->lag_timer);
+    pgpool_free(p->replica);
     for (int i = 0; i < p->nstmts; i++)
         free(p->stmts[i]);
     if (p->password) {
@@ -768,7 +853,7 @@ int pgpool_query(struct pgpool *p, const char *sql, int nparams, const char *con
     r->started = r->queued;
 
     if (p->count[CONN_IDLE] + p->count[CONN_BUSY] + p->count[CONN_CONNECTING] == 0) {
-        count_error("unavailable");
+        count_error_p(p, "unavailable");
         fail_later(p, r, "database temporarily unavailable (reconnecting)", "08006", true);
         return 0;
     }
@@ -797,4 +882,100 @@ void pgpool_status(struct pgpool *p, char *buf, size_t len)
     snprintf(buf, len, "%d/%d connected, %d busy, %d waiting, %d reconnecting",
              p->count[CONN_IDLE] + p->count[CONN_BUSY], p->nconns, p->count[CONN_BUSY], p->nwaiting,
              p->count[CONN_BACKOFF] + p->count[CONN_CONNECTING]);
+}
+
+/* ---------------------------------------------------------------- read replica */
+
+struct readreq {
+    struct pgpool *primary;
+    char *sql;
+    int nparams;
+    char **params;
+    pgpool_cb cb;
+    void *arg;
+};
+
+static void readreq_free(struct readreq *q)
+{
+    for (int i = 0; q->params && i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    free(q->sql);
+    free(q);
+}
+
+static void count_read(const char *result)
+{
+    char lbl[64];
+    snprintf(lbl, sizeof(lbl), "result=\"%s\"", result);
+    metrics_inc("csmcp_db_replica_reads_total", lbl, 1);
+}
+
+static void replica_done(const PGresult *res, const char *err, const char *sqlstate, bool retryable,
+                         void *arg)
+{
+    struct readreq *q = arg;
+    /* Lost connection, recovery conflict (40001), shutting standby: the primary answers. */
+    if (res == NULL && retryable) {
+        log_info("pgpool replica: %s (%s): running on the primary", err ? err : "failed",
+                 sqlstate ? sqlstate : "-");
+        count_read("retried_on_primary");
+        if (pgpool_query(q->primary, q->sql, q->nparams, (const char *const *)q->params, q->cb,
+                         q->arg) == 0) {
+            readreq_free(q);
+            return;
+        }
+    }
+    q->cb(res, err, sqlstate, retryable, q->arg);
+    readreq_free(q);
+}
+
+int pgpool_query_read(struct pgpool *p, const char *sql, int nparams, const char *const *params,
+                      pgpool_cb cb, void *arg)
+{
+    struct pgpool *rp = p ? p->replica : NULL;
+    if (rp == NULL)
+        return pgpool_query(p, sql, nparams, params, cb, arg);
+    const char *why = NULL;
+    if (!pgpool_ready(rp))
+        why = "unavailable";
+    else if (!rp->lag_known || elapsed_s(&rp->lag_at) > LAG_FRESH_S)
+        why = "lag_unknown";
+    else if (rp->lag_s > (double)p->cfg->database_max_replica_lag)
+        why = "lagging";
+    if (why) {
+        count_read(why);
+        return pgpool_query(p, sql, nparams, params, cb, arg);
+    }
+    struct readreq *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -1;
+    q->primary = p;
+    q->cb = cb;
+    q->arg = arg;
+    q->nparams = nparams;
+    q->sql = strdup(sql);
+    q->params = nparams ? calloc((size_t)nparams, sizeof(char *)) : NULL;
+    if (!q->sql || (nparams && !q->params))
+        goto fail;
+    for (int i = 0; i < nparams; i++)
+        if (params[i] && !(q->params[i] = strdup(params[i])))
+            goto fail;
+    if (pgpool_query(rp, sql, nparams, params, replica_done, q) != 0)
+        goto fail;
+    count_read("replica");
+    return 0;
+fail:
+    readreq_free(q);
+    count_read("unavailable");
+    return pgpool_query(p, sql, nparams, params, cb, arg);
+}
+
+bool pgpool_replica_status(struct pgpool *p, double *lag_s)
+{
+    struct pgpool *rp = p ? p->replica : NULL;
+    if (rp == NULL || !rp->lag_known)
+        return false;
+    *lag_s = rp->lag_s;
+    return true;
 }

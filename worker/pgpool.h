@@ -36,6 +36,17 @@ void pgpool_free(struct pgpool *p);
 int pgpool_query(struct pgpool *p, const char *sql, int nparams, const char *const *params,
                  pgpool_cb cb, void *arg);
 
+/*
+ * Like pgpool_query for a statement that may read from the replica (database.read_url, tools
+ * marked "replica_ok"): runs on the replica when its last lag check (about every second) is
+ * fresh and within database.max_replica_lag, else on the primary; a retryable failure on the
+ * replica re-runs it once on the primary. Without read_url it is pgpool_query.
+ */
+int pgpool_query_read(struct pgpool *p, const char *sql, int nparams, const char *const *params,
+                      pgpool_cb cb, void *arg);
+/* The replica's last measured lag in seconds; false without a replica or a measurement. */
+bool pgpool_replica_status(struct pgpool *p, double *lag_s);
+
 /* At least one connection is up and the pool is not failing. */
 bool pgpool_ready(struct pgpool *p);
 /* One-line human status for /ready and logs, e.g. "4/4 connected, 1 busy, 0 waiting". */

@@ -147,6 +147,8 @@ void tool_sql_handler(struct tool_call *tc)
         tool_call_fail(tc, "internal error: tool %s has no database", def->name);
         return;
     }
-    if (pgpool_query(pg, def->sql, 2, params, sql_done, tc) != 0)
+    /* replica_ok tools may read from database.read_url (pgpool.c decides, by lag). */
+    if ((def->replica_ok ? pgpool_query_read : pgpool_query)(pg, def->sql, 2, params, sql_done,
+                                                             tc) != 0)
         tool_call_fail(tc, "database temporarily unavailable, retry: cannot queue the query");
 }
