@@ -1,20 +1,48 @@
 -- scorecards/_lib.sql - helpers shared by the scorecards tools (issue 24).
 
--- The account's active manual override (cleared_at IS NULL AND expires_at > now()), or NULL:
--- expiry is decided here at read time, so no writer runs when an override expires.
+-- "Now" for health overrides: now() plus the test clock's offset (health_clock, migration 0286;
+-- empty in production). Every reader decides expiry against it, so no writer runs at expiry.
+CREATE OR REPLACE FUNCTION csmcp.sc_now() RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT now() + coalesce((SELECT c.offset_by FROM health_clock c), interval '0')
+$$;
+
+-- THE effective health score, for any tool: the account's active override (not cleared,
+-- expires_at > csmcp.sc_now()), else the computed accounts.health_score.
+--   many rows:  LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
+--               ... coalesce(ov.score, a.health_score) ...   (inlined: one hash join over the
+--               few active overrides; ~10x cheaper than a function call per row)
+--   one row:    csmcp.effective_health(a.client_id, a.health_score)
+CREATE OR REPLACE FUNCTION csmcp.active_health_overrides() RETURNS TABLE (client_id text, score integer)
+LANGUAGE sql STABLE AS $$
+    SELECT o.client_id, o.score FROM health_overrides o WHERE o.cleared_at IS NULL AND o.expires_at > csmcp.sc_now()
+$$;
+
+CREATE OR REPLACE FUNCTION csmcp.effective_health(p_client_id text, p_computed integer) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT o.score FROM health_overrides o
+                      WHERE o.client_id = p_client_id AND o.cleared_at IS NULL AND o.expires_at > csmcp.sc_now()),
+                    p_computed)
+$$;
+
+-- The active override's score, or NULL (same rule; "is it overridden?").
+CREATE OR REPLACE FUNCTION csmcp.health_override_score(p_client_id text) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT (SELECT o.score FROM health_overrides o
+             WHERE o.client_id = p_client_id AND o.cleared_at IS NULL AND o.expires_at > csmcp.sc_now())
+$$;
+
+-- The account's active manual override, or NULL.
 CREATE OR REPLACE FUNCTION csmcp.health_override_active(p_client_id text) RETURNS health_overrides
 LANGUAGE sql STABLE AS $$
     SELECT o.* FROM health_overrides o
-     WHERE o.client_id = p_client_id AND o.cleared_at IS NULL AND o.expires_at > now()
+     WHERE o.client_id = p_client_id AND o.cleared_at IS NULL AND o.expires_at > csmcp.sc_now()
 $$;
 
--- Effective health score: the active override's score, else the computed accounts.health_score.
+-- Effective health score of an account by id (csmcp.effective_health on its accounts row).
 CREATE OR REPLACE FUNCTION csmcp.effective_health_score(p_client_id text) RETURNS integer
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT o.score FROM health_overrides o
-                      WHERE o.client_id = a.client_id AND o.cleared_at IS NULL AND o.expires_at > now()),
-                    a.health_score)
-      FROM accounts a WHERE a.client_id = p_client_id
+    SELECT csmcp.effective_health(a.client_id, a.health_score) FROM accounts a WHERE a.client_id = p_client_id
 $$;
 
 -- An override as JSON (NULL for none), with whole days left until it expires.
@@ -23,7 +51,7 @@ LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN o.override_id IS NULL THEN NULL ELSE jsonb_build_object(
         'override_id', o.override_id, 'score', o.score, 'reason', o.reason, 'set_by', o.set_by,
         'set_at', o.set_at, 'expires_at', o.expires_at,
-        'days_remaining', floor(extract(epoch FROM (o.expires_at - now())) / 86400)::integer) END
+        'days_remaining', floor(extract(epoch FROM (o.expires_at - csmcp.sc_now())) / 86400)::integer) END
 $$;
 
 -- Grading bands of the default model (risk_level): [min, max] -> label, colour.

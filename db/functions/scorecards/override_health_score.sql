@@ -40,7 +40,7 @@ BEGIN
     -- one writer per account at a time: the open override and its replacement stay consistent
     PERFORM 1 FROM accounts WHERE client_id = acc.client_id FOR UPDATE;
     SELECT * INTO v_open FROM health_overrides WHERE client_id = acc.client_id AND cleared_at IS NULL;
-    v_prev := CASE WHEN v_open.expires_at > now() THEN v_open END;
+    v_prev := CASE WHEN v_open.expires_at > csmcp.sc_now() THEN v_open END;
     IF v_action = 'clear' THEN
         IF v_prev.override_id IS NULL THEN
             RAISE EXCEPTION '%', CASE WHEN v_open.override_id IS NOT NULL
