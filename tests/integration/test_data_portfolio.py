@@ -37,6 +37,12 @@ def round1(x):
     return D(x).quantize(D("0.1"), rounding=decimal.ROUND_HALF_UP)
 
 
+# an account's effective health score (issue 24): its active manual override, else the computed
+# score; list_clients shows, filters, sorts and averages it
+EFF = ("coalesce((SELECT o.score FROM health_overrides o WHERE o.client_id = a.client_id "
+       "AND o.cleared_at IS NULL AND o.expires_at > now()), a.health_score)")
+
+
 class PortfolioTotalsTest(lib.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -71,7 +77,8 @@ class PortfolioTotalsTest(lib.TestCase):
         t = today()
         rows = json.loads(self.q(
             "SELECT coalesce(json_agg(json_build_object('id', a.client_id, 'tier', a.tier, "
-            "'stage', a.lifecycle_stage, 'h', a.health_score, 'v', c.contract_value::text)), '[]') "
+            # health: the effective score (an active manual override, else the computed one; issue 24)
+            "'stage', a.lifecycle_stage, 'h', " + EFF + ", 'v', c.contract_value::text)), '[]') "
             "FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'"))
         rows = [r for r in rows if (tier is None or r["tier"] == tier) and
                 (stage is None or r["stage"] == stage)]
@@ -128,7 +135,7 @@ class PortfolioTotalsTest(lib.TestCase):
         pages of 7 put end to end give the whole list."""
         rows = json.loads(self.q(
             "SELECT json_agg(json_build_object('id', a.client_id, 'name', a.client_name, 'tier', a.tier, "
-            "'h', a.health_score, 'v', c.contract_value::text, 'end', c.end_date)) "
+            "'h', " + EFF + ", 'v', c.contract_value::text, 'end', c.end_date)) "
             "FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'"))
         key = {"client_id": lambda r: (), "client_name": lambda r: (r["name"].encode(),),
                "health_score": lambda r: (r["h"],),

@@ -1,4 +1,7 @@
--- get_client_overview: the 360-degree view, every section from stored rows.
+-- get_client_overview: the 360-degree view, every section from stored rows. Health is the
+-- effective score (csmcp.effective_health: an active manual override, else the computed score,
+-- shown beside it as health.computed_score) for the score, risk level, renewal, risks and
+-- opportunities.
 CREATE OR REPLACE FUNCTION csmcp.tool_get_client_overview(args jsonb, principal text)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -15,7 +18,9 @@ DECLARE
     overdue integer; overdue_amt numeric; late integer; last_paid date;
     days_ren integer; renew_p numeric; renew_risk text;
     pipeline numeric; n_opps integer; arr_change numeric;
+    v_computed integer := acc.health_score;
 BEGIN
+    acc.health_score := csmcp.effective_health(acc.client_id, acc.health_score);
     IF c.contract_id IS NOT NULL THEN
         days_ren := c.end_date - t;
         j_contract := jsonb_build_object('contract_id', c.contract_id, 'contract_type', c.contract_type,
@@ -28,7 +33,8 @@ BEGIN
     SELECT * INTO hs FROM health_scores WHERE client_id = acc.client_id
     ORDER BY calculated_at DESC, score_id DESC LIMIT 1;
     j_health := jsonb_build_object(
-        'current_score', acc.health_score, 'trend', acc.health_trend,
+        'current_score', acc.health_score, 'computed_score', v_computed,
+        'override', csmcp.sc_override_json(csmcp.health_override_active(acc.client_id)), 'trend', acc.health_trend,
         'risk_level', csmcp.risk_level(acc.health_score),
         'last_calculated_at', hs.calculated_at,
         'components', CASE WHEN hs.score_id IS NULL THEN NULL ELSE jsonb_build_object(

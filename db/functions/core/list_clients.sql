@@ -4,6 +4,9 @@
 -- computed over the filtered set as before. Page: one query whose ORDER BY matches an index
 -- for the common sorts, so only offset + limit rows are read; the ORDER BY text is chosen from
 -- the constant strings below (never from the arguments), every value is a bound parameter.
+-- health_score is the effective score (an active manual override, else the computed score:
+-- csmcp.active_health_overrides, db/functions/scorecards/_lib.sql) in rows, filters, sorting and the
+-- average; computed_health_score is shown beside it.
 CREATE OR REPLACE FUNCTION csmcp.tool_list_clients(args jsonb, principal text)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -38,7 +41,7 @@ BEGIN
     v_order := CASE v_sort
         WHEN 'client_id' THEN 'a.client_id ASC'
         WHEN 'client_name' THEN 'a.client_name ASC, a.client_id ASC'
-        WHEN 'health_score' THEN 'a.health_score ASC, a.client_id ASC'
+        WHEN 'health_score' THEN 'coalesce(ov.score, a.health_score) ASC, a.client_id ASC'
         WHEN 'contract_value' THEN 'c.contract_value ASC NULLS LAST, a.client_id ASC'
         ELSE 'c.end_date ASC NULLS LAST, a.client_id ASC' END;
     IF v_desc THEN
@@ -54,11 +57,11 @@ BEGIN
     EXECUTE
         'WITH pg AS (
             SELECT a.client_id, row_number() OVER (ORDER BY ' || v_order || ') AS ord
-            FROM ' || v_from || '
+            FROM ' || v_from || ' LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
             WHERE ($2::text IS NULL OR a.tier = $2)
               AND ($3::text IS NULL OR a.lifecycle_stage = $3)
-              AND ($4::integer IS NULL OR a.health_score >= $4)
-              AND ($5::integer IS NULL OR a.health_score <= $5)
+              AND ($4::integer IS NULL OR coalesce(ov.score, a.health_score) >= $4)
+              AND ($5::integer IS NULL OR coalesce(ov.score, a.health_score) <= $5)
               AND ($6::text IS NULL OR lower(a.industry) = lower($6))
               AND ($7::text IS NULL OR a.csm_assigned = $7)
               AND ($8::text IS NULL OR a.client_name ILIKE ''%'' || $8 || ''%'' OR a.company_name ILIKE ''%'' || $8 || ''%'')
@@ -66,7 +69,9 @@ BEGIN
             ORDER BY ' || v_order || ' LIMIT $10 OFFSET $11)
         SELECT coalesce(jsonb_agg(jsonb_build_object(
                 ''client_id'', a.client_id, ''client_name'', a.client_name, ''company_name'', a.company_name, ''tier'', a.tier,
-                ''industry'', a.industry, ''lifecycle_stage'', a.lifecycle_stage, ''health_score'', a.health_score,
+                ''industry'', a.industry, ''lifecycle_stage'', a.lifecycle_stage,
+                ''health_score'', coalesce(ov.score, a.health_score), ''computed_health_score'', a.health_score,
+                ''health_overridden'', ov.score IS NOT NULL,
                 ''health_trend'', a.health_trend, ''contract_value'', c.contract_value,
                 ''days_until_renewal'', c.end_date - $1, ''csm_assigned'', a.csm_assigned,
                 ''active_users'', (SELECT round(coalesce(sum(u.active_users), 0)::numeric / 7, 1) FROM usage_daily u
@@ -75,14 +80,19 @@ BEGIN
                                            AND st.status NOT IN (''resolved'', ''closed''))) ORDER BY pg.ord), ''[]''::jsonb),
                count(*)
         FROM pg JOIN accounts a USING (client_id)
-        LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = ''active'''
+        LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = ''active''
+        LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id'
     INTO clients, n_page
     USING t, f_tier, f_stage, f_min, f_max, f_industry, f_csm, f_search, f_renew, v_limit, v_offset;
 
     IF f_min IS NULL AND f_max IS NULL AND f_industry IS NULL AND f_csm IS NULL AND f_search IS NULL
        AND f_renew IS NULL THEN
         SELECT coalesce(sum(p.accounts), 0)::bigint AS n,
-               round(sum(p.health_sum)::numeric / nullif(sum(p.accounts), 0), 1) AS avg_health,
+               round((sum(p.health_sum) + (SELECT coalesce(sum(ov.score - a.health_score), 0)
+                                             FROM csmcp.active_health_overrides() ov JOIN accounts a USING (client_id)
+                                            WHERE (f_tier IS NULL OR a.tier = f_tier)
+                                              AND (f_stage IS NULL OR a.lifecycle_stage = f_stage)))::numeric
+                     / nullif(sum(p.accounts), 0), 1) AS avg_health,
                coalesce(sum(p.arr), 0) AS arr,
                coalesce(sum(p.accounts) FILTER (WHERE p.lifecycle_stage = 'onboarding'), 0)::bigint AS s_onb,
                coalesce(sum(p.accounts) FILTER (WHERE p.lifecycle_stage = 'active'), 0)::bigint AS s_act,
@@ -103,12 +113,14 @@ BEGIN
           AND (f_tier IS NULL OR p.tier = f_tier) AND (f_stage IS NULL OR p.lifecycle_stage = f_stage);
     ELSE
         WITH filtered AS (
-            SELECT a.client_id, a.tier, a.lifecycle_stage, a.health_score, c.contract_value
+            SELECT a.client_id, a.tier, a.lifecycle_stage, coalesce(ov.score, a.health_score) AS health_score,
+                   c.contract_value
             FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+            LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
             WHERE (f_tier IS NULL OR a.tier = f_tier)
               AND (f_stage IS NULL OR a.lifecycle_stage = f_stage)
-              AND (f_min IS NULL OR a.health_score >= f_min)
-              AND (f_max IS NULL OR a.health_score <= f_max)
+              AND (f_min IS NULL OR coalesce(ov.score, a.health_score) >= f_min)
+              AND (f_max IS NULL OR coalesce(ov.score, a.health_score) <= f_max)
               AND (f_industry IS NULL OR lower(a.industry) = lower(f_industry))
               AND (f_csm IS NULL OR a.csm_assigned = f_csm)
               AND (f_search IS NULL OR a.client_name ILIKE '%' || f_search || '%' OR a.company_name ILIKE '%' || f_search || '%')
