@@ -577,12 +577,15 @@ class RetentionToolsTest(lib.TestCase):
     def test_churn_risk_summary_equals_sql(self):
         out = self.call("identify_churn_risk", {"limit": 1000})
         want = self.q(
-            "SELECT count(*) || '|' || count(*) FILTER (WHERE a.health_score < 60) || '|' || "
-            "coalesce(sum(c.contract_value) FILTER (WHERE a.health_score < 60), 0) || '|' || "
-            "count(*) FILTER (WHERE a.health_score < 50) || '|' || "
-            "count(*) FILTER (WHERE a.health_score BETWEEN 50 AND 59) || '|' || "
-            "count(*) FILTER (WHERE a.health_score < 60 AND a.tier = 'enterprise') "
+            "SELECT count(*) || '|' || count(*) FILTER (WHERE e.h < 60) || '|' || "
+            "coalesce(sum(c.contract_value) FILTER (WHERE e.h < 60), 0) || '|' || "
+            "count(*) FILTER (WHERE e.h < 50) || '|' || "
+            "count(*) FILTER (WHERE e.h BETWEEN 50 AND 59) || '|' || "
+            "count(*) FILTER (WHERE e.h < 60 AND a.tier = 'enterprise') "
             "FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active' "
+            # the effective score (issue 24): an active manual override, else the computed score
+            "CROSS JOIN LATERAL (SELECT coalesce((SELECT o.score FROM health_overrides o WHERE o.client_id = "
+            "a.client_id AND o.cleared_at IS NULL AND o.expires_at > now()), a.health_score) AS h) e "
             "WHERE a.lifecycle_stage <> 'churned'")
         s = out["risk_summary"]
         got = "%d|%d|%s|%d|%d|%d" % (s["total_analyzed"], s["at_risk_count"], "%.2f" % s["total_arr_at_risk"],

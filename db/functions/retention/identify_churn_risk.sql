@@ -1,6 +1,7 @@
 -- identify_churn_risk: accounts below the health threshold (or one account), each with its
 -- health-model risk, the indicators of its latest calculation, renewal and ARR, and interventions
--- chosen from its weakest components; summary over the whole analysed set.
+-- chosen from its weakest components; summary over the whole analysed set. Health = the effective
+-- score (csmcp.effective_health: an active manual override, else accounts.health_score).
 --
 -- Interventions: the components of the latest calculation below 70, weakest first (ties in the
 -- order usage, engagement, support, satisfaction, payment), at most two, each mapped to one
@@ -44,11 +45,12 @@ BEGIN
     -- (UNION ALL rather than OR: the first branch is skipped by a one-time filter when a
     -- client_id is given, the second is an index lookup.)
     WITH s AS (
-        SELECT a.client_id, a.tier, a.health_score, c.contract_value
+        SELECT a.client_id, a.tier, coalesce(ov.score, a.health_score) AS health_score, c.contract_value
         FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+        LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
         WHERE v_client IS NULL AND a.lifecycle_stage <> 'churned'
         UNION ALL
-        SELECT a.client_id, a.tier, a.health_score, c.contract_value
+        SELECT a.client_id, a.tier, csmcp.effective_health(a.client_id, a.health_score) AS health_score, c.contract_value
         FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
         WHERE a.client_id = v_client
     )
@@ -72,10 +74,12 @@ BEGIN
     -- The page first (ids only), then the entries of that page.
     IF v_client IS NULL THEN
         SELECT coalesce(array_agg(p.client_id ORDER BY p.ord), '{}') INTO v_ids
-        FROM (SELECT a.client_id, row_number() OVER (ORDER BY a.health_score, c.contract_value DESC NULLS LAST, a.client_id) AS ord
+        FROM (SELECT a.client_id, row_number() OVER (ORDER BY coalesce(ov.score, a.health_score),
+                                                              c.contract_value DESC NULLS LAST, a.client_id) AS ord
               FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
-              WHERE a.lifecycle_stage <> 'churned' AND a.health_score < v_threshold
-              ORDER BY a.health_score, c.contract_value DESC NULLS LAST, a.client_id
+              LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
+              WHERE a.lifecycle_stage <> 'churned' AND coalesce(ov.score, a.health_score) < v_threshold
+              ORDER BY coalesce(ov.score, a.health_score), c.contract_value DESC NULLS LAST, a.client_id
               LIMIT v_limit OFFSET v_offset) p;
     ELSE
         v_ids := CASE WHEN v_offset = 0 THEN ARRAY[v_client] ELSE '{}' END;
@@ -86,17 +90,17 @@ BEGIN
         SELECT u.ord,
                jsonb_build_object(
                    'client_id', a.client_id, 'client_name', a.client_name, 'tier', a.tier, 'lifecycle_stage', a.lifecycle_stage,
-                   'csm_assigned', a.csm_assigned, 'at_risk', a.health_score < v_threshold,
-                   'health_score', a.health_score,
+                   'csm_assigned', a.csm_assigned, 'at_risk', e.eff < v_threshold,
+                   'health_score', e.eff, 'computed_health_score', a.health_score, 'health_overridden', e.ov IS NOT NULL,
                    'health_trend', CASE WHEN h.n >= 2 THEN CASE WHEN a.health_score - h.first_score > 3 THEN 'improving'
                                                                WHEN a.health_score - h.first_score < -3 THEN 'declining'
                                                                ELSE 'stable' END
                                         ELSE a.health_trend END,
                    'score_change_in_lookback', CASE WHEN h.n >= 2 THEN a.health_score - h.first_score END,
                    'calculations_in_lookback', coalesce(h.n, 0),
-                   'risk_level', csmcp.risk_level(a.health_score),
-                   'churn_probability', CASE WHEN v_pred THEN csmcp.churn_probability(a.health_score) END,
-                   'predicted_churn_date', CASE WHEN v_pred AND csmcp.churn_probability(a.health_score) > 0.50 THEN t + 120 END,
+                   'risk_level', csmcp.risk_level(e.eff),
+                   'churn_probability', CASE WHEN v_pred THEN csmcp.churn_probability(e.eff) END,
+                   'predicted_churn_date', CASE WHEN v_pred AND csmcp.churn_probability(e.eff) > 0.50 THEN t + 120 END,
                    'risk_indicators', coalesce((SELECT jsonb_agg(jsonb_build_object('indicator', ri.indicator, 'severity', ri.severity,
                                                                                     'value', ri.current_value, 'threshold', ri.threshold)
                                                                  ORDER BY ri.indicator_id)
@@ -108,6 +112,8 @@ BEGIN
                    'recommended_interventions', csmcp.retention_interventions(hs, c.end_date - t)) AS item
         FROM unnest(v_ids) WITH ORDINALITY u(client_id, ord)
         JOIN accounts a ON a.client_id = u.client_id
+        LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
+        CROSS JOIN LATERAL (SELECT coalesce(ov.score, a.health_score) AS eff, ov.score AS ov) e
         LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
         LEFT JOIN LATERAL (SELECT * FROM health_scores x WHERE x.client_id = a.client_id
                            ORDER BY x.calculated_at DESC, x.score_id DESC LIMIT 1) hs ON true
@@ -125,9 +131,12 @@ BEGIN
         'returned_count', jsonb_array_length(v_items), 'limit', v_limit, 'offset', v_offset,
         'risk_summary', v_summary,
         'summary', CASE WHEN v_client IS NOT NULL THEN
-                format('%s: health %s %s the threshold %s (risk %s)', acc.client_name, acc.health_score,
-                       CASE WHEN acc.health_score < v_threshold THEN 'is below' ELSE 'is not below' END, v_threshold,
-                       csmcp.risk_level(acc.health_score))
+                format('%s: health %s%s %s the threshold %s (risk %s)', acc.client_name,
+                       csmcp.effective_health(acc.client_id, acc.health_score),
+                       CASE WHEN csmcp.health_override_score(acc.client_id) IS NOT NULL
+                            THEN format(' (manual override; computed %s)', acc.health_score) ELSE '' END,
+                       CASE WHEN csmcp.effective_health(acc.client_id, acc.health_score) < v_threshold THEN 'is below' ELSE 'is not below' END,
+                       v_threshold, csmcp.risk_level(csmcp.effective_health(acc.client_id, acc.health_score)))
             ELSE format('%s of %s live accounts (%s%%) have health below %s; ARR at risk %s; critical %s, high %s',
                         v_summary->>'at_risk_count', v_summary->>'total_analyzed', v_summary->>'at_risk_percentage', v_threshold,
                         v_summary->>'total_arr_at_risk', v_summary #>> '{by_risk_level,critical}', v_summary #>> '{by_risk_level,high}') END);
