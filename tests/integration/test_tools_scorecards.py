@@ -633,3 +633,112 @@ class ScorecardsTest(lib.TestCase):
         lst = self.sc(action="list")
         mine = [x["scorecard_id"] for x in lst["scorecards"] if x["name"].startswith(self.p)]
         self.assertEqual(mine, [a["scorecard_id"], inactive["scorecard_id"], b["scorecard_id"]])
+
+
+class EffectiveScoreEverywhere(lib.TestCase):
+    """An active override is the effective score in every tool that reads health (list_clients,
+    identify_churn_risk, forecast_renewals, get_client_overview, prioritize_portfolio,
+    find_health_movers), the computed score shown beside it; moving the test clock
+    (health_clock, no sleep) past expires_at restores the computed score everywhere without a
+    write to the override or the account."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = p = du.prefix()
+        cls.csm = "Eff Csm " + p
+        cls.ind = "EffInd " + p
+        du.psql(cls.url, (
+            "DELETE FROM health_clock;"
+            "INSERT INTO accounts (client_id, client_name, company_name, tier, industry, lifecycle_stage, "
+            " csm_assigned, health_score) VALUES "
+            "('{p}_e', 'Eff E', 'Eff E', 'standard', '{ind}', 'active', '{csm}', 70), "
+            "('{p}_f', 'Eff F', 'Eff F', 'standard', '{ind}', 'active', '{csm}', 50);"
+            "INSERT INTO contracts (contract_id, client_id, tier, contract_value, start_date, end_date) VALUES "
+            "('{p}_ce', '{p}_e', 'standard', 50000, current_date - 300, current_date + 60), "
+            "('{p}_cf', '{p}_f', 'standard', 10000, current_date - 300, current_date + 200);"
+            # the movers baseline: 70 eight days ago
+            "INSERT INTO health_scores (client_id, calculated_at, usage_score, engagement_score, "
+            " support_score, satisfaction_score, payment_score, overall_score, trend, risk_level, "
+            " churn_probability, lookback_days) VALUES "
+            "('{p}_e', now() - interval '8 days', 70, 70, 70, 70, 70, 70, 'stable', 'medium', 0.3, 30);"
+        ).format(p=p, csm=cls.csm, ind=cls.ind))
+        cls.d = lib.Csmcpd(workers=1).start()
+        cls.s = cls.d.session()
+
+    @classmethod
+    def tearDownClass(cls):
+        du.psql(cls.url, "DELETE FROM health_clock")
+        cls.s.close()
+        cls.d.stop()
+        du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
+
+    def q(self, sql):
+        return du.psql(self.url, sql)
+
+    def views(self):
+        """What each tool says about account e (and the list's order of e and f)."""
+        e = self.p + "_e"
+        lc = self.s.call_ok("list_clients", {"industry_filter": self.ind, "sort_by": "health_score"})
+        low = self.s.call_ok("list_clients", {"industry_filter": self.ind, "health_score_max": 40})
+        cr = self.s.call_ok("identify_churn_risk", {"client_id": e})["at_risk_customers"][0]
+        fr = [r for r in self.s.call_ok("forecast_renewals", {"client_id": e})["renewals"]
+              if r["client_id"] == e][0]
+        ov = self.s.call_ok("get_client_overview", {"client_id": e})["health"]
+        pp = {a["client_id"]: a for a in self.s.call_ok(
+            "prioritize_portfolio", {"csm_assigned": self.csm})["accounts"]}[e]
+        mv = [m for m in self.s.call_ok("find_health_movers", {"min_change": 10, "days": 7, "limit": 1000})["movers"]
+              if m["client_id"] == e]
+        row = {c["client_id"]: c for c in lc["clients"]}[e]
+        return {
+            "list": (row["health_score"], row["computed_health_score"], row["health_overridden"]),
+            "list_order": [c["client_id"][-1] for c in lc["clients"]],
+            "list_avg": lc["summary"]["average_health_score"],
+            "list_max40": [c["client_id"][-1] for c in low["clients"]],
+            "churn": (cr["health_score"], cr["computed_health_score"], cr["health_overridden"], cr["at_risk"],
+                      cr["risk_level"], cr["churn_probability"]),
+            "forecast": (fr["health_score"], fr["computed_health_score"], fr["base_probability"]),
+            "overview": (ov["current_score"], ov["computed_score"], (ov["override"] or {}).get("score"),
+                         ov["risk_level"]),
+            "worklist": (pp["effective_score"], pp["computed_score"], pp["overridden"], pp["churn_probability"]),
+            "movers": [(m["from_score"], m["to_score"], m["change"], m["to_overridden"]) for m in mv],
+        }
+
+    def test_override_everywhere_then_clock_past_expiry(self):
+        e = self.p + "_e"
+        exp = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.s.call_ok("override_health_score", {"action": "set", "client_id": e, "score": 30,
+                                                 "reason": "sponsor left", "expires_at": exp})
+        self.assertEqual(self.views(), {
+            "list": (30, 70, True), "list_order": ["e", "f"], "list_avg": 40.0, "list_max40": ["e"],
+            # churn probability (100 - 30) / 100; risk level of 30: critical
+            "churn": (30, 70, True, True, "critical", 0.7),
+            # base probability of 30: < 60 -> 0.40 (70 would give 0.80)
+            "forecast": (30, 70, 0.4),
+            "overview": (30, 70, 30, "critical"),
+            "worklist": (30, 70, True, 0.7),
+            "movers": [(70, 30, -40, True)],
+        })
+        before = self.q("SELECT o.xmin || '|' || a.xmin || '|' || coalesce(o.cleared_at::text, '-') FROM health_overrides o "
+                        "JOIN accounts a USING (client_id) WHERE o.client_id = '%s' AND o.cleared_at IS NULL" % e)
+        # three days later (test clock): the computed score is back everywhere
+        self.q("INSERT INTO health_clock (offset_by) VALUES (interval '3 days')")
+        try:
+            self.assertEqual(self.views(), {
+                "list": (70, 70, False), "list_order": ["f", "e"], "list_avg": 60.0, "list_max40": [],
+                "churn": (70, 70, False, False, "medium", 0.3),
+                "forecast": (70, 70, 0.8),
+                "overview": (70, 70, None, "medium"),
+                "worklist": (70, 70, False, 0.3),
+                "movers": [],
+            })
+            # nothing was written: the override row and the account are the same row versions
+            self.assertEqual(self.q("SELECT o.xmin || '|' || a.xmin || '|' || coalesce(o.cleared_at::text, '-') "
+                                    "FROM health_overrides o JOIN accounts a USING (client_id) "
+                                    "WHERE o.client_id = '%s' AND o.cleared_at IS NULL" % e), before)
+            self.assertIn("has no active health override (the last one expired at", self.s.call_tool(
+                "override_health_score", {"action": "clear", "client_id": e})["content"][0]["text"])
+        finally:
+            self.q("DELETE FROM health_clock")
+        # the clock back at now: the override is in force again (expiry is decided when read)
+        self.assertEqual(self.views()["list"], (30, 70, True))

@@ -1,6 +1,8 @@
 -- forecast_renewals: renewal forecast for active contracts ending within the period: health band
 -- probability adjusted by payment state and open escalations; every forecast persisted
 -- (renewals: latest; renewal_forecasts: history) so later calls compare forecast and outcome.
+-- Health = the effective score (csmcp.active_health_overrides: an active manual override, else the
+-- computed accounts.health_score, which is shown beside it).
 
 -- Persists the new or changed forecasts of forecast_renewals (fc: its jsonb array, each entry
 -- with the stored forecast under "old"); returns how many were stored. Nested loops are off
@@ -90,13 +92,15 @@ BEGIN
 
     WITH w AS MATERIALIZED (
         SELECT c.contract_id, c.client_id, ac.client_name, c.end_date, c.end_date - t AS days_left, c.contract_value AS arr,
-               ac.health_score, csmcp.exp_renewal_probability(ac.health_score) AS base,
+               coalesce(ov.score, ac.health_score) AS health_score, ac.health_score AS computed_health_score,
+               csmcp.exp_renewal_probability(coalesce(ov.score, ac.health_score)) AS base,
                EXISTS (SELECT 1 FROM invoices i WHERE i.contract_id = c.contract_id AND i.paid_on IS NULL AND i.due_on < t) AS overdue,
                EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')) AS escalated,
                r.renewal_id AS old_id, r.status AS old_status, r.forecast_arr AS old_farr, r.probability AS old_prob,
                r.forecast_band AS old_band, r.current_arr AS old_arr
         FROM contracts c
         JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned' AND (v_client IS NULL OR ac.client_id = v_client)
+        LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = ac.client_id
         LEFT JOIN renewals r ON r.contract_id = c.contract_id AND r.renewal_date = c.end_date
                              AND (v_client IS NULL OR r.client_id = v_client)
         WHERE c.status = 'active' AND c.end_date >= t AND c.end_date <= t + v_days
@@ -109,6 +113,7 @@ BEGIN
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'contract_id', contract_id, 'client_id', client_id, 'client_name', client_name, 'renewal_date', end_date,
                'days_until_renewal', days_left, 'current_arr', arr, 'health_score', health_score,
+               'computed_health_score', computed_health_score,
                'base_probability', base, 'payment_overdue', overdue, 'open_escalation', escalated,
                'probability', prob, 'forecast_arr', round(arr * prob, 2), 'band', csmcp.exp_forecast_band(prob),
                'old', CASE WHEN old_id IS NOT NULL THEN jsonb_build_object('renewal_id', old_id, 'status', old_status,
