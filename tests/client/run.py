@@ -3,8 +3,10 @@
 
 Runs, against one csmcpd (so consecutive requests of a session land on different workers):
   1. the official conformance suite 0.1.16, `--suite all` (active + pending scenarios);
-  2. the conformance suite 0.2.0-alpha.12, `--requirements 2025-11-25`;
-  3. the TypeScript SDK v1 client (sdk_client.mjs);
+  2. the conformance suite 0.2.0-alpha.12, `--requirements 2025-11-25` and
+     `--requirements 2026-07-28` (the stateless modern era, docs/protocol.md);
+  3. the TypeScript SDK v1 client (sdk_client.mjs, legacy) and v2 client (sdk_v2_client.mjs,
+     @modelcontextprotocol/client on 2026-07-28) at the same time;
   4. the MCP Inspector CLI (tools/list, tools/call).
 auth.required is false here: the conformance suite has no option to send a token.
 Needs the environment of `scripts/dev test` (see tests/integration/lib.py) and installs the
@@ -58,6 +60,22 @@ def totals(out):
     return int(m[-1][0]), int(m[-1][1])
 
 
+def scored_totals(out):
+    """Checks passed/failed over the scored scenarios of a --requirements run: the scenarios
+    listed under "Not scored for <rev>" (the tasks extension, pending scenarios) run and are
+    reported but do not count, as the suite's own exit code does not count them."""
+    not_scored = set(re.findall(r"^  [✓✗] (\S+) \((?:extension|pending|added-after-release)\)",
+                                out, re.M))
+    p = f = 0
+    summary = out.split("=== SUMMARY ===")[-1]
+    for name, sp, sf in re.findall(r"^[✓✗] (\S+): (\d+) passed, (\d+) failed", summary, re.M):
+        if name not in not_scored:
+            p, f = p + int(sp), f + int(sf)
+    if p == 0:
+        f = max(f, 1)
+    return p, f
+
+
 def main():
     npm_install()
     results = []
@@ -89,11 +107,30 @@ def main():
             f = 1
         results.append(("conformance 0.2.0-alpha.12 --requirements 2025-11-25", p, f, out))
 
-        rc, out = run([NODE, "sdk_client.mjs", url], 120, env)
-        p, f = totals(out)
+        rc, out = run([NODE, ALPHA, "server", "--url", url, "--requirements", "2026-07-28", "-o",
+                       os.path.join(outdir, "modern")], 600, env)
+        p, f = scored_totals(out)
         if rc != 0 and f == 0:
             f = 1
-        results.append(("TypeScript SDK v1 client", p, f, out))
+        results.append(("conformance 0.2.0-alpha.12 --requirements 2026-07-28 (scored)", p, f,
+                        out))
+
+        # SDK v1 (legacy, sessions) and SDK v2 (2026-07-28, stateless) at the same time
+        print("$ sdk_client.mjs & sdk_v2_client.mjs " + url, flush=True)
+        procs = [subprocess.Popen([NODE, script, url], cwd=HERE, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for script in ("sdk_client.mjs", "sdk_v2_client.mjs")]
+        for name, pr in zip(("TypeScript SDK v1 client (legacy)",
+                             "TypeScript SDK v2 client (2026-07-28), concurrently"), procs):
+            try:
+                out, _ = pr.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                out = pr.communicate()[0] + "\ntimed out after 120 s"
+            p, f = totals(out)
+            if pr.returncode != 0 and f == 0:
+                f = 1
+            results.append((name, p, f, out))
 
         p = f = 0
         log = ""
