@@ -249,11 +249,35 @@ static void on_execute(const PGresult *res, const char *err, void *arg)
     run_next();
 }
 
+/* The communication tick (issue 16): after the monitors' runs, the leader runs
+ * csmcp.comm_tick once per cycle - one short, bounded transaction (a chunk of a bulk send, due
+ * scheduled messages into the outbox, newsletter editions, communication workflows; see
+ * db/functions/communication/tick.sql). */
+static void on_comm_tick(const PGresult *res, const char *err, void *arg)
+{
+    (void)arg;
+    if (!res) {
+        metrics_inc("csmcp_comm_ticks_total", "result=\"failed\"", 1);
+        log_error("monitor: communication tick: %s", err);
+    } else {
+        const char *v = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
+        metrics_inc("csmcp_comm_ticks_total", "result=\"ok\"", 1);
+        if (strcmp(v, "{}") != 0 && v[0] != '\0')
+            log_info("monitor: communication tick: %.300s", v);
+    }
+    cycle_end();
+}
+
 static void run_next(void)
 {
     char id[24];
     const char *p[1] = {id};
     if (M.irun >= M.nruns || M.draining || !M.leader) {
+        if (M.leader && !M.draining && mconn_up(M.db)) {
+            mconn_query(M.db, "SELECT csmcp.comm_tick('monitor:communication')::text", 0, NULL,
+                        on_comm_tick, NULL);
+            return;
+        }
         cycle_end();
         return;
     }

@@ -55,7 +55,9 @@ await check("send: one queued outbox message per recipient", async () => {
   campaignId = r.campaign_id;
   assert(/^campaign_[0-9]+_enterprise_update_/.test(campaignId), campaignId);
   eq([r.status, r.targeting.recipients, r.delivery.configured], ["sent", expected, true], "sent");
-  eq(r.delivery.by_state, { queued: expected, sending: 0, sent: 0, failed: 0, dead: 0, not_configured: 0 }, "states");
+  eq(r.delivery.by_state, { scheduled: 0, queued: expected, pending_approval: 0, sending: 0, sent: 0, failed: 0, dead: 0,
+                            suppressed: 0, not_configured: 0 }, "states");
+  eq([r.progress.state, r.progress.prepared], ["done", expected], "stored in the call's transaction");
 });
 
 await check("delivery states through get_status", async () => {

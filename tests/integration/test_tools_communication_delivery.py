@@ -82,7 +82,8 @@ class CampaignDeliveryTest(lib.TestCase):
                                       % ",".join("'%s'" % k for k in keys)) == "3", 30, what="3 sent")
         st = self.s.call_ok("send_personalized_email", {"action": "get_status", "campaign_id": cid})
         self.assertEqual(st["delivery"]["by_state"],
-                         {"queued": 0, "sending": 0, "sent": 3, "failed": 0, "dead": 0, "not_configured": 0})
+                         {"scheduled": 0, "queued": 0, "pending_approval": 0, "sending": 0, "sent": 3, "failed": 0, "dead": 0,
+                          "suppressed": 0, "not_configured": 0})
         with self.fake.lock:
             accepted = {k: n for k, n in self.fake.accepted.items() if k in keys}
             reqs = {k: self.fake.requests[k] for k in keys}

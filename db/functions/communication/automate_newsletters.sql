@@ -1,5 +1,7 @@
--- automate_newsletters: newsletters (draft -> scheduled: recipients resolved and each message put in
--- the outbox, due at scheduled_send), subscriptions per account, performance from recorded events.
+-- automate_newsletters: newsletters (draft -> [preparing ->] scheduled: recipients resolved and each
+-- message stored, released into the outbox at scheduled_send by the communication tick -> sent; a
+-- recurring edition then gets its next one, db/functions/communication/tick.sql), subscriptions per
+-- contact, performance from recorded events.
 
 -- Records one delivery/engagement event of a message (idempotent on the provider's event id);
 -- for the SendGrid event webhook. Returns true when the event is new.
@@ -43,12 +45,69 @@ BEGIN
                                             CASE WHEN jsonb_typeof(e -> 'timestamp') = 'number'
                                                  THEN to_timestamp((e ->> 'timestamp')::double precision) END) THEN
             v_rec := v_rec + 1;
+            IF e ->> 'event' IN ('unsubscribe', 'spamreport') THEN
+                PERFORM csmcp.comm_unsubscribe_from_message(v_mid);
+            END IF;
         ELSE
             v_dup := v_dup + 1;
         END IF;
     END LOOP;
     RETURN jsonb_build_object('recorded', v_rec, 'duplicates', v_dup, 'ignored', v_ign);
 END $$;
+
+-- An unsubscribe (or spam report) event of a message: the recipient stops receiving that kind of
+-- message — a newsletter's recipient is unsubscribed from the newsletters, any other recipient
+-- opts out of all email (contacts.unsubscribed). Logged with old and new values.
+CREATE OR REPLACE FUNCTION csmcp.comm_unsubscribe_from_message(p_mid bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    m email_messages;
+BEGIN
+    SELECT * INTO m FROM email_messages WHERE message_id = p_mid;
+    IF m.contact_id IS NULL THEN RETURN; END IF;
+    IF m.newsletter_id IS NOT NULL THEN
+        PERFORM csmcp.comm_set_subscription(m.contact_id, false, 'sendgrid:event_webhook');
+    ELSIF EXISTS (SELECT 1 FROM contacts WHERE contact_id = m.contact_id AND NOT unsubscribed) THEN
+        UPDATE contacts SET unsubscribed = true WHERE contact_id = m.contact_id;
+        PERFORM csmcp.log_activity(m.client_id, 'sendgrid:event_webhook', 'update', 'contact', m.contact_id::text,
+                                   jsonb_build_object('unsubscribed', false), jsonb_build_object('unsubscribed', true));
+    END IF;
+END $$;
+
+-- Sets contact p_contact's newsletter subscription; returns the previous effective value (a
+-- contact without a row: subscribed when primary). Logs a change with old and new values.
+CREATE OR REPLACE FUNCTION csmcp.comm_set_subscription(p_contact bigint, p_on boolean, p_actor text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    k contacts;
+    v_old boolean;
+BEGIN
+    SELECT * INTO k FROM contacts WHERE contact_id = p_contact FOR UPDATE;
+    SELECT coalesce(s.subscribed, k.is_primary) INTO v_old
+    FROM (SELECT 1) d LEFT JOIN newsletter_contact_subscriptions s ON s.contact_id = p_contact;
+    INSERT INTO newsletter_contact_subscriptions (contact_id, client_id, subscribed, updated_at)
+    VALUES (p_contact, k.client_id, p_on, now())
+    ON CONFLICT (contact_id) DO UPDATE SET subscribed = EXCLUDED.subscribed, updated_at = now();
+    IF v_old <> p_on THEN
+        PERFORM csmcp.log_activity(k.client_id, p_actor, 'update', 'newsletter_subscription', p_contact::text,
+                                   jsonb_build_object('email', k.email, 'subscribed', v_old),
+                                   jsonb_build_object('email', k.email, 'subscribed', p_on));
+    END IF;
+    RETURN v_old;
+END $$;
+
+-- Newsletter subscription status of every contact of an account (or one).
+CREATE OR REPLACE FUNCTION csmcp.comm_subscription_rows(p_client text, p_contact bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'contact_id', c.contact_id, 'email', c.email, 'name', c.name, 'is_primary', c.is_primary,
+               'subscribed', coalesce(s.subscribed, c.is_primary), 'explicit', s.contact_id IS NOT NULL,
+               'email_opt_out', c.unsubscribed,
+               'receives_newsletters', coalesce(s.subscribed, c.is_primary) AND NOT c.unsubscribed,
+               'updated_at', s.updated_at) ORDER BY c.contact_id), '[]')
+    FROM contacts c LEFT JOIN newsletter_contact_subscriptions s ON s.contact_id = c.contact_id
+    WHERE c.client_id = p_client AND (p_contact IS NULL OR c.contact_id = p_contact)
+$$;
 
 CREATE OR REPLACE FUNCTION csmcp.newsletter_json(n newsletters) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -59,9 +118,11 @@ LANGUAGE sql STABLE AS $$
         'exclude_client_ids', coalesce(to_jsonb(n.exclude_client_ids), '[]'),
         'is_recurring', n.recurrence_pattern IS NOT NULL, 'recurrence_pattern', n.recurrence_pattern,
         'next_send', CASE WHEN n.recurrence_pattern IS NOT NULL AND n.scheduled_send IS NOT NULL THEN
-                          n.scheduled_send + CASE n.recurrence_pattern WHEN 'weekly' THEN interval '7 days'
-                                                                       WHEN 'monthly' THEN interval '1 month'
-                                                                       ELSE interval '3 months' END END,
+                          n.scheduled_send + csmcp.comm_cadence(n.recurrence_pattern) END,
+        'sent_at', n.sent_at, 'sender_email', n.sender_email, 'previous_newsletter_id', n.previous_newsletter_id,
+        'next_newsletter_id', (SELECT x.newsletter_id FROM newsletters x WHERE x.previous_newsletter_id = n.newsletter_id
+                               ORDER BY x.created_at LIMIT 1),
+        'progress', csmcp.comm_send_progress(NULL, n.newsletter_id),
         'recipient_count', n.recipient_count, 'created_by', n.created_by, 'created_at', n.created_at,
         'delivery', csmcp.comm_delivery_counts(NULL, n.newsletter_id))
 $$;
@@ -108,29 +169,46 @@ DECLARE
     v_perf jsonb;
     v_old boolean;
     v_new boolean;
+    v_cemail text := csmcp.arg_text(args, 'contact_email', NULL);
+    k contacts;
 BEGIN
     IF v_action = 'manage_subscriptions' THEN
         acc := csmcp.require_account(v_client);
         IF v_sub IS NULL THEN PERFORM csmcp.invalid('subscription_action: required for manage_subscriptions'); END IF;
-        SELECT subscribed INTO v_old FROM newsletter_subscriptions WHERE client_id = v_client FOR UPDATE;
-        v_old := coalesce(v_old, true);
-        IF v_sub = 'get_status' THEN
-            v_new := v_old;
-        ELSE
-            v_new := v_sub = 'subscribe';
-            INSERT INTO newsletter_subscriptions (client_id, subscribed, updated_at) VALUES (v_client, v_new, now())
-            ON CONFLICT (client_id) DO UPDATE SET subscribed = EXCLUDED.subscribed, updated_at = now();
-            IF v_new <> v_old THEN
-                PERFORM csmcp.log_activity(v_client, principal, 'update', 'newsletter_subscription', v_client,
-                                           jsonb_build_object('subscribed', v_old), jsonb_build_object('subscribed', v_new));
+        IF v_cemail IS NOT NULL THEN
+            SELECT * INTO k FROM contacts WHERE client_id = v_client AND lower(email) = lower(v_cemail);
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'contact % not found at account %', v_cemail, v_client USING ERRCODE = 'P0002';
             END IF;
+        ELSIF v_sub <> 'get_status' THEN
+            PERFORM csmcp.invalid('contact_email: required for ' || v_sub || ' (subscriptions are per contact)');
         END IF;
-        RETURN jsonb_build_object('action', v_action, 'client_id', v_client, 'subscribed', v_new,
-                                  'changed', v_sub <> 'get_status' AND v_new <> v_old,
-                                  'updated_at', (SELECT updated_at FROM newsletter_subscriptions WHERE client_id = v_client),
-                                  'summary', format('%s is %s the newsletters%s', acc.client_name,
+        IF v_sub = 'get_status' THEN
+            v_items := csmcp.comm_subscription_rows(v_client, k.contact_id);
+            RETURN jsonb_build_object('action', v_action, 'client_id', v_client, 'contacts', v_items,
+                                      'subscribed_count', (SELECT count(*) FROM jsonb_array_elements(v_items) e
+                                                           WHERE (e ->> 'receives_newsletters')::boolean),
+                                      'summary', format('%s: %s of %s contact(s) receive the newsletters', acc.client_name,
+                                                        (SELECT count(*) FROM jsonb_array_elements(v_items) e
+                                                         WHERE (e ->> 'receives_newsletters')::boolean),
+                                                        jsonb_array_length(v_items)));
+        END IF;
+        v_new := v_sub = 'subscribe';
+        v_old := csmcp.comm_set_subscription(k.contact_id, v_new, principal);
+        -- an unsubscribe also applies to editions already stored and waiting for their time
+        IF NOT v_new THEN
+            UPDATE email_messages SET state = 'suppressed'
+            WHERE contact_id = k.contact_id AND newsletter_id IS NOT NULL AND state = 'scheduled';
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+        END IF;
+        v_items := csmcp.comm_subscription_rows(v_client, k.contact_id);
+        RETURN jsonb_build_object('action', v_action, 'client_id', v_client, 'contacts', v_items,
+                                  'subscribed', v_new, 'changed', v_new <> v_old, 'suppressed_scheduled', v_count,
+                                  'summary', format('%s (%s) is %s the newsletters%s%s', k.email, acc.client_name,
                                                     CASE WHEN v_new THEN 'subscribed to' ELSE 'unsubscribed from' END,
-                                                    CASE WHEN v_sub <> 'get_status' AND v_new = v_old THEN ' (unchanged)' ELSE '' END));
+                                                    CASE WHEN v_new = v_old THEN ' (unchanged)' ELSE '' END,
+                                                    CASE WHEN v_count > 0 THEN format('; %s scheduled edition message(s) withdrawn', v_count)
+                                                         ELSE '' END));
     END IF;
 
     IF v_action = 'list_newsletters' THEN
@@ -239,31 +317,21 @@ BEGIN
     IF v_when IS NULL THEN PERFORM csmcp.invalid('scheduled_send: required to schedule'); END IF;
     IF v_sender IS NULL THEN PERFORM csmcp.invalid('sender_email: required to schedule'); END IF;
     old_n := n;
-    FOR r IN
-        SELECT a.client_id, c.contact_id, c.email, c.name
-        FROM accounts a
-        JOIN contacts c ON c.client_id = a.client_id AND c.is_primary AND NOT c.unsubscribed
-        WHERE a.status <> 'churned'
-          AND (n.send_to_all OR a.tier = ANY (n.target_tiers))
-          AND NOT (a.client_id = ANY (coalesce(n.exclude_client_ids, '{}')))
-          AND coalesce((SELECT s.subscribed FROM newsletter_subscriptions s WHERE s.client_id = a.client_id), true)
-        ORDER BY a.client_id
-    LOOP
-        PERFORM csmcp.comm_enqueue_email(NULL, n.newsletter_id, r.client_id, r.contact_id, r.email, r.name, v_sender,
-                                         n.subject_line, csmcp.newsletter_text(n), NULL, v_when, true, true,
-                                         'automate_newsletters');
-        v_count := v_count + 1;
-    END LOOP;
-    UPDATE newsletters SET status = 'scheduled', scheduled_send = v_when, recipient_count = v_count
-    WHERE newsletter_id = n.newsletter_id RETURNING * INTO n;
+    UPDATE newsletters SET scheduled_send = v_when, sender_email = v_sender WHERE newsletter_id = n.newsletter_id;
+    v_count := csmcp.comm_newsletter_prepare(n.newsletter_id);
+    SELECT * INTO n FROM newsletters WHERE newsletter_id = n.newsletter_id;
     PERFORM csmcp.log_activity(NULL, principal, 'update', 'newsletter', n.newsletter_id,
                                jsonb_build_object('status', old_n.status, 'scheduled_send', old_n.scheduled_send),
                                jsonb_build_object('status', n.status, 'scheduled_send', n.scheduled_send,
-                                                  'recipient_count', v_count));
+                                                  'recipient_count', v_count, 'sender_email', v_sender));
     RETURN jsonb_build_object('action', v_action, 'newsletter', csmcp.newsletter_json(n),
-                              'summary', format('Newsletter %s "%s" scheduled for %s to %s recipient(s); delivery: %s',
+                              'summary', format('Newsletter %s "%s" %s for %s to %s recipient(s); delivery: %s',
                                                 n.newsletter_id, n.name,
-                                                to_char(v_when AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'), v_count,
-                                                CASE WHEN csmcp.integration_enabled('sendgrid') THEN 'queued in the outbox'
+                                                CASE WHEN n.status = 'preparing' THEN 'preparing (recipients stored in chunks by the monitor''s communication tick)'
+                                                     ELSE 'scheduled' END,
+                                                to_char(v_when AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+                                                CASE WHEN n.status = 'preparing' THEN (csmcp.comm_send_progress(NULL, n.newsletter_id) ->> 'estimated')::integer
+                                                     ELSE v_count END,
+                                                CASE WHEN csmcp.integration_enabled('sendgrid') THEN 'released into the outbox at the scheduled time'
                                                      ELSE 'SendGrid not configured, recorded as not sent' END));
 END $$;

@@ -1,6 +1,31 @@
 -- send_personalized_email: a campaign to real recipients (contacts of the targeted accounts),
 -- rendered per recipient, each message stored and put in the delivery outbox (SendGrid); or the
 -- delivery state of a stored campaign (action get_status); or a dry run (nothing stored).
+-- One recipient of campaign c: render with the campaign's tokens and the recipient's rows, store
+-- the message (due at the campaign's scheduled time, or now) and its communications row. A
+-- recipient who already has a message of this campaign gets nothing (idempotent by recipient).
+CREATE OR REPLACE FUNCTION csmcp.comm_campaign_message(c email_campaigns, p_client text, p_contact bigint, p_email text,
+                                                       p_name text, p_title text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    a accounts;
+    tok jsonb;
+    mid bigint;
+BEGIN
+    SELECT * INTO a FROM accounts WHERE client_id = p_client;
+    tok := c.personalization_tokens || csmcp.comm_row_tokens(a, p_name, p_email, p_title);
+    mid := csmcp.comm_enqueue_email(c.campaign_id, NULL, p_client, p_contact, p_email, p_name, c.sender_email,
+                                    csmcp.comm_render(c.subject_line, tok), csmcp.comm_render(c.body_text, tok),
+                                    csmcp.comm_render(c.body_html, tok), c.scheduled_at, c.track_opens, c.track_clicks,
+                                    'send_personalized_email');
+    IF mid IS NOT NULL THEN
+        INSERT INTO communications (client_id, channel, subject, body, campaign_id, sent_by, scheduled_for, status)
+        VALUES (p_client, 'email', csmcp.comm_render(c.subject_line, tok), csmcp.comm_render(c.body_text, tok), c.campaign_id,
+                c.created_by, c.scheduled_at, CASE WHEN c.scheduled_at IS NULL THEN 'sent' ELSE 'scheduled' END);
+    END IF;
+    RETURN mid;
+END $$;
+
 CREATE OR REPLACE FUNCTION csmcp.tool_send_personalized_email(args jsonb, principal text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -39,6 +64,7 @@ DECLARE
     a accounts;
     tok jsonb;
     n integer := 0;
+    v_bulk boolean := false;
 BEGIN
     IF v_action = 'get_status' THEN
         IF v_cid IS NULL THEN PERFORM csmcp.invalid('campaign_id: required for get_status'); END IF;
@@ -48,10 +74,16 @@ BEGIN
         RETURN jsonb_build_object(
             'action', 'get_status', 'campaign_id', c.campaign_id, 'campaign_name', c.name, 'status', c.status,
             'scheduled_send_time', c.scheduled_at, 'recipients', c.recipient_count,
+            'progress', csmcp.comm_send_progress(c.campaign_id, NULL),
             'delivery', jsonb_build_object('channel', 'sendgrid', 'configured', v_configured, 'by_state', v_counts),
-            'summary', format('Campaign %s (%s): %s recipient(s); queued %s, sending %s, sent %s, failed %s, dead %s, not configured %s',
-                              c.campaign_id, c.status, c.recipient_count, v_counts ->> 'queued', v_counts ->> 'sending',
-                              v_counts ->> 'sent', v_counts ->> 'failed', v_counts ->> 'dead', v_counts ->> 'not_configured'));
+            'summary', format('Campaign %s (%s): %s recipient(s)%s; scheduled %s, queued %s, sending %s, sent %s, failed %s, dead %s, suppressed %s, not configured %s',
+                              c.campaign_id, c.status, c.recipient_count,
+                              CASE WHEN c.status = 'preparing' THEN format(' (%s of %s stored)',
+                                   csmcp.comm_send_progress(c.campaign_id, NULL) ->> 'prepared',
+                                   csmcp.comm_send_progress(c.campaign_id, NULL) ->> 'estimated') ELSE '' END,
+                              v_counts ->> 'scheduled', v_counts ->> 'queued', v_counts ->> 'sending',
+                              v_counts ->> 'sent', v_counts ->> 'failed', v_counts ->> 'dead', v_counts ->> 'suppressed',
+                              v_counts ->> 'not_configured'));
     END IF;
 
     -- send (or dry run)
@@ -111,15 +143,24 @@ BEGIN
         c.campaign_id := csmcp.comm_id('campaign', v_name);
         INSERT INTO email_campaigns (campaign_id, name, template_type, subject_line, body_text, sender_email, target_segment,
                                      target_tier, scheduled_at, sent_at, created_by, target_client_ids, all_contacts, body_html,
-                                     personalization_tokens, track_opens, track_clicks, status, recipient_count)
+                                     personalization_tokens, track_opens, track_clicks, status, recipient_count,
+                                     exclude_client_ids)
         VALUES (c.campaign_id, v_name, v_template, v_subject, v_body, v_sender, v_segment, v_tier, v_when,
                 CASE WHEN v_now THEN now() END, v_by, v_ids, v_all, v_html, v_tokens, v_opens, v_clicks,
-                CASE WHEN v_now THEN 'sent' ELSE 'scheduled' END, v_recipients)
+                CASE WHEN v_now THEN 'sent' ELSE 'scheduled' END, v_recipients, v_exclude)
         RETURNING * INTO c;
     END IF;
 
+    v_bulk := NOT v_dry AND v_recipients > csmcp.comm_chunk_size();
+    IF v_bulk THEN
+        -- Over one chunk: the messages are stored by the monitor's communication tick, one chunk
+        -- per transaction (csmcp.comm_send_chunk); only the preview is rendered here.
+        UPDATE email_campaigns SET status = 'preparing' WHERE campaign_id = c.campaign_id RETURNING * INTO c;
+        INSERT INTO comm_send_jobs (campaign_id, estimated) VALUES (c.campaign_id, v_recipients);
+    END IF;
     FOR r IN SELECT * FROM csmcp.comm_recipients(v_ids, v_segment, v_tier, v_all, v_exclude) x
-             WHERE x.contact_id IS NOT NULL ORDER BY x.client_id, x.email LOOP
+             WHERE x.contact_id IS NOT NULL ORDER BY x.client_id, x.contact_id
+             LIMIT CASE WHEN v_dry OR v_bulk THEN 3 END LOOP
         SELECT * INTO a FROM accounts WHERE client_id = r.client_id;
         tok := v_tokens || csmcp.comm_row_tokens(a, r.name, r.email, r.title);
         IF n < 3 THEN
@@ -129,14 +170,8 @@ BEGIN
                 'body_html', csmcp.comm_render(v_html, tok));
         END IF;
         n := n + 1;
-        IF NOT v_dry THEN
-            PERFORM csmcp.comm_enqueue_email(c.campaign_id, NULL, r.client_id, r.contact_id, r.email, r.name, v_sender,
-                                             csmcp.comm_render(v_subject, tok), csmcp.comm_render(v_body, tok),
-                                             csmcp.comm_render(v_html, tok), v_when, v_opens, v_clicks,
-                                             'send_personalized_email');
-            INSERT INTO communications (client_id, channel, subject, body, campaign_id, sent_by, scheduled_for, status)
-            VALUES (r.client_id, 'email', csmcp.comm_render(v_subject, tok), csmcp.comm_render(v_body, tok), c.campaign_id,
-                    v_by, v_when, CASE WHEN v_now THEN 'sent' ELSE 'scheduled' END);
+        IF NOT v_dry AND NOT v_bulk THEN
+            PERFORM csmcp.comm_campaign_message(c, r.client_id, r.contact_id, r.email, r.name, r.title);
         END IF;
     END LOOP;
 
@@ -153,7 +188,8 @@ BEGIN
     RETURN jsonb_build_object(
         'action', 'send', 'dry_run', v_dry, 'campaign_id', c.campaign_id, 'campaign_name', v_name,
         'template_type', v_template,
-        'status', CASE WHEN v_dry THEN 'dry_run' WHEN v_now THEN 'sent' ELSE 'scheduled' END,
+        'status', CASE WHEN v_dry THEN 'dry_run' ELSE c.status END,
+        'progress', CASE WHEN NOT v_dry THEN csmcp.comm_send_progress(c.campaign_id, NULL) END,
         'scheduled_send_time', v_when,
         'targeting', jsonb_build_object(
             'target_client_ids', coalesce(to_jsonb(v_ids), '[]'), 'target_segment', v_segment, 'target_tier', v_tier,
@@ -166,6 +202,8 @@ BEGIN
         'summary', CASE
             WHEN v_dry THEN format('Dry run of "%s": %s recipient(s) at %s account(s) (%s without an eligible contact, %s unsubscribed excluded); nothing stored',
                                    v_name, v_recipients, v_accounts, v_no_contact, v_unsub)
+            WHEN v_bulk THEN format('Campaign %s preparing: %s recipient(s) at %s account(s) are stored in chunks of %s by the monitor''s communication tick (progress: get_status)',
+                                    c.campaign_id, v_recipients, v_accounts, csmcp.comm_chunk_size())
             ELSE format('Campaign %s %s: %s recipient(s) at %s account(s) (%s without an eligible contact, %s unsubscribed excluded); delivery: %s',
                         c.campaign_id, CASE WHEN v_now THEN 'sent to the outbox' ELSE 'scheduled for ' || v_when END,
                         v_recipients, v_accounts, v_no_contact, v_unsub,

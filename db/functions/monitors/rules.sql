@@ -45,8 +45,8 @@ $$;
 -- Side work of churn_risk_monitor: every due retention trigger rule (status active and
 -- last_evaluated_at NULL or <= now - check_interval_hours) runs once through
 -- csmcp.retention_rule_run (retention's contract); each launched campaign queues one Slack
--- notification (alert_csm) in the outbox. Then the stored communication workflows are evaluated
--- (csmcp.comm_workflows_evaluate, communication/automate_communications.sql).
+-- notification (alert_csm) in the outbox. (Communication workflows are evaluated by the
+-- communication tick, csmcp.comm_tick, every monitor tick: communication/tick.sql.)
 CREATE OR REPLACE FUNCTION csmcp.mon_side_churn_risk_monitor(p jsonb, p_actor text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -69,8 +69,7 @@ BEGIN
         runs := runs || jsonb_build_object('rule_id', rr.rule_id, 'matched', out->'matched',
                                            'launched', out->'launched', 'skipped', jsonb_array_length(out->'skipped'));
     END LOOP;
-    RETURN jsonb_build_object('retention_rules_run', runs,
-                              'communication_workflows', csmcp.comm_workflows_evaluate(p_actor));
+    RETURN jsonb_build_object('retention_rules_run', runs);
 END $$;
 
 -- usage_drop_alerts: W = check_window_days, T = drop_threshold_percent. Mean daily active users

@@ -34,11 +34,15 @@ BEGIN
       AND csmcp.seed_rand(c.client_id || c.email || 'c_unsub') < 0.04;
     GET DIAGNOSTICS n_unsub = ROW_COUNT;
 
-    INSERT INTO newsletter_subscriptions (client_id, subscribed, updated_at)
-    SELECT a.client_id, false, now() - make_interval(days => 1 + floor(csmcp.seed_rand(a.client_id || 'c_nlday') * 200)::integer)
-    FROM accounts a
-    WHERE a.client_id LIKE 'demo\_%' AND csmcp.seed_rand(a.client_id || 'c_nl') < 0.05
-    ON CONFLICT (client_id) DO NOTHING;
+    -- newsletter subscriptions per contact: ~5 % of primary contacts opted out, ~10 % of the
+    -- other contacts opted in
+    INSERT INTO newsletter_contact_subscriptions (contact_id, client_id, subscribed, updated_at)
+    SELECT c.contact_id, c.client_id, NOT c.is_primary,
+           now() - make_interval(days => 1 + floor(csmcp.seed_rand(c.client_id || c.email || 'c_nlday') * 200)::integer)
+    FROM contacts c
+    WHERE c.client_id LIKE 'demo\_%'
+      AND csmcp.seed_rand(c.client_id || c.email || 'c_nl') < CASE WHEN c.is_primary THEN 0.05 ELSE 0.10 END
+    ON CONFLICT (contact_id) DO NOTHING;
     GET DIAGNOSTICS n_nl_unsub = ROW_COUNT;
 
     -- Communities
@@ -182,15 +186,26 @@ BEGIN
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS n_wf = ROW_COUNT;
     INSERT INTO workflow_actions (workflow_id, seq, action_type, params) VALUES
-        ('workflow_9000001_low_health_outreach', 1, 'send_email', '{"template_type": "health_check"}'),
-        ('workflow_9000001_low_health_outreach', 2, 'create_task', '{"owner": "csm", "due_days": 3}'),
+        ('workflow_9000001_low_health_outreach', 1, 'send_email',
+         '{"subject": "{{first_name}}, can we help {{client_name}}?", "body": "Hi {{first_name}}, your CSM {{csm_name}} would like to review how things are going.", "sender_email": "success@csmcp.test", "template_type": "health_check"}'),
+        ('workflow_9000001_low_health_outreach', 2, 'create_task', '{"title": "Call {{client_name}} about their health score", "due_days": 3}'),
         ('workflow_9000002_usage_drop_nudge', 1, 'send_in_app_notification', '{"message": "Tips to get more done"}'),
-        ('workflow_9000003_renewal_90_days', 1, 'send_email', '{"template_type": "renewal_reminder"}'),
-        ('workflow_9000003_renewal_90_days', 2, 'schedule_meeting', '{"with": "executive_sponsor"}'),
-        ('workflow_9000004_onboarding_done', 1, 'send_email', '{"template_type": "feedback_request"}')
+        ('workflow_9000003_renewal_90_days', 1, 'send_email',
+         '{"subject": "Your renewal with us", "body": "Hi {{first_name}}, {{client_name}}''s renewal is coming up; let us plan it together.", "sender_email": "renewals@csmcp.test", "template_type": "renewal_reminder"}'),
+        ('workflow_9000003_renewal_90_days', 2, 'schedule_meeting', '{"title": "Renewal review with {{client_name}}", "days_from_now": 14}'),
+        ('workflow_9000004_onboarding_done', 1, 'send_email',
+         '{"subject": "Congratulations on going live", "body": "Hi {{first_name}}, how was onboarding? Reply and tell us.", "sender_email": "success@csmcp.test", "template_type": "feedback_request"}')
     ON CONFLICT DO NOTHING;
-    INSERT INTO workflow_runs (workflow_id, client_id, fired_at, outcome, detail)
+    -- rows of an older seed: parameters the execution needs
+    UPDATE workflow_actions SET params = params || '{"subject": "{{first_name}}, can we help {{client_name}}?", "body": "Hi {{first_name}}, your CSM {{csm_name}} would like to review how things are going.", "sender_email": "success@csmcp.test"}'
+    WHERE workflow_id IN ('workflow_9000001_low_health_outreach', 'workflow_9000003_renewal_90_days', 'workflow_9000004_onboarding_done')
+      AND action_type = 'send_email' AND NOT params ? 'subject';
+    UPDATE workflow_actions SET params = params || '{"title": "Follow up with {{client_name}}"}'
+    WHERE workflow_id = 'workflow_9000001_low_health_outreach' AND action_type = 'create_task' AND NOT params ? 'title';
+    INSERT INTO workflow_runs (workflow_id, client_id, fired_at, due_at, executed_at, outcome, detail)
     SELECT 'workflow_9000001_low_health_outreach', a.client_id,
+           now() - make_interval(days => floor(csmcp.seed_rand(a.client_id || 'c_run') * 60)::integer),
+           now() - make_interval(days => floor(csmcp.seed_rand(a.client_id || 'c_run') * 60)::integer),
            now() - make_interval(days => floor(csmcp.seed_rand(a.client_id || 'c_run') * 60)::integer),
            CASE WHEN csmcp.seed_rand(a.client_id || 'c_runok') < 0.9 THEN 'succeeded' ELSE 'failed' END,
            jsonb_build_object('health_score', a.health_score, 'actions', 2)
@@ -212,7 +227,7 @@ BEGIN
          NULL, 'seed', false, ARRAY['enterprise'], 'draft')
     ON CONFLICT DO NOTHING;
 
-    RETURN jsonb_build_object('contacts_unsubscribed', n_unsub, 'newsletter_unsubscribed', n_nl_unsub,
+    RETURN jsonb_build_object('contacts_unsubscribed', n_unsub, 'newsletter_subscriptions', n_nl_unsub,
                               'community_members', n_mem, 'community_posts', n_posts, 'advocates', n_adv,
                               'advocate_contributions', n_ctb, 'executive_reviews', n_ebr, 'ebr_action_items', n_items,
                               'workflows', n_wf, 'workflow_runs', n_runs);
