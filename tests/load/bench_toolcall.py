@@ -13,6 +13,8 @@ Targets (--targets, comma-separated; default all):
   csmcpd-auth   the same with auth.required = true and an API key (Bearer)
   csmcpd-nolimit  csmcpd with the rate limiter off too (auth off, audit on)
   csmcpd-bare   no auth, no rate limiter, no audit trail: the SDK server's feature set
+  csmcpd-modern, csmcpd-auth-modern  csmcpd and csmcpd-auth on the stateless 2026-07-28 wire
+                (no session: _meta, MCP-Protocol-Version/Mcp-Method/Mcp-Name; docs/protocol.md)
   sdk-stateful  sdk_server.mjs --mode stateful (one process; sessions in memory)
   sdk-stateless sdk_server.mjs --mode stateless under node:cluster with 2 workers
 
@@ -220,14 +222,14 @@ class SdkTarget:
 
 
 class CsmcpdTarget:
-    def __init__(self, name, port, workers, auth, limiter=True, audit=True):
+    def __init__(self, name, port, workers, auth, limiter=True, audit=True, modern=False):
         self.name, self.port, self.workers, self.auth = name, port, workers, auth
-        self.limiter, self.audit = limiter, audit
+        self.limiter, self.audit, self.modern = limiter, audit, modern
         self.d = None
         self.token = None
         self.desc = "csmcpd, %d workers, fixtures on, auth %s, rate limiter %s, audit %s" % (
             workers, "on" if auth else "off", "on" if limiter else "off",
-            "on" if audit else "off")
+            "on" if audit else "off") + (", 2026-07-28 wire (no session)" if modern else "")
 
     def start(self):
         for a, b in (("CSMCP_TEST_DATABASE_URL", "CSMCP_DATABASE_URL"),
@@ -291,6 +293,9 @@ def run_wrk(target, duration, connections, threads, sessions_file, timeout_s=5):
     env["BENCH_SESSIONS"] = sessions_file or ""
     env["BENCH_TOKEN"] = target.token or ""
     env["BENCH_PROTOCOL"] = PROTOCOL
+    if getattr(target, "modern", False):
+        env["BENCH_PROTOCOL"] = "2026-07-28"
+        env["BENCH_MODERN"] = "1"
     args = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
             "--timeout", "%ds" % timeout_s, "--latency", "-s", os.path.join(HERE, "toolcall.lua"),
             "http://127.0.0.1:%d/mcp" % target.port]
@@ -311,7 +316,7 @@ def prepare_target(t, a):
     log("%s: starting (%s)" % (t.name, t.desc))
     t.start()
     sessions = []
-    for _ in range(a.connections):
+    for _ in range(0 if getattr(t, "modern", False) else a.connections):
         sid = open_session(t.port, t.token)
         if sid:
             sessions.append(sid)
@@ -394,6 +399,10 @@ def main():
         "csmcpd-nolimit": lambda: CsmcpdTarget("csmcpd-nolimit", 19530, a.workers, False, False),
         # ... and without the audit trail either (the SDK server keeps none): the same features
         "csmcpd-bare": lambda: CsmcpdTarget("csmcpd-bare", 19540, a.workers, False, False, False),
+        "csmcpd-modern": lambda: CsmcpdTarget("csmcpd-modern", 19550, a.workers, False,
+                                              modern=True),
+        "csmcpd-auth-modern": lambda: CsmcpdTarget("csmcpd-auth-modern", 19560, a.workers, True,
+                                                   modern=True),
         "sdk-stateful": lambda: SdkTarget("sdk-stateful", "stateful", 19600, a.node),
         "sdk-stateless": lambda: SdkTarget("sdk-stateless", "stateless", 19601, a.node),
     }

@@ -7,6 +7,8 @@
 --   BENCH_TOKEN     Bearer token, or unset
 --   BENCH_TOOL      tool name (default test_simple_text)
 --   BENCH_PROTOCOL  MCP-Protocol-Version (default 2025-11-25)
+--   BENCH_MODERN    "1": the stateless 2026-07-28 wire (_meta in the body, Mcp-Method and
+--                   Mcp-Name headers; use with no sessions and BENCH_PROTOCOL=2026-07-28)
 -- Every request has its own JSON-RPC id. A response counts as an error when its status is not
 -- 200 or its body is not a successful result ("result" present, no "isError":true).
 -- done() prints one line "RESULT {json}" that bench_toolcall.py parses.
@@ -60,6 +62,14 @@ function init(args)
   end
   body_head = '{"jsonrpc":"2.0","id":'
   body_tail = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{}}}'
+  if os.getenv("BENCH_MODERN") == "1" then
+    heads[1] = common .. "Mcp-Method: tools/call\r\nMcp-Name: " .. tool .. "\r\nContent-Length: "
+    body_tail = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{},' ..
+      '"_meta":{"io.modelcontextprotocol/protocolVersion":"' ..
+      (os.getenv("BENCH_PROTOCOL") or "2026-07-28") .. '",' ..
+      '"io.modelcontextprotocol/clientCapabilities":{},' ..
+      '"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"}}}}'
+  end
 end
 
 function request()
