@@ -219,6 +219,16 @@ class OAuthE2E(lib.TestCase):
         self.assertEqual(doc["resource"], self.resource)
         self.assertEqual(doc["authorization_servers"], [self.issuer])
         self.assertEqual(doc["scopes_supported"], ["read", "write", "admin"])
+        # the root location too (clients try the path-specific one first, then the root)
+        st, _, body = self.d.get("/.well-known/oauth-protected-resource")
+        self.assertEqual((st, json.loads(body)["authorization_servers"]), (200, [self.issuer]))
+        # a request without a token: 401, Bearer challenge pointing at that document, no error
+        # code (RFC 6750 3.1)
+        st, hd, _, _ = lib.mcp_post(self.d.port, {"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        self.assertEqual(st, 401)
+        self.assertEqual(hd["www-authenticate"],
+                         'Bearer resource_metadata="http://127.0.0.1:%d/.well-known/oauth-'
+                         'protected-resource/mcp"' % self.d.port)
 
     def test_3_audience_expiry_scope(self):
         # right audience: OK
@@ -326,7 +336,63 @@ class OAuthE2E(lib.TestCase):
         lib.wait_for(lambda: metric(self.d2, "csmcp_auth_introspection_total",
                                     'result="inactive"') >= 1, 5, what="introspection metric")
 
-    def test_6_provider_down(self):
+    def client(self, *args, env=None):
+        e = dict(os.environ, NODE_EXTRA_CA_CERTS=self.ca,
+                 MCP_REMOTE_CONFIG_DIR=self.pki.path("mcp-remote"))
+        e.update(env or {})
+        t0 = time.monotonic()
+        p = subprocess.run([NODE, os.path.join(HERE, "clients.mjs")] + list(args), cwd=HERE,
+                           env=e, capture_output=True, text=True, timeout=120)
+        out = json.loads(p.stdout.strip().splitlines()[-1]) if p.stdout.strip() else {}
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertFalse(out["call_is_error"])
+        return out, time.monotonic() - t0
+
+    def test_6_client_setups(self):
+        """docs/clients.md: what is marked tested there is tested here."""
+        key = su.create_key(self.d.conf_path, scopes="read,write", name="oauth-e2e-clients")
+        proxy = os.path.join(HERE, "node_modules", "mcp-remote", "dist", "proxy.js")
+        # TypeScript SDK client, API key in the Authorization header
+        out, dt = self.client("http", self.resource, env={"CSMCP_TOKEN": key})
+        print("    SDK + API key: %d tools, %.1f s" % (out["tools"], dt))
+        # Claude Desktop and other stdio clients: mcp-remote with the key in a header file
+        hdr = self.pki.path("headers.txt")
+        with open(hdr, "w") as f:
+            f.write("# csmcp API key\nAuthorization: Bearer %s\n" % key)
+        os.chmod(hdr, 0o600)
+        out, dt = self.client("stdio", NODE, proxy, self.resource, "--header-file", hdr,
+                              "--transport", "http-only")
+        print("    stdio -> mcp-remote (API key): %d tools, %.1f s" % (out["tools"], dt))
+        # mcp-remote with OAuth (client credentials: no browser): PRM -> AS discovery ->
+        # token for the resource -> tools/call
+        out, dt = self.client(
+            "stdio", NODE, proxy, self.resource, "--transport", "http-only",
+            "--client-credentials", "--static-oauth-client-info",
+            '{"client_id":"loadgen","client_secret":"${MCP_CLIENT_SECRET}"}',
+            env={"MCP_CLIENT_SECRET": "loadgen-secret-0123456789abcdef"})
+        print("    stdio -> mcp-remote (OAuth client credentials): %d tools, %.1f s"
+              % (out["tools"], dt))
+        # MCP Inspector CLI (pinned in tests/client) with the key as a header
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "csmcp_client_run", os.path.join(lib.ROOT, "tests", "client", "run.py"))
+        cr = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cr)
+        cr.npm_install()
+        p = subprocess.run([cr.NODE, cr.INSPECTOR, "--cli", self.resource, "--transport", "http",
+                            "--header", "Authorization: Bearer " + key, "--method",
+                            "tools/call", "--tool-name", "get_autonomous_status"],
+                           capture_output=True, text=True, timeout=120,
+                           cwd=os.path.join(lib.ROOT, "tests", "client"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn('"isError": true', p.stdout)
+        # and without the header the Inspector is refused (exit 3: auth required)
+        p = subprocess.run([cr.NODE, cr.INSPECTOR, "--cli", self.resource, "--transport", "http",
+                            "--method", "tools/list"], capture_output=True, text=True,
+                           timeout=120, cwd=os.path.join(lib.ROOT, "tests", "client"))
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_7_provider_down(self):
         # tokens minted while the provider is up, not used yet (no auth-cache entry)
         spare = [self.token() for _ in range(3)]
         bench_tok = self.token()
