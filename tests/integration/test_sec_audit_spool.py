@@ -164,6 +164,12 @@ class Spool(Base):
         lib.wait_until(lambda: not glob.glob(os.path.join(
             self.spool_dir(), "audit-%d-*.spool" % pids[0])) or None, 20, interval=0.3,
             what="the dead worker's segments deleted after shipping")
+        # kill -9 cannot tear a write (completed write()s are in the page cache): the zero-filled
+        # extension after the last frame is the clean end of the segment, not a torn tail
+        time.sleep(1.2)
+        m = self.d.admin("/metrics")[2].decode()
+        self.assertEqual(metric_sum(m, "csmcp_audit_spool_torn_total"), 0, m)
+        self.assertGreaterEqual(metric_sum(m, "csmcp_audit_spool_recovered_total"), n_killed)
         print("\n    %d calls acknowledged from the spool alone, worker killed, all %d in the "
               "chain after the restart; verify: %s" % (n_killed, n_killed, v[:40]))
 

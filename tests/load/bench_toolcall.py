@@ -22,7 +22,9 @@ csmcpd needs PostgreSQL and Redis: CSMCP_TEST_DATABASE_URL / CSMCP_TEST_REDIS_UR
 CSMCP_DATABASE_URL / CSMCP_REDIS_URL, as printed by `scripts/dev services run`), a migrated
 database, and a build (CSMCP_BUILD_DIR, default build/). The SDK needs `npm ci` in tests/load.
 Loopback only; every run is bounded (--duration <= 30 s, --connections <= 1024).
-Ports: 19500-19999 (csmcpd 19510/19511 and 19520/19521, SDK 19600/19601).
+Ports: 19500-19999 (csmcpd 19510/19511 and 19520/19521, SDK 19600/19601), plus --port-offset;
+a target whose port is already bound (e.g. another engineer's benchmark: csmcpd binds with
+SO_REUSEPORT, so two servers would silently share the port) is refused.
 
 Exit status: 0 when every measured run completed with zero errors, 1 otherwise, 2 on set-up
 failure. --min-ratio R additionally fails when csmcpd (or the first csmcpd target) / best SDK < R.
@@ -311,8 +313,23 @@ def run_wrk(target, duration, connections, threads, sessions_file, timeout_s=5):
     return res
 
 
+def port_free(port):
+    """True when nothing listens on 127.0.0.1:port (a plain bind, without SO_REUSEPORT)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def prepare_target(t, a):
     """Starts t, opens one initialized session per connection, warms up."""
+    for p in (t.port, t.port + 1) if isinstance(t, CsmcpdTarget) else (t.port,):
+        if not port_free(p):
+            raise RuntimeError("port %d is already in use (another benchmark? --port-offset)" % p)
     log("%s: starting (%s)" % (t.name, t.desc))
     t.start()
     sessions = []
@@ -329,9 +346,54 @@ def prepare_target(t, a):
         run_wrk(t, a.warmup, a.connections, a.threads, t.sessions_file)
 
 
+def _metric(text, name, labels=None):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            if labels and labels not in line:
+                continue
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def audit_state(t):
+    """(last audit_log id, tool calls the server finished, records dropped), once this target's
+    workers hold no audit record that is not in PostgreSQL (queue and spool drained)."""
+    url = os.environ.get("CSMCP_TEST_DATABASE_URL") or os.environ.get("CSMCP_DATABASE_URL")
+    deadline = time.monotonic() + 120
+    while True:
+        st, _, body = t.lib.http_request(t.port + 1, "GET", "/metrics", timeout=5)
+        m = body.decode()
+        if (_metric(m, "csmcp_audit_queue_depth") == 0 and
+                _metric(m, "csmcp_audit_spool_records") == 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    time.sleep(0.6)  # the workers' heartbeats carry their last counters to the supervisor
+    m = t.lib.http_request(t.port + 1, "GET", "/metrics", timeout=5)[2].decode()
+    out = subprocess.run(["psql", "-X", url, "-Atc", "SELECT coalesce(max(id), 0) FROM audit_log"],
+                         capture_output=True, text=True, timeout=60)
+    return (int(out.stdout.strip() or 0),
+            _metric(m, "csmcp_mcp_tool_calls_total", 'tool="test_simple_text"'),
+            _metric(m, "csmcp_audit_dropped_total"))
+
+
+def audit_count(t, id0, id1):
+    """Audit rows of test_simple_text calls by this target's workers with id in (id0, id1]."""
+    url = os.environ.get("CSMCP_TEST_DATABASE_URL") or os.environ.get("CSMCP_DATABASE_URL")
+    pats = ",".join("'%d-%%'" % p for p in t.worker_pids())
+    out = subprocess.run(["psql", "-X", url, "-Atc",
+                          "SELECT count(*) FROM audit_log WHERE id > %d AND id <= %d AND "
+                          "tool = 'test_simple_text' AND writer LIKE ANY (ARRAY[%s])" % (
+                              id0, id1, pats)], capture_output=True, text=True, timeout=120)
+    return int(out.stdout.strip() or -1)
+
+
 def measure(t, a, perf_out=None):
     """One measured wrk run against a prepared target; perf_out: record a perf profile of the
     target's worker processes during the run into that file."""
+    audited = isinstance(t, CsmcpdTarget) and t.audit and a.audit_check
+    if audited:
+        id0, calls0, dropped0 = audit_state(t)
     pids, helpers, dbs = t.pids(), t.helper_pids(), t.db_pids()
     cpu0, hcpu0, dcpu0 = cpu_seconds(pids), cpu_seconds(helpers), cpu_seconds(dbs)
     perf = None
@@ -360,6 +422,23 @@ def measure(t, a, perf_out=None):
     res["req_per_cpu_s"] = res["requests"] / cpu if cpu > 0 else 0.0
     res["errors"] = (res["err_connect"] + res["err_read"] + res["err_write"] +
                      res["err_timeout"] + res["bad_status"] + res["bad_body"])
+    if audited:
+        # issue 26: every acknowledged call has its record. The server's count of finished
+        # calls must equal the records; wrk's count of answers read is lower by the requests
+        # in flight when wrk stopped (answered and recorded, but no longer read).
+        id1, calls1, dropped1 = audit_state(t)
+        res["audit_records"] = audit_count(t, id0, id1)
+        res["server_tool_calls"] = int(calls1 - calls0)
+        res["acknowledged"] = res["requests"] - res["bad_status"] - res["bad_body"]
+        res["audit_dropped"] = int(dropped1 - dropped0)
+        res["audit_dropped_total"] = int(dropped1)
+        log("%s audit: %d records for %d tool calls finished by the server (%d answers read by "
+            "wrk), csmcp_audit_dropped_total +%d (now %d)" % (
+                t.name, res["audit_records"], res["server_tool_calls"], res["acknowledged"],
+                res["audit_dropped"], res["audit_dropped_total"]))
+        if (res["audit_records"] != res["server_tool_calls"] or res["audit_dropped"] or
+                res["acknowledged"] > res["audit_records"]):
+            res["audit_mismatch"] = True
     return res
 
 
@@ -381,30 +460,35 @@ def main():
     ap.add_argument("--min-ratio", type=float, default=0.0)
     ap.add_argument("--perf", help="record a perf profile of csmcpd's workers in round 1 here")
     ap.add_argument("--perf-target", default="csmcpd", help="the target --perf profiles")
+    ap.add_argument("--port-offset", type=int, default=0,
+                    help="added to every target's port (run beside another benchmark)")
+    ap.add_argument("--no-audit-check", dest="audit_check", action="store_false",
+                    help="skip counting audit records against the calls of each audited round")
     ap.add_argument("--settle", type=float, default=3.0,
                     help="seconds of pause after each measured round (default 3)")
     a = ap.parse_args()
-    if not 1 <= a.duration <= 30 or not 0 <= a.warmup <= 10 or not 1 <= a.rounds <= 9 or \
+    if not 1 <= a.duration <= 60 or not 0 <= a.warmup <= 10 or not 1 <= a.rounds <= 9 or \
             not 0 <= a.settle <= 30:
-        ap.error("--duration must be 1..30 s, --warmup 0..10 s, --rounds 1..9, --settle 0..30 s")
+        ap.error("--duration must be 1..60 s, --warmup 0..10 s, --rounds 1..9, --settle 0..30 s")
     if not 1 <= a.connections <= 1024 or not 1 <= a.threads <= a.connections:
         ap.error("--connections must be 1..1024 and --threads 1..connections")
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
+    o = a.port_offset
     makers = {
-        "csmcpd": lambda: CsmcpdTarget("csmcpd", 19510, a.workers, False),
-        "csmcpd-auth": lambda: CsmcpdTarget("csmcpd-auth", 19520, a.workers, True),
+        "csmcpd": lambda: CsmcpdTarget("csmcpd", 19510 + o, a.workers, False),
+        "csmcpd-auth": lambda: CsmcpdTarget("csmcpd-auth", 19520 + o, a.workers, True),
         # The SDK server has neither auth nor a rate limiter: the like-for-like configuration.
-        "csmcpd-nolimit": lambda: CsmcpdTarget("csmcpd-nolimit", 19530, a.workers, False, False),
+        "csmcpd-nolimit": lambda: CsmcpdTarget("csmcpd-nolimit", 19530 + o, a.workers, False, False),
         # ... and without the audit trail either (the SDK server keeps none): the same features
-        "csmcpd-bare": lambda: CsmcpdTarget("csmcpd-bare", 19540, a.workers, False, False, False),
-        "csmcpd-modern": lambda: CsmcpdTarget("csmcpd-modern", 19550, a.workers, False,
+        "csmcpd-bare": lambda: CsmcpdTarget("csmcpd-bare", 19540 + o, a.workers, False, False, False),
+        "csmcpd-modern": lambda: CsmcpdTarget("csmcpd-modern", 19550 + o, a.workers, False,
                                               modern=True),
-        "csmcpd-auth-modern": lambda: CsmcpdTarget("csmcpd-auth-modern", 19560, a.workers, True,
+        "csmcpd-auth-modern": lambda: CsmcpdTarget("csmcpd-auth-modern", 19560 + o, a.workers, True,
                                                    modern=True),
-        "sdk-stateful": lambda: SdkTarget("sdk-stateful", "stateful", 19600, a.node),
-        "sdk-stateless": lambda: SdkTarget("sdk-stateless", "stateless", 19601, a.node),
+        "sdk-stateful": lambda: SdkTarget("sdk-stateful", "stateful", 19600 + o, a.node),
+        "sdk-stateless": lambda: SdkTarget("sdk-stateless", "stateless", 19601 + o, a.node),
     }
     names = [n.strip() for n in a.targets.split(",") if n.strip()]
     for n in names:
@@ -450,6 +534,7 @@ def main():
         med = dict(rs[len(rs) // 2])
         med["rounds_rps"] = [round(r["rps"]) for r in rounds[t.name]]
         med["errors_all_rounds"] = sum(r["errors"] for r in rs)
+        med["audit_mismatch_rounds"] = sum(1 for r in rs if r.get("audit_mismatch"))
         results.append(med)
     if not results:
         return 2
@@ -502,7 +587,14 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"args": vars(a), "results": results, "ratio": ratio,
                        "failed": failed}, f, indent=1)
-    bad = failed or any(r["errors_all_rounds"] for r in results)
+    for r in results:
+        if "audit_records" in r:
+            print("  audit %-14s records %d = tool calls finished %d (wrk read %d answers), "
+                  "dropped +%d%s" % (r["name"], r["audit_records"], r["server_tool_calls"],
+                                     r["acknowledged"], r["audit_dropped"],
+                                     "" if not r["audit_mismatch_rounds"] else
+                                     "  MISMATCH in %d round(s)" % r["audit_mismatch_rounds"]))
+    bad = failed or any(r["errors_all_rounds"] or r["audit_mismatch_rounds"] for r in results)
     if ratio is not None and ratio < a.min_ratio:
         print("ratio %.1f below --min-ratio %.1f" % (ratio, a.min_ratio))
         bad = True
