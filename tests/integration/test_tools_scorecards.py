@@ -5,6 +5,7 @@ validation, audit rows); explain_health_score (contributions summing to the scor
 changes against the stored score, inputs, band, override). The expected similarities are computed here from the trigram definition (the
 rules in the tool's JSON), independently of PostgreSQL."""
 import datetime
+import json
 import random
 import re
 import threading
@@ -142,7 +143,7 @@ class ScorecardsTest(lib.TestCase):
         cls.s.close()
         cls.d.stop()
         du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
-        du.psql(cls.url, "DELETE FROM health_scorecards WHERE name LIKE '%s%%'" % cls.p)
+        du.psql(cls.url, "DELETE FROM health_scorecards WHERE name LIKE '%%%s%%'" % cls.p)
 
     def q(self, sql):
         return du.psql(self.url, sql)
@@ -541,6 +542,75 @@ class ScorecardsTest(lib.TestCase):
         args.update(extra)
         return self.s.call_ok("calculate_health_score", args)
 
+    def test_catalogue_measures_in_scorecards(self):
+        """SQL-backed catalogue measures: raw -> 0-100 by the catalogue's worst/best, weighted with
+        the built-in ones, missing ones neutral (50) or redistributed, stored with the score and
+        explained."""
+        p = self.p
+        t1 = random.randint(950000000, 989999999)
+        self.q(("INSERT INTO accounts (client_id, client_name, company_name, industry, health_score) VALUES "
+                "('{p}_k1', 'Sc K1', 'Sc K1', 'CatInd {p}', 50), ('{p}_k2', 'Sc K2', 'Sc K2', 'CatIndB {p}', 50);"
+                "INSERT INTO nps_responses (response_id, client_id, score) VALUES "
+                "('{p}_kn1', '{p}_k1', 10), ('{p}_kn2', '{p}_k1', 6), ('{p}_kn3', '{p}_k2', 10), ('{p}_kn4', '{p}_k2', 6);"
+                "INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, status, "
+                " requester_email, requester_name, sla_first_response_minutes, sla_resolution_minutes) VALUES "
+                "('TKT-{t1}', '{p}_k1', 's', 'd', 'P1', 'open', 'a@b.test', 'A', 60, 600), "
+                "('TKT-{t2}', '{p}_k1', 's', 'd', 'P0', 'in_progress', 'a@b.test', 'A', 60, 600), "
+                "('TKT-{t3}', '{p}_k1', 's', 'd', 'P1', 'resolved', 'a@b.test', 'A', 60, 600)").format(
+                    p=p, t1=t1, t2=t1 + 1, t3=t1 + 2))
+        lst = self.sc(action="list")
+        cat = {m["measure"]: m for m in lst["available_measures"]}
+        self.assertEqual([m["measure"] for m in lst["available_measures"][:5]],
+                         ["usage", "engagement", "support", "satisfaction", "payment"])
+        self.assertEqual((cat["nps_average"]["kind"], cat["nps_average"]["worst"], cat["nps_average"]["best"]),
+                         ("catalogue", 0, 10))
+        self.assertEqual((cat["open_critical_tickets"]["worst"], cat["open_critical_tickets"]["best"]), (5, 0))
+        self.assertIn("seat_utilization", cat)
+        # k1, neutral: NPS average (10 + 6) / 2 = 8 -> 80; 2 open P0/P1 (the resolved one does not
+        # count) -> (2 - 5) / (0 - 5) x 100 = 60; 0.5 x 80 + 0.5 x 60 = 70
+        c1 = self.sc(action="create", name="Cat1 " + p, weights={"nps_average": 0.5, "open_critical_tickets": 0.5},
+                     criteria={"industry": "CatInd " + p}, priority=1)["scorecard"]
+        out = self.calc("k1")
+        self.assertEqual(out["current_health_score"], 70)
+        self.assertEqual(out["scorecard"]["scorecard_id"], c1["scorecard_id"])
+        self.assertEqual(out["scorecard"]["score_before_rounding"], 70)
+        got = [(m["measure"], m["raw"], m["value"], m["weight"], m["contribution"])
+               for m in out["scorecard"]["custom_measures"]]
+        self.assertEqual(got, [("nps_average", 8, 80, 0.5, 40), ("open_critical_tickets", 2, 60, 0.5, 30)])
+        stored = json.loads(self.q("SELECT custom_measures FROM health_scores WHERE client_id = '%s_k1' "
+                                   "ORDER BY score_id DESC LIMIT 1" % p))
+        self.assertEqual([(m["measure"], m["raw"], m["value_used"]) for m in stored],
+                         [("nps_average", 8, 80), ("open_critical_tickets", 2, 60)])
+        ex = self.call("explain_health_score", {"client_id": self.cid("k1")})
+        self.assertEqual((ex["scoring_model"], ex["scorecard"]["scorecard_id"], ex["computed_score"]),
+                         ("scorecard", c1["scorecard_id"], 70))
+        contrib = {m["measure"]: m["contribution"] for m in ex["measures"]}
+        self.assertEqual((contrib["nps_average"], contrib["open_critical_tickets"], contrib["usage"]), (40, 30, 0))
+        self.assertAlmostEqual(sum(contrib.values()), ex["score_before_rounding"], places=9)
+        self.assertEqual(ex["grading"]["label"], "medium")
+        self.assertIn("8.00 points 0-10 -> 80.00 (catalogue measure nps_average)",
+                      [m["inputs"] for m in ex["measures"] if m["measure"] == "nps_average"][0])
+        # k2: seat_utilization has no data (no contract). redistribute: nps_average gets all the
+        # weight -> 80; neutral: 0.4 x 50 + 0.6 x 80 = 68
+        c2 = self.sc(action="create", name="Cat2 " + p, weights={"seat_utilization": 0.4, "nps_average": 0.6},
+                     criteria={"industry": "CatIndB " + p}, priority=1, missing_input_policy="redistribute")["scorecard"]
+        out = self.calc("k2")
+        self.assertEqual(out["current_health_score"], 80)
+        self.assertIn("seat_utilization", out["scorecard"]["missing_inputs"])
+        su = [m for m in out["scorecard"]["custom_measures"] if m["measure"] == "seat_utilization"][0]
+        self.assertEqual((su["raw"], su["value"], su["weight"], su["missing_reason"]), (None, None, 0, "no data"))
+        self.sc(action="update", scorecard_id=c2["scorecard_id"], missing_input_policy="neutral")
+        out = self.calc("k2")
+        self.assertEqual((out["current_health_score"], out["scorecard"]["version"]), (68, 2))
+        self.assertIn("weights: unknown measure vibes; measures: usage, engagement, support, satisfaction, "
+                      "payment, days_since_last_activity, feature_adoption, nps_average",
+                      self.fail_text("manage_health_scorecards", {"action": "create", "name": p + " X",
+                                                                  "weights": {"usage": 0.5, "vibes": 0.5}}))
+        self.invalid("manage_health_scorecards", {"action": "create", "name": "x",
+                                                  "weights": {"Bad-Name": 1}}, "weights")
+        self.invalid("manage_health_scorecards", {"action": "create", "name": "x",
+                                                  "weights": {"nps_average": 1.5}}, "weights")
+
     def test_scorecards_resolution_versions_and_policies(self):
         ind = "ScInd %s" % self.p
         grading = [{"min": 0, "max": 59, "label": "red", "color": "#d00"},
@@ -620,8 +690,8 @@ class ScorecardsTest(lib.TestCase):
                                          "criteria": {"segment_id": "seg_nope_%s" % self.p.lower()}}))
         self.assertIn("scorecard SC-999999999 not found", self.fail_text(
             "manage_health_scorecards", {"action": "get", "scorecard_id": "SC-999999999"}))
-        self.invalid("manage_health_scorecards", {"action": "create", "name": "x",
-                                                  "weights": {"vibes": 1}}, "weights")
+        self.assertIn("weights: unknown measure vibes", self.fail_text(
+            "manage_health_scorecards", {"action": "create", "name": "x", "weights": {"vibes": 1}}))
         self.invalid("manage_health_scorecards", {"action": "create", "name": "x",
                                                   "weights": {"usage": 1},
                                                   "grading": [{"min": 0, "max": 1, "label": "a",

@@ -56,7 +56,7 @@ BEGIN
     IF v_model <> 'custom' THEN
         sc := csmcp.resolve_scorecard(acc.client_id);
         IF sc.scorecard_id IS NOT NULL THEN
-            sca := csmcp.scorecard_apply(sc, comp);
+            sca := csmcp.scorecard_apply(sc, comp, acc.client_id, v_lookback);
             wu := (sca #>> '{weights,usage}')::numeric; we := (sca #>> '{weights,engagement}')::numeric;
             ws := (sca #>> '{weights,support}')::numeric; wsat := (sca #>> '{weights,satisfaction}')::numeric;
             wp := (sca #>> '{weights,payment}')::numeric;
@@ -75,10 +75,11 @@ BEGIN
     INSERT INTO health_scores (client_id, usage_score, engagement_score, support_score, satisfaction_score, payment_score,
                                usage_weight, engagement_weight, support_weight, satisfaction_weight, payment_weight,
                                overall_score, score_change, trend, risk_level, churn_probability, lookback_days,
-                               scoring_model, calculated_by, scorecard_id, scorecard_version)
+                               scoring_model, calculated_by, scorecard_id, scorecard_version, custom_measures)
     VALUES (acc.client_id, u, e, s, sat, p, round(wu, 3), round(we, 3), round(ws, 3), round(wsat, 3), round(wp, 3),
             score, change, trend, risk, churn, v_lookback,
-            v_model, coalesce(principal, 'anonymous'), sc.scorecard_id, sc.version)
+            v_model, coalesce(principal, 'anonymous'), sc.scorecard_id, sc.version,
+            nullif(sca -> 'custom', '[]'::jsonb))
     RETURNING * INTO hs;
     UPDATE accounts SET health_score = score, health_trend = trend, updated_at = now() WHERE client_id = acc.client_id;
 
@@ -135,7 +136,8 @@ BEGIN
         'scorecard', CASE WHEN sc.scorecard_id IS NOT NULL THEN jsonb_build_object(
             'scorecard_id', sc.scorecard_id, 'version', sc.version, 'name', sc.name,
             'missing_input_policy', sc.missing_input_policy, 'missing_inputs', sca -> 'missing',
-            'score_before_rounding', sca -> 'score_before_rounding', 'grading', sca -> 'grading') END,
+            'score_before_rounding', sca -> 'score_before_rounding', 'grading', sca -> 'grading',
+            'custom_measures', sca -> 'custom') END,
         'lookback_period_days', v_lookback,
         'current_health_score', score,
         'previous_health_score', prev,

@@ -80,17 +80,25 @@ LANGUAGE sql STABLE AS $$
      LIMIT 1
 $$;
 
--- A scorecard applied to health_components() output: the effective weights of the five measures
--- (missing inputs: neutral = the model's defaults with the scorecard's weights; redistribute = a
--- missing measure's weight spread proportionally over the present ones), the unrounded score,
--- the missing measures and the grading band.
-CREATE OR REPLACE FUNCTION csmcp.scorecard_apply(sc health_scorecards, comp jsonb) RETURNS jsonb
+-- A scorecard applied to health_components() output (and, for its catalogue measures, to the
+-- account p_client_id over p_lookback days): the effective weight of every measure it weighs
+-- (missing inputs: neutral = the model's defaults for the five built-in measures and 50 for a
+-- catalogue measure, at the scorecard's weights; redistribute = a missing measure's weight spread
+-- proportionally over the present ones), the unrounded score, the missing measures, the grading
+-- band and the catalogue measures' raw and normalised values (custom).
+DROP FUNCTION IF EXISTS csmcp.scorecard_apply(health_scorecards, jsonb);
+CREATE OR REPLACE FUNCTION csmcp.scorecard_apply(sc health_scorecards, comp jsonb, p_client_id text DEFAULT NULL,
+                                                 p_lookback integer DEFAULT 30) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
+    builtin constant text[] := ARRAY['usage', 'engagement', 'support', 'satisfaction', 'payment'];
     m jsonb := comp -> 'metrics';
     missing text[] := ARRAY[]::text[];
     present_sum numeric := 0;
     w jsonb := '{}';
+    vals jsonb := '{}';
+    custom jsonb := '[]';
+    cm jsonb;
     k text;
     raw numeric := 0;
     v_score integer;
@@ -99,21 +107,37 @@ BEGIN
     IF m ->> 'last_usage_date' IS NULL THEN missing := missing || 'engagement'::text; END IF;
     IF (m ->> 'nps_responses')::integer = 0 THEN missing := missing || 'satisfaction'::text; END IF;
     IF NOT (m ->> 'has_active_contract')::boolean THEN missing := missing || 'payment'::text; END IF;
-    FOREACH k IN ARRAY ARRAY['usage', 'engagement', 'support', 'satisfaction', 'payment'] LOOP
+    FOREACH k IN ARRAY builtin LOOP
+        vals := vals || jsonb_build_object(k, (comp ->> k)::numeric);
+    END LOOP;
+    FOR k IN SELECT x FROM jsonb_object_keys(sc.weights) x WHERE NOT (x = ANY (builtin)) ORDER BY x LOOP
+        cm := csmcp.hm_measure(k, p_client_id, p_lookback);
+        IF cm ->> 'value' IS NULL THEN missing := missing || k; END IF;
+        vals := vals || jsonb_build_object(k, coalesce((cm ->> 'value')::numeric, 50));
+        custom := custom || jsonb_build_array(cm);
+    END LOOP;
+    FOR k IN SELECT x FROM jsonb_object_keys(vals) x LOOP
         IF NOT (k = ANY (missing)) THEN present_sum := present_sum + coalesce((sc.weights ->> k)::numeric, 0); END IF;
     END LOOP;
-    FOREACH k IN ARRAY ARRAY['usage', 'engagement', 'support', 'satisfaction', 'payment'] LOOP
+    FOR k IN SELECT x FROM jsonb_object_keys(vals) x LOOP
         w := w || jsonb_build_object(k, CASE
             WHEN sc.missing_input_policy = 'redistribute' AND present_sum > 0
                 THEN CASE WHEN k = ANY (missing) THEN 0 ELSE coalesce((sc.weights ->> k)::numeric, 0) / present_sum END
             ELSE coalesce((sc.weights ->> k)::numeric, 0) END);
-        raw := raw + (w ->> k)::numeric * (comp ->> k)::numeric;
+        raw := raw + (w ->> k)::numeric * (vals ->> k)::numeric;
     END LOOP;
     v_score := greatest(0, least(100, round(raw)))::integer;
+    SELECT coalesce(jsonb_agg(c || jsonb_build_object('weight', (w ->> (c ->> 'measure'))::numeric,
+                                                      'value_used', (vals ->> (c ->> 'measure'))::numeric,
+                                                      'contribution', round((w ->> (c ->> 'measure'))::numeric
+                                                                            * (vals ->> (c ->> 'measure'))::numeric, 4))
+                              ORDER BY c ->> 'measure'), '[]')
+      INTO custom FROM jsonb_array_elements(custom) c;
     RETURN jsonb_build_object('weights', w, 'score_before_rounding', raw, 'score', v_score,
         'missing', to_jsonb(missing),
         'redistributed', sc.missing_input_policy = 'redistribute' AND present_sum > 0
                          AND EXISTS (SELECT 1 FROM unnest(missing) x WHERE coalesce((sc.weights ->> x)::numeric, 0) > 0),
         'grading', (SELECT g FROM jsonb_array_elements(sc.grading) g
-                     WHERE (g ->> 'min')::numeric <= v_score AND v_score <= (g ->> 'max')::numeric LIMIT 1));
+                     WHERE (g ->> 'min')::numeric <= v_score AND v_score <= (g ->> 'max')::numeric LIMIT 1),
+        'custom', custom);
 END $$;

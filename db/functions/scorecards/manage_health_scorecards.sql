@@ -10,8 +10,11 @@ DECLARE
 BEGIN
     IF p_weights IS NOT NULL THEN
         FOR k IN SELECT jsonb_object_keys(p_weights) LOOP
-            IF k NOT IN ('usage', 'engagement', 'support', 'satisfaction', 'payment') THEN
-                PERFORM csmcp.invalid(format('weights: unknown measure %s; measures: usage, engagement, support, satisfaction, payment', k));
+            IF k NOT IN ('usage', 'engagement', 'support', 'satisfaction', 'payment')
+               AND NOT EXISTS (SELECT 1 FROM health_metric_catalogue c WHERE c.measure = k AND c.enabled) THEN
+                PERFORM csmcp.invalid(format('weights: unknown measure %s; measures: usage, engagement, support, satisfaction, payment%s',
+                    k, coalesce((SELECT ', ' || string_agg(c.measure, ', ' ORDER BY c.measure)
+                                   FROM health_metric_catalogue c WHERE c.enabled), '')));
             END IF;
             total := total + (p_weights ->> k)::numeric;
         END LOOP;
@@ -46,6 +49,21 @@ LANGUAGE sql STABLE AS $$
                              AND h.scorecard_version = s.version))
 $$;
 
+-- The measures a scorecard may weigh: the five built-in ones and the enabled catalogue measures.
+CREATE OR REPLACE FUNCTION csmcp.sc_available_measures() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_array(
+        jsonb_build_object('measure', 'usage', 'kind', 'built_in', 'description', 'average daily active users / licensed seats (health model)'),
+        jsonb_build_object('measure', 'engagement', 'kind', 'built_in', 'description', 'days since the last usage (health model)'),
+        jsonb_build_object('measure', 'support', 'kind', 'built_in', 'description', 'tickets and P0/P1 tickets opened (health model)'),
+        jsonb_build_object('measure', 'satisfaction', 'kind', 'built_in', 'description', 'NPS of the responses (health model)'),
+        jsonb_build_object('measure', 'payment', 'kind', 'built_in', 'description', 'overdue / late invoices, contract end (health model)'))
+        || coalesce((SELECT jsonb_agg(jsonb_build_object('measure', c.measure, 'kind', 'catalogue', 'description', c.description,
+                                                         'unit', c.unit, 'worst', c.worst, 'best', c.best,
+                                                         'sql_function', c.sql_function) ORDER BY c.measure)
+                       FROM health_metric_catalogue c WHERE c.enabled), '[]')
+$$;
+
 CREATE OR REPLACE FUNCTION csmcp.tool_manage_health_scorecards(args jsonb, principal text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -65,7 +83,7 @@ BEGIN
                                   (substr(s.scorecard_id, 4))::bigint), '[]'::jsonb)
           INTO v_list FROM health_scorecards s WHERE s.status <> 'superseded';
         RETURN jsonb_build_object('status', 'success', 'action', v_action, 'scorecards', v_list,
-            'total', jsonb_array_length(v_list),
+            'total', jsonb_array_length(v_list), 'available_measures', csmcp.sc_available_measures(),
             'summary', format('%s scorecard(s), %s active; accounts matching none use the default model',
                               jsonb_array_length(v_list),
                               (SELECT count(*) FROM jsonb_array_elements(v_list) e WHERE e ->> 'status' = 'active')));
