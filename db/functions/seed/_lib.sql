@@ -4,3 +4,162 @@ CREATE OR REPLACE FUNCTION csmcp.seed_rand(k text) RETURNS double precision
 LANGUAGE sql IMMUTABLE AS $$
     SELECT ('x' || substr(md5(k), 1, 8))::bit(32)::bigint / 4294967296.0
 $$;
+
+-- csmcp.seed_health_bulk(clients, principal): one health calculation per listed account, set-based,
+-- exactly what csmcp.tool_calculate_health_score(<client_id>) stores with its defaults (30-day
+-- lookback, the default weights 0.35/0.25/0.15/0.15/0.10, no scorecard): the components of
+-- common/health_components.sql, previous score, change, trend, risk level, churn probability, the
+-- risk indicators and the account's health_score/health_trend. The seed calls it instead of one
+-- tool call per account (100,000 accounts: minutes -> seconds). When an active scorecard could
+-- apply (health_scorecards with status active), it falls back to the tool itself per account, so
+-- the result is always the tool's. tests/integration/test_seed_scale.py checks every seeded
+-- score against csmcp.health_components() from scratch. Returns the number of accounts scored.
+CREATE OR REPLACE FUNCTION csmcp.seed_health_bulk(p_clients text[], p_principal text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    t date := csmcp.today();
+    cid text;
+    n integer := 0;
+BEGIN
+    IF EXISTS (SELECT 1 FROM health_scorecards WHERE status = 'active') THEN
+        FOREACH cid IN ARRAY p_clients LOOP
+            PERFORM csmcp.tool_calculate_health_score(jsonb_build_object('client_id', cid), p_principal);
+            n := n + 1;
+        END LOOP;
+        RETURN n;
+    END IF;
+    CREATE TEMP TABLE seed_hb ON COMMIT DROP AS
+    WITH acc AS (SELECT DISTINCT x AS client_id FROM unnest(p_clients) x JOIN accounts a ON a.client_id = x),
+    ctr AS (SELECT c.client_id, c.contract_id, c.licensed_seats AS seats, c.end_date
+            FROM contracts c JOIN acc USING (client_id) WHERE c.status = 'active'),
+    use30 AS (SELECT u.client_id, sum(u.active_users) AS s FROM usage_daily u JOIN acc USING (client_id)
+              WHERE u.day > t - 30 AND u.day <= t GROUP BY u.client_id),
+    lastd AS (SELECT u.client_id, max(u.day) AS last_day FROM usage_daily u JOIN acc USING (client_id)
+              WHERE (u.events > 0 OR u.active_users > 0) AND u.day <= t GROUP BY u.client_id),
+    tk AS (SELECT k.client_id, count(*) AS n_t, count(*) FILTER (WHERE k.priority IN ('P0', 'P1')) AS n_c
+           FROM support_tickets k JOIN acc USING (client_id) WHERE k.created_at > now() - make_interval(days => 30)
+           GROUP BY k.client_id),
+    np AS (SELECT r.client_id, count(*) AS n_nps, count(*) FILTER (WHERE r.score >= 9) AS n_prom,
+                  count(*) FILTER (WHERE r.score <= 6) AS n_detr
+           FROM nps_responses r JOIN acc USING (client_id) WHERE r.responded_at > now() - make_interval(days => 30)
+           GROUP BY r.client_id),
+    inv AS (SELECT i.contract_id, count(*) FILTER (WHERE i.paid_on IS NULL AND i.due_on < t) AS n_over,
+                   count(*) FILTER (WHERE i.paid_on > i.due_on) AS n_late
+            FROM invoices i JOIN ctr USING (contract_id) GROUP BY i.contract_id),
+    prev AS (SELECT DISTINCT ON (h.client_id) h.client_id, h.overall_score
+             FROM health_scores h JOIN acc USING (client_id)
+             ORDER BY h.client_id, h.calculated_at DESC, h.score_id DESC),
+    comp AS (
+        SELECT acc.client_id,
+               CASE WHEN ctr.contract_id IS NULL OR ctr.seats IS NULL THEN 50
+                    ELSE round(100 * least(1, (coalesce(use30.s, 0)::numeric / 30) / ctr.seats))::integer END AS u,
+               CASE WHEN lastd.last_day IS NULL THEN 50 WHEN t - lastd.last_day <= 0 THEN 95 WHEN t - lastd.last_day <= 3 THEN 85
+                    WHEN t - lastd.last_day <= 7 THEN 75 WHEN t - lastd.last_day <= 14 THEN 60
+                    WHEN t - lastd.last_day <= 30 THEN 45 ELSE 30 END AS e,
+               100 - least(30, 3 * coalesce(tk.n_t, 0))::integer - least(20, 10 * coalesce(tk.n_c, 0))::integer AS s,
+               CASE WHEN coalesce(np.n_nps, 0) = 0 THEN 70::numeric
+                    ELSE round(((np.n_prom - np.n_detr)::numeric * 100 / np.n_nps + 100) / 2, 2) END AS sat,
+               CASE WHEN ctr.contract_id IS NULL THEN 85
+                    ELSE greatest(0, 100 - CASE WHEN coalesce(inv.n_over, 0) > 0 THEN 40 ELSE 0 END
+                                         - CASE WHEN coalesce(inv.n_late, 0) > 0 THEN 20 ELSE 0 END
+                                         - CASE WHEN ctr.end_date - t < 30 THEN 10 ELSE 0 END) END AS p,
+               prev.overall_score AS prev
+        FROM acc LEFT JOIN ctr USING (client_id) LEFT JOIN use30 USING (client_id) LEFT JOIN lastd USING (client_id)
+        LEFT JOIN tk USING (client_id) LEFT JOIN np USING (client_id) LEFT JOIN inv ON inv.contract_id = ctr.contract_id
+        LEFT JOIN prev USING (client_id)
+    )
+    SELECT comp.*, sc.score, sc.score - comp.prev AS change,
+           CASE WHEN sc.score - comp.prev > 3 THEN 'improving' WHEN sc.score - comp.prev < -3 THEN 'declining' ELSE 'stable' END AS trend,
+           nextval('health_scores_score_id_seq') AS score_id
+    FROM comp
+    CROSS JOIN LATERAL (SELECT greatest(0, least(100, round(0.35 * comp.u + 0.25 * comp.e + 0.15 * comp.s
+                                                            + 0.15 * comp.sat + 0.10 * comp.p)::integer)) AS score) sc
+    ORDER BY comp.client_id;
+    INSERT INTO health_scores (score_id, client_id, usage_score, engagement_score, support_score, satisfaction_score, payment_score,
+                               usage_weight, engagement_weight, support_weight, satisfaction_weight, payment_weight,
+                               overall_score, score_change, trend, risk_level, churn_probability, lookback_days,
+                               scoring_model, calculated_by)
+    SELECT score_id, client_id, u, e, s, sat, p, 0.35, 0.25, 0.15, 0.15, 0.10, score, change, trend,
+           csmcp.risk_level(score), csmcp.churn_probability(score), 30, 'weighted_composite', coalesce(p_principal, 'anonymous')
+    FROM seed_hb ORDER BY score_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO risk_indicators (client_id, score_id, indicator, severity, current_value, threshold)
+    SELECT h.client_id, h.score_id, x.indicator, x.severity, x.value, x.threshold
+    FROM seed_hb h CROSS JOIN LATERAL (VALUES
+        (1, 'risk_low_engagement', CASE WHEN h.e < 60 THEN 'high' ELSE 'medium' END, h.e::numeric, 70::numeric, h.e < 70),
+        (2, 'risk_low_usage', CASE WHEN h.u < 65 THEN 'high' ELSE 'medium' END, h.u::numeric, 75::numeric, h.u < 75),
+        (3, 'risk_support_issues', 'medium', h.s::numeric, 80::numeric, h.s < 80),
+        (4, 'risk_declining_health', 'high', h.change::numeric, -3::numeric, h.trend = 'declining')) x(ord, indicator, severity, value, threshold, hit)
+    WHERE x.hit ORDER BY h.score_id, x.ord;
+    UPDATE accounts a SET health_score = h.score, health_trend = h.trend, updated_at = now()
+    FROM seed_hb h WHERE a.client_id = h.client_id;
+    DROP TABLE seed_hb;
+    RETURN n;
+END $$;
+
+-- Bulk mode for large seeds: per-row foreign-key checks and secondary-index inserts dominate
+-- the cost of loading millions of rows (usage_feature_daily checks two foreign keys per row).
+-- csmcp.seed_bulk_begin() records, then drops, every foreign key of the tables the seed fills
+-- most and every foreign key that references accounts, plus the secondary indexes (not backing
+-- a constraint) of the usage tables; csmcp.seed_bulk_end() re-creates each with its exact
+-- definition (pg_get_constraintdef / pg_get_indexdef, same names), so the schema afterwards is
+-- identical, and re-adding a foreign key validates every row in one anti-join: a seed that wrote
+-- a dangling reference fails as a whole. Both run inside the seed's transaction (DDL is
+-- transactional); the tables are locked exclusively until it commits, so seed before serving.
+-- Used when n >= 2000 or csmcp.seed_bulk = 'on', and only when the current role owns the tables
+-- (otherwise the seed takes the per-row path, with the same rows).
+CREATE OR REPLACE FUNCTION csmcp.seed_bulk_possible() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid IN (SELECT conrelid FROM pg_constraint
+                                                              WHERE contype = 'f' AND confrelid = 'accounts'::regclass)
+                          AND NOT pg_has_role(current_user, c.relowner, 'USAGE'))
+       AND pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'accounts'::regclass), 'USAGE')
+$$;
+
+CREATE OR REPLACE FUNCTION csmcp.seed_bulk_begin() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE r record; n integer := 0;
+BEGIN
+    CREATE TEMP TABLE seed_bulk_ddl (ord serial, kind text, tab regclass, name text, def text) ON COMMIT DROP;
+    INSERT INTO seed_bulk_ddl (kind, tab, name, def)
+    SELECT 'fk', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)
+    FROM pg_constraint c
+    WHERE c.contype = 'f' AND (c.confrelid = 'accounts'::regclass
+                               OR c.conrelid IN ('usage_daily'::regclass, 'usage_feature_daily'::regclass))
+    ORDER BY c.conrelid::regclass::text, c.conname;
+    INSERT INTO seed_bulk_ddl (kind, tab, name, def)
+    SELECT 'index', i.indrelid::regclass, ic.relname, pg_get_indexdef(i.indexrelid)
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid IN ('usage_daily'::regclass, 'usage_feature_daily'::regclass)
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+    ORDER BY 3;
+    FOR r IN SELECT * FROM seed_bulk_ddl ORDER BY ord LOOP
+        IF r.kind = 'fk' THEN
+            EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.tab, r.name);
+        ELSE
+            EXECUTE format('DROP INDEX %s', (SELECT oid::regclass FROM pg_class WHERE relname = r.name
+                                              AND relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = r.tab)));
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.seed_bulk_end() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE r record; n integer := 0;
+BEGIN
+    IF to_regclass('pg_temp.seed_bulk_ddl') IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR r IN SELECT * FROM seed_bulk_ddl ORDER BY kind DESC, ord LOOP   -- indexes first, then the foreign keys
+        IF r.kind = 'fk' THEN
+            EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', r.tab, r.name, r.def);
+        ELSE
+            EXECUTE r.def;
+        END IF;
+        n := n + 1;
+    END LOOP;
+    DROP TABLE seed_bulk_ddl;
+    RETURN n;
+END $$;

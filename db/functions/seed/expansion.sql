@@ -27,7 +27,6 @@ DECLARE
     n_ue integer := 0;
     n_full integer := 0;
     full_ids text[];
-    cid text;
     up jsonb; cs jsonb; ex jsonb; tr jsonb; fc jsonb;
 BEGIN
     INSERT INTO products (product_id, name, family, list_price, is_base) VALUES
@@ -139,9 +138,7 @@ BEGIN
     upd AS (UPDATE contracts k SET licensed_seats = busy.seats FROM busy
             WHERE k.contract_id = busy.contract_id AND busy.seats > 0 RETURNING k.client_id)
     SELECT count(*), coalesce(array_agg(client_id), '{}') INTO n_full, full_ids FROM upd;
-    FOREACH cid IN ARRAY full_ids LOOP
-        PERFORM csmcp.tool_calculate_health_score(jsonb_build_object('client_id', cid), 'seed');
-    END LOOP;
+    PERFORM csmcp.seed_health_bulk(full_ids, 'seed');  -- = calculate_health_score per account (seed/_lib.sql)
 
     -- Opportunities found by the tools over the demo data.
     up := csmcp.tool_identify_upsell_opportunities('{"limit": 1}', 'seed');

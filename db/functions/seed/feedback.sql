@@ -30,14 +30,23 @@ BEGIN
         (10, 'product_feedback', 'product', 'Awful search', 'Search is awful: results are broken and the problem makes the UI difficult to use.'),
         (11, 'nps', 'survey', 'NPS comment', 'Perfect fit for our team, amazing onboarding and fantastic support.')
     ) t(k, ftype, category, title, content);
+    -- fb_sentiment and fb_route are deterministic in their arguments: computed once per template
+    -- (and priority), not once per item (fb_sentiment runs ~40 word-boundary regexes).
+    ALTER TABLE sf_tpl ADD COLUMN s jsonb;
+    UPDATE sf_tpl SET s = csmcp.fb_sentiment(title, content);
+    CREATE TEMP TABLE sf_route ON COMMIT DROP AS
+    SELECT t.k, p.priority, csmcp.fb_route(t.ftype, t.category, p.priority, t.s->>'sentiment') AS rt
+    FROM sf_tpl t CROSS JOIN (VALUES ('critical'), ('high'), ('medium'), ('low')) p(priority);
 
     CREATE TEMP TABLE sf_items ON COMMIT DROP AS
     SELECT a.client_id, substr(a.client_id, 6)::integer AS i, j,
-           (SELECT t FROM sf_tpl t WHERE t.k = floor(csmcp.seed_rand(a.client_id || 'fb_t' || j) * 12)::int) AS tpl,
+           t AS tpl,
            (ARRAY['critical', 'high', 'medium', 'medium', 'low', 'low'])[1 + floor(csmcp.seed_rand(a.client_id || 'fb_p' || j) * 6)::int] AS priority,
            now() - make_interval(secs => csmcp.seed_rand(a.client_id || 'fb_d' || j) * 365 * 86400) AS created_at,
            csmcp.seed_rand(a.client_id || 'fb_r' || j) AS r_resp
     FROM accounts a CROSS JOIN LATERAL generate_series(1, 1 + floor(csmcp.seed_rand(a.client_id || 'fb_n') * 6)::int) j
+    CROSS JOIN LATERAL (SELECT floor(csmcp.seed_rand(a.client_id || 'fb_t' || j) * 12)::int AS k) kk  -- once per item
+    JOIN sf_tpl t ON t.k = kk.k
     WHERE a.client_id LIKE 'demo\_%';
 
     INSERT INTO feedback (feedback_id, client_id, feedback_type, source, submitter_email, submitter_name, title, content, category,
@@ -57,8 +66,8 @@ BEGIN
            CASE WHEN resp THEN 'Thanks for telling us - we have followed up on "' || (x.tpl).title || '".' END,
            CASE WHEN resp THEN resp_at END, CASE WHEN resp THEN 'seed' END, CASE WHEN resp THEN resp_at END, 'seed'
     FROM sf_items x
-    CROSS JOIN LATERAL (SELECT csmcp.fb_sentiment((x.tpl).title, (x.tpl).content) AS s) s1
-    CROSS JOIN LATERAL (SELECT csmcp.fb_route((x.tpl).ftype, (x.tpl).category, x.priority, s->>'sentiment') AS rt) r1
+    CROSS JOIN LATERAL (SELECT (x.tpl).s AS s) s1
+    JOIN sf_route r1 ON r1.k = (x.tpl).k AND r1.priority = x.priority
     CROSS JOIN LATERAL (SELECT x.created_at + make_interval(secs => csmcp.seed_rand(x.client_id || 'fb_ra' || x.j)
                                                                    * 1.5 * (rt->>'follow_up_days')::int * 86400) AS resp_at) r2
     CROSS JOIN LATERAL (SELECT (rt->>'follow_up_required')::boolean AND x.r_resp < 0.7 AND r2.resp_at < now() AS resp) r3

@@ -33,15 +33,24 @@ LANGUAGE sql IMMUTABLE AS $$
            btrim(regexp_replace(lower(p_company), '[^a-z0-9]+', '-', 'g'), '-') || '.test'
 $$;
 
+-- Demo account i: demo_00001 .. demo_99999, then demo_100000 .. (never truncated: with
+-- lpad(i, 5) account 100000 would have been demo_10000 again).
+CREATE OR REPLACE FUNCTION csmcp.seed_client_id(i integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'demo_' || lpad(i::text, greatest(5, length(i::text)), '0')
+$$;
+
 CREATE OR REPLACE FUNCTION csmcp.seed_demo(n integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     t date := csmcp.today();
-    r record;
     n_scored integer := 0;
     result jsonb;
     part record;
     counts jsonb;
+    t0 timestamptz := clock_timestamp();
+    tp timestamptz;
+    timing jsonb := '{}';
 BEGIN
     IF n IS NULL OR n < 1 OR n > 1000000 THEN
         RAISE EXCEPTION 'accounts must be between 1 and 1000000' USING ERRCODE = '22023';
@@ -51,6 +60,11 @@ BEGIN
     PERFORM set_config('csmcp.portfolio_bulk', 'on', true);
     DELETE FROM accounts WHERE client_id LIKE 'demo\_%';
     DELETE FROM segments WHERE NOT EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = segments.segment_id);
+    -- Large seeds: foreign keys and secondary usage indexes dropped now, re-created (and every
+    -- row validated) at the end (seed/_lib.sql csmcp.seed_bulk_begin/end).
+    IF (n >= 2000 OR current_setting('csmcp.seed_bulk', true) = 'on') AND csmcp.seed_bulk_possible() THEN
+        PERFORM csmcp.seed_bulk_begin();
+    END IF;
 
     INSERT INTO features (feature_id, name, category, is_core) VALUES
         ('dashboard', 'Dashboard', 'core', true), ('reports', 'Reports', 'core', true),
@@ -97,7 +111,7 @@ BEGIN
 
     -- Accounts and their fixed traits.
     CREATE TEMP TABLE sd ON COMMIT DROP AS
-    SELECT i, 'demo_' || lpad(i::text, 5, '0') AS client_id,
+    SELECT i, csmcp.seed_client_id(i) AS client_id,
            (ARRAY['Acme', 'Globex', 'Initech', 'Umbrella', 'Stark', 'Wayne', 'Wonka', 'Hooli', 'Vandelay', 'Soylent',
                   'Cyberdyne', 'Tyrell', 'Aperture', 'Massive', 'Oscorp', 'Nakatomi', 'Gringotts', 'Monarch', 'Pied Piper', 'Dunder'])
                [1 + floor(csmcp.seed_rand(i || 'n1') * 20)::int] || ' ' ||
@@ -300,11 +314,11 @@ BEGIN
     ANALYZE feature_adoption; ANALYZE usage_feature_daily; ANALYZE support_tickets; ANALYZE nps_responses;
     ANALYZE invoices; ANALYZE health_scores; ANALYZE lifecycle_transitions; ANALYZE communications;
 
-    -- A real health calculation for every demo account (stored as history).
-    FOR r IN SELECT client_id FROM sd ORDER BY i LOOP
-        PERFORM csmcp.tool_calculate_health_score(jsonb_build_object('client_id', r.client_id), 'seed');
-        n_scored := n_scored + 1;
-    END LOOP;
+    timing := timing || jsonb_build_object('base', round(extract(epoch FROM clock_timestamp() - t0) * 1000));
+    tp := clock_timestamp();
+    -- A real health calculation for every demo account (stored as history): what
+    -- calculate_health_score stores, computed for all accounts at once (seed/_lib.sql).
+    n_scored := csmcp.seed_health_bulk(ARRAY(SELECT client_id FROM sd ORDER BY i), 'seed');
     UPDATE renewals SET status = CASE WHEN a.health_score >= 70 THEN 'on_track' WHEN a.health_score >= 50 THEN 'at_risk' ELSE 'high_risk' END,
                         probability = CASE WHEN a.health_score >= 85 THEN 0.92 WHEN a.health_score >= 70 THEN 0.80
                                            WHEN a.health_score >= 60 THEN 0.65 ELSE 0.40 END
@@ -319,6 +333,7 @@ BEGIN
         'nps_responses', (SELECT count(*) FROM nps_responses WHERE client_id LIKE 'demo\_%'),
         'invoices', (SELECT count(*) FROM invoices WHERE client_id LIKE 'demo\_%'),
         'health_scores', n_scored);
+    timing := timing || jsonb_build_object('health', round(extract(epoch FROM clock_timestamp() - tp) * 1000));
 
     -- Each category's part: every csmcp.seed_part_<category>(n integer) RETURNS jsonb, in name
     -- order, its counts under the key <category>. Found in the catalog, so a category adds its
@@ -330,13 +345,20 @@ BEGIN
           AND p.pronargs = 1 AND p.proargtypes[0] = 'integer'::regtype AND p.prorettype = 'jsonb'::regtype
         ORDER BY p.proname
     LOOP
+        tp := clock_timestamp();
         EXECUTE format('SELECT csmcp.%I($1)', part.proname) INTO counts USING n;
+        timing := timing || jsonb_build_object(part.category, round(extract(epoch FROM clock_timestamp() - tp) * 1000));
         result := result || jsonb_build_object(part.category, coalesce(counts, '{}'::jsonb));
     END LOOP;
 
+    tp := clock_timestamp();
+    PERFORM csmcp.seed_bulk_end();
+    timing := timing || jsonb_build_object('constraints', round(extract(epoch FROM clock_timestamp() - tp) * 1000));
     PERFORM set_config('csmcp.portfolio_bulk', 'off', true);
     PERFORM csmcp.portfolio_rebuild();
     ANALYZE portfolio_counts;
     ANALYZE portfolio_usage;
-    RETURN result;
+    -- Wall time of each phase in milliseconds (not data: the rows are the same on every run).
+    RETURN result || jsonb_build_object('timing_ms', timing || jsonb_build_object(
+        'total', round(extract(epoch FROM clock_timestamp() - t0) * 1000)));
 END $$;
