@@ -23,6 +23,7 @@ BEGIN
     SELECT u.day, a.tier, a.lifecycle_stage, sum(u.active_users)
     FROM usage_daily u JOIN accounts a USING (client_id)
     GROUP BY 1, 2, 3 HAVING sum(u.active_users) <> 0;
+    PERFORM csmcp.usage_cum_rebuild();   -- the running usage totals per account (usage_cum.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:
@@ -86,4 +87,6 @@ LANGUAGE sql STABLE AS $$
            coalesce(mu.au, 0), coalesce(au.au, 0)
     FROM mu FULL JOIN au ON au.day = mu.day AND au.tier = mu.tier AND au.lifecycle_stage = mu.lifecycle_stage
     WHERE coalesce(mu.au, 0) <> coalesce(au.au, 0)
+    UNION ALL   -- the running usage totals per account (usage_cum.sql, migration 0140)
+    SELECT 'usage_cum', x.client_id || '/' || x.day, x.maintained_users, x.actual_users FROM csmcp.usage_cum_check() x
 $$;

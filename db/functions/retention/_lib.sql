@@ -151,10 +151,17 @@ BEGIN
         RETURN QUERY
         SELECT u.client_id, round((u.prev - u.recent)::numeric * 100 / u.prev, 1),
                jsonb_build_object('active_user_days_recent', u.recent, 'active_user_days_previous', u.prev, 'window_days', p_lookback)
-        FROM (SELECT d.client_id, coalesce(sum(d.active_users) FILTER (WHERE d.day > t - p_lookback), 0) AS recent,
-                     coalesce(sum(d.active_users) FILTER (WHERE d.day <= t - p_lookback), 0) AS prev
-              FROM usage_daily d WHERE d.day > t - 2 * p_lookback AND d.day <= t GROUP BY d.client_id) u
-        JOIN accounts a ON a.client_id = u.client_id AND a.lifecycle_stage <> 'churned'
+        -- from the running totals (usage_cum, migration 0140): three index lookups per live
+        -- account instead of a scan of 2 x L days of usage_daily; same sums, exactly
+        FROM (SELECT c.client_id, c.c0 - c.c1 AS recent, c.c1 - c.c2 AS prev
+              FROM (SELECT a.client_id,
+                           coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id AND x.day <= t
+                                     ORDER BY x.day DESC LIMIT 1), 0) AS c0,
+                           coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id AND x.day <= t - p_lookback
+                                     ORDER BY x.day DESC LIMIT 1), 0) AS c1,
+                           coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id AND x.day <= t - 2 * p_lookback
+                                     ORDER BY x.day DESC LIMIT 1), 0) AS c2
+                    FROM accounts a WHERE a.lifecycle_stage <> 'churned') c) u
         WHERE u.prev > 0 AND (u.prev - u.recent)::numeric * 100 / u.prev >= p_threshold
         ORDER BY 2 DESC, 1;
     ELSIF p_type = 'nps_detractor' THEN

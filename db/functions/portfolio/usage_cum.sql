@@ -1,0 +1,95 @@
+-- portfolio/usage_cum.sql - the running usage totals per account (table usage_cum, migration
+-- 0140: design and invariants there): maintenance by triggers on usage_daily, the range sum the
+-- analyses read, the full rebuild (called by csmcp.portfolio_rebuild) and the check.
+
+-- Recomputes usage_cum of the given accounts from the given day on (changed: one row per
+-- account with the earliest changed day), under a per-account advisory lock taken in key order.
+CREATE OR REPLACE FUNCTION csmcp.usage_cum_refresh(p_clients text[], p_days date[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('csmcp.usage_cum'), hashtext(c))
+    FROM (SELECT DISTINCT c FROM unnest(p_clients) c ORDER BY c) x;
+    -- new statements, new snapshot: a concurrent writer of these accounts has committed now
+    CREATE TEMP TABLE IF NOT EXISTS usage_cum_chg (client_id text PRIMARY KEY, d date) ON COMMIT DROP;
+    TRUNCATE usage_cum_chg;
+    INSERT INTO usage_cum_chg SELECT c, min(d) FROM unnest(p_clients, p_days) x(c, d) GROUP BY c;
+    DELETE FROM usage_cum u USING usage_cum_chg ch WHERE u.client_id = ch.client_id AND u.day >= ch.d;
+    INSERT INTO usage_cum (client_id, day, cum_users, cum_events)
+    SELECT u.client_id, u.day, b.cu + sum(u.active_users) OVER w, b.ce + sum(u.events) OVER w
+    FROM usage_cum_chg ch
+    CROSS JOIN LATERAL (SELECT coalesce(max(p.cum_users), 0) AS cu, coalesce(max(p.cum_events), 0) AS ce
+                        FROM (SELECT cum_users, cum_events FROM usage_cum p
+                              WHERE p.client_id = ch.client_id AND p.day < ch.d ORDER BY p.day DESC LIMIT 1) p) b
+    JOIN usage_daily u ON u.client_id = ch.client_id AND u.day >= ch.d
+    WINDOW w AS (PARTITION BY u.client_id ORDER BY u.day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.usage_cum_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    cs text[];
+    ds date[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(client_id), array_agg(d) INTO cs, ds FROM (SELECT client_id, min(day) AS d FROM nt GROUP BY 1) x;
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(client_id), array_agg(d) INTO cs, ds
+        FROM (SELECT client_id, min(day) AS d FROM (SELECT client_id, day FROM nt UNION ALL SELECT client_id, day FROM ot) y
+              GROUP BY 1) x;
+    ELSE
+        SELECT array_agg(client_id), array_agg(d) INTO cs, ds FROM (SELECT client_id, min(day) AS d FROM ot GROUP BY 1) x;
+    END IF;
+    IF cs IS NOT NULL THEN
+        PERFORM csmcp.usage_cum_refresh(cs, ds);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER usage_cum_ins AFTER INSERT ON usage_daily REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.usage_cum_trg();
+CREATE OR REPLACE TRIGGER usage_cum_upd AFTER UPDATE ON usage_daily REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.usage_cum_trg();
+CREATE OR REPLACE TRIGGER usage_cum_del AFTER DELETE ON usage_daily REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.usage_cum_trg();
+
+CREATE OR REPLACE FUNCTION csmcp.usage_cum_trunc_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM usage_cum;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER usage_cum_trunc AFTER TRUNCATE ON usage_daily
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.usage_cum_trunc_trg();
+
+-- The running totals at day x of one account: of its last row on or before x (0, 0 without one).
+CREATE OR REPLACE FUNCTION csmcp.usage_cum_at(p_client text, x date, OUT users bigint, OUT events bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(max(c.cum_users), 0), coalesce(max(c.cum_events), 0)
+    FROM (SELECT cum_users, cum_events FROM usage_cum WHERE client_id = p_client AND day <= x ORDER BY day DESC LIMIT 1) c
+$$;
+
+-- Everything from scratch (bulk loads; TRUNCATE of usage_cum itself).
+CREATE OR REPLACE FUNCTION csmcp.usage_cum_rebuild() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE usage_cum IN EXCLUSIVE MODE;
+    DELETE FROM usage_cum;
+    INSERT INTO usage_cum (client_id, day, cum_users, cum_events)
+    SELECT client_id, day, sum(active_users) OVER w, sum(events) OVER w
+    FROM usage_daily
+    WINDOW w AS (PARTITION BY client_id ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
+END $$;
+
+-- Rows of usage_cum that differ from a from-scratch window sum (none when exact).
+CREATE OR REPLACE FUNCTION csmcp.usage_cum_check()
+RETURNS TABLE (client_id text, day date, maintained_users bigint, actual_users bigint, maintained_events bigint, actual_events bigint)
+LANGUAGE sql STABLE AS $$
+    WITH a AS (SELECT u.client_id, u.day, sum(u.active_users) OVER w AS cu, sum(u.events) OVER w AS ce FROM usage_daily u
+               WINDOW w AS (PARTITION BY u.client_id ORDER BY u.day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+    SELECT coalesce(m.client_id, a.client_id), coalesce(m.day, a.day), m.cum_users, a.cu, m.cum_events, a.ce
+    FROM usage_cum m FULL JOIN a ON a.client_id = m.client_id AND a.day = m.day
+    WHERE m.cum_users IS DISTINCT FROM a.cu OR m.cum_events IS DISTINCT FROM a.ce
+$$;
