@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -55,6 +56,7 @@ static struct {
     bool quit, failed, fail_reported;
     int fail_errno;
     uint64_t bytes;
+    double sync_s; /* duration of the last write + fdatasync */
     /* thread-owned */
     struct seg *segs; /* [0..nsegs-1], the last one is being written */
     size_t nsegs;
@@ -280,6 +282,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&SP.mu);
 
         int err = 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         if (!failed) {
             struct seg *cur = &SP.segs[SP.nsegs - 1];
             off_t end = SP.cur_size + (off_t)len;
@@ -295,7 +299,9 @@ static void *writer_main(void *arg)
             }
             drop_shipped(shipped);
         }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         pthread_mutex_lock(&SP.mu);
+        SP.sync_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         if (err) {
             SP.failed = true;
             SP.fail_errno = err;
@@ -328,8 +334,10 @@ static void ev_cb(evutil_socket_t fd, short what, void *arg)
     if (failed)
         SP.fail_reported = true;
     uint64_t bytes = SP.bytes;
+    double sync_s = SP.sync_s;
     pthread_mutex_unlock(&SP.mu);
     metrics_inc("csmcp_audit_spool_syncs_total", NULL, 1);
+    metrics_observe("csmcp_audit_spool_sync_seconds", NULL, sync_s);
     metrics_gauge_set("csmcp_audit_spool_bytes", NULL, (double)bytes);
     if (failed) {
         log_error("audit spool %s: write failed (%s); acknowledging tool calls only once "

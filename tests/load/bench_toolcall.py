@@ -372,6 +372,8 @@ def audit_state(t):
     m = t.lib.http_request(t.port + 1, "GET", "/metrics", timeout=5)[2].decode()
     out = subprocess.run(["psql", "-X", url, "-Atc", "SELECT coalesce(max(id), 0) FROM audit_log"],
                          capture_output=True, text=True, timeout=60)
+    t.spool_stats = (_metric(m, "csmcp_audit_spool_sync_seconds_count"),
+                     _metric(m, "csmcp_audit_spool_sync_seconds_sum"))
     return (int(out.stdout.strip() or 0),
             _metric(m, "csmcp_mcp_tool_calls_total", 'tool="test_simple_text"'),
             _metric(m, "csmcp_audit_dropped_total"))
@@ -394,6 +396,7 @@ def measure(t, a, perf_out=None):
     audited = isinstance(t, CsmcpdTarget) and t.audit and a.audit_check
     if audited:
         id0, calls0, dropped0 = audit_state(t)
+        syncs0 = t.spool_stats
     pids, helpers, dbs = t.pids(), t.helper_pids(), t.db_pids()
     cpu0, hcpu0, dcpu0 = cpu_seconds(pids), cpu_seconds(helpers), cpu_seconds(dbs)
     perf = None
@@ -432,10 +435,16 @@ def measure(t, a, perf_out=None):
         res["acknowledged"] = res["requests"] - res["bad_status"] - res["bad_body"]
         res["audit_dropped"] = int(dropped1 - dropped0)
         res["audit_dropped_total"] = int(dropped1)
+        n = t.spool_stats[0] - syncs0[0]
+        res["spool_syncs"] = int(n)
+        res["spool_sync_ms"] = 1000 * (t.spool_stats[1] - syncs0[1]) / n if n else 0.0
+        res["records_per_sync"] = res["audit_records"] / n if n else 0.0
         log("%s audit: %d records for %d tool calls finished by the server (%d answers read by "
-            "wrk), csmcp_audit_dropped_total +%d (now %d)" % (
+            "wrk), csmcp_audit_dropped_total +%d (now %d); spool: %d group commits, mean write + "
+            "fdatasync %.2f ms, %.1f records each" % (
                 t.name, res["audit_records"], res["server_tool_calls"], res["acknowledged"],
-                res["audit_dropped"], res["audit_dropped_total"]))
+                res["audit_dropped"], res["audit_dropped_total"], res["spool_syncs"],
+                res["spool_sync_ms"], res["records_per_sync"]))
         if (res["audit_records"] != res["server_tool_calls"] or res["audit_dropped"] or
                 res["acknowledged"] > res["audit_records"]):
             res["audit_mismatch"] = True
