@@ -218,10 +218,12 @@ LANGUAGE sql STABLE AS $$
     ), acc2 AS (
         SELECT acc.client_id FROM acc WHERE NOT (acc.client_id = ANY (coalesce(p_exclude, '{}')))
     )
-    SELECT acc2.client_id, c.contact_id, c.email, c.name, c.title,
-           (SELECT count(*)::integer FROM contacts u
-            WHERE u.client_id = acc2.client_id AND u.unsubscribed AND (p_all OR u.is_primary))
+    SELECT acc2.client_id, c.contact_id, c.email, c.name, c.title, us.n
     FROM acc2
+    CROSS JOIN LATERAL (  -- once per account, not per contact
+        SELECT count(*)::integer AS n FROM contacts u
+        WHERE u.client_id = acc2.client_id AND u.unsubscribed AND (p_all OR u.is_primary)
+    ) us
     LEFT JOIN LATERAL (
         SELECT c.* FROM contacts c
         WHERE c.client_id = acc2.client_id AND NOT c.unsubscribed AND (p_all OR c.is_primary)

@@ -632,7 +632,10 @@ END $$;
 -- 200 per workflow and call; the rest at the next call) are recorded and, without delay, executed;
 -- next_evaluation_at moves 60 s on (at once when the 200 were reached). Then due pending runs (at
 -- most 200, oldest first) are executed. Returns {workflows: [{workflow_id, fired}], executed}.
-CREATE OR REPLACE FUNCTION csmcp.comm_workflows_evaluate(p_actor text) RETURNS jsonb
+-- p_only: evaluate just that workflow (active, due or not) and execute just its due runs (tests,
+-- operators).
+DROP FUNCTION IF EXISTS csmcp.comm_workflows_evaluate(text);
+CREATE OR REPLACE FUNCTION csmcp.comm_workflows_evaluate(p_actor text, p_only text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     w communication_workflows;
@@ -643,7 +646,8 @@ DECLARE
     pr record;
 BEGIN
     FOR w IN SELECT * FROM communication_workflows
-             WHERE is_active AND next_evaluation_at <= now() AND trigger_type <> 'custom'
+             WHERE is_active AND trigger_type <> 'custom'
+               AND (workflow_id = p_only OR (p_only IS NULL AND next_evaluation_at <= now()))
              ORDER BY next_evaluation_at, workflow_id LIMIT 20 FOR UPDATE SKIP LOCKED LOOP
         v_n := 0;
         FOR cand IN SELECT x.client_id, x.trigger_key, x.detail FROM csmcp.comm_wf_candidates(w) x
@@ -660,6 +664,7 @@ BEGIN
         v_out := v_out || jsonb_build_object('workflow_id', w.workflow_id, 'fired', v_n);
     END LOOP;
     FOR pr IN SELECT run_id FROM workflow_runs WHERE outcome = 'pending' AND due_at <= now()
+                AND (p_only IS NULL OR workflow_id = p_only)
              ORDER BY due_at, run_id LIMIT 200 LOOP
         IF csmcp.comm_wf_execute(pr.run_id, p_actor) IS NOT NULL THEN v_exec := v_exec + 1; END IF;
     END LOOP;
