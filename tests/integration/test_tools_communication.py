@@ -851,6 +851,28 @@ class CommunicationToolsTest(lib.TestCase):
         self.assertIn("workflow workflow_1_none not found", text)
         self.q("DELETE FROM communication_workflows WHERE workflow_id = '%s'" % wid)
 
+    # ------------------------------------------------------------ placeholders
+
+    def test_no_placeholder_addresses(self):
+        """The original mailed customer_{id}@example.com: no code that produces data may hold an e-mail
+        address on a placeholder domain, and no stored message or contact of the seeded data has one."""
+        import os
+        import re
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        pat = re.compile(r"[A-Za-z0-9_.%+{}-]+@(?:[A-Za-z0-9-]+\.)*example\.(?:com|org|net)")
+        hits = []
+        for top in ("db", "worker", "common", "supervisor"):
+            for d, _, files in os.walk(os.path.join(root, top)):
+                for f in files:
+                    if f.endswith((".sql", ".c", ".h", ".json", ".py")):
+                        with open(os.path.join(d, f), encoding="utf-8", errors="replace") as fh:
+                            hits += ["%s: %s" % (os.path.relpath(os.path.join(d, f), root), m)
+                                     for m in pat.findall(fh.read())]
+        self.assertEqual(hits, [])
+        self.assertEqual(self.q("SELECT (SELECT count(*) FROM email_messages WHERE email ~* '@([a-z0-9-]+\\.)*example\\.(com|org|net)$') "
+                                "+ (SELECT count(*) FROM contacts WHERE client_id LIKE 'demo\\_%' "
+                                "AND email ~* '@([a-z0-9-]+\\.)*example\\.(com|org|net)$')"), "0")
+
     # ------------------------------------------------------------ scopes
 
     def test_read_key_cannot_write(self):
