@@ -32,6 +32,7 @@
 #include "jsonrpc.h"
 #include "ratelimit.h"
 #include "session.h"
+#include "tool.h"
 
 struct event_base;
 struct cfg;
@@ -81,6 +82,8 @@ struct mreq {
     bool modern;
     yajl_val meta;
     yajl_val client_caps;
+    yajl_val mrtr_state; /* verified requestState of a retried tools/call (owned), or NULL */
+    int mrtr_next;       /* input requests the call has made so far */
     struct auth_result auth;
     /* pre-dispatch checks run concurrently (session in Redis, rate limit) */
     int gates;
@@ -190,6 +193,19 @@ void mcp_modern_begin(struct mreq *m);
 char *mcp_modern_rewrite(struct mreq *m, const char *json, size_t len, size_t *outlen);
 
 /* ---- modern_mrtr.c: input-required (MRTR) fixtures and requestState ---- */
+
+/* toolcall.c: finishes tc with result_json, recorded (audit, metric) with outcome. */
+void mcp_call_finish_as(struct tool_call *tc, const char *result_json, size_t len,
+                        const char *outcome);
+/* tool_call_request on the modern wire: answers from the retried request's inputResponses
+ * (callback deferred to the next loop turn), else finishes the call with an input_required
+ * result asking for it. 0, or -1 (the handler falls back as without the capability). */
+int mcp_mrtr_tool_request(struct tool_call *tc, struct mreq *m, struct jsonrpc_msg *msg,
+                          const char *method, const char *params_json, tool_reply_fn cb, void *arg);
+/* Before a modern tools/call of a registry tool: verifies inputResponses/requestState of a
+ * retry (the state must be ours, unexpired, for this tool and these arguments). false after
+ * answering -32602. */
+bool mcp_mrtr_retry_check(struct mreq *m, struct jsonrpc_msg *msg);
 
 /* True (and m answered) when msg is a tools/call or prompts/get of a modern MRTR fixture. */
 bool mcp_mrtr_fixture(struct mreq *m, struct jsonrpc_msg *msg);

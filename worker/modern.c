@@ -196,7 +196,7 @@ static void modern_run(struct mreq *m)
     struct jsonrpc_msg *msg = &m->msgs[0];
     if (strcmp(msg->method, "server/discover") == 0)
         m_discover(m, msg);
-    else if (!mcp_mrtr_fixture(m, msg))
+    else if (!mcp_mrtr_fixture(m, msg) && mcp_mrtr_retry_check(m, msg))
         mcp_dispatch_request(m, msg);
 }
 

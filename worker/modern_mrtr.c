@@ -20,6 +20,12 @@
  *   data.requiredCapabilities as a ClientCapabilities object.
  * - Every fixture call leaves one audit record (outcome ok, input_required or invalid), after
  *   the rate limit and the scope check, like any tools/call.
+ * - Registry tools (product tools, the legacy fixtures) keep the tool API of worker/tool.h: on
+ *   the modern wire tool_call_request becomes mcp_mrtr_tool_request. Their n-th request has the
+ *   key "input-<n>"; the requestState carries the SHA-256 of the call's arguments, the pending
+ *   key and the answers of the earlier rounds, so a handler that asks several times in sequence
+ *   sees the same answers on every retry; a retry with other arguments is refused (-32602).
+ *   Each round is one audited call with outcome input_required.
  */
 #include "mcp.h"
 #include "mcp_int.h"
@@ -33,14 +39,15 @@
 #include "session.h"
 #include "tool.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define MRTR_STATE_TTL_S 600
-#define MRTR_STATE_MAX   2048 /* characters of a requestState */
-#define MRTR_PAYLOAD_MAX 1024 /* bytes of its state JSON */
+#define MRTR_STATE_MAX   4096 /* characters of a requestState */
+#define MRTR_PAYLOAD_MAX 2900 /* bytes of its state JSON (base64url: 4/3 of it) */
 #define MRTR_KEY_LABEL   "csmcp mrtr requestState v1"
 
 static uint8_t mrtr_key[32];
@@ -114,8 +121,9 @@ char *mcp_mrtr_open(const char *method, const char *name, const char *rs, char *
     uint8_t payload[MRTR_PAYLOAD_MAX + 1];
     int pn = crypto_b64url_decode(rs + 3, (size_t)(dot - rs - 3), payload, MRTR_PAYLOAD_MAX);
     char err[96];
-    yajl_val v =
-        pn > 0 ? json_parse((const char *)payload, (size_t)pn, 8, 512, err, sizeof err) : NULL;
+    yajl_val v = pn > 0 ? json_parse((const char *)payload, (size_t)pn, 16, MRTR_PAYLOAD_MAX, err,
+                                     sizeof err)
+                        : NULL;
     long long exp = 0;
     if (v == NULL || !json_get_int(v, "exp", &exp)) {
         yajl_tree_free(v);
@@ -658,4 +666,171 @@ out:
     free(state);
     jbuf_free(&c.req);
     return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* registry tools: tool_call_request on the modern wire                                        */
+
+static void args_hash(yajl_val args, char out[CRYPTO_SHA256_HEX_LEN])
+{
+    struct jbuf b;
+    jbuf_init(&b);
+    if (args && args->type == yajl_t_object)
+        json_val(&b, args); /* as tool_call_args_json */
+    else
+        jbuf_puts(&b, "{}");
+    crypto_sha256_hex(b.p, b.len, out);
+    jbuf_free(&b);
+}
+
+static void refuse_retry(struct mreq *m, struct jsonrpc_msg *msg, const char *name, const char *why)
+{
+    char em[400];
+    snprintf(em, sizeof em, "Invalid params: %s", why);
+    struct audit_entry ae = {.principal = mreq_principal(m),
+                             .method = "tools/call",
+                             .tool = name,
+                             .outcome = "invalid",
+                             .detail = em};
+    audit_record(&ae);
+    mreq_reply_error(m, msg->id, JSONRPC_INVALID_PARAMS, em, NULL);
+}
+
+bool mcp_mrtr_retry_check(struct mreq *m, struct jsonrpc_msg *msg)
+{
+    if (strcmp(msg->method, "tools/call") != 0)
+        return true;
+    yajl_val resp = json_get(msg->params, "inputResponses");
+    yajl_val rsv = json_get(msg->params, "requestState");
+    const char *name = json_get_str(msg->params, "name");
+    if ((resp == NULL && rsv == NULL) || name == NULL)
+        return true;
+    if (resp && resp->type != yajl_t_object) {
+        refuse_retry(m, msg, name,
+                     "inputResponses must be an object mapping the keys of inputRequests to the "
+                     "client's results");
+        return false;
+    }
+    if (rsv == NULL || rsv->type != yajl_t_string) {
+        refuse_retry(m, msg, name,
+                     "requestState (a string) is required with inputResponses: echo the one the "
+                     "input_required result carried");
+        return false;
+    }
+    char why[200];
+    char *state = mcp_mrtr_open(msg->method, name, rsv->u.string, why, sizeof why);
+    if (state == NULL) {
+        refuse_retry(m, msg, name, why);
+        return false;
+    }
+    char err[64], h[CRYPTO_SHA256_HEX_LEN];
+    yajl_val tree = json_parse(state, strlen(state), 16, MRTR_PAYLOAD_MAX, err, sizeof err);
+    free(state);
+    args_hash(json_get(msg->params, "arguments"), h);
+    const char *sh = json_get_str(tree, "h");
+    if (sh == NULL || strcmp(sh, h) != 0) {
+        yajl_tree_free(tree);
+        refuse_retry(m, msg, name,
+                     "requestState was issued for other arguments of this tool: retry with the "
+                     "original arguments, or call again without inputResponses");
+        return false;
+    }
+    m->mrtr_state = tree;
+    return true;
+}
+
+/* The answer to key of a retried call: the pending key from inputResponses, earlier ones from
+ * the state. NULL when not answered (or not an object: asked again). */
+static yajl_val answer_of(struct mreq *m, struct jsonrpc_msg *msg, const char *key)
+{
+    if (m->mrtr_state == NULL)
+        return NULL;
+    const char *p = json_get_str(m->mrtr_state, "p");
+    yajl_val v = p && strcmp(p, key) == 0 ? json_get(json_get(msg->params, "inputResponses"), key)
+                                          : json_get(json_get_obj(m->mrtr_state, "a"), key);
+    return v && v->type == yajl_t_object ? v : NULL;
+}
+
+struct deferred {
+    struct tool_call *tc;
+    tool_reply_fn cb;
+    void *arg;
+    char *answer;
+};
+
+static void deferred_cb(evutil_socket_t fd, short what, void *p)
+{
+    struct deferred *d = p;
+    if (!tool_call_cancelled(d->tc))
+        d->cb(d->tc, d->answer, NULL, d->arg);
+    else
+        d->cb(d->tc, NULL, "{\"code\":-32603,\"message\":\"call ended\"}", d->arg);
+    free(d->answer);
+    free(d);
+}
+
+int mcp_mrtr_tool_request(struct tool_call *tc, struct mreq *m, struct jsonrpc_msg *msg,
+                          const char *method, const char *params_json, tool_reply_fn cb, void *arg)
+{
+    char key[32];
+    int n = m->mrtr_next++;
+    snprintf(key, sizeof key, "input-%d", n);
+    yajl_val v = answer_of(m, msg, key);
+    if (v) {
+        struct deferred *d = calloc(1, sizeof *d);
+        struct jbuf b;
+        jbuf_init(&b);
+        json_val(&b, v);
+        if (d == NULL)
+            abort();
+        *d = (struct deferred){.tc = tc, .cb = cb, .arg = arg, .answer = jbuf_steal(&b)};
+        struct timeval now = {0, 0};
+        if (event_base_once(mcp_env.base, -1, EV_TIMEOUT, deferred_cb, d, &now) < 0) {
+            free(d->answer);
+            free(d);
+            return -1;
+        }
+        return 0;
+    }
+    /* the state: arguments, the key asked now, and every answer given so far */
+    char h[CRYPTO_SHA256_HEX_LEN];
+    args_hash(tool_call_args(tc), h);
+    struct jbuf s;
+    jbuf_init(&s);
+    jbuf_printf(&s, "{\"h\":\"%s\",\"p\":\"%s\",\"a\":{", h, key);
+    for (int i = 0; i < n; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "input-%d", i);
+        yajl_val a = answer_of(m, msg, k);
+        if (a == NULL)
+            continue;
+        jbuf_puts(&s, s.p[s.len - 1] == '{' ? "" : ",");
+        json_str(&s, k);
+        jbuf_putc(&s, ':');
+        json_val(&s, a);
+    }
+    jbuf_puts(&s, "}}");
+    char *rs = mcp_mrtr_seal(msg->method, json_get_str(msg->params, "name"), s.p);
+    jbuf_free(&s);
+    if (rs == NULL) {
+        log_warn("tools/call %s: the input-required state would exceed %d bytes; the request "
+                 "for %s is not made",
+                 tool_call_def(tc)->name, MRTR_PAYLOAD_MAX, method);
+        return -1;
+    }
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"resultType\":\"input_required\",\"inputRequests\":{");
+    json_str(&b, key);
+    jbuf_puts(&b, ":{\"method\":");
+    json_str(&b, method);
+    jbuf_puts(&b, ",\"params\":");
+    jbuf_puts(&b, params_json ? params_json : "{}");
+    jbuf_puts(&b, "}},\"requestState\":");
+    json_str(&b, rs);
+    jbuf_putc(&b, '}');
+    free(rs);
+    mcp_call_finish_as(tc, b.p, b.len, "input_required");
+    jbuf_free(&b);
+    return 0;
 }

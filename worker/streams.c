@@ -61,6 +61,7 @@ void mreq_unref(struct mreq *m)
     stream_unlink(m);
     yajl_tree_free(m->root);
     yajl_tree_free(m->caps_tree);
+    yajl_tree_free(m->mrtr_state);
     free(m->s.caps);
     free(m->msgs);
     jbuf_free(&m->out);

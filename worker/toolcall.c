@@ -62,6 +62,7 @@ struct tool_call {
     struct audit_waiter *aw;
     char *held;
     size_t held_len;
+    const char *outcome; /* overrides ok/error (2026-07-28: "input_required") */
 };
 
 static struct {
@@ -175,7 +176,9 @@ static void tc_finish(struct tool_call *tc, const char *result_json, size_t len,
     tc->finished = true;
     char labels[200];
     snprintf(labels, sizeof labels, "tool=\"%s\",outcome=\"%s\"", tc->t->def->name,
-             is_error ? "error" : "ok");
+             tc->outcome ? tc->outcome
+             : is_error  ? "error"
+                         : "ok");
     metrics_inc("csmcp_mcp_tool_calls_total", labels, 1);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -186,6 +189,7 @@ static void tc_finish(struct tool_call *tc, const char *result_json, size_t len,
         .args_json = tool_call_args_json(tc),
         .outcome = tc->cancelled   ? "cancelled"
                    : tc->timed_out ? "timeout"
+                   : tc->outcome   ? tc->outcome
                    : is_error      ? "error"
                                    : "ok",
         .latency_s = (double)(now.tv_sec - tc->start.tv_sec) +
@@ -331,6 +335,8 @@ void tool_call_log(struct tool_call *tc, const char *level, const char *logger,
 bool tool_call_client_can(struct tool_call *tc, const char *capability)
 {
     struct mreq *m = tc->m;
+    if (m->modern) /* 2026-07-28: declared per request in _meta */
+        return json_get_obj(m->client_caps, capability) != NULL;
     if (m->caps_tree == NULL && m->s.caps) {
         char err[64];
         m->caps_tree = json_parse(m->s.caps, strlen(m->s.caps), 32, 1 << 16, err, sizeof err);
@@ -367,6 +373,8 @@ int tool_call_request(struct tool_call *tc, const char *method, const char *para
                                                                  : NULL;
     if (cap == NULL || !tool_call_client_can(tc, cap) || tc->m->batch || tc->answered)
         return -1;
+    if (tc->m->modern) /* 2026-07-28: an input-required result instead (modern_mrtr.c) */
+        return mcp_mrtr_tool_request(tc, tc->m, tc->msg, method, params_json, cb, arg);
     struct pending *p = calloc(1, sizeof *p);
     if (p == NULL)
         return -1;
@@ -445,6 +453,13 @@ void tool_call_fail(struct tool_call *tc, const char *fmt, ...)
     json_str(&b, msg);
     jbuf_puts(&b, "}],\"isError\":true}");
     done_json(tc, &b, true);
+}
+
+void mcp_call_finish_as(struct tool_call *tc, const char *result_json, size_t len,
+                        const char *outcome)
+{
+    tc->outcome = outcome;
+    tc_finish(tc, result_json, len, false);
 }
 
 void mcp_call_close_stream(struct tool_call *tc)

@@ -299,11 +299,11 @@ class ModernEra(lib.TestCase):
 
     # ---- input required (MRTR) ----
 
-    def call(self, name, id=1, caps=None, **params):
+    def call(self, name, id=1, caps=None, arguments=None, **params):
         meta = {"io.modelcontextprotocol/clientCapabilities":
                 caps if caps is not None else {"elicitation": {}, "sampling": {}, "roots": {}}}
-        return modern(self.port, "tools/call", dict(name=name, arguments={}, **params), id=id,
-                      meta=meta)
+        return modern(self.port, "tools/call", dict(name=name, arguments=arguments or {},
+                                                    **params), id=id, meta=meta)
 
     def test_input_required_round_trip_across_workers(self):
         r1 = self.one(self.call("test_input_required_result_request_state"))["result"]
@@ -330,7 +330,7 @@ class ModernEra(lib.TestCase):
         for bad, why in ((st + "-TAMPERED", "integrity"),
                          ("v1.%s.%s" % (f64, st.split(".")[2]), "integrity"),
                          ("garbage", "not one this server issued"),
-                         ("v1." + "A" * 3000, "longer than 2048")):
+                         ("v1." + "A" * 5000, "longer than 4096")):
             self.assertError(self.call("test_input_required_result_tampered_state", id=2,
                                        inputResponses=ans, requestState=bad), 200, -32602, why,
                              id=2)
@@ -383,6 +383,50 @@ class ModernEra(lib.TestCase):
         r = self.one(self.call("test_input_required_result_elicitation",
                                inputResponses={"wrong": {"action": "accept"}}))["result"]
         self.assertEqual(r["resultType"], "input_required")
+
+    def test_registry_tools_ask_through_input_required(self):
+        """tool_call_request of any registry tool (here the legacy sampling fixture) becomes an
+        input_required round; the retry is bound to the same arguments."""
+        caps = {"sampling": {}}
+        r1 = self.one(self.call("test_sampling", caps=caps, arguments={"prompt": "capital?"}))
+        r1 = r1["result"]
+        self.assertEqual(r1["resultType"], "input_required")
+        req = r1["inputRequests"]["input-0"]
+        self.assertEqual(req["method"], "sampling/createMessage")
+        self.assertEqual(req["params"]["messages"][0]["content"]["text"], "capital?")
+        ans = {"input-0": {"role": "assistant", "model": "m",
+                           "content": {"type": "text", "text": "Paris"}}}
+        r2 = self.one(self.call("test_sampling", id=2, caps=caps,
+                                arguments={"prompt": "capital?"}, inputResponses=ans,
+                                requestState=r1["requestState"]))["result"]
+        self.assertEqual(r2["content"][0]["text"], "LLM response: Paris")
+        self.assertError(self.call("test_sampling", id=3, caps=caps,
+                                   arguments={"prompt": "other"}, inputResponses=ans,
+                                   requestState=r1["requestState"]), 200, -32602,
+                         "other arguments", id=3)
+        self.assertError(self.call("test_sampling", id=4, caps=caps,
+                                   arguments={"prompt": "capital?"}, inputResponses=ans), 200,
+                         -32602, "requestState (a string) is required", id=4)
+        # without the capability the handler's own fallback runs (no request at all)
+        r = self.one(self.call("test_sampling", id=5, caps={},
+                               arguments={"prompt": "capital?"}))["result"]
+        self.assertEqual(r["resultType"], "complete")
+        self.assertTrue(r["isError"])
+
+    def test_erase_confirmation_by_elicitation(self):
+        """A product tool: erase_client_data asks for confirmation; declining erases nothing."""
+        args = {"client_id": "cs_modern_none", "confirm": "no"}
+        r1 = self.one(self.call("erase_client_data", caps={"elicitation": {}},
+                                arguments=args))["result"]
+        self.assertEqual(r1["inputRequests"]["input-0"]["method"], "elicitation/create")
+        self.assertIn("cs_modern_none",
+                      r1["inputRequests"]["input-0"]["params"]["message"])
+        r2 = self.one(self.call("erase_client_data", id=2, caps={"elicitation": {}},
+                                arguments=args,
+                                inputResponses={"input-0": {"action": "decline"}},
+                                requestState=r1["requestState"]))["result"]
+        self.assertEqual(r2["resultType"], "complete")
+        self.assertIn("declined", json.dumps(r2))
 
     def test_prompt_input_required(self):
         r = self.one(modern(self.port, "prompts/get", {"name": "test_input_required_result_prompt"}))
