@@ -118,6 +118,30 @@ class SendgridWebhookTest(lib.TestCase):
         self.assertEqual((perf["messages"], perf["delivered"], perf["unique_opens"], perf["unique_clicks"], perf["bounced"]),
                          (2, 2, 1, 1, 1))
 
+    def test_unsubscribe_event_opts_the_contact_out(self):
+        """A SendGrid unsubscribe of a newsletter message unsubscribes its contact from the newsletters;
+        a spam report of a campaign message opts the contact out of all email."""
+        du.psql(self.url, (
+            "INSERT INTO contacts (client_id, name, email, is_primary) VALUES ('{p}_a', 'Una Sub', 'una@hook-a.test', true), "
+            "('{p}_a', 'Sam Spam', 'sam@hook-a.test', false);"
+            "INSERT INTO email_campaigns (campaign_id, name, template_type, subject_line, body_text, sender_email, created_by) "
+            "VALUES ('campaign_1_{p}', 'c', 'custom', 's', 'b', 'cs@csmcp.test', '{p}');"
+            "INSERT INTO email_messages (newsletter_id, client_id, contact_id, email, subject, body_text, state) "
+            "SELECT '{nid}', '{p}_a', contact_id, email, 'S', 'B', 'not_configured' FROM contacts WHERE email = 'una@hook-a.test';"
+            "INSERT INTO email_messages (campaign_id, client_id, contact_id, email, subject, body_text, state) "
+            "SELECT 'campaign_1_{p}', '{p}_a', contact_id, email, 'S', 'B', 'not_configured' FROM contacts "
+            "WHERE email = 'sam@hook-a.test'").format(p=self.p, nid=self.nid))
+        una = du.psql(self.url, "SELECT message_id FROM email_messages WHERE email = 'una@hook-a.test'")
+        sam = du.psql(self.url, "SELECT message_id FROM email_messages WHERE email = 'sam@hook-a.test'")
+        st, _, body = self.post([{"sg_event_id": "%s-u1" % self.p, "event": "unsubscribe", "csmcp_message_id": una},
+                                 {"sg_event_id": "%s-u2" % self.p, "event": "spamreport", "csmcp_message_id": sam}])
+        self.assertEqual((st, json.loads(body)["recorded"]), (200, 2))
+        self.assertEqual(du.psql(self.url, "SELECT c.email || ':' || coalesce(s.subscribed::text, '-') || ':' || c.unsubscribed "
+                                           "FROM contacts c LEFT JOIN newsletter_contact_subscriptions s USING (contact_id) "
+                                           "WHERE c.client_id = '%s_a' ORDER BY c.email" % self.p),
+                         "sam@hook-a.test:-:true\nuna@hook-a.test:false:false")
+        du.psql(self.url, "DELETE FROM email_campaigns WHERE campaign_id = 'campaign_1_%s'" % self.p)
+
     def test_not_configured_is_404(self):
         d = lib.Csmcpd(workers=1).start()
         try:
