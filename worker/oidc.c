@@ -62,7 +62,8 @@ struct issuer {
     struct waiter *waiters;
     int nwaiters;
     struct event *timer;
-    char label[1100]; /* issuer="..." for metrics */
+    char label[1100];   /* issuer="..." for metrics */
+    char last_why[256]; /* the failure last logged: a new reason is logged at once */
 };
 
 struct fetch {
@@ -328,10 +329,14 @@ static void refresh_failed(int i, const char *what, const char *why)
     char labels[1200];
     snprintf(labels, sizeof labels, "%s,step=\"%s\",result=\"error\"", is->label, what);
     metrics_inc("csmcp_auth_jwks_fetch_total", labels, 1);
-    if (is->failures == 1 || is->failures % 10 == 0)
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s: %s", what, why);
+    if (is->failures == 1 || is->failures % 10 == 0 || strcmp(reason, is->last_why) != 0) {
         log_warn("auth: issuer %s: %s failed (%s); %d cached keys kept, retry in %.0f s "
                  "(failure %d)",
                  is->url, what, why, jwt_keys_count(is->keys), retry, is->failures);
+        memcpy(is->last_why, reason, sizeof reason);
+    }
     schedule(i, retry);
     wake_waiters(i);
 }
@@ -365,7 +370,10 @@ static void jwks_fetched(int i, struct fetch *f)
     if (next > O.cfg->auth_jwks_refresh_max)
         next = O.cfg->auth_jwks_refresh_max;
     is->busy = false;
+    if (is->failures > 0)
+        log_info("auth: issuer %s: JWKS fetched again after %d failures", is->url, is->failures);
     is->failures = 0;
+    is->last_why[0] = '\0';
     char labels[1200];
     snprintf(labels, sizeof labels, "%s,step=\"jwks\",result=\"ok\"", is->label);
     metrics_inc("csmcp_auth_jwks_fetch_total", labels, 1);
