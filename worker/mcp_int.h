@@ -158,6 +158,8 @@ void mcp_call_start(struct mreq *m, struct jsonrpc_msg *msg, const struct regist
                     yajl_val args);
 /* A client's JSON-RPC response (to our sampling/elicitation request). */
 void mcp_route_response(struct mreq *m, yajl_val msg);
+/* Cancels the tool calls of m (2026-07-28: the client closed the request). */
+void mcp_calls_cancel_mreq(struct mreq *m);
 /* notifications/cancelled from the client. */
 void mcp_handle_cancelled(struct mreq *m, yajl_val params);
 /* Subscribes the reply and cancel channels. */

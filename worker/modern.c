@@ -19,6 +19,8 @@
  * - Nothing of a modern request touches the session store: no Redis lookup, no session id
  *   minted or echoed, no SSE event stored (streams.c stores only for sessions), so any worker
  *   of any host answers it.
+ * - Closing a modern request's connection before its answer cancels its tool call (the revision's
+ *   cancellation): the handler still finishes, the audit record says cancelled, nothing is sent.
  * - Every response of a modern request passes mcp_modern_rewrite (called by streams.c): a
  *   result gains resultType "complete" (unless its writer set resultType itself), caching hints
  *   on the cacheable methods and _meta serverInfo; an error gets the request's id and no code of
@@ -200,6 +202,13 @@ static void modern_run(struct mreq *m)
         mcp_dispatch_request(m, msg);
 }
 
+/* The client went away before the answer: the call is cancelled; it still finishes (and is
+ * audited as cancelled) but sends nothing. m lives until then (the HTTP reference). */
+static void closed(struct http_req *r, void *arg)
+{
+    mcp_calls_cancel_mreq(arg);
+}
+
 void mcp_modern_begin(struct mreq *m)
 {
     struct jsonrpc_msg *msg = &m->msgs[0];
@@ -327,6 +336,8 @@ void mcp_modern_begin(struct mreq *m)
     }
     m->meta = meta;
     m->client_caps = caps;
+    /* Closing the request (its stream) is its cancellation in 2026-07-28. */
+    http_req_on_close(m->req, closed, m);
     if (lvl)
         m->s.lvl = session_level_index(lvl->u.string);
     mcp_gates_start(m, false, modern_run);

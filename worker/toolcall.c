@@ -569,6 +569,15 @@ static void cancel_local(const char *tag, const char *idjson)
     }
 }
 
+void mcp_calls_cancel_mreq(struct mreq *m)
+{
+    for (struct tool_call *tc = T.calls; tc; tc = tc->next)
+        if (tc->m == m && !tc->answered) {
+            tc->cancelled = true;
+            log_debug("tool %s: cancelled (the client closed the request)", tc->t->def->name);
+        }
+}
+
 static void on_cancel_msg(const char *channel, const char *msg, size_t len, void *arg)
 {
     const char *nl = memchr(msg, '\n', len);

@@ -8,6 +8,7 @@ that no modern request touches the session store.
 """
 import base64
 import json
+import socket
 import time
 
 import lib
@@ -265,6 +266,29 @@ class ModernEra(lib.TestCase):
                                                            "arguments": {}},
                                  meta={"io.modelcontextprotocol/logLevel": "error"})
         self.assertEqual([m for m in msgs if m.get("method") == "notifications/message"], [])
+
+    def test_closing_the_stream_cancels_the_call(self):
+        def cancelled():
+            out = su.psql(lib.database_url(), "SELECT count(*) FROM audit_log WHERE tool = "
+                          "'test_tool_with_progress' AND outcome = 'cancelled'")
+            return int(out.strip() or 0)
+        before = cancelled()
+        body = json.dumps({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
+            "name": "test_tool_with_progress", "arguments": {},
+            "_meta": dict(META, progressToken="cancel-me")}}).encode()
+        head = ("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: %s\r\n"
+                "Mcp-Method: tools/call\r\nMcp-Name: test_tool_with_progress\r\n"
+                "Content-Length: %d\r\n\r\n" % (self.port, V, len(body))).encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(head + body)
+            got = b""
+            while b"notifications/progress" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, got)
+                got += chunk
+        # closed after the first progress event: the call is cancelled, audited as such
+        lib.wait_until(lambda: cancelled() > before, 10, what="a cancelled audit row")
 
     def test_server_to_client_requests_never_sent(self):
         # the legacy sampling fixture needs a server->client request: impossible on this wire
