@@ -214,6 +214,7 @@ class Durable(Base):
         time.sleep(0.8)
         m = self.d.admin("/metrics")[2].decode()
         self.assertIn("csmcp_audit_refuse_mode 0", m)
+        self.assertIn("csmcp_audit_spool_active 0", m)  # drop mode does not spool either
         self.assertIn("audit.on_failure = drop", self.d.log_tail(200))
         st = self.d.ctl("status")
         self.assertEqual(st.returncode, 0, st.stderr)
