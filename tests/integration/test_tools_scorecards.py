@@ -511,6 +511,23 @@ class ScorecardsTest(lib.TestCase):
         r = self.call("manage_account_hierarchy", self.h("rollup", "h5"))["rollup"]
         self.assertEqual((float(r["arr"]), float(r["health_score"]), r["health_method"]),
                          (0.0, 55.5, "mean"))
+        # a scorecard configured for parents: h5 is scored by it and rolls up to its own score
+        self.q("UPDATE accounts SET industry = 'HierInd %s' WHERE client_id = '%s'" % (self.p, self.cid("h5")))
+        sc = self.sc(action="create", name="Parents " + self.p, weights={"support": 1.0},
+                     criteria={"hierarchy_role": "parent", "industry": "HierInd " + self.p}, priority=1)["scorecard"]
+        try:
+            # h6 has no children: the parents' scorecard does not apply to it
+            self.assertEqual(self.call("explain_health_score", {"client_id": self.cid("h6")})["scoring_model"], "default")
+            out = self.calc("h5")  # support 100 (no tickets) x 1.0
+            self.assertEqual((out["current_health_score"], out["scorecard"]["scorecard_id"]), (100, sc["scorecard_id"]))
+            r = self.call("manage_account_hierarchy", self.h("rollup", "h5"))["rollup"]
+            self.assertEqual((float(r["health_score"]), r["health_method"], r["scorecard_id"],
+                              float(r["children_health_score"]), r["own_effective_health_score"]),
+                             (100.0, "own_scorecard", sc["scorecard_id"], 55.5, 100))
+        finally:
+            self.sc(action="archive", scorecard_id=sc["scorecard_id"])
+        r = self.call("manage_account_hierarchy", self.h("rollup", "h5"))["rollup"]
+        self.assertEqual((r["health_method"], r["scorecard_id"]), ("mean", None))
 
     def test_hierarchy_race_cannot_close_a_cycle(self):
         results = [None, None]

@@ -64,7 +64,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- The first active scorecard whose criteria (all given keys: tier, industry, lifecycle_stage,
--- segment_id membership) match the account, lowest priority number first, then scorecard_id;
+-- segment_id membership, hierarchy_role = parent: the account has child accounts) match the account, lowest priority number first, then scorecard_id;
 -- NULL when none matches (the default model applies).
 CREATE OR REPLACE FUNCTION csmcp.resolve_scorecard(p_client_id text) RETURNS health_scorecards
 LANGUAGE sql STABLE AS $$
@@ -73,6 +73,8 @@ LANGUAGE sql STABLE AS $$
        AND (s.criteria ->> 'tier' IS NULL OR s.criteria ->> 'tier' = a.tier)
        AND (s.criteria ->> 'industry' IS NULL OR lower(s.criteria ->> 'industry') = lower(a.industry))
        AND (s.criteria ->> 'lifecycle_stage' IS NULL OR s.criteria ->> 'lifecycle_stage' = a.lifecycle_stage)
+       AND (s.criteria ->> 'hierarchy_role' IS NULL
+            OR EXISTS (SELECT 1 FROM account_parents p WHERE p.parent_id = a.client_id))
        AND (s.criteria ->> 'segment_id' IS NULL OR EXISTS (
                 SELECT 1 FROM segment_members m WHERE m.segment_id = s.criteria ->> 'segment_id'
                    AND m.client_id = a.client_id))

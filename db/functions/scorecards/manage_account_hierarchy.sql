@@ -12,6 +12,7 @@ DECLARE
     v_actor text := coalesce(nullif(principal, ''), 'anonymous');
     v_children jsonb;
     v_n integer; v_arr numeric; v_seats bigint; v_health numeric; v_desc integer;
+    v_own health_scorecards;
 BEGIN
     IF v_action = 'set_parent' AND v_parent_id IS NULL THEN
         PERFORM csmcp.invalid('parent_id: required for set_parent');
@@ -96,13 +97,25 @@ BEGIN
     SELECT count(*), sum(arr), sum(seats),
            CASE WHEN sum(arr) > 0 THEN round(sum(arr * eff) / sum(arr), 1) ELSE round(avg(eff), 1) END
       INTO v_desc, v_arr, v_seats, v_health FROM x;
+    -- a parent scored by a scorecard configured for parents (criteria.hierarchy_role = parent)
+    -- rolls up to its own effective score; the children's mean is still reported
+    v_own := csmcp.resolve_scorecard(acc.client_id);
+    IF v_own.criteria ->> 'hierarchy_role' IS NULL THEN v_own := NULL; END IF;
     RETURN jsonb_build_object('status', 'success', 'action', v_action, 'client_id', acc.client_id,
         'parent_id', (SELECT parent_id FROM account_parents WHERE client_id = acc.client_id),
         'children', v_children, 'total', v_n,
         'rollup', jsonb_build_object('descendants', v_desc, 'arr', v_arr, 'licensed_seats', v_seats,
-                                     'health_score', v_health,
-                                     'health_method', CASE WHEN v_arr > 0 THEN 'arr_weighted_mean' ELSE 'mean' END,
+                                     'health_score', CASE WHEN v_own.scorecard_id IS NOT NULL
+                                                          THEN csmcp.effective_health_score(acc.client_id) ELSE v_health END,
+                                     'health_method', CASE WHEN v_own.scorecard_id IS NOT NULL THEN 'own_scorecard'
+                                                           WHEN v_arr > 0 THEN 'arr_weighted_mean' ELSE 'mean' END,
+                                     'children_health_score', v_health,
+                                     'scorecard_id', v_own.scorecard_id,
                                      'own_effective_health_score', csmcp.effective_health_score(acc.client_id)),
-        'summary', format('%s: %s descendant account(s), ARR %s, %s seats, health %s (ARR-weighted)',
-                          acc.client_id, v_desc, v_arr, v_seats, v_health));
+        'summary', format('%s: %s descendant account(s), ARR %s, %s seats, health %s', acc.client_id, v_desc, v_arr,
+                          v_seats, CASE WHEN v_own.scorecard_id IS NOT NULL
+                                        THEN format('%s (its own scorecard %s; descendants %s)',
+                                                    csmcp.effective_health_score(acc.client_id), v_own.scorecard_id, v_health)
+                                        WHEN v_arr > 0 THEN v_health || ' (ARR-weighted)'
+                                        ELSE v_health || ' (mean: no ARR)' END));
 END $$;
