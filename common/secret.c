@@ -261,5 +261,25 @@ int secret_check_config(const struct cfg *cfg, char *err, size_t errlen)
         return -1;
     if (cfg->auth_jwks_file[0] && check_jwks(cfg, err, errlen) < 0)
         return -1;
+    /* OAuth introspection (issue 22): the client secret must be loadable, as the workers will
+     * load it; and a CA file for the authorization servers must be readable */
+    if (cfg->auth_introspection_client_id[0]) {
+        char *s = NULL, src[256], why[512];
+        size_t slen = 0;
+        int rc = secret_load("CSMCP_INTROSPECTION_SECRET", cfg->auth_introspection_secret_file,
+                             "auth.introspection", &s, &slen, src, sizeof src, why, sizeof why);
+        secret_free(s, slen);
+        if (rc != 0) {
+            snprintf(err, errlen, "auth.introspection_client_id is set but the client secret %s",
+                     rc > 0 ? "is not configured (auth.introspection_secret_file, "
+                              "CSMCP_INTROSPECTION_SECRET or credential auth.introspection)"
+                            : why);
+            return -1;
+        }
+    }
+    if (cfg->auth_ca_file[0] && access(cfg->auth_ca_file, R_OK) != 0) {
+        snprintf(err, errlen, "auth.ca_file %s: %s", cfg->auth_ca_file, strerror(errno));
+        return -1;
+    }
     return 0;
 }

@@ -39,7 +39,8 @@ int secret_load_key(const char *what, const char *env, const char *file, const c
  * with a clear message instead of a worker crash loop): the session key (CSMCP_SESSION_SECRET,
  * mcp.session_secret_file or credential "session.key") exists and is strong; with tls.enabled
  * the certificate chain and key load and match; with auth.jwks_file the file is a JWKS with at
- * least one key and an audience is configured (auth.jwt_audience or auth.resource_url).
+ * least one key and an audience is configured (auth.jwt_audience or auth.resource_url); with
+ * auth.introspection_client_id the introspection client secret loads; auth.ca_file is readable.
  * Returns 0, or -1 with the first problem in err (never quoting a secret).
  */
 int secret_check_config(const struct cfg *cfg, char *err, size_t errlen);

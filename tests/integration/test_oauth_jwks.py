@@ -13,6 +13,7 @@ import email.utils
 import http.server
 import json
 import ssl
+import subprocess
 import threading
 import time
 
@@ -167,6 +168,52 @@ class JwksRefresh(lib.TestCase):
         lib.wait_for(lambda: self.status(self.tok(self.k2, "k2", sub="c")) == 200, 20,
                      what="second key accepted after recovery")
 
+
+class ConfigChecks(lib.TestCase):
+    """csmcpd -t (key table rules) and csmcpd's start-up (secrets, files; reloads run the same
+    check) refuse an OAuth configuration the workers could not run, naming the key."""
+
+    def start(self, auth, env=None):
+        d = lib.Csmcpd(workers=1, auth=True, conf={"auth": auth}, env=env)
+        t = subprocess.run([lib.CSMCPD, "-t", "-c", d.conf_path], env=d.env,
+                           capture_output=True, text=True, timeout=30)
+        if t.returncode != 0:
+            return t.returncode, t.stdout + t.stderr, d
+        p = subprocess.run([lib.CSMCPD, "-c", d.conf_path], env=d.env, capture_output=True,
+                           text=True, timeout=30)
+        return p.returncode, p.stdout + p.stderr, d
+
+    def test_refusals(self):
+        res = {"resource_url": "https://mcp.example.test/mcp"}
+        cases = [
+            (dict(res, issuer=["http://idp.example.test"]), "not an https URL"),
+            (dict(res, issuer=["https://idp.example.test?x=1"]), "not an https URL"),
+            ({"issuer": ["https://idp.example.test"]}, "needs auth.resource_url"),
+            (dict(res, issuer=["https://idp.example.test"], jwks_refresh_min=100,
+                  jwks_refresh_max=50), "greater than auth.jwks_refresh_max"),
+            (dict(res, introspection_endpoint="http://idp.example.test/introspect"),
+             "must be an https URL"),
+            (dict(res, issuer=["https://idp.example.test"], introspection_client_id="rs"),
+             "client secret is not configured"),
+            (dict(res, issuer=["https://idp.example.test"], ca_file="/nonexistent/ca.pem"),
+             "auth.ca_file /nonexistent/ca.pem"),
+        ]
+        for auth, why in cases:
+            rc, out, _ = self.start(auth)
+            self.assertNotEqual(rc, 0, (auth, out))
+            self.assertIn(why, out, auth)
+
+    def test_secret_from_environment_never_logged(self):
+        d = lib.Csmcpd(workers=1, auth=True, conf={"auth": {
+            "resource_url": "https://mcp.example.test/mcp", "issuer": ["https://127.0.0.1:9"],
+            "introspection_client_id": "rs"}},
+            env={"CSMCP_INTROSPECTION_SECRET": "s3cr3t-introspection-value"})
+        with d:
+            lib.wait_for(lambda: "token introspection on" in d.log_tail(200), 10,
+                         what="worker start-up line")
+        log = d.log_tail(400)
+        self.assertIn("secret from environment CSMCP_INTROSPECTION_SECRET", log)
+        self.assertNotIn("s3cr3t", log)
 
 if __name__ == "__main__":
     import unittest
