@@ -244,7 +244,10 @@ BEGIN
     SELECT count(*) INTO n_rev FROM certifications WHERE client_id LIKE 'demo\_%' AND revoked_at IS NOT NULL;
 
     -- Completed plans: the account's time to value as measured now (the plans completed before
-    -- today); the per-tier benchmarks.
+    -- today); the per-tier benchmarks. Statistics first: onb_ttv runs once per plan, and
+    -- without them its milestone lookup read every M3 milestone per call (quadratic: 10,000
+    -- accounts spent over 15 minutes here).
+    ANALYZE onboarding_plans; ANALYZE onboarding_milestones;
     UPDATE onboarding_plans p SET ttv_days = (x ->> 'ttv_days')::integer, ttv_reached = (x ->> 'reached')::boolean
     FROM (SELECT client_id, csmcp.onb_ttv(client_id) AS x
           FROM (SELECT DISTINCT client_id FROM onboarding_plans WHERE status = 'completed' AND client_id LIKE 'demo\_%') c) q
