@@ -163,3 +163,13 @@ BEGIN
     DROP TABLE seed_bulk_ddl;
     RETURN n;
 END $$;
+
+-- csmcp.seed_rand_int(a, b, salt): a deterministic number in [0, 1) from integers by three rounds
+-- of a 31-bit linear congruential mix (bigint arithmetic that cannot overflow for a <= 10^9 and
+-- b, salt < 10^6). ~20x cheaper than md5: used for the per-row noise of the largest seeded table
+-- (90 usage days x accounts), where csmcp.seed_rand dominated the seed's time.
+CREATE OR REPLACE FUNCTION csmcp.seed_rand_int(a bigint, b bigint, salt integer) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ((((((a * 1103515245 + b * 2654435 + salt * 40503) % 2147483648) * 1103515245 + 12345) % 2147483648)
+              * 1103515245 + 12345) % 2147483648)::float8 / 2147483648::float8
+$$;

@@ -195,16 +195,16 @@ BEGIN
 
     -- 90 days of daily usage.
     INSERT INTO usage_daily (client_id, day, active_users, events, session_minutes)
-    SELECT client_id, day, dau, dau * (5 + floor(csmcp.seed_rand(i || 'ev' || day) * 10))::int,
-           dau * (15 + floor(csmcp.seed_rand(i || 'sm' || day) * 25))::int
+    SELECT client_id, day, dau, dau * (5 + floor(csmcp.seed_rand_int(i, k, 2) * 10))::int,
+           dau * (15 + floor(csmcp.seed_rand_int(i, k, 3) * 25))::int
     FROM (
-        SELECT sd.i, sd.client_id, (t - k) AS day,
+        SELECT sd.i, k, sd.client_id, (t - k) AS day,
                greatest(0, round(sd.seats *
                    CASE sd.pattern WHEN 'growing' THEN sd.u0 * (0.6 + 0.4 * (89 - k) / 89.0)
                                    WHEN 'declining' THEN sd.u0 * (1.0 - 0.6 * (89 - k) / 89.0)
                                    ELSE sd.u0 END *
                    CASE WHEN extract(isodow FROM t - k) >= 6 THEN 0.25 ELSE 1.0 END *
-                   (0.85 + 0.3 * csmcp.seed_rand(sd.i || 'd' || k))))::int AS dau
+                   (0.85 + 0.3 * csmcp.seed_rand_int(sd.i, k, 1))))::int AS dau
         FROM sd CROSS JOIN generate_series(0, 89) k
         WHERE (t - k) >= t - sd.age_days AND NOT (sd.churned AND k < 40)
     ) u WHERE dau > 0;
