@@ -180,6 +180,10 @@ class Load:
             self._threads.append(t)
         return self
 
+    def signal_stop(self):
+        """Asks the threads to stop after their current request (stop() waits for them)."""
+        self._stop.set()
+
     def stop(self):
         self._stop.set()
         for t in self._threads:
@@ -236,6 +240,12 @@ class Server:
                 pass
         return out
 
+    def kill(self):
+        """SIGKILL to csmcpd and its workers (the host is lost)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
     def stop(self, timeout=45):
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -257,6 +267,9 @@ def write_conf(path, port, admin_port, sock, database, redis, secret_file, worke
         "database": {"url": database, "pool_size": 2},
         "redis": {"url": redis},
         "auth": {"required": False},
+        # The loads here are one anonymous principal at ~100 writes/s: the per-principal limits
+        # (write 300/min) would answer 429, which these tests would count as failed requests.
+        "ratelimit": {"enabled": False},
         "mcp": {"session_secret_file": secret_file},
         "log": {"level": "info", "format": "text"},
     }
