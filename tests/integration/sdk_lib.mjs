@@ -21,7 +21,10 @@ export async function start(name, capabilities = {}) {
   const { StreamableHTTPClientTransport } = await import(
     pathToFileURL(path.join(sdk, "client", "streamableHttp.js")).href);
   client = new Client({ name, version: "1.0.0" }, { capabilities });
-  transport = new StreamableHTTPClientTransport(url);
+  // CSMCP_SDK_TOKEN: a bearer API key (scripts/smoke against a host where auth is required).
+  const token = process.env.CSMCP_SDK_TOKEN;
+  transport = new StreamableHTTPClientTransport(url, token
+    ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : undefined);
   return { client, transport, args: process.argv.slice(4) };
 }
 
