@@ -5,6 +5,7 @@ Each ```sh block is preceded by `<!-- exercised-by: ... -->` (see docs/operation
   PostgreSQL and Redis) and a scratch PostgreSQL for the backup and database commands; only
   host paths and addresses are rewritten to the test's own and `sudo -u csmcp` is dropped;
 - test ids (`module.Class.test_method`): must exist in tests/integration;
+  `package:module.Class.test_method`: in tests/package (run by the package section of CI);
 - `scripts/dev`: the csmcpctl subcommand must be run by scripts/dev.
 """
 import glob
@@ -13,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -56,6 +58,11 @@ class TestRunbookAnnotations(unittest.TestCase):
                                       "%s: scripts/dev does not run csmcpctl %s"
                                       % (fname, m.group(1)))
                     continue
+                if ref.startswith("package:"):  # a test in tests/package (root, dpkg: CI's package section)
+                    ref = ref[len("package:"):]
+                    pkgdir = os.path.join(ou.ROOT, "tests", "package")
+                    if pkgdir not in sys.path:
+                        sys.path.append(pkgdir)
                 mod, cls, meth = ref.split(".")
                 klass = getattr(importlib.import_module(mod), cls, None)
                 self.assertIsNotNone(klass, "%s: no test class %s" % (fname, ref))
