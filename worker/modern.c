@@ -35,6 +35,7 @@
 #include "csmcp_build.h"
 #include "log.h"
 #include "metrics.h"
+#include "registry.h"
 #include "session.h"
 
 #include <stdio.h>
@@ -121,10 +122,26 @@ static void fail(struct mreq *m, int status, int code, const char *message, cons
 
 /* Decodes an Mcp-Name / Mcp-Param value: "=?base64?B64?=" or plain. Returns false when the
  * sentinel form does not decode. */
+static bool strict_base64(const char *p, size_t n)
+{
+    if (n == 0 || n % 4 != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '+' || c == '/';
+        if (!alpha && !(c == '=' && i >= n - 2 && (i == n - 1 || p[n - 1] == '=')))
+            return false;
+    }
+    return true;
+}
+
 static bool header_value(const char *h, char *out, size_t outlen)
 {
     size_t n = strlen(h);
     if (n >= 11 && strncmp(h, "=?base64?", 9) == 0 && strcmp(h + n - 2, "?=") == 0) {
+        if (!strict_base64(h + 9, n - 11)) /* RFC 4648 base64, padded: nothing else */
+            return false;
         int k = crypto_b64url_decode(h + 9, n - 11, (uint8_t *)out, outlen - 1);
         if (k < 0)
             return false;
@@ -148,6 +165,71 @@ static const char *header(struct mreq *m, const char *name, char *buf, size_t le
         n--;
     snprintf(buf, len, "%.*s", (int)n, v);
     return buf;
+}
+
+/*
+ * Mcp-Param-{Name} of a tools/call (SEP-2243): every top-level property of the tool's
+ * inputSchema annotated "x-mcp-header": Name whose argument is present and not null must come
+ * with the header, equal after decoding to the argument's text (string as is, integer in
+ * decimal and compared as a number, boolean true/false). NULL when valid, else why (in em).
+ */
+static const char *check_param_headers(struct mreq *m, const char *tool, yajl_val args, char *em,
+                                       size_t emlen)
+{
+    const struct registry_tool *t = registry_find(tool);
+    if (t == NULL || strstr(t->def->input_schema, "\"x-mcp-header\"") == NULL)
+        return NULL;
+    char err[64];
+    yajl_val schema = json_parse(t->def->input_schema, strlen(t->def->input_schema), 64, 1 << 20,
+                                 err, sizeof err);
+    yajl_val props = json_get_obj(schema, "properties");
+    const char *why = NULL;
+    for (size_t i = 0; props && i < props->u.object.len && why == NULL; i++) {
+        const char *pname = props->u.object.keys[i];
+        const char *hname = json_get_str(props->u.object.values[i], "x-mcp-header");
+        yajl_val v = json_get(args, pname);
+        if (hname == NULL || v == NULL || v->type == yajl_t_null)
+            continue;
+        char hdr[160], hb[2048], dec[2048], want[64];
+        snprintf(hdr, sizeof hdr, "Mcp-Param-%.100s", hname);
+        const char *h = header(m, hdr, hb, sizeof hb);
+        if (h == NULL) {
+            snprintf(em, emlen,
+                     "Header mismatch: the %s header is required (argument %s is in the body)", hdr,
+                     pname);
+            why = em;
+        } else if (!header_value(h, dec, sizeof dec)) {
+            snprintf(em, emlen, "Header mismatch: %s is not valid =?base64?...?= UTF-8", hdr);
+            why = em;
+        } else {
+            const char *body = NULL;
+            bool same;
+            if (v->type == yajl_t_string) {
+                body = v->u.string;
+                same = strcmp(dec, body) == 0;
+            } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+                body = YAJL_IS_TRUE(v) ? "true" : "false";
+                same = strcmp(dec, body) == 0;
+            } else if (YAJL_IS_NUMBER(v)) {
+                char *end;
+                double d = strtod(dec, &end);
+                snprintf(want, sizeof want, "%.17g", YAJL_GET_DOUBLE(v));
+                body = want;
+                same = end != dec && *end == '\0' && d == YAJL_GET_DOUBLE(v);
+            } else {
+                same = true; /* objects and arrays cannot be annotated (tools/list declares) */
+            }
+            if (!same) {
+                snprintf(em, emlen,
+                         "Header mismatch: %s header value '%.100s' does not match body "
+                         "arguments.%s '%.100s'",
+                         hdr, dec, pname, body ? body : "");
+                why = em;
+            }
+        }
+    }
+    yajl_tree_free(schema);
+    return why;
 }
 
 static bool known_method(const char *me)
@@ -323,6 +405,14 @@ void mcp_modern_begin(struct mreq *m)
                      "params.%s '%.100s'",
                      dec, name_key, body ? body : "(absent)");
             fail(m, 400, MODERN_ERR_HEADER_MISMATCH, em, NULL);
+            return;
+        }
+    }
+    if (strcmp(msg->method, "tools/call") == 0 && json_get_str(msg->params, "name")) {
+        const char *pwhy = check_param_headers(m, json_get_str(msg->params, "name"),
+                                               json_get(msg->params, "arguments"), em, sizeof em);
+        if (pwhy) {
+            fail(m, 400, MODERN_ERR_HEADER_MISMATCH, pwhy, NULL);
             return;
         }
     }

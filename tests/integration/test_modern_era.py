@@ -178,6 +178,32 @@ class ModernEra(lib.TestCase):
         self.assertError(modern(self.port, "resources/read", {"uri": uri},
                                 headers=hdrs("resources/read", "=?base64?!!!?=")), 400, -32020)
 
+    def test_mcp_param_headers(self):
+        """x-mcp-header parameters: header required when the argument is present, equal after
+        decoding (strict padded base64 in the sentinel), integers compared as numbers."""
+        args = {"region": "eu-west1", "priority": 3, "query": "q"}
+
+        def call(extra, arguments=args, id=1):
+            h = dict(hdrs("tools/call", "test_custom_headers"), **extra)
+            return modern(self.port, "tools/call", {"name": "test_custom_headers",
+                                                    "arguments": arguments}, headers=h, id=id)
+        ok = {"Mcp-Param-Region": "eu-west1", "Mcp-Param-Priority": "3"}
+        r = self.one(call(ok))["result"]
+        self.assertEqual(json.loads(r["content"][0]["text"]), args)
+        self.one(call({"Mcp-Param-Region": "=?base64?ZXUtd2VzdDE=?=",
+                       "Mcp-Param-Priority": "3.0"}))  # base64 form; 3.0 == 3
+        self.assertError(call({"Mcp-Param-Priority": "3"}), 400, -32020,
+                         "Mcp-Param-Region header is required")
+        self.assertError(call({"Mcp-Param-Region": "us-east1", "Mcp-Param-Priority": "3"}), 400,
+                         -32020, "does not match body arguments.region")
+        self.assertError(call({"Mcp-Param-Region": "=?base64?ZXUtd2VzdDE?=",
+                               "Mcp-Param-Priority": "3"}), 400, -32020, "base64")  # no padding
+        self.assertError(call({"Mcp-Param-Region": "eu-west1", "Mcp-Param-Priority": "4"}), 400,
+                         -32020, "arguments.priority")
+        # an argument that is absent or null needs no header
+        self.one(call({"Mcp-Param-Region": "eu-west1"},
+                      arguments={"region": "eu-west1", "query": "q", "verbose": None}))
+
     def test_unsupported_version(self):
         for v, extra in (("v999.0.0", ""), ("2025-11-25", "legacy era only")):
             body = {"jsonrpc": "2.0", "id": 9, "method": "server/discover",
