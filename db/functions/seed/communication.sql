@@ -147,8 +147,10 @@ BEGIN
            CASE WHEN a.tier = 'enterprise' THEN 90 ELSE 60 END, 'scheduled',
            '["Health and adoption review", "Open support topics", "Renewal and expansion"]', '["Agree next quarter goals"]', 'seed'
     FROM executive_reviews e JOIN accounts a USING (client_id)
-    LEFT JOIN LATERAL (SELECT min(renewal_date) AS renewal_date FROM renewals x
-                       WHERE x.client_id = e.client_id AND x.renewal_date >= csmcp.today()) r ON true
+    -- one grouped pass over renewals (a per-row min() lookup was planned on the renewal_date
+    -- index, filtering client_id: every upcoming renewal read per review, 170 s at 10,000 accounts)
+    LEFT JOIN (SELECT x.client_id, min(x.renewal_date) AS renewal_date FROM renewals x
+               WHERE x.renewal_date >= csmcp.today() GROUP BY x.client_id) r ON r.client_id = e.client_id
     WHERE e.ebr_id LIKE 'ebr\_9%1\_%'
     ON CONFLICT DO NOTHING;
     SELECT count(*) INTO n_ebr FROM executive_reviews WHERE ebr_id LIKE 'ebr\_9%';
