@@ -725,7 +725,7 @@ class ScorecardsTest(lib.TestCase):
 class EffectiveScoreEverywhere(lib.TestCase):
     """An active override is the effective score in every tool that reads health (list_clients,
     identify_churn_risk, forecast_renewals, get_client_overview, prioritize_portfolio,
-    find_health_movers), the computed score shown beside it; moving the test clock
+    find_health_movers) and in the churn risk monitor's rule, the computed score shown beside it; moving the test clock
     (health_clock, no sleep) past expires_at restores the computed score everywhere without a
     write to the override or the account."""
 
@@ -789,6 +789,9 @@ class EffectiveScoreEverywhere(lib.TestCase):
                          ov["risk_level"]),
             "worklist": (pp["effective_score"], pp["computed_score"], pp["overridden"], pp["churn_probability"]),
             "movers": [(m["from_score"], m["to_score"], m["change"], m["to_overridden"]) for m in mv],
+            # the churn risk monitor's rule (threshold 60 by default)
+            "monitor": self.q("SELECT coalesce(string_agg(kind || ':' || severity || ':' || (detail->>'health_score'), ','), '') "
+                              "FROM csmcp.mon_eval_churn_risk_monitor('{}') WHERE client_id = '%s'" % e),
         }
 
     def test_override_everywhere_then_clock_past_expiry(self):
@@ -805,6 +808,7 @@ class EffectiveScoreEverywhere(lib.TestCase):
             "overview": (30, 70, 30, "critical"),
             "worklist": (30, 70, True, 0.7),
             "movers": [(70, 30, -40, True)],
+            "monitor": "critical_risk:critical:30",
         })
         before = self.q("SELECT o.xmin || '|' || a.xmin || '|' || coalesce(o.cleared_at::text, '-') FROM health_overrides o "
                         "JOIN accounts a USING (client_id) WHERE o.client_id = '%s' AND o.cleared_at IS NULL" % e)
@@ -818,6 +822,7 @@ class EffectiveScoreEverywhere(lib.TestCase):
                 "overview": (70, 70, None, "medium"),
                 "worklist": (70, 70, False, 0.3),
                 "movers": [],
+                "monitor": "",
             })
             # nothing was written: the override row and the account are the same row versions
             self.assertEqual(self.q("SELECT o.xmin || '|' || a.xmin || '|' || coalesce(o.cleared_at::text, '-') "

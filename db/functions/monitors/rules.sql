@@ -4,7 +4,8 @@
 -- actor), when defined, is the monitor's side work in the same transaction (stored trigger rules).
 -- Severity per condition is stated with each rule; "live" accounts are those not churned.
 
--- churn_risk_monitor: health_score < health_score_threshold → kind critical_risk (severity
+-- churn_risk_monitor: the effective health score (an active manual override, else the computed
+-- score; issue 24) < health_score_threshold → kind critical_risk (severity
 -- critical) when alert_on_critical and the risk level is critical (score < 50), else at_risk
 -- (high). Plus the onboarding automation trigger health_score_change registered with this
 -- monitor: for an in_progress/delayed plan whose account's last two health calculations differ by
@@ -16,15 +17,16 @@ LANGUAGE sql STABLE AS $$
         SELECT (csmcp.mon_p(p, 'churn_risk_monitor', 'health_score_threshold'))::text::integer AS t,
                (csmcp.mon_p(p, 'churn_risk_monitor', 'alert_on_critical'))::text::boolean AS crit
     )
-    SELECT CASE WHEN prm.crit AND csmcp.risk_level(a.health_score) = 'critical' THEN 'critical_risk' ELSE 'at_risk' END,
+    SELECT CASE WHEN prm.crit AND csmcp.risk_level(e.hs) = 'critical' THEN 'critical_risk' ELSE 'at_risk' END,
            a.client_id, a.client_id,
-           CASE WHEN prm.crit AND csmcp.risk_level(a.health_score) = 'critical' THEN 'critical' ELSE 'high' END,
-           format('%s (%s): health score %s is below %s%s', a.client_name, a.client_id, a.health_score, prm.t,
-                  CASE WHEN prm.crit AND csmcp.risk_level(a.health_score) = 'critical' THEN ' (critical churn risk)' ELSE '' END),
-           jsonb_build_object('health_score', a.health_score, 'threshold', prm.t, 'risk_level', csmcp.risk_level(a.health_score),
+           CASE WHEN prm.crit AND csmcp.risk_level(e.hs) = 'critical' THEN 'critical' ELSE 'high' END,
+           format('%s (%s): health score %s is below %s%s', a.client_name, a.client_id, e.hs, prm.t,
+                  CASE WHEN prm.crit AND csmcp.risk_level(e.hs) = 'critical' THEN ' (critical churn risk)' ELSE '' END),
+           jsonb_build_object('health_score', e.hs, 'threshold', prm.t, 'risk_level', csmcp.risk_level(e.hs),
                               'health_trend', a.health_trend)
-    FROM accounts a, prm
-    WHERE csmcp.mon_live(a) AND a.health_score < prm.t
+    FROM accounts a LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
+         CROSS JOIN LATERAL (SELECT coalesce(ov.score, a.health_score) AS hs) e, prm
+    WHERE csmcp.mon_live(a) AND e.hs < prm.t
     UNION ALL
     SELECT 'onboarding_health_change', pl.plan_id, pl.client_id,
            CASE WHEN h.cur < h.prev THEN 'high' ELSE 'low' END,
