@@ -13,6 +13,8 @@ Targets (--targets, comma-separated; default all):
   csmcpd-auth   the same with auth.required = true and an API key (Bearer)
   csmcpd-nolimit  csmcpd with the rate limiter off too (auth off, audit on)
   csmcpd-bare   no auth, no rate limiter, no audit trail: the SDK server's feature set
+  csmcpd-auth-commit, csmcpd-auth-drop  csmcpd-auth without the audit spool (answer after
+                the PostgreSQL commit) and with audit.on_failure = drop (issue 26)
   csmcpd-modern, csmcpd-auth-modern  csmcpd and csmcpd-auth on the stateless 2026-07-28 wire
                 (no session: _meta, MCP-Protocol-Version/Mcp-Method/Mcp-Name; docs/protocol.md)
   sdk-stateful  sdk_server.mjs --mode stateful (one process; sessions in memory)
@@ -224,14 +226,17 @@ class SdkTarget:
 
 
 class CsmcpdTarget:
-    def __init__(self, name, port, workers, auth, limiter=True, audit=True, modern=False):
+    def __init__(self, name, port, workers, auth, limiter=True, audit=True, modern=False,
+                 audit_conf=None, audit_desc=""):
         self.name, self.port, self.workers, self.auth = name, port, workers, auth
         self.limiter, self.audit, self.modern = limiter, audit, modern
+        self.audit_conf = audit_conf or {}
         self.d = None
         self.token = None
         self.desc = "csmcpd, %d workers, fixtures on, auth %s, rate limiter %s, audit %s" % (
             workers, "on" if auth else "off", "on" if limiter else "off",
-            "on" if audit else "off") + (", 2026-07-28 wire (no session)" if modern else "")
+            "on" if audit else "off") + (", 2026-07-28 wire (no session)" if modern else "") + \
+            audit_desc
 
     def start(self):
         for a, b in (("CSMCP_TEST_DATABASE_URL", "CSMCP_DATABASE_URL"),
@@ -248,7 +253,7 @@ class CsmcpdTarget:
                 # limits the benchmark's single session/key stays under.
                 "ratelimit": {"key_per_minute": 10000000, "tool_per_minute": 10000000,
                               "write_per_minute": 10000000, "enabled": self.limiter},
-                "audit": {"enabled": self.audit}}
+                "audit": dict({"enabled": self.audit}, **self.audit_conf)}
         self.d = lib.Csmcpd(workers=self.workers, conf=conf, fixtures=True, auth=self.auth)
         self.d.port, self.d.admin_port = self.port, self.port + 1
         if self.auth:
@@ -496,6 +501,14 @@ def main():
                                               modern=True),
         "csmcpd-auth-modern": lambda: CsmcpdTarget("csmcpd-auth-modern", 19560 + o, a.workers, True,
                                                    modern=True),
+        # issue 26: what durability costs - csmcpd-auth answering only after the PostgreSQL
+        # commit (no local spool), and answering at once (drop: records may be lost)
+        "csmcpd-auth-commit": lambda: CsmcpdTarget(
+            "csmcpd-auth-commit", 19570 + o, a.workers, True, audit_conf={"spool_dir": ""},
+            audit_desc=" (refuse, no spool: answered after the commit)"),
+        "csmcpd-auth-drop": lambda: CsmcpdTarget(
+            "csmcpd-auth-drop", 19580 + o, a.workers, True, audit_conf={"on_failure": "drop"},
+            audit_desc=" (on_failure = drop: answered before the record is durable)"),
         "sdk-stateful": lambda: SdkTarget("sdk-stateful", "stateful", 19600 + o, a.node),
         "sdk-stateless": lambda: SdkTarget("sdk-stateless", "stateless", 19601 + o, a.node),
     }
