@@ -49,6 +49,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 class JwksRefresh(lib.TestCase):
+    DOWN = "https://127.0.0.1:9/unreachable"
+
     @classmethod
     def setUpClass(cls):
         cls.pki = su.Pki()
@@ -77,7 +79,8 @@ class JwksRefresh(lib.TestCase):
         }
         threading.Thread(target=cls.srv.serve_forever, daemon=True).start()
         cls.d = lib.Csmcpd(workers=2, fixtures=True, auth=True, conf={"auth": {
-            "issuer": [cls.issuer], "ca_file": ca, "jwks_refresh_min": 1,
+            # a second trusted issuer that is down: it must not disturb the first
+            "issuer": [cls.issuer, cls.DOWN], "ca_file": ca, "jwks_refresh_min": 1,
             "jwks_refresh_max": 4, "jwks_miss_interval": 1, "fetch_timeout_ms": 2000}})
         cls.resource = "http://127.0.0.1:%d/mcp" % cls.d.port
         cls.d.rewrite_conf({"auth": {"resource_url": cls.resource}})
@@ -103,6 +106,10 @@ class JwksRefresh(lib.TestCase):
             headers={"Authorization": "Bearer " + tok})
         return st
 
+    @property
+    def disc_err(self):
+        return 'issuer="%s",step="discovery",result="error"' % self.issuer
+
     def hits(self, path, since=0.0):
         with self.srv.lock:
             return [t for t, p in self.srv.hits if p == path and t >= since]
@@ -116,6 +123,14 @@ class JwksRefresh(lib.TestCase):
         self.assertEqual(self.status(self.tok(self.k1, "k1")), 200)
         # a key the issuer does not publish: 401 after one kid-miss refresh
         self.assertEqual(self.status(self.tok(self.k2, "k2")), 401)
+        # both issuers are listed for clients; the one that is down has no keys: its tokens are
+        # refused (fail closed), the other's keep working
+        st, _, body = self.d.get("/.well-known/oauth-protected-resource/mcp")
+        self.assertEqual(json.loads(body)["authorization_servers"], [self.issuer, self.DOWN])
+        now = su.now()
+        t = self.pki.jwt(self.k1, {"iss": self.DOWN, "aud": self.resource, "sub": "x",
+                                   "exp": now + 300, "scope": "read"}, kid="k1")
+        self.assertEqual(self.status(t), 401)
 
     def test_2_refresh_by_expires_and_capped_max_age(self):
         # Expires 2 s after Date, no Cache-Control: each worker refetches every ~2 s
@@ -140,20 +155,20 @@ class JwksRefresh(lib.TestCase):
 
     def test_3_failures_keep_keys_and_refuse_bad_metadata(self):
         good = self.tok(self.k1, "k1", sub="a")
-        err0 = metric(self.d, "csmcp_auth_jwks_fetch_total", 'step="discovery",result="error"')
+        err0 = metric(self.d, "csmcp_auth_jwks_fetch_total", self.disc_err)
         # the JWKS fails (500), and rediscovery names another issuer
         type(self).jwks_status = 500
         type(self).meta = {"issuer": "https://evil.example.test", "jwks_uri": self.base + "/x"}
         lib.wait_for(lambda: metric(self.d, "csmcp_auth_jwks_fetch_total",
-                                    'step="discovery",result="error"') >= err0 + 2, 20,
+                                    self.disc_err) >= err0 + 2, 20,
                      what="discovery refused on both workers")
         # the cached key still works (fresh token: no auth-cache entry)
         self.assertEqual(self.status(self.tok(self.k1, "k1", sub="b")), 200)
         # an http jwks_uri is refused the same way
         type(self).meta = {"issuer": self.issuer, "jwks_uri": "http://127.0.0.1:1/certs"}
-        err1 = metric(self.d, "csmcp_auth_jwks_fetch_total", 'step="discovery",result="error"')
+        err1 = metric(self.d, "csmcp_auth_jwks_fetch_total", self.disc_err)
         lib.wait_for(lambda: metric(self.d, "csmcp_auth_jwks_fetch_total",
-                                    'step="discovery",result="error"') >= err1 + 2, 20,
+                                    self.disc_err) >= err1 + 2, 20,
                      what="http jwks_uri refused")
         self.assertEqual(self.status(good), 200)
         with open(self.d.log_path, "rb") as f:
