@@ -173,16 +173,18 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM ebr_action_items i WHERE i.ebr_id = e.ebr_id);
     GET DIAGNOSTICS n_items = ROW_COUNT;
 
-    -- Workflows and their recorded firings
+    -- Workflows and their recorded firings. Seeded paused: a running monitor would otherwise start
+    -- executing them (e-mails, tasks, meetings) in every seeded database, CI's included; resume
+    -- them with automate_communications to see them run.
     INSERT INTO communication_workflows (workflow_id, name, description, trigger_type, trigger_conditions, delay_minutes,
                                          is_active, created_by, created_at)
     VALUES
         ('workflow_9000001_low_health_outreach', 'Low health outreach', 'Email and a CSM task when health drops below 60',
-         'health_score', '{"threshold": 60, "direction": "below"}', 0, true, 'seed', now() - interval '90 days'),
+         'health_score', '{"threshold": 60, "direction": "below"}', 0, false, 'seed', now() - interval '90 days'),
         ('workflow_9000002_usage_drop_nudge', 'Usage drop nudge', 'In-app tips when weekly active users fall under 10',
-         'usage_pattern', '{"metric": "weekly_active_users", "threshold": 10}', 60, true, 'seed', now() - interval '60 days'),
+         'usage_pattern', '{"metric": "weekly_active_users", "threshold": 10}', 60, false, 'seed', now() - interval '60 days'),
         ('workflow_9000003_renewal_90_days', 'Renewal 90 days', 'Renewal reminder and meeting 90 days before the end',
-         'contract_event', '{"event_type": "renewal_due", "days_before": 90}', 0, true, 'seed', now() - interval '200 days'),
+         'contract_event', '{"event_type": "renewal_due", "days_before": 90}', 0, false, 'seed', now() - interval '200 days'),
         ('workflow_9000004_onboarding_done', 'Onboarding done', 'Congratulate and ask for feedback at go-live',
          'milestone', '{"milestone_name": "go_live"}', 1440, false, 'seed', now() - interval '150 days')
     ON CONFLICT DO NOTHING;
