@@ -83,6 +83,7 @@ struct mreq {
     yajl_val meta;
     yajl_val client_caps;
     yajl_val mrtr_state; /* verified requestState of a retried tools/call (owned), or NULL */
+    yajl_val listen;     /* subscriptions/listen: the accepted resourceSubscriptions (borrowed) */
     int mrtr_next;       /* input requests the call has made so far */
     struct auth_result auth;
     /* pre-dispatch checks run concurrently (session in Redis, rate limit) */
@@ -148,6 +149,9 @@ void mreq_sse_send(struct mreq *m, const char *json, size_t len, bool final);
 void mreq_stream_end(struct mreq *m);
 /* GET on a verified session: a standalone stream, or resumption with Last-Event-ID. */
 void mcp_stream_get(struct mreq *m);
+/* subscriptions/listen (2026-07-28): an open stream whose first event is ack (the
+ * acknowledged notification); alerts reach it like GET streams (mcp_streams_each). */
+void mcp_stream_listen(struct mreq *m, const char *ack, size_t len);
 /* Open GET streams. */
 int mcp_streams_open(void);
 
@@ -193,6 +197,9 @@ void mcp_modern_begin(struct mreq *m);
  * serverInfo; errors get the request's id and modern codes). NULL: send json as is; else a
  * malloc'd body of *outlen bytes. */
 char *mcp_modern_rewrite(struct mreq *m, const char *json, size_t len, size_t *outlen);
+
+/* A monitors' alert for client_id on a subscriptions/listen stream (alerts.c calls it). */
+void mcp_listen_alert(struct mreq *m, const char *client_id);
 
 /* ---- modern_mrtr.c: input-required (MRTR) fixtures and requestState ---- */
 

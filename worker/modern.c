@@ -62,9 +62,9 @@ static const char K_LOGLEVEL[] = "io.modelcontextprotocol/logLevel";
 
 /* The methods of the modern era this server implements. */
 static const char *const modern_methods[] = {
-    "server/discover",     "tools/list",   "tools/call",  "resources/list",
-    "resources/read",      "prompts/list", "prompts/get", "resources/templates/list",
-    "completion/complete", NULL,
+    "server/discover",     "tools/list",           "tools/call",  "resources/list",
+    "resources/read",      "prompts/list",         "prompts/get", "resources/templates/list",
+    "completion/complete", "subscriptions/listen", NULL,
 };
 
 /* The modern era's code for a legacy-era one (MODERN_CODE in docs/protocol.md). */
@@ -259,11 +259,12 @@ static void m_discover(struct mreq *m, struct jsonrpc_msg *msg)
     struct jbuf b;
     jbuf_init(&b);
     jsonrpc_open_result(&b, msg->id);
-    /* As the legacy capabilities, without resources.subscribe: 2026-07-28 moved resource
-     * subscriptions to subscriptions/listen, which this server does not offer yet. */
+    /* As the legacy capabilities: resources.subscribe is now resourceSubscriptions on
+     * subscriptions/listen (csmcp://alerts[/<client_id>]); no list ever changes without a
+     * reload, so no listChanged. */
     jbuf_puts(&b, "{\"resultType\":\"complete\",\"supportedVersions\":" SUPPORTED_JSON
                   ",\"capabilities\":{\"tools\":{\"listChanged\":false},\"resources\":{"
-                  "\"subscribe\":false,\"listChanged\":false},\"prompts\":{\"listChanged\":"
+                  "\"subscribe\":true,\"listChanged\":false},\"prompts\":{\"listChanged\":"
                   "false},\"logging\":{},\"completions\":{}}");
     jbuf_printf(&b,
                 ",\"instructions\":\"Customer Success data: accounts, health, onboarding, "
@@ -275,11 +276,89 @@ static void m_discover(struct mreq *m, struct jsonrpc_msg *msg)
     jbuf_free(&b);
 }
 
+#define ALERTS_URI "csmcp://alerts"
+
+/* A URI a listen stream can be notified about: csmcp://alerts or csmcp://alerts/<client_id>. */
+static bool listenable(const char *uri)
+{
+    size_t n = strlen(ALERTS_URI);
+    return strncmp(uri, ALERTS_URI, n) == 0 && (uri[n] == '\0' || (uri[n] == '/' && uri[n + 1]));
+}
+
+/*
+ * subscriptions/listen: the acknowledgement (the notification types agreed: only
+ * resourceSubscriptions of the alerts resources; no list changes without a reload), then
+ * notifications/resources/updated as the monitors open alerts, each tagged with the
+ * subscription id (the request's id), until the client closes or the server drains.
+ */
+static void m_listen(struct mreq *m, struct jsonrpc_msg *msg)
+{
+    yajl_val f = json_get(msg->params, "notifications");
+    yajl_val subs = json_get(f, "resourceSubscriptions");
+    if (f == NULL || f->type != yajl_t_object || (subs && subs->type != yajl_t_array)) {
+        mreq_reply_error(m, msg->id, JSONRPC_INVALID_PARAMS,
+                         "Invalid params: notifications (an object; resourceSubscriptions an "
+                         "array of URIs) is required",
+                         NULL);
+        return;
+    }
+    m->listen = subs;
+    struct jbuf id, b;
+    jbuf_init(&id);
+    jbuf_init(&b);
+    jsonrpc_write_id(&id, msg->id);
+    jbuf_puts(&b, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\","
+                  "\"params\":{\"notifications\":{");
+    bool first = true;
+    for (size_t i = 0; subs && i < subs->u.array.len; i++) {
+        yajl_val u = subs->u.array.values[i];
+        if (u->type != yajl_t_string || !listenable(u->u.string))
+            continue;
+        jbuf_puts(&b, first ? "\"resourceSubscriptions\":[" : ",");
+        json_str(&b, u->u.string);
+        first = false;
+    }
+    jbuf_puts(&b, first ? "}" : "]}");
+    jbuf_puts(&b, ",\"_meta\":{\"io.modelcontextprotocol/subscriptionId\":");
+    jbuf_append(&b, id.p, id.len);
+    jbuf_puts(&b, "}}}");
+    mcp_stream_listen(m, b.p, b.len);
+    jbuf_free(&b);
+    jbuf_free(&id);
+}
+
+void mcp_listen_alert(struct mreq *m, const char *client_id)
+{
+    if (m->req == NULL || m->listen == NULL)
+        return;
+    char mine[256];
+    snprintf(mine, sizeof mine, "%s/%s", ALERTS_URI, client_id);
+    for (size_t i = 0; i < m->listen->u.array.len; i++) {
+        yajl_val u = m->listen->u.array.values[i];
+        if (u->type != yajl_t_string || (strcmp(u->u.string, ALERTS_URI) != 0 &&
+                                         (!client_id[0] || strcmp(u->u.string, mine) != 0)))
+            continue;
+        struct jbuf b;
+        jbuf_init(&b);
+        jbuf_puts(&b, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\","
+                      "\"params\":{\"uri\":");
+        json_str(&b, u->u.string);
+        jbuf_puts(&b, ",\"_meta\":{\"io.modelcontextprotocol/subscriptionId\":");
+        jsonrpc_write_id(&b, m->msgs[0].id);
+        jbuf_puts(&b, "}}}");
+        mreq_sse_send(m, b.p, b.len, false);
+        jbuf_free(&b);
+        metrics_inc("csmcp_mcp_resource_notifications_total", NULL, 1);
+    }
+}
+
 static void modern_run(struct mreq *m)
 {
     struct jsonrpc_msg *msg = &m->msgs[0];
     if (strcmp(msg->method, "server/discover") == 0)
         m_discover(m, msg);
+    else if (strcmp(msg->method, "subscriptions/listen") == 0)
+        m_listen(m, msg);
     else if (!mcp_mrtr_fixture(m, msg) && mcp_mrtr_retry_check(m, msg))
         mcp_dispatch_request(m, msg);
 }

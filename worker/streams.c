@@ -273,6 +273,25 @@ static void get_stream_end(struct mreq *m)
 {
     if (m->timer)
         event_del(m->timer);
+    if (m->modern && S.draining && m->req) {
+        /* a subscriptions/listen stream ended by the server: its graceful result, whose
+         * subscriptionId is the listen request's id */
+        struct jbuf id, b, ev;
+        jbuf_init(&id);
+        jbuf_init(&b);
+        jbuf_init(&ev);
+        jsonrpc_write_id(&id, m->msgs[0].id);
+        jsonrpc_open_result(&b, m->msgs[0].id);
+        jbuf_puts(&b, "{\"resultType\":\"complete\",\"_meta\":{"
+                      "\"io.modelcontextprotocol/subscriptionId\":");
+        jbuf_append(&b, id.p, id.len);
+        jbuf_puts(&b, "}}}");
+        sse_event(&ev, NULL, b.p, b.len);
+        stream_write(m, ev.p, ev.len);
+        jbuf_free(&ev);
+        jbuf_free(&b);
+        jbuf_free(&id);
+    }
     stream_unlink(m);
     mreq_stream_end(m);
 }
@@ -309,6 +328,11 @@ static void stream_timer_cb(evutil_socket_t fd, short what, void *arg)
     sse_comment(&b, "keepalive");
     stream_write(m, b.p, b.len);
     jbuf_free(&b);
+    if (m->modern) { /* subscriptions/listen: no session to outlive */
+        struct timeval tv = {KEEPALIVE_S, 0};
+        evtimer_add(m->timer, &tv);
+        return;
+    }
     m->refs++;
     if (redisc_cmdf(keepalive_checked, m, "EXISTS %s", m->s.key) < 0)
         m->refs--;
@@ -363,17 +387,12 @@ static void resume_poll(struct mreq *m)
     }
 }
 
-void mcp_stream_get(struct mreq *m)
+/* Draining, or mcp.max_streams_per_principal reached: answered (false). */
+static bool stream_admit(struct mreq *m)
 {
-    const char *accept = http_req_header(m->req, "Accept");
-    if (!mcp_accepts(accept, "text/event-stream")) {
-        mreq_respond_error(m, 406, MCP_ERR_TRANSPORT,
-                           "Not Acceptable: Client must accept text/event-stream", NULL);
-        return;
-    }
     if (S.draining) {
         mreq_respond_error(m, 503, MCP_ERR_TRANSPORT, "Server is draining", "Retry-After: 1\r\n");
-        return;
+        return false;
     }
     int cap = mcp_env.cfg->mcp_max_streams_per_principal;
     if (cap > 0) {
@@ -391,9 +410,22 @@ void mcp_stream_get(struct mreq *m)
                      cap);
             metrics_inc("csmcp_mcp_principal_cap_total", "cap=\"streams\"", 1);
             mreq_respond_error(m, 429, MCP_ERR_RATE_LIMITED, em, "Retry-After: 5\r\n");
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+void mcp_stream_get(struct mreq *m)
+{
+    const char *accept = http_req_header(m->req, "Accept");
+    if (!mcp_accepts(accept, "text/event-stream")) {
+        mreq_respond_error(m, 406, MCP_ERR_TRANSPORT,
+                           "Not Acceptable: Client must accept text/event-stream", NULL);
+        return;
+    }
+    if (!stream_admit(m))
+        return;
     m->timer = evtimer_new(mcp_env.base, stream_timer_cb, m);
     if (m->timer == NULL) {
         mreq_respond_error(m, 500, JSONRPC_INTERNAL_ERROR, "out of memory", NULL);
@@ -428,6 +460,30 @@ void mcp_stream_get(struct mreq *m)
     char id[40];
     snprintf(id, sizeof id, "%s_0", m->stream);
     sse_priming(&b, id, SSE_RETRY_MS);
+    stream_write(m, b.p, b.len);
+    jbuf_free(&b);
+    struct timeval tv = {KEEPALIVE_S, 0};
+    evtimer_add(m->timer, &tv);
+}
+
+void mcp_stream_listen(struct mreq *m, const char *ack, size_t len)
+{
+    if (!stream_admit(m))
+        return;
+    m->timer = evtimer_new(mcp_env.base, stream_timer_cb, m);
+    if (m->timer == NULL) {
+        mreq_respond_error(m, 500, JSONRPC_INTERNAL_ERROR, "out of memory", NULL);
+        return;
+    }
+    char hdrs[1536];
+    sse_headers(m, hdrs, sizeof hdrs);
+    m->sse = true;
+    http_stream_begin(m->req, 200, "text/event-stream", hdrs);
+    http_req_on_close(m->req, get_closed, m);
+    stream_link(m);
+    struct jbuf b;
+    jbuf_init(&b);
+    sse_event(&b, NULL, ack, len);
     stream_write(m, b.p, b.len);
     jbuf_free(&b);
     struct timeval tv = {KEEPALIVE_S, 0};

@@ -215,7 +215,7 @@ class ModernEra(lib.TestCase):
 
     def test_unknown_and_removed_methods_404(self):
         for me in ("initialize", "ping", "logging/setLevel", "resources/subscribe",
-                   "subscriptions/listen", "no/such"):
+                   "resources/unsubscribe", "no/such"):
             self.assertError(modern(self.port, me), 404, -32601, me)
 
     def test_notifications_and_responses(self):
@@ -236,7 +236,7 @@ class ModernEra(lib.TestCase):
         self.assertEqual(r["supportedVersions"][0], V)
         self.assertIn("2025-11-25", r["supportedVersions"])
         self.assertEqual(r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "csmcp")
-        self.assertFalse(r["capabilities"]["resources"]["subscribe"])
+        self.assertTrue(r["capabilities"]["resources"]["subscribe"])  # subscriptions/listen
         self.assertIsInstance(r["ttlMs"], int)
         self.assertIn(r["cacheScope"], ("public", "private"))
 
@@ -315,6 +315,56 @@ class ModernEra(lib.TestCase):
                 got += chunk
         # closed after the first progress event: the call is cancelled, audited as such
         lib.wait_until(lambda: cancelled() > before, 10, what="a cancelled audit row")
+
+    def test_subscriptions_listen_delivers_alert_updates(self):
+        """The ack first (only the alerts URIs accepted, tagged with the request id), then
+        notifications/resources/updated for a subscribed account's alert, on any worker."""
+        client = "cs_listen_%d" % int(time.time() * 1000)
+        body = json.dumps({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen",
+                           "params": {"_meta": META, "notifications": {
+                               "toolsListChanged": True,
+                               "resourceSubscriptions": ["csmcp://alerts/" + client,
+                                                         "file:///not/ours"]}}}).encode()
+        head = ("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: %s\r\n"
+                "Mcp-Method: subscriptions/listen\r\nContent-Length: %d\r\n\r\n"
+                % (self.port, V, len(body))).encode()
+
+        def events(sock, want):
+            buf = b""
+            out = []
+            deadline = time.time() + 5
+            while len(out) < want and time.time() < deadline:
+                chunk = sock.recv(65536)
+                self.assertTrue(chunk, buf)
+                buf += chunk
+                while b"\n\n" in buf:
+                    ev, buf = buf.split(b"\n\n", 1)
+                    data = [l[5:].strip() for l in ev.split(b"\n") if l.startswith(b"data:")]
+                    if data and data[0]:
+                        out.append(json.loads(b"".join(data)))
+            return out
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(head + body)
+            ack = events(s, 1)[0]
+            self.assertEqual(ack["method"], "notifications/subscriptions/acknowledged")
+            self.assertEqual(ack["params"]["notifications"],
+                             {"resourceSubscriptions": ["csmcp://alerts/" + client]})
+            self.assertEqual(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+                             "sub-1")
+            # an alert of another account is not sent; this account's is
+            redis_command("PUBLISH", "csmcp:alerts", json.dumps(
+                {"alert_id": 1, "monitor": "m", "client_id": client + "_other"}))
+            redis_command("PUBLISH", "csmcp:alerts", json.dumps(
+                {"alert_id": 2, "monitor": "m", "client_id": client}))
+            ev = events(s, 1)[0]
+        self.assertEqual(ev["method"], "notifications/resources/updated")
+        self.assertEqual(ev["params"]["uri"], "csmcp://alerts/" + client)
+        self.assertEqual(ev["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+                         "sub-1")
+        self.assertError(modern(self.port, "subscriptions/listen", {}), 200, -32602,
+                         "notifications")
 
     def test_server_to_client_requests_never_sent(self):
         # the legacy sampling fixture needs a server->client request: impossible on this wire
