@@ -1,5 +1,6 @@
 // TypeScript SDK v1 client against csmcpd: connect, paginate tools/list, call tools, validate
-// structuredContent against outputSchema (the SDK does it), terminate the session.
+// structuredContent against outputSchema (the SDK does it), the data workflow (list_clients ->
+// get_client_overview, as sdk_v2_client.mjs does on the modern wire), terminate the session.
 // usage: node sdk_client.mjs URL      prints "N passed, N failed" and exits non-zero on failure
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -74,6 +75,22 @@ await check("progress notifications reach the SDK", async () => {
                                   { onprogress: (p) => seen.push(p.progress) });
   assert(seen.length >= 3 && seen[0] < seen[seen.length - 1], `progress ${seen}`);
   assert(r.content[0].text.includes("progress"), JSON.stringify(r));
+});
+
+let first;
+await check("data workflow: list_clients (structuredContent checked by the SDK)", async () => {
+  const r = await client.callTool({ name: "list_clients", arguments: { limit: 5 } });
+  assert(!r.isError, JSON.stringify(r).slice(0, 400));
+  const c = r.structuredContent;
+  assert(c && Array.isArray(c.clients) && c.clients.length > 0, "clients returned");
+  first = c.clients[0];
+});
+
+await check("data workflow: get_client_overview of the first account", async () => {
+  const id = first.client_id ?? first.id;
+  const r = await client.callTool({ name: "get_client_overview", arguments: { client_id: id } });
+  assert(!r.isError, JSON.stringify(r).slice(0, 400));
+  assert(JSON.stringify(r.structuredContent).includes(id), "overview names the account");
 });
 
 await check("terminateSession (DELETE), then the session is gone (404)", async () => {
