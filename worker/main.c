@@ -3,8 +3,9 @@
  *
  * Role: parse the spawn argv (worker/chan.h), load the configuration (it must hash like the
  * supervisor's), build the event loop with the HTTP server on the inherited listening sockets,
- * the PostgreSQL pool, Redis, auth and the MCP layer, report READY once listeners are armed and
- * the database and Redis are reachable, and drain on request.
+ * the PostgreSQL pool, Redis, auth and the MCP layer, arm the listeners and report READY once
+ * the database and Redis are reachable (never accept a request it could only answer 503), and
+ * drain on request.
  *
  * Invariants: signals only reach the loop through evsignal (no work in handlers); drain runs
  * once (SIGTERM, DRAIN, or EOF on the control channel) and ends with BYE and exit 0 when the
@@ -215,6 +216,13 @@ static void ready_check_cb(evutil_socket_t fd, short what, void *arg)
         return;
     if (!pgpool_ready(W.pg) || !redisc_ready())
         return;
+    /* Accept only now: a worker of a new generation that took connections before it reached
+     * PostgreSQL and Redis would answer them 503 (with Sentinel discovery that is tens of ms;
+     * behind a load balancer during a reload, hundreds of requests). Until then the old
+     * generation and the other workers accept. */
+    for (int i = 0; i < A.nlisten_fds; i++)
+        if (http_listen_fd(A.listen_fds[i]) < 0)
+            fatal("listen fd %d unusable", A.listen_fds[i]);
     W.ready_sent = true;
     event_del(W.ready_timer);
     if (A.ctl_fd >= 0)
@@ -342,9 +350,7 @@ int main(int argc, char **argv)
         if (chan_start(W.base, A.ctl_fd, A.slot, A.generation, cfg_hash(&W.cfg), &hooks) < 0)
             fatal("control channel on fd %d failed", A.ctl_fd);
     }
-    for (int i = 0; i < A.nlisten_fds; i++)
-        if (http_listen_fd(A.listen_fds[i]) < 0)
-            fatal("listen fd %d unusable", A.listen_fds[i]);
+    /* Inherited listening sockets are armed in ready_check_cb, once the dependencies are. */
     if (A.listen_addr && http_listen_addr(A.listen_addr) < 0)
         fatal("listen(%s) failed: %s", A.listen_addr, strerror(errno));
 
