@@ -81,8 +81,8 @@ static struct {
     const struct cfg *cfg;
     struct pgpool *pg;
     struct event *timer;
-    struct rec *buf; /* records waiting for the next batch, oldest first */
-    size_t nbuf, capbuf;
+    struct rec *buf; /* records waiting for a batch: buf[bhead..nbuf-1], oldest first */
+    size_t bhead, nbuf, capbuf;
     struct rec *fl; /* the batch being written */
     size_t nfl, capfl;
     size_t split; /* < nfl: sending record fl[split] alone (after a data error) */
@@ -131,7 +131,7 @@ static bool refuse_mode(void)
 
 static size_t backlog(void)
 {
-    return AU.nbuf + AU.nfl - (AU.splitting ? AU.split : 0);
+    return AU.nbuf - AU.bhead + AU.nfl - (AU.splitting ? AU.split : 0);
 }
 
 /* Seconds since the oldest record not yet in PostgreSQL was made (0: none). */
@@ -140,8 +140,8 @@ static double ship_lag(void)
     const struct rec *r = NULL;
     if (AU.nfl > (AU.splitting ? AU.split : 0))
         r = &AU.fl[AU.splitting ? AU.split : 0];
-    else if (AU.nbuf > 0)
-        r = &AU.buf[0];
+    else if (AU.nbuf > AU.bhead)
+        r = &AU.buf[AU.bhead];
     if (r == NULL)
         return 0;
     struct timeval tv;
@@ -435,7 +435,7 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
             set_pg_done(AU.fl[AU.nfl - 1].seq);
         }
         forget_inflight();
-        if (AU.nbuf > 0) {
+        if (AU.nbuf > AU.bhead) {
             if (refuse_mode())
                 flush_now(); /* group commit: what arrived meanwhile goes now */
             else
@@ -489,7 +489,7 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
             log_warn("audit: batch of %zu records failed (attempt %d), will retry: %s", AU.nfl,
                      AU.attempts, why);
     } else {
-        drop(backlog() - AU.nbuf, why);
+        drop(AU.nfl - (AU.splitting ? AU.split : 0), why);
         set_pg_done(AU.fl[AU.nfl - 1].seq);
         forget_inflight();
     }
@@ -505,16 +505,25 @@ static void flush_now(void)
     if (AU.busy || AU.pg == NULL)
         return;
     if (AU.nfl == 0) {
-        if (AU.nbuf == 0)
+        if (AU.nbuf == AU.bhead)
             return;
-        struct rec *t = AU.fl;
-        size_t tc = AU.capfl;
-        AU.fl = AU.buf;
-        AU.capfl = AU.capbuf;
-        AU.nfl = AU.nbuf;
-        AU.buf = t;
-        AU.capbuf = tc;
-        AU.nbuf = 0;
+        /* at most AUDIT_BATCH records per batch: after an outage the backlog is shipped in
+         * batches of bounded size (one huge batch held the chain lock for minutes) */
+        size_t k = AU.nbuf - AU.bhead;
+        if (k > AUDIT_BATCH)
+            k = AUDIT_BATCH;
+        if (AU.capfl < k) {
+            struct rec *n = realloc(AU.fl, AUDIT_BATCH * sizeof *n);
+            if (n == NULL)
+                return; /* retried by the timer */
+            AU.fl = n;
+            AU.capfl = AUDIT_BATCH;
+        }
+        memcpy(AU.fl, AU.buf + AU.bhead, k * sizeof *AU.fl);
+        AU.nfl = k;
+        AU.bhead += k;
+        if (AU.bhead == AU.nbuf)
+            AU.bhead = AU.nbuf = 0;
         AU.attempts = 0;
         AU.splitting = false;
     }
@@ -539,7 +548,7 @@ static void flush_now(void)
         AU.busy = false;
         metrics_inc("csmcp_audit_write_failures_total", NULL, 1);
         if (!refuse_mode() && AU.attempts >= AUDIT_RETRIES) {
-            drop(backlog() - AU.nbuf, "cannot queue the batch");
+            drop(AU.nfl - (AU.splitting ? AU.split : 0), "cannot queue the batch");
             set_pg_done(AU.fl[AU.nfl - 1].seq);
             forget_inflight();
         }
@@ -595,6 +604,12 @@ static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, 
     if (cb == NULL && backlog() >= (size_t)AU.cfg->audit_max_pending) {
         drop(1, "audit buffer full (database too slow or down)");
         return AUDIT_NOT_WAITING;
+    }
+    if (AU.nbuf == AU.capbuf && AU.bhead > 0) {
+        /* the shipped front of the queue is free again */
+        memmove(AU.buf, AU.buf + AU.bhead, (AU.nbuf - AU.bhead) * sizeof *AU.buf);
+        AU.nbuf -= AU.bhead;
+        AU.bhead = 0;
     }
     if (AU.nbuf == AU.capbuf) {
         size_t cap = AU.capbuf ? AU.capbuf * 2 : 64;
@@ -676,7 +691,7 @@ static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, 
     if (AU.spooling)
         spool_append(AU.buf[AU.nbuf].json, AU.buf[AU.nbuf].len, seq);
     AU.nbuf++;
-    if (AU.nfl == 0 && !AU.busy && (refuse_mode() || AU.nbuf >= AUDIT_BATCH))
+    if (AU.nfl == 0 && !AU.busy && (refuse_mode() || AU.nbuf - AU.bhead >= AUDIT_BATCH))
         flush_now(); /* refuse: group commit, no waiting for the timer */
     else
         arm_timer();
@@ -1057,11 +1072,11 @@ void audit_shutdown(void)
     if (AU.timer)
         event_free(AU.timer);
     AU.timer = NULL;
-    for (size_t i = 0; i < AU.nbuf; i++)
+    for (size_t i = AU.bhead; i < AU.nbuf; i++)
         free(AU.buf[i].json);
     free(AU.buf);
     AU.buf = NULL;
-    AU.nbuf = AU.capbuf = 0;
+    AU.bhead = AU.nbuf = AU.capbuf = 0;
     forget_inflight();
     /* exit path: the waiting calls end with the process */
     while (wq_front()) {
