@@ -777,7 +777,7 @@ def check_load(c, results, a):
         by_kind[kind] = by_kind.get(kind, 0) + 1
         w = window(ts)
         by_window[w] = by_window.get(w, 0) + 1
-        key = (w, kind, body[:150])
+        key = (w, kind, re.sub(r'"id":\d+,', "", body)[:150])
         samples[key] = samples.get(key, 0) + 1
     sock = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
     unexplained = by_window.get("outside any event window", 0)
