@@ -153,15 +153,21 @@ BEGIN
                jsonb_build_object('active_user_days_recent', u.recent, 'active_user_days_previous', u.prev, 'window_days', p_lookback)
         -- from the running totals (usage_cum, migration 0140): three index lookups per live
         -- account instead of a scan of 2 x L days of usage_daily; same sums, exactly
+        -- (the rows of exactly those days hash-joined, index usage_cum_day_idx of 0141; an account
+        -- without a row on such a day falls back to its last row before it)
         FROM (SELECT c.client_id, c.c0 - c.c1 AS recent, c.c1 - c.c2 AS prev
               FROM (SELECT a.client_id,
-                           coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id AND x.day <= t
-                                     ORDER BY x.day DESC LIMIT 1), 0) AS c0,
-                           coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id AND x.day <= t - p_lookback
-                                     ORDER BY x.day DESC LIMIT 1), 0) AS c1,
-                           coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id AND x.day <= t - 2 * p_lookback
-                                     ORDER BY x.day DESC LIMIT 1), 0) AS c2
-                    FROM accounts a WHERE a.lifecycle_stage <> 'churned') c) u
+                           coalesce(d0.cum_users, (SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id AND x.day <= t
+                                                   ORDER BY x.day DESC LIMIT 1), 0) AS c0,
+                           coalesce(d1.cum_users, (SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id
+                                                   AND x.day <= t - p_lookback ORDER BY x.day DESC LIMIT 1), 0) AS c1,
+                           coalesce(d2.cum_users, (SELECT x.cum_users FROM usage_cum x WHERE x.client_id = a.client_id
+                                                   AND x.day <= t - 2 * p_lookback ORDER BY x.day DESC LIMIT 1), 0) AS c2
+                    FROM accounts a
+                    LEFT JOIN usage_cum d0 ON d0.day = t AND d0.client_id = a.client_id
+                    LEFT JOIN usage_cum d1 ON d1.day = t - p_lookback AND d1.client_id = a.client_id
+                    LEFT JOIN usage_cum d2 ON d2.day = t - 2 * p_lookback AND d2.client_id = a.client_id
+                    WHERE a.lifecycle_stage <> 'churned') c) u
         WHERE u.prev > 0 AND (u.prev - u.recent)::numeric * 100 / u.prev >= p_threshold
         ORDER BY 2 DESC, 1;
     ELSIF p_type = 'nps_detractor' THEN

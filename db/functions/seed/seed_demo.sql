@@ -358,6 +358,7 @@ BEGIN
     PERFORM csmcp.portfolio_rebuild();
     ANALYZE portfolio_counts;
     ANALYZE portfolio_usage;
+    ANALYZE usage_cum;
     -- Wall time of each phase in milliseconds (not data: the rows are the same on every run).
     RETURN result || jsonb_build_object('timing_ms', timing || jsonb_build_object(
         'total', round(extract(epoch FROM clock_timestamp() - t0) * 1000)));
