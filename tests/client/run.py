@@ -7,7 +7,7 @@ Runs, against one csmcpd (so consecutive requests of a session land on different
      `--requirements 2026-07-28` (the stateless modern era, docs/protocol.md);
   3. the TypeScript SDK v1 client (sdk_client.mjs, legacy) and v2 client (sdk_v2_client.mjs,
      @modelcontextprotocol/client on 2026-07-28) at the same time;
-  4. the MCP Inspector CLI (tools/list, tools/call).
+  4. the MCP Inspector CLI (tools/list, tools/call; tools/call again with --protocol-era modern).
 auth.required is false here: the conformance suite has no option to send a token.
 Needs the environment of `scripts/dev test` (see tests/integration/lib.py) and installs the
 pinned npm packages with `npm ci` when node_modules is missing or stale.
@@ -150,7 +150,15 @@ def main():
         log += out
         ok = rc == 0 and '"echo":"inspector"' in out.replace(" ", "")
         p, f = (p + 1, f) if ok else (p, f + 1)
-        results.append(("MCP Inspector CLI", p, f, log))
+        # the same call on the 2026-07-28 wire (server/discover probe, no session)
+        rc, out = run([NODE, INSPECTOR, "--cli", url, "--protocol-era", "modern", "--method",
+                       "tools/call", "--tool-name", "test_structured_output", "--tool-args-json",
+                       '{"text":"modern"}', "--format", "json"], 120, env)
+        log += out
+        ok = rc == 0 and '"echo":"modern"' in out.replace(" ", "") and \
+            "io.modelcontextprotocol/serverInfo" in out
+        p, f = (p + 1, f) if ok else (p, f + 1)
+        results.append(("MCP Inspector CLI (legacy and --protocol-era modern)", p, f, log))
     finally:
         code = d.stop()
     allp = sum(r[1] for r in results)
