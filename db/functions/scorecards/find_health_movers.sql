@@ -23,7 +23,7 @@ BEGIN
          ORDER BY o.client_id, o.set_at DESC
     ), ov_now AS (
         SELECT o.client_id, o.score FROM health_overrides o
-         WHERE o.cleared_at IS NULL AND o.expires_at > csmcp.sc_now()
+         WHERE o.cleared_at IS NULL AND o.expires_at > (SELECT csmcp.sc_now())
     ), base AS (
         SELECT a.client_id, a.client_name, a.csm_assigned, a.health_score,
                b.score_id AS b_id, b.calculated_at AS b_at, b.overall_score AS b_score,

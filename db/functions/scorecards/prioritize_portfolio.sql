@@ -23,7 +23,7 @@ BEGIN
                coalesce(o.score, a.health_score) AS eff, o.score IS NOT NULL AS overridden,
                coalesce(c.contract_value, 0) AS arr, c.end_date - v_today AS renewal_days
           FROM accounts a
-          LEFT JOIN health_overrides o ON o.client_id = a.client_id AND o.cleared_at IS NULL AND o.expires_at > csmcp.sc_now()
+          LEFT JOIN health_overrides o ON o.client_id = a.client_id AND o.cleared_at IS NULL AND o.expires_at > (SELECT csmcp.sc_now())
           LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
          WHERE a.status <> 'churned' AND (v_csm IS NULL OR a.csm_assigned = v_csm)
     ), tk AS (

@@ -108,20 +108,23 @@ BEGIN
         IF v_id IS NOT NULL OR v_reason IS NOT NULL OR v_subject IS NOT NULL OR v_body IS NOT NULL THEN
             PERFORM csmcp.invalid('message_id, reason, subject and body are not used with action list');
         END IF;
-        WITH f AS (
-            SELECT x FROM outbox x
-             WHERE CASE v_state WHEN 'pending_approval' THEN x.state = 'pending_approval'
-                                WHEN 'rejected' THEN x.state = 'rejected'
-                                ELSE x.reviewed_at IS NOT NULL AND x.state <> 'rejected' END
-               AND (v_channel IS NULL OR x.channel = v_channel)
-               AND (v_client IS NULL OR x.client_id = v_client)
-               AND (v_creator IS NULL OR x.created_by = v_creator OR x.source_tool = v_creator)
-        )
-        SELECT (SELECT count(*) FROM f),
-               coalesce((SELECT jsonb_agg(csmcp.rom_json(p.x) ORDER BY (p.x).created_at, (p.x).id)
-                           FROM (SELECT f.x FROM f ORDER BY (f.x).created_at, (f.x).id
-                                 LIMIT v_limit OFFSET v_offset) p), '[]')
-          INTO v_total, v_items;
+        -- count, then the page in index order (outbox_pending_idx / outbox_reviewed_idx)
+        SELECT count(*) INTO v_total FROM outbox x
+         WHERE CASE v_state WHEN 'pending_approval' THEN x.state = 'pending_approval'
+                            WHEN 'rejected' THEN x.reviewed_at IS NOT NULL AND x.state = 'rejected'
+                            ELSE x.reviewed_at IS NOT NULL AND x.state <> 'rejected' END
+           AND (v_channel IS NULL OR x.channel = v_channel)
+           AND (v_client IS NULL OR x.client_id = v_client)
+           AND (v_creator IS NULL OR x.created_by = v_creator OR x.source_tool = v_creator);
+        SELECT coalesce(jsonb_agg(csmcp.rom_json(p) ORDER BY p.created_at, p.id), '[]') INTO v_items
+          FROM (SELECT x.* FROM outbox x
+                 WHERE CASE v_state WHEN 'pending_approval' THEN x.state = 'pending_approval'
+                                    WHEN 'rejected' THEN x.reviewed_at IS NOT NULL AND x.state = 'rejected'
+                                    ELSE x.reviewed_at IS NOT NULL AND x.state <> 'rejected' END
+                   AND (v_channel IS NULL OR x.channel = v_channel)
+                   AND (v_client IS NULL OR x.client_id = v_client)
+                   AND (v_creator IS NULL OR x.created_by = v_creator OR x.source_tool = v_creator)
+                 ORDER BY x.created_at, x.id LIMIT v_limit OFFSET v_offset) p;
         RETURN jsonb_build_object(
             'status', 'success', 'action', 'list', 'state', v_state, 'messages', v_items,
             'total', v_total, 'limit', v_limit, 'offset', v_offset,
