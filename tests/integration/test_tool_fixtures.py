@@ -38,7 +38,11 @@ class Fixtures(lib.TestCase):
 
     def test_prompts(self):
         prompts = {p["name"]: p for p in self.s.request("prompts/list")["prompts"]}
-        self.assertEqual(len(prompts), 4)
+        # the conformance suite's four, plus the 2026-07-28 input-required one (issue 19)
+        self.assertEqual(sorted(prompts), ["test_input_required_result_prompt",
+                                           "test_prompt_with_arguments",
+                                           "test_prompt_with_embedded_resource",
+                                           "test_prompt_with_image", "test_simple_prompt"])
         self.assertEqual([a["name"] for a in prompts["test_prompt_with_arguments"]["arguments"]],
                          ["arg1", "arg2"])
         r = self.s.request("prompts/get", {"name": "test_prompt_with_arguments",
