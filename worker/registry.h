@@ -35,7 +35,8 @@ const struct registry_tool *registry_find(const char *name);
 /*
  * The scope a call of d with these arguments needs: for a tool with action_scopes, the scope of
  * the requested "action" value (TOOLS.md: a mixed tool checks the action actually requested);
- * otherwise, or for an action not listed, d->scope. args may be NULL.
+ * otherwise, or for an action not listed, d->scope; raised to the scope of every argument of
+ * argument_scopes the call passes (not null). args may be NULL.
  */
 enum tool_scope registry_required_scope(const struct tool_def *d, yajl_val args);
 /* Rate-limit class of the call: d->rate_class if set, else read iff the required scope is read. */
