@@ -410,56 +410,64 @@ BEGIN
     ELSIF w.trigger_type = 'custom' THEN
         RETURN;  -- fired only by automate_communications action fire
     ELSE
-        -- level triggers
+        -- level triggers, set-based (one aggregate over the window, not a subquery per account)
         v_days := coalesce((c ->> 'days')::integer, (c ->> 'period_days')::integer,
                            CASE WHEN c ->> 'behavior' = 'inactive' THEN 14 ELSE 7 END);
-        RETURN QUERY
-        SELECT x.client_id, NULL::text, x.d
-        FROM (
-            SELECT a.client_id,
-                   CASE w.trigger_type
-                   WHEN 'health_score' THEN
-                       CASE WHEN CASE WHEN v_dir = 'above' THEN a.health_score > v_thr ELSE a.health_score < v_thr END
-                            THEN jsonb_build_object('health_score', a.health_score, 'threshold', c -> 'threshold',
-                                                    'direction', v_dir) END
-                   WHEN 'usage_pattern' THEN
-                       (SELECT CASE WHEN CASE WHEN v_dir = 'above' THEN u.v > v_thr ELSE u.v < v_thr END
-                                    THEN jsonb_build_object('metric', c ->> 'metric', 'value', u.v, 'threshold', c -> 'threshold',
-                                                            'direction', v_dir, 'period_days', v_days) END
-                        FROM (SELECT CASE c ->> 'metric'
-                                     WHEN 'active_users' THEN round(coalesce(sum(d.active_users), 0)::numeric / v_days, 2)
-                                     WHEN 'events' THEN coalesce(sum(d.events), 0)::numeric
-                                     WHEN 'session_minutes' THEN coalesce(sum(d.session_minutes), 0)::numeric
-                                     ELSE (SELECT count(DISTINCT du.user_id)::numeric FROM usage_daily_users du
-                                           WHERE du.client_id = a.client_id AND du.day > csmcp.today() - 7
-                                             AND du.day <= csmcp.today()) END AS v
-                              FROM usage_daily d
-                              WHERE d.client_id = a.client_id AND d.day > csmcp.today() - v_days AND d.day <= csmcp.today()) u)
-                   WHEN 'behavior_based' THEN
-                       CASE c ->> 'behavior'
-                       WHEN 'inactive' THEN
-                           CASE WHEN a.created_at <= now() - make_interval(days => v_days)
-                                 AND NOT EXISTS (SELECT 1 FROM usage_daily d WHERE d.client_id = a.client_id AND d.events > 0
-                                                 AND d.day > csmcp.today() - v_days AND d.day <= csmcp.today())
-                                THEN jsonb_build_object('behavior', 'inactive', 'days', v_days,
-                                                        'last_active_day', (SELECT max(d.day) FROM usage_daily d
-                                                                            WHERE d.client_id = a.client_id AND d.events > 0)) END
-                       ELSE  -- usage_drop: events in the last `days` days vs the `days` before, drop >= percent
-                           (SELECT CASE WHEN u.prev > 0 AND (u.prev - u.cur) * 100.0 / u.prev >= coalesce((c ->> 'percent')::numeric, 50)
-                                        THEN jsonb_build_object('behavior', 'usage_drop', 'days', v_days, 'events_current', u.cur,
-                                                                'events_previous', u.prev,
-                                                                'drop_percent', round((u.prev - u.cur) * 100.0 / u.prev, 1)) END
-                            FROM (SELECT coalesce(sum(d.events) FILTER (WHERE d.day > csmcp.today() - v_days), 0) AS cur,
-                                         coalesce(sum(d.events) FILTER (WHERE d.day <= csmcp.today() - v_days), 0) AS prev
-                                  FROM usage_daily d WHERE d.client_id = a.client_id
-                                    AND d.day > csmcp.today() - 2 * v_days AND d.day <= csmcp.today()) u)
-                       END
-                   END AS d
+        IF w.trigger_type = 'health_score' THEN
+            RETURN QUERY
+            SELECT a.client_id, NULL::text,
+                   jsonb_build_object('health_score', a.health_score, 'threshold', c -> 'threshold', 'direction', v_dir)
             FROM csmcp.comm_wf_scope(w) a
-        ) x
-        WHERE x.d IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM workflow_runs r WHERE r.workflow_id = w.workflow_id AND r.client_id = x.client_id
-                                                          AND r.fired_at > now() - v_cool);
+            WHERE CASE WHEN v_dir = 'above' THEN a.health_score > v_thr ELSE a.health_score < v_thr END
+              AND NOT EXISTS (SELECT 1 FROM workflow_runs r WHERE r.workflow_id = w.workflow_id AND r.client_id = a.client_id
+                                                              AND r.fired_at > now() - v_cool);
+        ELSIF w.trigger_type = 'usage_pattern' THEN
+            RETURN QUERY
+            SELECT a.client_id, NULL::text,
+                   jsonb_build_object('metric', c ->> 'metric', 'value', v.v, 'threshold', c -> 'threshold',
+                                      'direction', v_dir, 'period_days', v_days)
+            FROM csmcp.comm_wf_scope(w) a
+            LEFT JOIN (SELECT d.client_id, sum(d.active_users) AS au, sum(d.events) AS ev, sum(d.session_minutes) AS sm
+                       FROM usage_daily d WHERE d.day > csmcp.today() - v_days AND d.day <= csmcp.today()
+                       GROUP BY d.client_id) u ON u.client_id = a.client_id
+            LEFT JOIN (SELECT du.client_id, count(DISTINCT du.user_id) AS wau FROM usage_daily_users du
+                       WHERE c ->> 'metric' = 'weekly_active_users'
+                         AND du.day > csmcp.today() - 7 AND du.day <= csmcp.today()
+                       GROUP BY du.client_id) wu ON wu.client_id = a.client_id
+            CROSS JOIN LATERAL (SELECT CASE c ->> 'metric'
+                                       WHEN 'active_users' THEN round(coalesce(u.au, 0)::numeric / v_days, 2)
+                                       WHEN 'events' THEN coalesce(u.ev, 0)::numeric
+                                       WHEN 'session_minutes' THEN coalesce(u.sm, 0)::numeric
+                                       ELSE coalesce(wu.wau, 0)::numeric END AS v) v
+            WHERE CASE WHEN v_dir = 'above' THEN v.v > v_thr ELSE v.v < v_thr END
+              AND NOT EXISTS (SELECT 1 FROM workflow_runs r WHERE r.workflow_id = w.workflow_id AND r.client_id = a.client_id
+                                                              AND r.fired_at > now() - v_cool);
+        ELSIF c ->> 'behavior' = 'inactive' THEN
+            RETURN QUERY
+            SELECT a.client_id, NULL::text,
+                   jsonb_build_object('behavior', 'inactive', 'days', v_days,
+                                      'last_active_day', (SELECT max(d.day) FROM usage_daily d
+                                                          WHERE d.client_id = a.client_id AND d.events > 0))
+            FROM csmcp.comm_wf_scope(w) a
+            WHERE a.created_at <= now() - make_interval(days => v_days)
+              AND NOT EXISTS (SELECT 1 FROM usage_daily d WHERE d.client_id = a.client_id AND d.events > 0
+                              AND d.day > csmcp.today() - v_days AND d.day <= csmcp.today())
+              AND NOT EXISTS (SELECT 1 FROM workflow_runs r WHERE r.workflow_id = w.workflow_id AND r.client_id = a.client_id
+                                                              AND r.fired_at > now() - v_cool);
+        ELSE  -- usage_drop: events in the last `days` days vs the `days` before, drop >= percent
+            RETURN QUERY
+            SELECT a.client_id, NULL::text,
+                   jsonb_build_object('behavior', 'usage_drop', 'days', v_days, 'events_current', u.cur,
+                                      'events_previous', u.prev, 'drop_percent', round((u.prev - u.cur) * 100.0 / u.prev, 1))
+            FROM csmcp.comm_wf_scope(w) a
+            JOIN (SELECT d.client_id, coalesce(sum(d.events) FILTER (WHERE d.day > csmcp.today() - v_days), 0) AS cur,
+                         coalesce(sum(d.events) FILTER (WHERE d.day <= csmcp.today() - v_days), 0) AS prev
+                  FROM usage_daily d WHERE d.day > csmcp.today() - 2 * v_days AND d.day <= csmcp.today()
+                  GROUP BY d.client_id) u ON u.client_id = a.client_id
+            WHERE u.prev > 0 AND (u.prev - u.cur) * 100.0 / u.prev >= coalesce((c ->> 'percent')::numeric, 50)
+              AND NOT EXISTS (SELECT 1 FROM workflow_runs r WHERE r.workflow_id = w.workflow_id AND r.client_id = a.client_id
+                                                              AND r.fired_at > now() - v_cool);
+        END IF;
     END IF;
 END $$;
 
