@@ -8,7 +8,7 @@
 -- csmcp.active_health_overrides, db/functions/scorecards/_lib.sql) in rows, filters, sorting and the
 -- average; computed_health_score is shown beside it.
 CREATE OR REPLACE FUNCTION csmcp.tool_list_clients(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     t date := csmcp.today();
     f_tier text := csmcp.arg_text(args, 'tier_filter', NULL, ARRAY['starter', 'standard', 'professional', 'enterprise']);
@@ -113,14 +113,27 @@ BEGIN
           AND (f_tier IS NULL OR p.tier = f_tier) AND (f_stage IS NULL OR p.lifecycle_stage = f_stage);
     ELSE
         WITH filtered AS (
-            SELECT a.client_id, a.tier, a.lifecycle_stage, coalesce(ov.score, a.health_score) AS health_score,
-                   c.contract_value
+            -- accounts without an active override by their computed score (the health index
+            -- estimates this part), plus the few overridden ones by their override
+            SELECT a.client_id, a.tier, a.lifecycle_stage, a.health_score, c.contract_value
             FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
-            LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
             WHERE (f_tier IS NULL OR a.tier = f_tier)
               AND (f_stage IS NULL OR a.lifecycle_stage = f_stage)
-              AND (f_min IS NULL OR coalesce(ov.score, a.health_score) >= f_min)
-              AND (f_max IS NULL OR coalesce(ov.score, a.health_score) <= f_max)
+              AND (f_min IS NULL OR a.health_score >= f_min)
+              AND (f_max IS NULL OR a.health_score <= f_max)
+              AND (f_industry IS NULL OR lower(a.industry) = lower(f_industry))
+              AND (f_csm IS NULL OR a.csm_assigned = f_csm)
+              AND (f_search IS NULL OR a.client_name ILIKE '%' || f_search || '%' OR a.company_name ILIKE '%' || f_search || '%')
+              AND (f_renew IS NULL OR (c.end_date IS NOT NULL AND c.end_date - t BETWEEN 0 AND f_renew))
+              AND NOT EXISTS (SELECT 1 FROM csmcp.active_health_overrides() ov WHERE ov.client_id = a.client_id)
+            UNION ALL
+            SELECT a.client_id, a.tier, a.lifecycle_stage, ov.score, c.contract_value
+            FROM csmcp.active_health_overrides() ov JOIN accounts a ON a.client_id = ov.client_id
+            LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+            WHERE (f_tier IS NULL OR a.tier = f_tier)
+              AND (f_stage IS NULL OR a.lifecycle_stage = f_stage)
+              AND (f_min IS NULL OR ov.score >= f_min)
+              AND (f_max IS NULL OR ov.score <= f_max)
               AND (f_industry IS NULL OR lower(a.industry) = lower(f_industry))
               AND (f_csm IS NULL OR a.csm_assigned = f_csm)
               AND (f_search IS NULL OR a.client_name ILIKE '%' || f_search || '%' OR a.company_name ILIKE '%' || f_search || '%')

@@ -74,12 +74,17 @@ BEGIN
     -- The page first (ids only), then the entries of that page.
     IF v_client IS NULL THEN
         SELECT coalesce(array_agg(p.client_id ORDER BY p.ord), '{}') INTO v_ids
-        FROM (SELECT a.client_id, row_number() OVER (ORDER BY coalesce(ov.score, a.health_score),
-                                                              c.contract_value DESC NULLS LAST, a.client_id) AS ord
-              FROM accounts a LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
-              LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
-              WHERE a.lifecycle_stage <> 'churned' AND coalesce(ov.score, a.health_score) < v_threshold
-              ORDER BY coalesce(ov.score, a.health_score), c.contract_value DESC NULLS LAST, a.client_id
+        FROM (SELECT e.client_id, row_number() OVER (ORDER BY e.h, c.contract_value DESC NULLS LAST, e.client_id) AS ord
+              FROM (-- not overridden: by the computed score (index); overridden: by the override
+                    SELECT a.client_id, a.health_score AS h FROM accounts a
+                     WHERE a.lifecycle_stage <> 'churned' AND a.health_score < v_threshold
+                       AND NOT EXISTS (SELECT 1 FROM csmcp.active_health_overrides() ov WHERE ov.client_id = a.client_id)
+                    UNION ALL
+                    SELECT a.client_id, ov.score FROM csmcp.active_health_overrides() ov
+                      JOIN accounts a ON a.client_id = ov.client_id
+                     WHERE a.lifecycle_stage <> 'churned' AND ov.score < v_threshold) e
+              LEFT JOIN contracts c ON c.client_id = e.client_id AND c.status = 'active'
+              ORDER BY e.h, c.contract_value DESC NULLS LAST, e.client_id
               LIMIT v_limit OFFSET v_offset) p;
     ELSE
         v_ids := CASE WHEN v_offset = 0 THEN ARRAY[v_client] ELSE '{}' END;
