@@ -144,7 +144,7 @@ static void each_stream(struct mreq *m, void *arg)
 {
     const struct note *n = arg;
     if (m->modern) { /* a 2026-07-28 subscriptions/listen stream: its own filter */
-        mcp_listen_alert(m, n->client_id);
+        mcp_up.listen_alert(m, n->client_id);
         return;
     }
     if (!m->have_session || !m->req)

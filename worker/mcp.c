@@ -1101,6 +1101,10 @@ int mcp_init(struct event_base *base, const struct cfg *cfg, struct pgpool *pg)
         return -1;
     crypto_hex(rnd, sizeof rnd, mcp_env.node);
     make_tool_json();
+    mcp_up = (struct mcp_upcalls){.dispatch_request = mcp_dispatch_request,
+                                  .modern_rewrite = mcp_modern_rewrite,
+                                  .listen_alert = mcp_listen_alert,
+                                  .mrtr_tool_request = mcp_mrtr_tool_request};
     if (mcp_calls_init() < 0 || mcp_gates_init() < 0 || alerts_init() < 0 || mcp_mrtr_init() < 0)
         return -1;
     return http_route("/mcp", "/mcp", mcp_handler, NULL);

@@ -13,9 +13,11 @@
  *   modern.c    the stateless 2026-07-28 era on the same endpoint: era detection, per-request
  *               _meta and header validation, server/discover, result decoration (resultType,
  *               caching hints, serverInfo), modern error codes; modern_mrtr.c: the
- *               input-required (MRTR) flow and its signed requestState. They call mcp.c's
- *               dispatch and gates.c like the legacy path; streams.c calls back only into
- *               mcp_modern_rewrite.
+ *               input-required (MRTR) flow and its signed requestState.
+ * A lower file never calls a higher one by name: the few calls upward (streams.c rewriting a
+ * modern response, alerts.c feeding a modern listen stream, toolcall.c asking a modern client,
+ * modern.c dispatching) go through mcp_up, a table of function pointers defined in streams.c
+ * and filled by mcp_init (test_build_cycles keeps the files acyclic).
  */
 #ifndef CSMCP_MCP_INT_H
 #define CSMCP_MCP_INT_H
@@ -171,7 +173,21 @@ int mcp_calls_init(void);
 /* Tool calls in flight. */
 int mcp_calls_inflight(void);
 
-/* ---- mcp.c: dispatch (also used by modern.c) ---- */
+/* ---- streams.c: the calls upward, filled by mcp_init (see the layers above) ---- */
+struct mcp_upcalls {
+    /* mcp.c */
+    void (*dispatch_request)(struct mreq *m, struct jsonrpc_msg *msg);
+    /* modern.c */
+    char *(*modern_rewrite)(struct mreq *m, const char *json, size_t len, size_t *outlen);
+    void (*listen_alert)(struct mreq *m, const char *client_id);
+    /* modern_mrtr.c */
+    int (*mrtr_tool_request)(struct tool_call *tc, struct mreq *m, struct jsonrpc_msg *msg,
+                             const char *method, const char *params_json, tool_reply_fn cb,
+                             void *arg);
+};
+extern struct mcp_upcalls mcp_up;
+
+/* ---- mcp.c: dispatch (modern.c reaches it through mcp_up) ---- */
 
 /* Runs one JSON-RPC request of m (any era; m->modern selects the modern differences). */
 void mcp_dispatch_request(struct mreq *m, struct jsonrpc_msg *msg);

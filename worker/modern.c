@@ -21,7 +21,7 @@
  *   of any host answers it.
  * - Closing a modern request's connection before its answer cancels its tool call (the revision's
  *   cancellation): the handler still finishes, the audit record says cancelled, nothing is sent.
- * - Every response of a modern request passes mcp_modern_rewrite (called by streams.c): a
+ * - Every response of a modern request passes mcp_modern_rewrite (streams.c, via mcp_up): a
  *   result gains resultType "complete" (unless its writer set resultType itself), caching hints
  *   on the cacheable methods and _meta serverInfo; an error gets the request's id and no code of
  *   the ranges the revision forbids (-32002 -> -32602; -32000..-32019 and the spec-reserved
@@ -360,7 +360,7 @@ static void modern_run(struct mreq *m)
     else if (strcmp(msg->method, "subscriptions/listen") == 0)
         m_listen(m, msg);
     else if (!mcp_mrtr_fixture(m, msg) && mcp_mrtr_retry_check(m, msg))
-        mcp_dispatch_request(m, msg);
+        mcp_up.dispatch_request(m, msg);
 }
 
 /* The client went away before the answer: the call is cancelled; it still finishes (and is

@@ -14,7 +14,7 @@
  *   session; a stored event starts with 'm' (message) or 'f' (the final one, which ends it).
  * - A GET stream is on the open-streams list from its first byte until it ends; mcp_drain ends
  *   them all and refuses new ones.
- * - A modern-era (2026-07-28) response passes mcp_modern_rewrite once: in mreq_respond, or for
+ * - A modern-era (2026-07-28) response passes mcp_up.modern_rewrite once: in mreq_respond, or for
  *   the final event of its SSE stream in mreq_reply. Its stream has no event ids and no event
  *   store (it has no session).
  */
@@ -40,6 +40,7 @@
 #define EVENT_TTL_S    600
 /* The MCP server's worker-wide context: defined here, in the bottom layer, set by mcp_init. */
 struct mcp_env mcp_env;
+struct mcp_upcalls mcp_up; /* filled by mcp_init (mcp_int.h: the layers) */
 
 static struct {
     struct mreq *streams; /* open GET streams */
@@ -85,7 +86,7 @@ void mreq_respond(struct mreq *m, int status, const char *ctype, const char *ext
     char hdrs[1536];
     snprintf(hdrs, sizeof hdrs, "%s%s", m->hdrs, extra ? extra : "");
     size_t mlen = 0;
-    char *mbody = m->modern ? mcp_modern_rewrite(m, body, len, &mlen) : NULL;
+    char *mbody = m->modern ? mcp_up.modern_rewrite(m, body, len, &mlen) : NULL;
     http_respond(m->req, status, ctype, hdrs, mbody ? mbody : body, mbody ? mlen : len);
     free(mbody);
     http_done(m);
@@ -223,7 +224,7 @@ void mreq_reply(struct mreq *m, const char *json, size_t len)
     }
     if (m->sse && m->modern) {
         size_t mlen = 0;
-        char *mbody = mcp_modern_rewrite(m, json, len, &mlen);
+        char *mbody = mcp_up.modern_rewrite(m, json, len, &mlen);
         mreq_sse_send(m, mbody ? mbody : json, mbody ? mlen : len, true);
         free(mbody);
     } else if (m->sse) {

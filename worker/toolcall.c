@@ -374,7 +374,7 @@ int tool_call_request(struct tool_call *tc, const char *method, const char *para
     if (cap == NULL || !tool_call_client_can(tc, cap) || tc->m->batch || tc->answered)
         return -1;
     if (tc->m->modern) /* 2026-07-28: an input-required result instead (modern_mrtr.c) */
-        return mcp_mrtr_tool_request(tc, tc->m, tc->msg, method, params_json, cb, arg);
+        return mcp_up.mrtr_tool_request(tc, tc->m, tc->msg, method, params_json, cb, arg);
     struct pending *p = calloc(1, sizeof *p);
     if (p == NULL)
         return -1;
