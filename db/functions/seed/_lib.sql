@@ -99,8 +99,8 @@ END $$;
 
 -- Bulk mode for large seeds: per-row foreign-key checks and secondary-index inserts dominate
 -- the cost of loading millions of rows (usage_feature_daily checks two foreign keys per row).
--- csmcp.seed_bulk_begin() records, then drops, every foreign key of the tables the seed fills
--- most and every foreign key that references accounts, plus the secondary indexes (not backing
+-- csmcp.seed_bulk_begin() records, then drops, every foreign key between tables of public the
+-- role owns (all the tables the seed fills), plus the secondary indexes (not backing
 -- a constraint) of the usage tables; csmcp.seed_bulk_end() re-creates each with its exact
 -- definition (pg_get_constraintdef / pg_get_indexdef, same names), so the schema afterwards is
 -- identical, and re-adding a foreign key validates every row in one anti-join: a seed that wrote
@@ -124,8 +124,11 @@ BEGIN
     INSERT INTO seed_bulk_ddl (kind, tab, name, def)
     SELECT 'fk', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)
     FROM pg_constraint c
-    WHERE c.contype = 'f' AND (c.confrelid = 'accounts'::regclass
-                               OR c.conrelid IN ('usage_daily'::regclass, 'usage_feature_daily'::regclass))
+    -- every foreign key between tables of public this role owns (the seed writes most of them;
+    -- per-row checks that lock the referenced row dominated e.g. the onboarding task insert)
+    WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
+      AND pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = c.conrelid), 'USAGE')
+      AND pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = c.confrelid), 'USAGE')
     ORDER BY c.conrelid::regclass::text, c.conname;
     INSERT INTO seed_bulk_ddl (kind, tab, name, def)
     SELECT 'index', i.indrelid::regclass, ic.relname, pg_get_indexdef(i.indexrelid)
