@@ -211,7 +211,15 @@ def run_wrk(port, sid, body, accounts, duration, tmp):
 SLOW_CALLS = 3
 
 
-def run_session(s, name, args, n):
+def run_session(port, name, args, n):
+    s = lib.McpSession(port)   # a fresh connection: the bench's own went idle during wrk/pgbench
+    try:
+        return run_session_calls(s, name, args, n)
+    finally:
+        s.close()
+
+
+def run_session_calls(s, name, args, n):
     lat = []
     t0 = time.monotonic()
     bad = 0
@@ -245,6 +253,18 @@ def run_pgbench(url, sql, duration, tmp, count=None):
     return {"tps": float(tps.group(1)) if tps else 0.0, "p50_us": pct(lat, 0.50),
             "p99_us": pct(lat, 0.99), "calls": len(lat),
             "errors": 0 if r.returncode == 0 else 1, "stderr": r.stderr.strip()[-300:]}
+
+
+def measure(d, sid, body, sql, text, name, accounts, dur, url, tmp):
+    w = run_wrk(d.port, sid, body, accounts, dur, tmp)
+    if w["requests"] < 3:
+        # slower than duration / 3 per call: wrk ends before answers arrive; time a few
+        # sequential calls instead (same arguments, fixed account 1)
+        w = run_session(d.port, name, json.loads(text.replace("@C@", "demo_00001")), SLOW_CALLS)
+    p = run_pgbench(url, sql, dur, tmp)
+    if p["calls"] < 3:
+        p = run_pgbench(url, sql, None, tmp, count=SLOW_CALLS)
+    return w, p
 
 
 def read_tools():
@@ -313,14 +333,12 @@ def main():
                    "SELECT csmcp.tool_%s(replace($$%s$$, '@C@', 'demo_' || lpad(:a::text, "
                    "greatest(5, length(:a::text)), '0'))::jsonb, 'bench') IS NOT NULL;\n"
                    % (accounts, name, text))
-            w = run_wrk(d.port, sid, body, accounts, dur, tmp)
-            if w["requests"] < 3:
-                # slower than duration / 3 per call: wrk ends before answers arrive; time a few
-                # sequential calls on the session instead (same arguments, fixed account 1)
-                w = run_session(s, name, json.loads(text.replace("@C@", "demo_00001")), SLOW_CALLS)
-            p = run_pgbench(url, sql, dur, tmp)
-            if p["calls"] < 3:
-                p = run_pgbench(url, sql, None, tmp, count=SLOW_CALLS)
+            try:
+                w, p = measure(d, sid, body, sql, text, name, accounts, dur, url, tmp)
+            except Exception as e:  # one broken case must not lose the table
+                fails += 1
+                print("%-34s %-9s %-44s failed: %s" % (name, shape, text[:44], e), flush=True)
+                continue
             ratio = w["rps"] / p["tps"] if p["tps"] else 0
             err = w["bad"] + w["errors"] + p["errors"]
             fails += 1 if err else 0
