@@ -636,10 +636,11 @@ BEGIN
 END $$;
 
 -- Evaluation (the monitor leader's communication tick): every active workflow whose
--- next_evaluation_at has come (at most 20 per call) is evaluated: its trigger's firings (at most
+-- next_evaluation_at has come (at most 20 per call, and none started after 500 ms of the call) is
+-- evaluated: its trigger's firings (at most
 -- 200 per workflow and call; the rest at the next call) are recorded and, without delay, executed;
 -- next_evaluation_at moves 60 s on (at once when the 200 were reached). Then due pending runs (at
--- most 200, oldest first) are executed. Returns {workflows: [{workflow_id, fired}], executed}.
+-- most 200, oldest first; none started after 1 s of the call once one ran) are executed. Returns {workflows: [{workflow_id, fired}], executed}.
 -- p_only: evaluate just that workflow (active, due or not) and execute just its due runs (tests,
 -- operators).
 DROP FUNCTION IF EXISTS csmcp.comm_workflows_evaluate(text);
@@ -652,11 +653,14 @@ DECLARE
     v_out jsonb := '[]';
     v_exec integer := 0;
     pr record;
+    v_t0 timestamptz := clock_timestamp();
 BEGIN
     FOR w IN SELECT * FROM communication_workflows
              WHERE is_active AND trigger_type <> 'custom'
                AND (workflow_id = p_only OR (p_only IS NULL AND next_evaluation_at <= now()))
              ORDER BY next_evaluation_at, workflow_id LIMIT 20 FOR UPDATE SKIP LOCKED LOOP
+        -- time budget: after 500 ms no further workflow this call (the rest stay due for the next tick)
+        EXIT WHEN clock_timestamp() - v_t0 > interval '500 milliseconds';
         v_n := 0;
         FOR cand IN SELECT x.client_id, x.trigger_key, x.detail FROM csmcp.comm_wf_candidates(w) x
                     WHERE x.trigger_key IS NULL
@@ -674,6 +678,7 @@ BEGIN
     FOR pr IN SELECT run_id FROM workflow_runs WHERE outcome = 'pending' AND due_at <= now()
                 AND (p_only IS NULL OR workflow_id = p_only)
              ORDER BY due_at, run_id LIMIT 200 LOOP
+        EXIT WHEN v_exec > 0 AND clock_timestamp() - v_t0 > interval '1 second';
         IF csmcp.comm_wf_execute(pr.run_id, p_actor) IS NOT NULL THEN v_exec := v_exec + 1; END IF;
     END LOOP;
     RETURN jsonb_build_object('workflows', v_out, 'executed', v_exec);
