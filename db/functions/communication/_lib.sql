@@ -81,6 +81,9 @@ $$;
 -- it in the outbox at its time unless its contact has unsubscribed meanwhile. One message per
 -- recipient and send: a repeated (campaign|newsletter, contact) returns NULL and stores nothing.
 -- Returns the message row id.
+-- (signature changed in 0242's release: drop the 14-argument version of older databases)
+DROP FUNCTION IF EXISTS csmcp.comm_enqueue_email(text, text, text, bigint, text, text, text, text, text, text, timestamptz,
+                                                 boolean, boolean, text);
 CREATE OR REPLACE FUNCTION csmcp.comm_enqueue_email(p_campaign_id text, p_newsletter_id text, p_client_id text,
                                                     p_contact_id bigint, p_email text, p_name text, p_sender text,
                                                     p_subject text, p_text text, p_html text, p_due timestamptz,

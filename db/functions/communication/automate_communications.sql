@@ -6,6 +6,7 @@
 
 -- Records one firing of a workflow for an account (pending until executed); returns the run id,
 -- or NULL when that trigger occurrence (p_key) already fired for the account.
+DROP FUNCTION IF EXISTS csmcp.comm_workflow_record_run(text, text, text, jsonb);  -- older 4-argument signature
 CREATE OR REPLACE FUNCTION csmcp.comm_workflow_record_run(p_workflow_id text, p_client_id text, p_outcome text,
                                                           p_detail jsonb, p_key text DEFAULT NULL,
                                                           p_due timestamptz DEFAULT NULL)
