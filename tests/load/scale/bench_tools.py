@@ -282,6 +282,9 @@ def main():
     ap.add_argument("--only", default=None, help="regex over tool names")
     ap.add_argument("--shape", choices=("one", "portfolio"), default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--audit", choices=("on", "off"), default="on",
+                    help="audit.enabled of the csmcpd under test (on = production default: a call "
+                         "is answered once its audit record is durable)")
     a = ap.parse_args()
     dur = max(1, min(a.duration, 10))
     url = lib.database_url()
@@ -297,6 +300,7 @@ def main():
         except AssertionError:
             objs[k] = None
     d = lib.Csmcpd(workers=1, conf={"ratelimit": {"enabled": False}, "log": {"level": "warning"},
+                                    "audit": {"enabled": a.audit == "on"},
                                     "database": {"url": url}}).start()
     rows = []
     fails = 0
@@ -304,9 +308,9 @@ def main():
         s = lib.McpSession(d.port)
         sid = s.session_id
         tmp = tempfile.mkdtemp(prefix="bench-tools-")
-        print("# %d demo accounts; csmcpd 1 worker (auth off, rate limit off, audit on), wrk -c1 "
+        print("# %d demo accounts; csmcpd 1 worker (auth off, rate limit off, audit %s), wrk -c1 "
               "vs pgbench -c1 -M prepared, %d s each; load average at the start of each line"
-              % (accounts, dur))
+              % (accounts, a.audit, dur))
         print("%-34s %-9s %-44s %8s %8s %8s %8s %8s %8s %6s %5s" % (
             "tool", "shape", "arguments", "p50 ms", "p99 ms", "calls/s", "pg p50", "pg p99",
             "pg c/s", "ratio", "load"))
