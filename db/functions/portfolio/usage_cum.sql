@@ -3,12 +3,16 @@
 -- analyses read, the full rebuild (called by csmcp.portfolio_rebuild) and the check.
 
 -- Recomputes usage_cum of the given accounts from the given day on (changed: one row per
--- account with the earliest changed day), under a per-account advisory lock taken in key order.
+-- account with the earliest changed day), under one transaction-level advisory lock shared by every
+-- writer of usage_daily. Per-account locks (even in key order) deadlocked: INSERT ... ON CONFLICT
+-- DO UPDATE fires the INSERT and then the UPDATE statement trigger, so one statement locked its
+-- inserted accounts, then its updated ones, and two such upserts could wait for each other. The
+-- refresh is short (usually one row: ingestion writes today); writers of usage serialize from
+-- their first usage write to their commit.
 CREATE OR REPLACE FUNCTION csmcp.usage_cum_refresh(p_clients text[], p_days date[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('csmcp.usage_cum'), hashtext(c))
-    FROM (SELECT DISTINCT c FROM unnest(p_clients) c ORDER BY c) x;
+    PERFORM pg_advisory_xact_lock(hashtext('csmcp.usage_cum'), 0);
     -- new statements, new snapshot: a concurrent writer of these accounts has committed now
     CREATE TEMP TABLE IF NOT EXISTS usage_cum_chg (client_id text PRIMARY KEY, d date) ON COMMIT DROP;
     TRUNCATE usage_cum_chg;
