@@ -100,7 +100,7 @@ struct http_req {
     size_t hlen, hcap;
     struct hdr *hdrs; /* grown on demand up to HTTP_MAX_HEADERS, kept for the connection */
     int nhdrs, hdrcap;
-    int hstate; /* 0 none, 1 in field, 2 in value */
+    int hstate; /* 0 none, 1 in field, 2 in value, 3 head done (chunked trailers ignored) */
     char *body;
     size_t body_len, body_cap;
     size_t head_bytes;
@@ -502,6 +502,16 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
     struct http_req *r = &c->req;
+    if (r->hstate == 3) {
+        /* A chunked body's trailer fields (RFC 9112 7.1.2): counted against the head limit,
+         * never stored - the head's fields are final once the body began. */
+        r->head_bytes += len;
+        if (r->head_bytes + r->url_len > (size_t)H.cfg->http_max_header_size) {
+            c->limit_status = 431;
+            return -1;
+        }
+        return 0;
+    }
     if (r->hstate != 1) {
         if (r->hstate == 2)
             hput(r, "", 1); /* terminate previous value */
@@ -543,6 +553,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct http_req *r = &c->req;
     if (r->hstate == 0)
         return -1;
+    if (r->hstate == 3)
+        return on_header_field(p, at, len); /* a trailer's value: counted, not stored */
     if (r->hstate == 1) {
         hput(r, "", 1); /* terminate name */
         r->hdrs[r->nhdrs - 1].value = r->hlen;
@@ -618,7 +630,7 @@ static int on_headers_complete(http_parser *p)
     } else if (r->hstate == 2) {
         hput(r, "", 1);
     }
-    r->hstate = 0;
+    r->hstate = 3;
     r->method = map_method(p->method);
     snprintf(r->method_name, sizeof r->method_name, "%s", http_method_str(p->method));
     r->keepalive = http_should_keep_alive(p) != 0;

@@ -97,6 +97,27 @@ class Hostile(lib.TestCase):
             st, buf = raw(self.d.port, c)
             self.assertTrue(st is None or 400 <= st < 500, (c[:60], st, buf[:200]))
 
+    def test_chunked_trailers_are_not_header_fields(self):
+        # Trailer fields after a chunked body are counted against the head limit and
+        # dropped: a trailer never authenticates, names a session or supplies a Host
+        # (fuzz_http found a trailer 'Host' read as an unterminated string).
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+        chunked = b"%x\r\n%s\r\n0\r\n" % (len(body), body)
+        trailers = (b"Authorization: Bearer " + self.token.encode() + b"\r\n"
+                    b"Host: " + b"x" * 120 + b"\r\n\r\n")
+        # HTTP/1.1 with a Host but no Authorization field: 401; HTTP/1.0 without a Host
+        # field: 403 (DNS-rebinding rule) - the trailers supply neither.
+        for line, want in ((b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n", 401),
+                           (b"POST /mcp HTTP/1.0\r\n", 403)):
+            st, buf = raw(self.d.port, line + b"Content-Type: application/json\r\n"
+                          b"Accept: application/json, text/event-stream\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" + chunked + trailers)
+            self.assertEqual(st, want, (line, buf[:300]))
+        st, buf = raw(self.d.port, b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" + chunked +
+                      b"X: " + b"y" * 9000 + b"\r\n\r\n")
+        self.assertTrue(st is None or st == 431, (st, buf[:200]))
+
     def test_body_limit_and_bad_content(self):
         h = self.hdrs()
         st, _, _ = lib.http_request(self.d.port, "POST", "/mcp", body="x" * 300000, headers=h)
