@@ -72,7 +72,7 @@ class SeedScaleTest(lib.TestCase):
         res = json.loads(line)
         parts = du.psql(url, "SELECT string_agg(substr(proname, 11), ',' ORDER BY proname) FROM pg_proc WHERE "
                              "pronamespace = 'csmcp'::regnamespace AND proname LIKE 'seed\\_part\\_%'").split(",")
-        self.assertEqual(set(res["timing_ms"]), {"base", "health", "constraints", "total"} | set(parts))
+        self.assertEqual(set(res["timing_ms"]), {"base", "health", "rollups", "constraints", "total"} | set(parts))
         self.assertEqual(res["health_scores"], 12)
         for p in parts:
             self.assertIn(p, res)
@@ -101,3 +101,25 @@ class SeedScaleTest(lib.TestCase):
         self.assertEqual(out[2], before)
         self.assertEqual(out[3:], plain[1:])
         self.assertEqual(du.psql(url, sig), before)
+
+    def test_ttv_bulk_equals_onb_ttv(self):
+        """The onboarding part stores the time to value of every completed plan from
+        csmcp.seed_onb_ttv_bulk (one statement for all accounts) instead of csmcp.onb_ttv per
+        account: both agree on every demo account, including accounts whose first contract
+        moved later than their usage (value by M3) and accounts that never reached value."""
+        url = lib.database_url()
+        q = ("SELECT string_agg(concat_ws(':', client_id, coalesce(ttv_days::text, '-'), reached), ',' ORDER BY client_id) FROM (%s) s")
+        one = ("SELECT client_id, (x ->> 'ttv_days')::integer AS ttv_days, (x ->> 'reached')::boolean AS reached "
+               "FROM (SELECT client_id, csmcp.onb_ttv(client_id) AS x FROM accounts WHERE client_id LIKE 'demo\\_%') a")
+        bulk = "SELECT * FROM csmcp.seed_onb_ttv_bulk(ARRAY(SELECT client_id FROM accounts WHERE client_id LIKE 'demo\\_%'))"
+        # Shift some first contracts and raise some seats so that every branch is taken.
+        shift = ("UPDATE contracts SET licensed_seats = licensed_seats * 50 WHERE client_id LIKE 'demo\\_%' "
+                 "AND abs(hashtext(client_id)) % 3 = 0; "
+                 "UPDATE contracts SET start_date = start_date + 20 WHERE client_id LIKE 'demo\\_%' AND abs(hashtext(client_id)) % 4 = 1; ")
+        out = du.psql(url, "BEGIN; " + shift + (q % one) + "; " + (q % bulk) + "; ROLLBACK;").split("\n")
+        rows = [x for x in out if x.startswith("demo_")]
+        self.assertEqual(len(rows), 2)
+        self.assertEqual(rows[1], rows[0])
+        vals = rows[0].split(",")
+        self.assertGreater(len(vals), 20)
+        self.assertTrue(any(v.endswith(":true") for v in vals) and any(v.endswith(":false") for v in vals), vals[:20])

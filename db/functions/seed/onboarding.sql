@@ -16,6 +16,31 @@
 --     contacts and users), attendance, scores, ratings and engagement; basic certifications for
 --     users who passed both basic modules (~10 % later revoked).
 -- Seeded session ids are train_session_9<9 digits>, far above the sequence the tool uses.
+-- csmcp.onb_ttv(client_id) (onboarding/_lib.sql) for many accounts in one statement: start = the
+-- first contract's start date (by start_date, contract_id), else the account's creation date
+-- (UTC); value date = the earlier of the first day on or after the start with active users >= 50 %
+-- of that contract's seats and the first completed M3 milestone of the account's plans; ttv_days
+-- = value date - start (at least 0) when reached.
+CREATE OR REPLACE FUNCTION csmcp.seed_onb_ttv_bulk(p_clients text[])
+RETURNS TABLE (client_id text, ttv_days integer, reached boolean)
+LANGUAGE sql STABLE AS $$
+    WITH acc AS (SELECT a.client_id, (a.created_at AT TIME ZONE 'UTC')::date AS created
+                 FROM accounts a WHERE a.client_id = ANY (p_clients)),
+    fc AS (SELECT DISTINCT ON (c.client_id) c.client_id, c.start_date, c.licensed_seats
+           FROM contracts c JOIN acc USING (client_id) ORDER BY c.client_id, c.start_date, c.contract_id),
+    st AS (SELECT acc.client_id, coalesce(fc.start_date, acc.created) AS start, fc.licensed_seats AS seats
+           FROM acc LEFT JOIN fc USING (client_id)),
+    du AS (SELECT st.client_id, min(u.day) AS d FROM st JOIN usage_daily u ON u.client_id = st.client_id
+           WHERE st.seats IS NOT NULL AND u.day >= st.start AND u.active_users * 2 >= st.seats GROUP BY st.client_id),
+    dm AS (SELECT p.client_id, min(m.completed_on) AS d FROM onboarding_plans p JOIN st USING (client_id)
+           JOIN onboarding_milestones m ON m.plan_id = p.plan_id
+           WHERE m.template_code = 'M3' AND m.status = 'completed' GROUP BY p.client_id),
+    v AS (SELECT st.client_id, st.start,
+                 CASE WHEN du.d IS NULL THEN dm.d WHEN dm.d IS NULL THEN du.d ELSE least(du.d, dm.d) END AS vd
+          FROM st LEFT JOIN du USING (client_id) LEFT JOIN dm USING (client_id))
+    SELECT v.client_id, CASE WHEN v.vd IS NOT NULL THEN greatest(0, v.vd - v.start) END, v.vd IS NOT NULL FROM v
+$$;
+
 CREATE OR REPLACE FUNCTION csmcp.seed_part_onboarding(n integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -158,7 +183,13 @@ BEGIN
     -- the template's task lists computed once, not once per milestone
     JOIN (SELECT tp.code, tp.tasks FROM csmcp.onb_template('enterprise', 'high', 6) tp) tpl ON tpl.code = m.template_code
     CROSS JOIN LATERAL unnest(tpl.tasks) WITH ORDINALITY k(title, o)
-    WHERE p.client_id LIKE 'demo\_%' AND NOT EXISTS (SELECT 1 FROM onboarding_tasks x WHERE x.milestone_id = m.milestone_id);
+    -- Milestones that have tasks already, read once before the insert: a NOT EXISTS on
+    -- onboarding_tasks itself was planned as a nested loop whose inner scan re-read every
+    -- task this statement had inserted so far (invisible to it, but visited): quadratic,
+    -- 115 s of the 10,000-account seed.
+    WHERE p.client_id LIKE 'demo\_%'
+      AND m.milestone_id NOT IN (SELECT x.milestone_id FROM onboarding_tasks x JOIN onboarding_milestones xm USING (milestone_id)
+                                 JOIN onboarding_plans xp ON xp.plan_id = xm.plan_id WHERE xp.client_id LIKE 'demo\_%');
     GET DIAGNOSTICS n_tasks = ROW_COUNT;
 
     INSERT INTO onboarding_goals (plan_id, seq, kind, text, achieved)
@@ -248,13 +279,13 @@ BEGIN
     SELECT count(*) INTO n_rev FROM certifications WHERE client_id LIKE 'demo\_%' AND revoked_at IS NOT NULL;
 
     -- Completed plans: the account's time to value as measured now (the plans completed before
-    -- today); the per-tier benchmarks. Statistics first: onb_ttv runs once per plan, and
-    -- without them its milestone lookup read every M3 milestone per call (quadratic: 10,000
-    -- accounts spent over 15 minutes here).
+    -- today), what csmcp.onb_ttv(client_id) computes, for all accounts at once
+    -- (csmcp.seed_onb_ttv_bulk; test_seed_scale compares it with onb_ttv per account); the
+    -- per-tier benchmarks.
     ANALYZE onboarding_plans; ANALYZE onboarding_milestones;
-    UPDATE onboarding_plans p SET ttv_days = (x ->> 'ttv_days')::integer, ttv_reached = (x ->> 'reached')::boolean
-    FROM (SELECT client_id, csmcp.onb_ttv(client_id) AS x
-          FROM (SELECT DISTINCT client_id FROM onboarding_plans WHERE status = 'completed' AND client_id LIKE 'demo\_%') c) q
+    UPDATE onboarding_plans p SET ttv_days = q.ttv_days, ttv_reached = q.reached
+    FROM csmcp.seed_onb_ttv_bulk(ARRAY(SELECT DISTINCT client_id FROM onboarding_plans
+                                       WHERE status = 'completed' AND client_id LIKE 'demo\_%')) q
     WHERE p.client_id = q.client_id AND p.status = 'completed';
     PERFORM csmcp.onb_refresh_benchmark(tier) FROM unnest(ARRAY['starter', 'standard', 'professional', 'enterprise']) tier;
 

@@ -58,6 +58,10 @@ BEGIN
     -- Bulk load: the portfolio triggers do nothing in this transaction; the totals are rebuilt
     -- once at the end (db/functions/portfolio/totals.sql).
     PERFORM set_config('csmcp.portfolio_bulk', 'on', true);
+    -- Memory for the seed's sorts, hashes and index builds (this transaction only): with the
+    -- 4 MB default the window sums and joins over millions of usage rows spill to disk.
+    PERFORM set_config('work_mem', '256MB', true);
+    PERFORM set_config('maintenance_work_mem', '1GB', true);
     DELETE FROM accounts WHERE client_id LIKE 'demo\_%';
     DELETE FROM segments WHERE NOT EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = segments.segment_id);
     -- Large seeds: foreign keys and secondary usage indexes dropped now, re-created (and every
@@ -193,7 +197,8 @@ BEGIN
     FROM sd CROSS JOIN generate_series(0, 3) q
     WHERE sd.start_date + q * 91 <= t AND NOT sd.churned;
 
-    -- 90 days of daily usage.
+    -- 90 days of daily usage (bulk mode: loaded without its indexes, key re-built right after).
+    PERFORM csmcp.seed_bulk_off('usage_daily');
     INSERT INTO usage_daily (client_id, day, active_users, events, session_minutes)
     SELECT client_id, day, dau, dau * (5 + floor(csmcp.seed_rand_int(i, k, 2) * 10))::int,
            dau * (15 + floor(csmcp.seed_rand_int(i, k, 3) * 25))::int
@@ -208,6 +213,7 @@ BEGIN
         FROM sd CROSS JOIN generate_series(0, 89) k
         WHERE (t - k) >= t - sd.age_days AND NOT (sd.churned AND k < 40)
     ) u WHERE dau > 0;
+    PERFORM csmcp.seed_bulk_on('usage_daily');
 
     -- Fresh bulk data has no statistics yet: without them the planner picks nested loops.
     ANALYZE accounts; ANALYZE contracts; ANALYZE usage_daily;
@@ -221,6 +227,7 @@ BEGIN
                                              'automation', 'custom_fields', 'analytics_studio', 'exports', 'mobile_app')) f
     WHERE f.ord <= 3 + floor(csmcp.seed_rand(sd.i || 'breadth') * (CASE sd.tier WHEN 'enterprise' THEN 10 WHEN 'professional' THEN 8 ELSE 6 END))
       AND EXISTS (SELECT 1 FROM usage_daily u WHERE u.client_id = sd.client_id);
+    PERFORM csmcp.seed_bulk_off('usage_feature_daily');
     INSERT INTO usage_feature_daily (client_id, day, feature_id, events, users, quantity)
     SELECT u.client_id, u.day, fa.feature_id,
            greatest(1, round(u.events * w.share))::int, greatest(1, round(u.active_users * least(1, w.share * 2.5)))::int,
@@ -228,6 +235,7 @@ BEGIN
     FROM usage_daily u JOIN feature_adoption fa ON fa.client_id = u.client_id AND fa.first_used_on <= u.day
     JOIN (SELECT client_id, 1.0 / count(*) AS share FROM feature_adoption GROUP BY client_id) w ON w.client_id = u.client_id
     WHERE u.client_id LIKE 'demo\_%' AND u.day > t - 30;
+    PERFORM csmcp.seed_bulk_on('usage_feature_daily');
 
     -- Support tickets over the last 120 days (declining accounts open more).
     INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, category, status, requester_email, requester_name,
@@ -351,11 +359,16 @@ BEGIN
         result := result || jsonb_build_object(part.category, coalesce(counts, '{}'::jsonb));
     END LOOP;
 
+    -- The portfolio totals and usage_cum from scratch (bulk mode: usage_cum without its indexes),
+    -- then every dropped key, index and foreign key re-created.
+    tp := clock_timestamp();
+    PERFORM csmcp.seed_bulk_off('usage_cum');
+    PERFORM set_config('csmcp.portfolio_bulk', 'off', true);
+    PERFORM csmcp.portfolio_rebuild();
+    timing := timing || jsonb_build_object('rollups', round(extract(epoch FROM clock_timestamp() - tp) * 1000));
     tp := clock_timestamp();
     PERFORM csmcp.seed_bulk_end();
     timing := timing || jsonb_build_object('constraints', round(extract(epoch FROM clock_timestamp() - tp) * 1000));
-    PERFORM set_config('csmcp.portfolio_bulk', 'off', true);
-    PERFORM csmcp.portfolio_rebuild();
     ANALYZE portfolio_counts;
     ANALYZE portfolio_usage;
     ANALYZE usage_cum;
