@@ -122,4 +122,4 @@ class SeedScaleTest(lib.TestCase):
         self.assertEqual(rows[1], rows[0])
         vals = rows[0].split(",")
         self.assertGreater(len(vals), 20)
-        self.assertTrue(any(v.endswith(":true") for v in vals) and any(v.endswith(":false") for v in vals), vals[:20])
+        self.assertTrue(any(v.endswith(":t") for v in vals) and any(v.endswith(":f") for v in vals), vals[:20])

@@ -191,17 +191,20 @@ END $$;
 
 CREATE OR REPLACE FUNCTION csmcp.seed_bulk_end() RETURNS integer
 LANGUAGE plpgsql AS $$
-DECLARE r record; n integer := 0;
+DECLARE r record; n integer := 0; t0 timestamptz;
 BEGIN
     IF to_regclass('pg_temp.seed_bulk_ddl') IS NULL THEN
         RETURN 0;
     END IF;
     FOR r IN SELECT * FROM seed_bulk_ddl ORDER BY kind DESC, ord LOOP   -- keys first, then indexes, then the foreign keys
+        t0 := clock_timestamp();
         IF r.kind IN ('fk', 'key') THEN
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', r.tab, r.name, r.def);
         ELSE
             EXECUTE r.def;
         END IF;
+        -- profile with PGOPTIONS='-c client_min_messages=debug1' csmcpctl seed ...
+        RAISE DEBUG 'seed_bulk_end: % ms % %', round(extract(epoch FROM clock_timestamp() - t0) * 1000), r.tab, r.name;
         n := n + 1;
     END LOOP;
     DROP TABLE seed_bulk_ddl;
