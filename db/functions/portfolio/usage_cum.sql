@@ -2,6 +2,23 @@
 -- 0140: design and invariants there): maintenance by triggers on usage_daily, the range sum the
 -- analyses read, the full rebuild (called by csmcp.portfolio_rebuild) and the check.
 
+-- The lock every writer of usage_daily and usage_feature_daily holds from its first usage write
+-- to its commit (transaction-level advisory lock; re-entrant). Taken by a BEFORE STATEMENT
+-- trigger, so before the statement changes (and row-locks) anything: a statement that held row
+-- locks while waiting for this lock could deadlock with a multi-statement transaction that
+-- holds it and then writes those rows.
+CREATE OR REPLACE FUNCTION csmcp.usage_write_lock() RETURNS void
+LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(hashtext('csmcp.usage_cum'), 0) $$;
+
+CREATE OR REPLACE FUNCTION csmcp.usage_write_lock_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT csmcp.portfolio_bulk() THEN
+        PERFORM csmcp.usage_write_lock();
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- Recomputes usage_cum of the given accounts from the given day on (changed: one row per
 -- account with the earliest changed day), under one transaction-level advisory lock shared by every
 -- writer of usage_daily. Per-account locks (even in key order) deadlocked: INSERT ... ON CONFLICT
@@ -12,7 +29,7 @@
 CREATE OR REPLACE FUNCTION csmcp.usage_cum_refresh(p_clients text[], p_days date[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('csmcp.usage_cum'), 0);
+    PERFORM csmcp.usage_write_lock();
     -- new statements, new snapshot: a concurrent writer of these accounts has committed now
     CREATE TEMP TABLE IF NOT EXISTS usage_cum_chg (client_id text PRIMARY KEY, d date) ON COMMIT DROP;
     TRUNCATE usage_cum_chg;
@@ -52,6 +69,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
+CREATE OR REPLACE TRIGGER usage_cum_lock BEFORE INSERT OR UPDATE OR DELETE ON usage_daily
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.usage_write_lock_trg();
 CREATE OR REPLACE TRIGGER usage_cum_ins AFTER INSERT ON usage_daily REFERENCING NEW TABLE AS nt
     FOR EACH STATEMENT EXECUTE FUNCTION csmcp.usage_cum_trg();
 CREATE OR REPLACE TRIGGER usage_cum_upd AFTER UPDATE ON usage_daily REFERENCING OLD TABLE AS ot NEW TABLE AS nt
