@@ -24,6 +24,7 @@ BEGIN
     FROM usage_daily u JOIN accounts a USING (client_id)
     GROUP BY 1, 2, 3 HAVING sum(u.active_users) <> 0;
     PERFORM csmcp.usage_cum_rebuild();   -- the running usage totals per account (usage_cum.sql)
+    PERFORM csmcp.usage_feature_agg_rebuild();   -- the per-feature usage rollups (usage_feature_agg.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:
@@ -89,4 +90,7 @@ LANGUAGE sql STABLE AS $$
     WHERE coalesce(mu.au, 0) <> coalesce(au.au, 0)
     UNION ALL   -- the running usage totals per account (usage_cum.sql, migration 0140)
     SELECT 'usage_cum', x.client_id || '/' || x.day, x.maintained_users, x.actual_users FROM csmcp.usage_cum_check() x
+    UNION ALL   -- the per-feature usage rollups (usage_feature_agg.sql, migration 0142)
+    SELECT x.what, x.key || ': ' || coalesce(x.maintained, '-') || ' vs ' || coalesce(x.actual, '-'), NULL, NULL
+    FROM csmcp.usage_feature_agg_check() x
 $$;
