@@ -192,3 +192,61 @@ BEGIN
         starting_arr = excluded.starting_arr, churned_arr = excluded.churned_arr, computed_at = now();
     DELETE FROM revenue_rate_cache WHERE as_of < p_today - 7;
 END $$;
+
+-- The same upsert as exp_upsert_opportunities, from typed parallel arrays (one element per
+-- opportunity: client_id, opportunity_key, name, type, value, probability, current_arr, product,
+-- close_days, details) instead of a jsonb array: a portfolio-wide run builds and parses no jsonb
+-- document of every candidate (issue 21: that was most of identify_crosssell_opportunities).
+CREATE OR REPLACE FUNCTION csmcp.exp_upsert_opportunity_arrays(
+    p_client text[], p_key text[], p_name text[], p_type text[], p_value numeric[], p_prob numeric[], p_arr numeric[],
+    p_product text[], p_close integer[], p_details jsonb[], p_actor text, p_tool text,
+    OUT created integer, OUT changed integer)
+LANGUAGE plpgsql SET enable_nestloop = off AS $$
+BEGIN
+    WITH x AS (
+        SELECT u.client_id, u.okey, u.name, u.otype, u.value::numeric(14,2) AS value, u.probability::numeric(4,3) AS probability,
+               u.current_arr::numeric(14,2) AS current_arr, u.product, csmcp.today() + u.close_days AS close_date,
+               coalesce(u.details, '{}') AS details
+        FROM unnest(p_client, p_key, p_name, p_type, p_value, p_prob, p_arr, p_product, p_close, p_details)
+             u(client_id, okey, name, otype, value, probability, current_arr, product, close_days, details)
+    ),
+    src AS MATERIALIZED (
+        SELECT x.*, o.opportunity_id AS old_id, o.estimated_value AS old_value, o.probability AS old_probability,
+               o.current_arr AS old_arr, o.details AS old_details, o.name AS old_name,
+               CASE WHEN o.opportunity_id IS NULL THEN 'OPP-' || nextval('expansion_opportunity_seq') END AS new_id
+        FROM x LEFT JOIN expansion_opportunities o
+          ON o.client_id = x.client_id AND o.opportunity_key = x.okey AND o.stage NOT IN ('won', 'lost')
+    ),
+    up AS (
+        INSERT INTO expansion_opportunities AS o
+            (opportunity_id, client_id, name, expansion_type, estimated_value, probability, expected_close_date,
+             product, opportunity_key, current_arr, details, identified_by)
+        SELECT coalesce(old_id, new_id), client_id, name, otype, value, probability, close_date,
+               product, okey, current_arr, details, p_tool
+        FROM src
+        WHERE old_id IS NULL
+           OR (old_value, old_probability, old_arr, old_details, old_name)
+              IS DISTINCT FROM (value, probability, current_arr, details, name)
+        ON CONFLICT (client_id, opportunity_key) WHERE stage NOT IN ('won', 'lost') DO UPDATE
+            SET estimated_value = excluded.estimated_value, probability = excluded.probability,
+                current_arr = excluded.current_arr, details = excluded.details, name = excluded.name,
+                updated_at = now()
+            WHERE (o.estimated_value, o.probability, o.current_arr, o.details, o.name)
+                  IS DISTINCT FROM (excluded.estimated_value, excluded.probability, excluded.current_arr,
+                                    excluded.details, excluded.name)
+        RETURNING o.opportunity_id, (o.xmax = 0) AS inserted
+    ),
+    logged AS (
+        INSERT INTO activity_log (client_id, actor, action, entity, entity_id, old_values, new_values)
+        SELECT src.client_id, coalesce(nullif(p_actor, ''), 'anonymous'),
+               CASE WHEN old_id IS NULL THEN p_tool || ':create' ELSE p_tool || ':update' END,
+               'expansion_opportunity', coalesce(old_id, new_id),
+               CASE WHEN old_id IS NOT NULL THEN jsonb_build_object('estimated_value', old_value,
+                    'probability', old_probability, 'current_arr', old_arr, 'details', old_details) END,
+               jsonb_build_object('opportunity_key', okey, 'expansion_type', otype, 'estimated_value', value,
+                    'probability', probability, 'current_arr', current_arr, 'details', details)
+        FROM src JOIN up ON up.opportunity_id = coalesce(src.old_id, src.new_id)
+        RETURNING 1
+    )
+    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) INTO created, changed FROM up;
+END $$;

@@ -12,9 +12,9 @@ DECLARE
     v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
     a accounts;
     c contracts;
-    cands jsonb;
+    a_cl text[]; a_pr text[]; a_nm text[]; a_val numeric[]; a_fit numeric[]; a_arr numeric[]; a_det jsonb[];
+    a_cname text[]; a_ctier text[]; a_cind text[];
     res record;
-    idmap jsonb;
     accts jsonb;
     summ jsonb;
     n_products integer;
@@ -70,25 +70,28 @@ BEGIN
         JOIN fits f ON f.tier = tg.tier AND f.industry = tg.industry
         WHERE NOT (f.product_id = ANY (tg.products)) AND f.req <@ (tg.products || base.ids)
     )
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'client_id', client_id, 'key', 'cross_sell:' || product_id, 'name', product_name, 'type', 'cross_sell',
-               'value', round(list_price * factor, 2), 'probability', fit, 'current_arr', contract_value,
-               'product', product_id, 'close_days', 90,
-               'details', jsonb_build_object('product_id', product_id, 'family', family, 'fit_score', fit,
-                                             'peers', peers, 'peers_owning', peers_owning, 'list_price', list_price,
-                                             'seats', licensed_seats, 'seats_factor', factor),
-               'client_name', client_name, 'tier', tier, 'industry', industry)
-               ORDER BY client_id, fit DESC, product_id), '[]')
-    INTO cands FROM cand;
+    -- typed arrays, one element per candidate (no jsonb document of every candidate: issue 21)
+    -- (one sort: the aggregates read the ordered subquery in its order)
+    SELECT array_agg(client_id), array_agg(product_id), array_agg(product_name), array_agg(round(list_price * factor, 2)),
+           array_agg(fit), array_agg(contract_value),
+           array_agg(jsonb_build_object('product_id', product_id, 'family', family, 'fit_score', fit,
+                                        'peers', peers, 'peers_owning', peers_owning, 'list_price', list_price,
+                                        'seats', licensed_seats, 'seats_factor', factor)),
+           array_agg(client_name), array_agg(tier), array_agg(industry)
+    INTO a_cl, a_pr, a_nm, a_val, a_fit, a_arr, a_det, a_cname, a_ctier, a_cind
+    FROM (SELECT * FROM cand ORDER BY client_id, fit DESC, product_id) cand;
 
-    SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_crosssell_opportunities');
+    SELECT * INTO res FROM csmcp.exp_upsert_opportunity_arrays(
+        a_cl, ARRAY(SELECT 'cross_sell:' || x FROM unnest(a_pr) x), a_nm, array_fill('cross_sell'::text, ARRAY[coalesce(cardinality(a_cl), 0)]),
+        a_val, a_fit, a_arr, a_pr, array_fill(90, ARRAY[coalesce(cardinality(a_cl), 0)]), a_det, principal, 'identify_crosssell_opportunities');
+
 
     -- Per account: totals of every account (summary), recommendations and the bundle (2 products
-    -- -> 10 %, 3 or more -> 15 % off the sum) built only for the listed ones.
-    idmap := csmcp.exp_open_id_map('cross_sell', v_client);
+    -- -> 10 %, 3 or more -> 15 % off the sum) built only for the listed ones; the open ids are
+    -- read after the upsert (a new snapshot: rows a concurrent call created are seen).
     WITH r AS MATERIALIZED (
-        SELECT x->>'client_id' AS client_id, (x->>'value')::numeric AS value, x->>'product' AS product, x
-        FROM jsonb_array_elements(cands) x
+        SELECT u.* FROM unnest(a_cl, a_pr, a_nm, a_val, a_fit, a_arr, a_det, a_cname, a_ctier, a_cind)
+                        u(client_id, product, product_name, value, fit, current_arr, details, client_name, tier, industry)
     ),
     tot AS MATERIALIZED (
         SELECT client_id, count(*) AS n, sum(value) AS total,
@@ -97,19 +100,21 @@ BEGIN
     ),
     top AS MATERIALIZED (SELECT * FROM tot ORDER BY total DESC, client_id LIMIT v_limit),
     per AS (
-        SELECT top.client_id, top.n, top.total, top.disc, min(r.x->>'client_name') AS client_name, min(r.x->>'tier') AS tier,
-               min(r.x->>'industry') AS industry, min((r.x->>'current_arr')::numeric) AS current_arr,
-               jsonb_agg(jsonb_build_object('opportunity_id', idmap ->> (r.client_id || '|' || (r.x->>'key')),
-                                            'product_id', r.product, 'product_name', r.x->>'name',
-                                            'family', r.x#>>'{details,family}',
-                                            'fit_score', (r.x->>'probability')::numeric,
-                                            'peers', (r.x#>>'{details,peers}')::integer,
-                                            'peers_owning', (r.x#>>'{details,peers_owning}')::integer,
-                                            'list_price', (r.x#>>'{details,list_price}')::numeric,
-                                            'seats_factor', (r.x#>>'{details,seats_factor}')::numeric,
+        SELECT top.client_id, top.n, top.total, top.disc, min(r.client_name) AS client_name, min(r.tier) AS tier,
+               min(r.industry) AS industry, min(r.current_arr) AS current_arr,
+               jsonb_agg(jsonb_build_object('opportunity_id', o.opportunity_id,
+                                            'product_id', r.product, 'product_name', r.product_name,
+                                            'family', r.details->>'family',
+                                            'fit_score', r.fit,
+                                            'peers', (r.details->>'peers')::integer,
+                                            'peers_owning', (r.details->>'peers_owning')::integer,
+                                            'list_price', (r.details->>'list_price')::numeric,
+                                            'seats_factor', (r.details->>'seats_factor')::numeric,
                                             'estimated_value', r.value)
-                         ORDER BY (r.x->>'probability')::numeric DESC, r.product) AS recs
+                         ORDER BY r.fit DESC, r.product) AS recs
         FROM top JOIN r ON r.client_id = top.client_id
+        LEFT JOIN expansion_opportunities o ON o.client_id = r.client_id AND o.opportunity_key = 'cross_sell:' || r.product
+                                           AND o.stage NOT IN ('won', 'lost')
         GROUP BY top.client_id, top.n, top.total, top.disc
     )
     SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
