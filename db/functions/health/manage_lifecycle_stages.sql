@@ -36,9 +36,12 @@ BEGIN
         END IF;
     END IF;
 
-    SELECT count(*) INTO total FROM accounts;
+    -- Count and distribution from the maintained portfolio totals (portfolio_counts: kept by the
+    -- triggers on accounts in every writing transaction, this call's transition included).
+    SELECT coalesce(sum(accounts), 0) INTO total FROM portfolio_counts;
     SELECT jsonb_object_agg(s, coalesce(n, 0)) INTO dist
-    FROM unnest(stages) s LEFT JOIN (SELECT lifecycle_stage, count(*) AS n FROM accounts GROUP BY 1) c ON c.lifecycle_stage = s;
+    FROM unnest(stages) s LEFT JOIN (SELECT lifecycle_stage, sum(accounts) AS n FROM portfolio_counts GROUP BY 1) c
+         ON c.lifecycle_stage = s;
 
     IF v_trans THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object('from_stage', from_stage, 'to_stage', to_stage, 'count', n)
@@ -48,12 +51,10 @@ BEGIN
                            AND (v_stage IS NULL OR from_stage = v_stage OR to_stage = v_stage)
                          GROUP BY 1, 2) x;
     END IF;
-    -- Average completed stay in each stage: time between entering it and the next transition.
-    SELECT coalesce(jsonb_object_agg(stage, days), '{}') INTO durations FROM (
-        SELECT to_stage AS stage, round(avg(extract(epoch FROM next_at - changed_at) / 86400)::numeric, 1) AS days
-        FROM (SELECT to_stage, changed_at, lead(changed_at) OVER (PARTITION BY client_id ORDER BY changed_at, transition_id) AS next_at
-              FROM lifecycle_transitions) l
-        WHERE next_at IS NOT NULL GROUP BY to_stage) d;
+    -- Average completed stay in each stage: time between entering it and the next transition,
+    -- from the per-account sums kept by the triggers on lifecycle_transitions (lifecycle_stay,
+    -- migration 0155; exact: the same numeric sum / count as avg() over every transition).
+    durations := csmcp.lifecycle_stay_avg_days();
     IF v_stage IS NOT NULL THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'client_name', client_name, 'health_score', health_score)
                                   ORDER BY health_score, client_id), '[]')

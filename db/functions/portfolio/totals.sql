@@ -25,6 +25,7 @@ BEGIN
     GROUP BY 1, 2, 3 HAVING sum(u.active_users) <> 0;
     PERFORM csmcp.usage_cum_rebuild();   -- the running usage totals per account (usage_cum.sql)
     PERFORM csmcp.usage_feature_agg_rebuild();   -- the per-feature usage rollups (usage_feature_agg.sql)
+    PERFORM csmcp.lifecycle_stay_rebuild();   -- completed lifecycle stays per account (lifecycle_stay.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:
@@ -93,4 +94,6 @@ LANGUAGE sql STABLE AS $$
     UNION ALL   -- the per-feature usage rollups (usage_feature_agg.sql, migration 0142)
     SELECT x.what, x.key || ': ' || coalesce(x.maintained, '-') || ' vs ' || coalesce(x.actual, '-'), NULL, NULL
     FROM csmcp.usage_feature_agg_check() x
+    UNION ALL   -- completed lifecycle stays per account (lifecycle_stay.sql, migration 0155)
+    SELECT 'lifecycle_stay', y.client_id || '/' || y.stage, y.maintained_days, y.actual_days FROM csmcp.lifecycle_stay_check() y
 $$;
