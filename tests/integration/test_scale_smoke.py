@@ -15,6 +15,9 @@ import time
 
 import lib
 
+# run.py --jobs runs this module alone: it measures throughput
+RUN_ALONE = True
+
 MCPLOAD = os.path.join(lib.BUILD, "tests", "load", "scale", "mcpload")
 MIX = ["get_client_overview", "list_clients", "calculate_health_score", "track_usage_engagement",
        "update_client_info", "ingest_usage_events"]

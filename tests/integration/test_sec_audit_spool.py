@@ -17,6 +17,9 @@ import sec_util as su
 from test_sec_audit_durable import Base, Stall, pg_ctl, PG_DATA
 from test_sec_issue23 import metric_sum
 
+# run.py --jobs runs this module alone: it stops the shared test PostgreSQL
+RUN_ALONE = True
+
 MAGIC = b"CSMCPAUDITSPOOL1"
 
 
