@@ -73,7 +73,7 @@ BEGIN
            nextval('health_scores_score_id_seq') AS score_id
     FROM comp
     CROSS JOIN LATERAL (SELECT greatest(0, least(100, round(0.35 * comp.u + 0.25 * comp.e + 0.15 * comp.s
-                                                            + 0.15 * comp.sat + 0.10 * comp.p)::integer)) AS score) sc
+                                                            + 0.15 * comp.sat + 0.10 * comp.p)::integer)) AS score OFFSET 0) sc
     ORDER BY comp.client_id;
     INSERT INTO health_scores (score_id, client_id, usage_score, engagement_score, support_score, satisfaction_score, payment_score,
                                usage_weight, engagement_weight, support_weight, satisfaction_weight, payment_weight,

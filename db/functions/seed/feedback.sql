@@ -45,7 +45,7 @@ BEGIN
            now() - make_interval(secs => csmcp.seed_rand(a.client_id || 'fb_d' || j) * 365 * 86400) AS created_at,
            csmcp.seed_rand(a.client_id || 'fb_r' || j) AS r_resp
     FROM accounts a CROSS JOIN LATERAL generate_series(1, 1 + floor(csmcp.seed_rand(a.client_id || 'fb_n') * 6)::int) j
-    CROSS JOIN LATERAL (SELECT floor(csmcp.seed_rand(a.client_id || 'fb_t' || j) * 12)::int AS k) kk  -- once per item
+    CROSS JOIN LATERAL (SELECT floor(csmcp.seed_rand(a.client_id || 'fb_t' || j) * 12)::int AS k OFFSET 0) kk  -- once per item
     JOIN sf_tpl t ON t.k = kk.k
     WHERE a.client_id LIKE 'demo\_%';
 
@@ -66,11 +66,11 @@ BEGIN
            CASE WHEN resp THEN 'Thanks for telling us - we have followed up on "' || (x.tpl).title || '".' END,
            CASE WHEN resp THEN resp_at END, CASE WHEN resp THEN 'seed' END, CASE WHEN resp THEN resp_at END, 'seed'
     FROM sf_items x
-    CROSS JOIN LATERAL (SELECT (x.tpl).s AS s) s1
+    CROSS JOIN LATERAL (SELECT (x.tpl).s AS s OFFSET 0) s1
     JOIN sf_route r1 ON r1.k = (x.tpl).k AND r1.priority = x.priority
     CROSS JOIN LATERAL (SELECT x.created_at + make_interval(secs => csmcp.seed_rand(x.client_id || 'fb_ra' || x.j)
-                                                                   * 1.5 * (rt->>'follow_up_days')::int * 86400) AS resp_at) r2
-    CROSS JOIN LATERAL (SELECT (rt->>'follow_up_required')::boolean AND x.r_resp < 0.7 AND r2.resp_at < now() AS resp) r3
+                                                                   * 1.5 * (rt->>'follow_up_days')::int * 86400) AS resp_at OFFSET 0) r2
+    CROSS JOIN LATERAL (SELECT (rt->>'follow_up_required')::boolean AND x.r_resp < 0.7 AND r2.resp_at < now() AS resp OFFSET 0) r3
     ON CONFLICT (feedback_id) DO NOTHING;
     GET DIAGNOSTICS n_fb = ROW_COUNT;
     SELECT count(*) INTO n_resp FROM feedback WHERE feedback_id LIKE 'FB-9%' AND responded_by = 'seed';
@@ -123,8 +123,8 @@ BEGIN
     CROSS JOIN LATERAL (SELECT count(DISTINCT f.client_id)::int AS n_acc, avg(f.sentiment_score) AS avg_s FROM feedback f WHERE f.feedback_id = ANY (g.ids)) st
     CROSS JOIN LATERAL (SELECT CASE g.theme WHEN 'performance' THEN 'performance_feedback' WHEN 'user_interface' THEN 'usability_feedback'
                                             WHEN 'product_features' THEN 'feature_request' ELSE 'general_product' END AS itype,
-                               CASE WHEN cardinality(g.ids) >= 10 THEN 'high' WHEN cardinality(g.ids) >= 4 THEN 'medium' ELSE 'low' END AS prio) k
-    CROSS JOIN LATERAL (SELECT csmcp.fb_insight_scoring(k.itype, k.prio, st.n_acc, cardinality(g.ids), st.avg_s) AS sc) s
+                               CASE WHEN cardinality(g.ids) >= 10 THEN 'high' WHEN cardinality(g.ids) >= 4 THEN 'medium' ELSE 'low' END AS prio OFFSET 0) k
+    CROSS JOIN LATERAL (SELECT csmcp.fb_insight_scoring(k.itype, k.prio, st.n_acc, cardinality(g.ids), st.avg_s) AS sc OFFSET 0) s
     ON CONFLICT (insight_id) DO NOTHING;
     GET DIAGNOSTICS n_pi = ROW_COUNT;
     INSERT INTO product_insight_feedback (insight_id, feedback_id)

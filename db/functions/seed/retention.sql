@@ -94,7 +94,7 @@ BEGIN
            x.c, x.c + interval '40 minutes', x.c + interval '30 hours', x.c + interval '3 days'
     FROM sr_churned s
     CROSS JOIN LATERAL (SELECT ((s.churn_date - (20 + floor(csmcp.seed_rand(s.i || 'r_td') * 50))::int)::timestamp
-                                + interval '10 hours') AT TIME ZONE 'UTC' AS c) x
+                                + interval '10 hours') AT TIME ZONE 'UTC' AS c OFFSET 0) x
     WHERE csmcp.seed_rand(s.i || 'r_t') < 0.7
     ON CONFLICT (ticket_id) DO NOTHING;
     GET DIAGNOSTICS n_tkt = ROW_COUNT;
@@ -161,7 +161,7 @@ BEGIN
     FROM sr_esc e
     CROSS JOIN LATERAL (SELECT CASE WHEN e.shape <= 2
                                     THEN now() - make_interval(secs => csmcp.escalation_sla_hours(e.severity) * 3600 * (ARRAY[0.3, 0.9, 1.5])[e.shape + 1])
-                                    ELSE now() - make_interval(days => 5 + floor(csmcp.seed_rand(e.client_id || 'r_eo') * 40)::int) END AS opened) x
+                                    ELSE now() - make_interval(days => 5 + floor(csmcp.seed_rand(e.client_id || 'r_eo') * 40)::int) END AS opened OFFSET 0) x
     ON CONFLICT (escalation_id) DO NOTHING;
     GET DIAGNOSTICS n_esc = ROW_COUNT;
 

@@ -257,10 +257,10 @@ BEGIN
            CASE WHEN ts.c < now() - interval '5 days' THEN 1 + floor(csmcp.seed_rand(sd.i || 'csat' || k) * 5)::int END
     FROM sd CROSS JOIN generate_series(1, 8) k
     CROSS JOIN LATERAL (SELECT now() - make_interval(days => floor(csmcp.seed_rand(sd.i || 'tc' || k) * 120)::int,
-                                                     hours => floor(csmcp.seed_rand(sd.i || 'th' || k) * 24)::int) AS c) ts
+                                                     hours => floor(csmcp.seed_rand(sd.i || 'th' || k) * 24)::int) AS c OFFSET 0) ts
     CROSS JOIN LATERAL (SELECT CASE WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.03 THEN 'P0' WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.13 THEN 'P1'
                                     WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.43 THEN 'P2' WHEN csmcp.seed_rand(sd.i || 'p' || k) < 0.83 THEN 'P3'
-                                    ELSE 'P4' END AS p) pr
+                                    ELSE 'P4' END AS p OFFSET 0) pr
     WHERE k <= floor(csmcp.seed_rand(sd.i || 'nt') * CASE sd.pattern WHEN 'declining' THEN 9 ELSE 5 END)
       AND ts.c >= (t - sd.age_days)::timestamp AT TIME ZONE 'UTC';
     UPDATE support_tickets SET assigned_team = a.team FROM support_agents a

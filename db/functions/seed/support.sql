@@ -41,7 +41,7 @@ BEGIN
     CROSS JOIN LATERAL (SELECT (ARRAY['Nora', 'Sam', 'Priya', 'Luca', 'Aisha', 'Ken', 'Marta', 'Yusuf', 'Elena', 'Tariq', 'Hana', 'Diego'])
                                    [1 + floor(csmcp.seed_rand('sp_fn' || k) * 12)::int] AS f,
                                (ARRAY['Nilsen', 'Costa', 'Iyer', 'Romano', 'Bello', 'Sato', 'Kowalski', 'Demir', 'Petrova', 'Aziz', 'Lee', 'Ortega'])
-                                   [1 + floor(csmcp.seed_rand('sp_ln' || k) * 12)::int] AS l) nm
+                                   [1 + floor(csmcp.seed_rand('sp_ln' || k) * 12)::int] AS l OFFSET 0) nm
     -- a re-seed also moves agents of an older seed off its placeholder domain
     ON CONFLICT (agent_id) DO UPDATE SET email = EXCLUDED.email
         WHERE support_agents.email IS DISTINCT FROM EXCLUDED.email;
@@ -69,9 +69,9 @@ BEGIN
            agents[1 + (s.i % cardinality(agents))], csmcp.sup_sla_first(pr.p), csmcp.sup_sla_resolution(pr.p),
            v_now - make_interval(days => 30 + floor(csmcp.seed_rand(s.i || 'sp_c0') * 330)::int, hours => floor(csmcp.seed_rand(s.i || 'sp_h0') * 24)::int)
     FROM accounts a
-    CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i) s
+    CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i OFFSET 0) s
     CROSS JOIN LATERAL (SELECT CASE WHEN csmcp.seed_rand(s.i || 'sp_p0') < 0.05 THEN 'P1' WHEN csmcp.seed_rand(s.i || 'sp_p0') < 0.35 THEN 'P2'
-                                    WHEN csmcp.seed_rand(s.i || 'sp_p0') < 0.85 THEN 'P3' ELSE 'P4' END AS p) pr
+                                    WHEN csmcp.seed_rand(s.i || 'sp_p0') < 0.85 THEN 'P3' ELSE 'P4' END AS p OFFSET 0) pr
     WHERE a.client_id ~ '^demo_[0-9]+$' AND a.created_at < v_now - interval '30 days'
     ON CONFLICT (ticket_id) DO NOTHING;
     GET DIAGNOSTICS n_tkt0 = ROW_COUNT;
@@ -129,7 +129,7 @@ BEGIN
                                    s.created_at < v_now - interval '10 days' AND csmcp.seed_rand(s.ticket_id || 'sp_cl') < 0.75 AS closed,
                                    s.created_at > v_now - interval '20 days' AND csmcp.seed_rand(s.ticket_id || 'sp_ro') < 0.03 AS reopen,
                                    csmcp.seed_rand(s.ticket_id || 'sp_es') < 0.06 AS esc,
-                                   csmcp.seed_rand(s.ticket_id || 'sp_r') AS r, csmcp.seed_rand(s.ticket_id || 'sp_r2') AS r2) u
+                                   csmcp.seed_rand(s.ticket_id || 'sp_r') AS r, csmcp.seed_rand(s.ticket_id || 'sp_r2') AS r2 OFFSET 0) u
     ) x
     WHERE t.ticket_id = x.ticket_id;
     GET DIAGNOSTICS n_upd = ROW_COUNT;
@@ -167,7 +167,7 @@ BEGIN
            x.version, x.views, x.helpful, x.views_nh, x.created, x.created + make_interval(days => floor(csmcp.seed_rand('sp_kup' || k) * 25)::int),
            CASE WHEN x.status IN ('published', 'archived') THEN x.created + interval '1 day' END
     FROM generate_series(1, 190) k
-    CROSS JOIN LATERAL (SELECT ((k - 1) / 6) + 1 AS oi, ((k - 1) % 6) + 1 AS ti) ix
+    CROSS JOIN LATERAL (SELECT ((k - 1) / 6) + 1 AS oi, ((k - 1) % 6) + 1 AS ti OFFSET 0) ix
     JOIN (VALUES
         (1, 'single sign-on (SSO) login', 'technical_issue', 'authentication'), (2, 'password reset e-mails', 'technical_issue', 'authentication'),
         (3, 'two-factor authentication', 'technical_issue', 'authentication'), (4, 'browser cache and cookies', 'technical_issue', 'browser'),
@@ -201,11 +201,11 @@ BEGIN
         CASE WHEN csmcp.seed_rand('sp_kst' || k) < 0.85 THEN 'published' WHEN csmcp.seed_rand('sp_kst' || k) < 0.92 THEN 'draft'
              WHEN csmcp.seed_rand('sp_kst' || k) < 0.96 THEN 'review' ELSE 'archived' END AS status,
         1 + floor(power(csmcp.seed_rand('sp_kv' || k), 2) * 4)::int AS version,
-        v_now - make_interval(days => 30 + floor(csmcp.seed_rand('sp_kc' || k) * 670)::int) AS created) x0
+        v_now - make_interval(days => 30 + floor(csmcp.seed_rand('sp_kc' || k) * 670)::int) AS created OFFSET 0) x0
     CROSS JOIN LATERAL (SELECT x0.*, CASE WHEN x0.status = 'published' THEN 40 + floor(power(csmcp.seed_rand('sp_kvw' || k), 2) * 3000)::int
-                                          WHEN x0.status = 'archived' THEN 200 + floor(csmcp.seed_rand('sp_kvw' || k) * 500)::int ELSE 0 END AS views) x1
+                                          WHEN x0.status = 'archived' THEN 200 + floor(csmcp.seed_rand('sp_kvw' || k) * 500)::int ELSE 0 END AS views OFFSET 0) x1
     CROSS JOIN LATERAL (SELECT x1.*, floor(x1.views / 25.0 * (0.4 + 0.55 * csmcp.seed_rand('sp_kh' || k)))::int AS helpful,
-                               floor(x1.views / 25.0 * (1 - (0.4 + 0.55 * csmcp.seed_rand('sp_kh' || k))))::int AS views_nh) x
+                               floor(x1.views / 25.0 * (1 - (0.4 + 0.55 * csmcp.seed_rand('sp_kh' || k))))::int AS views_nh OFFSET 0) x
     ON CONFLICT (article_id) DO NOTHING;
     GET DIAGNOSTICS n_kb = ROW_COUNT;
     INSERT INTO kb_article_tags (article_id, tag)
@@ -233,7 +233,7 @@ BEGIN
                 'primary_color', (ARRAY['#1F6FEB', '#D73A49', '#2DA44E', '#8250DF', '#BF8700', '#0A3069'])[1 + floor(csmcp.seed_rand(s.i || 'sp_col') * 6)::int])
                 ELSE '{}' END,
            v_now - make_interval(days => floor(csmcp.seed_rand(s.i || 'sp_pu') * 200)::int)
-    FROM accounts a CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i) s
+    FROM accounts a CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i OFFSET 0) s
     WHERE a.client_id ~ '^demo_[0-9]+$' AND csmcp.seed_rand(s.i || 'sp_portal') < 0.6
     ON CONFLICT (client_id) DO NOTHING;
     GET DIAGNOSTICS n_portal = ROW_COUNT;
@@ -252,7 +252,7 @@ BEGIN
     INSERT INTO kb_article_views (article_id, client_id, viewed_at)
     SELECT published[1 + floor(csmcp.seed_rand(s.i || 'sp_va' || j) * cardinality(published))::int], a.client_id,
            v_now - make_interval(mins => floor(csmcp.seed_rand(s.i || 'sp_vt' || j) * 90 * 1440)::int)
-    FROM accounts a CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i) s
+    FROM accounts a CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i OFFSET 0) s
     CROSS JOIN LATERAL generate_series(1, floor(power(csmcp.seed_rand(s.i || 'sp_nv'), 2) * 7)::int) j
     WHERE a.client_id ~ '^demo_[0-9]+$' AND cardinality(published) > 0;
     GET DIAGNOSTICS n_views = ROW_COUNT;
@@ -266,7 +266,7 @@ BEGIN
                      (17, 'certification exam'), (18, 'audit log export'), (19, 'time zone')) v(k, query)
     )
     SELECT q.query, NULL, q.results, a.client_id, v_now - make_interval(mins => floor(csmcp.seed_rand(s.i || 'sp_st' || j) * 90 * 1440)::int)
-    FROM accounts a CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i) s
+    FROM accounts a CROSS JOIN LATERAL (SELECT substr(a.client_id, 6)::integer AS i OFFSET 0) s
     CROSS JOIN LATERAL generate_series(1, floor(csmcp.seed_rand(s.i || 'sp_ns') * 6)::int) j
     JOIN q ON q.k = floor(csmcp.seed_rand(s.i || 'sp_sq' || j) * 20)::int
     WHERE a.client_id ~ '^demo_[0-9]+$';
