@@ -12,7 +12,6 @@ DECLARE
     run_id text := 'segrun_' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS');
     total integer; total_arr numeric;
     dist jsonb; vips jsonb; ups jsonb; downs jsonb; conc jsonb;
-    r record;
 BEGIN
     IF NOT (v_strat > v_ent AND v_ent > v_pro AND v_pro > v_std AND v_std >= 0) THEN
         PERFORM csmcp.invalid('tier_definitions min_arr must decrease: strategic > enterprise > professional > standard >= 0');
@@ -64,13 +63,14 @@ BEGIN
                               ORDER BY health, arr DESC, client_id), '[]')
     INTO downs FROM (SELECT * FROM vt WHERE health < 60 ORDER BY health, arr DESC, client_id LIMIT 50) d;
 
-    FOR r IN SELECT vtier, count(*) AS n, sum(arr) AS arr, round(avg(health), 2) AS h FROM vt GROUP BY vtier LOOP
-        INSERT INTO segments (segment_id, segmentation_id, name, segment_type, criteria, customer_count, total_arr, avg_health_score, created_by)
-        VALUES ('seg_' || substr(run_id, 8) || '_' || r.vtier, run_id, r.vtier, 'value_tier',
-                jsonb_build_object('strategic', v_strat, 'enterprise', v_ent, 'professional', v_pro, 'standard', v_std),
-                r.n, r.arr, r.h, coalesce(principal, 'anonymous'));
-        INSERT INTO segment_members SELECT 'seg_' || substr(run_id, 8) || '_' || r.vtier, client_id FROM vt WHERE vtier = r.vtier;
-    END LOOP;
+    -- one statement per table (issue 21: five loops re-read vt; every member row still pays its
+    -- two foreign-key checks, most of the cost of a call)
+    INSERT INTO segments (segment_id, segmentation_id, name, segment_type, criteria, customer_count, total_arr, avg_health_score, created_by)
+    SELECT 'seg_' || substr(run_id, 8) || '_' || g.vtier, run_id, g.vtier, 'value_tier',
+           jsonb_build_object('strategic', v_strat, 'enterprise', v_ent, 'professional', v_pro, 'standard', v_std),
+           g.n, g.arr, g.h, coalesce(principal, 'anonymous')
+    FROM (SELECT vtier, count(*) AS n, sum(arr) AS arr, round(avg(health), 2) AS h FROM vt GROUP BY vtier) g;
+    INSERT INTO segment_members SELECT 'seg_' || substr(run_id, 8) || '_' || vtier, client_id FROM vt;
 
     RETURN jsonb_build_object(
         'segmentation_id', run_id,
