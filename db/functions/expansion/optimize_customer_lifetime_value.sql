@@ -43,16 +43,22 @@ BEGIN
     WHERE (v_client IS NOT NULL AND ac.client_id = v_client)
        OR (v_client IS NULL AND ac.status = 'active' AND (v_tier IS NULL OR ac.tier = v_tier));
 
+    -- (the top opportunity by one ordered LIMIT 1 instead of three sorted array_aggs of all of them)
+    WITH o AS MATERIALIZED (
+        SELECT o.opportunity_id, o.name, o.expansion_type, o.estimated_value, o.probability
+        FROM expansion_opportunities o JOIN accounts ac ON ac.client_id = o.client_id
+        WHERE o.stage NOT IN ('won', 'lost')
+          AND ((v_client IS NOT NULL AND o.client_id = v_client)
+            OR (v_client IS NULL AND ac.status = 'active' AND (v_tier IS NULL OR ac.tier = v_tier)))
+    ),
+    top AS (SELECT opportunity_id, name, expansion_type FROM o
+            ORDER BY estimated_value * probability DESC, opportunity_id LIMIT 1)
     SELECT count(*) AS n, coalesce(sum(o.estimated_value), 0) AS total,
            coalesce(round(sum(o.estimated_value * o.probability), 2), 0) AS weighted,
-           (array_agg(o.opportunity_id ORDER BY o.estimated_value * o.probability DESC, o.opportunity_id))[1] AS top_id,
-           (array_agg(o.name ORDER BY o.estimated_value * o.probability DESC, o.opportunity_id))[1] AS top_name,
-           (array_agg(o.expansion_type ORDER BY o.estimated_value * o.probability DESC, o.opportunity_id))[1] AS top_type
+           (SELECT opportunity_id FROM top) AS top_id, (SELECT name FROM top) AS top_name,
+           (SELECT expansion_type FROM top) AS top_type
     INTO opp
-    FROM expansion_opportunities o JOIN accounts ac ON ac.client_id = o.client_id
-    WHERE o.stage NOT IN ('won', 'lost')
-      AND ((v_client IS NOT NULL AND o.client_id = v_client)
-        OR (v_client IS NULL AND ac.status = 'active' AND (v_tier IS NULL OR ac.tier = v_tier)));
+    FROM o;
 
     -- Weakest health components: per account, the components of its latest health score below 70
     -- (lowest first); for a segment, how many accounts have each component below 70.
