@@ -126,3 +126,98 @@ class LifecycleStayEquality(lib.TestCase):
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM lifecycle_stay WHERE client_id = '%s'" % c), "0")
         du.psql(self.url, "SELECT csmcp.lifecycle_stay_rebuild()")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_stay_check()"), "0")
+
+
+class NpsDailyEquality(lib.TestCase):
+    """nps_daily (migration 0156): the NPS responses per UTC day that track_cs_metrics (the
+    portfolio NPS and the trailing-12-month benchmark) and analyze_feedback_sentiment (portfolio
+    NPS) read. 4 concurrent writers x 50 random inserts (around UTC midnight too), score and time
+    updates, deletes and multi-row statements; then the check is empty and the portfolio figures
+    equal the from-scratch count over several periods."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        cls.clients = ["%s_%d" % (cls.p, i) for i in range(5)]
+        du.psql(cls.url, "".join(
+            "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+            "VALUES ('%s', 'Nps %d', 'Nps %d Ltd', 'standard', 'active');" % (c, i, i) for i, c in enumerate(cls.clients)))
+
+    @classmethod
+    def tearDownClass(cls):
+        du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
+
+    def writer(self, seed, errors):
+        rnd = random.Random(seed)
+        stmts = []
+        for k in range(50):
+            c = rnd.choice(self.clients)
+            op = rnd.random()
+            # a time near a UTC midnight of the last 60 days, +-90 minutes
+            at = "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '%d days' + interval '%d minutes'" % (
+                rnd.randrange(0, 60), rnd.randrange(-90, 90))
+            if op < 0.4:
+                stmts.append("INSERT INTO nps_responses (response_id, client_id, score, responded_at) VALUES ('%s_w%d_%d', '%s', %d, %s);"
+                             % (self.p, seed, k, c, rnd.randrange(0, 11), at))
+            elif op < 0.6:
+                stmts.append("UPDATE nps_responses SET score = %d, responded_at = responded_at + interval '%d minutes' "
+                             "WHERE response_id = (SELECT min(response_id) FROM nps_responses WHERE client_id = '%s');"
+                             % (rnd.randrange(0, 11), rnd.randrange(-120, 120), c))
+            elif op < 0.75:
+                stmts.append("DELETE FROM nps_responses WHERE response_id = (SELECT max(response_id) FROM nps_responses "
+                             "WHERE client_id = '%s');" % c)
+            else:
+                stmts.append("INSERT INTO nps_responses (response_id, client_id, score, responded_at) "
+                             "SELECT '%s_m%d_%d_' || g, '%s', g %% 11, %s - g * interval '7 hours' FROM generate_series(0, %d) g;"
+                             % (self.p, seed, k, c, at, rnd.randrange(1, 8)))
+        r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
+        if r.returncode != 0:
+            errors.append(r.stderr)
+
+    def test_concurrent_random_writes_keep_nps_daily_exact(self):
+        errors = []
+        threads = [threading.Thread(target=self.writer, args=(3156 + n, errors)) for n in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        self.assertEqual(errors, [])
+        self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM nps_responses WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.nps_daily_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")
+        for a, b in ((1, 0), (30, 0), (364, 0), (60, 31), (0, 0)):
+            want = du.psql(self.url, "SELECT CASE WHEN count(*) > 0 THEN round(100.0 * (count(*) FILTER (WHERE score >= 9) - "
+                                     "count(*) FILTER (WHERE score <= 6)) / count(*), 1) END || '/' || count(*) FROM nps_responses "
+                                     "WHERE responded_at >= (csmcp.today() - %d)::timestamp AT TIME ZONE 'UTC' "
+                                     "AND responded_at < (csmcp.today() - %d + 1)::timestamp AT TIME ZONE 'UTC'" % (a, b))
+            got = du.psql(self.url, "SELECT csmcp.fb_metric('nps', NULL, NULL, NULL, csmcp.today() - %d, csmcp.today() - %d) || '/' || "
+                                    "(csmcp.fb_nps(NULL, csmcp.today() - %d, csmcp.today() - %d) ->> 'responses')" % (a, b, a, b))
+            self.assertEqual(got, want, "days -%d..-%d" % (a, b))
+        # the tool's benchmark (the portfolio's trailing 12 months) through the same rollup
+        r = json.loads(du.psql(self.url, "SELECT csmcp.tool_track_cs_metrics('{\"metric_type\": \"nps\", \"client_id\": \"%s\"}', 'test')"
+                                         % self.clients[0]))
+        if r["benchmarks"]["source"] == "portfolio_trailing_12_months":
+            want = du.psql(self.url, "SELECT round(100.0 * (count(*) FILTER (WHERE score >= 9) - count(*) FILTER (WHERE score <= 6)) "
+                                     "/ count(*), 1) FROM nps_responses WHERE responded_at >= (csmcp.today() - 364)::timestamp "
+                                     "AT TIME ZONE 'UTC' AND responded_at < (csmcp.today() + 1)::timestamp AT TIME ZONE 'UTC'")
+            self.assertEqual(str(r["benchmarks"]["value"]), want)
+
+    def test_check_fails_without_maintenance(self):
+        c = self.clients[2]
+        out = du.psql(self.url, "BEGIN; ALTER TABLE nps_responses DISABLE TRIGGER nps_daily_ins; "
+                                "INSERT INTO nps_responses (response_id, client_id, score) VALUES ('%s_x', '%s', 10); "
+                                "SELECT count(*) FROM csmcp.nps_daily_check(); ROLLBACK;" % (self.p, c))
+        self.assertNotEqual(out.split("\n")[-1], "0")
+
+    def test_erasure_and_rebuild(self):
+        c = "%s_gone" % self.p
+        du.psql(self.url, "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+                          "VALUES ('%s', 'Gone', 'Gone Ltd', 'starter', 'active'); "
+                          "INSERT INTO nps_responses (response_id, client_id, score) SELECT '%s_' || g, '%s', g FROM generate_series(0, 10) g;"
+                          % (c, c, c))
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.nps_daily_check()"), "0")
+        du.psql(self.url, "DELETE FROM accounts WHERE client_id = '%s'" % c)
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.nps_daily_check()"), "0")
+        du.psql(self.url, "SELECT csmcp.nps_daily_rebuild()")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.nps_daily_check()"), "0")

@@ -90,8 +90,17 @@ LANGUAGE sql STABLE AS $$
         'detractors', count(*) FILTER (WHERE score <= 6),
         'nps', CASE WHEN count(*) > 0 THEN round(100.0 * (count(*) FILTER (WHERE score >= 9) - count(*) FILTER (WHERE score <= 6)) / count(*), 1) END)
     FROM nps_responses
-    WHERE (p_client IS NULL OR client_id = p_client)
+    WHERE client_id = p_client
       AND responded_at >= p_from::timestamp AT TIME ZONE 'UTC' AND responded_at < (p_to + 1)::timestamp AT TIME ZONE 'UTC'
+    HAVING p_client IS NOT NULL   -- (no row at all for the portfolio)
+    UNION ALL
+    -- the portfolio: the per-day counts kept by the triggers on nps_responses (nps_daily,
+    -- migration 0156) instead of a scan of the period's responses (issue 21)
+    SELECT jsonb_build_object('responses', s.responses, 'promoters', s.promoters, 'passives', s.passives,
+                              'detractors', s.detractors,
+                              'nps', CASE WHEN s.responses > 0 THEN round(100.0 * (s.promoters - s.detractors) / s.responses, 1) END)
+    FROM csmcp.nps_daily_sum(p_from, p_to) s
+    WHERE p_client IS NULL
 $$;
 
 CREATE OR REPLACE FUNCTION csmcp.fb_json(f feedback) RETURNS jsonb

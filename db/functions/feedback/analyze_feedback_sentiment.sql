@@ -3,9 +3,17 @@
 -- period of equal length, critical issues and the sentiment health band - reference §3.6.
 CREATE OR REPLACE FUNCTION csmcp.fb_period_stats(p_client text, p_types text[], p_from date, p_to date)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
+    -- two disjoint branches instead of "(p_client IS NULL OR client_id = p_client)": a SQL
+    -- function's statements are planned without the parameters' values, and the OR kept the
+    -- client's call on a scan of the whole portfolio's feedback of the period (issue 21)
     WITH f AS (
         SELECT sentiment, sentiment_score, themes FROM feedback
-        WHERE (p_client IS NULL OR client_id = p_client)
+        WHERE p_client IS NULL
+          AND (p_types IS NULL OR feedback_type = ANY (p_types))
+          AND created_at >= p_from::timestamp AT TIME ZONE 'UTC' AND created_at < (p_to + 1)::timestamp AT TIME ZONE 'UTC'
+        UNION ALL
+        SELECT sentiment, sentiment_score, themes FROM feedback
+        WHERE client_id = p_client
           AND (p_types IS NULL OR feedback_type = ANY (p_types))
           AND created_at >= p_from::timestamp AT TIME ZONE 'UTC' AND created_at < (p_to + 1)::timestamp AT TIME ZONE 'UTC'
     ),

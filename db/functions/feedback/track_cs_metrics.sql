@@ -4,8 +4,11 @@
 
 -- The metric over [p_from, p_to] (inclusive UTC days) for one account, or the accounts of a tier
 -- and/or industry, or the portfolio. NULL when there is no data.
+-- (custom plans: each statement is planned with the call's values, so "p_client IS NULL OR
+-- a.client_id = p_client" becomes an index lookup for one account; a cached generic plan scanned
+-- the whole portfolio's rows of the period - issue 21)
 CREATE OR REPLACE FUNCTION csmcp.fb_metric(p_type text, p_client text, p_tier text, p_industry text, p_from date, p_to date)
-RETURNS numeric LANGUAGE plpgsql STABLE AS $$
+RETURNS numeric LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     t0 timestamptz := p_from::timestamp AT TIME ZONE 'UTC';
     t1 timestamptz := (p_to + 1)::timestamp AT TIME ZONE 'UTC';
@@ -15,7 +18,12 @@ DECLARE
     v_arr numeric;
     v_cat bigint;
 BEGIN
-    IF p_type = 'nps' THEN
+    IF p_type = 'nps' AND p_client IS NULL AND p_tier IS NULL AND p_industry IS NULL THEN
+        -- the portfolio: the per-day counts kept by the triggers on nps_responses (nps_daily,
+        -- migration 0156; the same responses: every one belongs to an account)
+        SELECT CASE WHEN s.responses > 0 THEN round(100.0 * (s.promoters - s.detractors) / s.responses, 1) END
+          INTO v FROM csmcp.nps_daily_sum(p_from, p_to) s;
+    ELSIF p_type = 'nps' THEN
         SELECT CASE WHEN count(*) > 0 THEN round(100.0 * (count(*) FILTER (WHERE r.score >= 9) - count(*) FILTER (WHERE r.score <= 6)) / count(*), 1) END
           INTO v FROM nps_responses r JOIN accounts a USING (client_id)
          WHERE r.responded_at >= t0 AND r.responded_at < t1 AND (p_client IS NULL OR a.client_id = p_client)

@@ -26,6 +26,7 @@ BEGIN
     PERFORM csmcp.usage_cum_rebuild();   -- the running usage totals per account (usage_cum.sql)
     PERFORM csmcp.usage_feature_agg_rebuild();   -- the per-feature usage rollups (usage_feature_agg.sql)
     PERFORM csmcp.lifecycle_stay_rebuild();   -- completed lifecycle stays per account (lifecycle_stay.sql)
+    PERFORM csmcp.nps_daily_rebuild();   -- NPS responses per day (nps_daily.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:
@@ -96,4 +97,6 @@ LANGUAGE sql STABLE AS $$
     FROM csmcp.usage_feature_agg_check() x
     UNION ALL   -- completed lifecycle stays per account (lifecycle_stay.sql, migration 0155)
     SELECT 'lifecycle_stay', y.client_id || '/' || y.stage, y.maintained_days, y.actual_days FROM csmcp.lifecycle_stay_check() y
+    UNION ALL   -- NPS responses per day (nps_daily.sql, migration 0156)
+    SELECT 'nps_daily', z.day || ': ' || z.maintained || ' vs ' || z.actual, NULL, NULL FROM csmcp.nps_daily_check() z
 $$;
