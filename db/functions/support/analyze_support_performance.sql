@@ -32,7 +32,19 @@ LANGUAGE sql STABLE AS $$
         FROM support_tickets t
         WHERE ((t.created_at > p_from AND t.created_at <= p_to) OR (t.first_response_at > p_from AND t.first_response_at <= p_to)
                OR (t.resolved_at > p_from AND t.resolved_at <= p_to) OR (t.rated_at > p_from AND t.rated_at <= p_to))
-          AND (p_client IS NULL OR t.client_id = p_client) AND (p_team IS NULL OR t.assigned_team = p_team)
+          AND p_client IS NULL AND (p_team IS NULL OR t.assigned_team = p_team)
+          AND (p_agent IS NULL OR t.assigned_agent = p_agent) AND (p_prio IS NULL OR t.priority = p_prio)
+        UNION ALL
+        -- one client: its tickets by the client index (a disjoint branch: this SQL function is
+        -- planned without the parameters' values, and "p_client IS NULL OR client_id = p_client"
+        -- read every ticket of the period - issue 21)
+        SELECT t.created_at, t.first_response_at, t.resolved_at, t.rated_at, t.escalated, t.satisfaction_rating,
+               t.sla_first_response_minutes, t.sla_resolution_minutes
+        FROM support_tickets t
+        WHERE t.client_id = p_client
+          AND ((t.created_at > p_from AND t.created_at <= p_to) OR (t.first_response_at > p_from AND t.first_response_at <= p_to)
+               OR (t.resolved_at > p_from AND t.resolved_at <= p_to) OR (t.rated_at > p_from AND t.rated_at <= p_to))
+          AND (p_team IS NULL OR t.assigned_team = p_team)
           AND (p_agent IS NULL OR t.assigned_agent = p_agent) AND (p_prio IS NULL OR t.priority = p_prio)
     ), c AS (
         SELECT count(*) AS created, count(*) FILTER (WHERE escalated) AS escalated
@@ -56,9 +68,10 @@ LANGUAGE sql STABLE AS $$
                                   '5', count(*) FILTER (WHERE satisfaction_rating = 5)) AS dist
         FROM s WHERE rated_at > p_from AND rated_at <= p_to AND satisfaction_rating IS NOT NULL
     ), v AS (
-        SELECT count(*) AS views FROM kb_article_views kv
-        WHERE kv.client_id IS NOT NULL AND (p_client IS NULL OR kv.client_id = p_client)
-          AND kv.viewed_at > p_from AND kv.viewed_at <= p_to
+        SELECT (SELECT count(*) FROM kb_article_views kv
+                WHERE kv.client_id IS NOT NULL AND p_client IS NULL AND kv.viewed_at > p_from AND kv.viewed_at <= p_to)
+             + (SELECT count(*) FROM kb_article_views kv
+                WHERE kv.client_id = p_client AND kv.viewed_at > p_from AND kv.viewed_at <= p_to) AS views
     )
     SELECT jsonb_build_object(
         'tickets_created', c.created, 'tickets_resolved', r.resolved, 'tickets_escalated', c.escalated,
@@ -137,7 +150,13 @@ LANGUAGE sql STABLE AS $$
         SELECT t.ticket_id, t.priority, t.assigned_agent, csmcp.sup_ticket_sla_state(t, now()) AS sla, csmcp.sup_breach_risk(t, now()) AS risk
         FROM support_tickets t
         WHERE t.status NOT IN ('resolved', 'closed')
-          AND (p_client IS NULL OR t.client_id = p_client) AND (p_team IS NULL OR t.assigned_team = p_team)
+          AND p_client IS NULL AND (p_team IS NULL OR t.assigned_team = p_team)
+          AND (p_agent IS NULL OR t.assigned_agent = p_agent) AND (p_prio IS NULL OR t.priority = p_prio)
+        UNION ALL   -- one client: by the client index (disjoint branches, as in sup_perf_metrics)
+        SELECT t.ticket_id, t.priority, t.assigned_agent, csmcp.sup_ticket_sla_state(t, now()) AS sla, csmcp.sup_breach_risk(t, now()) AS risk
+        FROM support_tickets t
+        WHERE t.client_id = p_client AND t.status NOT IN ('resolved', 'closed')
+          AND (p_team IS NULL OR t.assigned_team = p_team)
           AND (p_agent IS NULL OR t.assigned_agent = p_agent) AND (p_prio IS NULL OR t.priority = p_prio)
     )
     SELECT jsonb_build_object('open', (SELECT count(*) FROM o), 'unassigned', (SELECT count(*) FROM o WHERE assigned_agent IS NULL),
