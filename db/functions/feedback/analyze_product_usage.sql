@@ -95,15 +95,21 @@ BEGIN
     END IF;
 
     IF v_bench THEN
-        SELECT jsonb_build_object('tier', acc.tier, 'peer_accounts', count(*),
-                                  'mean_feature_adoption_rate', round(avg(coalesce(n, 0))::numeric / nullif(v_catalogue, 0), 4),
-                                  'comparison', CASE WHEN v_catalogue = 0 OR avg(coalesce(n, 0)) = 0 THEN NULL
-                                                     WHEN v_adopt > 1.05 * avg(coalesce(n, 0)) / v_catalogue THEN 'above'
-                                                     WHEN v_adopt < 0.95 * avg(coalesce(n, 0)) / v_catalogue THEN 'below' ELSE 'at' END)
+        -- mean adopted features of the tier's other accounts = their adoption rows / their number
+        -- (exactly avg(count per account, 0 without rows): avg is sum / count), the rows read per
+        -- peer by the (client_id, feature_id) key instead of counting every account's adoption
+        -- rows of the portfolio (issue 21)
+        SELECT jsonb_build_object('tier', acc.tier, 'peer_accounts', b.peers,
+                                  'mean_feature_adoption_rate', round(b.mean / nullif(v_catalogue, 0), 4),
+                                  'comparison', CASE WHEN v_catalogue = 0 OR b.mean = 0 THEN NULL
+                                                     WHEN v_adopt > 1.05 * b.mean / v_catalogue THEN 'above'
+                                                     WHEN v_adopt < 0.95 * b.mean / v_catalogue THEN 'below' ELSE 'at' END)
           INTO v_benchmark
-          FROM accounts a
-          LEFT JOIN (SELECT client_id, count(*) AS n FROM feature_adoption WHERE first_used_on <= p.period_end GROUP BY client_id) x USING (client_id)
-         WHERE a.tier = acc.tier AND a.client_id <> acc.client_id;
+          FROM (SELECT count(*) AS peers, sum(x.n)::numeric / nullif(count(*), 0) AS mean
+                FROM accounts a
+                CROSS JOIN LATERAL (SELECT count(*) AS n FROM feature_adoption f
+                                    WHERE f.client_id = a.client_id AND f.first_used_on <= p.period_end) x
+                WHERE a.tier = acc.tier AND a.client_id <> acc.client_id) b;
     END IF;
 
     v_risks := to_jsonb(ARRAY(SELECT x FROM unnest(ARRAY[
