@@ -271,7 +271,7 @@ BEGIN
            CASE WHEN csmcp.seed_rand(q.email || 'rev') < 0.1 AND q.issued + interval '30 days' < now() THEN 'left the company' END
     FROM (SELECT s.client_id, a.email, date_trunc('day', max(s.scheduled_at)) + interval '1 day 9 hours' AS issued,
                  jsonb_agg(jsonb_build_object('module_id', s.module_id, 'best_score', a.score, 'passed', true, 'session_id', s.session_id)
-                           ORDER BY s.module_id) AS ev
+                           ORDER BY s.module_id, s.session_id) AS ev
           FROM training_sessions s JOIN training_attendance a USING (session_id)
           WHERE s.client_id LIKE 'demo\_%' AND s.module_id IN ('mod_fundamentals', 'mod_reports') AND a.passed
           GROUP BY s.client_id, a.email HAVING count(DISTINCT s.module_id) = 2) q

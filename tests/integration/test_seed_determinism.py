@@ -1,0 +1,83 @@
+"""Issue 21: the seed is deterministic at two sizes and on both paths, over every table.
+
+csmcp.seed_demo(n) runs twice in one transaction (savepoints; the same now(), the sequences reset
+to the same values before each run): every public table's rows, every column, are identical.
+The bulk path (csmcp.seed_bulk = on: foreign keys, keys and indexes dropped and re-created,
+tables loaded without indexes) gives the same rows as the per-row path, except for values drawn
+from sequences (serial ids and what embeds them), since the insertion order may differ."""
+import data_util as du
+import lib
+
+# pg_temp.seed_fp(with_serials): one md5 per public table over the text of every row (sorted),
+# leaving out, unless with_serials, the columns whose default is a sequence, the columns
+# referencing such a column, and the ids built from sequence values (advocates from contact ids,
+# OPP-<n> opportunity ids of the expansion tools, and the activity log entries naming them).
+FP = r"""
+CREATE OR REPLACE FUNCTION pg_temp.seed_fp(with_serials boolean) RETURNS TABLE (tab text, fp text)
+LANGUAGE plpgsql AS $$
+DECLARE r record; cols text;
+BEGIN
+    FOR r IN SELECT c.oid, c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+             ORDER BY c.relname LOOP
+        SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+        FROM pg_attribute a
+        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND (with_serials OR NOT (
+                coalesce(pg_get_expr((SELECT d.adbin FROM pg_attrdef d WHERE d.adrelid = r.oid AND d.adnum = a.attnum), r.oid), '')
+                    LIKE 'nextval(%'
+                OR a.attidentity <> ''
+                OR EXISTS (SELECT 1 FROM pg_constraint f JOIN pg_attrdef d ON d.adrelid = f.confrelid AND d.adnum = f.confkey[1]
+                           WHERE f.contype = 'f' AND f.conrelid = r.oid AND f.conkey = ARRAY[a.attnum]
+                             AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')
+                OR (r.relname LIKE 'advocate%' AND a.attname = 'advocate_id')
+                OR (r.relname = 'expansion_opportunities' AND a.attname = 'opportunity_id')
+                OR (r.relname = 'activity_log' AND a.attname IN ('entity_id', 'old_values', 'new_values'))));
+        IF cols IS NULL THEN CONTINUE; END IF;
+        tab := r.relname;
+        EXECUTE format('SELECT md5(coalesce(string_agg(x, E''\n'' ORDER BY x), '''')) FROM (SELECT (%s)::text AS x FROM %I) s',
+                       CASE WHEN cols LIKE '%,%' THEN 'ROW(' || cols || ')' ELSE cols END, r.relname) INTO fp;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"""
+
+RESET = ("SELECT string_agg(format('SELECT setval(%L, %s, %L);', s.oid::regclass, q.last_value, q.is_called), ' ') "
+         "FROM pg_class s CROSS JOIN LATERAL (SELECT * FROM pg_sequence_last_value(s.oid) v(last_value)) v "
+         "CROSS JOIN LATERAL (SELECT v.last_value IS NOT NULL AS is_called, coalesce(v.last_value, 1) AS last_value) q "
+         "WHERE s.relkind = 'S' AND s.relnamespace = 'public'::regnamespace")
+
+
+class SeedDeterminismTest(lib.TestCase):
+    def two_runs(self, n, first_bulk, second_bulk, with_serials):
+        """Rows of every table after seed_demo(n) twice in one transaction: {table: (fp1, fp2)}."""
+        url = lib.database_url()
+        reset = du.psql(url, RESET) or ""
+        def run(tag, bulk):
+            return ("SAVEPOINT s; %s %s SET LOCAL csmcp.seed_bulk = '%s'; SELECT count(*) > 0 FROM (SELECT csmcp.seed_demo(%d)) x; "
+                    "SELECT '%s|' || tab || '|' || fp FROM pg_temp.seed_fp(%s); ROLLBACK TO SAVEPOINT s;"
+                    % (reset, "SELECT csmcp.seed_bulk_possible();" if bulk else "", "on" if bulk else "off", n, tag,
+                       "true" if with_serials else "false"))
+        out = du.psql(url, FP + "BEGIN; " + run("a", first_bulk) + run("b", second_bulk) + " ROLLBACK;")
+        lines = [x.split("|") for x in out.split("\n") if x.startswith(("a|", "b|"))]
+        a = {t: f for tag, t, f in lines if tag == "a"}
+        b = {t: f for tag, t, f in lines if tag == "b"}
+        self.assertGreater(len(a), 50)
+        self.assertEqual(set(a), set(b))
+        self.assertNotIn("f", [x for x in out.split("\n") if x in ("t", "f")], "the test role owns the tables (bulk path)")
+        return a, b
+
+    def assertSame(self, a, b):
+        diff = sorted(t for t in a if a[t] != b[t])
+        self.assertEqual(diff, [], "tables whose rows differ between the two runs")
+
+    def test_deterministic_small(self):
+        a, b = self.two_runs(12, False, False, False)
+        self.assertSame(a, b)
+
+    def test_deterministic_bulk_larger(self):
+        a, b = self.two_runs(40, True, True, False)
+        self.assertSame(a, b)
+
+    def test_bulk_path_equals_per_row_path(self):
+        a, b = self.two_runs(30, False, True, False)
+        self.assertSame(a, b)
