@@ -12,8 +12,9 @@ before the rollups) after randomized write sequences, including concurrent write
   * then the rollups' own checks are empty and every tool answer equals its from-scratch
     computation for a set of arguments (periods 1-365 days, one account, one feature,
     thresholds);
-  * a missed write is detected: with the trigger disabled (rolled back) one insert makes the
-    check and the comparison fail - so the comparison can fail.
+  * a missed write is detected: with a trigger disabled (rolled back) one write makes the check
+    and the comparison fail, for each of the three rollups - so the comparison can fail;
+  * account deletion, the rebuilds and a change of the feature catalogue keep them exact.
 """
 import json
 import random
@@ -22,6 +23,12 @@ import threading
 import data_util as du
 import lib
 
+ENGAGE_ARGS = [
+    {}, {"lookback_period_days": 7}, {"lookback_period_days": 365}, {"lookback_period_days": 31, "anomaly_detection": False},
+    {"lookback_period_days": 60, "pattern_types": ["temporal", "feature_usage"]},
+    {"analysis_scope": "segment", "scope_filter": {"tier": "standard"}},
+    {"analysis_scope": "segment", "scope_filter": {"health_min": 40, "health_max": 90}, "lookback_period_days": 45},
+]
 FEATURE_ARGS = [
     {}, {"time_period_days": 1}, {"time_period_days": 7}, {"time_period_days": 30, "adoption_threshold": 0.05},
     {"time_period_days": 365}, {"time_period_days": 120, "adoption_threshold": 0.9},
@@ -47,6 +54,13 @@ class EngageRollupEquality(lib.TestCase):
             sql.append("INSERT INTO usage_feature_daily (client_id, day, feature_id, events, users) "
                        "SELECT '%s', csmcp.today() - k, f, k + %d, 1 + k %% 5 FROM generate_series(0, 39, %d) k, "
                        "unnest(ARRAY['%s', '%s', '%s']) f;" % (c, i, 1 + i % 3, *cls.features))
+        for i, c in enumerate(cls.clients[:4]):
+            sql.append("INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, start_date, end_date) "
+                       "VALUES ('%s_k', '%s', 'standard', 1000, %d, csmcp.today() - %d, csmcp.today() + 300);" % (c, c, 20 + 30 * i, 50 + 40 * i))
+            sql.append("INSERT INTO feature_adoption (client_id, feature_id, first_used_on) SELECT '%s', f, csmcp.today() - 30 - (%d * o)::int "
+                       "FROM unnest(ARRAY['%s', '%s', '%s']) WITH ORDINALITY x(f, o);" % (c, i, *cls.features))
+        sql.append("INSERT INTO adoption_milestones (client_id, milestone, achieved_on) VALUES ('%s', 'm7', csmcp.today() - 20), "
+                   "('%s', 'm3', csmcp.today() - 200);" % (cls.clients[0], cls.clients[1]))
         du.psql(cls.url, "\n".join(sql))
 
     @classmethod
@@ -62,16 +76,38 @@ class EngageRollupEquality(lib.TestCase):
         want = du.psql(self.url, "SELECT csmcp.%s_scratch('%s', 'test')" % (tool, a))
         self.assertEqual(json.loads(got), json.loads(want), "%s(%s): rollup answer differs from the from-scratch one" % (tool, a))
 
+    def cases(self):
+        out = [("track_feature_adoption", a) for a in FEATURE_ARGS]
+        out += [("track_feature_adoption", {"client_id": c, "time_period_days": 60}) for c in self.clients[:3]]
+        out += [("track_feature_adoption", {"feature_id": f, "time_period_days": 30}) for f in self.features]
+        out += [("analyze_engagement_patterns", a) for a in ENGAGE_ARGS]
+        out += [("analyze_engagement_patterns", {"analysis_scope": "individual", "scope_filter": {"client_id": c},
+                                                 "lookback_period_days": days})
+                for c in self.clients[:6] for days in (14, 90, 200)]
+        out += [("track_adoption_milestones", {})]
+        out += [("track_adoption_milestones", {"client_id": c}) for c in self.clients[:5]]
+        return out
+
     def assert_all_same(self):
-        for args in FEATURE_ARGS:
-            self.assert_same("track_feature_adoption", args)
-        for c in self.clients[:3]:
-            self.assert_same("track_feature_adoption", {"client_id": c, "time_period_days": 60})
-        for f in self.features:
-            self.assert_same("track_feature_adoption", {"feature_id": f, "time_period_days": 30})
+        """Every case in one psql call (one row per case: equal or not), then the details of
+        the first differing one."""
+        cases = self.cases()
+        sql = "SELECT string_agg(CASE WHEN csmcp.tool_%s(a, 'test') = csmcp.%s_scratch(a, 'test') THEN 't' ELSE 'f' END, '' ORDER BY i) FROM (VALUES %s) v(i, a)"
+        by_tool = {}
+        for i, (tool, args) in enumerate(cases):
+            by_tool.setdefault(tool, []).append((i, args))
+        for tool, lst in by_tool.items():
+            vals = ", ".join("(%d, '%s'::jsonb)" % (i, json.dumps(a).replace("'", "''")) for i, a in lst)
+            res = du.psql(self.url, sql % (tool, tool, vals))
+            for (i, args), ok in zip(lst, res):
+                if ok != "t":
+                    self.assert_same(tool, args)   # fails with both answers
+                    self.fail("%s(%s) differs" % (tool, args))
 
     def checks(self):
-        return du.psql(self.url, "SELECT count(*) FROM csmcp.usage_feature_agg_check()")
+        return du.psql(self.url, "SELECT (SELECT count(*) FROM csmcp.usage_feature_agg_check()) "
+                                 "+ (SELECT count(*) FROM csmcp.usage_moments_check()) "
+                                 "+ (SELECT count(*) FROM csmcp.adoption_derived_check())")
 
     def writer(self, seed, errors):
         rnd = random.Random(seed)
@@ -102,10 +138,24 @@ class EngageRollupEquality(lib.TestCase):
                              "SELECT c, csmcp.today() - %d - g, f, g, 2 FROM unnest(ARRAY['%s', '%s']) c, generate_series(0, %d) g, "
                              "unnest(ARRAY['%s', '%s']) f ON CONFLICT (client_id, day, feature_id) DO UPDATE SET users = EXCLUDED.users;"
                              % (max(k, 0), a, b, rnd.randrange(0, 15), *rnd.sample(self.features, 2)))
-            else:
+            elif op < 0.92:
                 stmts.append("INSERT INTO usage_daily (client_id, day, active_users, events) VALUES ('%s', csmcp.today() - %d, %d, %d) "
                              "ON CONFLICT (client_id, day) DO UPDATE SET active_users = EXCLUDED.active_users, events = EXCLUDED.events;"
-                             % (c, max(k, 0), rnd.randrange(0, 90), rnd.randrange(0, 500)))
+                             % (c, max(k, 0) % 120, rnd.choice((0, 1, 200, rnd.randrange(0, 90))), rnd.randrange(0, 500)))
+            elif op < 0.96:
+                stmts.append("DELETE FROM usage_daily WHERE client_id = '%s' AND day BETWEEN csmcp.today() - %d AND csmcp.today() - %d;"
+                             % (c, k % 120, k % 120 - rnd.randrange(0, 3)))
+            elif op < 0.975:   # churn or revive an account (the all-accounts view leaves churned accounts out)
+                stmts.append("UPDATE accounts SET status = '%s' WHERE client_id = '%s';" % (rnd.choice(("churned", "active")), c))
+            elif op < 0.99:   # first uses (m2, m4..m6)
+                if rnd.random() < 0.3:
+                    stmts.append("DELETE FROM feature_adoption WHERE client_id = '%s' AND feature_id = '%s';" % (c, f))
+                else:
+                    stmts.append("INSERT INTO feature_adoption (client_id, feature_id, first_used_on) VALUES ('%s', '%s', csmcp.today() - %d) "
+                                 "ON CONFLICT (client_id, feature_id) DO UPDATE SET first_used_on = EXCLUDED.first_used_on;"
+                                 % (c, f, rnd.randrange(0, 200)))
+            else:   # the seats behind m3's threshold
+                stmts.append("UPDATE contracts SET licensed_seats = %d WHERE client_id = '%s';" % (rnd.randrange(1, 150), c))
             if rnd.random() < 0.2:   # a multi-statement transaction
                 stmts[-1] = "BEGIN; %s %s COMMIT;" % (stmts[-1], stmts[-1].replace("csmcp.today() - ", "csmcp.today() - 1 - "))
         r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
@@ -142,6 +192,24 @@ class EngageRollupEquality(lib.TestCase):
             "csmcp.tool_track_feature_adoption('{}', 'test') = csmcp.track_feature_adoption_scratch('{}', 'test');"
             "ROLLBACK;") % (c, c, f))
         self.assertEqual(out.splitlines()[-1], "t|f")
+        c = self.clients[2]
+        out = du.psql(self.url, (
+            "BEGIN;"
+            "ALTER TABLE usage_daily DISABLE TRIGGER usage_moments_upd;"
+            "UPDATE usage_daily SET active_users = active_users + 500 WHERE client_id = '%s' AND day = csmcp.today() - 3;"
+            "SELECT (SELECT count(*) FROM csmcp.usage_moments_check()) > 0, "
+            "csmcp.tool_analyze_engagement_patterns('{\"analysis_scope\": \"individual\", \"scope_filter\": {\"client_id\": \"%s\"}}', 'test') "
+            "= csmcp.analyze_engagement_patterns_scratch('{\"analysis_scope\": \"individual\", \"scope_filter\": {\"client_id\": \"%s\"}}', 'test');"
+            "ROLLBACK;") % (c, c, c))
+        self.assertEqual(out.splitlines()[-1], "t|f")
+        out = du.psql(self.url, (
+            "BEGIN;"
+            "ALTER TABLE feature_adoption DISABLE TRIGGER adoption_derived_upd;"
+            "UPDATE feature_adoption SET first_used_on = first_used_on - 500 WHERE client_id = '%s';"
+            "SELECT (SELECT count(*) FROM csmcp.adoption_derived_check()) > 0, "
+            "csmcp.tool_track_adoption_milestones('{}', 'test') = csmcp.track_adoption_milestones_scratch('{}', 'test');"
+            "ROLLBACK;") % c)
+        self.assertEqual(out.splitlines()[-1], "t|f")
         self.assertEqual(self.checks(), "0")
 
     def test_3_account_deletion_and_rebuild(self):
@@ -154,3 +222,11 @@ class EngageRollupEquality(lib.TestCase):
         du.psql(self.url, "SELECT csmcp.usage_feature_agg_rebuild()")
         self.assertEqual(self.checks(), "0")
         self.assert_same("track_feature_adoption", {})
+        du.psql(self.url, "SELECT csmcp.usage_moments_rebuild(); SELECT csmcp.adoption_derived_rebuild()")
+        self.assertEqual(self.checks(), "0")
+        self.assert_same("analyze_engagement_patterns", {})
+        self.assert_same("track_adoption_milestones", {})
+        # a change of the feature catalogue (which features are core) recomputes every account
+        du.psql(self.url, "UPDATE features SET is_core = NOT is_core WHERE feature_id = '%s'" % self.features[1])
+        self.assertEqual(self.checks(), "0")
+        self.assert_same("track_adoption_milestones", {})

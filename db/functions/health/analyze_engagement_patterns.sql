@@ -1,8 +1,16 @@
--- health/analyze_engagement_patterns.sql - tool analyze_engagement_patterns: one scan of the
--- 90-day rollups with two grouping sets; only accounts whose extremes reach 3 standard
--- deviations are probed for anomalies. work_mem = 16MB: a rare portfolio report.
+-- health/analyze_engagement_patterns.sql - tool analyze_engagement_patterns.
+-- Per account, the usage figures of the period (t - n, t] come from three entries of the running
+-- moments (usage_moments, migration 0143: today, the middle and the start of the period) instead
+-- of every usage row: the trend halves, the mean and standard deviation of daily active users,
+-- the weekday event totals; anomalies are probed (index usage_daily (client_id, active_users))
+-- only for accounts whose running maximum / minimum reaches 3 standard deviations. Across all
+-- accounts the feature part comes from the per-feature rollups (migration 0142) minus the
+-- churned accounts' rows; for a segment or one account from those accounts' rows. Communication
+-- and support: one scan each. All rollups are exact (triggers in the writing transaction).
+-- csmcp.analyze_engagement_patterns_scratch below is the from-scratch computation (the tool
+-- before issue 21); the equality tests compare the two.
 CREATE OR REPLACE FUNCTION csmcp.tool_analyze_engagement_patterns(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql SET work_mem = '16MB' AS $$ -- volatile: uses temporary work tables
+RETURNS jsonb LANGUAGE plpgsql SET work_mem = '16MB' SET jit = off AS $$ -- volatile: uses temporary work tables
 DECLARE
     t date := csmcp.today();
     v_scope text := csmcp.arg_text(args, 'analysis_scope', 'all_customers', ARRAY['all_customers', 'segment', 'individual']);
@@ -11,6 +19,10 @@ DECLARE
     v_anom boolean := csmcp.arg_bool(args, 'anomaly_detection', true);
     types text[];
     n integer;
+    tot_rows bigint;
+    wk numeric;
+    ki integer;
+    xd date;
     temporal jsonb; feat jsonb; comm jsonb; supp jsonb; anomalies jsonb; patterns jsonb;
 BEGIN
     IF args ? 'pattern_types' AND jsonb_typeof(args -> 'pattern_types') = 'array' AND jsonb_array_length(args -> 'pattern_types') > 0 THEN
@@ -39,23 +51,52 @@ BEGIN
                                 AND a.status <> 'churned'
             ELSE a.status <> 'churned' END;
     SELECT count(*) INTO n FROM ep_acc;
-
-    -- One pass over the window's usage_daily rows, two grouping sets: per account (the trend's
-    -- two halves, the sums for mean and deviation, the extremes) and per ISO weekday (events).
-    CREATE TEMP TABLE IF NOT EXISTS ep_sum (per_account boolean, client_id text, dow integer, a1 bigint, a2 bigint,
-                                            s1 float8, s2 float8, mx integer, mn integer, ev bigint) ON COMMIT DROP;
-    TRUNCATE ep_sum;
     ANALYZE ep_acc;
-    INSERT INTO ep_sum
-    SELECT GROUPING(u.client_id) = 0, u.client_id, extract(isodow FROM u.day)::int,
-           sum(u.active_users) FILTER (WHERE u.day <= t - v_days / 2),
-           sum(u.active_users) FILTER (WHERE u.day > t - v_days / 2),
-           sum(u.active_users)::float8, sum(u.active_users::float8 * u.active_users),
-           max(u.active_users), min(u.active_users), sum(u.events)
-    FROM usage_daily u JOIN ep_acc USING (client_id) WHERE u.day > t - v_days AND u.day <= t
-    GROUP BY GROUPING SETS ((u.client_id), (extract(isodow FROM u.day)::int));
 
-    -- Per-account usage trend (first vs second half of the window).
+    -- The running moments of every account at the three days (k 0 = t, 1 = the middle, 2 = the
+    -- start): the entry of that exact day (one slice of usage_moments per day), else the
+    -- account's last entry before it, else zeros.
+    CREATE TEMP TABLE IF NOT EXISTS ep_pt (client_id text, k integer, r bigint, cu bigint, sq numeric, mx integer, mn integer,
+                                           e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint) ON COMMIT DROP;
+    TRUNCATE ep_pt;
+    FOR ki IN 0 .. 2 LOOP
+        xd := CASE ki WHEN 0 THEN t WHEN 1 THEN t - v_days / 2 ELSE t - v_days END;
+        INSERT INTO ep_pt
+        SELECT m.client_id, ki, m.cum_rows, m.cum_users, m.cum_sq, m.cum_max, m.cum_min,
+               m.cum_ev1, m.cum_ev2, m.cum_ev3, m.cum_ev4, m.cum_ev5, m.cum_ev6, m.cum_ev7
+        FROM usage_moments m JOIN ep_acc e ON e.client_id = m.client_id
+        WHERE m.day = xd;
+    END LOOP;
+    ANALYZE ep_pt;
+    -- the others: zeros if their first usage row (partial index on cum_rows = 1) is after the
+    -- day or missing, else their last entry before it (an account with a gap on that day)
+    INSERT INTO ep_pt
+    SELECT e.client_id, g.k, coalesce(l.cum_rows, 0), coalesce(l.cum_users, 0), coalesce(l.cum_sq, 0), l.cum_max, l.cum_min,
+           coalesce(l.cum_ev1, 0), coalesce(l.cum_ev2, 0), coalesce(l.cum_ev3, 0), coalesce(l.cum_ev4, 0),
+           coalesce(l.cum_ev5, 0), coalesce(l.cum_ev6, 0), coalesce(l.cum_ev7, 0)
+    FROM ep_acc e CROSS JOIN (VALUES (0, t), (1, t - v_days / 2), (2, t - v_days)) g(k, x)
+    LEFT JOIN usage_moments f0 ON f0.client_id = e.client_id AND f0.cum_rows = 1
+    LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE f0.day < g.x AND m.client_id = e.client_id AND m.day < g.x
+                       ORDER BY m.day DESC LIMIT 1) l ON true
+    WHERE NOT EXISTS (SELECT 1 FROM ep_pt p WHERE p.client_id = e.client_id AND p.k = g.k);
+    ANALYZE ep_pt;
+
+    -- Per account over the period: a1 / a2 = active users of the first / second half, s1 / s2 =
+    -- sum and sum of squares (float8 as the from-scratch sums), nr = rows, mx / mn = running
+    -- extremes up to t (bounds of the period's), e1..e7 = events per ISO weekday.
+    CREATE TEMP TABLE IF NOT EXISTS ep_st (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer, mn integer,
+                                           e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint) ON COMMIT DROP;
+    TRUNCATE ep_st;
+    INSERT INTO ep_st
+    SELECT p0.client_id, p0.r - p2.r, p1.cu - p2.cu, p0.cu - p1.cu, (p0.cu - p2.cu)::float8, (p0.sq - p2.sq)::float8, p0.mx, p0.mn,
+           p0.e1 - p2.e1, p0.e2 - p2.e2, p0.e3 - p2.e3, p0.e4 - p2.e4, p0.e5 - p2.e5, p0.e6 - p2.e6, p0.e7 - p2.e7
+    FROM ep_pt p0 JOIN ep_pt p1 ON p1.client_id = p0.client_id AND p1.k = 1
+                  JOIN ep_pt p2 ON p2.client_id = p0.client_id AND p2.k = 2
+    WHERE p0.k = 0;
+    SELECT coalesce(sum(nr), 0) INTO tot_rows FROM ep_st;
+
+    -- Per-account usage trend (first vs second half of the window); an account without rows in
+    -- the period has no halves (0, 'inactive').
     CREATE TEMP TABLE IF NOT EXISTS ep_trend (client_id text, first_avg numeric, second_avg numeric, direction text) ON COMMIT DROP;
     TRUNCATE ep_trend;
     INSERT INTO ep_trend
@@ -63,79 +104,143 @@ BEGIN
            CASE WHEN coalesce(x.a1, 0) = 0 AND coalesce(x.a2, 0) = 0 THEN 'inactive' WHEN coalesce(x.a1, 0) = 0 THEN 'growing'
                 WHEN (x.a2 - x.a1) / x.a1 > 0.10 THEN 'growing' WHEN (x.a2 - x.a1) / x.a1 < -0.10 THEN 'declining' ELSE 'flat' END
     FROM ep_acc e LEFT JOIN (
-        SELECT s.client_id, coalesce(s.a1, 0)::numeric / (v_days - v_days / 2) AS a1,
-               coalesce(s.a2, 0)::numeric / (v_days / 2) AS a2
-        FROM ep_sum s WHERE s.per_account) x USING (client_id);
+        SELECT s.client_id, s.a1::numeric / (v_days - v_days / 2) AS a1, s.a2::numeric / (v_days / 2) AS a2
+        FROM ep_st s WHERE s.nr > 0) x USING (client_id);
 
     IF 'temporal' = ANY (types) THEN
-        WITH dow AS (SELECT s.dow AS d, s.ev FROM ep_sum s WHERE NOT s.per_account)
+        CREATE TEMP TABLE IF NOT EXISTS ep_dow (d integer, ev numeric) ON COMMIT DROP;
+        TRUNCATE ep_dow;
+        IF tot_rows > 0 THEN
+            INSERT INTO ep_dow
+            SELECT g.d, CASE g.d WHEN 1 THEN sum(e1) WHEN 2 THEN sum(e2) WHEN 3 THEN sum(e3) WHEN 4 THEN sum(e4)
+                                 WHEN 5 THEN sum(e5) WHEN 6 THEN sum(e6) ELSE sum(e7) END
+            FROM ep_st CROSS JOIN generate_series(1, 7) g(d) GROUP BY g.d;
+            SELECT sum(ev) INTO wk FROM ep_dow WHERE d < 6;
+            IF wk = 0 THEN
+                -- no weekday events: whether weekday rows exist decides 0 against null, so only
+                -- the weekdays with rows in the period count (read from the rows: rare)
+                DELETE FROM ep_dow WHERE d NOT IN (
+                    SELECT DISTINCT extract(isodow FROM u.day)::int FROM usage_daily u JOIN ep_acc USING (client_id)
+                    WHERE u.day > t - v_days AND u.day <= t);
+            ELSE
+                DELETE FROM ep_dow WHERE ev = 0;   -- cannot change the share or the busiest day
+            END IF;
+        END IF;
         SELECT jsonb_build_object(
             'accounts_growing', (SELECT count(*) FROM ep_trend WHERE direction = 'growing'),
             'accounts_flat', (SELECT count(*) FROM ep_trend WHERE direction = 'flat'),
             'accounts_declining', (SELECT count(*) FROM ep_trend WHERE direction = 'declining'),
             'accounts_inactive', (SELECT count(*) FROM ep_trend WHERE direction = 'inactive'),
-            'weekday_share_of_events', (SELECT round(sum(ev) FILTER (WHERE d < 6)::numeric / nullif(sum(ev), 0), 3) FROM dow),
+            'weekday_share_of_events', (SELECT round(sum(ev) FILTER (WHERE d < 6)::numeric / nullif(sum(ev), 0), 3) FROM ep_dow),
             'busiest_weekday', (SELECT (ARRAY['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'])[d]
-                                FROM dow ORDER BY ev DESC, d LIMIT 1))
+                                FROM ep_dow ORDER BY ev DESC, d LIMIT 1))
         INTO temporal;
     END IF;
     IF 'feature_usage' = ANY (types) THEN
-        WITH pairs AS (
-            SELECT fd.feature_id, fd.client_id, sum(fd.events) AS ev
-            FROM usage_feature_daily fd JOIN ep_acc USING (client_id) WHERE fd.day > t - v_days AND fd.day <= t
-            GROUP BY 1, 2
-        )
-        SELECT jsonb_build_object(
-            'avg_features_per_account', round((SELECT count(*) FROM pairs)::numeric / greatest(n, 1), 2),
-            'top_features', (SELECT coalesce(jsonb_agg(jsonb_build_object('feature_id', feature_id, 'events', ev, 'accounts', acc)
-                                                       ORDER BY ev DESC, feature_id), '[]')
-                             FROM (SELECT feature_id, sum(ev) AS ev, count(*) AS acc FROM pairs GROUP BY 1
-                                   ORDER BY 2 DESC, 1 LIMIT 5) tf))
-        INTO feat;
+        IF v_scope = 'all_customers' THEN
+            -- every account's pairs and events (rollups) minus those of the churned accounts
+            WITH allf AS (
+                SELECT a.feature_id, sum(a.last_pairs) AS lp, sum(a.events) AS ev FROM usage_feature_agg a
+                WHERE a.day > t - v_days AND a.day <= t AND a.rows > 0 GROUP BY 1
+            ),
+            later AS (
+                SELECT fp.feature_id, count(*) AS n FROM usage_feature_pair fp
+                WHERE fp.last_day > t AND EXISTS (SELECT 1 FROM usage_feature_daily u WHERE u.client_id = fp.client_id
+                                                  AND u.feature_id = fp.feature_id AND u.day > t - v_days AND u.day <= t)
+                GROUP BY 1
+            ),
+            churned AS (   -- per churned account and feature (primary key range per account)
+                SELECT x.feature_id, count(*) AS n, sum(x.ev) AS ev
+                FROM accounts a CROSS JOIN LATERAL (
+                    SELECT fd.feature_id, sum(fd.events) AS ev FROM usage_feature_daily fd
+                    WHERE fd.client_id = a.client_id AND fd.day > t - v_days AND fd.day <= t GROUP BY 1) x
+                WHERE a.status = 'churned' GROUP BY 1
+            ),
+            per AS (
+                SELECT allf.feature_id, allf.lp + coalesce(later.n, 0) - coalesce(churned.n, 0) AS acc,
+                       allf.ev - coalesce(churned.ev, 0) AS ev
+                FROM allf LEFT JOIN later USING (feature_id) LEFT JOIN churned USING (feature_id)
+            )
+            SELECT jsonb_build_object(
+                'avg_features_per_account', round((SELECT coalesce(sum(acc), 0) FROM per)::numeric / greatest(n, 1), 2),
+                'top_features', (SELECT coalesce(jsonb_agg(jsonb_build_object('feature_id', feature_id, 'events', ev, 'accounts', acc)
+                                                           ORDER BY ev DESC, feature_id), '[]')
+                                 FROM (SELECT feature_id, ev, acc FROM per WHERE acc > 0 ORDER BY 2 DESC, 1 LIMIT 5) tf))
+            INTO feat;
+        ELSE
+            WITH pairs AS (
+                SELECT fd.feature_id, fd.client_id, sum(fd.events) AS ev
+                FROM usage_feature_daily fd JOIN ep_acc USING (client_id) WHERE fd.day > t - v_days AND fd.day <= t
+                GROUP BY 1, 2
+            )
+            SELECT jsonb_build_object(
+                'avg_features_per_account', round((SELECT count(*) FROM pairs)::numeric / greatest(n, 1), 2),
+                'top_features', (SELECT coalesce(jsonb_agg(jsonb_build_object('feature_id', feature_id, 'events', ev, 'accounts', acc)
+                                                           ORDER BY ev DESC, feature_id), '[]')
+                                 FROM (SELECT feature_id, sum(ev) AS ev, count(*) AS acc FROM pairs GROUP BY 1
+                                       ORDER BY 2 DESC, 1 LIMIT 5) tf))
+            INTO feat;
+        END IF;
     END IF;
     IF 'communication' = ANY (types) THEN
+        WITH c AS (
+            SELECT c.client_id, c.direction, c.channel FROM communications c JOIN ep_acc USING (client_id)
+            WHERE c.occurred_at > now() - make_interval(days => v_days)
+        )
         SELECT jsonb_build_object(
-            'communications', count(c.*),
-            'inbound', count(c.*) FILTER (WHERE c.direction = 'inbound'),
-            'outbound', count(c.*) FILTER (WHERE c.direction = 'outbound'),
-            'accounts_without_contact', (SELECT count(*) FROM ep_acc e WHERE NOT EXISTS (
-                SELECT 1 FROM communications c2 WHERE c2.client_id = e.client_id AND c2.occurred_at > now() - make_interval(days => v_days))),
-            'by_channel', (SELECT coalesce(jsonb_object_agg(channel, k), '{}') FROM (SELECT c3.channel, count(*) AS k FROM communications c3
-                           JOIN ep_acc USING (client_id) WHERE c3.occurred_at > now() - make_interval(days => v_days) GROUP BY 1) ch))
-        INTO comm FROM communications c JOIN ep_acc USING (client_id) WHERE c.occurred_at > now() - make_interval(days => v_days);
+            'communications', count(*),
+            'inbound', count(*) FILTER (WHERE c.direction = 'inbound'),
+            'outbound', count(*) FILTER (WHERE c.direction = 'outbound'),
+            'accounts_without_contact', n - count(DISTINCT c.client_id),
+            'by_channel', (SELECT coalesce(jsonb_object_agg(channel, k), '{}') FROM (SELECT c3.channel, count(*) AS k FROM c c3 GROUP BY 1) ch))
+        INTO comm FROM c;
     END IF;
     IF 'support' = ANY (types) THEN
+        WITH s AS (
+            SELECT s.client_id, s.priority, s.category FROM support_tickets s JOIN ep_acc USING (client_id)
+            WHERE s.created_at > now() - make_interval(days => v_days)
+        )
         SELECT jsonb_build_object(
-            'tickets', count(s.*),
-            'tickets_per_account', round(count(s.*)::numeric / greatest(n, 1), 2),
-            'critical_share', round(count(s.*) FILTER (WHERE s.priority IN ('P0', 'P1'))::numeric / nullif(count(s.*), 0), 3),
-            'accounts_with_3_or_more_tickets', (SELECT count(*) FROM (SELECT s2.client_id FROM support_tickets s2 JOIN ep_acc USING (client_id)
-                                                WHERE s2.created_at > now() - make_interval(days => v_days) GROUP BY 1 HAVING count(*) >= 3) h),
-            'top_categories', (SELECT coalesce(jsonb_object_agg(category, k), '{}') FROM (SELECT s3.category, count(*) AS k FROM support_tickets s3
-                               JOIN ep_acc USING (client_id) WHERE s3.created_at > now() - make_interval(days => v_days) GROUP BY 1) cat))
-        INTO supp FROM support_tickets s JOIN ep_acc USING (client_id) WHERE s.created_at > now() - make_interval(days => v_days);
+            'tickets', count(*),
+            'tickets_per_account', round(count(*)::numeric / greatest(n, 1), 2),
+            'critical_share', round(count(*) FILTER (WHERE s.priority IN ('P0', 'P1'))::numeric / nullif(count(*), 0), 3),
+            'accounts_with_3_or_more_tickets', (SELECT count(*) FROM (SELECT s2.client_id FROM s s2 GROUP BY 1 HAVING count(*) >= 3) h),
+            'top_categories', (SELECT coalesce(jsonb_object_agg(category, k), '{}') FROM (SELECT s3.category, count(*) AS k FROM s s3
+                               GROUP BY 1) cat))
+        INTO supp FROM s;
     END IF;
 
     IF v_anom THEN
-        -- Mean and standard deviation over all v_days days (days without a row count as 0),
-        -- from the sums of the single pass above, so only stored rows are read; missing days can
-        -- only be drops, and only accounts whose mean exceeds 3 standard deviations can have
-        -- such a drop. A stored day can deviate by 3 standard deviations only if the account's
-        -- maximum or minimum does, so only those accounts' days are read again.
+        -- Mean and standard deviation over all v_days days (days without a row count as 0).
+        -- Stored rows deviating by 3 standard deviations: probed from the account's highest
+        -- (lowest) daily active users, only where the running maximum (minimum) up to t reaches
+        -- that far (the bound is loosened by 1 for the index, the exact test follows). Missing
+        -- days (value 0) only for accounts with fewer rows than days whose mean is 3 deviations.
         WITH stats AS MATERIALIZED (
             SELECT e.client_id, coalesce(s.s1, 0) / v_days AS mu,
-                   sqrt(greatest(0, coalesce(s.s2, 0) / v_days - (coalesce(s.s1, 0) / v_days) ^ 2)) AS sd, s.mx, s.mn
-            FROM ep_acc e LEFT JOIN (SELECT * FROM ep_sum WHERE per_account) s USING (client_id)
+                   sqrt(greatest(0, coalesce(s.s2, 0) / v_days - (coalesce(s.s1, 0) / v_days) ^ 2)) AS sd, s.mx, s.mn, s.nr
+            FROM ep_acc e LEFT JOIN (SELECT * FROM ep_st WHERE nr > 0) s USING (client_id)
         ),
         cand AS (
-            SELECT u.client_id, u.day, u.active_users AS dau FROM usage_daily u JOIN stats s USING (client_id)
-            WHERE u.day > t - v_days AND u.day <= t AND s.sd > 0 AND abs(u.active_users - s.mu) >= 3 * s.sd
-              AND (s.mx - s.mu >= 3 * s.sd OR s.mu - s.mn >= 3 * s.sd)
+            SELECT s.client_id, u.day, u.active_users AS dau FROM stats s
+            CROSS JOIN LATERAL (SELECT u.day, u.active_users FROM usage_daily u
+                                WHERE u.client_id = s.client_id AND u.active_users >= floor(s.mu + 3 * s.sd)::bigint - 1
+                                  AND u.day > t - v_days AND u.day <= t) u
+            WHERE s.sd > 0 AND s.mx >= s.mu + 3 * s.sd - 1
+              AND abs(u.active_users - s.mu) >= 3 * s.sd AND u.active_users > s.mu
             UNION ALL
-            SELECT s.client_id, g.d::date, 0 FROM stats s
-            CROSS JOIN LATERAL generate_series(t - v_days + 1, t, interval '1 day') g(d)
-            WHERE s.sd > 0 AND s.mu >= 3 * s.sd
-              AND NOT EXISTS (SELECT 1 FROM usage_daily u WHERE u.client_id = s.client_id AND u.day = g.d::date)
+            SELECT s.client_id, u.day, u.active_users FROM stats s
+            CROSS JOIN LATERAL (SELECT u.day, u.active_users FROM usage_daily u
+                                WHERE u.client_id = s.client_id AND u.active_users <= ceil(s.mu - 3 * s.sd)::bigint + 1
+                                  AND u.day > t - v_days AND u.day <= t) u
+            WHERE s.sd > 0 AND s.mn <= s.mu - 3 * s.sd + 1
+              AND abs(u.active_users - s.mu) >= 3 * s.sd AND u.active_users < s.mu
+            UNION ALL
+            SELECT s.client_id, g.d, 0 FROM stats s
+            CROSS JOIN LATERAL (SELECT g.d::date AS d FROM generate_series(t - v_days + 1, t, interval '1 day') g(d)
+                                WHERE NOT EXISTS (SELECT 1 FROM usage_daily u WHERE u.client_id = s.client_id AND u.day = g.d::date)
+                                OFFSET 0) g   -- not pulled up: primary key lookups of these accounts only
+            WHERE s.sd > 0 AND s.mu >= 3 * s.sd AND s.nr < v_days
         )
         SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'day', day, 'metric', 'daily_active_users',
                                                      'value', dau, 'expected', round(mu::numeric, 2), 'z_score', z,
@@ -169,6 +274,186 @@ BEGIN
         'declining_accounts', (SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'first_half_avg_dau', round(first_avg, 2),
                                                          'second_half_avg_dau', round(second_avg, 2)) ORDER BY (second_avg - first_avg) / first_avg, client_id), '[]')
                                FROM (SELECT * FROM ep_trend WHERE direction = 'declining'
+                                     ORDER BY (second_avg - first_avg) / first_avg, client_id LIMIT 20) d),
+        'temporal_patterns', temporal,
+        'feature_usage_patterns', feat,
+        'communication_patterns', comm,
+        'support_patterns', supp,
+        'anomalies', anomalies);
+END $$;
+
+-- The from-scratch computation (one scan of the period's usage_daily rows with two grouping
+-- sets, the feature rows, the communications and tickets), kept for the equality tests and for
+-- operators: its answer must equal the tool's on every argument. Own work-table names, so that
+-- both can run in one transaction.
+CREATE OR REPLACE FUNCTION csmcp.analyze_engagement_patterns_scratch(args jsonb, principal text)
+RETURNS jsonb LANGUAGE plpgsql SET work_mem = '16MB' SET jit = off AS $$ -- volatile: uses temporary work tables
+DECLARE
+    t date := csmcp.today();
+    v_scope text := csmcp.arg_text(args, 'analysis_scope', 'all_customers', ARRAY['all_customers', 'segment', 'individual']);
+    f jsonb := coalesce(args -> 'scope_filter', '{}');
+    v_days integer := csmcp.arg_int(args, 'lookback_period_days', 90, 7, 365);
+    v_anom boolean := csmcp.arg_bool(args, 'anomaly_detection', true);
+    types text[];
+    n integer;
+    temporal jsonb; feat jsonb; comm jsonb; supp jsonb; anomalies jsonb; patterns jsonb;
+BEGIN
+    IF args ? 'pattern_types' AND jsonb_typeof(args -> 'pattern_types') = 'array' AND jsonb_array_length(args -> 'pattern_types') > 0 THEN
+        SELECT array_agg(x) INTO types FROM jsonb_array_elements_text(args -> 'pattern_types') x;
+        IF NOT types <@ ARRAY['temporal', 'feature_usage', 'communication', 'support'] THEN
+            PERFORM csmcp.invalid('pattern_types must be among: temporal, feature_usage, communication, support');
+        END IF;
+    ELSE
+        types := ARRAY['temporal', 'feature_usage', 'communication', 'support'];
+    END IF;
+    IF v_scope = 'individual' THEN
+        PERFORM csmcp.require_account(f ->> 'client_id');
+    ELSIF v_scope = 'segment' AND f ->> 'segment_id' IS NOT NULL AND NOT EXISTS (SELECT 1 FROM segments WHERE segment_id = f ->> 'segment_id') THEN
+        RAISE EXCEPTION 'segment not found: %', f ->> 'segment_id' USING ERRCODE = 'P0002';
+    END IF;
+
+    CREATE TEMP TABLE IF NOT EXISTS eps_acc (client_id text PRIMARY KEY) ON COMMIT DROP;
+    TRUNCATE eps_acc;
+    INSERT INTO eps_acc SELECT a.client_id FROM accounts a
+    WHERE CASE v_scope
+            WHEN 'individual' THEN a.client_id = f ->> 'client_id'
+            WHEN 'segment' THEN (f ->> 'segment_id' IS NULL OR a.client_id IN (SELECT client_id FROM segment_members WHERE segment_id = f ->> 'segment_id'))
+                                AND (f ->> 'tier' IS NULL OR a.tier = f ->> 'tier')
+                                AND (f ->> 'health_min' IS NULL OR a.health_score >= (f ->> 'health_min')::numeric)
+                                AND (f ->> 'health_max' IS NULL OR a.health_score <= (f ->> 'health_max')::numeric)
+                                AND a.status <> 'churned'
+            ELSE a.status <> 'churned' END;
+    SELECT count(*) INTO n FROM eps_acc;
+
+    -- One pass over the window's usage_daily rows, two grouping sets: per account (the trend's
+    -- two halves, the sums for mean and deviation, the extremes) and per ISO weekday (events).
+    CREATE TEMP TABLE IF NOT EXISTS eps_sum (per_account boolean, client_id text, dow integer, a1 bigint, a2 bigint,
+                                            s1 float8, s2 float8, mx integer, mn integer, ev bigint) ON COMMIT DROP;
+    TRUNCATE eps_sum;
+    ANALYZE eps_acc;
+    INSERT INTO eps_sum
+    SELECT GROUPING(u.client_id) = 0, u.client_id, extract(isodow FROM u.day)::int,
+           sum(u.active_users) FILTER (WHERE u.day <= t - v_days / 2),
+           sum(u.active_users) FILTER (WHERE u.day > t - v_days / 2),
+           sum(u.active_users)::float8, sum(u.active_users::float8 * u.active_users),
+           max(u.active_users), min(u.active_users), sum(u.events)
+    FROM usage_daily u JOIN eps_acc USING (client_id) WHERE u.day > t - v_days AND u.day <= t
+    GROUP BY GROUPING SETS ((u.client_id), (extract(isodow FROM u.day)::int));
+
+    -- Per-account usage trend (first vs second half of the window).
+    CREATE TEMP TABLE IF NOT EXISTS eps_trend (client_id text, first_avg numeric, second_avg numeric, direction text) ON COMMIT DROP;
+    TRUNCATE eps_trend;
+    INSERT INTO eps_trend
+    SELECT e.client_id, coalesce(x.a1, 0), coalesce(x.a2, 0),
+           CASE WHEN coalesce(x.a1, 0) = 0 AND coalesce(x.a2, 0) = 0 THEN 'inactive' WHEN coalesce(x.a1, 0) = 0 THEN 'growing'
+                WHEN (x.a2 - x.a1) / x.a1 > 0.10 THEN 'growing' WHEN (x.a2 - x.a1) / x.a1 < -0.10 THEN 'declining' ELSE 'flat' END
+    FROM eps_acc e LEFT JOIN (
+        SELECT s.client_id, coalesce(s.a1, 0)::numeric / (v_days - v_days / 2) AS a1,
+               coalesce(s.a2, 0)::numeric / (v_days / 2) AS a2
+        FROM eps_sum s WHERE s.per_account) x USING (client_id);
+
+    IF 'temporal' = ANY (types) THEN
+        WITH dow AS (SELECT s.dow AS d, s.ev FROM eps_sum s WHERE NOT s.per_account)
+        SELECT jsonb_build_object(
+            'accounts_growing', (SELECT count(*) FROM eps_trend WHERE direction = 'growing'),
+            'accounts_flat', (SELECT count(*) FROM eps_trend WHERE direction = 'flat'),
+            'accounts_declining', (SELECT count(*) FROM eps_trend WHERE direction = 'declining'),
+            'accounts_inactive', (SELECT count(*) FROM eps_trend WHERE direction = 'inactive'),
+            'weekday_share_of_events', (SELECT round(sum(ev) FILTER (WHERE d < 6)::numeric / nullif(sum(ev), 0), 3) FROM dow),
+            'busiest_weekday', (SELECT (ARRAY['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'])[d]
+                                FROM dow ORDER BY ev DESC, d LIMIT 1))
+        INTO temporal;
+    END IF;
+    IF 'feature_usage' = ANY (types) THEN
+        WITH pairs AS (
+            SELECT fd.feature_id, fd.client_id, sum(fd.events) AS ev
+            FROM usage_feature_daily fd JOIN eps_acc USING (client_id) WHERE fd.day > t - v_days AND fd.day <= t
+            GROUP BY 1, 2
+        )
+        SELECT jsonb_build_object(
+            'avg_features_per_account', round((SELECT count(*) FROM pairs)::numeric / greatest(n, 1), 2),
+            'top_features', (SELECT coalesce(jsonb_agg(jsonb_build_object('feature_id', feature_id, 'events', ev, 'accounts', acc)
+                                                       ORDER BY ev DESC, feature_id), '[]')
+                             FROM (SELECT feature_id, sum(ev) AS ev, count(*) AS acc FROM pairs GROUP BY 1
+                                   ORDER BY 2 DESC, 1 LIMIT 5) tf))
+        INTO feat;
+    END IF;
+    IF 'communication' = ANY (types) THEN
+        SELECT jsonb_build_object(
+            'communications', count(c.*),
+            'inbound', count(c.*) FILTER (WHERE c.direction = 'inbound'),
+            'outbound', count(c.*) FILTER (WHERE c.direction = 'outbound'),
+            'accounts_without_contact', (SELECT count(*) FROM eps_acc e WHERE NOT EXISTS (
+                SELECT 1 FROM communications c2 WHERE c2.client_id = e.client_id AND c2.occurred_at > now() - make_interval(days => v_days))),
+            'by_channel', (SELECT coalesce(jsonb_object_agg(channel, k), '{}') FROM (SELECT c3.channel, count(*) AS k FROM communications c3
+                           JOIN eps_acc USING (client_id) WHERE c3.occurred_at > now() - make_interval(days => v_days) GROUP BY 1) ch))
+        INTO comm FROM communications c JOIN eps_acc USING (client_id) WHERE c.occurred_at > now() - make_interval(days => v_days);
+    END IF;
+    IF 'support' = ANY (types) THEN
+        SELECT jsonb_build_object(
+            'tickets', count(s.*),
+            'tickets_per_account', round(count(s.*)::numeric / greatest(n, 1), 2),
+            'critical_share', round(count(s.*) FILTER (WHERE s.priority IN ('P0', 'P1'))::numeric / nullif(count(s.*), 0), 3),
+            'accounts_with_3_or_more_tickets', (SELECT count(*) FROM (SELECT s2.client_id FROM support_tickets s2 JOIN eps_acc USING (client_id)
+                                                WHERE s2.created_at > now() - make_interval(days => v_days) GROUP BY 1 HAVING count(*) >= 3) h),
+            'top_categories', (SELECT coalesce(jsonb_object_agg(category, k), '{}') FROM (SELECT s3.category, count(*) AS k FROM support_tickets s3
+                               JOIN eps_acc USING (client_id) WHERE s3.created_at > now() - make_interval(days => v_days) GROUP BY 1) cat))
+        INTO supp FROM support_tickets s JOIN eps_acc USING (client_id) WHERE s.created_at > now() - make_interval(days => v_days);
+    END IF;
+
+    IF v_anom THEN
+        -- Mean and standard deviation over all v_days days (days without a row count as 0),
+        -- from the sums of the single pass above, so only stored rows are read; missing days can
+        -- only be drops, and only accounts whose mean exceeds 3 standard deviations can have
+        -- such a drop. A stored day can deviate by 3 standard deviations only if the account's
+        -- maximum or minimum does, so only those accounts' days are read again.
+        WITH stats AS MATERIALIZED (
+            SELECT e.client_id, coalesce(s.s1, 0) / v_days AS mu,
+                   sqrt(greatest(0, coalesce(s.s2, 0) / v_days - (coalesce(s.s1, 0) / v_days) ^ 2)) AS sd, s.mx, s.mn
+            FROM eps_acc e LEFT JOIN (SELECT * FROM eps_sum WHERE per_account) s USING (client_id)
+        ),
+        cand AS (
+            SELECT u.client_id, u.day, u.active_users AS dau FROM usage_daily u JOIN stats s USING (client_id)
+            WHERE u.day > t - v_days AND u.day <= t AND s.sd > 0 AND abs(u.active_users - s.mu) >= 3 * s.sd
+              AND (s.mx - s.mu >= 3 * s.sd OR s.mu - s.mn >= 3 * s.sd)
+            UNION ALL
+            SELECT s.client_id, g.d::date, 0 FROM stats s
+            CROSS JOIN LATERAL generate_series(t - v_days + 1, t, interval '1 day') g(d)
+            WHERE s.sd > 0 AND s.mu >= 3 * s.sd
+              AND NOT EXISTS (SELECT 1 FROM usage_daily u WHERE u.client_id = s.client_id AND u.day = g.d::date)
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'day', day, 'metric', 'daily_active_users',
+                                                     'value', dau, 'expected', round(mu::numeric, 2), 'z_score', z,
+                                                     'kind', CASE WHEN z > 0 THEN 'spike' ELSE 'drop' END)
+                                  ORDER BY abs(z) DESC, client_id, day), '[]')
+        INTO anomalies FROM (
+            SELECT c.client_id, c.day, c.dau, s.mu, round(((c.dau - s.mu) / s.sd)::numeric, 2) AS z
+            FROM cand c JOIN stats s USING (client_id)
+            ORDER BY abs((c.dau - s.mu) / s.sd) DESC, c.client_id, c.day LIMIT 50) a;
+    END IF;
+
+    SELECT jsonb_agg(p ORDER BY (p->>'prevalence')::numeric DESC, p->>'pattern') INTO patterns FROM (
+        SELECT jsonb_build_object('pattern', 'growing_usage', 'accounts', count(*) FILTER (WHERE direction = 'growing'),
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'growing')::numeric / greatest(n, 1), 3)) AS p FROM eps_trend
+        UNION ALL
+        SELECT jsonb_build_object('pattern', 'declining_usage', 'accounts', count(*) FILTER (WHERE direction = 'declining'),
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'declining')::numeric / greatest(n, 1), 3)) FROM eps_trend
+        UNION ALL
+        SELECT jsonb_build_object('pattern', 'flat_usage', 'accounts', count(*) FILTER (WHERE direction = 'flat'),
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'flat')::numeric / greatest(n, 1), 3)) FROM eps_trend
+        UNION ALL
+        SELECT jsonb_build_object('pattern', 'inactive', 'accounts', count(*) FILTER (WHERE direction = 'inactive'),
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'inactive')::numeric / greatest(n, 1), 3)) FROM eps_trend) x;
+
+    RETURN jsonb_build_object(
+        'analysis_scope', v_scope,
+        'scope_filter', f,
+        'lookback_period_days', v_days,
+        'customers_analyzed', n,
+        'identified_patterns', coalesce(patterns, '[]'),
+        'declining_accounts', (SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'first_half_avg_dau', round(first_avg, 2),
+                                                         'second_half_avg_dau', round(second_avg, 2)) ORDER BY (second_avg - first_avg) / first_avg, client_id), '[]')
+                               FROM (SELECT * FROM eps_trend WHERE direction = 'declining'
                                      ORDER BY (second_avg - first_avg) / first_avg, client_id LIMIT 20) d),
         'temporal_patterns', temporal,
         'feature_usage_patterns', feat,
