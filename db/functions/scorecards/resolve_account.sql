@@ -4,7 +4,10 @@ CREATE OR REPLACE FUNCTION csmcp.tool_resolve_account(args jsonb, principal text
 RETURNS jsonb LANGUAGE plpgsql STABLE
 -- one generic plan: planned for the actual query text, the trigram selectivity estimates pick a
 -- plan 3-6x slower at 10,000 accounts (measured: "cyberdyne foods 5" 116 ms custom, 19 ms generic)
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan
+-- no parallel workers: a worker start costs more than the few hundred index matches it would
+-- share, and under load it waited for a CPU (issue 21: Parallel Append + Gather Merge seen)
+SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
     v_query text := lower(btrim(regexp_replace(csmcp.arg_text(args, 'query', NULL), '\s+', ' ', 'g')));
     v_limit integer := csmcp.arg_int(args, 'limit', 5, 1, 25);
@@ -55,7 +58,10 @@ BEGIN
                    'similarity', round(r.sim::numeric, 3)) ORDER BY r.rk), '[]'::jsonb),
                coalesce(max(r.n), 0)
           INTO v_matches, v_total
-          FROM ranked r JOIN accounts a USING (client_id)
+          FROM ranked r
+          -- the listed accounts by primary key (OFFSET 0: not flattened into a hash join that
+          -- read every account for the few listed ones)
+          CROSS JOIN LATERAL (SELECT * FROM accounts x WHERE x.client_id = r.client_id OFFSET 0) a
          WHERE r.rk <= v_limit;
     ELSE
         -- each field twice, disjointly: "% v_query" alone is decided exactly by the GiST index
@@ -112,7 +118,10 @@ BEGIN
                    'similarity', round(r.sim::numeric, 3)) ORDER BY r.rk), '[]'::jsonb),
                coalesce(max(r.n), 0)
           INTO v_matches, v_total
-          FROM ranked r JOIN accounts a USING (client_id)
+          FROM ranked r
+          -- the listed accounts by primary key (OFFSET 0: not flattened into a hash join that
+          -- read every account for the few listed ones)
+          CROSS JOIN LATERAL (SELECT * FROM accounts x WHERE x.client_id = r.client_id OFFSET 0) a
          WHERE r.rk <= v_limit;
     END IF;
     RETURN jsonb_build_object(
