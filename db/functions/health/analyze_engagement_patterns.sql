@@ -20,9 +20,8 @@ DECLARE
     types text[];
     n integer;
     tot_rows bigint;
-    wk numeric;
-    ki integer;
-    xd date;
+    dw numeric[];
+    present integer[];
     temporal jsonb; feat jsonb; comm jsonb; supp jsonb; anomalies jsonb; patterns jsonb;
 BEGIN
     IF args ? 'pattern_types' AND jsonb_typeof(args -> 'pattern_types') = 'array' AND jsonb_array_length(args -> 'pattern_types') > 0 THEN
@@ -41,99 +40,88 @@ BEGIN
 
     CREATE TEMP TABLE IF NOT EXISTS ep_acc (client_id text PRIMARY KEY) ON COMMIT DROP;
     TRUNCATE ep_acc;
-    INSERT INTO ep_acc SELECT a.client_id FROM accounts a
-    WHERE CASE v_scope
-            WHEN 'individual' THEN a.client_id = f ->> 'client_id'
-            WHEN 'segment' THEN (f ->> 'segment_id' IS NULL OR a.client_id IN (SELECT client_id FROM segment_members WHERE segment_id = f ->> 'segment_id'))
-                                AND (f ->> 'tier' IS NULL OR a.tier = f ->> 'tier')
-                                AND (f ->> 'health_min' IS NULL OR a.health_score >= (f ->> 'health_min')::numeric)
-                                AND (f ->> 'health_max' IS NULL OR a.health_score <= (f ->> 'health_max')::numeric)
-                                AND a.status <> 'churned'
-            ELSE a.status <> 'churned' END;
+    IF v_scope = 'individual' THEN
+        INSERT INTO ep_acc VALUES (f ->> 'client_id');   -- require_account found it
+    ELSIF v_scope = 'all_customers' THEN
+        INSERT INTO ep_acc SELECT a.client_id FROM accounts a WHERE a.status <> 'churned';
+    ELSE
+        INSERT INTO ep_acc SELECT a.client_id FROM accounts a
+        WHERE (f ->> 'segment_id' IS NULL OR a.client_id IN (SELECT client_id FROM segment_members WHERE segment_id = f ->> 'segment_id'))
+          AND (f ->> 'tier' IS NULL OR a.tier = f ->> 'tier')
+          AND (f ->> 'health_min' IS NULL OR a.health_score >= (f ->> 'health_min')::numeric)
+          AND (f ->> 'health_max' IS NULL OR a.health_score <= (f ->> 'health_max')::numeric)
+          AND a.status <> 'churned';
+    END IF;
     SELECT count(*) INTO n FROM ep_acc;
-    ANALYZE ep_acc;
+    IF n > 1000 THEN
+        ANALYZE ep_acc;   -- join estimates for the large scopes (a fixed cost not worth it for a few accounts)
+    END IF;
 
-    -- The running moments of every account at the three days (k 0 = t, 1 = the middle, 2 = the
-    -- start): the entry of that exact day (one slice of usage_moments per day), else the
-    -- account's last entry before it, else zeros.
-    CREATE TEMP TABLE IF NOT EXISTS ep_pt (client_id text, k integer, r bigint, cu bigint, sq numeric, mx integer, mn integer,
-                                           e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint) ON COMMIT DROP;
-    TRUNCATE ep_pt;
-    FOR ki IN 0 .. 2 LOOP
-        xd := CASE ki WHEN 0 THEN t WHEN 1 THEN t - v_days / 2 ELSE t - v_days END;
-        INSERT INTO ep_pt
-        SELECT m.client_id, ki, m.cum_rows, m.cum_users, m.cum_sq, m.cum_max, m.cum_min,
-               m.cum_ev1, m.cum_ev2, m.cum_ev3, m.cum_ev4, m.cum_ev5, m.cum_ev6, m.cum_ev7
-        FROM usage_moments m JOIN ep_acc e ON e.client_id = m.client_id
-        WHERE m.day = xd;
-    END LOOP;
-    ANALYZE ep_pt;
-    -- the others: zeros if their first usage row (partial index on cum_rows = 1) is after the
-    -- day or missing, else their last entry before it (an account with a gap on that day)
-    INSERT INTO ep_pt
-    SELECT e.client_id, g.k, coalesce(l.cum_rows, 0), coalesce(l.cum_users, 0), coalesce(l.cum_sq, 0), l.cum_max, l.cum_min,
-           coalesce(l.cum_ev1, 0), coalesce(l.cum_ev2, 0), coalesce(l.cum_ev3, 0), coalesce(l.cum_ev4, 0),
-           coalesce(l.cum_ev5, 0), coalesce(l.cum_ev6, 0), coalesce(l.cum_ev7, 0)
-    FROM ep_acc e CROSS JOIN (VALUES (0, t), (1, t - v_days / 2), (2, t - v_days)) g(k, x)
-    LEFT JOIN usage_moments f0 ON f0.client_id = e.client_id AND f0.cum_rows = 1
-    LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE f0.day < g.x AND m.client_id = e.client_id AND m.day < g.x
-                       ORDER BY m.day DESC LIMIT 1) l ON true
-    WHERE NOT EXISTS (SELECT 1 FROM ep_pt p WHERE p.client_id = e.client_id AND p.k = g.k);
-    ANALYZE ep_pt;
-
-    -- Per account over the period: a1 / a2 = active users of the first / second half, s1 / s2 =
-    -- sum and sum of squares (float8 as the from-scratch sums), nr = rows, mx / mn = running
-    -- extremes up to t (bounds of the period's), e1..e7 = events per ISO weekday.
+    -- Per account over the period, from its running moments at t (m0/l0), the middle (m1/l1) and
+    -- the start (m2/l2): the entry of that exact day (index-only slice of usage_moments_day_idx),
+    -- else the account's last entry before the day (only where the account has a gap there and
+    -- its first row, usage_moments_first_idx, is earlier), else zeros. nr = rows, a1 / a2 =
+    -- active users of the first / second half, s1 / s2 = sum and sum of squares (float8 as the
+    -- from-scratch sums), mx / mn = running extremes up to t (bounds of the period's), e1..e7 =
+    -- events per ISO weekday; then the trend (first vs second half average, +/-10 %; an account
+    -- without rows in the period has no halves: 0, 'inactive').
     CREATE TEMP TABLE IF NOT EXISTS ep_st (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer, mn integer,
-                                           e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint) ON COMMIT DROP;
+                                           e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint,
+                                           first_avg numeric, second_avg numeric, direction text) ON COMMIT DROP;
     TRUNCATE ep_st;
     INSERT INTO ep_st
-    SELECT p0.client_id, p0.r - p2.r, p1.cu - p2.cu, p0.cu - p1.cu, (p0.cu - p2.cu)::float8, (p0.sq - p2.sq)::float8, p0.mx, p0.mn,
-           p0.e1 - p2.e1, p0.e2 - p2.e2, p0.e3 - p2.e3, p0.e4 - p2.e4, p0.e5 - p2.e5, p0.e6 - p2.e6, p0.e7 - p2.e7
-    FROM ep_pt p0 JOIN ep_pt p1 ON p1.client_id = p0.client_id AND p1.k = 1
-                  JOIN ep_pt p2 ON p2.client_id = p0.client_id AND p2.k = 2
-    WHERE p0.k = 0;
-    SELECT coalesce(sum(nr), 0) INTO tot_rows FROM ep_st;
-
-    -- Per-account usage trend (first vs second half of the window); an account without rows in
-    -- the period has no halves (0, 'inactive').
-    CREATE TEMP TABLE IF NOT EXISTS ep_trend (client_id text, first_avg numeric, second_avg numeric, direction text) ON COMMIT DROP;
-    TRUNCATE ep_trend;
-    INSERT INTO ep_trend
-    SELECT e.client_id, coalesce(x.a1, 0), coalesce(x.a2, 0),
-           CASE WHEN coalesce(x.a1, 0) = 0 AND coalesce(x.a2, 0) = 0 THEN 'inactive' WHEN coalesce(x.a1, 0) = 0 THEN 'growing'
-                WHEN (x.a2 - x.a1) / x.a1 > 0.10 THEN 'growing' WHEN (x.a2 - x.a1) / x.a1 < -0.10 THEN 'declining' ELSE 'flat' END
-    FROM ep_acc e LEFT JOIN (
-        SELECT s.client_id, s.a1::numeric / (v_days - v_days / 2) AS a1, s.a2::numeric / (v_days / 2) AS a2
-        FROM ep_st s WHERE s.nr > 0) x USING (client_id);
+    SELECT z.*, coalesce(x1, 0), coalesce(x2, 0),
+           CASE WHEN coalesce(x1, 0) = 0 AND coalesce(x2, 0) = 0 THEN 'inactive' WHEN coalesce(x1, 0) = 0 THEN 'growing'
+                WHEN (x2 - x1) / x1 > 0.10 THEN 'growing' WHEN (x2 - x1) / x1 < -0.10 THEN 'declining' ELSE 'flat' END
+    FROM (
+        SELECT e.client_id, coalesce(m0.cum_rows, l0.cum_rows, 0) - coalesce(m2.cum_rows, l2.cum_rows, 0) AS nr, coalesce(m1.cum_users, l1.cum_users, 0) - coalesce(m2.cum_users, l2.cum_users, 0) AS a1, coalesce(m0.cum_users, l0.cum_users, 0) - coalesce(m1.cum_users, l1.cum_users, 0) AS a2,
+               (coalesce(m0.cum_users, l0.cum_users, 0) - coalesce(m2.cum_users, l2.cum_users, 0))::float8 AS s1, (coalesce(m0.cum_sq, l0.cum_sq, 0) - coalesce(m2.cum_sq, l2.cum_sq, 0))::float8 AS s2, coalesce(m0.cum_max, l0.cum_max) AS mx, coalesce(m0.cum_min, l0.cum_min) AS mn,
+               coalesce(m0.cum_ev1, l0.cum_ev1, 0) - coalesce(m2.cum_ev1, l2.cum_ev1, 0),
+           coalesce(m0.cum_ev2, l0.cum_ev2, 0) - coalesce(m2.cum_ev2, l2.cum_ev2, 0),
+           coalesce(m0.cum_ev3, l0.cum_ev3, 0) - coalesce(m2.cum_ev3, l2.cum_ev3, 0),
+           coalesce(m0.cum_ev4, l0.cum_ev4, 0) - coalesce(m2.cum_ev4, l2.cum_ev4, 0),
+           coalesce(m0.cum_ev5, l0.cum_ev5, 0) - coalesce(m2.cum_ev5, l2.cum_ev5, 0),
+           coalesce(m0.cum_ev6, l0.cum_ev6, 0) - coalesce(m2.cum_ev6, l2.cum_ev6, 0),
+           coalesce(m0.cum_ev7, l0.cum_ev7, 0) - coalesce(m2.cum_ev7, l2.cum_ev7, 0)
+        FROM ep_acc e
+        LEFT JOIN usage_moments f0 ON f0.client_id = e.client_id AND f0.cum_rows = 1
+        LEFT JOIN usage_moments m0 ON m0.client_id = e.client_id AND m0.day = t
+        LEFT JOIN usage_moments m1 ON m1.client_id = e.client_id AND m1.day = t - v_days / 2
+        LEFT JOIN usage_moments m2 ON m2.client_id = e.client_id AND m2.day = t - v_days
+        LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE m0.client_id IS NULL AND f0.day < t
+                           AND m.client_id = e.client_id AND m.day < t ORDER BY m.day DESC LIMIT 1) l0 ON true
+        LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE m1.client_id IS NULL AND f0.day < t - v_days / 2
+                           AND m.client_id = e.client_id AND m.day < t - v_days / 2 ORDER BY m.day DESC LIMIT 1) l1 ON true
+        LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE m2.client_id IS NULL AND f0.day < t - v_days
+                           AND m.client_id = e.client_id AND m.day < t - v_days ORDER BY m.day DESC LIMIT 1) l2 ON true
+    ) z
+    CROSS JOIN LATERAL (SELECT CASE WHEN z.nr > 0 THEN z.a1::numeric / (v_days - v_days / 2) END AS x1,
+                               CASE WHEN z.nr > 0 THEN z.a2::numeric / (v_days / 2) END AS x2) h;
+    SELECT coalesce(sum(nr), 0), ARRAY[sum(e1), sum(e2), sum(e3), sum(e4), sum(e5), sum(e6), sum(e7)]
+    INTO tot_rows, dw FROM ep_st;
 
     IF 'temporal' = ANY (types) THEN
-        CREATE TEMP TABLE IF NOT EXISTS ep_dow (d integer, ev numeric) ON COMMIT DROP;
-        TRUNCATE ep_dow;
-        IF tot_rows > 0 THEN
-            INSERT INTO ep_dow
-            SELECT g.d, CASE g.d WHEN 1 THEN sum(e1) WHEN 2 THEN sum(e2) WHEN 3 THEN sum(e3) WHEN 4 THEN sum(e4)
-                                 WHEN 5 THEN sum(e5) WHEN 6 THEN sum(e6) ELSE sum(e7) END
-            FROM ep_st CROSS JOIN generate_series(1, 7) g(d) GROUP BY g.d;
-            SELECT sum(ev) INTO wk FROM ep_dow WHERE d < 6;
-            IF wk = 0 THEN
-                -- no weekday events: whether weekday rows exist decides 0 against null, so only
-                -- the weekdays with rows in the period count (read from the rows: rare)
-                DELETE FROM ep_dow WHERE d NOT IN (
-                    SELECT DISTINCT extract(isodow FROM u.day)::int FROM usage_daily u JOIN ep_acc USING (client_id)
-                    WHERE u.day > t - v_days AND u.day <= t);
-            ELSE
-                DELETE FROM ep_dow WHERE ev = 0;   -- cannot change the share or the busiest day
-            END IF;
+        -- the weekdays as the from-scratch grouping sees them: only weekdays with rows in the
+        -- period. A weekday without events cannot change the share or the busiest day unless no
+        -- weekday (Monday-Friday) has events: then whether weekday rows exist decides 0 against
+        -- null, so the weekdays with rows are read from the rows (rare).
+        IF tot_rows = 0 THEN
+            present := '{}';
+        ELSIF coalesce(dw[1] + dw[2] + dw[3] + dw[4] + dw[5], 0) = 0 THEN
+            SELECT coalesce(array_agg(DISTINCT extract(isodow FROM u.day)::int), '{}') INTO present
+            FROM usage_daily u JOIN ep_acc USING (client_id) WHERE u.day > t - v_days AND u.day <= t;
+        ELSE
+            SELECT coalesce(array_agg(d), '{}') INTO present FROM unnest(dw) WITH ORDINALITY x(ev, d) WHERE ev > 0;
         END IF;
+        WITH dow AS (SELECT x.d::int AS d, x.ev FROM unnest(dw) WITH ORDINALITY x(ev, d) WHERE x.d = ANY (present))
         SELECT jsonb_build_object(
-            'accounts_growing', (SELECT count(*) FROM ep_trend WHERE direction = 'growing'),
-            'accounts_flat', (SELECT count(*) FROM ep_trend WHERE direction = 'flat'),
-            'accounts_declining', (SELECT count(*) FROM ep_trend WHERE direction = 'declining'),
-            'accounts_inactive', (SELECT count(*) FROM ep_trend WHERE direction = 'inactive'),
-            'weekday_share_of_events', (SELECT round(sum(ev) FILTER (WHERE d < 6)::numeric / nullif(sum(ev), 0), 3) FROM ep_dow),
+            'accounts_growing', (SELECT count(*) FROM ep_st WHERE direction = 'growing'),
+            'accounts_flat', (SELECT count(*) FROM ep_st WHERE direction = 'flat'),
+            'accounts_declining', (SELECT count(*) FROM ep_st WHERE direction = 'declining'),
+            'accounts_inactive', (SELECT count(*) FROM ep_st WHERE direction = 'inactive'),
+            'weekday_share_of_events', (SELECT round(sum(ev) FILTER (WHERE d < 6)::numeric / nullif(sum(ev), 0), 3) FROM dow),
             'busiest_weekday', (SELECT (ARRAY['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'])[d]
-                                FROM ep_dow ORDER BY ev DESC, d LIMIT 1))
+                                FROM dow ORDER BY ev DESC, d LIMIT 1))
         INTO temporal;
     END IF;
     IF 'feature_usage' = ANY (types) THEN
@@ -254,16 +242,16 @@ BEGIN
 
     SELECT jsonb_agg(p ORDER BY (p->>'prevalence')::numeric DESC, p->>'pattern') INTO patterns FROM (
         SELECT jsonb_build_object('pattern', 'growing_usage', 'accounts', count(*) FILTER (WHERE direction = 'growing'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'growing')::numeric / greatest(n, 1), 3)) AS p FROM ep_trend
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'growing')::numeric / greatest(n, 1), 3)) AS p FROM ep_st
         UNION ALL
         SELECT jsonb_build_object('pattern', 'declining_usage', 'accounts', count(*) FILTER (WHERE direction = 'declining'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'declining')::numeric / greatest(n, 1), 3)) FROM ep_trend
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'declining')::numeric / greatest(n, 1), 3)) FROM ep_st
         UNION ALL
         SELECT jsonb_build_object('pattern', 'flat_usage', 'accounts', count(*) FILTER (WHERE direction = 'flat'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'flat')::numeric / greatest(n, 1), 3)) FROM ep_trend
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'flat')::numeric / greatest(n, 1), 3)) FROM ep_st
         UNION ALL
         SELECT jsonb_build_object('pattern', 'inactive', 'accounts', count(*) FILTER (WHERE direction = 'inactive'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'inactive')::numeric / greatest(n, 1), 3)) FROM ep_trend) x;
+                                  'prevalence', round(count(*) FILTER (WHERE direction = 'inactive')::numeric / greatest(n, 1), 3)) FROM ep_st) x;
 
     RETURN jsonb_build_object(
         'analysis_scope', v_scope,
@@ -273,7 +261,7 @@ BEGIN
         'identified_patterns', coalesce(patterns, '[]'),
         'declining_accounts', (SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'first_half_avg_dau', round(first_avg, 2),
                                                          'second_half_avg_dau', round(second_avg, 2)) ORDER BY (second_avg - first_avg) / first_avg, client_id), '[]')
-                               FROM (SELECT * FROM ep_trend WHERE direction = 'declining'
+                               FROM (SELECT * FROM ep_st WHERE direction = 'declining'
                                      ORDER BY (second_avg - first_avg) / first_avg, client_id LIMIT 20) d),
         'temporal_patterns', temporal,
         'feature_usage_patterns', feat,

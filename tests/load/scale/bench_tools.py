@@ -52,6 +52,7 @@ CASES = [
     ("track_feature_adoption", "portfolio", {}),
     ("track_adoption_milestones", "one", {"client_id": "@C@"}),
     ("track_adoption_milestones", "portfolio", {}),
+    ("analyze_engagement_patterns", "one", {"analysis_scope": "individual", "scope_filter": {"client_id": "@C@"}}),
     ("analyze_engagement_patterns", "portfolio", {}),
     ("manage_lifecycle_stages", "one", {"client_id": "@C@"}),
     ("manage_lifecycle_stages", "portfolio", {}),
