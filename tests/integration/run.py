@@ -21,20 +21,30 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-# Approximate seconds per module on the 2-core CI machine (clean-clone runs, ASan): only used
-# to balance the two groups (longest first onto the less loaded group); unknown modules count 3.
+# Seconds per module in a clean-clone CI run with both groups at once on a loaded 2-core machine
+# (ASan, per-test times plus an allowance for a set-up that migrates and seeds its own
+# database): only used to balance the two groups (longest first onto the lighter group);
+# unknown modules count 3.
 WEIGHTS = {
-    "test_process_supervisor": 95, "test_monitor_process": 42, "test_sec_ctl": 40,
-    "test_monitor_alerts_resource": 30, "test_sec_issue23": 30, "test_cluster_sentinel": 30,
-    "test_oauth_jwks": 28, "test_oauth_e2e": 26, "test_data_portfolio": 26,
-    "test_ops_backup": 25, "test_data_sdk_workflow": 20, "test_ops_systemd_contract": 18,
-    "test_monitor_outbox": 16, "test_process_handoff": 15, "test_tools_autonomous": 13,
-    "test_tools_communication_workflows": 12, "test_sec_auth": 12, "test_data_restart": 12,
-    "test_tools_support": 11, "test_data_functions": 10, "test_mcp_fuzz": 10,
-    "test_sec_ratelimit": 9, "test_sec_hostile": 9, "test_cluster_replica": 8,
-    "test_ops_syscalls": 7, "test_tools_communication": 6, "test_data_ctl": 6,
-    "test_tools_onboarding": 6, "test_tools_expansion": 6, "test_rollup_equality": 25,
-    "test_seed_scale": 25,
+    "test_sec_ctl": 223, "test_data_portfolio": 205, "test_process_supervisor": 165,
+    "test_sec_issue23": 108, "test_ops_backup": 97, "test_sec_audit_durable": 83,
+    "test_tools_support": 79, "test_tools_communication_workflows": 78,
+    "test_tools_autonomous": 65, "test_monitor_process": 62, "test_rollup_engage": 59,
+    "test_data_functions": 53, "test_monitor_outbox": 47, "test_data_ctl": 36,
+    "test_cluster_sentinel": 35, "test_oauth_jwks": 33, "test_oauth_e2e": 32,
+    "test_sec_hostile": 32, "test_tools_scorecards_review": 31, "test_monitor_alerts_resource": 30,
+    "test_ops_systemd_contract": 30, "test_data_restart": 29, "test_rollup_equality": 27,
+    "test_process_handoff": 25, "test_ops_syscalls": 24, "test_tools_onboarding": 23,
+    "test_tools_feedback": 23, "test_platform_add_tool": 22, "test_sec_ratelimit": 21,
+    "test_migrate_role": 20, "test_tools_communication": 18, "test_ops_monitoring": 17,
+    "test_tool_registry_gen": 17, "test_tools_retention": 17, "test_ops_runbooks": 17,
+    "test_data_sdk_workflow": 16, "test_sec_auth": 15, "test_tools_scorecards_sdk": 15,
+    "test_tools_communication_bulk": 15, "test_cluster_replica": 14, "test_tools_scorecards": 13,
+    "test_tools_onboarding_sdk": 13, "test_tools_autonomous_sdk": 12,
+    "test_tools_feedback_sdk": 12, "test_tools_expansion": 12, "test_tools_communication_sdk": 12,
+    "test_mcp_fuzz": 10, "test_data_tools": 10, "test_expansion_sdk_workflow": 10,
+    "test_tools_retention_sdk": 10, "test_mcp_sessions": 9, "test_rollup_equality_portf": 9,
+    "test_build_cycles": 9,
 }
 
 
