@@ -221,3 +221,74 @@ class NpsDailyEquality(lib.TestCase):
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.nps_daily_check()"), "0")
         du.psql(self.url, "SELECT csmcp.nps_daily_rebuild()")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.nps_daily_check()"), "0")
+
+
+class CsatDailyEquality(lib.TestCase):
+    """csat_daily (migration 0159): CSAT/CES responses per UTC day that track_cs_metrics' portfolio
+    csat/ces reads. 4 concurrent writers x 50 random inserts around UTC midnights, score/time/type
+    updates, deletes and multi-row inserts; then the check is empty and the portfolio means equal
+    round(avg(score), 2) from scratch over several periods."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        cls.clients = ["%s_%d" % (cls.p, i) for i in range(5)]
+        du.psql(cls.url, "".join(
+            "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+            "VALUES ('%s', 'Csat %d', 'Csat %d Ltd', 'standard', 'active');" % (c, i, i) for i, c in enumerate(cls.clients)))
+
+    @classmethod
+    def tearDownClass(cls):
+        du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
+
+    def writer(self, seed, errors):
+        rnd = random.Random(seed)
+        stmts = []
+        for k in range(50):
+            c = rnd.choice(self.clients)
+            op = rnd.random()
+            at = "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '%d days' + interval '%d minutes'" % (
+                rnd.randrange(0, 60), rnd.randrange(-90, 90))
+            if op < 0.4:
+                stmts.append("INSERT INTO csat_responses (response_id, client_id, survey_type, score, responded_at) "
+                             "VALUES ('%s_w%d_%d', '%s', 'csat', %d, %s);" % (self.p, seed, k, c, rnd.randrange(1, 6), at))
+            elif op < 0.6:
+                stmts.append("UPDATE csat_responses SET score = %d, survey_type = '%s', responded_at = responded_at + interval '%d minutes' "
+                             "WHERE response_id = (SELECT min(response_id) FROM csat_responses WHERE client_id = '%s');"
+                             % (rnd.randrange(1, 6), rnd.choice(["csat", "ces"]), rnd.randrange(-120, 120), c))
+            elif op < 0.75:
+                stmts.append("DELETE FROM csat_responses WHERE response_id = (SELECT max(response_id) FROM csat_responses "
+                             "WHERE client_id = '%s');" % c)
+            else:
+                stmts.append("INSERT INTO csat_responses (response_id, client_id, survey_type, score, responded_at) "
+                             "SELECT '%s_m%d_%d_' || g, '%s', (ARRAY['csat','ces'])[1 + g %% 2], 1 + g %% 5, %s - g * interval '7 hours' "
+                             "FROM generate_series(0, %d) g;" % (self.p, seed, k, c, at, rnd.randrange(1, 8)))
+        r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
+        if r.returncode != 0:
+            errors.append(r.stderr)
+
+    def test_concurrent_random_writes_keep_csat_daily_exact(self):
+        errors = []
+        threads = [threading.Thread(target=self.writer, args=(4159 + n, errors)) for n in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        self.assertEqual(errors, [])
+        self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM csat_responses WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.csat_daily_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")
+        for t in ("csat", "ces"):
+            for a, b in ((1, 0), (30, 0), (364, 0), (60, 31), (0, 0)):
+                want = du.psql(self.url, "SELECT round(avg(score), 2) FROM csat_responses WHERE survey_type = '%s' "
+                                         "AND responded_at >= (csmcp.today() - %d)::timestamp AT TIME ZONE 'UTC' "
+                                         "AND responded_at < (csmcp.today() - %d + 1)::timestamp AT TIME ZONE 'UTC'" % (t, a, b))
+                got = du.psql(self.url, "SELECT csmcp.fb_metric('%s', NULL, NULL, NULL, csmcp.today() - %d, csmcp.today() - %d)" % (t, a, b))
+                self.assertEqual(got, want, "%s days -%d..-%d" % (t, a, b))
+
+    def test_check_fails_without_maintenance(self):
+        out = du.psql(self.url, "BEGIN; ALTER TABLE csat_responses DISABLE TRIGGER csat_daily_ins; "
+                                "INSERT INTO csat_responses (response_id, client_id, score) VALUES ('%s_x', '%s', 5); "
+                                "SELECT count(*) FROM csmcp.csat_daily_check(); ROLLBACK;" % (self.p, self.clients[0]))
+        self.assertNotEqual(out.split("\n")[-1], "0")

@@ -28,6 +28,10 @@ BEGIN
           INTO v FROM nps_responses r JOIN accounts a USING (client_id)
          WHERE r.responded_at >= t0 AND r.responded_at < t1 AND (p_client IS NULL OR a.client_id = p_client)
            AND (p_tier IS NULL OR a.tier = p_tier) AND (p_industry IS NULL OR a.industry = p_industry);
+    ELSIF p_type IN ('csat', 'ces') AND p_client IS NULL AND p_tier IS NULL AND p_industry IS NULL THEN
+        -- the portfolio: the per-day sums kept by the triggers on csat_responses (csat_daily,
+        -- migration 0159; the same responses: every one belongs to an account)
+        v := csmcp.csat_daily_mean(p_type, p_from, p_to);
     ELSIF p_type IN ('csat', 'ces') THEN
         SELECT round(avg(r.score), 2) INTO v FROM csat_responses r JOIN accounts a USING (client_id)
          WHERE r.survey_type = p_type AND r.responded_at >= t0 AND r.responded_at < t1 AND (p_client IS NULL OR a.client_id = p_client)

@@ -27,6 +27,7 @@ BEGIN
     PERFORM csmcp.usage_feature_agg_rebuild();   -- the per-feature usage rollups (usage_feature_agg.sql)
     PERFORM csmcp.lifecycle_stay_rebuild();   -- completed lifecycle stays per account (lifecycle_stay.sql)
     PERFORM csmcp.nps_daily_rebuild();   -- NPS responses per day (nps_daily.sql)
+    PERFORM csmcp.csat_daily_rebuild();   -- CSAT/CES responses per day (csat_daily.sql)
     PERFORM csmcp.usage_moments_rebuild();   -- the running usage moments per account (usage_moments.sql)
     PERFORM csmcp.adoption_derived_rebuild();   -- the data-derived adoption milestones (usage_milestones.sql)
 END $$;
@@ -101,6 +102,9 @@ LANGUAGE sql STABLE AS $$
     SELECT 'lifecycle_stay', y.client_id || '/' || y.stage, y.maintained_days, y.actual_days FROM csmcp.lifecycle_stay_check() y
     UNION ALL   -- NPS responses per day (nps_daily.sql, migration 0156)
     SELECT 'nps_daily', z.day || ': ' || z.maintained || ' vs ' || z.actual, NULL, NULL FROM csmcp.nps_daily_check() z
+    UNION ALL   -- CSAT/CES responses per day (csat_daily.sql, migration 0159)
+    SELECT 'csat_daily', w.day || '/' || w.survey_type || ': ' || w.maintained || ' vs ' || w.actual, NULL, NULL
+    FROM csmcp.csat_daily_check() w
     UNION ALL   -- the running usage moments per account (usage_moments.sql, migration 0143)
     SELECT 'usage_moments', x.client_id || '/' || x.day || ': ' || coalesce(x.maintained, '-') || ' vs ' || coalesce(x.actual, '-'),
            NULL, NULL
