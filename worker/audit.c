@@ -35,6 +35,7 @@
 
 #include "cfg.h"
 #include "crypto.h"
+#include "http.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -123,6 +124,7 @@ static struct {
 } AG;
 
 static void flush_now(void);
+static size_t backlog(void);
 
 static bool refuse_mode(void)
 {
@@ -132,6 +134,24 @@ static bool refuse_mode(void)
 static size_t backlog(void)
 {
     return AU.nbuf - AU.bhead + AU.nfl - (AU.splitting ? AU.split : 0);
+}
+
+static struct audit_waiter *wq_front(void);
+
+/*
+ * refuse mode: ship the buffered records now, or let them gather for AUDIT_SHIP_MS? While the
+ * spool acknowledges the calls (their records are fsynced there and the ship lag is within
+ * AU.hold), nobody waits for the PostgreSQL commit, so the records go in fewer, larger batches:
+ * PostgreSQL spends ~1 ms of CPU per batch besides the per-record work (function call, row lock,
+ * audit_head update, commit and WAL flush; docs/performance.md). Without the spool, or once a
+ * waiting call needs the commit, a batch goes at once (group commit).
+ */
+static bool ship_now(void)
+{
+    if (!AU.spooling || AU.nbuf - AU.bhead >= AUDIT_BATCH)
+        return true;
+    struct audit_waiter *w = wq_front();
+    return w != NULL && w->seq - AU.pg_done > AU.hold;
 }
 
 /* Seconds since the oldest record not yet in PostgreSQL was made (0: none). */
@@ -280,7 +300,7 @@ static void drop(size_t n, const char *why)
 
 static void arm_timer(void)
 {
-    struct timeval tv = {0, AUDIT_FLUSH_MS * 1000};
+    struct timeval tv = {0, (AU.spooling ? AUDIT_SHIP_MS : AUDIT_FLUSH_MS) * 1000};
     if (refuse_mode() && AU.attempts > 1) {
         /* retrying a batch: back off up to 1 s (the records stay, nothing is dropped) */
         long ms = AUDIT_FLUSH_MS << (AU.attempts < 6 ? AU.attempts - 1 : 5);
@@ -436,7 +456,7 @@ static void batch_done(const PGresult *res, const char *err, const char *sqlstat
         }
         forget_inflight();
         if (AU.nbuf > AU.bhead) {
-            if (refuse_mode())
+            if (refuse_mode() && ship_now())
                 flush_now(); /* group commit: what arrived meanwhile goes now */
             else
                 arm_timer();
@@ -689,10 +709,11 @@ static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, 
     AU.buf[AU.nbuf].seq = seq;
     AU.buf[AU.nbuf].at_us = at_us;
     if (AU.spooling)
-        spool_append(AU.buf[AU.nbuf].json, AU.buf[AU.nbuf].len, seq);
+        spool_append(AU.buf[AU.nbuf].json, AU.buf[AU.nbuf].len, seq,
+                     cb ? http_connections() : 1); /* callers that may join its group commit */
     AU.nbuf++;
-    if (AU.nfl == 0 && !AU.busy && (refuse_mode() || AU.nbuf - AU.bhead >= AUDIT_BATCH))
-        flush_now(); /* refuse: group commit, no waiting for the timer */
+    if (AU.nfl == 0 && !AU.busy && (refuse_mode() ? ship_now() : AU.nbuf - AU.bhead >= AUDIT_BATCH))
+        flush_now(); /* refuse: group commit, no waiting for the timer (unless spooled) */
     else
         arm_timer();
     if (AU.busy)
@@ -975,6 +996,7 @@ static void on_spool_durable(long long seq)
     if (!spool_active() && AU.spooling) {
         AU.spooling = false; /* write error: acknowledgements wait for PostgreSQL now */
         metrics_gauge_set("csmcp_audit_spool_active", NULL, 0);
+        flush_now(); /* what gathered for a larger batch goes now */
     }
     answer_durable();
 }
