@@ -35,7 +35,6 @@
 
 #include "cfg.h"
 #include "crypto.h"
-#include "http.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -709,8 +708,7 @@ static enum audit_wait record(const struct audit_entry *e, audit_durable_fn cb, 
     AU.buf[AU.nbuf].seq = seq;
     AU.buf[AU.nbuf].at_us = at_us;
     if (AU.spooling)
-        spool_append(AU.buf[AU.nbuf].json, AU.buf[AU.nbuf].len, seq,
-                     cb ? http_connections() : 1); /* callers that may join its group commit */
+        spool_append(AU.buf[AU.nbuf].json, AU.buf[AU.nbuf].len, seq);
     AU.nbuf++;
     if (AU.nfl == 0 && !AU.busy && (refuse_mode() ? ship_now() : AU.nbuf - AU.bhead >= AUDIT_BATCH))
         flush_now(); /* refuse: group commit, no waiting for the timer (unless spooled) */

@@ -29,6 +29,8 @@
 #include "log.h"
 #include "metrics.h"
 
+#define SPOOL_GROUP_MAX_EXPECT 256
+
 static const char MAGIC[16] = "CSMCPAUDITSPOOL1";
 
 struct seg {
@@ -51,7 +53,7 @@ static struct {
     char *pend;
     size_t plen, pcap;
     size_t pn;                /* records in pend */
-    size_t expect;            /* records that may join the group soon (spool_append's hint) */
+    size_t expect;            /* the previous group's size: what this group may grow to */
     struct timespec first_at; /* CLOCK_MONOTONIC: the first record of the group arrived */
     long long pend_last;
     long long durable;
@@ -272,10 +274,12 @@ static void *writer_main(void *arg)
         }
         if (SP.plen == 0 && SP.quit)
             break;
-        /* Group commit: while fewer records are pending than may still come (the worker's open
-         * connections), wait for them, at most SPOOL_GROUP_WAIT_US after the group's first
-         * record arrived. One caller at a time (expect 1) never waits. Fewer, fuller syncs:
-         * each fdatasync costs the worker ~100 us of CPU on this VM (docs/performance.md). */
+        /* Group commit: while fewer records are pending than the previous group held (the
+         * callers that are likely to come back), wait for them, at most SPOOL_GROUP_WAIT_US
+         * after the group's first record arrived. One caller at a time (groups of 1) never
+         * waits; a larger group that does not fill up shrinks the next expectation. Fewer,
+         * fuller syncs: each fdatasync costs the worker ~100 us of CPU on a VM
+         * (docs/performance.md). */
         if (SP.pn < SP.expect && !SP.quit) {
             struct timespec dl = SP.first_at;
             dl.tv_nsec += SPOOL_GROUP_WAIT_US * 1000L;
@@ -293,6 +297,7 @@ static void *writer_main(void *arg)
         SP.pend = wbuf;
         SP.pcap = wcap;
         SP.plen = 0;
+        SP.expect = SP.pn < SPOOL_GROUP_MAX_EXPECT ? SP.pn : SPOOL_GROUP_MAX_EXPECT;
         SP.pn = 0;
         wbuf = t;
         wcap = tcap;
@@ -439,7 +444,7 @@ bool spool_active(void)
     return SP.active;
 }
 
-void spool_append(const char *rec, size_t len, long long seq, size_t expect)
+void spool_append(const char *rec, size_t len, long long seq)
 {
     unsigned char hdr[8];
     struct timespec now;
@@ -466,7 +471,6 @@ void spool_append(const char *rec, size_t len, long long seq, size_t expect)
     memcpy(SP.pend + SP.plen + 8, rec, len);
     SP.plen += len + 8;
     SP.pn++;
-    SP.expect = expect ? expect : 1;
     SP.pend_last = seq;
     /* the writer waits for the group's first record, then (bounded) for the expected ones */
     if (SP.pn == 1 || SP.pn >= SP.expect)

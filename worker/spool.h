@@ -39,10 +39,10 @@ typedef void (*spool_durable_fn)(long long seq);
 int spool_open(struct event_base *base, const char *dir, const char *writer, const char *dbid,
                spool_durable_fn durable_fn);
 bool spool_active(void);
-/* Appends one record (seq increasing). Never blocks on the disk. expect: how many records may
- * join this group soon (e.g. the worker's open connections; 0 or 1: none) - the writer waits for
- * them at most SPOOL_GROUP_WAIT_US after the group's first record before it syncs. */
-void spool_append(const char *rec, size_t len, long long seq, size_t expect);
+/* Appends one record (seq increasing). Never blocks on the disk. The writer syncs a group once
+ * it holds as many records as the previous group did, or SPOOL_GROUP_WAIT_US after the group's
+ * first record arrived (a lone caller never waits). */
+void spool_append(const char *rec, size_t len, long long seq);
 /* Every record <= seq is in PostgreSQL (or will never be): closed segments up to it may go. */
 void spool_shipped(long long seq);
 /* Highest record number fdatasynced (0: none). */
