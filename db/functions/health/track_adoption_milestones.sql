@@ -107,8 +107,9 @@ BEGIN
         PERFORM csmcp.invalid('the custom framework is tracked per account: give client_id');
     END IF;
     -- Portfolio view over all non-churned accounts, one row per account: m1, m2, m4..m6 from
-    -- adoption_derived (migration 0144, kept by triggers), m3 from usage_moments' running
-    -- maximum (the first entry reaching half the active contract's seats, 5 without one), m7 /
+    -- adoption_derived (migration 0144, kept by triggers), m3 from its record days of daily
+    -- active users (0145: the first record reaching half the active contract's seats, 5 without
+    -- one; width_bucket counts the records below the threshold), m7 /
     -- m8 and the start from their small tables, each the earlier of the derived day and a
     -- manual confirmation (adoption_milestones) - what csmcp.adoption_milestones_all derives.
     CREATE TEMP TABLE IF NOT EXISTS ms_w (client_id text, acc_start date, a1 date, a2 date, a3 date, a4 date,
@@ -133,8 +134,7 @@ BEGIN
     r7 AS (SELECT client_id, min(completed_at)::date AS d FROM executive_reviews WHERE status = 'completed' GROUP BY 1),
     r8 AS (SELECT client_id, min(enrolled_at)::date AS d FROM advocates GROUP BY 1)
     SELECT acc.client_id, acc.acc_start, least(d.m1, am.x1), least(d.m2, am.x2),
-           least((SELECT m.day FROM usage_moments m WHERE m.client_id = acc.client_id AND m.cum_max >= acc.seats_half
-                  ORDER BY m.cum_max, m.day LIMIT 1), am.x3),
+           least(d.rec_days[width_bucket(acc.seats_half - 1, d.rec_vals) + 1], am.x3),
            least(d.m4, am.x4), least(d.m5, am.x5), least(d.m6, am.x6), least(r7.d, am.x7), least(r8.d, am.x8)
     FROM acc LEFT JOIN adoption_derived d USING (client_id) LEFT JOIN am USING (client_id)
     LEFT JOIN r7 USING (client_id) LEFT JOIN r8 USING (client_id);

@@ -5,8 +5,9 @@
 
 -- m1, m2, m4, m5, m6 of the given accounts (null = every account) from the base tables, exactly
 -- as csmcp.adoption_milestones_all / adoption_milestones_of derive them.
+DROP FUNCTION IF EXISTS csmcp.adoption_derived_of(text[]);   -- before 0145: without the record columns
 CREATE OR REPLACE FUNCTION csmcp.adoption_derived_of(p_clients text[])
-RETURNS TABLE (client_id text, m1 date, m2 date, m4 date, m5 date, m6 date)
+RETURNS TABLE (client_id text, m1 date, m2 date, m4 date, m5 date, m6 date, rec_days date[], rec_vals integer[])
 LANGUAGE sql STABLE AS $$
     WITH core AS (SELECT count(*) AS n FROM features WHERE is_core),
     u AS (SELECT u.client_id, min(u.day) AS m1 FROM usage_daily u
@@ -23,10 +24,21 @@ LANGUAGE sql STABLE AS $$
               FROM feature_adoption fa JOIN features f USING (feature_id)
               WHERE p_clients IS NULL OR fa.client_id = ANY (p_clients)) x
         GROUP BY 1
+    ),
+    -- the record days of daily active users (each above every earlier day's), in day order
+    rec AS (
+        SELECT r.client_id, array_agg(r.day ORDER BY r.day) AS days, array_agg(r.active_users ORDER BY r.day) AS vals
+        FROM (SELECT u.client_id, u.day, u.active_users,
+                     max(u.active_users) OVER (PARTITION BY u.client_id ORDER BY u.day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm
+              FROM usage_daily u WHERE p_clients IS NULL OR u.client_id = ANY (p_clients)) r
+        WHERE r.pm IS NULL OR r.active_users > r.pm
+        GROUP BY 1
     )
-    SELECT coalesce(u.client_id, fa.client_id), u.m1, fa.m2, fa.m4, fa.m5, fa.m6
+    SELECT coalesce(u.client_id, fa.client_id, rec.client_id), u.m1, fa.m2, fa.m4, fa.m5, fa.m6, rec.days, rec.vals
     FROM u FULL JOIN fa ON fa.client_id = u.client_id
+    FULL JOIN rec ON rec.client_id = coalesce(u.client_id, fa.client_id)
     WHERE u.m1 IS NOT NULL OR fa.m2 IS NOT NULL OR fa.m4 IS NOT NULL OR fa.m5 IS NOT NULL OR fa.m6 IS NOT NULL
+       OR rec.days IS NOT NULL
 $$;
 
 -- Recomputes the given accounts (null = all) under the usage writers' lock.
@@ -39,7 +51,7 @@ BEGIN
     ELSE
         DELETE FROM adoption_derived WHERE client_id = ANY (p_clients);
     END IF;
-    INSERT INTO adoption_derived (client_id, m1, m2, m4, m5, m6)
+    INSERT INTO adoption_derived (client_id, m1, m2, m4, m5, m6, rec_days, rec_vals)
     SELECT * FROM csmcp.adoption_derived_of(p_clients);
 END $$;
 
@@ -108,14 +120,15 @@ LANGUAGE plpgsql AS $$
 BEGIN
     LOCK TABLE adoption_derived IN EXCLUSIVE MODE;
     DELETE FROM adoption_derived;
-    INSERT INTO adoption_derived (client_id, m1, m2, m4, m5, m6) SELECT * FROM csmcp.adoption_derived_of(NULL);
+    INSERT INTO adoption_derived (client_id, m1, m2, m4, m5, m6, rec_days, rec_vals) SELECT * FROM csmcp.adoption_derived_of(NULL);
 END $$;
 
 -- Rows that differ from a from-scratch computation (none when exact).
 CREATE OR REPLACE FUNCTION csmcp.adoption_derived_check()
 RETURNS TABLE (client_id text, maintained text, actual text)
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(m.client_id, a.client_id), concat_ws(',', m.m1, m.m2, m.m4, m.m5, m.m6), concat_ws(',', a.m1, a.m2, a.m4, a.m5, a.m6)
+    SELECT coalesce(m.client_id, a.client_id), concat_ws(',', m.m1, m.m2, m.m4, m.m5, m.m6, m.rec_days, m.rec_vals),
+           concat_ws(',', a.m1, a.m2, a.m4, a.m5, a.m6, a.rec_days, a.rec_vals)
     FROM adoption_derived m FULL JOIN csmcp.adoption_derived_of(NULL) a ON a.client_id = m.client_id
-    WHERE (m.m1, m.m2, m.m4, m.m5, m.m6) IS DISTINCT FROM (a.m1, a.m2, a.m4, a.m5, a.m6)
+    WHERE (m.m1, m.m2, m.m4, m.m5, m.m6, m.rec_days, m.rec_vals) IS DISTINCT FROM (a.m1, a.m2, a.m4, a.m5, a.m6, a.rec_days, a.rec_vals)
 $$;
