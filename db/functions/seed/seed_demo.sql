@@ -373,6 +373,7 @@ BEGIN
     -- then every dropped key, index and foreign key re-created.
     tp := clock_timestamp();
     PERFORM csmcp.seed_bulk_off('usage_cum');
+    PERFORM csmcp.seed_bulk_off('usage_moments');   -- the usage analytics' moments (0143): the same
     PERFORM set_config('csmcp.portfolio_bulk', 'off', true);
     PERFORM csmcp.portfolio_rebuild();
     timing := timing || jsonb_build_object('rollups', round(extract(epoch FROM clock_timestamp() - tp) * 1000));
@@ -381,6 +382,7 @@ BEGIN
     timing := timing || jsonb_build_object('constraints', round(extract(epoch FROM clock_timestamp() - tp) * 1000));
     ANALYZE portfolio_counts;
     ANALYZE portfolio_usage;
+    ANALYZE usage_moments; ANALYZE usage_feature_agg; ANALYZE usage_feature_pair; ANALYZE adoption_derived;
     ANALYZE usage_cum;
     -- Wall time of each phase in milliseconds (not data: the rows are the same on every run).
     RETURN result || jsonb_build_object('timing_ms', timing || jsonb_build_object(
