@@ -41,8 +41,12 @@ BEGIN
     -- commit need not wait for a WAL flush (that wait was a visible share of a one-account call).
     PERFORM set_config('synchronous_commit', 'off', true);
 
-    CREATE TEMP TABLE IF NOT EXISTS ep_acc (client_id text PRIMARY KEY) ON COMMIT DROP;
-    TRUNCATE ep_acc;
+    -- Work tables live as long as the session (emptied at every commit): creating and dropping
+    -- them was most of a one-account call. Emptied here too, for a second call in one transaction.
+    IF to_regclass('pg_temp.ep_acc') IS NULL THEN   -- (not IF NOT EXISTS: its notice on every call)
+        CREATE TEMP TABLE ep_acc (client_id text PRIMARY KEY) ON COMMIT DELETE ROWS;
+    END IF;
+    DELETE FROM ep_acc;
     IF v_scope = 'individual' THEN
         INSERT INTO ep_acc VALUES (f ->> 'client_id');   -- require_account found it
     ELSIF v_scope = 'all_customers' THEN
@@ -68,10 +72,12 @@ BEGIN
     -- from-scratch sums), mx / mn = running extremes up to t (bounds of the period's), e1..e7 =
     -- events per ISO weekday; then the trend (first vs second half average, +/-10 %; an account
     -- without rows in the period has no halves: 0, 'inactive').
-    CREATE TEMP TABLE IF NOT EXISTS ep_st (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer, mn integer,
-                                           e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint,
-                                           first_avg numeric, second_avg numeric, direction text) ON COMMIT DROP;
-    TRUNCATE ep_st;
+    IF to_regclass('pg_temp.ep_st') IS NULL THEN
+        CREATE TEMP TABLE ep_st (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer, mn integer,
+                                       e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint,
+                                       first_avg numeric, second_avg numeric, direction text) ON COMMIT DELETE ROWS;
+    END IF;
+    DELETE FROM ep_st;
     INSERT INTO ep_st
     SELECT z.*, coalesce(x1, 0), coalesce(x2, 0),
            CASE WHEN coalesce(x1, 0) = 0 AND coalesce(x2, 0) = 0 THEN 'inactive' WHEN coalesce(x1, 0) = 0 THEN 'growing'
