@@ -31,6 +31,7 @@ WEIGHTS = {
     "test_tools_support": 79, "test_tools_communication_workflows": 78,
     "test_tools_autonomous": 65, "test_monitor_process": 62, "test_rollup_engage": 59,
     "test_data_functions": 53, "test_monitor_outbox": 47, "test_data_ctl": 36,
+    "test_seed_determinism": 55,
     "test_cluster_sentinel": 35, "test_oauth_jwks": 33, "test_oauth_e2e": 32,
     "test_sec_hostile": 32, "test_tools_scorecards_review": 31, "test_monitor_alerts_resource": 30,
     "test_ops_systemd_contract": 30, "test_data_restart": 29, "test_rollup_equality": 27,
@@ -43,7 +44,7 @@ WEIGHTS = {
     "test_tools_onboarding_sdk": 13, "test_tools_autonomous_sdk": 12,
     "test_tools_feedback_sdk": 12, "test_tools_expansion": 12, "test_tools_communication_sdk": 12,
     "test_mcp_fuzz": 10, "test_data_tools": 10, "test_expansion_sdk_workflow": 10,
-    "test_tools_retention_sdk": 10, "test_mcp_sessions": 9, "test_rollup_equality_portf": 9,
+    "test_tools_retention_sdk": 10, "test_mcp_sessions": 9, "test_rollup_equality_portf": 45,
     "test_build_cycles": 9,
 }
 
