@@ -140,14 +140,18 @@ static struct audit_waiter *wq_front(void);
 /*
  * refuse mode: ship the buffered records now, or let them gather for AUDIT_SHIP_MS? While the
  * spool acknowledges the calls (their records are fsynced there and the ship lag is within
- * AU.hold), nobody waits for the PostgreSQL commit, so the records go in fewer, larger batches:
+ * AU.hold) and AUDIT_SHIP_EAGER or more calls wait, nobody needs the PostgreSQL commit, so the
+ * records go in fewer, larger batches:
  * PostgreSQL spends ~1 ms of CPU per batch besides the per-record work (function call, row lock,
  * audit_head update, commit and WAL flush; docs/performance.md). Without the spool, or once a
  * waiting call needs the commit, a batch goes at once (group commit).
  */
 static bool ship_now(void)
 {
-    if (!AU.spooling || AU.nbuf - AU.bhead >= AUDIT_BATCH)
+    /* few calls waiting (one or two callers): latency matters more than PostgreSQL's per-batch
+     * CPU, and the commit may come before the spool's fsync (a call is answered by whichever
+     * makes its record durable first) */
+    if (!AU.spooling || WQ.n < AUDIT_SHIP_EAGER || AU.nbuf - AU.bhead >= AUDIT_BATCH)
         return true;
     struct audit_waiter *w = wq_front();
     return w != NULL && w->seq - AU.pg_done > AU.hold;
