@@ -148,10 +148,10 @@ static struct audit_waiter *wq_front(void);
  */
 static bool ship_now(void)
 {
-    /* few calls waiting (one or two callers): latency matters more than PostgreSQL's per-batch
-     * CPU, and the commit may come before the spool's fsync (a call is answered by whichever
-     * makes its record durable first) */
-    if (!AU.spooling || WQ.n < AUDIT_SHIP_EAGER || AU.nbuf - AU.bhead >= AUDIT_BATCH)
+    /* few callers (the last spool group held fewer than AUDIT_SHIP_EAGER records): latency
+     * matters more than PostgreSQL's per-batch CPU, and the commit may come before the spool's
+     * fsync (a call is answered by whichever makes its record durable first) */
+    if (!AU.spooling || spool_last_group() < AUDIT_SHIP_EAGER || AU.nbuf - AU.bhead >= AUDIT_BATCH)
         return true;
     struct audit_waiter *w = wq_front();
     return w != NULL && w->seq - AU.pg_done > AU.hold;

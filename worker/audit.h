@@ -26,7 +26,7 @@ struct pgpool;
 
 #define AUDIT_FLUSH_MS       50
 #define AUDIT_SHIP_MS        20 /* refuse mode, calls acknowledged by the spool: batch interval */
-#define AUDIT_SHIP_EAGER     4  /* ... unless fewer calls than this wait: then at once */
+#define AUDIT_SHIP_EAGER     4  /* ... unless the last spool group was smaller: at once */
 #define AUDIT_BATCH          500
 #define AUDIT_AGG_INTERVAL_S 10
 

@@ -69,6 +69,7 @@ static struct {
     off_t cur_size;  /* end of the frames in the current segment */
     off_t file_size; /* zero-filled up to here (extend-ahead) */
     /* loop-owned */
+    size_t last_group; /* records in the last group the writer took (copied in ev_cb) */
     int evfd;
     struct event *ev;
 } SP = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .evfd = -1};
@@ -359,6 +360,7 @@ static void ev_cb(evutil_socket_t fd, short what, void *arg)
         SP.fail_reported = true;
     uint64_t bytes = SP.bytes;
     double sync_s = SP.sync_s;
+    SP.last_group = SP.expect;
     pthread_mutex_unlock(&SP.mu);
     metrics_inc("csmcp_audit_spool_syncs_total", NULL, 1);
     metrics_observe("csmcp_audit_spool_sync_seconds", NULL, sync_s);
@@ -442,6 +444,11 @@ fail:
 bool spool_active(void)
 {
     return SP.active;
+}
+
+size_t spool_last_group(void)
+{
+    return SP.last_group;
 }
 
 void spool_append(const char *rec, size_t len, long long seq)

@@ -39,6 +39,8 @@ typedef void (*spool_durable_fn)(long long seq);
 int spool_open(struct event_base *base, const char *dir, const char *writer, const char *dbid,
                spool_durable_fn durable_fn);
 bool spool_active(void);
+/* Records in the last group commit (loop side; 0 before the first): how many callers are busy. */
+size_t spool_last_group(void);
 /* Appends one record (seq increasing). Never blocks on the disk. The writer syncs a group once
  * it holds as many records as the previous group did, or SPOOL_GROUP_WAIT_US after the group's
  * first record arrived (a lone caller never waits). */

@@ -81,7 +81,10 @@ class Spool(Base):
         # acknowledged from the spool while no commit was possible; not in the table yet
         self.assertLess(elapsed, 2.5, "the spool did not acknowledge")
         self.assertEqual(self.rows("args->>'search' LIKE '%s_%%'" % marker), 0)
-        time.sleep(1.2)
+        # the lag gauge is refreshed once a second and reaches the supervisor with a heartbeat:
+        # wait (bounded, the lock is held 4 s) instead of reading at a fixed instant
+        lib.wait_until(lambda: metric_sum(self.metrics(), "csmcp_audit_ship_lag_seconds") > 0.5
+                       or None, 2.5, interval=0.1, what="ship lag over 0.5 s")
         m = self.metrics()
         self.assertGreaterEqual(metric_sum(m, "csmcp_audit_spool_records"), 5, m)
         self.assertGreater(metric_sum(m, "csmcp_audit_ship_lag_seconds"), 0.5, m)
