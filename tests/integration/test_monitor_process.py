@@ -154,8 +154,13 @@ class MonitorProcessTest(lib.TestCase):
             lib.wait_until(lambda: monitor_pid(other)[1] == "yes", 17 + 2, what="failover", interval=0.05)
             failover = time.time() - t_kill
             self.assertLess(failover, 15 + 2)
-            # 10 more intervals on the new leader
+            # 10 more intervals on the new leader (about 21 s; a loaded machine may start the
+            # runs late, so wait for the 12th slot, bounded)
             time.sleep(21)
+            lib.wait_until(lambda: int(self.q(
+                "SELECT count(DISTINCT slot) FROM monitor_runs WHERE monitor = 'nps_csat_monitor' AND "
+                "trigger = 'schedule' AND status = 'ok' AND started_at >= '%s'" % t0)) >= 12, 30,
+                what="12 scheduled slots")
             rows = self.q("SELECT slot, count(*) FILTER (WHERE status = 'ok'), count(*) FROM monitor_runs "
                           "WHERE monitor = 'nps_csat_monitor' AND trigger = 'schedule' AND started_at >= '%s' "
                           "GROUP BY slot ORDER BY slot" % t0).split("\n")

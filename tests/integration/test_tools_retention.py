@@ -383,8 +383,9 @@ class RetentionToolsTest(lib.TestCase):
         self.assertEqual(log, "create_escalation:->open,update_escalation:open>in_progress,"
                               "resolve_escalation:in_progress>resolved,close_escalation:resolved>closed")
         # errors
-        self.assertIn("escalation esc_1 not found", self.fail_text(
-            "manage_escalations", {"action": "resolve", "escalation_id": "esc_1", "resolution": "x"}))
+        # esc_0: escalation_seq starts at 1001 and the seed uses 90000000+, so it never exists
+        self.assertIn("escalation esc_0 not found", self.fail_text(
+            "manage_escalations", {"action": "resolve", "escalation_id": "esc_0", "resolution": "x"}))
         self.assertIn("client not found", self.fail_text(
             "manage_escalations", {"action": "create", "client_id": self.p + "_nobody"}))
         self.assertIn("client_id is required", self.fail_text("manage_escalations", {"action": "create"}))
