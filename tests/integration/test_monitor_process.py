@@ -211,5 +211,30 @@ class MonitorProcessTest(lib.TestCase):
             b.stop()
 
 
+class LeaderLockPerDatabase(lib.TestCase):
+    """The leader lock is an advisory lock, which belongs to one database, while pg_locks lists
+    the whole server: a session holding the same key in another database of the same server
+    (staging beside production) is not this database's leader."""
+
+    def test_lock_in_another_database_is_not_the_leader(self):
+        url = lib.database_url()
+        key = du.psql(url, "SELECT csmcp.monitor_lock_key()")
+        other = lib.with_db(url, "postgres")
+        p = subprocess.Popen([lib.need_tool("psql", "postgresql-client"), "-X", "-qAt", "-d", other],
+                             stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            p.stdin.write("SELECT pg_backend_pid(), pg_advisory_lock(%s);\n" % key)
+            p.stdin.flush()
+            other_pid = int(p.stdout.readline().split("|")[0])
+            holder = du.psql(url, "SELECT coalesce(csmcp.monitor_lock_holder(), 0)")
+            self.assertNotEqual(int(holder), other_pid, "another database's lock taken for ours")
+            info = du.psql(url, "SELECT csmcp.monitor_leader_info()->>'pid'")
+            self.assertNotEqual(info, str(other_pid))
+        finally:
+            p.stdin.close()
+            p.wait(10)
+
+
 if __name__ == "__main__":
     lib.main()

@@ -30,8 +30,12 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT floor(extract(epoch FROM t) / csmcp.monitor_
 -- The backend holding the leader lock, or NULL.
 CREATE OR REPLACE FUNCTION csmcp.monitor_lock_holder() RETURNS integer
 LANGUAGE sql STABLE AS $$
+    -- pg_locks shows the whole cluster: an advisory lock belongs to one database, and another
+    -- csmcp database on the same server (staging beside production, the parallel test groups)
+    -- has its own leader.
     SELECT pid FROM pg_locks
     WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND classid = (csmcp.monitor_lock_key() >> 32)::oid AND objid = (csmcp.monitor_lock_key() & 4294967295)::oid
     LIMIT 1
 $$;
