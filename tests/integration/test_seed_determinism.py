@@ -83,3 +83,28 @@ class SeedDeterminismTest(lib.TestCase):
     def test_bulk_path_equals_per_row_path(self):
         a, b = self.two_runs(30, False, True, False)
         self.assertSame(a, b)
+
+    def test_bulk_path_restores_triggers_and_rollups(self):
+        """The bulk path disables the rollup triggers while it loads (csmcp.seed_bulk_begin) and
+        rebuilds the rollups once: afterwards every trigger is enabled again (the same set as
+        before), and the maintained rollups equal a from-scratch computation
+        (csmcp.portfolio_check() empty). Then a write after the seed maintains the rollups."""
+        url = lib.database_url()
+        trg = ("SELECT 'trg|' || coalesce(string_agg(tgrelid::regclass || '.' || tgname || '=' || tgenabled::text, ',' "
+               "ORDER BY tgrelid::regclass::text, tgname), '') FROM pg_trigger WHERE NOT tgisinternal;")
+        out = du.psql(url, "BEGIN; " + trg + " SET LOCAL csmcp.seed_bulk = 'on'; SELECT csmcp.seed_bulk_possible(); "
+                      "SELECT count(*) > 0 FROM (SELECT csmcp.seed_demo(40)) x; " + trg +
+                      " SELECT 'check|' || count(*) FROM csmcp.portfolio_check(); "
+                      "UPDATE usage_daily SET active_users = active_users + 1 WHERE client_id = 'demo_00007' "
+                      "AND day = (SELECT max(day) FROM usage_daily WHERE client_id = 'demo_00007'); "
+                      "INSERT INTO nps_responses (response_id, client_id, score, responded_at) "
+                      "VALUES ('NPS-bulktest', 'demo_00003', 9, now()); "
+                      "SELECT 'after|' || count(*) FROM csmcp.portfolio_check(); ROLLBACK;")
+        lines = out.split("\n")
+        self.assertNotIn("f", [x for x in lines if x in ("t", "f")], "the test role owns the tables (bulk path)")
+        trgs = [x for x in lines if x.startswith("trg|")]
+        self.assertEqual(len(trgs), 2)
+        self.assertEqual(trgs[0], trgs[1], "the triggers after a bulk seed are those before it")
+        self.assertNotIn("=D", trgs[1])
+        self.assertIn("check|0", lines, "rollups consistent after the bulk seed")
+        self.assertIn("after|0", lines, "rollups maintained by the triggers after the bulk seed")
