@@ -16,7 +16,12 @@ Environment: CSMCP_TEST_DATABASE_URL (a migrated database seeded with --accounts
 CSMCP_TEST_REDIS_URL, CSMCP_BUILD_DIR (default build/). Loopback only. Bounded: --duration
 <= 10 s per side and case; prints the load average with every line.
 
+--connections N (default 1, at most 64): wrk -cN against csmcpd (database.pool_size N per worker,
+--workers W, default 1) and pgbench -cN: throughput with concurrent callers, where csmcpd's
+per-call durable audit flush is group-committed (docs/scale.md section 5).
+
 usage: bench_tools.py [--duration 2] [--only REGEX] [--shape one|portfolio] [--json FILE]
+                      [--connections N] [--workers W] [--audit on|off]
 Exit status: 0 when every case ran without errors, 1 otherwise; every tool with a read call
 that has no case here is listed as MISSING (and fails the run).
 """
@@ -192,12 +197,15 @@ def pgbench_bin():
     return p if os.path.exists(p) else shutil.which("pgbench")
 
 
+CONNECTIONS = 1
+
+
 def run_wrk(port, sid, body, accounts, duration, tmp):
     script = os.path.join(tmp, "bench.lua")
     with open(script, "w") as f:
         f.write(WRK_LUA)
     env = dict(os.environ, BENCH_BODY=body, BENCH_ACCOUNTS=str(accounts), BENCH_SESSION=sid)
-    r = subprocess.run(["wrk", "-t1", "-c1", "-d", "%ds" % duration, "-s", script,
+    r = subprocess.run(["wrk", "-t1", "-c%d" % CONNECTIONS, "-d", "%ds" % duration, "-s", script,
                         "http://127.0.0.1:%d/mcp" % port], env=env, capture_output=True,
                        text=True, timeout=duration + 60)
     m = re.search(r"^RESULT (\{.*\})$", r.stdout, re.M)
@@ -242,7 +250,8 @@ def run_pgbench(url, sql, duration, tmp, count=None):
         if x.startswith("txn"):
             os.unlink(os.path.join(tmp, x))
     run = ["-T", str(duration)] if count is None else ["-t", str(count)]
-    r = subprocess.run([pgbench_bin(), "-n", "-M", "prepared", "-c", "1"] + run +
+    r = subprocess.run([pgbench_bin(), "-n", "-M", "prepared", "-c", str(CONNECTIONS),
+                        "-j", str(min(CONNECTIONS, 2))] + run +
                        ["-f", script, "-l", "--log-prefix", os.path.join(tmp, "txn"), url],
                        capture_output=True, text=True, timeout=(duration or 0) + 600, cwd=tmp)
     lat = []
@@ -286,8 +295,13 @@ def main():
     ap.add_argument("--audit", choices=("on", "off"), default="on",
                     help="audit.enabled of the csmcpd under test (on = production default: a call "
                          "is answered once its audit record is durable)")
+    ap.add_argument("--connections", type=int, default=1,
+                    help="concurrent callers on each side (wrk -cN, pgbench -cN)")
+    ap.add_argument("--workers", type=int, default=1, help="csmcpd workers")
     a = ap.parse_args()
     dur = max(1, min(a.duration, 10))
+    global CONNECTIONS
+    CONNECTIONS = max(1, min(a.connections, 64))
     url = lib.database_url()
     accounts = int(lib.psql(url, "SELECT count(*) FROM accounts WHERE client_id ~ '^demo_[0-9]+$'"))
     if accounts < 1:
@@ -300,18 +314,21 @@ def main():
             objs[k] = lib.psql(url, q) or None
         except AssertionError:
             objs[k] = None
-    d = lib.Csmcpd(workers=1, conf={"ratelimit": {"enabled": False}, "log": {"level": "warning"},
-                                    "audit": {"enabled": a.audit == "on"},
-                                    "database": {"url": url}}).start()
+    workers = max(1, min(a.workers, 8))
+    d = lib.Csmcpd(workers=workers, conf={"ratelimit": {"enabled": False},
+                                          "log": {"level": "warning"},
+                                          "audit": {"enabled": a.audit == "on"},
+                                          "database": {"url": url,
+                                                       "pool_size": max(4, CONNECTIONS)}}).start()
     rows = []
     fails = 0
     try:
         s = lib.McpSession(d.port)
         sid = s.session_id
         tmp = tempfile.mkdtemp(prefix="bench-tools-")
-        print("# %d demo accounts; csmcpd 1 worker (auth off, rate limit off, audit %s), wrk -c1 "
-              "vs pgbench -c1 -M prepared, %d s each; load average at the start of each line"
-              % (accounts, a.audit, dur))
+        print("# %d demo accounts; csmcpd %d worker(s) (auth off, rate limit off, audit %s), wrk -c%d "
+              "vs pgbench -c%d -M prepared, %d s each; load average at the start of each line"
+              % (accounts, workers, a.audit, CONNECTIONS, CONNECTIONS, dur))
         print("%-34s %-9s %-44s %8s %8s %8s %8s %8s %8s %6s %5s" % (
             "tool", "shape", "arguments", "p50 ms", "p99 ms", "calls/s", "pg p50", "pg p99",
             "pg c/s", "ratio", "load"))
@@ -367,7 +384,8 @@ def main():
         print("MISSING: no case for %s" % t)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"accounts": accounts, "duration_s": dur, "rows": rows, "missing": missing},
+            json.dump({"accounts": accounts, "duration_s": dur, "connections": CONNECTIONS,
+                       "workers": workers, "audit": a.audit, "rows": rows, "missing": missing},
                       f, indent=1)
     return 1 if fails or missing else 0
 
