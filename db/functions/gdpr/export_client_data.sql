@@ -21,8 +21,10 @@ BEGIN
         SELECT c.relname AS tbl
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'client_id' AND NOT a.attisdropped
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-           AND c.relname NOT IN ('api_keys', 'audit_log', 'audit_head', 'secrets')
+         -- views too: segment_members (migration 0180) is the union of segment_member_rows and
+         -- the member arrays, listed under its name in place of the rows table
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v')
+           AND c.relname NOT IN ('api_keys', 'audit_log', 'audit_head', 'secrets', 'segment_member_rows')
          ORDER BY c.relname
     LOOP
         EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(t)), ''[]'') FROM %I t WHERE client_id = $1',

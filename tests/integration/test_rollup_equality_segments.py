@@ -1,0 +1,192 @@
+"""Issue 21, helper "segments": the segmentation tools store a run's members as one array per
+segment (segment_member_sets, migration 0180; segment_members is the view over both stores),
+and every answer and every stored membership must equal the previous SQL's
+(csmcp.tool_<name>_scratch, one segment_members row per member).
+
+  * fixture: 14 accounts with contracts on both sides of every ARR and health threshold;
+  * 4 concurrent psql writers, each 40 random transactions (fixed seed per writer, so a failure
+    reproduces): contract values and states, health scores, account states and lifecycle
+    stages, new accounts, deletions of accounts, and segmentation runs themselves between them
+    (a run and a deletion of one of its accounts race);
+  * then no stored member is an account that does not exist, and for many argument sets the tool
+    and its scratch reference, called in one REPEATABLE READ snapshot, give the same answer (but
+    for the run's ids and timestamp) and store the same members per segment;
+  * with the accounts-deletion trigger disabled (rolled back) a deleted account stays a member,
+    and the orphan check reports it - so the check can fail.
+"""
+import json
+import random
+import threading
+
+import data_util as du
+import lib
+
+TIER_ARGS = [
+    {}, {"vip_identification": False},
+    {"tier_definitions": {"strategic": {"min_arr": 150000}, "enterprise": {"min_arr": 90000},
+                          "professional": {"min_arr": 40000}, "standard": {"min_arr": 5000}}},
+    {"tier_definitions": {"standard": {"min_arr": 0}}},
+]
+CUSTOMER_ARGS = [
+    {"segmentation_type": "value_based"}, {"segmentation_type": "value_based", "min_segment_size": 1},
+    {"segmentation_type": "health_based"}, {"segmentation_type": "usage_based", "min_segment_size": 2},
+    {"segmentation_type": "industry", "min_segment_size": 1}, {"segmentation_type": "lifecycle"},
+    {"segmentation_type": "custom", "criteria": {"min_arr": 20000, "health_min": 50, "name": "Mid"}, "min_segment_size": 1},
+    {"segmentation_type": "custom", "criteria": {"tier": "enterprise"}, "min_segment_size": 1},
+]
+ORPHANS = ("SELECT count(*) FROM segment_members m WHERE NOT EXISTS "
+           "(SELECT 1 FROM accounts a WHERE a.client_id = m.client_id)")
+
+
+def both(url, tool, args):
+    """The tool and its scratch reference in one snapshot (rolled back): (answer, members per
+    segment name) of each."""
+    a = json.dumps(args).replace("'", "''")
+    out = du.psql(url, """
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+CREATE TEMP TABLE seg_cmp (k text, r jsonb);
+INSERT INTO seg_cmp SELECT 'new', csmcp.tool_{t}('{a}'::jsonb, 'test');
+INSERT INTO seg_cmp SELECT 'old', csmcp.tool_{t}_scratch('{a}'::jsonb, 'test');
+SELECT jsonb_object_agg(c.k, jsonb_build_object('answer', c.r, 'members', (
+    SELECT coalesce(jsonb_object_agg(s.name, (SELECT jsonb_agg(m.client_id ORDER BY m.client_id) FROM segment_members m
+                                              WHERE m.segment_id = s.segment_id)), '{{}}')
+    FROM segments s WHERE s.segmentation_id = c.r ->> 'segmentation_id')))
+FROM seg_cmp c;
+ROLLBACK;""".format(t=tool, a=a))
+    got = json.loads(out.strip().split("\n")[-1])
+    return got["new"], got["old"]
+
+
+def strip_ids(answer):
+    """An answer without what differs between two runs: the run's id, its segments' ids, the time."""
+    answer = dict(answer)
+    for k in ("segmentation_id", "execution_timestamp"):
+        answer.pop(k, None)
+    if "segments" in answer:
+        answer["segments"] = [{k: v for k, v in s.items() if k != "segment_id"} for s in answer["segments"]]
+    return answer
+
+
+class SegmentSetsEquality(lib.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        cls.clients = ["%s_%d" % (cls.p, i) for i in range(14)]
+        arrs = [0, 9999, 10000, 25000, 49999, 50000, 70000, 99999, 100000, 150000, 199999, 200000, 310000, 5000]
+        stmts = []
+        for i, c in enumerate(cls.clients):
+            stmts.append("INSERT INTO accounts (client_id, client_name, company_name, industry, tier, lifecycle_stage, health_score) "
+                         "VALUES ('%s', 'Seg %d', 'Seg %d Ltd', 'Industry %s', '%s', 'active', %d);"
+                         % (c, i, i, cls.p, ["starter", "standard", "professional", "enterprise"][i % 4], [45, 59, 60, 75, 80, 85, 95][i % 7]))
+            if arrs[i] > 0:
+                stmts.append("INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, start_date, end_date) "
+                             "VALUES ('CTR-%s', '%s', 'standard', %d, %d, csmcp.today() - 100, csmcp.today() + 200);"
+                             % (c, c, arrs[i], 5 + i))
+        du.psql(cls.url, "".join(stmts))
+
+    @classmethod
+    def tearDownClass(cls):
+        du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
+
+    def writer(self, seed, errors):
+        rnd = random.Random(seed)
+        stmts = []
+        for k in range(40):
+            c = rnd.choice(self.clients)
+            op = rnd.random()
+            if op < 0.2:
+                stmts.append("UPDATE contracts SET contract_value = %d WHERE client_id = '%s';"
+                             % (rnd.choice([0, 9999, 10000, 50000, 99999, 100000, 200000, 300000, 123456]), c))
+            elif op < 0.3:
+                stmts.append("UPDATE contracts SET status = '%s' WHERE client_id = '%s';" % (rnd.choice(["active", "expired"]), c))
+            elif op < 0.45:
+                stmts.append("UPDATE accounts SET health_score = %d, status = '%s', lifecycle_stage = '%s' WHERE client_id = '%s';"
+                             % (rnd.randrange(0, 101), rnd.choice(["active", "active", "churned"]),
+                                rnd.choice(["active", "onboarding", "at_risk", "churned"]), c))
+            elif op < 0.6:   # a new account, sometimes deleted again in a later transaction
+                n = "%s_w%d_%d" % (self.p, seed, k)
+                stmts.append("INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage, health_score) "
+                             "VALUES ('%s', 'W', 'W Ltd', 'standard', 'active', %d);"
+                             "INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, start_date, end_date) "
+                             "VALUES ('CTR-%s', '%s', 'standard', %d, 10, csmcp.today() - 10, csmcp.today() + 300);"
+                             % (n, rnd.randrange(0, 101), n, n, rnd.choice([5000, 60000, 250000])))
+                if rnd.random() < 0.6:
+                    stmts.append("SELECT pg_sleep(0.01); DELETE FROM accounts WHERE client_id = '%s';" % n)
+            elif op < 0.8:   # a run, racing the other writers' deletions
+                if rnd.random() < 0.5:
+                    stmts.append("SELECT length(csmcp.tool_segment_by_value_tier('{}', 'w')::text);")
+                else:
+                    stmts.append("SELECT length(csmcp.tool_segment_customers('{\"segmentation_type\": \"value_based\", "
+                                 "\"min_segment_size\": 1}', 'w')::text);")
+            elif seed == 4180:   # a run and a deletion in one transaction (one writer only: two
+                # such transactions would each wait for the other's run - a lock upgrade)
+                n = "%s_x%d_%d" % (self.p, seed, k)
+                stmts.append("BEGIN; INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+                             "VALUES ('%s', 'X', 'X Ltd', 'standard', 'active');"
+                             "SELECT length(csmcp.tool_segment_by_value_tier('{}', 'w')::text);"
+                             "DELETE FROM accounts WHERE client_id = '%s'; COMMIT;" % (n, n))
+            else:
+                stmts.append("UPDATE accounts SET health_score = 100 - health_score WHERE client_id = '%s';" % c)
+        r = lib.psql_run(self.url, "\n".join(stmts), timeout=600)
+        if r.returncode != 0:
+            errors.append(r.stderr)
+
+    def test_concurrent_writes_then_answers_and_members_equal_scratch(self):
+        errors = []
+        threads = [threading.Thread(target=self.writer, args=(4180 + n, errors)) for n in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=600)
+        self.assertEqual(errors, [])
+        self.assertEqual(du.psql(self.url, ORPHANS), "0")
+        self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM segment_member_sets")), 0)
+        for args in TIER_ARGS:
+            new, old = both(self.url, "segment_by_value_tier", args)
+            self.assertEqual(strip_ids(new["answer"]), strip_ids(old["answer"]), args)
+            self.assertEqual(new["members"], old["members"], args)
+            self.assertGreater(len(new["members"]), 0)
+        for args in CUSTOMER_ARGS:
+            new, old = both(self.url, "segment_customers", args)
+            self.assertEqual(strip_ids(new["answer"]), strip_ids(old["answer"]), args)
+            self.assertEqual(new["members"], old["members"], args)
+
+    def test_deletion_leaves_sets_and_check_fails_without_trigger(self):
+        c = "%s_del" % self.p
+        make = ("INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+                "VALUES ('%s', 'D', 'D Ltd', 'standard', 'active');"
+                "SELECT length(csmcp.tool_segment_customers('{\"segmentation_type\": \"lifecycle\", \"min_segment_size\": 1}', 't')::text);"
+                % c)
+        member = "SELECT count(*) FROM segment_members WHERE client_id = '%s'" % c
+        du.psql(self.url, make)
+        self.assertEqual(du.psql(self.url, member), "1")
+        # without the trigger (rolled back) the deleted account stays a member: the check sees it
+        out = du.psql(self.url, "BEGIN; ALTER TABLE accounts DISABLE TRIGGER segment_sets_accounts_del; "
+                                "DELETE FROM accounts WHERE client_id = '%s'; %s; ROLLBACK;" % (c, ORPHANS))
+        self.assertNotEqual(out.split("\n")[-1], "0")
+        du.psql(self.url, "DELETE FROM accounts WHERE client_id = '%s'" % c)
+        self.assertEqual(du.psql(self.url, member), "0")
+        self.assertEqual(du.psql(self.url, ORPHANS), "0")
+        # many accounts at once (the re-seed path of the trigger)
+        ids = ["%s_many%d" % (self.p, i) for i in range(70)]
+        du.psql(self.url, "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+                          "SELECT x, 'M', 'M Ltd', 'standard', 'active' FROM unnest(ARRAY['%s']) x;"
+                          "SELECT length(csmcp.tool_segment_by_value_tier('{}', 't')::text);" % "','".join(ids))
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM segment_members WHERE client_id LIKE '%s\\_many%%'" % self.p), "70")
+        du.psql(self.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_many%%'" % self.p)
+        self.assertEqual(du.psql(self.url, ORPHANS), "0")
+
+    def test_export_lists_set_memberships(self):
+        c = self.clients[3]
+        du.psql(self.url, "SELECT length(csmcp.tool_segment_customers('{\"segmentation_type\": \"health_based\", "
+                          "\"min_segment_size\": 1}', 't')::text)")
+        ex = du.psql_json(self.url, "SELECT csmcp.gdpr_export('{\"client_id\": \"%s\"}', 't')" % c)
+        n = int(du.psql(self.url, "SELECT count(*) FROM segment_members WHERE client_id = '%s'" % c))
+        self.assertGreater(n, 0)
+        self.assertEqual(len(ex["tables"]["segment_members"]), n)
+        self.assertNotIn("segment_member_rows", ex["tables"])
+
+
+if __name__ == "__main__":
+    lib.main()
