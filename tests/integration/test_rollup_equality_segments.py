@@ -13,6 +13,17 @@ and every answer and every stored membership must equal the previous SQL's
     for the run's ids and timestamp) and store the same members per segment;
   * with the accounts-deletion trigger disabled (rolled back) a deleted account stays a member,
     and the orphan check reports it - so the check can fail.
+
+sup_agent_daily (migration 0181): support tickets per agent, priority and UTC day of each clock,
+which analyze_support_performance sums for the whole days of its period (csmcp.sup_tally).
+  * 4 concurrent writers x 50 random transactions on support_tickets of fixture accounts and
+    agents: new tickets (clocks around UTC midnights, some in the future), first responses,
+    resolutions, ratings, reassignment to another agent or none, priority changes, deletions,
+    multi-row statements;
+  * then csmcp.sup_agent_daily_check() is empty, and sup_perf_metrics / sup_perf_by_agent equal
+    their _scratch versions (the tickets themselves) for periods of 1-365 days, agent and
+    priority filters, and the tool's answers for those arguments are unchanged;
+  * with a trigger disabled (rolled back) one write makes the check report its key.
 """
 import json
 import random
@@ -186,6 +197,129 @@ class SegmentSetsEquality(lib.TestCase):
         self.assertGreater(n, 0)
         self.assertEqual(len(ex["tables"]["segment_members"]), n)
         self.assertNotIn("segment_member_rows", ex["tables"])
+
+
+SUP_ARGS = [(30, None, None), (1, None, None), (7, None, None), (90, None, None), (365, None, None),
+            (30, None, "P1"), (30, None, "P3"), (14, "AGENT", None), (60, "AGENT", "P2")]
+
+
+class SupportAgentDailyEquality(lib.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = du.prefix()
+        cls.clients = ["%s_%d" % (cls.p, i) for i in range(4)]
+        cls.agents = ["%s_ag%d" % (cls.p, i) for i in range(5)]
+        du.psql(cls.url, "".join(
+            "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+            "VALUES ('%s', 'Sup %d', 'Sup %d Ltd', 'standard', 'active');" % (c, i, i) for i, c in enumerate(cls.clients)) + "".join(
+            "INSERT INTO support_agents (agent_id, name, email, team) VALUES ('%s', 'Agent %d', '%s@example.test', 'team_%s');"
+            % (a, i, a, cls.p) for i, a in enumerate(cls.agents)))
+
+    @classmethod
+    def tearDownClass(cls):
+        du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'; DELETE FROM support_agents WHERE agent_id LIKE '%s\\_%%'"
+                % (cls.p, cls.p))
+
+    def at(self, rnd):
+        # a time near a UTC midnight of the last 400 days (or up to 2 days ahead), +-90 minutes
+        return ("date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '%d days' + interval '%d minutes'"
+                % (rnd.choice([0, 0, 1, 2, 6, 7, 8, 13, 14, 29, 30, 31, 59, 60, 89, 90, 200, 364, 365, 400, -1, -2]),
+                   rnd.randrange(-90, 90)))
+
+    def writer(self, seed, errors):
+        rnd = random.Random(seed)
+        stmts = []
+        for k in range(50):
+            c = rnd.choice(self.clients)
+            ag = rnd.choice(self.agents + ["NULL"])
+            ag = ag if ag == "NULL" else "'%s'" % ag
+            op = rnd.random()
+            tk = "(SELECT ticket_id FROM support_tickets WHERE client_id = '%s' ORDER BY ticket_id %s LIMIT 1)" % (
+                c, rnd.choice(["", "DESC"]))
+            if op < 0.3:
+                stmts.append("INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, requester_email, "
+                             "requester_name, assigned_agent, sla_first_response_minutes, sla_resolution_minutes, created_at, "
+                             "first_response_at, resolved_at, rated_at, satisfaction_rating, escalated) "
+                             "SELECT 'TKT-9%d%03d', '%s', 's', 'd', '%s', 'r@example.test', 'R', %s, %d, %d, c, "
+                             "c + interval '%d minutes', CASE WHEN %d > 0 THEN c + interval '%d minutes' END, "
+                             "CASE WHEN %d > 0 THEN c + interval '%d minutes' END, %s, %s FROM (SELECT %s AS c) x;"
+                             % (seed, k, c, rnd.choice(["P0", "P1", "P2", "P3", "P4"]), ag, rnd.choice([30, 60, 240]),
+                                rnd.choice([240, 1440]), rnd.randrange(1, 400), rnd.randrange(2), rnd.randrange(60, 3000),
+                                rnd.randrange(2), rnd.randrange(60, 4000), rnd.choice(["NULL", "1", "2", "3", "4", "5"]),
+                                rnd.choice(["true", "false"]), self.at(rnd)))
+            elif op < 0.45:
+                stmts.append("UPDATE support_tickets SET first_response_at = created_at + interval '%d minutes', "
+                             "resolved_at = created_at + interval '%d minutes', status = 'resolved' WHERE ticket_id = %s;"
+                             % (rnd.randrange(0, 300), rnd.randrange(300, 5000), tk))
+            elif op < 0.55:
+                stmts.append("UPDATE support_tickets SET satisfaction_rating = %s, rated_at = %s WHERE ticket_id = %s;"
+                             % (rnd.choice(["NULL", "1", "2", "5"]), rnd.choice(["NULL", "now()", self.at(rnd)]), tk))
+            elif op < 0.7:
+                stmts.append("UPDATE support_tickets SET assigned_agent = %s, priority = '%s', escalated = NOT escalated "
+                             "WHERE ticket_id = %s;" % (ag, rnd.choice(["P0", "P2", "P4"]), tk))
+            elif op < 0.8:
+                stmts.append("DELETE FROM support_tickets WHERE ticket_id = %s;" % tk)
+            elif op < 0.9:   # several rows, several keys, one statement
+                h = rnd.randrange(0, 30)
+                stmts.append("UPDATE support_tickets SET created_at = created_at - interval '%d hours', "
+                             "first_response_at = first_response_at - interval '%d hours' WHERE client_id = '%s' "
+                             "AND ticket_id LIKE 'TKT-9%%';" % (h, h, c))
+            else:   # an update of no counted column: no rollup write
+                stmts.append("UPDATE support_tickets SET subject = 'x%d' WHERE client_id = '%s';" % (k, c))
+        r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
+        if r.returncode != 0:
+            errors.append(r.stderr)
+
+    def test_concurrent_random_writes_keep_sup_agent_daily_exact(self):
+        errors = []
+        threads = [threading.Thread(target=self.writer, args=(n, errors)) for n in range(1, 5)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        self.assertEqual(errors, [])
+        self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM support_tickets WHERE client_id LIKE '%s\\_%%'" % self.p)), 10)
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.sup_agent_daily_check()"), "0")
+        for days, agent, prio in SUP_ARGS:
+            a = "'%s'" % self.agents[0] if agent else "NULL"
+            pr = "'%s'" % prio if prio else "NULL"
+            for fn in ("sup_perf_metrics", "sup_perf_by_agent"):
+                q = ("SELECT %s FROM csmcp.{f}(now() - interval '%d days', now(), NULL, NULL, %s, %s) x"
+                     % ("to_jsonb(x)" if fn == "sup_perf_metrics" else "coalesce(jsonb_agg(x ORDER BY x.agent_id), '[]')", days, a, pr))
+                # one snapshot and one now() for both
+                got = du.psql(self.url, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT (%s) = (%s), (%s); ROLLBACK;" % (
+                    q.format(f=fn), q.format(f=fn + "_scratch"), q.format(f=fn)))
+                self.assertTrue(got.split("\n")[-1].startswith("t|"), (fn, days, agent, prio, got[-400:]))
+        # the tool for those arguments: its rollup and scratch paths give the same answer
+        for days, agent, prio in SUP_ARGS:
+            args = {"period_days": days}
+            if agent:
+                args["agent_filter"] = self.agents[0]
+            if prio:
+                args["priority_filter"] = prio
+            for t in ("overview", "sla", "agent"):
+                args["analysis_type"] = t
+                j = json.dumps(args)
+                same = du.psql(self.url, """
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+CREATE TEMP TABLE sup_cmp AS SELECT csmcp.tool_analyze_support_performance('%s', 't') AS r;
+ALTER FUNCTION csmcp.sup_perf_metrics(timestamptz, timestamptz, text, text, text, text) RENAME TO sup_perf_metrics_fast;
+ALTER FUNCTION csmcp.sup_perf_metrics_scratch(timestamptz, timestamptz, text, text, text, text) RENAME TO sup_perf_metrics;
+ALTER FUNCTION csmcp.sup_perf_by_agent(timestamptz, timestamptz, text, text, text, text) RENAME TO sup_perf_by_agent_fast;
+ALTER FUNCTION csmcp.sup_perf_by_agent_scratch(timestamptz, timestamptz, text, text, text, text) RENAME TO sup_perf_by_agent;
+SELECT (r - 'generated_at') = (csmcp.tool_analyze_support_performance('%s', 't') - 'generated_at') FROM sup_cmp;
+ROLLBACK;""" % (j, j))
+                self.assertEqual(same.split("\n")[-1], "t", args)
+
+    def test_check_fails_without_maintenance(self):
+        c = self.clients[0]
+        out = du.psql(self.url, "BEGIN; ALTER TABLE support_tickets DISABLE TRIGGER sup_agent_daily_ins; "
+                                "INSERT INTO support_tickets (ticket_id, client_id, subject, description, requester_email, "
+                                "requester_name, sla_first_response_minutes, sla_resolution_minutes) "
+                                "VALUES ('TKT-98888', '%s', 's', 'd', 'r@example.test', 'R', 60, 600); "
+                                "SELECT count(*) FROM csmcp.sup_agent_daily_check(); ROLLBACK;" % c)
+        self.assertNotEqual(out.split("\n")[-1], "0")
 
 
 if __name__ == "__main__":

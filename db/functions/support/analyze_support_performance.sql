@@ -21,7 +21,10 @@
 CREATE OR REPLACE FUNCTION csmcp.sup_rate(num numeric, den numeric) RETURNS numeric
 LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN den > 0 THEN round(num / den, 3) END $$;
 
-CREATE OR REPLACE FUNCTION csmcp.sup_perf_metrics(p_from timestamptz, p_to timestamptz, p_client text, p_team text,
+-- sup_perf_metrics_scratch and sup_perf_by_agent_scratch compute from the tickets themselves: the
+-- path for a client or team filter (the rollup has neither), and the reference the rollup path is
+-- tested against (tests/integration/test_rollup_equality_segments.py).
+CREATE OR REPLACE FUNCTION csmcp.sup_perf_metrics_scratch(p_from timestamptz, p_to timestamptz, p_client text, p_team text,
                                                   p_agent text, p_prio text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     WITH s AS MATERIALIZED (
@@ -95,7 +98,7 @@ $$;
 -- The period's figures per agent in one pass per clock (same definitions as sup_perf_metrics,
 -- without the KB and distribution parts): agents with a ticket created or resolved in the
 -- period, or open now.
-CREATE OR REPLACE FUNCTION csmcp.sup_perf_by_agent(p_from timestamptz, p_to timestamptz, p_client text, p_team text,
+CREATE OR REPLACE FUNCTION csmcp.sup_perf_by_agent_scratch(p_from timestamptz, p_to timestamptz, p_client text, p_team text,
                                                    p_agent text, p_prio text)
 RETURNS TABLE (agent_id text, open_now integer, metrics jsonb)
 LANGUAGE sql STABLE AS $$
@@ -142,6 +145,108 @@ LANGUAGE sql STABLE AS $$
         'negative_share', csmcp.sup_rate(negative, rated), 'escalation_rate', csmcp.sup_rate(escalated, created))
     FROM g
 $$;
+
+-- The period's figures (see the head of this file): with neither a client nor a team filter from
+-- the per-agent, priority and day rollup (csmcp.sup_tally, migration 0181), else from the tickets.
+CREATE OR REPLACE FUNCTION csmcp.sup_perf_metrics(p_from timestamptz, p_to timestamptz, p_client text, p_team text,
+                                                  p_agent text, p_prio text) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    res jsonb;
+BEGIN
+    IF p_client IS NOT NULL OR p_team IS NOT NULL THEN
+        RETURN csmcp.sup_perf_metrics_scratch(p_from, p_to, p_client, p_team, p_agent, p_prio);
+    END IF;
+    WITH g AS (
+        SELECT coalesce(sum(created), 0) AS created, coalesce(sum(escalated), 0) AS escalated,
+               coalesce(sum(f_n), 0)::numeric AS f_n, coalesce(sum(f_met), 0) AS f_met, coalesce(sum(f_br), 0) AS f_br, sum(f_sum) AS f_sum,
+               coalesce(sum(resolved), 0) AS resolved, coalesce(sum(r_met), 0) AS r_met, coalesce(sum(r_br), 0) AS r_br,
+               sum(r_sum) AS r_sum, coalesce(sum(r_rated), 0) AS r_rated, coalesce(sum(q_rated), 0) AS q_rated,
+               sum(q_sum) AS q_sum, coalesce(sum(q_neg), 0) AS q_neg, coalesce(sum(q1), 0) AS q1, coalesce(sum(q2), 0) AS q2,
+               coalesce(sum(q3), 0) AS q3, coalesce(sum(q4), 0) AS q4, coalesce(sum(q5), 0) AS q5
+        FROM csmcp.sup_tally(p_from, p_to, p_agent, p_prio)
+    ), v AS (
+        SELECT count(*) AS views FROM kb_article_views kv WHERE kv.client_id IS NOT NULL AND kv.viewed_at > p_from AND kv.viewed_at <= p_to
+    )
+    -- avg() is sum / count in numeric: the same quotient from the summed per-ticket values
+    SELECT jsonb_build_object(
+        'tickets_created', g.created, 'tickets_resolved', g.resolved, 'tickets_escalated', g.escalated,
+        'first_response', jsonb_build_object('met', g.f_met, 'breached', g.f_br, 'compliance', csmcp.sup_rate(g.f_met, g.f_met + g.f_br),
+                                             'avg_minutes', round(g.f_sum / nullif(g.f_n, 0), 2)),
+        'resolution', jsonb_build_object('met', g.r_met, 'breached', g.r_br, 'compliance', csmcp.sup_rate(g.r_met, g.r_met + g.r_br),
+                                         'avg_minutes', round(g.r_sum / nullif(g.resolved::numeric, 0), 2)),
+        'sla_compliance', csmcp.sup_rate(g.f_met + g.r_met, g.f_met + g.f_br + g.r_met + g.r_br),
+        'csat', round(g.q_sum::numeric / nullif(g.q_rated::numeric, 0), 2), 'ratings', g.q_rated,
+        'rating_distribution', jsonb_build_object('1', g.q1, '2', g.q2, '3', g.q3, '4', g.q4, '5', g.q5),
+        'response_rate', csmcp.sup_rate(g.r_rated, g.resolved), 'negative_share', csmcp.sup_rate(g.q_neg, g.q_rated),
+        'escalation_rate', csmcp.sup_rate(g.escalated, g.created),
+        'kb_portal_views', CASE WHEN p_agent IS NULL AND p_prio IS NULL THEN v.views END,
+        'deflection_rate', CASE WHEN p_agent IS NULL AND p_prio IS NULL AND v.views > 0
+                                THEN csmcp.sup_rate(v.views, v.views + g.created) END,
+        'deflection_note', CASE WHEN p_agent IS NOT NULL OR p_prio IS NOT NULL
+                                THEN 'not applicable: KB views cannot be attributed to a team, agent or priority'
+                                WHEN v.views = 0 THEN 'no data: the portal recorded no knowledge-base view in the period' END)
+    INTO res FROM g, v;
+    RETURN res;
+END $$;
+
+-- Per agent (see sup_perf_by_agent_scratch): agents with a ticket event after p_from (in the
+-- period or later) or a ticket open now; with neither a client nor a team filter from the rollup.
+CREATE OR REPLACE FUNCTION csmcp.sup_perf_by_agent(p_from timestamptz, p_to timestamptz, p_client text, p_team text,
+                                                   p_agent text, p_prio text)
+RETURNS TABLE (agent_id text, open_now integer, metrics jsonb)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    d_lo date := (p_from AT TIME ZONE 'UTC')::date + 1;
+BEGIN
+    IF p_client IS NOT NULL OR p_team IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM csmcp.sup_perf_by_agent_scratch(p_from, p_to, p_client, p_team, p_agent, p_prio);
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH g AS (
+        SELECT x.agent AS ag, sum(x.created) AS created, sum(x.escalated) AS escalated, sum(x.f_n)::numeric AS f_n,
+               sum(x.f_met) AS f_met, sum(x.f_br) AS f_br, sum(x.f_sum) AS f_sum, sum(x.resolved) AS resolved,
+               sum(x.r_met) AS r_met, sum(x.r_br) AS r_br, sum(x.r_sum) AS r_sum, sum(x.r_rated) AS r_rated,
+               sum(x.q_rated) AS rated, sum(x.q_sum) AS q_sum, sum(x.q_neg) AS negative
+        FROM csmcp.sup_tally(p_from, p_to, p_agent, p_prio) x WHERE x.agent <> '' GROUP BY x.agent
+    ), o AS (
+        SELECT t.assigned_agent AS ag, count(*) AS n FROM support_tickets t
+         WHERE t.status NOT IN ('resolved', 'closed') AND t.assigned_agent IS NOT NULL
+           AND (p_agent IS NULL OR t.assigned_agent = p_agent) AND (p_prio IS NULL OR t.priority = p_prio)
+         GROUP BY 1
+    ), ags AS (
+        -- any clock after p_from: the rollup's days from d_lo on (today's and later ones too), the
+        -- tickets of p_from's own day after it, the open tickets
+        SELECT s.agent AS ag FROM sup_agent_daily s
+         WHERE s.day >= d_lo AND s.agent <> '' AND (s.created + s.f_n + s.resolved + s.q_n) > 0
+           AND (p_agent IS NULL OR s.agent = p_agent) AND (p_prio IS NULL OR s.priority = p_prio)
+        UNION
+        SELECT t.assigned_agent FROM support_tickets t
+         WHERE t.assigned_agent IS NOT NULL AND (p_agent IS NULL OR t.assigned_agent = p_agent)
+           AND (p_prio IS NULL OR t.priority = p_prio)
+           AND ((t.created_at > p_from AND t.created_at < d_lo::timestamp AT TIME ZONE 'UTC')
+                OR (t.first_response_at > p_from AND t.first_response_at < d_lo::timestamp AT TIME ZONE 'UTC')
+                OR (t.resolved_at > p_from AND t.resolved_at < d_lo::timestamp AT TIME ZONE 'UTC')
+                OR (t.rated_at > p_from AND t.rated_at < d_lo::timestamp AT TIME ZONE 'UTC'))
+        UNION
+        SELECT o.ag FROM o
+    )
+    SELECT a.ag, coalesce(o.n, 0)::integer, jsonb_build_object(
+        'tickets_created', coalesce(g.created, 0), 'tickets_resolved', coalesce(g.resolved, 0),
+        'tickets_escalated', coalesce(g.escalated, 0),
+        'first_response', jsonb_build_object('met', coalesce(g.f_met, 0), 'breached', coalesce(g.f_br, 0),
+                                             'compliance', csmcp.sup_rate(g.f_met, g.f_met + g.f_br),
+                                             'avg_minutes', round(g.f_sum / nullif(g.f_n, 0), 2)),
+        'resolution', jsonb_build_object('met', coalesce(g.r_met, 0), 'breached', coalesce(g.r_br, 0),
+                                         'compliance', csmcp.sup_rate(g.r_met, g.r_met + g.r_br),
+                                         'avg_minutes', round(g.r_sum / nullif(g.resolved::numeric, 0), 2)),
+        'sla_compliance', csmcp.sup_rate(g.f_met + g.r_met, g.f_met + g.f_br + g.r_met + g.r_br),
+        'csat', round(g.q_sum::numeric / nullif(g.rated::numeric, 0), 2), 'ratings', coalesce(g.rated, 0),
+        'response_rate', csmcp.sup_rate(g.r_rated, g.resolved),
+        'negative_share', csmcp.sup_rate(g.negative, g.rated), 'escalation_rate', csmcp.sup_rate(g.escalated, g.created))
+    FROM ags a LEFT JOIN g ON g.ag = a.ag LEFT JOIN o ON o.ag = a.ag;
+END $$;
 
 -- Open tickets now (running clocks), in scope.
 CREATE OR REPLACE FUNCTION csmcp.sup_open_now(p_client text, p_team text, p_agent text, p_prio text) RETURNS jsonb

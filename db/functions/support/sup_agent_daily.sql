@@ -1,0 +1,182 @@
+-- sup_agent_daily (migration 0181): support tickets per agent ('' = unassigned), priority and UTC
+-- day of each ticket clock, kept exact by statement triggers on support_tickets in the writing
+-- transaction. analyze_support_performance sums the whole days of its period from it and reads
+-- only the tickets of the period's partial first day and of today (csmcp.sup_tally).
+
+-- One ticket's contributions, one row per clock that is set and falls in (p_lo, p_hi] and not in
+-- [e_lo, e_hi) (the days the rollup answers for), signed by sg (-1: an old row leaving). The
+-- per-ticket rules are those of sup_perf_metrics_scratch / sup_perf_by_agent_scratch.
+CREATE OR REPLACE FUNCTION csmcp.sup_day_rows(t support_tickets, sg integer, p_lo timestamptz, p_hi timestamptz,
+                                              e_lo timestamptz, e_hi timestamptz)
+RETURNS SETOF sup_agent_daily LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(t.assigned_agent, ''), t.priority, (t.created_at AT TIME ZONE 'UTC')::date,
+           sg, sg * t.escalated::integer, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+     WHERE t.created_at > p_lo AND t.created_at <= p_hi AND NOT (t.created_at >= e_lo AND t.created_at < e_hi)
+    UNION ALL
+    SELECT coalesce(t.assigned_agent, ''), t.priority, (t.first_response_at AT TIME ZONE 'UTC')::date, 0, 0, sg,
+           sg * coalesce((t.first_response_at - t.created_at <= make_interval(mins => t.sla_first_response_minutes))::integer, 0),
+           sg * coalesce((t.first_response_at - t.created_at > make_interval(mins => t.sla_first_response_minutes))::integer, 0),
+           sg * (extract(epoch FROM t.first_response_at - t.created_at) / 60), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+     WHERE t.first_response_at > p_lo AND t.first_response_at <= p_hi
+       AND NOT (t.first_response_at >= e_lo AND t.first_response_at < e_hi)
+    UNION ALL
+    SELECT coalesce(t.assigned_agent, ''), t.priority, (t.resolved_at AT TIME ZONE 'UTC')::date, 0, 0, 0, 0, 0, 0, sg,
+           sg * coalesce((t.resolved_at - t.created_at <= make_interval(mins => t.sla_resolution_minutes))::integer, 0),
+           sg * coalesce((t.resolved_at - t.created_at > make_interval(mins => t.sla_resolution_minutes))::integer, 0),
+           sg * (extract(epoch FROM t.resolved_at - t.created_at) / 60),
+           sg * (t.satisfaction_rating IS NOT NULL)::integer, 0, 0, 0, 0, 0, 0, 0, 0, 0
+     WHERE t.resolved_at > p_lo AND t.resolved_at <= p_hi AND NOT (t.resolved_at >= e_lo AND t.resolved_at < e_hi)
+    UNION ALL
+    SELECT coalesce(t.assigned_agent, ''), t.priority, (t.rated_at AT TIME ZONE 'UTC')::date, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+           sg, sg * (t.satisfaction_rating IS NOT NULL)::integer, sg * coalesce(t.satisfaction_rating, 0),
+           sg * coalesce((t.satisfaction_rating <= 2)::integer, 0),
+           sg * coalesce((t.satisfaction_rating = 1)::integer, 0), sg * coalesce((t.satisfaction_rating = 2)::integer, 0),
+           sg * coalesce((t.satisfaction_rating = 3)::integer, 0), sg * coalesce((t.satisfaction_rating = 4)::integer, 0),
+           sg * coalesce((t.satisfaction_rating = 5)::integer, 0)
+     WHERE t.rated_at > p_lo AND t.rated_at <= p_hi AND NOT (t.rated_at >= e_lo AND t.rated_at < e_hi)
+$$;
+
+-- Every ticket, from scratch, as rollup rows (the check and the rebuild).
+CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_scratch()
+RETURNS SETOF sup_agent_daily LANGUAGE sql STABLE AS $$
+    SELECT x.agent, x.priority, x.day, sum(x.created), sum(x.escalated), sum(x.f_n), sum(x.f_met), sum(x.f_br), sum(x.f_sum),
+           sum(x.resolved), sum(x.r_met), sum(x.r_br), sum(x.r_sum), sum(x.r_rated), sum(x.q_n), sum(x.q_rated), sum(x.q_sum),
+           sum(x.q_neg), sum(x.q1), sum(x.q2), sum(x.q3), sum(x.q4), sum(x.q5)
+      FROM support_tickets t
+     CROSS JOIN LATERAL csmcp.sup_day_rows(t, 1, '-infinity', 'infinity', '-infinity', '-infinity') x
+     GROUP BY x.agent, x.priority, x.day
+$$;
+
+-- Rows of the rollup that differ from the from-scratch aggregation (empty = exact). A row of
+-- zeros (every ticket of the key gone) counts as absent.
+CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_check()
+RETURNS TABLE (day date, agent text, priority text, stored jsonb, scratch jsonb) LANGUAGE sql STABLE AS $$
+    WITH a AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM sup_agent_daily s),
+         b AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM csmcp.sup_agent_daily_scratch() s),
+         z AS (SELECT to_jsonb(r) - 'day' - 'agent' - 'priority' AS j
+                 FROM (SELECT NULL::date AS day, NULL::text AS agent, NULL::text AS priority, 0 AS created, 0 AS escalated,
+                              0 AS f_n, 0 AS f_met, 0 AS f_br, 0 AS f_sum, 0 AS resolved, 0 AS r_met, 0 AS r_br, 0 AS r_sum,
+                              0 AS r_rated, 0 AS q_n, 0 AS q_rated, 0 AS q_sum, 0 AS q_neg, 0 AS q1, 0 AS q2, 0 AS q3, 0 AS q4,
+                              0 AS q5) r)
+    SELECT coalesce(a.day, b.day), coalesce(a.agent, b.agent), coalesce(a.priority, b.priority), a.j, b.j
+      FROM a FULL JOIN b ON a.day = b.day AND a.agent = b.agent AND a.priority = b.priority
+     WHERE coalesce(a.j, (SELECT j FROM z)) IS DISTINCT FROM coalesce(b.j, (SELECT j FROM z))
+$$;
+
+-- Recomputes the rollup; the SHARE lock waits for the ticket writers in flight and holds new
+-- ones until this transaction ends, so no delta is both recomputed and applied.
+CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_rebuild() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE support_tickets IN SHARE MODE;
+    DELETE FROM sup_agent_daily;
+    INSERT INTO sup_agent_daily SELECT * FROM csmcp.sup_agent_daily_scratch() ORDER BY day, agent, priority;
+END $$;
+
+-- The deltas of one statement: old rows out, new rows in, per key; keys whose deltas cancel (an
+-- update of other columns) are not written. Upserts in key order, so that two statements over
+-- several keys take the row locks in the same order.
+CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- a work table for the session (created once: the deltas are grouped in one statement below)
+    IF to_regclass('pg_temp.sup_delta') IS NULL THEN
+        CREATE TEMP TABLE sup_delta (LIKE sup_agent_daily) ON COMMIT DELETE ROWS;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO sup_delta SELECT x.* FROM nt CROSS JOIN LATERAL csmcp.sup_day_rows(nt, 1, '-infinity', 'infinity', '-infinity', '-infinity') x;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO sup_delta SELECT x.* FROM ot CROSS JOIN LATERAL csmcp.sup_day_rows(ot, -1, '-infinity', 'infinity', '-infinity', '-infinity') x;
+    ELSE
+        INSERT INTO sup_delta
+        SELECT x.* FROM ot CROSS JOIN LATERAL csmcp.sup_day_rows(ot, -1, '-infinity', 'infinity', '-infinity', '-infinity') x
+        UNION ALL
+        SELECT x.* FROM nt CROSS JOIN LATERAL csmcp.sup_day_rows(nt, 1, '-infinity', 'infinity', '-infinity', '-infinity') x;
+    END IF;
+    INSERT INTO sup_agent_daily AS s
+    SELECT d.agent, d.priority, d.day, sum(d.created), sum(d.escalated), sum(d.f_n), sum(d.f_met), sum(d.f_br), sum(d.f_sum),
+           sum(d.resolved), sum(d.r_met), sum(d.r_br), sum(d.r_sum), sum(d.r_rated), sum(d.q_n), sum(d.q_rated), sum(d.q_sum),
+           sum(d.q_neg), sum(d.q1), sum(d.q2), sum(d.q3), sum(d.q4), sum(d.q5)
+      FROM sup_delta d
+     GROUP BY d.day, d.agent, d.priority
+    HAVING sum(d.created) <> 0 OR sum(d.escalated) <> 0 OR sum(d.f_n) <> 0 OR sum(d.f_met) <> 0 OR sum(d.f_br) <> 0
+        OR sum(d.f_sum) <> 0 OR sum(d.resolved) <> 0 OR sum(d.r_met) <> 0 OR sum(d.r_br) <> 0 OR sum(d.r_sum) <> 0
+        OR sum(d.r_rated) <> 0 OR sum(d.q_n) <> 0 OR sum(d.q_rated) <> 0 OR sum(d.q_sum) <> 0 OR sum(d.q_neg) <> 0
+        OR sum(d.q1) <> 0 OR sum(d.q2) <> 0 OR sum(d.q3) <> 0 OR sum(d.q4) <> 0 OR sum(d.q5) <> 0
+     ORDER BY d.day, d.agent, d.priority
+    ON CONFLICT (day, agent, priority) DO UPDATE SET
+        created = s.created + excluded.created, escalated = s.escalated + excluded.escalated,
+        f_n = s.f_n + excluded.f_n, f_met = s.f_met + excluded.f_met, f_br = s.f_br + excluded.f_br, f_sum = s.f_sum + excluded.f_sum,
+        resolved = s.resolved + excluded.resolved, r_met = s.r_met + excluded.r_met, r_br = s.r_br + excluded.r_br,
+        r_sum = s.r_sum + excluded.r_sum, r_rated = s.r_rated + excluded.r_rated,
+        q_n = s.q_n + excluded.q_n, q_rated = s.q_rated + excluded.q_rated, q_sum = s.q_sum + excluded.q_sum,
+        q_neg = s.q_neg + excluded.q_neg, q1 = s.q1 + excluded.q1, q2 = s.q2 + excluded.q2, q3 = s.q3 + excluded.q3,
+        q4 = s.q4 + excluded.q4, q5 = s.q5 + excluded.q5;
+    DELETE FROM sup_delta;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER sup_agent_daily_ins AFTER INSERT ON support_tickets REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.sup_agent_daily_trg();
+CREATE OR REPLACE TRIGGER sup_agent_daily_upd AFTER UPDATE ON support_tickets REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.sup_agent_daily_trg();
+CREATE OR REPLACE TRIGGER sup_agent_daily_del AFTER DELETE ON support_tickets REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.sup_agent_daily_trg();
+
+CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_trunc_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE sup_agent_daily;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER sup_agent_daily_trunc AFTER TRUNCATE ON support_tickets
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.sup_agent_daily_trunc_trg();
+
+-- The period (p_from, p_to]'s counters per agent and priority (agent '' = unassigned), for an
+-- optional agent and priority: the rollup's whole UTC days inside the period, plus the tickets
+-- of the partial days at both ends (p_from's day and p_to's) from support_tickets by the clocks'
+-- indexes. The same sums as sup_perf_metrics_scratch's and sup_perf_by_agent_scratch's filters.
+CREATE OR REPLACE FUNCTION csmcp.sup_tally(p_from timestamptz, p_to timestamptz, p_agent text, p_prio text)
+RETURNS SETOF sup_agent_daily LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    -- whole days d_lo..d_hi: d_lo's midnight is after p_from, d_hi's end is not after p_to
+    d_lo date := (p_from AT TIME ZONE 'UTC')::date + 1;
+    d_hi date := (p_to AT TIME ZONE 'UTC')::date - 1;
+    e_lo timestamptz := d_lo::timestamp AT TIME ZONE 'UTC';
+    e_hi timestamptz := (d_hi + 1)::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    -- plpgsql, so that the bounds are values in the plans (the ranges of the clocks' indexes)
+    RETURN QUERY
+    WITH x AS (
+        SELECT s.* FROM sup_agent_daily s
+         WHERE s.day BETWEEN d_lo AND d_hi
+           AND (p_agent IS NULL OR s.agent = p_agent) AND (p_prio IS NULL OR s.priority = p_prio)
+        UNION ALL
+        -- the partial days: clocks in (p_from, e_lo) or [e_hi, p_to] (when p_from and p_to share
+        -- a day, e_lo > e_hi and that is the whole period)
+        SELECT r.* FROM support_tickets t
+         CROSS JOIN LATERAL csmcp.sup_day_rows(t, 1, p_from, p_to, e_lo, e_hi) r
+         WHERE ((t.created_at > p_from AND t.created_at < e_lo) OR (t.created_at >= e_hi AND t.created_at <= p_to)
+                OR (t.first_response_at > p_from AND t.first_response_at < e_lo)
+                OR (t.first_response_at >= e_hi AND t.first_response_at <= p_to)
+                OR (t.resolved_at > p_from AND t.resolved_at < e_lo) OR (t.resolved_at >= e_hi AND t.resolved_at <= p_to)
+                OR (t.rated_at > p_from AND t.rated_at < e_lo) OR (t.rated_at >= e_hi AND t.rated_at <= p_to))
+           AND (p_agent IS NULL OR t.assigned_agent = p_agent) AND (p_prio IS NULL OR t.priority = p_prio)
+    )
+    SELECT x.agent, x.priority, NULL::date, sum(x.created)::integer, sum(x.escalated)::integer, sum(x.f_n)::integer,
+           sum(x.f_met)::integer, sum(x.f_br)::integer, sum(x.f_sum), sum(x.resolved)::integer, sum(x.r_met)::integer,
+           sum(x.r_br)::integer, sum(x.r_sum), sum(x.r_rated)::integer, sum(x.q_n)::integer, sum(x.q_rated)::integer,
+           sum(x.q_sum)::integer, sum(x.q_neg)::integer, sum(x.q1)::integer, sum(x.q2)::integer, sum(x.q3)::integer,
+           sum(x.q4)::integer, sum(x.q5)::integer
+      FROM x GROUP BY x.agent, x.priority;
+END $$;
+
+-- Installing the triggers over existing tickets (a database migrated from before 0181): fill the
+-- rollup in this same transaction, under the rebuild's lock, so no write falls between the two.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM sup_agent_daily) AND EXISTS (SELECT 1 FROM support_tickets) THEN
+        PERFORM csmcp.sup_agent_daily_rebuild();
+    END IF;
+END $$;
