@@ -1,7 +1,9 @@
 -- segment_by_value_tier: ARR tiers (defaults: strategic >= 200000, enterprise >= 100000,
 -- professional >= 50000, standard >= 10000, starter below), persisted as segments.
 CREATE OR REPLACE FUNCTION csmcp.tool_segment_by_value_tier(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- no JIT: at 100,000 accounts the plans' costs pass jit_above_cost and compiling took longer than
+-- the query (issue 21: 1.5 s of a hierarchy rollup that runs in 70 ms)
+RETURNS jsonb LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     defs jsonb := coalesce(args -> 'tier_definitions', '{}');
     v_strat numeric := coalesce((defs #>> '{strategic,min_arr}')::numeric, 200000);

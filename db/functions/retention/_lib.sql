@@ -141,7 +141,8 @@ END $$;
 --   renewal_risk  : the active contract ends within 90 days (0..90 from today) and health
 --                   score < threshold; value = the score
 CREATE OR REPLACE FUNCTION csmcp.retention_trigger_eval(p_type text, p_threshold numeric, p_lookback integer)
-RETURNS TABLE (client_id text, trigger_value numeric, detail jsonb) LANGUAGE plpgsql STABLE AS $$
+-- no JIT (the monitor calls this directly): at 100,000 accounts compiling took longer than the query
+RETURNS TABLE (client_id text, trigger_value numeric, detail jsonb) LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE t date := csmcp.today();
 BEGIN
     IF p_type = 'health_score' THEN

@@ -1,7 +1,9 @@
 -- manage_account_hierarchy: set/clear an account's parent (cycles refused), list a parent's
 -- children, and roll up a parent's descendants (ARR, seats, ARR-weighted effective health).
 CREATE OR REPLACE FUNCTION csmcp.tool_manage_account_hierarchy(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- no JIT: at 100,000 accounts the plans' costs pass jit_above_cost and compiling took longer than
+-- the query (issue 21: 1.5 s of a hierarchy rollup that runs in 70 ms)
+RETURNS jsonb LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     v_action text := csmcp.arg_text(args, 'action', NULL, ARRAY['set_parent', 'clear_parent', 'children', 'rollup']);
     acc accounts := csmcp.require_account(csmcp.arg_text(args, 'client_id', NULL));
@@ -66,15 +68,18 @@ BEGIN
             'summary', format('%s no longer has a parent (was %s)', acc.client_id, v_old));
     END IF;
     -- children / rollup
+    -- the effective scores by one hash join over the few active overrides (scorecards/_lib.sql),
+    -- not a function call per child (issue 21: hundreds of children per parent at 100,000 accounts)
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'client_id', a.client_id, 'client_name', a.client_name,
                'arr', coalesce(c.contract_value, 0), 'licensed_seats', c.licensed_seats,
-               'effective_health_score', csmcp.effective_health_score(a.client_id),
+               'effective_health_score', coalesce(ov.score, a.health_score),
                'child_count', (SELECT count(*) FROM account_parents g WHERE g.parent_id = a.client_id))
              ORDER BY a.client_id), '[]'::jsonb), count(*)
       INTO v_children, v_n
       FROM account_parents p JOIN accounts a ON a.client_id = p.client_id
       LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
+      LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = a.client_id
      WHERE p.parent_id = acc.client_id;
     IF v_action = 'children' THEN
         RETURN jsonb_build_object('status', 'success', 'action', v_action, 'client_id', acc.client_id,
@@ -90,9 +95,15 @@ BEGIN
         UNION ALL
         SELECT p.client_id, d.depth + 1 FROM down d JOIN account_parents p ON p.parent_id = d.id WHERE d.depth < 1000
     ), x AS (
+        -- each descendant's account and active contract by key (the recursive CTE is estimated at
+        -- tens of thousands of rows: hash joins read all of contracts for a few hundred ids)
         SELECT d.id, coalesce(c.contract_value, 0) AS arr, coalesce(c.licensed_seats, 0) AS seats,
-               csmcp.effective_health_score(d.id) AS eff
-          FROM down d LEFT JOIN contracts c ON c.client_id = d.id AND c.status = 'active'
+               coalesce(ov.score, a.health_score) AS eff
+          FROM down d
+          LEFT JOIN LATERAL (SELECT y.health_score FROM accounts y WHERE y.client_id = d.id OFFSET 0) a ON true
+          LEFT JOIN LATERAL (SELECT k.contract_value, k.licensed_seats FROM contracts k
+                              WHERE k.client_id = d.id AND k.status = 'active' OFFSET 0) c ON true
+          LEFT JOIN csmcp.active_health_overrides() ov ON ov.client_id = d.id
     )
     SELECT count(*), sum(arr), sum(seats),
            CASE WHEN sum(arr) > 0 THEN round(sum(arr * eff) / sum(arr), 1) ELSE round(avg(eff), 1) END
