@@ -12,6 +12,10 @@
 --   (sum() of integers accumulates in int8, of bigints in numeric: several times slower over the
 --   tens of thousands of rows of a period).
 --
+--   sup_prio_daily: the same per priority and day only (agent always '*'): the figures of the
+--   whole team (every call: its recommendations; overview and sla) read a few rows per day
+--   instead of one per agent.
+--
 -- Invariants (db/functions/support/sup_agent_daily.sql): exact, maintained by statement-level
 -- triggers on support_tickets in the writing transaction (deltas of the old and new rows, upserted
 -- in key order; TRUNCATE empties it); csmcp.sup_agent_daily_check() compares it with the
@@ -43,3 +47,5 @@ CREATE TABLE sup_agent_daily (
     q5 integer NOT NULL DEFAULT 0,
     PRIMARY KEY (day, agent, priority)
 );
+
+CREATE TABLE sup_prio_daily (LIKE sup_agent_daily INCLUDING DEFAULTS, PRIMARY KEY (day, agent, priority));

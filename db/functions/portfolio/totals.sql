@@ -30,6 +30,7 @@ BEGIN
     PERFORM csmcp.csat_daily_rebuild();   -- CSAT/CES responses per day (csat_daily.sql)
     PERFORM csmcp.usage_moments_rebuild();   -- the running usage moments per account (usage_moments.sql)
     PERFORM csmcp.adoption_derived_rebuild();   -- the data-derived adoption milestones (usage_milestones.sql)
+    PERFORM csmcp.sup_agent_daily_rebuild();   -- support tickets per agent, priority and day (support/sup_agent_daily.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:
@@ -112,4 +113,8 @@ LANGUAGE sql STABLE AS $$
     UNION ALL   -- the data-derived adoption milestones per account (usage_milestones.sql, migration 0144)
     SELECT 'adoption_derived', x.client_id || ': ' || coalesce(x.maintained, '-') || ' vs ' || coalesce(x.actual, '-'), NULL, NULL
     FROM csmcp.adoption_derived_check() x
+    UNION ALL   -- support tickets per agent, priority and day (support/sup_agent_daily.sql, migration 0181)
+    SELECT 'sup_agent_daily', s.day || '/' || s.agent || '/' || s.priority || ': ' || coalesce(s.stored::text, '-') || ' vs '
+           || coalesce(s.scratch::text, '-'), NULL, NULL
+    FROM csmcp.sup_agent_daily_check() s
 $$;

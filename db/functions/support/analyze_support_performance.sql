@@ -164,7 +164,7 @@ BEGIN
                sum(r_sum) AS r_sum, coalesce(sum(r_rated), 0) AS r_rated, coalesce(sum(q_rated), 0) AS q_rated,
                sum(q_sum) AS q_sum, coalesce(sum(q_neg), 0) AS q_neg, coalesce(sum(q1), 0) AS q1, coalesce(sum(q2), 0) AS q2,
                coalesce(sum(q3), 0) AS q3, coalesce(sum(q4), 0) AS q4, coalesce(sum(q5), 0) AS q5
-        FROM csmcp.sup_tally(p_from, p_to, p_agent, p_prio)
+        FROM csmcp.sup_tally(p_from, p_to, p_agent, p_prio, false)
     ), v AS (
         SELECT count(*) AS views FROM kb_article_views kv WHERE kv.client_id IS NOT NULL AND kv.viewed_at > p_from AND kv.viewed_at <= p_to
     )
@@ -209,7 +209,7 @@ BEGIN
                sum(x.f_met) AS f_met, sum(x.f_br) AS f_br, sum(x.f_sum) AS f_sum, sum(x.resolved) AS resolved,
                sum(x.r_met) AS r_met, sum(x.r_br) AS r_br, sum(x.r_sum) AS r_sum, sum(x.r_rated) AS r_rated,
                sum(x.q_rated) AS rated, sum(x.q_sum) AS q_sum, sum(x.q_neg) AS negative
-        FROM csmcp.sup_tally(p_from, p_to, p_agent, p_prio) x WHERE x.agent <> '' GROUP BY x.agent
+        FROM csmcp.sup_tally(p_from, p_to, p_agent, p_prio, true) x WHERE x.agent <> '' GROUP BY x.agent
     ), o AS (
         SELECT t.assigned_agent AS ag, count(*) AS n FROM support_tickets t
          WHERE t.status NOT IN ('resolved', 'closed') AND t.assigned_agent IS NOT NULL

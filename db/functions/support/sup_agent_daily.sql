@@ -47,12 +47,23 @@ RETURNS SETOF sup_agent_daily LANGUAGE sql STABLE AS $$
      GROUP BY x.agent, x.priority, x.day
 $$;
 
--- Rows of the rollup that differ from the from-scratch aggregation (empty = exact). A row of
--- zeros (every ticket of the key gone) counts as absent.
+-- Rows of the rollups that differ from the from-scratch aggregation (empty = exact); agent '*'
+-- is sup_prio_daily. A row of zeros (every ticket of the key gone) counts as absent.
 CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_check()
 RETURNS TABLE (day date, agent text, priority text, stored jsonb, scratch jsonb) LANGUAGE sql STABLE AS $$
-    WITH a AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM sup_agent_daily s),
-         b AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM csmcp.sup_agent_daily_scratch() s),
+    WITH sc AS MATERIALIZED (SELECT * FROM csmcp.sup_agent_daily_scratch()),
+         sp AS (SELECT '*'::text AS agent, s.priority, s.day, sum(created) AS created, sum(escalated) AS escalated,
+                       sum(f_n) AS f_n, sum(f_met) AS f_met, sum(f_br) AS f_br, sum(f_sum) AS f_sum, sum(resolved) AS resolved,
+                       sum(r_met) AS r_met, sum(r_br) AS r_br, sum(r_sum) AS r_sum, sum(r_rated) AS r_rated, sum(q_n) AS q_n,
+                       sum(q_rated) AS q_rated, sum(q_sum) AS q_sum, sum(q_neg) AS q_neg, sum(q1) AS q1, sum(q2) AS q2,
+                       sum(q3) AS q3, sum(q4) AS q4, sum(q5) AS q5
+                  FROM sc s GROUP BY s.day, s.priority),
+         a AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM sup_agent_daily s
+               UNION ALL
+               SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' FROM sup_prio_daily s),
+         b AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM sc s
+               UNION ALL
+               SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' FROM sp s),
          z AS (SELECT to_jsonb(r) - 'day' - 'agent' - 'priority' AS j
                  FROM (SELECT NULL::date AS day, NULL::text AS agent, NULL::text AS priority, 0 AS created, 0 AS escalated,
                               0 AS f_n, 0 AS f_met, 0 AS f_br, 0 AS f_sum, 0 AS resolved, 0 AS r_met, 0 AS r_br, 0 AS r_sum,
@@ -70,7 +81,13 @@ LANGUAGE plpgsql AS $$
 BEGIN
     LOCK TABLE support_tickets IN SHARE MODE;
     DELETE FROM sup_agent_daily;
+    DELETE FROM sup_prio_daily;
     INSERT INTO sup_agent_daily SELECT * FROM csmcp.sup_agent_daily_scratch() ORDER BY day, agent, priority;
+    INSERT INTO sup_prio_daily
+    SELECT '*', priority, day, sum(created), sum(escalated), sum(f_n), sum(f_met), sum(f_br), sum(f_sum), sum(resolved),
+           sum(r_met), sum(r_br), sum(r_sum), sum(r_rated), sum(q_n), sum(q_rated), sum(q_sum), sum(q_neg), sum(q1), sum(q2),
+           sum(q3), sum(q4), sum(q5)
+      FROM sup_agent_daily GROUP BY day, priority ORDER BY day, priority;
 END $$;
 
 -- The deltas of one statement: old rows out, new rows in, per key; keys whose deltas cancel (an
@@ -78,7 +95,13 @@ END $$;
 -- several keys take the row locks in the same order.
 CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_tab text;
 BEGIN
+    -- the seed's bulk transaction: csmcp.portfolio_rebuild() recomputes it at the end
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
     -- a work table for the session (created once: the deltas are grouped in one statement below)
     IF to_regclass('pg_temp.sup_delta') IS NULL THEN
         CREATE TEMP TABLE sup_delta (LIKE sup_agent_daily) ON COMMIT DELETE ROWS;
@@ -93,17 +116,20 @@ BEGIN
         UNION ALL
         SELECT x.* FROM nt CROSS JOIN LATERAL csmcp.sup_day_rows(nt, 1, '-infinity', 'infinity', '-infinity', '-infinity') x;
     END IF;
-    INSERT INTO sup_agent_daily AS s
-    SELECT d.agent, d.priority, d.day, sum(d.created), sum(d.escalated), sum(d.f_n), sum(d.f_met), sum(d.f_br), sum(d.f_sum),
+    -- the same deltas per agent, priority and day, then per priority and day (agent '*')
+    FOREACH v_tab IN ARRAY ARRAY['sup_agent_daily', 'sup_prio_daily'] LOOP
+        EXECUTE format($q$
+    INSERT INTO %I AS s
+    SELECT %s, d.priority, d.day, sum(d.created), sum(d.escalated), sum(d.f_n), sum(d.f_met), sum(d.f_br), sum(d.f_sum),
            sum(d.resolved), sum(d.r_met), sum(d.r_br), sum(d.r_sum), sum(d.r_rated), sum(d.q_n), sum(d.q_rated), sum(d.q_sum),
            sum(d.q_neg), sum(d.q1), sum(d.q2), sum(d.q3), sum(d.q4), sum(d.q5)
       FROM sup_delta d
-     GROUP BY d.day, d.agent, d.priority
+     GROUP BY 1, 2, 3
     HAVING sum(d.created) <> 0 OR sum(d.escalated) <> 0 OR sum(d.f_n) <> 0 OR sum(d.f_met) <> 0 OR sum(d.f_br) <> 0
         OR sum(d.f_sum) <> 0 OR sum(d.resolved) <> 0 OR sum(d.r_met) <> 0 OR sum(d.r_br) <> 0 OR sum(d.r_sum) <> 0
         OR sum(d.r_rated) <> 0 OR sum(d.q_n) <> 0 OR sum(d.q_rated) <> 0 OR sum(d.q_sum) <> 0 OR sum(d.q_neg) <> 0
         OR sum(d.q1) <> 0 OR sum(d.q2) <> 0 OR sum(d.q3) <> 0 OR sum(d.q4) <> 0 OR sum(d.q5) <> 0
-     ORDER BY d.day, d.agent, d.priority
+     ORDER BY 3, 1, 2
     ON CONFLICT (day, agent, priority) DO UPDATE SET
         created = s.created + excluded.created, escalated = s.escalated + excluded.escalated,
         f_n = s.f_n + excluded.f_n, f_met = s.f_met + excluded.f_met, f_br = s.f_br + excluded.f_br, f_sum = s.f_sum + excluded.f_sum,
@@ -111,7 +137,9 @@ BEGIN
         r_sum = s.r_sum + excluded.r_sum, r_rated = s.r_rated + excluded.r_rated,
         q_n = s.q_n + excluded.q_n, q_rated = s.q_rated + excluded.q_rated, q_sum = s.q_sum + excluded.q_sum,
         q_neg = s.q_neg + excluded.q_neg, q1 = s.q1 + excluded.q1, q2 = s.q2 + excluded.q2, q3 = s.q3 + excluded.q3,
-        q4 = s.q4 + excluded.q4, q5 = s.q5 + excluded.q5;
+        q4 = s.q4 + excluded.q4, q5 = s.q5 + excluded.q5$q$,
+            v_tab, CASE v_tab WHEN 'sup_agent_daily' THEN 'd.agent' ELSE quote_literal('*') END);
+    END LOOP;
     DELETE FROM sup_delta;
     RETURN NULL;
 END $$;
@@ -126,18 +154,19 @@ CREATE OR REPLACE TRIGGER sup_agent_daily_del AFTER DELETE ON support_tickets RE
 CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_trunc_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE sup_agent_daily;
+    TRUNCATE sup_agent_daily, sup_prio_daily;   -- (a TRUNCATE of accounts reaches here through its cascade)
     RETURN NULL;
 END $$;
 
 CREATE OR REPLACE TRIGGER sup_agent_daily_trunc AFTER TRUNCATE ON support_tickets
     FOR EACH STATEMENT EXECUTE FUNCTION csmcp.sup_agent_daily_trunc_trg();
 
--- The period (p_from, p_to]'s counters per agent and priority (agent '' = unassigned), for an
--- optional agent and priority: the rollup's whole UTC days inside the period, plus the tickets
+-- The period (p_from, p_to]'s counters per agent and priority (agent '' = unassigned; '*' = the
+-- whole team's rows of the rollup's days unless p_by_agent), for an optional agent and priority: the rollup's whole UTC days inside the period, plus the tickets
 -- of the partial days at both ends (p_from's day and p_to's) from support_tickets by the clocks'
 -- indexes. The same sums as sup_perf_metrics_scratch's and sup_perf_by_agent_scratch's filters.
-CREATE OR REPLACE FUNCTION csmcp.sup_tally(p_from timestamptz, p_to timestamptz, p_agent text, p_prio text)
+CREATE OR REPLACE FUNCTION csmcp.sup_tally(p_from timestamptz, p_to timestamptz, p_agent text, p_prio text,
+                                           p_by_agent boolean)
 RETURNS SETOF sup_agent_daily LANGUAGE plpgsql STABLE AS $$
 DECLARE
     -- whole days d_lo..d_hi: d_lo's midnight is after p_from, d_hi's end is not after p_to
@@ -150,8 +179,13 @@ BEGIN
     RETURN QUERY
     WITH x AS (
         SELECT s.* FROM sup_agent_daily s
-         WHERE s.day BETWEEN d_lo AND d_hi
+         WHERE s.day BETWEEN d_lo AND d_hi AND (p_by_agent OR p_agent IS NOT NULL)
            AND (p_agent IS NULL OR s.agent = p_agent) AND (p_prio IS NULL OR s.priority = p_prio)
+        UNION ALL
+        -- the whole team: a few rows per day
+        SELECT s.* FROM sup_prio_daily s
+         WHERE s.day BETWEEN d_lo AND d_hi AND NOT p_by_agent AND p_agent IS NULL
+           AND (p_prio IS NULL OR s.priority = p_prio)
         UNION ALL
         -- the partial days: clocks in (p_from, e_lo) or [e_hi, p_to] (when p_from and p_to share
         -- a day, e_lo > e_hi and that is the whole period)
@@ -176,7 +210,7 @@ END $$;
 -- rollup in this same transaction, under the rebuild's lock, so no write falls between the two.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM sup_agent_daily) AND EXISTS (SELECT 1 FROM support_tickets) THEN
+    IF NOT EXISTS (SELECT 1 FROM sup_prio_daily) AND EXISTS (SELECT 1 FROM support_tickets) THEN
         PERFORM csmcp.sup_agent_daily_rebuild();
     END IF;
 END $$;
