@@ -96,9 +96,10 @@ END $$;
 CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    -- returns at once in the seed's bulk transaction (which disables this trigger, see
+    -- csmcp.seed_bulk_begin, and recomputes the rollups at the end with csmcp.portfolio_rebuild)
     v_tab text;
 BEGIN
-    -- the seed's bulk transaction: csmcp.portfolio_rebuild() recomputes it at the end
     IF csmcp.portfolio_bulk() THEN
         RETURN NULL;
     END IF;
