@@ -201,7 +201,11 @@ CREATE OR REPLACE FUNCTION csmcp.exp_upsert_opportunity_arrays(
     p_client text[], p_key text[], p_name text[], p_type text[], p_value numeric[], p_prob numeric[], p_arr numeric[],
     p_product text[], p_close integer[], p_details jsonb[], p_actor text, p_tool text,
     OUT created integer, OUT changed integer)
-LANGUAGE plpgsql SET enable_nestloop = off AS $$
+-- (jit off: the one nested loop, the probe by key, carries the disabled-nestloop cost, which
+-- would make every call compile the plan - ~2 s)
+LANGUAGE plpgsql SET enable_nestloop = off SET jit = off AS $$
+DECLARE
+    v_types text[] := ARRAY(SELECT DISTINCT u FROM unnest(p_type) u);
 BEGIN
     WITH x AS (
         SELECT u.client_id, u.okey, u.name, u.otype, u.value::numeric(14,2) AS value, u.probability::numeric(4,3) AS probability,
@@ -210,12 +214,29 @@ BEGIN
         FROM unnest(p_client, p_key, p_name, p_type, p_value, p_prob, p_arr, p_product, p_close, p_details)
              u(client_id, okey, name, otype, value, probability, current_arr, product, close_days, details)
     ),
-    src AS MATERIALIZED (
+    -- The open rows of the same keys: first among the open rows of the candidates' types (the
+    -- tools' keys carry their type: 'cross_sell:<product>' is a cross_sell row; a hash join with
+    -- the rows of that type only, through the partial index, not with every open opportunity:
+    -- issue 21), then, for a key not found there, by key in any type (index probe), so the
+    -- result is the same as the join with every open row.
+    typed AS MATERIALIZED (
         SELECT x.*, o.opportunity_id AS old_id, o.estimated_value AS old_value, o.probability AS old_probability,
-               o.current_arr AS old_arr, o.details AS old_details, o.name AS old_name,
-               CASE WHEN o.opportunity_id IS NULL THEN 'OPP-' || nextval('expansion_opportunity_seq') END AS new_id
-        FROM x LEFT JOIN expansion_opportunities o
-          ON o.client_id = x.client_id AND o.opportunity_key = x.okey AND o.stage NOT IN ('won', 'lost')
+               o.current_arr AS old_arr, o.details AS old_details, o.name AS old_name
+        FROM x LEFT JOIN (SELECT * FROM expansion_opportunities o
+                          WHERE o.stage NOT IN ('won', 'lost') AND o.expansion_type = ANY (v_types)) o
+          ON o.client_id = x.client_id AND o.opportunity_key = x.okey
+    ),
+    src AS MATERIALIZED (
+        SELECT t.client_id, t.okey, t.name, t.otype, t.value, t.probability, t.current_arr, t.product, t.close_date, t.details,
+               coalesce(t.old_id, o.opportunity_id) AS old_id, coalesce(t.old_value, o.estimated_value) AS old_value,
+               coalesce(t.old_probability, o.probability) AS old_probability, coalesce(t.old_arr, o.current_arr) AS old_arr,
+               coalesce(t.old_details, o.details) AS old_details, coalesce(t.old_name, o.name) AS old_name,
+               CASE WHEN t.old_id IS NULL AND o.opportunity_id IS NULL THEN 'OPP-' || nextval('expansion_opportunity_seq') END AS new_id
+        FROM typed t LEFT JOIN LATERAL (
+            SELECT * FROM expansion_opportunities o
+            WHERE t.old_id IS NULL AND o.client_id = t.client_id AND o.opportunity_key = t.okey AND o.stage NOT IN ('won', 'lost')
+            OFFSET 0) o   -- (not pulled up into a join with every open row: one probe per key not found)
+          ON true
     ),
     up AS (
         INSERT INTO expansion_opportunities AS o

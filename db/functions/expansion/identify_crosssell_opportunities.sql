@@ -29,15 +29,15 @@ BEGIN
     END IF;
     SELECT count(*) INTO n_products FROM products WHERE active AND NOT is_base AND (v_family = 'all' OR family = v_family);
 
-    -- One pass over contract_products: each contract's products as an array; eligibility is
-    -- then array containment (prerequisites <@ owned), not a probe per account and product.
-    WITH own AS (   -- accounts in scope of the fit computation: active, with an active contract
-        SELECT ac.client_id, ac.client_name, ac.tier, ac.industry, k.contract_id, k.contract_value, k.licensed_seats,
-               coalesce(cp.products, '{}') AS products
-        FROM accounts ac JOIN contracts k ON k.client_id = ac.client_id AND k.status = 'active'
-        LEFT JOIN LATERAL (SELECT array_agg(x.product_id) AS products FROM contract_products x
-                           WHERE x.contract_id = k.contract_id) cp ON true
-        WHERE ac.status = 'active' AND (v_client IS NULL OR (ac.tier = a.tier AND ac.industry = a.industry))
+    -- The accounts in scope of the fit computation (active, with an active contract; for one
+    -- account its peers: the same tier and industry) with their contract's products as one array,
+    -- from crosssell_own (migration 0171, kept in the writing transaction: issue 21) instead of
+    -- accounts x contracts and an aggregate of contract_products per contract; eligibility is
+    -- array containment (prerequisites <@ owned), not a probe per account and product.
+    WITH own AS MATERIALIZED (
+        SELECT o.* FROM crosssell_own o WHERE v_client IS NULL
+        UNION ALL
+        SELECT o.* FROM crosssell_own o WHERE v_client IS NOT NULL AND o.tier = a.tier AND o.industry = a.industry
     ),
     peers AS (SELECT tier, industry, count(*) AS n FROM own GROUP BY 1, 2),
     owners AS (

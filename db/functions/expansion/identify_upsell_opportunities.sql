@@ -10,78 +10,117 @@ DECLARE
     v_min_usage numeric := csmcp.arg_num(args, 'min_usage_threshold', 0.70, 0, 2);
     v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
     a accounts;
-    cands jsonb;
+    a_cl text[]; a_next text[]; a_val numeric[]; a_prob numeric[]; a_arr numeric[]; a_close integer[]; a_det jsonb[];
+    a_name text[]; a_trend text[]; a_label text[]; a_dau numeric[]; a_seats integer[]; a_tier text[]; a_mult numeric[];
+    a_pot numeric[]; a_health integer[]; a_util numeric[];
+    n integer;
     res record;
-    idmap jsonb;
     opps jsonb;
+    summ jsonb;
     excluded jsonb;
 BEGIN
     IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
 
-    WITH u AS (   -- utilisation of the accounts that pass the other criteria only
-        SELECT * FROM csmcp.exp_utilisation_of(ARRAY(
-            SELECT ac.client_id FROM accounts ac
-            WHERE ac.status = 'active' AND ac.tier <> 'enterprise' AND ac.health_score >= v_min_health
-              AND (v_client IS NULL OR ac.client_id = v_client)), t)),
+    -- Issue 21: seat utilisation from the running usage totals (usage_cum, exact and kept in the
+    -- writing transaction: the 30 days ending t are cum(<= t) - cum(<= t - 30), two index probes
+    -- per account) instead of 30 days of usage_daily per account, and typed rows instead of one
+    -- jsonb document of every candidate parsed six times; the answer is unchanged
+    -- (csmcp.tool_identify_upsell_opportunities_scratch, test_rollup_equality_revenue).
+    WITH acc AS MATERIALIZED (
+        SELECT ac.client_id, ac.client_name, ac.tier, ac.health_score, ac.health_trend FROM accounts ac
+        WHERE ac.status = 'active' AND ac.tier <> 'enterprise' AND ac.health_score >= v_min_health
+          AND (v_client IS NULL OR ac.client_id = v_client)
+    ),
     c AS (
-        SELECT ac.client_id, ac.client_name, ac.tier, ac.health_score, ac.health_trend, u.contract_id, u.seats, u.arr,
-               u.avg_dau, u.utilisation,
-               CASE ac.tier WHEN 'starter' THEN 'standard' WHEN 'standard' THEN 'professional'
-                            WHEN 'professional' THEN 'enterprise' END AS next_tier,
-               CASE ac.tier WHEN 'starter' THEN 2.0 WHEN 'standard' THEN 2.5 WHEN 'professional' THEN 2.0 END AS mult
-        FROM u JOIN accounts ac ON ac.client_id = u.client_id
-        WHERE ac.tier <> 'enterprise' AND ac.health_score >= v_min_health AND u.utilisation >= v_min_usage
+        SELECT acc.*, k.contract_id, k.licensed_seats AS seats, k.contract_value AS arr, s.s::numeric / 30 AS avg_dau,
+               s.s::numeric / 30 / k.licensed_seats AS utilisation,
+               CASE acc.tier WHEN 'starter' THEN 'standard' WHEN 'standard' THEN 'professional'
+                             WHEN 'professional' THEN 'enterprise' END AS next_tier,
+               CASE acc.tier WHEN 'starter' THEN 2.0 WHEN 'standard' THEN 2.5 WHEN 'professional' THEN 2.0 END AS mult
+        FROM acc JOIN contracts k ON k.client_id = acc.client_id AND k.status = 'active' AND k.licensed_seats IS NOT NULL
+        CROSS JOIN LATERAL (
+            SELECT coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = acc.client_id AND x.day <= t
+                             ORDER BY x.day DESC LIMIT 1), 0)
+                 - coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = acc.client_id AND x.day <= t - 30
+                             ORDER BY x.day DESC LIMIT 1), 0) AS s) s
     ),
     p AS (
         SELECT c.*, round(c.arr * c.mult, 2) AS potential,
                CASE WHEN c.health_score >= 85 THEN 0.75 WHEN c.health_score >= 75 THEN 0.60 ELSE 0.40 END AS prob,
                CASE WHEN c.health_score >= 85 THEN 'high' WHEN c.health_score >= 75 THEN 'medium' ELSE 'low' END AS label
-        FROM c
+        FROM c WHERE c.utilisation >= v_min_usage
     )
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'client_id', client_id, 'key', 'tier_upgrade:' || next_tier, 'name', 'Upgrade to ' || next_tier,
-               'type', 'tier_upgrade', 'value', potential - arr, 'probability', prob, 'current_arr', arr,
-               'product', NULL, 'close_days', CASE label WHEN 'high' THEN 60 WHEN 'medium' THEN 75 ELSE 90 END,
-               'details', jsonb_build_object('current_tier', tier, 'recommended_tier', next_tier, 'multiplier', mult,
-                                             'potential_arr', potential, 'health_score', health_score,
-                                             'seat_utilisation', round(utilisation, 4)),
-               'client_name', client_name, 'health_trend', health_trend, 'label', label, 'avg_dau', round(avg_dau, 2),
-               'seats', seats) ORDER BY potential - arr DESC, client_id), '[]')
-    INTO cands FROM p;
+    SELECT array_agg(client_id), array_agg(next_tier), array_agg(potential - arr), array_agg(prob), array_agg(arr),
+           array_agg(CASE label WHEN 'high' THEN 60 WHEN 'medium' THEN 75 ELSE 90 END),
+           array_agg(jsonb_build_object('current_tier', tier, 'recommended_tier', next_tier, 'multiplier', mult,
+                                        'potential_arr', potential, 'health_score', health_score,
+                                        'seat_utilisation', round(utilisation, 4))),
+           array_agg(client_name), array_agg(health_trend), array_agg(label), array_agg(round(avg_dau, 2)), array_agg(seats),
+           array_agg(tier), array_agg(mult), array_agg(potential), array_agg(health_score), array_agg(round(utilisation, 4))
+    INTO a_cl, a_next, a_val, a_prob, a_arr, a_close, a_det, a_name, a_trend, a_label, a_dau, a_seats,
+         a_tier, a_mult, a_pot, a_health, a_util
+    FROM (SELECT * FROM p ORDER BY potential - arr DESC, client_id) p;
+    n := coalesce(cardinality(a_cl), 0);
 
-    SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_upsell_opportunities');
+    SELECT * INTO res FROM csmcp.exp_upsert_opportunity_arrays(
+        a_cl, ARRAY(SELECT 'tier_upgrade:' || x FROM unnest(a_next) x), ARRAY(SELECT 'Upgrade to ' || x FROM unnest(a_next) x),
+        array_fill('tier_upgrade'::text, ARRAY[n]), a_val, a_prob, a_arr, array_fill(NULL::text, ARRAY[n]), a_close, a_det,
+        principal, 'identify_upsell_opportunities');
 
-    idmap := csmcp.exp_open_id_map('tier_upgrade', v_client);
+    -- the listed ones (the first `limit` in the order above) with their open ids, read after the
+    -- upsert (a new snapshot: rows a concurrent call created are seen)
     SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'opportunity_id', idmap ->> ((x->>'client_id') || '|' || (x->>'key')),
-               'client_id', x->>'client_id', 'client_name', x->>'client_name',
-               'current_tier', x#>>'{details,current_tier}', 'recommended_tier', x#>>'{details,recommended_tier}',
-               'opportunity_type', 'tier_upgrade', 'multiplier', (x#>>'{details,multiplier}')::numeric,
-               'current_arr', (x->>'current_arr')::numeric, 'potential_arr', (x#>>'{details,potential_arr}')::numeric,
-               'expansion_value', (x->>'value')::numeric, 'probability', (x->>'probability')::numeric,
-               'probability_label', x->>'label', 'health_score', (x#>>'{details,health_score}')::integer,
-               'usage_rate', (x#>>'{details,seat_utilisation}')::numeric,
+               'opportunity_id', o.opportunity_id,
+               'client_id', x.client_id, 'client_name', x.client_name,
+               'current_tier', x.tier, 'recommended_tier', x.next_tier,
+               'opportunity_type', 'tier_upgrade', 'multiplier', x.mult,
+               'current_arr', x.arr, 'potential_arr', x.potential,
+               'expansion_value', x.value, 'probability', x.prob,
+               'probability_label', x.label, 'health_score', x.health,
+               'usage_rate', x.util,
                'readiness_indicators', jsonb_build_array(
-                   'health score ' || (x#>>'{details,health_score}') || ' >= ' || v_min_health,
-                   'seat utilisation ' || (x#>>'{details,seat_utilisation}') || ' >= ' || v_min_usage
-                       || ' (' || (x->>'avg_dau') || ' average daily active users of ' || (x->>'seats') || ' seats)',
-                   'health trend ' || (x->>'health_trend')),
-               'recommended_approach', CASE x->>'label' WHEN 'high' THEN 'Executive business review with ROI case study'
-                                                        WHEN 'medium' THEN 'Value review of seat usage with the champion, then a tier proposal'
-                                                        ELSE 'CSM-led discovery call' END,
-               'timeline', CASE x->>'label' WHEN 'high' THEN '30-60 days' WHEN 'medium' THEN '45-75 days' ELSE '60-90 days' END,
-               'next_steps', CASE x->>'label'
+                   'health score ' || x.health || ' >= ' || v_min_health,
+                   'seat utilisation ' || x.util || ' >= ' || v_min_usage
+                       || ' (' || x.dau || ' average daily active users of ' || x.seats || ' seats)',
+                   'health trend ' || x.trend),
+               'recommended_approach', CASE x.label WHEN 'high' THEN 'Executive business review with ROI case study'
+                                                    WHEN 'medium' THEN 'Value review of seat usage with the champion, then a tier proposal'
+                                                    ELSE 'CSM-led discovery call' END,
+               'timeline', CASE x.label WHEN 'high' THEN '30-60 days' WHEN 'medium' THEN '45-75 days' ELSE '60-90 days' END,
+               'next_steps', CASE x.label
                    WHEN 'high' THEN jsonb_build_array('Prepare the ROI case from usage data', 'Schedule the executive business review',
-                                                      'Send the ' || (x#>>'{details,recommended_tier}') || ' tier proposal')
-                   WHEN 'medium' THEN jsonb_build_array('Review seat usage with the champion', 'Identify ' || (x#>>'{details,recommended_tier}') || ' features in demand',
+                                                      'Send the ' || x.next_tier || ' tier proposal')
+                   WHEN 'medium' THEN jsonb_build_array('Review seat usage with the champion', 'Identify ' || x.next_tier || ' features in demand',
                                                         'Send the tier proposal')
                    ELSE jsonb_build_array('Book a discovery call', 'Confirm growth plans and budget', 'Revisit in 60 days') END)
-               ORDER BY ord), '[]')
+               ORDER BY x.ord), '[]')
     INTO opps
-    FROM (SELECT x, ord FROM jsonb_array_elements(cands) WITH ORDINALITY e(x, ord) ORDER BY ord LIMIT v_limit) s;
+    FROM (SELECT * FROM unnest(a_cl, a_name, a_tier, a_next, a_mult, a_arr, a_pot, a_val, a_prob, a_label, a_health, a_util,
+                               a_dau, a_seats, a_trend) WITH ORDINALITY
+                        u(client_id, client_name, tier, next_tier, mult, arr, potential, value, prob, label, health, util,
+                          dau, seats, trend, ord)
+          ORDER BY ord LIMIT v_limit) x
+    LEFT JOIN expansion_opportunities o ON o.client_id = x.client_id AND o.opportunity_key = 'tier_upgrade:' || x.next_tier
+                                       AND o.stage NOT IN ('won', 'lost');
+
+    SELECT jsonb_build_object(
+               'total_opportunities', n,
+               'listed', jsonb_array_length(opps),
+               'total_potential_arr', coalesce(sum(potential), 0),
+               'total_expansion_value', coalesce(sum(value), 0),
+               'avg_expansion_value', round(avg(value), 2),
+               'by_tier_upgrade', (SELECT coalesce(jsonb_object_agg(k, m), '{}') FROM (
+                   SELECT x || '_to_' || y AS k, count(*) AS m FROM unnest(a_tier, a_next) g(x, y) GROUP BY 1) g),
+               'by_probability', jsonb_build_object('high', count(*) FILTER (WHERE label = 'high'),
+                                                    'medium', count(*) FILTER (WHERE label = 'medium'),
+                                                    'low', count(*) FILTER (WHERE label = 'low')),
+               'opportunities_created', res.created,
+               'opportunities_updated', res.changed)
+    INTO summ
+    FROM unnest(a_pot, a_val, a_label) u(potential, value, label);
 
     -- One account asked for and not a candidate: say which criterion it misses.
-    IF v_client IS NOT NULL AND jsonb_array_length(cands) = 0 THEN
+    IF v_client IS NOT NULL AND n = 0 THEN
         SELECT jsonb_build_object('client_id', v_client, 'reasons', to_jsonb(array_remove(ARRAY[
                    CASE WHEN a.status <> 'active' THEN 'account status is ' || a.status END,
                    CASE WHEN a.tier = 'enterprise' THEN 'enterprise is the highest tier' END,
@@ -95,28 +134,11 @@ BEGIN
 
     RETURN jsonb_build_object(
         'opportunities', opps,
-        'opportunity_summary', jsonb_build_object(
-            'total_opportunities', jsonb_array_length(cands),
-            'listed', jsonb_array_length(opps),
-            'total_potential_arr', (SELECT coalesce(sum((x#>>'{details,potential_arr}')::numeric), 0) FROM jsonb_array_elements(cands) x),
-            'total_expansion_value', (SELECT coalesce(sum((x->>'value')::numeric), 0) FROM jsonb_array_elements(cands) x),
-            'avg_expansion_value', (SELECT round(avg((x->>'value')::numeric), 2) FROM jsonb_array_elements(cands) x),
-            'by_tier_upgrade', (SELECT coalesce(jsonb_object_agg(k, n), '{}') FROM (
-                SELECT (x#>>'{details,current_tier}') || '_to_' || (x#>>'{details,recommended_tier}') AS k, count(*) AS n
-                FROM jsonb_array_elements(cands) x GROUP BY 1) g),
-            'by_probability', (SELECT jsonb_build_object(
-                'high', count(*) FILTER (WHERE x->>'label' = 'high'),
-                'medium', count(*) FILTER (WHERE x->>'label' = 'medium'),
-                'low', count(*) FILTER (WHERE x->>'label' = 'low')) FROM jsonb_array_elements(cands) x),
-            'opportunities_created', res.created,
-            'opportunities_updated', res.changed),
+        'opportunity_summary', summ,
         'criteria', jsonb_build_object('client_id', v_client, 'min_health_score', v_min_health,
                                        'min_usage_threshold', v_min_usage, 'usage_window_days', 30,
                                        'as_of', t),
         'not_qualified', excluded,
         'summary', format('%s upsell opportunities (tier upgrade), potential ARR %s, expansion value %s; %s created, %s updated.',
-                               jsonb_array_length(cands),
-                               (SELECT coalesce(sum((x#>>'{details,potential_arr}')::numeric), 0) FROM jsonb_array_elements(cands) x),
-                               (SELECT coalesce(sum((x->>'value')::numeric), 0) FROM jsonb_array_elements(cands) x),
-                               res.created, res.changed));
+                          n, summ->>'total_potential_arr', summ->>'total_expansion_value', res.created, res.changed));
 END $$;

@@ -37,11 +37,19 @@ BEGIN
     churn := greatest(0.05, coalesce(raw_churn, 0.05));
 
     -- Scope: one account, one tier, or every active account with an active contract.
-    SELECT count(*) AS n, coalesce(sum(c.contract_value), 0) AS arr
-    INTO seg
-    FROM accounts ac JOIN contracts c ON c.client_id = ac.client_id AND c.status = 'active'
-    WHERE (v_client IS NOT NULL AND ac.client_id = v_client)
-       OR (v_client IS NULL AND ac.status = 'active' AND (v_tier IS NULL OR ac.tier = v_tier));
+    -- (a tier or the portfolio: from crosssell_own, migration 0171 - exactly the active accounts
+    -- with an active contract and its value, kept in the writing transaction - instead of
+    -- accounts x contracts; issue 21)
+    IF v_client IS NOT NULL THEN
+        SELECT count(*) AS n, coalesce(sum(c.contract_value), 0) AS arr
+        INTO seg
+        FROM accounts ac JOIN contracts c ON c.client_id = ac.client_id AND c.status = 'active'
+        WHERE ac.client_id = v_client;
+    ELSE
+        SELECT count(*) AS n, coalesce(sum(o.contract_value), 0) AS arr
+        INTO seg
+        FROM crosssell_own o WHERE v_tier IS NULL OR o.tier = v_tier;
+    END IF;
 
     -- (the top opportunity by one ordered LIMIT 1 instead of three sorted array_aggs of all of them)
     WITH o AS MATERIALIZED (

@@ -32,16 +32,22 @@ BEGIN
     END IF;
 
     IF v_pipeline THEN
+        -- one pass (grouping sets: per type and overall) over the covering partial index of
+        -- open opportunities (migration 0170) instead of two scans of the rows
+        WITH g AS (
+            SELECT expansion_type, GROUPING(expansion_type) AS overall, count(*) AS n, count(DISTINCT client_id) AS accounts,
+                   sum(estimated_value) AS v, round(sum(estimated_value * probability), 2) AS w
+            FROM expansion_opportunities WHERE stage NOT IN ('won', 'lost')
+            GROUP BY GROUPING SETS ((expansion_type), ())
+        )
         SELECT jsonb_build_object(
-                   'open_opportunities', count(*), 'accounts', count(DISTINCT client_id),
-                   'total_value', coalesce(sum(estimated_value), 0),
-                   'weighted_value', coalesce(round(sum(estimated_value * probability), 2), 0),
+                   'open_opportunities', t.n, 'accounts', t.accounts,
+                   'total_value', coalesce(t.v, 0),
+                   'weighted_value', coalesce(t.w, 0),
                    'by_type', coalesce((SELECT jsonb_object_agg(expansion_type, jsonb_build_object('count', n, 'total_value', v,
                                                                                                   'weighted_value', w))
-                                        FROM (SELECT expansion_type, count(*) AS n, sum(estimated_value) AS v,
-                                                     round(sum(estimated_value * probability), 2) AS w
-                                              FROM expansion_opportunities WHERE stage NOT IN ('won', 'lost') GROUP BY 1) g), '{}'))
-        INTO pipe FROM expansion_opportunities WHERE stage NOT IN ('won', 'lost');
+                                        FROM g WHERE overall = 0), '{}'))
+        INTO pipe FROM g t WHERE t.overall = 1;
     END IF;
 
     RETURN jsonb_build_object(

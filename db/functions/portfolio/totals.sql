@@ -31,6 +31,7 @@ BEGIN
     PERFORM csmcp.usage_moments_rebuild();   -- the running usage moments per account (usage_moments.sql)
     PERFORM csmcp.adoption_derived_rebuild();   -- the data-derived adoption milestones (usage_milestones.sql)
     PERFORM csmcp.sup_agent_daily_rebuild();   -- support tickets per agent, priority and day (support/sup_agent_daily.sql)
+    PERFORM csmcp.revenue_rollups_rebuild();   -- the revenue tools' rollups (expansion/rollups.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:

@@ -44,7 +44,8 @@ import lib  # noqa: E402
 # (tool, shape, arguments). @C@ = a random demo account per call; @T@ = a demo ticket;
 # @CO@ = a demo community member's community; @E@ = an EBR; @A@ = an advocate; @K@ = a KB
 # article; @M@ = a community member; @P@ = an onboarding account (has a plan); @X@ = a churned
-# account; @W@ = a workflow; @N@ = a newsletter; @S@ = a retention campaign; @PAR@ = a parent account.
+# account; @W@ = a workflow; @N@ = a newsletter; @S@ = a retention campaign; @PAR@ = a parent account;
+# @AC@ = an account with an active contract (cross-sell answers "no active contract" otherwise).
 # "one" = one account or object (bar: p99 <= 50 ms); "portfolio" = a portfolio analysis (250 ms).
 CASES = [
     ("get_client_overview", "one", {"client_id": "@C@"}),
@@ -75,7 +76,7 @@ CASES = [
     ("automate_retention_campaigns", "portfolio", {"trigger_type": "health_score"}),
     ("identify_upsell_opportunities", "one", {"client_id": "@C@"}),
     ("identify_upsell_opportunities", "portfolio", {"limit": 20}),
-    ("identify_crosssell_opportunities", "one", {"client_id": "@C@"}),
+    ("identify_crosssell_opportunities", "one", {"client_id": "@AC@"}),
     ("identify_crosssell_opportunities", "portfolio", {"limit": 20}),
     ("identify_expansion_opportunities", "one", {"client_id": "@C@"}),
     ("identify_expansion_opportunities", "portfolio", {"limit": 20}),
@@ -148,6 +149,7 @@ OBJECTS = {
     "@S@": "SELECT min(campaign_id) FROM retention_campaigns",
     "@EM@": "SELECT min(campaign_id) FROM email_campaigns",
     "@PAR@": "SELECT min(parent_id) FROM account_parents",
+    "@AC@": "SELECT min(client_id) FROM contracts WHERE status = 'active' AND client_id LIKE 'demo\\_%'",
 }
 
 WRK_LUA = r"""
