@@ -4,8 +4,8 @@
 -- industry, name, contract value and seats and the contract's products (the `own` rows of
 -- identify_crosssell_opportunities). The triggers recompute the rows of the accounts a statement
 -- touched (only when a column read here changed: accounts are updated on every health score),
--- under one transaction-level advisory lock shared by every such writer and held to commit, so
--- the recomputing statement sees every change a concurrent writer committed (READ COMMITTED).
+-- with those accounts' rows locked to commit, so the recomputing statement sees every change a
+-- concurrent writer of the same accounts committed (READ COMMITTED).
 CREATE OR REPLACE FUNCTION csmcp.crosssell_own_compute(p_clients text[])
 RETURNS SETOF crosssell_own LANGUAGE sql STABLE AS $$
     SELECT ac.client_id, ac.client_name, ac.tier, ac.industry, k.contract_id, k.contract_value, k.licensed_seats,
@@ -21,7 +21,11 @@ BEGIN
     IF p_clients IS NULL OR cardinality(p_clients) = 0 THEN
         RETURN;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('csmcp.crosssell_own'), 0);
+    -- The accounts' rows, locked in key order (FOR NO KEY UPDATE: as an UPDATE of the account
+    -- holds; foreign-key checks are not blocked), serialize the writers of one account's row
+    -- without a lock of their own that an account's writer could wait for while holding the row
+    -- (a global advisory lock deadlocked with the FOR SHARE of the portfolio triggers).
+    PERFORM 1 FROM accounts WHERE client_id = ANY (p_clients) ORDER BY client_id FOR NO KEY UPDATE;
     WITH q AS MATERIALIZED (SELECT * FROM csmcp.crosssell_own_compute(p_clients)),
     gone AS (DELETE FROM crosssell_own o WHERE o.client_id = ANY (p_clients)
                                            AND NOT EXISTS (SELECT 1 FROM q WHERE q.client_id = o.client_id))
@@ -128,7 +132,6 @@ CREATE OR REPLACE TRIGGER crosssell_own_products_del AFTER DELETE ON contract_pr
 CREATE OR REPLACE FUNCTION csmcp.crosssell_own_rebuild() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('csmcp.crosssell_own'), 0);
     LOCK TABLE crosssell_own IN EXCLUSIVE MODE;
     DELETE FROM crosssell_own;
     INSERT INTO crosssell_own SELECT * FROM csmcp.crosssell_own_compute(NULL);

@@ -118,4 +118,7 @@ LANGUAGE sql STABLE AS $$
     SELECT 'sup_agent_daily', s.day || '/' || s.agent || '/' || s.priority || ': ' || coalesce(s.stored::text, '-') || ' vs '
            || coalesce(s.scratch::text, '-'), NULL, NULL
     FROM csmcp.sup_agent_daily_check() s
+    UNION ALL   -- the cross-sell ownership rows (expansion/rollups.sql, migration 0171)
+    SELECT 'crosssell_own', x.client_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
+    FROM csmcp.crosssell_own_check() x
 $$;

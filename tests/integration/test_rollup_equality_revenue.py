@@ -1,0 +1,214 @@
+"""Issue 21: the expansion & revenue tools of helper "revenue" answer exactly as their former SQL
+(csmcp.<tool>_scratch) after randomized (seeded, so reproducible) write sequences with
+concurrent writers.
+
+Rollup: crosssell_own (migration 0171), per active account with an active contract its tier,
+industry, name, contract value and seats and the contract's products, kept by statement triggers
+on accounts, contracts and contract_products; read by identify_crosssell_opportunities and the
+segment of optimize_customer_lifetime_value. Rewritten without a rollup: identify_upsell_
+opportunities (utilisation from usage_cum, typed rows), track_revenue_expansion's pipeline (one
+pass), the opportunity upsert (open rows of the candidates' type first).
+  * 4 concurrent writers, each a psql session running 60 random statements (autocommit) on
+    accounts (tier, industry, status, name, health), contracts (status, value, seats),
+    contract_products (insert, delete, multi-account), usage_daily and expansion_opportunities
+    (won/lost, value) of 10 shared fixture accounts - a fixed seed per writer;
+  * then csmcp.crosssell_own_check() is empty and, for many argument sets, each tool's answer
+    equals its _scratch reference: the persisting tools are called in both orders (tool then
+    reference, reference then tool) and the second call must find nothing to create or update
+    (the first persisted exactly what the other computes); the answers are equal but for those
+    two counts (and the summary sentence that repeats them);
+  * with a maintaining trigger disabled (rolled back), a write makes the check and the tool's
+    answer differ from the reference, so the test can fail.
+Both calls of a pair run in one REPEATABLE READ transaction (other test modules may write to the
+shared database meanwhile), retried on a serialization failure.
+"""
+import json
+import random
+import re
+import threading
+
+import data_util as du
+import lib
+
+TIERS = ["starter", "standard", "professional"]
+COUNTS = ("opportunities_created", "opportunities_updated")
+
+
+def strip_counts(ans):
+    """The answer without the created/updated counts (and the summary sentence naming them)."""
+    a = json.loads(json.dumps(ans))
+    summ = a.get("opportunity_summary") or {}
+    got = {k: summ.pop(k, None) for k in COUNTS}
+    if isinstance(a.get("summary"), str):
+        a["summary"] = re.sub(r"; \d+ created, \d+ updated\.$", ".", a["summary"])
+    return a, got
+
+
+class RevenueRollupEquality(lib.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.url = lib.database_url()
+        cls.p = p = du.prefix()
+        cls.clients = ["%s_%d" % (p, i) for i in range(10)]
+        cls.products = ["%s_a" % p, "%s_b" % p, "%s_c" % p, "%s_d" % p]
+        rnd = random.Random(2170)
+        sql = ["INSERT INTO products (product_id, name, family, list_price) VALUES "
+               "('%s_a', 'Rev analytics', 'analytics', 12000), ('%s_b', 'Rev insights', 'analytics', 9000), "
+               "('%s_c', 'Rev API', 'integration', 7000), ('%s_d', 'Rev SSO', 'security', 5000);" % (p, p, p, p),
+               "INSERT INTO product_prerequisites VALUES ('%s_b', '%s_a');" % (p, p)]
+        for i, c in enumerate(cls.clients):
+            sql.append("INSERT INTO accounts (client_id, client_name, company_name, tier, industry, lifecycle_stage, health_score) "
+                       "VALUES ('%s', 'Rev %d', 'Rev %d Ltd', '%s', 'R %s %d', 'active', %d);"
+                       % (c, i, i, TIERS[i % 2], p, i % 2, 70 + rnd.randrange(30)))
+            sql.append("INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, start_date, end_date, status) "
+                       "VALUES ('CTR-%s', '%s', '%s', %d, %d, csmcp.today() - 200, csmcp.today() + %d, 'active');"
+                       % (c, c, TIERS[i % 2], 10000 + 1000 * i, 10 + i, 20 + 15 * i))
+            for pr in rnd.sample(cls.products, rnd.randrange(0, 3)):
+                sql.append("INSERT INTO contract_products (contract_id, product_id) VALUES ('CTR-%s', '%s') "
+                           "ON CONFLICT DO NOTHING;" % (c, pr))
+            sql.append("INSERT INTO usage_daily (client_id, day, active_users) SELECT '%s', csmcp.today() - g, %d "
+                       "FROM generate_series(0, 40) g;" % (c, 8 + i))
+        du.psql(cls.url, "".join(sql))
+
+    @classmethod
+    def tearDownClass(cls):
+        du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'; "
+                         "DELETE FROM products WHERE product_id LIKE '%s\\_%%'" % (cls.p, cls.p))
+
+    def writer(self, seed, errors):
+        rnd = random.Random(seed)
+        stmts = []
+        for k in range(60):
+            c = rnd.choice(self.clients)
+            op = rnd.random()
+            if op < 0.2:
+                stmts.append("INSERT INTO contract_products (contract_id, product_id) VALUES ('CTR-%s', '%s') ON CONFLICT DO NOTHING;"
+                             % (c, rnd.choice(self.products)))
+            elif op < 0.33:
+                stmts.append("DELETE FROM contract_products WHERE contract_id = 'CTR-%s' AND product_id = '%s';"
+                             % (c, rnd.choice(self.products)))
+            elif op < 0.43:
+                stmts.append("UPDATE contracts SET status = '%s', contract_value = contract_value + %d, licensed_seats = %s "
+                             "WHERE contract_id = 'CTR-%s';"
+                             % (rnd.choice(["active", "active", "expired"]), rnd.randrange(-500, 500),
+                                rnd.choice(["NULL", "12", "30", "120"]), c))
+            elif op < 0.56:
+                stmts.append("UPDATE accounts SET tier = '%s', industry = 'R %s %d', status = '%s', client_name = 'Rev %s %d', "
+                             "health_score = %d WHERE client_id = '%s';"
+                             % (rnd.choice(TIERS), self.p, rnd.randrange(2), rnd.choice(["active", "active", "active", "paused"]),
+                                c[-1], k, rnd.randrange(60, 101), c))
+            elif op < 0.64:
+                stmts.append("UPDATE accounts SET health_score = %d WHERE client_id = '%s';" % (rnd.randrange(40, 101), c))
+            elif op < 0.74:
+                stmts.append("INSERT INTO usage_daily (client_id, day, active_users) VALUES ('%s', csmcp.today() - %d, %d) "
+                             "ON CONFLICT (client_id, day) DO UPDATE SET active_users = excluded.active_users;"
+                             % (c, rnd.randrange(0, 45), rnd.randrange(0, 40)))
+            elif op < 0.84:
+                stmts.append("UPDATE expansion_opportunities SET %s WHERE opportunity_id = (SELECT min(opportunity_id) "
+                             "FROM expansion_opportunities WHERE client_id = '%s' AND stage NOT IN ('won', 'lost'));"
+                             % (rnd.choice(["stage = 'won'", "stage = 'lost'", "estimated_value = estimated_value + 1",
+                                            "probability = 0.5"]), c))
+            else:   # one statement over several accounts
+                a, b = rnd.sample(self.clients, 2)
+                stmts.append("INSERT INTO contract_products (contract_id, product_id) SELECT 'CTR-' || c, p "
+                             "FROM unnest(ARRAY['%s', '%s']) c, unnest(ARRAY['%s', '%s']) p ON CONFLICT DO NOTHING;"
+                             % (a, b, rnd.choice(self.products), rnd.choice(self.products)))
+                stmts.append("UPDATE accounts SET industry = 'R %s %d' WHERE client_id IN ('%s', '%s');"
+                             % (self.p, rnd.randrange(2), a, b))
+        r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
+        if r.returncode != 0:
+            errors.append(r.stderr)
+
+    def pair(self, first, second, args):
+        """first(args) then second(args) in one REPEATABLE READ transaction: both answers."""
+        a = json.dumps(args).replace("'", "''")
+        sql = ("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT csmcp.%s('%s', 'test'); SELECT csmcp.%s('%s', 'test'); COMMIT;"
+               % (first, a, second, a))
+        for _ in range(5):
+            r = lib.psql_run(self.url, sql, timeout=300)
+            if r.returncode == 0:
+                out = [x for x in r.stdout.split("\n") if x.strip()]
+                return json.loads(out[0]), json.loads(out[1])
+            self.assertIn("could not serialize", r.stderr)
+        self.fail("5 serialization failures in a row")
+
+    def check_persisting(self, tool, args):
+        for order in ((tool, tool + "_scratch"), (tool + "_scratch", tool)):
+            a, b = self.pair(order[0], order[1], args)
+            sa, _ = strip_counts(a)
+            sb, cb = strip_counts(b)
+            self.assertEqual(cb, {"opportunities_created": 0, "opportunities_updated": 0},
+                             "%s after %s %s: the second call still had work" % (order[1], order[0], args))
+            self.assertEqual(sa, sb, "%s vs %s %s" % (order[0], order[1], args))
+
+    def check_read(self, tool, args):
+        a, b = self.pair(tool, tool + "_scratch", args)
+        self.assertEqual(a, b, "%s %s" % (tool, args))
+
+    def all_tools(self):
+        one = self.clients[:4]
+        for args in [{"limit": 20}, {}, {"min_fit_score": 0.2, "limit": 1000}, {"product_family": "analytics", "min_fit_score": 0}]:
+            self.check_persisting("tool_identify_crosssell_opportunities", args)
+        for c in one:
+            # one account: the error (no active contract) is part of the contract too
+            r = lib.psql_run(self.url, "SELECT csmcp.tool_identify_crosssell_opportunities('{\"client_id\": \"%s\", "
+                                       "\"min_fit_score\": 0}', 'test')" % c)
+            if r.returncode == 0:
+                self.check_persisting("tool_identify_crosssell_opportunities", {"client_id": c, "min_fit_score": 0})
+            else:
+                self.assertIn("no active contract", r.stderr)
+        for args in [{"limit": 20}, {"min_health_score": 50, "min_usage_threshold": 0.3, "limit": 1000}] + \
+                [{"client_id": c, "min_health_score": 0, "min_usage_threshold": 0} for c in one]:
+            self.check_persisting("tool_identify_upsell_opportunities", args)
+        for args in [{}, {"tier": "starter"}, {"tier": "standard", "optimization_focus": "efficiency"},
+                     {"optimization_focus": "expansion"}] + [{"client_id": c} for c in one]:
+            self.check_read("tool_optimize_customer_lifetime_value", args)
+        for args in [{}, {"time_period": "annual"}, {"time_period": "monthly", "include_pipeline": True}]:
+            self.check_read("tool_track_revenue_expansion", args)
+
+    def test_concurrent_random_writes_keep_answers_exact(self):
+        self.all_tools()   # the starting state
+        errors = []
+        threads = [threading.Thread(target=self.writer, args=(2170 + n, errors)) for n in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        self.assertEqual(errors, [])
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
+        self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM crosssell_own WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
+        self.all_tools()
+
+    def test_fails_without_maintenance(self):
+        """With the contract_products trigger disabled (rolled back), a new product of an active
+        contract leaves crosssell_own stale: the check reports it and the tool's answer differs
+        from the reference."""
+        c = self.clients[2]
+        du.psql(self.url, "UPDATE accounts SET status = 'active' WHERE client_id = '%s'; "
+                          "UPDATE contracts SET status = 'active' WHERE contract_id = 'CTR-%s'; "
+                          "DELETE FROM contract_products WHERE contract_id = 'CTR-%s'" % (c, c, c))
+        args = json.dumps({"client_id": c, "min_fit_score": 0})
+        out = du.psql(self.url, "BEGIN; ALTER TABLE contract_products DISABLE TRIGGER crosssell_own_products_ins; "
+                                "INSERT INTO contract_products (contract_id, product_id) VALUES ('CTR-%s', '%s'), ('CTR-%s', '%s'); "
+                                "SELECT count(*) FROM csmcp.crosssell_own_check() WHERE client_id = '%s'; "
+                                "SELECT csmcp.tool_identify_crosssell_opportunities('%s', 'test') -> 'opportunity_summary' -> 'total_opportunities' "
+                                "= csmcp.tool_identify_crosssell_opportunities_scratch('%s', 'test') -> 'opportunity_summary' -> 'total_opportunities'; "
+                                "ROLLBACK;" % (c, self.products[0], c, self.products[2], c, args, args))
+        lines = out.split("\n")
+        self.assertEqual(lines[-2:], ["1", "f"], out)
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
+
+    def test_account_deletion_and_rebuild(self):
+        """An account's deletion (cascade) removes its row; crosssell_own_rebuild recomputes."""
+        c = "%s_gone" % self.p
+        du.psql(self.url, "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+                          "VALUES ('%s', 'Gone', 'Gone Ltd', 'starter', 'active'); "
+                          "INSERT INTO contracts (contract_id, client_id, tier, contract_value, start_date, end_date) "
+                          "VALUES ('CTR-%s', '%s', 'starter', 1000, csmcp.today() - 10, csmcp.today() + 10); "
+                          "INSERT INTO contract_products VALUES ('CTR-%s', '%s', NULL);" % (c, c, c, c, self.products[0]))
+        self.assertEqual(du.psql(self.url, "SELECT products::text FROM crosssell_own WHERE client_id = '%s'" % c),
+                         "{%s}" % self.products[0])
+        du.psql(self.url, "DELETE FROM accounts WHERE client_id = '%s'" % c)
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM crosssell_own WHERE client_id = '%s'" % c), "0")
+        du.psql(self.url, "SELECT csmcp.crosssell_own_rebuild()")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
