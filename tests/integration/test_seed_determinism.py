@@ -85,8 +85,8 @@ class SeedDeterminismTest(lib.TestCase):
         self.assertSame(a, b)
 
     def test_bulk_path_restores_triggers_and_rollups(self):
-        """The bulk path disables the rollup triggers while it loads (csmcp.seed_bulk_begin) and
-        rebuilds the rollups once: afterwards every trigger is enabled again (the same set as
+        """The bulk path drops the rollup triggers while it loads (csmcp.seed_bulk_begin) and
+        rebuilds the rollups once: afterwards every trigger is back and enabled (the same set as
         before), and the maintained rollups equal a from-scratch computation
         (csmcp.portfolio_check() empty). Then a write after the seed maintains the rollups."""
         url = lib.database_url()

@@ -143,14 +143,18 @@ BEGIN
       AND pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = c.confrelid), 'USAGE')
     ORDER BY c.conrelid::regclass::text, c.conname;
     -- The rollup triggers (every trigger whose function starts by returning when
-    -- csmcp.portfolio_bulk() is on: the seed rebuilds those rollups once at the end) are disabled,
-    -- not only skipped: a statement trigger with a transition table makes PostgreSQL keep a copy
-    -- of every inserted or updated row (17 million usage_feature_daily rows at 100,000 accounts,
-    -- spilled to temporary files) for a function that then does nothing.
+    -- csmcp.portfolio_bulk() is on: the seed rebuilds those rollups once at the end) are dropped
+    -- and re-created (pg_get_triggerdef: same name, definition, firing order), not only skipped:
+    -- a statement trigger with a transition table makes PostgreSQL keep a copy of every inserted
+    -- or updated row (17 million usage_feature_daily rows at 100,000 accounts: an 862 MB
+    -- temporary file) for a function that then does nothing - and a disabled trigger too (the
+    -- capture is decided from the table's triggers, enabled or not; seen in the 100,000-account
+    -- run of 18:58 with the triggers disabled). Only triggers enabled in the default mode ('O'):
+    -- pg_get_triggerdef does not carry ENABLE ALWAYS/REPLICA.
     INSERT INTO seed_bulk_ddl (kind, tab, name, def)
-    SELECT 'trg', g.tgrelid::regclass, g.tgname, NULL
+    SELECT 'trg', g.tgrelid::regclass, g.tgname, pg_get_triggerdef(g.oid)
     FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid JOIN pg_class c ON c.oid = g.tgrelid
-    WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND c.relnamespace = 'public'::regnamespace
+    WHERE NOT g.tgisinternal AND g.tgenabled = 'O' AND c.relnamespace = 'public'::regnamespace
       AND (p.prosrc ~ '^\s*(DECLARE\s(?:(?!BEGIN).)*)?BEGIN\s+IF csmcp\.portfolio_bulk\(\) THEN\s+RETURN (NULL|OLD|NEW);\s+END IF;'
            -- the usage writers' lock taken by a BEFORE statement trigger (nothing else)
            OR p.prosrc ~ '^\s*BEGIN\s+IF NOT csmcp\.portfolio_bulk\(\) THEN\s+PERFORM csmcp\.usage_write_lock\(\);\s+END IF;\s+RETURN NULL;\s+END;?\s*$')
@@ -158,7 +162,7 @@ BEGIN
     ORDER BY g.tgrelid::regclass::text, g.tgname;
     FOR r IN SELECT * FROM seed_bulk_ddl ORDER BY ord LOOP
         IF r.kind = 'trg' THEN
-            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', r.tab, r.name);
+            EXECUTE format('DROP TRIGGER %I ON %s', r.name, r.tab);
         ELSE
             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.tab, r.name);
         END IF;
@@ -230,7 +234,7 @@ BEGIN
     FOR r IN SELECT * FROM seed_bulk_ddl ORDER BY kind DESC, ord LOOP
         t0 := clock_timestamp();
         IF r.kind = 'trg' THEN
-            EXECUTE format('ALTER TABLE %s ENABLE TRIGGER %I', r.tab, r.name);
+            EXECUTE r.def;
         ELSIF r.kind IN ('fk', 'key') THEN
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', r.tab, r.name, r.def);
         ELSE
