@@ -15,6 +15,14 @@ before the rollups) after randomized write sequences, including concurrent write
   * a missed write is detected: with a trigger disabled (rolled back) one write makes the check
     and the comparison fail, for each of the three rollups - so the comparison can fail;
   * account deletion, the rebuilds and a change of the feature catalogue keep them exact.
+
+Migrations 0146-0148 (helper engage2): the writers also insert / move / delete communications
+and support tickets (occurred / created from 400 days ago to 3 days ahead, so rows cross the
+cut's own UTC day), contracts, completed executive reviews, advocates, manual milestones and
+account creation days; the analyses of all accounts are called before the writers start, so the
+day tables of four periods (engage_window) exist and are maintained by the writers, while a
+fifth period is computed without one. Checks: engage_contacts_check, engage_window_check,
+adoption_account_check; a missed write of each new trigger makes the comparison fail.
 """
 import json
 import random
@@ -59,6 +67,15 @@ class EngageRollupEquality(lib.TestCase):
                        "VALUES ('%s_k', '%s', 'standard', 1000, %d, csmcp.today() - %d, csmcp.today() + 300);" % (c, c, 20 + 30 * i, 50 + 40 * i))
             sql.append("INSERT INTO feature_adoption (client_id, feature_id, first_used_on) SELECT '%s', f, csmcp.today() - 30 - (%d * o)::int "
                        "FROM unnest(ARRAY['%s', '%s', '%s']) WITH ORDINALITY x(f, o);" % (c, i, *cls.features))
+        for i, c in enumerate(cls.clients):
+            sql.append("INSERT INTO communications (client_id, channel, direction, occurred_at) SELECT '%s', "
+                       "(ARRAY['email', 'call', 'slack'])[1 + k %% 3], (ARRAY['inbound', 'outbound'])[1 + k %% 2], "
+                       "now() - make_interval(days => 12 * k + %d, hours => k) FROM generate_series(0, 9) k;" % (c, i))
+            sql.append("INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, category, requester_email, "
+                       "requester_name, sla_first_response_minutes, sla_resolution_minutes, created_at) SELECT "
+                       "'TKT-88%02d' || lpad(k::text, 4, '0'), '%s', 's', 'd', (ARRAY['P0', 'P2', 'P3'])[1 + k %% 3], "
+                       "(ARRAY['bug_report', 'how_to_question'])[1 + k %% 2], 'r@example.com', 'R', 60, 600, "
+                       "now() - make_interval(days => 20 * k + %d, hours => 2 * k) FROM generate_series(0, %d) k;" % (i, c, i, 2 + i))
         sql.append("INSERT INTO adoption_milestones (client_id, milestone, achieved_on) VALUES ('%s', 'm7', csmcp.today() - 20), "
                    "('%s', 'm3', csmcp.today() - 200);" % (cls.clients[0], cls.clients[1]))
         du.psql(cls.url, "\n".join(sql))
@@ -107,7 +124,10 @@ class EngageRollupEquality(lib.TestCase):
     def checks(self):
         return du.psql(self.url, "SELECT (SELECT count(*) FROM csmcp.usage_feature_agg_check()) "
                                  "+ (SELECT count(*) FROM csmcp.usage_moments_check()) "
-                                 "+ (SELECT count(*) FROM csmcp.adoption_derived_check())")
+                                 "+ (SELECT count(*) FROM csmcp.adoption_derived_check()) "
+                                 "+ (SELECT count(*) FROM csmcp.engage_contacts_check()) "
+                                 "+ (SELECT count(*) FROM csmcp.engage_window_check()) "
+                                 "+ (SELECT count(*) FROM csmcp.adoption_account_check())")
 
     def writer(self, seed, errors):
         rnd = random.Random(seed)
@@ -158,9 +178,67 @@ class EngageRollupEquality(lib.TestCase):
                 stmts.append("UPDATE contracts SET licensed_seats = %d WHERE client_id = '%s';" % (rnd.randrange(1, 150), c))
             if rnd.random() < 0.2:   # a multi-statement transaction
                 stmts[-1] = "BEGIN; %s %s COMMIT;" % (stmts[-1], stmts[-1].replace("csmcp.today() - ", "csmcp.today() - 1 - "))
+        for i in range(40):   # communications, tickets and the milestones' other sources (0146-0148)
+            stmts.append(self.other_write(rnd, seed, 100 + i, rnd.choice(self.clients)))
+        rnd.shuffle(stmts)
         r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
         if r.returncode != 0:
             errors.append(r.stderr)
+
+    def other_write(self, rnd, seed, i, c):
+        """One random write of the tables behind 0146-0148 (communications, tickets, contracts,
+        executive reviews, advocates, manual milestones, account creation days)."""
+        k = rnd.randrange(-3, 400)
+        op = rnd.random()
+        if op < 0.2:
+            return ("INSERT INTO communications (client_id, channel, direction, occurred_at) VALUES ('%s', '%s', '%s', "
+                    "now() - make_interval(days => %d, mins => %d));" % (c, rnd.choice(("email", "call", "sms")),
+                                                                       rnd.choice(("inbound", "outbound")), k, rnd.randrange(0, 1440)))
+        if op < 0.3:   # moves a contact in time or to another channel / account
+            return ("UPDATE communications SET occurred_at = occurred_at + make_interval(days => %d), channel = '%s', client_id = '%s' "
+                    "WHERE communication_id = (SELECT max(communication_id) FROM communications WHERE client_id = '%s');"
+                    % (rnd.randrange(-200, 100), rnd.choice(("email", "meeting")), rnd.choice(self.clients), c))
+        if op < 0.36:
+            return ("DELETE FROM communications WHERE communication_id = (SELECT min(communication_id) FROM communications "
+                    "WHERE client_id = '%s' AND occurred_at > now() - make_interval(days => %d));" % (c, k))
+        if op < 0.52:
+            return ("INSERT INTO support_tickets (ticket_id, client_id, subject, description, priority, category, requester_email, "
+                    "requester_name, sla_first_response_minutes, sla_resolution_minutes, created_at) VALUES ('TKT-77%04d%04d', '%s', "
+                    "'s', 'd', '%s', '%s', 'r@example.com', 'R', 60, 600, now() - make_interval(days => %d, mins => %d));"
+                    % (seed % 10000, i, c, rnd.choice(("P0", "P1", "P3")), rnd.choice(("bug_report", "data_issue")), k,
+                       rnd.randrange(0, 1440)))
+        if op < 0.62:   # priority / category / creation / status / account of a ticket
+            return ("UPDATE support_tickets SET priority = '%s', category = '%s', status = 'in_progress', client_id = '%s', "
+                    "created_at = created_at - make_interval(days => %d) WHERE ticket_id = (SELECT max(ticket_id) FROM support_tickets "
+                    "WHERE client_id = '%s');" % (rnd.choice(("P1", "P4")), rnd.choice(("bug_report", "training_request")),
+                                                  rnd.choice(self.clients), rnd.randrange(0, 60), c))
+        if op < 0.68:
+            return ("DELETE FROM support_tickets WHERE ticket_id = (SELECT min(ticket_id) FROM support_tickets WHERE client_id = '%s');" % c)
+        if op < 0.74:   # a contract: an earlier start, a new active one, or none active
+            return rnd.choice((
+                "UPDATE contracts SET start_date = start_date - %d WHERE client_id = '%s';" % (rnd.randrange(1, 90), c),
+                "UPDATE contracts SET status = 'expired' WHERE client_id = '%s' AND status = 'active';" % c,
+                "INSERT INTO contracts (contract_id, client_id, tier, contract_value, licensed_seats, start_date, end_date) VALUES "
+                "('%s_k%d_%d', '%s', 'standard', 500, %d, csmcp.today() - %d, csmcp.today() + 30) ON CONFLICT DO NOTHING;"
+                % (c, seed, i, c, rnd.randrange(1, 200), rnd.randrange(0, 500))))
+        if op < 0.82:
+            return rnd.choice((
+                "INSERT INTO executive_reviews (ebr_id, client_id, ebr_type, scheduled_at, status, completed_at) VALUES "
+                "('EBR-e2-%d-%d', '%s', 'quarterly', now() - make_interval(days => %d), 'completed', now() - make_interval(days => %d));"
+                % (seed, i, c, k, max(k, 0)),
+                "UPDATE executive_reviews SET status = 'cancelled' WHERE ebr_id = (SELECT min(ebr_id) FROM executive_reviews "
+                "WHERE client_id = '%s' AND status = 'completed');" % c))
+        if op < 0.9:
+            return rnd.choice((
+                "INSERT INTO advocates (advocate_id, client_id, contact_name, contact_email, enrolled_at) VALUES "
+                "('ADV-e2-%d-%d', '%s', 'A', 'a%d_%d@example.com', now() - make_interval(days => %d));" % (seed, i, c, seed, i, k),
+                "DELETE FROM advocates WHERE advocate_id = (SELECT min(advocate_id) FROM advocates WHERE client_id = '%s');" % c))
+        if op < 0.97:
+            return rnd.choice((
+                "INSERT INTO adoption_milestones (client_id, milestone, achieved_on) VALUES ('%s', 'm%d', csmcp.today() - %d) "
+                "ON CONFLICT (client_id, milestone) DO UPDATE SET achieved_on = EXCLUDED.achieved_on;" % (c, rnd.randrange(1, 9), k),
+                "DELETE FROM adoption_milestones WHERE client_id = '%s' AND milestone = 'm%d';" % (c, rnd.randrange(1, 9))))
+        return "UPDATE accounts SET created_at = now() - make_interval(days => %d) WHERE client_id = '%s';" % (rnd.randrange(0, 400), c)
 
     # ------------------------------------------------------------------ tests
 
@@ -204,11 +282,46 @@ class EngageRollupEquality(lib.TestCase):
         self.assertEqual(out.splitlines()[-1], "t|f")
         out = du.psql(self.url, (
             "BEGIN;"
-            "ALTER TABLE feature_adoption DISABLE TRIGGER adoption_derived_upd;"
-            "UPDATE feature_adoption SET first_used_on = first_used_on - 500 WHERE client_id = '%s';"
+            "UPDATE accounts SET status = 'active' WHERE client_id = '%s';"   # (the writers may have churned it)
+            "DELETE FROM feature_adoption WHERE client_id = '%s';"   # (maintained: the first uses below are new)
+            "ALTER TABLE feature_adoption DISABLE TRIGGER adoption_derived_ins;"
+            "INSERT INTO feature_adoption (client_id, feature_id, first_used_on) SELECT '%s', f, csmcp.today() - 30 "
+            "FROM unnest(ARRAY['%s', '%s', '%s']) f;"
             "SELECT (SELECT count(*) FROM csmcp.adoption_derived_check()) > 0, "
             "csmcp.tool_track_adoption_milestones('{}', 'test') = csmcp.track_adoption_milestones_scratch('{}', 'test');"
-            "ROLLBACK;") % c)
+            "ROLLBACK;") % (c, c, c, *self.features))
+        self.assertEqual(out.splitlines()[-1], "t|f")
+        self.assertEqual(self.checks(), "0")
+
+    def test_2b_missed_write_is_detected_0146_0148(self):
+        """The same for the rollups of 0146-0148: a communication, a ticket, a usage row under the
+        engagement day table and a contract each written with its trigger disabled (rolled back)."""
+        c = self.clients[1]
+        eng = "csmcp.tool_analyze_engagement_patterns('{}', 'test') = csmcp.analyze_engagement_patterns_scratch('{}', 'test')"
+        du.psql(self.url, "SELECT csmcp.tool_analyze_engagement_patterns('{}', 'test')")   # the day table of (90, today)
+        for what, check, write in (
+                ("comm_daily_ins", "(SELECT count(*) FROM csmcp.engage_contacts_check())",
+                 "ALTER TABLE communications DISABLE TRIGGER comm_daily_ins;"
+                 "INSERT INTO communications (client_id, channel, direction, occurred_at) VALUES ('%s', 'sms', 'inbound', now());" % c),
+                ("ticket_daily_upd", "(SELECT count(*) FROM csmcp.engage_contacts_check())",
+                 "ALTER TABLE support_tickets DISABLE TRIGGER ticket_daily_upd;"
+                 "UPDATE support_tickets SET priority = 'P0', created_at = now() WHERE client_id = '%s';" % c),
+                ("usage_moments_ins (engage_window)", "(SELECT count(*) FROM csmcp.usage_moments_check()) "
+                 "+ (SELECT count(*) FROM csmcp.engage_window_check())",
+                 "ALTER TABLE usage_daily DISABLE TRIGGER usage_moments_ins;"
+                 "INSERT INTO usage_daily (client_id, day, active_users, events) VALUES ('%s', csmcp.today() - 50, 900, 9) "
+                 "ON CONFLICT (client_id, day) DO NOTHING;" % self.clients[3])):
+            out = du.psql(self.url, "BEGIN; UPDATE accounts SET status = 'active' WHERE client_id IN ('%s', '%s'); %s SELECT %s > 0, %s; "
+                                    "ROLLBACK;" % (c, self.clients[3], write, check, eng))
+            self.assertEqual(out.splitlines()[-1], "t|f", what)
+        out = du.psql(self.url, (
+            "BEGIN;"
+            "UPDATE accounts SET status = 'active' WHERE client_id = '%s';"
+            "ALTER TABLE contracts DISABLE TRIGGER adoption_account_upd;"
+            "UPDATE contracts SET start_date = start_date - 400 WHERE client_id = '%s';"
+            "SELECT (SELECT count(*) FROM csmcp.adoption_account_check()) > 0, "
+            "csmcp.tool_track_adoption_milestones('{}', 'test') = csmcp.track_adoption_milestones_scratch('{}', 'test');"
+            "ROLLBACK;") % (self.clients[0], self.clients[0]))
         self.assertEqual(out.splitlines()[-1], "t|f")
         self.assertEqual(self.checks(), "0")
 
@@ -222,7 +335,8 @@ class EngageRollupEquality(lib.TestCase):
         du.psql(self.url, "SELECT csmcp.usage_feature_agg_rebuild()")
         self.assertEqual(self.checks(), "0")
         self.assert_same("track_feature_adoption", {})
-        du.psql(self.url, "SELECT csmcp.usage_moments_rebuild(); SELECT csmcp.adoption_derived_rebuild()")
+        du.psql(self.url, "SELECT csmcp.usage_moments_rebuild(); SELECT csmcp.adoption_derived_rebuild(); "
+                          "SELECT csmcp.engage_contacts_rebuild(); SELECT csmcp.adoption_account_rebuild()")
         self.assertEqual(self.checks(), "0")
         self.assert_same("analyze_engagement_patterns", {})
         self.assert_same("track_adoption_milestones", {})

@@ -23,6 +23,13 @@ DECLARE
     dw numeric[];
     present integer[];
     temporal jsonb; feat jsonb; comm jsonb; supp jsonb; anomalies jsonb; patterns jsonb;
+    src text;   -- the per-account figures: ep_st or the day table (a subquery)
+    n_grow bigint; n_flat bigint; n_decl bigint; n_inact bigint;
+    declining jsonb;
+    wk_days integer := v_days; wk_t date := t;   -- (the day table's key: its columns are named v_days, t)
+    cut timestamptz := now() - make_interval(days => v_days);   -- the period of communications and tickets
+    cd date := (cut AT TIME ZONE 'UTC')::date;   -- the cut's UTC day: read raw; later days from the rollups
+    cd_end timestamptz := (cd + 1)::timestamp AT TIME ZONE 'UTC';
 BEGIN
     IF args ? 'pattern_types' AND jsonb_typeof(args -> 'pattern_types') = 'array' AND jsonb_array_length(args -> 'pattern_types') > 0 THEN
         SELECT array_agg(x) INTO types FROM jsonb_array_elements_text(args -> 'pattern_types') x;
@@ -43,71 +50,80 @@ BEGIN
 
     -- Work tables live as long as the session (emptied at every commit): creating and dropping
     -- them was most of a one-account call. Emptied here too, for a second call in one transaction.
-    IF to_regclass('pg_temp.ep_acc') IS NULL THEN   -- (not IF NOT EXISTS: its notice on every call)
-        CREATE TEMP TABLE ep_acc (client_id text PRIMARY KEY) ON COMMIT DELETE ROWS;
+    IF to_regclass('pg_temp.ep_cand2') IS NULL THEN   -- (not IF NOT EXISTS: its notice on every call)
+        CREATE TEMP TABLE IF NOT EXISTS ep_acc (client_id text PRIMARY KEY) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE IF NOT EXISTS ep_st (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer,
+                                 mn integer, e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint,
+                                 first_avg numeric, second_avg numeric, direction text, cand boolean) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE ep_cand2 (client_id text, mu float8, sd float8, mx integer, mn integer, nr bigint) ON COMMIT DELETE ROWS;
     END IF;
     DELETE FROM ep_acc;
-    IF v_scope = 'individual' THEN
-        INSERT INTO ep_acc VALUES (f ->> 'client_id');   -- require_account found it
-    ELSIF v_scope = 'all_customers' THEN
-        INSERT INTO ep_acc SELECT a.client_id FROM accounts a WHERE a.status <> 'churned';
-    ELSE
-        INSERT INTO ep_acc SELECT a.client_id FROM accounts a
-        WHERE (f ->> 'segment_id' IS NULL OR a.client_id IN (SELECT client_id FROM segment_members WHERE segment_id = f ->> 'segment_id'))
-          AND (f ->> 'tier' IS NULL OR a.tier = f ->> 'tier')
-          AND (f ->> 'health_min' IS NULL OR a.health_score >= (f ->> 'health_min')::numeric)
-          AND (f ->> 'health_max' IS NULL OR a.health_score <= (f ->> 'health_max')::numeric)
-          AND a.status <> 'churned';
-    END IF;
-    SELECT count(*) INTO n FROM ep_acc;
-    -- Without statistics a fresh table counts as 10 pages (thousands of rows): one account would
-    -- get the hash joins over whole slices that the portfolio needs.
-    ANALYZE ep_acc;
-
-    -- Per account over the period, from its running moments at t (m0/l0), the middle (m1/l1) and
-    -- the start (m2/l2): the entry of that exact day (index-only slice of usage_moments_day_idx),
-    -- else the account's last entry before the day (only where the account has a gap there and
-    -- its first row, usage_moments_first_idx, is earlier), else zeros. nr = rows, a1 / a2 =
-    -- active users of the first / second half, s1 / s2 = sum and sum of squares (float8 as the
-    -- from-scratch sums), mx / mn = running extremes up to t (bounds of the period's), e1..e7 =
-    -- events per ISO weekday; then the trend (first vs second half average, +/-10 %; an account
-    -- without rows in the period has no halves: 0, 'inactive').
-    IF to_regclass('pg_temp.ep_st') IS NULL THEN
-        CREATE TEMP TABLE ep_st (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer, mn integer,
-                                       e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint,
-                                       first_avg numeric, second_avg numeric, direction text) ON COMMIT DELETE ROWS;
-    END IF;
     DELETE FROM ep_st;
-    INSERT INTO ep_st
-    SELECT z.*, coalesce(x1, 0), coalesce(x2, 0),
-           CASE WHEN coalesce(x1, 0) = 0 AND coalesce(x2, 0) = 0 THEN 'inactive' WHEN coalesce(x1, 0) = 0 THEN 'growing'
-                WHEN (x2 - x1) / x1 > 0.10 THEN 'growing' WHEN (x2 - x1) / x1 < -0.10 THEN 'declining' ELSE 'flat' END
-    FROM (
-        SELECT e.client_id, coalesce(m0.cum_rows, l0.cum_rows, 0) - coalesce(m2.cum_rows, l2.cum_rows, 0) AS nr, coalesce(m1.cum_users, l1.cum_users, 0) - coalesce(m2.cum_users, l2.cum_users, 0) AS a1, coalesce(m0.cum_users, l0.cum_users, 0) - coalesce(m1.cum_users, l1.cum_users, 0) AS a2,
-               (coalesce(m0.cum_users, l0.cum_users, 0) - coalesce(m2.cum_users, l2.cum_users, 0))::float8 AS s1, (coalesce(m0.cum_sq, l0.cum_sq, 0) - coalesce(m2.cum_sq, l2.cum_sq, 0))::float8 AS s2, coalesce(m0.cum_max, l0.cum_max) AS mx, coalesce(m0.cum_min, l0.cum_min) AS mn,
-               coalesce(m0.cum_ev1, l0.cum_ev1, 0) - coalesce(m2.cum_ev1, l2.cum_ev1, 0),
-           coalesce(m0.cum_ev2, l0.cum_ev2, 0) - coalesce(m2.cum_ev2, l2.cum_ev2, 0),
-           coalesce(m0.cum_ev3, l0.cum_ev3, 0) - coalesce(m2.cum_ev3, l2.cum_ev3, 0),
-           coalesce(m0.cum_ev4, l0.cum_ev4, 0) - coalesce(m2.cum_ev4, l2.cum_ev4, 0),
-           coalesce(m0.cum_ev5, l0.cum_ev5, 0) - coalesce(m2.cum_ev5, l2.cum_ev5, 0),
-           coalesce(m0.cum_ev6, l0.cum_ev6, 0) - coalesce(m2.cum_ev6, l2.cum_ev6, 0),
-           coalesce(m0.cum_ev7, l0.cum_ev7, 0) - coalesce(m2.cum_ev7, l2.cum_ev7, 0)
-        FROM ep_acc e
-        LEFT JOIN usage_moments f0 ON f0.client_id = e.client_id AND f0.cum_rows = 1
-        LEFT JOIN usage_moments m0 ON m0.client_id = e.client_id AND m0.day = t
-        LEFT JOIN usage_moments m1 ON m1.client_id = e.client_id AND m1.day = t - v_days / 2
-        LEFT JOIN usage_moments m2 ON m2.client_id = e.client_id AND m2.day = t - v_days
-        LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE m0.client_id IS NULL AND f0.day < t
-                           AND m.client_id = e.client_id AND m.day < t ORDER BY m.day DESC LIMIT 1) l0 ON true
-        LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE m1.client_id IS NULL AND f0.day < t - v_days / 2
-                           AND m.client_id = e.client_id AND m.day < t - v_days / 2 ORDER BY m.day DESC LIMIT 1) l1 ON true
-        LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE m2.client_id IS NULL AND f0.day < t - v_days
-                           AND m.client_id = e.client_id AND m.day < t - v_days ORDER BY m.day DESC LIMIT 1) l2 ON true
-    ) z
-    CROSS JOIN LATERAL (SELECT CASE WHEN z.nr > 0 THEN z.a1::numeric / (v_days - v_days / 2) END AS x1,
-                               CASE WHEN z.nr > 0 THEN z.a2::numeric / (v_days / 2) END AS x2) h;
-    SELECT coalesce(sum(nr), 0), ARRAY[sum(e1), sum(e2), sum(e3), sum(e4), sum(e5), sum(e6), sum(e7)]
-    INTO tot_rows, dw FROM ep_st;
+    DELETE FROM ep_cand2;
+
+    -- The per-account figures of the period (csmcp.engage_window_rows: three entries of the
+    -- running moments per account). Across all accounts from the day table of (v_days, today) -
+    -- filled by the day's first call, then kept by the usage writers (migration 0147) - minus the
+    -- churned accounts' rows; for a segment or one account computed here into ep_st.
+    IF v_scope = 'all_customers' AND csmcp.engage_window_ensure(v_days, t) THEN
+        n := (SELECT count(*) FROM accounts) - (SELECT count(*) FROM accounts WHERE status = 'churned');
+        src := '(SELECT w.* FROM engage_window w WHERE w.v_days = $1 AND w.t = $2 AND NOT EXISTS ('
+               'SELECT 1 FROM accounts a WHERE a.client_id = w.client_id AND a.status = ''churned''))';
+    ELSE
+        IF v_scope = 'individual' THEN
+            INSERT INTO ep_acc VALUES (f ->> 'client_id');   -- require_account found it
+        ELSIF v_scope = 'all_customers' THEN
+            INSERT INTO ep_acc SELECT a.client_id FROM accounts a WHERE a.status <> 'churned';
+        ELSE
+            INSERT INTO ep_acc SELECT a.client_id FROM accounts a
+            WHERE (f ->> 'segment_id' IS NULL OR a.client_id IN (SELECT client_id FROM segment_members WHERE segment_id = f ->> 'segment_id'))
+              AND (f ->> 'tier' IS NULL OR a.tier = f ->> 'tier')
+              AND (f ->> 'health_min' IS NULL OR a.health_score >= (f ->> 'health_min')::numeric)
+              AND (f ->> 'health_max' IS NULL OR a.health_score <= (f ->> 'health_max')::numeric)
+              AND a.status <> 'churned';
+        END IF;
+        SELECT count(*) INTO n FROM ep_acc;
+        -- Without statistics a fresh table counts as 10 pages (thousands of rows): one account would
+        -- get the hash joins over whole slices that the portfolio needs.
+        ANALYZE ep_acc;
+        INSERT INTO ep_st SELECT * FROM csmcp.engage_window_rows(ARRAY(SELECT client_id FROM ep_acc), t, v_days);
+        src := 'ep_st';
+    END IF;
+    -- One pass for the counts per trend (accounts without rows in the period are 'inactive': the
+    -- rest of n), the period's rows and weekday events; then the 20 most declining accounts and
+    -- the anomaly candidates: accounts whose running maximum / minimum reaches 3 standard
+    -- deviations (bound loosened by 1 for the index probe below), or whose mean does while they
+    -- miss days (a missing day counts as 0).
+    IF src = 'ep_st' THEN
+        SELECT count(*) FILTER (WHERE direction = 'growing'), count(*) FILTER (WHERE direction = 'flat'),
+               count(*) FILTER (WHERE direction = 'declining'), coalesce(sum(nr), 0),
+               ARRAY[sum(e1), sum(e2), sum(e3), sum(e4), sum(e5), sum(e6), sum(e7)]
+        INTO n_grow, n_flat, n_decl, tot_rows, dw FROM ep_st;
+    ELSE   -- the day table's sums minus the churned accounts' rows (primary key reads)
+        SELECT coalesce(sum(k) FILTER (WHERE direction = 'growing'), 0), coalesce(sum(k) FILTER (WHERE direction = 'flat'), 0),
+               coalesce(sum(k) FILTER (WHERE direction = 'declining'), 0), coalesce(sum(nr), 0),
+               ARRAY[sum(e1), sum(e2), sum(e3), sum(e4), sum(e5), sum(e6), sum(e7)]
+        INTO n_grow, n_flat, n_decl, tot_rows, dw FROM (
+            SELECT o.direction, o.k, o.nr, o.e1, o.e2, o.e3, o.e4, o.e5, o.e6, o.e7 FROM engage_window_tot o
+            WHERE o.v_days = wk_days AND o.t = wk_t AND o.k <> 0
+            UNION ALL
+            SELECT w.direction, -1, -w.nr, -w.e1, -w.e2, -w.e3, -w.e4, -w.e5, -w.e6, -w.e7
+            FROM accounts a
+            CROSS JOIN LATERAL (SELECT * FROM engage_window w WHERE w.v_days = wk_days AND w.t = wk_t AND w.client_id = a.client_id
+                                OFFSET 0) w   -- (by key)
+            WHERE a.status = 'churned') x;
+    END IF;
+    n_inact := n - n_grow - n_flat - n_decl;
+    EXECUTE format('SELECT coalesce(jsonb_agg(jsonb_build_object(''client_id'', client_id, ''first_half_avg_dau'', round(first_avg, 2), '
+                   '''second_half_avg_dau'', round(second_avg, 2)) ORDER BY (second_avg - first_avg) / first_avg, client_id), ''[]'') '
+                   'FROM (SELECT * FROM %s d WHERE direction = ''declining'' ORDER BY (second_avg - first_avg) / first_avg, client_id LIMIT 20) d',
+                   src)
+    INTO declining USING v_days, t;
+    IF v_anom THEN
+        EXECUTE format('INSERT INTO ep_cand2 SELECT client_id, mu, sd, mx, mn, nr FROM ('
+                       'SELECT client_id, s1 / $1 AS mu, sqrt(greatest(0, s2 / $1 - (s1 / $1) ^ 2)) AS sd, mx, mn, nr FROM %s s WHERE cand) s', src)
+        USING v_days, t;
+    END IF;
 
     IF 'temporal' = ANY (types) THEN
         -- the weekdays as the from-scratch grouping sees them: only weekdays with rows in the
@@ -119,15 +135,19 @@ BEGIN
         ELSIF coalesce(dw[1] + dw[2] + dw[3] + dw[4] + dw[5], 0) = 0 THEN
             SELECT coalesce(array_agg(DISTINCT extract(isodow FROM u.day)::int), '{}') INTO present
             FROM usage_daily u JOIN ep_acc USING (client_id) WHERE u.day > t - v_days AND u.day <= t;
+            IF src <> 'ep_st' THEN   -- (from the day table: ep_acc is not filled)
+                SELECT coalesce(array_agg(DISTINCT extract(isodow FROM u.day)::int), '{}') INTO present
+                FROM usage_daily u JOIN accounts a USING (client_id) WHERE u.day > t - v_days AND u.day <= t AND a.status <> 'churned';
+            END IF;
         ELSE
             SELECT coalesce(array_agg(d), '{}') INTO present FROM unnest(dw) WITH ORDINALITY x(ev, d) WHERE ev > 0;
         END IF;
         WITH dow AS (SELECT x.d::int AS d, x.ev FROM unnest(dw) WITH ORDINALITY x(ev, d) WHERE x.d = ANY (present))
         SELECT jsonb_build_object(
-            'accounts_growing', (SELECT count(*) FROM ep_st WHERE direction = 'growing'),
-            'accounts_flat', (SELECT count(*) FROM ep_st WHERE direction = 'flat'),
-            'accounts_declining', (SELECT count(*) FROM ep_st WHERE direction = 'declining'),
-            'accounts_inactive', (SELECT count(*) FROM ep_st WHERE direction = 'inactive'),
+            'accounts_growing', n_grow,
+            'accounts_flat', n_flat,
+            'accounts_declining', n_decl,
+            'accounts_inactive', n_inact,
             'weekday_share_of_events', (SELECT round(sum(ev) FILTER (WHERE d < 6)::numeric / nullif(sum(ev), 0), 3) FROM dow),
             'busiest_weekday', (SELECT (ARRAY['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'])[d]
                                 FROM dow ORDER BY ev DESC, d LIMIT 1))
@@ -179,7 +199,33 @@ BEGIN
             INTO feat;
         END IF;
     END IF;
-    IF 'communication' = ANY (types) THEN
+    -- Across all accounts: communications and tickets of the period from the per-day rollups
+    -- (the days after the cut's UTC day) plus the raw rows of the cut's own day after the cut,
+    -- minus the churned accounts' rows (their index ranges); the accounts contacted / with 3
+    -- tickets from the per-account last contact / third-latest ticket (migration 0146).
+    IF v_scope = 'all_customers' AND 'communication' = ANY (types) THEN
+        WITH g AS (
+            SELECT channel, direction, sum(k) AS k FROM (
+                SELECT d.channel, d.direction, d.n AS k FROM comm_daily d WHERE d.day > cd
+                UNION ALL
+                SELECT c.channel, c.direction, 1 FROM communications c WHERE c.occurred_at > cut AND c.occurred_at < cd_end
+                UNION ALL
+                SELECT c.channel, c.direction, -1 FROM accounts a
+                CROSS JOIN LATERAL (SELECT c.channel, c.direction FROM communications c WHERE c.client_id = a.client_id
+                                    AND c.occurred_at > cut OFFSET 0) c   -- (index range per account, not a scan)
+                WHERE a.status = 'churned') x
+            GROUP BY 1, 2 HAVING sum(k) <> 0
+        )
+        SELECT jsonb_build_object(
+            'communications', coalesce(sum(k), 0),
+            'inbound', coalesce(sum(k) FILTER (WHERE direction = 'inbound'), 0),
+            'outbound', coalesce(sum(k) FILTER (WHERE direction = 'outbound'), 0),
+            'accounts_without_contact', n - (SELECT count(*) FROM comm_last l WHERE l.last_at > cut)
+                                          + (SELECT count(*) FROM accounts a WHERE a.status = 'churned'
+                                             AND (SELECT l.last_at FROM comm_last l WHERE l.client_id = a.client_id) > cut),
+            'by_channel', (SELECT coalesce(jsonb_object_agg(channel, k), '{}') FROM (SELECT g3.channel, sum(g3.k) AS k FROM g g3 GROUP BY 1 HAVING sum(g3.k) <> 0) ch))
+        INTO comm FROM g;
+    ELSIF 'communication' = ANY (types) THEN
         WITH c AS (
             SELECT c.client_id, c.direction, c.channel FROM communications c JOIN ep_acc USING (client_id)
             WHERE c.occurred_at > now() - make_interval(days => v_days)
@@ -192,7 +238,30 @@ BEGIN
             'by_channel', (SELECT coalesce(jsonb_object_agg(channel, k), '{}') FROM (SELECT c3.channel, count(*) AS k FROM c c3 GROUP BY 1) ch))
         INTO comm FROM c;
     END IF;
-    IF 'support' = ANY (types) THEN
+    IF v_scope = 'all_customers' AND 'support' = ANY (types) THEN
+        WITH g AS (
+            SELECT priority, category, sum(k) AS k FROM (
+                SELECT d.priority, d.category, d.n AS k FROM ticket_daily d WHERE d.day > cd
+                UNION ALL
+                SELECT s.priority, s.category, 1 FROM support_tickets s WHERE s.created_at > cut AND s.created_at < cd_end
+                UNION ALL
+                SELECT s.priority, s.category, -1 FROM accounts a
+                CROSS JOIN LATERAL (SELECT s.priority, s.category FROM support_tickets s WHERE s.client_id = a.client_id
+                                    AND s.created_at > cut OFFSET 0) s   -- (index range per account, not a scan)
+                WHERE a.status = 'churned') x
+            GROUP BY 1, 2 HAVING sum(k) <> 0
+        )
+        SELECT jsonb_build_object(
+            'tickets', coalesce(sum(k), 0),
+            'tickets_per_account', round(coalesce(sum(k), 0)::numeric / greatest(n, 1), 2),
+            'critical_share', round((coalesce(sum(k) FILTER (WHERE priority IN ('P0', 'P1')), 0))::numeric / nullif(sum(k), 0), 3),
+            'accounts_with_3_or_more_tickets', (SELECT count(*) FROM ticket_third l WHERE l.third_at > cut)
+                                               - (SELECT count(*) FROM accounts a WHERE a.status = 'churned'
+                                                  AND (SELECT l.third_at FROM ticket_third l WHERE l.client_id = a.client_id) > cut),
+            'top_categories', (SELECT coalesce(jsonb_object_agg(category, k), '{}') FROM (SELECT g3.category, sum(g3.k) AS k FROM g g3
+                               GROUP BY 1 HAVING sum(g3.k) <> 0) cat))
+        INTO supp FROM g;
+    ELSIF 'support' = ANY (types) THEN
         WITH s AS (
             SELECT s.client_id, s.priority, s.category FROM support_tickets s JOIN ep_acc USING (client_id)
             WHERE s.created_at > now() - make_interval(days => v_days)
@@ -213,11 +282,7 @@ BEGIN
         -- (lowest) daily active users, only where the running maximum (minimum) up to t reaches
         -- that far (the bound is loosened by 1 for the index, the exact test follows). Missing
         -- days (value 0) only for accounts with fewer rows than days whose mean is 3 deviations.
-        WITH stats AS MATERIALIZED (
-            SELECT e.client_id, coalesce(s.s1, 0) / v_days AS mu,
-                   sqrt(greatest(0, coalesce(s.s2, 0) / v_days - (coalesce(s.s1, 0) / v_days) ^ 2)) AS sd, s.mx, s.mn, s.nr
-            FROM ep_acc e LEFT JOIN (SELECT * FROM ep_st WHERE nr > 0) s USING (client_id)
-        ),
+        WITH stats AS (SELECT * FROM ep_cand2),
         cand AS (
             SELECT s.client_id, u.day, u.active_users AS dau FROM stats s
             CROSS JOIN LATERAL (SELECT u.day, u.active_users FROM usage_daily u
@@ -249,18 +314,9 @@ BEGIN
             ORDER BY abs((c.dau - s.mu) / s.sd) DESC, c.client_id, c.day LIMIT 50) a;
     END IF;
 
-    SELECT jsonb_agg(p ORDER BY (p->>'prevalence')::numeric DESC, p->>'pattern') INTO patterns FROM (
-        SELECT jsonb_build_object('pattern', 'growing_usage', 'accounts', count(*) FILTER (WHERE direction = 'growing'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'growing')::numeric / greatest(n, 1), 3)) AS p FROM ep_st
-        UNION ALL
-        SELECT jsonb_build_object('pattern', 'declining_usage', 'accounts', count(*) FILTER (WHERE direction = 'declining'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'declining')::numeric / greatest(n, 1), 3)) FROM ep_st
-        UNION ALL
-        SELECT jsonb_build_object('pattern', 'flat_usage', 'accounts', count(*) FILTER (WHERE direction = 'flat'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'flat')::numeric / greatest(n, 1), 3)) FROM ep_st
-        UNION ALL
-        SELECT jsonb_build_object('pattern', 'inactive', 'accounts', count(*) FILTER (WHERE direction = 'inactive'),
-                                  'prevalence', round(count(*) FILTER (WHERE direction = 'inactive')::numeric / greatest(n, 1), 3)) FROM ep_st) x;
+    SELECT jsonb_agg(jsonb_build_object('pattern', p, 'accounts', k, 'prevalence', round(k::numeric / greatest(n, 1), 3))
+                     ORDER BY round(k::numeric / greatest(n, 1), 3) DESC, p)
+    INTO patterns FROM (VALUES ('growing_usage', n_grow), ('declining_usage', n_decl), ('flat_usage', n_flat), ('inactive', n_inact)) x(p, k);
 
     RETURN jsonb_build_object(
         'analysis_scope', v_scope,
@@ -268,10 +324,7 @@ BEGIN
         'lookback_period_days', v_days,
         'customers_analyzed', n,
         'identified_patterns', coalesce(patterns, '[]'),
-        'declining_accounts', (SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'first_half_avg_dau', round(first_avg, 2),
-                                                         'second_half_avg_dau', round(second_avg, 2)) ORDER BY (second_avg - first_avg) / first_avg, client_id), '[]')
-                               FROM (SELECT * FROM ep_st WHERE direction = 'declining'
-                                     ORDER BY (second_avg - first_avg) / first_avg, client_id LIMIT 20) d),
+        'declining_accounts', declining,
         'temporal_patterns', temporal,
         'feature_usage_patterns', feat,
         'communication_patterns', comm,

@@ -106,78 +106,56 @@ BEGIN
     IF v_fw = 'custom' THEN
         PERFORM csmcp.invalid('the custom framework is tracked per account: give client_id');
     END IF;
-    -- Portfolio view over all non-churned accounts, one row per account: m1, m2, m4..m6 from
-    -- adoption_derived (migration 0144, kept by triggers), m3 from its record days of daily
-    -- active users (0145: the first record reaching half the active contract's seats, 5 without
-    -- one; width_bucket counts the records below the threshold), m7 /
-    -- m8 and the start from their small tables, each the earlier of the derived day and a
-    -- manual confirmation (adoption_milestones) - what csmcp.adoption_milestones_all derives.
-    CREATE TEMP TABLE IF NOT EXISTS ms_w (client_id text, acc_start date, a1 date, a2 date, a3 date, a4 date,
-                                          a5 date, a6 date, a7 date, a8 date) ON COMMIT DROP;
-    TRUNCATE ms_w;
-    INSERT INTO ms_w
-    WITH acc AS (
-        SELECT a.client_id, coalesce(cs.s, (a.created_at AT TIME ZONE 'UTC')::date) AS acc_start,
-               coalesce(ceil(c.licensed_seats * 0.5), 5)::integer AS seats_half
-        FROM accounts a
-        LEFT JOIN (SELECT client_id, min(start_date) AS s FROM contracts GROUP BY 1) cs USING (client_id)
-        LEFT JOIN contracts c ON c.client_id = a.client_id AND c.status = 'active'
-        WHERE a.status <> 'churned'
-    ),
-    am AS (
-        SELECT client_id, min(achieved_on) FILTER (WHERE milestone = 'm1') AS x1, min(achieved_on) FILTER (WHERE milestone = 'm2') AS x2,
-               min(achieved_on) FILTER (WHERE milestone = 'm3') AS x3, min(achieved_on) FILTER (WHERE milestone = 'm4') AS x4,
-               min(achieved_on) FILTER (WHERE milestone = 'm5') AS x5, min(achieved_on) FILTER (WHERE milestone = 'm6') AS x6,
-               min(achieved_on) FILTER (WHERE milestone = 'm7') AS x7, min(achieved_on) FILTER (WHERE milestone = 'm8') AS x8
-        FROM adoption_milestones GROUP BY 1
-    ),
-    r7 AS (SELECT client_id, min(completed_at)::date AS d FROM executive_reviews WHERE status = 'completed' GROUP BY 1),
-    r8 AS (SELECT client_id, min(enrolled_at)::date AS d FROM advocates GROUP BY 1)
-    SELECT acc.client_id, acc.acc_start, least(d.m1, am.x1), least(d.m2, am.x2),
-           least(d.rec_days[width_bucket(acc.seats_half - 1, d.rec_vals) + 1], am.x3),
-           least(d.m4, am.x4), least(d.m5, am.x5), least(d.m6, am.x6), least(r7.d, am.x7), least(r8.d, am.x8)
-    FROM acc LEFT JOIN adoption_derived d USING (client_id) LEFT JOIN am USING (client_id)
-    LEFT JOIN r7 USING (client_id) LEFT JOIN r8 USING (client_id);
-    SELECT count(*) INTO n_acc FROM ms_w;
+    -- Portfolio view over all non-churned accounts from the maintained per-account rows and their
+    -- histogram (migration 0148: every account, kept by triggers in the writing transaction) minus
+    -- the churned accounts' rows (primary key reads): the counts and medians of the histogram
+    -- (percentile_disc(0.5) = the first days value whose running count reaches half the count),
+    -- the overdue counts (they depend on today) from the rows, the fast track from its index -
+    -- what csmcp.track_adoption_milestones_scratch derives from every usage and first-use row.
+    n_acc := (SELECT count(*) FROM accounts) - (SELECT count(*) FROM accounts WHERE status = 'churned');
 
     IF n_acc > 0 THEN
+        WITH h AS (
+            SELECT m, days, sum(k) AS k FROM (
+                SELECT h.m, h.days, h.n AS k FROM adoption_hist h WHERE h.n <> 0
+                UNION ALL
+                SELECT x.m, x.d, -1 FROM accounts a
+                CROSS JOIN LATERAL (SELECT * FROM adoption_account aa WHERE aa.client_id = a.client_id OFFSET 0) aa   -- (by key)
+                CROSS JOIN LATERAL unnest(ARRAY[aa.a1 - aa.acc_start, aa.a2 - aa.acc_start, aa.a3 - aa.acc_start, aa.a4 - aa.acc_start,
+                                                aa.a5 - aa.acc_start, aa.a6 - aa.acc_start, aa.a7 - aa.acc_start, aa.a8 - aa.acc_start])
+                                        WITH ORDINALITY x(d, m)
+                WHERE a.status = 'churned' AND x.d IS NOT NULL) x
+            GROUP BY 1, 2 HAVING sum(k) <> 0
+        ),
+        c AS (SELECT m, days, sum(k) OVER (PARTITION BY m ORDER BY days) AS run, sum(k) OVER (PARTITION BY m) AS tot FROM h),
+        per AS (SELECT m, max(tot) AS achieved, min(days) FILTER (WHERE 2 * run >= tot) AS med FROM c GROUP BY 1)
         SELECT jsonb_agg(jsonb_build_object('milestone', r.m, 'name', r.name, 'target_days', r.target_days,
-                                            'accounts_achieved', r.achieved, 'completion_rate', round(r.achieved::numeric / greatest(n_acc, 1), 3),
-                                            'median_days_to_achieve', r.med) ORDER BY r.m)
+                                            'accounts_achieved', coalesce(per.achieved, 0),
+                                            'completion_rate', round(coalesce(per.achieved, 0)::numeric / greatest(n_acc, 1), 3),
+                                            'median_days_to_achieve', per.med) ORDER BY r.m)
         INTO rates
-        FROM (SELECT count(a1) AS c1, percentile_disc(0.5) WITHIN GROUP (ORDER BY a1 - acc_start) AS p1,
-                     count(a2) AS c2, percentile_disc(0.5) WITHIN GROUP (ORDER BY a2 - acc_start) AS p2,
-                     count(a3) AS c3, percentile_disc(0.5) WITHIN GROUP (ORDER BY a3 - acc_start) AS p3,
-                     count(a4) AS c4, percentile_disc(0.5) WITHIN GROUP (ORDER BY a4 - acc_start) AS p4,
-                     count(a5) AS c5, percentile_disc(0.5) WITHIN GROUP (ORDER BY a5 - acc_start) AS p5,
-                     count(a6) AS c6, percentile_disc(0.5) WITHIN GROUP (ORDER BY a6 - acc_start) AS p6,
-                     count(a7) AS c7, percentile_disc(0.5) WITHIN GROUP (ORDER BY a7 - acc_start) AS p7,
-                     count(a8) AS c8, percentile_disc(0.5) WITHIN GROUP (ORDER BY a8 - acc_start) AS p8
-              FROM ms_w) z
-        CROSS JOIN LATERAL (VALUES ('m1', 'Account Activated', 3, z.c1, z.p1), ('m2', 'First Value Achieved', 14, z.c2, z.p2),
-                                   ('m3', 'Team Onboarded', 30, z.c3, z.p3), ('m4', 'Core Features Adopted', 60, z.c4, z.p4),
-                                   ('m5', 'Integration Connected', 45, z.c5, z.p5), ('m6', 'Advanced Features Explored', 90, z.c6, z.p6),
-                                   ('m7', 'Business Impact Measured', 120, z.c7, z.p7), ('m8', 'Champion Developed', 180, z.c8, z.p8))
-                           r(m, name, target_days, achieved, med);
+        FROM (VALUES ('m1', 'Account Activated', 3, 1), ('m2', 'First Value Achieved', 14, 2),
+                     ('m3', 'Team Onboarded', 30, 3), ('m4', 'Core Features Adopted', 60, 4),
+                     ('m5', 'Integration Connected', 45, 5), ('m6', 'Advanced Features Explored', 90, 6),
+                     ('m7', 'Business Impact Measured', 120, 7), ('m8', 'Champion Developed', 180, 8)) r(m, name, target_days, k)
+        LEFT JOIN per ON per.m = r.k;
     END IF;
     -- overdue: not achieved and the account older than the target; ahead: achieved within half
     -- the target (integer division, as the per-row rule)
     SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'overdue_milestones', n) ORDER BY n DESC, client_id), '[]')
     INTO stuck FROM (SELECT client_id, n FROM (
-                         SELECT client_id, (a1 IS NULL AND t - acc_start > 3)::int + (a2 IS NULL AND t - acc_start > 14)::int
+                         SELECT aa.client_id, (a1 IS NULL AND t - acc_start > 3)::int + (a2 IS NULL AND t - acc_start > 14)::int
                                 + (a3 IS NULL AND t - acc_start > 30)::int + (a4 IS NULL AND t - acc_start > 60)::int
                                 + (a5 IS NULL AND t - acc_start > 45)::int + (a6 IS NULL AND t - acc_start > 90)::int
                                 + (a7 IS NULL AND t - acc_start > 120)::int + (a8 IS NULL AND t - acc_start > 180)::int AS n
-                         FROM ms_w) x
+                         FROM adoption_account aa
+                         WHERE aa.acc_start < t - 14   -- (fewer than 2 milestones can be overdue before)
+                           AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.client_id = aa.client_id AND a.status = 'churned')) x
                      WHERE n >= 2 ORDER BY n DESC, client_id LIMIT 20) s;
-    SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'milestones_ahead_of_target', n) ORDER BY n DESC, client_id), '[]')
-    INTO fast FROM (SELECT client_id, n FROM (
-                        SELECT client_id, coalesce((a1 - acc_start <= 1)::int, 0) + coalesce((a2 - acc_start <= 7)::int, 0)
-                               + coalesce((a3 - acc_start <= 15)::int, 0) + coalesce((a4 - acc_start <= 30)::int, 0)
-                               + coalesce((a5 - acc_start <= 22)::int, 0) + coalesce((a6 - acc_start <= 45)::int, 0)
-                               + coalesce((a7 - acc_start <= 60)::int, 0) + coalesce((a8 - acc_start <= 90)::int, 0) AS n
-                        FROM ms_w) x
-                    WHERE n >= 4 ORDER BY n DESC, client_id LIMIT 20) f;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'milestones_ahead_of_target', ahead) ORDER BY ahead DESC, client_id), '[]')
+    INTO fast FROM (SELECT aa.client_id, aa.ahead FROM adoption_account aa
+                    WHERE aa.ahead >= 4 AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.client_id = aa.client_id AND a.status = 'churned')
+                    ORDER BY aa.ahead DESC, aa.client_id LIMIT 20) f;
 
     RETURN jsonb_build_object('milestone_framework', v_fw, 'accounts_analyzed', n_acc, 'total_milestones', 8,
                               'completion_rates', coalesce(rates, '[]'), 'stuck_customers', stuck, 'fast_track_customers', fast);

@@ -32,6 +32,8 @@ BEGIN
     PERFORM csmcp.adoption_derived_rebuild();   -- the data-derived adoption milestones (usage_milestones.sql)
     PERFORM csmcp.sup_agent_daily_rebuild();   -- support tickets per agent, priority and day (support/sup_agent_daily.sql)
     PERFORM csmcp.revenue_rollups_rebuild();   -- the revenue tools' rollups (expansion/rollups.sql)
+    PERFORM csmcp.adoption_account_rebuild();   -- the per-account milestones and their histogram (usage_milestones_account.sql)
+    PERFORM csmcp.engage_contacts_rebuild();   -- communications / tickets per day and account (engage_contacts.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:
@@ -121,4 +123,14 @@ LANGUAGE sql STABLE AS $$
     UNION ALL   -- the cross-sell ownership rows (expansion/rollups.sql, migration 0171)
     SELECT 'crosssell_own', x.client_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
     FROM csmcp.crosssell_own_check() x
+    UNION ALL   -- communications / tickets per day and per account (engage_contacts.sql, migration 0146)
+    SELECT x.what, x.key || ': ' || coalesce(x.maintained, '-') || ' vs ' || coalesce(x.actual, '-'), NULL, NULL
+    FROM csmcp.engage_contacts_check() x
+    UNION ALL   -- the per-account milestones and their histogram (usage_milestones_account.sql, migration 0148)
+    SELECT 'adoption_account', x.client_id || ': ' || coalesce(x.maintained, '-') || ' vs ' || coalesce(x.actual, '-'), NULL, NULL
+    FROM csmcp.adoption_account_check() x
+    UNION ALL   -- analyze_engagement_patterns' day tables (engage_window.sql, migration 0147)
+    SELECT 'engage_window', x.v_days || '/' || x.t || '/' || x.client_id || ': ' || coalesce(x.maintained, '-') || ' vs '
+                            || coalesce(x.actual, '-'), NULL, NULL
+    FROM csmcp.engage_window_check() x
 $$;

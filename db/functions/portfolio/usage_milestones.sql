@@ -53,6 +53,12 @@ BEGIN
     END IF;
     INSERT INTO adoption_derived (client_id, m1, m2, m4, m5, m6, rec_days, rec_vals)
     SELECT * FROM csmcp.adoption_derived_of(p_clients);
+    -- track_adoption_milestones' per-account rows read these (usage_milestones_account.sql, 0148)
+    IF p_clients IS NULL THEN
+        PERFORM csmcp.adoption_account_rebuild();
+    ELSE
+        PERFORM csmcp.adoption_account_refresh(p_clients);
+    END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION csmcp.adoption_derived_trg() RETURNS trigger

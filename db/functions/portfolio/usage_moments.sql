@@ -39,6 +39,8 @@ BEGIN
     JOIN (SELECT client_id, day, active_users, events, ((day - date '2001-01-01') % 7 + 7) % 7 + 1 AS dw FROM usage_daily) u
          ON u.client_id = ch.client_id AND u.day >= ch.d
     WINDOW w AS (PARTITION BY u.client_id ORDER BY u.day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
+    -- analyze_engagement_patterns' day tables read these moments (engage_window.sql, 0147)
+    PERFORM csmcp.engage_window_refresh(ARRAY(SELECT client_id FROM usage_moments_chg));
 END $$;
 
 CREATE OR REPLACE FUNCTION csmcp.usage_moments_trg() RETURNS trigger
@@ -76,6 +78,7 @@ CREATE OR REPLACE FUNCTION csmcp.usage_moments_trunc_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM usage_moments;
+    PERFORM csmcp.engage_window_clear();
     RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER usage_moments_trunc AFTER TRUNCATE ON usage_daily
@@ -87,6 +90,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     LOCK TABLE usage_moments IN EXCLUSIVE MODE;
     DELETE FROM usage_moments;
+    PERFORM csmcp.engage_window_clear();   -- filled again from the new moments by the next call
     INSERT INTO usage_moments
     SELECT client_id, day, count(*) OVER w, sum(active_users) OVER w, sum(active_users::int8 * active_users) OVER w,
            max(active_users) OVER w, min(active_users) OVER w,
