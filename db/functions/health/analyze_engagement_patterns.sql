@@ -50,16 +50,18 @@ BEGIN
 
     -- Work tables live as long as the session (emptied at every commit): creating and dropping
     -- them was most of a one-account call. Emptied here too, for a second call in one transaction.
-    IF to_regclass('pg_temp.ep_cand2') IS NULL THEN   -- (not IF NOT EXISTS: its notice on every call)
+    IF to_regclass('pg_temp.ep_anom') IS NULL THEN   -- (not IF NOT EXISTS: its notice on every call)
         CREATE TEMP TABLE IF NOT EXISTS ep_acc (client_id text PRIMARY KEY) ON COMMIT DELETE ROWS;
         CREATE TEMP TABLE IF NOT EXISTS ep_st (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer,
                                  mn integer, e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint,
                                  first_avg numeric, second_avg numeric, direction text, cand boolean) ON COMMIT DELETE ROWS;
         CREATE TEMP TABLE ep_cand2 (client_id text, mu float8, sd float8, mx integer, mn integer, nr bigint) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE IF NOT EXISTS ep_anom (client_id text, day date, dau integer, mu float8, z float8) ON COMMIT DELETE ROWS;
     END IF;
     DELETE FROM ep_acc;
     DELETE FROM ep_st;
     DELETE FROM ep_cand2;
+    DELETE FROM ep_anom;
 
     -- The per-account figures of the period (csmcp.engage_window_rows: three entries of the
     -- running moments per account). Across all accounts from the day table of (v_days, today) -
@@ -119,10 +121,9 @@ BEGIN
                    'FROM (SELECT * FROM %s d WHERE direction = ''declining'' ORDER BY (second_avg - first_avg) / first_avg, client_id LIMIT 20) d',
                    src)
     INTO declining USING v_days, t;
-    IF v_anom THEN
-        EXECUTE format('INSERT INTO ep_cand2 SELECT client_id, mu, sd, mx, mn, nr FROM ('
-                       'SELECT client_id, s1 / $1 AS mu, sqrt(greatest(0, s2 / $1 - (s1 / $1) ^ 2)) AS sd, mx, mn, nr FROM %s s WHERE cand) s', src)
-        USING v_days, t;
+    IF v_anom AND src = 'ep_st' THEN
+        INSERT INTO ep_cand2 SELECT client_id, s1 / v_days, sqrt(greatest(0, s2 / v_days - (s1 / v_days) ^ 2)), mx, mn, nr
+        FROM ep_st WHERE cand;
     END IF;
 
     IF 'temporal' = ANY (types) THEN
@@ -277,41 +278,25 @@ BEGIN
     END IF;
 
     IF v_anom THEN
-        -- Mean and standard deviation over all v_days days (days without a row count as 0).
-        -- Stored rows deviating by 3 standard deviations: probed from the account's highest
-        -- (lowest) daily active users, only where the running maximum (minimum) up to t reaches
-        -- that far (the bound is loosened by 1 for the index, the exact test follows). Missing
-        -- days (value 0) only for accounts with fewer rows than days whose mean is 3 deviations.
-        WITH stats AS (SELECT * FROM ep_cand2),
-        cand AS (
-            SELECT s.client_id, u.day, u.active_users AS dau FROM stats s
-            CROSS JOIN LATERAL (SELECT u.day, u.active_users FROM usage_daily u
-                                WHERE u.client_id = s.client_id AND u.active_users >= floor(s.mu + 3 * s.sd)::bigint - 1
-                                  AND u.day > t - v_days AND u.day <= t) u
-            WHERE s.sd > 0 AND s.mx >= s.mu + 3 * s.sd - 1
-              AND abs(u.active_users - s.mu) >= 3 * s.sd AND u.active_users > s.mu
-            UNION ALL
-            SELECT s.client_id, u.day, u.active_users FROM stats s
-            CROSS JOIN LATERAL (SELECT u.day, u.active_users FROM usage_daily u
-                                WHERE u.client_id = s.client_id AND u.active_users <= ceil(s.mu - 3 * s.sd)::bigint + 1
-                                  AND u.day > t - v_days AND u.day <= t) u
-            WHERE s.sd > 0 AND s.mn <= s.mu - 3 * s.sd + 1
-              AND abs(u.active_users - s.mu) >= 3 * s.sd AND u.active_users < s.mu
-            UNION ALL
-            SELECT s.client_id, g.d, 0 FROM stats s
-            CROSS JOIN LATERAL (SELECT g.d::date AS d FROM generate_series(t - v_days + 1, t, interval '1 day') g(d)
-                                WHERE NOT EXISTS (SELECT 1 FROM usage_daily u WHERE u.client_id = s.client_id AND u.day = g.d::date)
-                                OFFSET 0) g   -- not pulled up: primary key lookups of these accounts only
-            WHERE s.sd > 0 AND s.mu >= 3 * s.sd AND s.nr < v_days
-        )
+        -- Days whose daily active users deviate by 3 standard deviations from the account's mean
+        -- over the period (csmcp.engage_anomalies_of, for the candidates only): across all
+        -- accounts kept in the day table (engage_window_anom, filled and maintained with it).
+        IF src = 'ep_st' THEN
+            INSERT INTO ep_anom SELECT x.* FROM (SELECT array_agg(client_id) AS c, array_agg(mu) AS mu, array_agg(sd) AS sd,
+                                                        array_agg(mx) AS mx, array_agg(mn) AS mn, array_agg(nr) AS nr FROM ep_cand2) a
+            CROSS JOIN LATERAL csmcp.engage_anomalies_of(a.c, a.mu, a.sd, a.mx, a.mn, a.nr, t, v_days) x;
+        ELSE
+            INSERT INTO ep_anom SELECT w.client_id, w.day, w.dau, w.mu, w.z FROM engage_window_anom w
+            WHERE w.v_days = wk_days AND w.t = wk_t
+              AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.client_id = w.client_id AND a.status = 'churned');
+        END IF;
         SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'day', day, 'metric', 'daily_active_users',
                                                      'value', dau, 'expected', round(mu::numeric, 2), 'z_score', z,
                                                      'kind', CASE WHEN z > 0 THEN 'spike' ELSE 'drop' END)
                                   ORDER BY abs(z) DESC, client_id, day), '[]')
         INTO anomalies FROM (
-            SELECT c.client_id, c.day, c.dau, s.mu, round(((c.dau - s.mu) / s.sd)::numeric, 2) AS z
-            FROM cand c JOIN stats s USING (client_id)
-            ORDER BY abs((c.dau - s.mu) / s.sd) DESC, c.client_id, c.day LIMIT 50) a;
+            SELECT c.client_id, c.day, c.dau, c.mu, round(c.z::numeric, 2) AS z
+            FROM ep_anom c ORDER BY abs(c.z) DESC, c.client_id, c.day LIMIT 50) a;
     END IF;
 
     SELECT jsonb_agg(jsonb_build_object('pattern', p, 'accounts', k, 'prevalence', round(k::numeric / greatest(n, 1), 3))

@@ -119,12 +119,10 @@ BEGIN
             SELECT m, days, sum(k) AS k FROM (
                 SELECT h.m, h.days, h.n AS k FROM adoption_hist h WHERE h.n <> 0
                 UNION ALL
-                SELECT x.m, x.d, -1 FROM accounts a
+                SELECT x.m, x.days, -1 FROM accounts a
                 CROSS JOIN LATERAL (SELECT * FROM adoption_account aa WHERE aa.client_id = a.client_id OFFSET 0) aa   -- (by key)
-                CROSS JOIN LATERAL unnest(ARRAY[aa.a1 - aa.acc_start, aa.a2 - aa.acc_start, aa.a3 - aa.acc_start, aa.a4 - aa.acc_start,
-                                                aa.a5 - aa.acc_start, aa.a6 - aa.acc_start, aa.a7 - aa.acc_start, aa.a8 - aa.acc_start])
-                                        WITH ORDINALITY x(d, m)
-                WHERE a.status = 'churned' AND x.d IS NOT NULL) x
+                CROSS JOIN LATERAL csmcp.adoption_hist_of(aa::adoption_account) x
+                WHERE a.status = 'churned') x
             GROUP BY 1, 2 HAVING sum(k) <> 0
         ),
         c AS (SELECT m, days, sum(k) OVER (PARTITION BY m ORDER BY days) AS run, sum(k) OVER (PARTITION BY m) AS tot FROM h),

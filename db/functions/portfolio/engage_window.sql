@@ -50,6 +50,41 @@ LANGUAGE sql STABLE AS $$
     CROSS JOIN LATERAL (SELECT z.s1 / p_days AS mu, sqrt(greatest(0, z.s2 / p_days - (z.s1 / p_days) ^ 2)) AS sd) st
 $$;
 
+-- The anomalies among the given candidates (mean mu and standard deviation sd of daily active
+-- users over the period (p_t - p_days, p_t], running extremes mx / mn, rows nr): stored rows
+-- deviating by 3 standard deviations, probed from the account's highest (lowest) daily active
+-- users only where the running maximum (minimum) reaches that far (bound loosened by 1 for the
+-- index, the exact test follows), and missing days (value 0) for accounts with fewer rows than
+-- days whose mean is 3 deviations; z unrounded (the order of the answer).
+CREATE OR REPLACE FUNCTION csmcp.engage_anomalies_of(p_clients text[], p_mu float8[], p_sd float8[], p_mx integer[], p_mn integer[],
+                                                     p_nr bigint[], p_t date, p_days integer)
+RETURNS TABLE (client_id text, day date, dau integer, mu float8, z float8)
+LANGUAGE sql STABLE AS $$
+    WITH stats AS (SELECT * FROM unnest(p_clients, p_mu, p_sd, p_mx, p_mn, p_nr) s(client_id, mu, sd, mx, mn, nr)),
+    cand AS (
+        SELECT s.client_id, u.day, u.active_users AS dau FROM stats s
+        CROSS JOIN LATERAL (SELECT u.day, u.active_users FROM usage_daily u
+                            WHERE u.client_id = s.client_id AND u.active_users >= floor(s.mu + 3 * s.sd)::bigint - 1
+                              AND u.day > p_t - p_days AND u.day <= p_t) u
+        WHERE s.sd > 0 AND s.mx >= s.mu + 3 * s.sd - 1
+          AND abs(u.active_users - s.mu) >= 3 * s.sd AND u.active_users > s.mu
+        UNION ALL
+        SELECT s.client_id, u.day, u.active_users FROM stats s
+        CROSS JOIN LATERAL (SELECT u.day, u.active_users FROM usage_daily u
+                            WHERE u.client_id = s.client_id AND u.active_users <= ceil(s.mu - 3 * s.sd)::bigint + 1
+                              AND u.day > p_t - p_days AND u.day <= p_t) u
+        WHERE s.sd > 0 AND s.mn <= s.mu - 3 * s.sd + 1
+          AND abs(u.active_users - s.mu) >= 3 * s.sd AND u.active_users < s.mu
+        UNION ALL
+        SELECT s.client_id, g.d, 0 FROM stats s
+        CROSS JOIN LATERAL (SELECT g.d::date AS d FROM generate_series(p_t - p_days + 1, p_t, interval '1 day') g(d)
+                            WHERE NOT EXISTS (SELECT 1 FROM usage_daily u WHERE u.client_id = s.client_id AND u.day = g.d::date)
+                            OFFSET 0) g   -- not pulled up: primary key lookups of these accounts only
+        WHERE s.sd > 0 AND s.mu >= 3 * s.sd AND s.nr < p_days
+    )
+    SELECT c.client_id, c.day, c.dau, s.mu, (c.dau - s.mu) / s.sd FROM cand c JOIN stats s USING (client_id)
+$$;
+
 -- The day table for (p_days, p_t) with every account's row (nr > 0 only: an account without rows
 -- in the period is 'inactive' with zeros, which the reader derives). Filled once per UTC day and
 -- period by the first all-accounts call, under the usage writers' lock: a writer either committed
@@ -76,8 +111,18 @@ BEGIN
     DELETE FROM engage_window WHERE t < p_t;
     DELETE FROM engage_window_key WHERE t < p_t;
     DELETE FROM engage_window_tot WHERE t < p_t;
+    DELETE FROM engage_window_anom WHERE t < p_t;
     PERFORM csmcp.engage_window_put(p_days, p_t, ARRAY(SELECT client_id FROM accounts));
+    INSERT INTO engage_window_anom
+    SELECT p_days, p_t, x.* FROM (
+        SELECT array_agg(w.client_id) AS c, array_agg(w.s1 / p_days) AS mu, array_agg(sqrt(greatest(0, w.s2 / p_days - (w.s1 / p_days) ^ 2))) AS sd,
+               array_agg(w.mx) AS mx, array_agg(w.mn) AS mn, array_agg(w.nr) AS nr
+        FROM engage_window w WHERE w.v_days = p_days AND w.t = p_t AND w.cand) a
+    CROSS JOIN LATERAL csmcp.engage_anomalies_of(a.c, a.mu, a.sd, a.mx, a.mn, a.nr, p_t, p_days) x;
     INSERT INTO engage_window_key (v_days, t) VALUES (p_days, p_t);
+    -- the day's rows replace the previous day's: statistics for the reader's plans (without
+    -- them the 20 most declining accounts were a sort of all of them, not an index range)
+    ANALYZE engage_window;
     RETURN true;
 END $$;
 
@@ -100,7 +145,15 @@ BEGIN
             e2 = o.e2 + excluded.e2, e3 = o.e3 + excluded.e3, e4 = o.e4 + excluded.e4, e5 = o.e5 + excluded.e5,
             e6 = o.e6 + excluded.e6, e7 = o.e7 + excluded.e7;
         DELETE FROM engage_window w WHERE w.v_days = k.v_days AND w.t = k.t AND w.client_id = ANY (p_clients);
+        DELETE FROM engage_window_anom w WHERE w.v_days = k.v_days AND w.t = k.t AND w.client_id = ANY (p_clients);
         PERFORM csmcp.engage_window_put(k.v_days, k.t, p_clients);
+        INSERT INTO engage_window_anom
+        SELECT k.v_days, k.t, x.* FROM (
+            SELECT array_agg(w.client_id) AS c, array_agg(w.s1 / k.v_days) AS mu,
+                   array_agg(sqrt(greatest(0, w.s2 / k.v_days - (w.s1 / k.v_days) ^ 2))) AS sd,
+                   array_agg(w.mx) AS mx, array_agg(w.mn) AS mn, array_agg(w.nr) AS nr
+            FROM engage_window w WHERE w.v_days = k.v_days AND w.t = k.t AND w.client_id = ANY (p_clients) AND w.cand) a
+        CROSS JOIN LATERAL csmcp.engage_anomalies_of(a.c, a.mu, a.sd, a.mx, a.mn, a.nr, k.t, k.v_days) x;
     END LOOP;
 END $$;
 
@@ -124,6 +177,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM engage_window;
     DELETE FROM engage_window_tot;
+    DELETE FROM engage_window_anom;
     DELETE FROM engage_window_key;
 END $$;
 
@@ -145,6 +199,18 @@ BEGIN
                                                  r.first_avg, r.second_avg, r.direction, r.cand) AS x
                    FROM csmcp.engage_window_rows(ARRAY(SELECT a.client_id FROM accounts a), k.t, k.v_days) r WHERE r.nr > 0) a
              ON a.client_id = m.client_id
+        WHERE m.x IS DISTINCT FROM a.x;
+        RETURN QUERY   -- the anomalies
+        SELECT k.v_days, k.t, 'anomaly:' || coalesce(m.client_id, a.client_id) || '/' || coalesce(m.day, a.day), m.x, a.x
+        FROM (SELECT w.client_id, w.day, concat_ws(',', w.dau, w.mu, w.z) AS x FROM engage_window_anom w
+              WHERE w.v_days = k.v_days AND w.t = k.t) m
+        FULL JOIN (SELECT y.client_id, y.day, concat_ws(',', y.dau, y.mu, y.z) AS x FROM (
+                       SELECT array_agg(r.client_id) AS c, array_agg(r.s1 / k.v_days) AS mu,
+                              array_agg(sqrt(greatest(0, r.s2 / k.v_days - (r.s1 / k.v_days) ^ 2))) AS sd,
+                              array_agg(r.mx) AS mx, array_agg(r.mn) AS mn, array_agg(r.nr) AS nr
+                       FROM csmcp.engage_window_rows(ARRAY(SELECT a.client_id FROM accounts a), k.t, k.v_days) r WHERE r.cand) z
+                   CROSS JOIN LATERAL csmcp.engage_anomalies_of(z.c, z.mu, z.sd, z.mx, z.mn, z.nr, k.t, k.v_days) y) a
+             ON a.client_id = m.client_id AND a.day = m.day
         WHERE m.x IS DISTINCT FROM a.x;
         RETURN QUERY   -- the sums (zero sums count as absent)
         SELECT k.v_days, k.t, 'sum:' || coalesce(m.direction, a.direction), m.x, a.x

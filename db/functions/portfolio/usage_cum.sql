@@ -34,6 +34,9 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS usage_cum_chg (client_id text PRIMARY KEY, d date) ON COMMIT DROP;
     TRUNCATE usage_cum_chg;
     INSERT INTO usage_cum_chg SELECT c, min(d) FROM unnest(p_clients, p_days) x(c, d) GROUP BY c;
+    -- a few accounts: their index ranges, not a hash join over the whole table (a fresh temp table
+    -- counts as thousands of rows: ~0.7 s per write at 10,000 accounts, measured by helper engage2)
+    ANALYZE usage_cum_chg;
     DELETE FROM usage_cum u USING usage_cum_chg ch WHERE u.client_id = ch.client_id AND u.day >= ch.d;
     INSERT INTO usage_cum (client_id, day, cum_users, cum_events)
     SELECT u.client_id, u.day, b.cu + sum(u.active_users) OVER w, b.ce + sum(u.events) OVER w

@@ -70,8 +70,24 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_TABLE_NAME = 'features' THEN
-        -- which features are core / integration / advanced changes every account's m4..m6
-        PERFORM csmcp.adoption_derived_refresh(NULL);
+        -- which features are core / integration / advanced changes every account's m4..m6; a
+        -- statement that changed none of that (ingest_usage_events' INSERT ... ON CONFLICT DO
+        -- NOTHING of known features, on every call) changes nothing: it recomputed every account
+        -- per ingest call (~5 s at 10,000 accounts) until issue 21's helper engage2 measured it
+        IF TG_OP = 'INSERT' THEN
+            PERFORM 1 FROM nt WHERE nt.is_core OR nt.category IN ('integration', 'advanced') LIMIT 1;
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM 1 FROM ot WHERE ot.is_core OR ot.category IN ('integration', 'advanced') LIMIT 1;
+        ELSE
+            PERFORM 1 FROM ot JOIN nt USING (feature_id)
+            WHERE (ot.is_core, ot.category) IS DISTINCT FROM (nt.is_core, nt.category) LIMIT 1;
+            IF NOT FOUND THEN   -- a renamed key: old and new rows do not pair up
+                PERFORM 1 FROM ot WHERE NOT EXISTS (SELECT 1 FROM nt WHERE nt.feature_id = ot.feature_id) LIMIT 1;
+            END IF;
+        END IF;
+        IF FOUND THEN
+            PERFORM csmcp.adoption_derived_refresh(NULL);
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
@@ -106,7 +122,12 @@ CREATE OR REPLACE TRIGGER adoption_derived_del AFTER DELETE ON feature_adoption 
     FOR EACH STATEMENT EXECUTE FUNCTION csmcp.adoption_derived_trg();
 CREATE OR REPLACE TRIGGER adoption_derived_lock BEFORE INSERT OR UPDATE OR DELETE ON features
     FOR EACH STATEMENT EXECUTE FUNCTION csmcp.usage_write_lock_trg();
-CREATE OR REPLACE TRIGGER adoption_derived_chg AFTER INSERT OR UPDATE OR DELETE ON features
+DROP TRIGGER IF EXISTS adoption_derived_chg ON features;   -- one trigger for all three events: no transition tables
+CREATE OR REPLACE TRIGGER adoption_derived_feat_ins AFTER INSERT ON features REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.adoption_derived_trg();
+CREATE OR REPLACE TRIGGER adoption_derived_feat_upd AFTER UPDATE ON features REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.adoption_derived_trg();
+CREATE OR REPLACE TRIGGER adoption_derived_feat_del AFTER DELETE ON features REFERENCING OLD TABLE AS ot
     FOR EACH STATEMENT EXECUTE FUNCTION csmcp.adoption_derived_trg();
 
 CREATE OR REPLACE FUNCTION csmcp.adoption_derived_trunc_trg() RETURNS trigger

@@ -41,17 +41,15 @@ LANGUAGE sql STABLE AS $$
     ) x
 $$;
 
--- The histogram rows of the given accounts' (null: all) adoption_account rows (milestone, days
--- to achieve, count times sign): what they add to (1) or take from (-1) adoption_hist.
-CREATE OR REPLACE FUNCTION csmcp.adoption_hist_delta(p_clients text[], p_sign integer)
-RETURNS TABLE (m integer, days integer, n bigint)
-LANGUAGE sql STABLE AS $$
-    SELECT x.m, x.d, p_sign * count(*) FROM adoption_account a
-    CROSS JOIN LATERAL unnest(ARRAY[a.a1 - a.acc_start, a.a2 - a.acc_start, a.a3 - a.acc_start, a.a4 - a.acc_start,
-                                    a.a5 - a.acc_start, a.a6 - a.acc_start, a.a7 - a.acc_start, a.a8 - a.acc_start])
-                            WITH ORDINALITY x(d, m)
-    WHERE (p_clients IS NULL OR a.client_id = ANY (p_clients)) AND x.d IS NOT NULL
-    GROUP BY 1, 2
+-- One adoption_account row's histogram entries (milestone 1..8, days from the start to it; only
+-- the achieved ones).
+CREATE OR REPLACE FUNCTION csmcp.adoption_hist_of(a adoption_account)
+RETURNS TABLE (m integer, days integer)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT x.m::integer, x.d FROM unnest(ARRAY[a.a1 - a.acc_start, a.a2 - a.acc_start, a.a3 - a.acc_start, a.a4 - a.acc_start,
+                                               a.a5 - a.acc_start, a.a6 - a.acc_start, a.a7 - a.acc_start, a.a8 - a.acc_start])
+                                 WITH ORDINALITY x(d, m)
+    WHERE x.d IS NOT NULL
 $$;
 
 -- Recomputes the given accounts' rows and their share of the histogram, under the usage writers'
@@ -66,11 +64,15 @@ BEGIN
         RETURN;
     END IF;
     PERFORM csmcp.usage_write_lock();
-    INSERT INTO adoption_hist AS h SELECT * FROM csmcp.adoption_hist_delta(cs, -1) ORDER BY 1, 2
+    INSERT INTO adoption_hist AS h
+    SELECT x.m, x.days, -count(*) FROM adoption_account a CROSS JOIN LATERAL csmcp.adoption_hist_of(a) x
+    WHERE a.client_id = ANY (cs) GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (m, days) DO UPDATE SET n = h.n + excluded.n;
     DELETE FROM adoption_account WHERE client_id = ANY (cs);
     INSERT INTO adoption_account SELECT * FROM csmcp.adoption_account_of(cs);
-    INSERT INTO adoption_hist AS h SELECT * FROM csmcp.adoption_hist_delta(cs, 1) ORDER BY 1, 2
+    INSERT INTO adoption_hist AS h
+    SELECT x.m, x.days, count(*) FROM adoption_account a CROSS JOIN LATERAL csmcp.adoption_hist_of(a) x
+    WHERE a.client_id = ANY (cs) GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (m, days) DO UPDATE SET n = h.n + excluded.n;
 END $$;
 
@@ -182,7 +184,8 @@ BEGIN
     DELETE FROM adoption_account;
     DELETE FROM adoption_hist;
     INSERT INTO adoption_account SELECT * FROM csmcp.adoption_account_of(ARRAY(SELECT client_id FROM accounts));
-    INSERT INTO adoption_hist SELECT * FROM csmcp.adoption_hist_delta(NULL, 1);
+    INSERT INTO adoption_hist
+    SELECT x.m, x.days, count(*) FROM adoption_account a CROSS JOIN LATERAL csmcp.adoption_hist_of(a) x GROUP BY 1, 2;
 END $$;
 
 -- Rows (and histogram entries) that differ from a from-scratch computation (none when exact;
@@ -194,11 +197,8 @@ LANGUAGE sql STABLE AS $$
     m AS (SELECT x.client_id, concat_ws(',', x.acc_start, x.a1, x.a2, x.a3, x.a4, x.a5, x.a6, x.a7, x.a8, x.ahead) AS v FROM adoption_account x),
     f AS (SELECT x.client_id, concat_ws(',', x.acc_start, x.a1, x.a2, x.a3, x.a4, x.a5, x.a6, x.a7, x.a8, x.ahead) AS v FROM a x),
     hm AS (SELECT 'hist:' || h.m || '/' || h.days AS k, h.n::text AS v FROM adoption_hist h WHERE h.n <> 0),
-    ha AS (SELECT 'hist:' || x.m || '/' || x.d AS k, count(*)::text AS v FROM a
-           CROSS JOIN LATERAL unnest(ARRAY[a.a1 - a.acc_start, a.a2 - a.acc_start, a.a3 - a.acc_start, a.a4 - a.acc_start,
-                                           a.a5 - a.acc_start, a.a6 - a.acc_start, a.a7 - a.acc_start, a.a8 - a.acc_start])
-                                   WITH ORDINALITY x(d, m)
-           WHERE x.d IS NOT NULL GROUP BY x.m, x.d)
+    ha AS (SELECT 'hist:' || x.m || '/' || x.days AS k, count(*)::text AS v
+           FROM a CROSS JOIN LATERAL csmcp.adoption_hist_of(a::adoption_account) x GROUP BY x.m, x.days)
     SELECT coalesce(m.client_id, f.client_id), m.v, f.v FROM m FULL JOIN f ON f.client_id = m.client_id WHERE m.v IS DISTINCT FROM f.v
     UNION ALL
     SELECT coalesce(hm.k, ha.k), hm.v, ha.v FROM hm FULL JOIN ha ON ha.k = hm.k WHERE hm.v IS DISTINCT FROM ha.v

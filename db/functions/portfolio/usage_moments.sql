@@ -16,6 +16,9 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS usage_moments_chg (client_id text PRIMARY KEY, d date) ON COMMIT DROP;
     TRUNCATE usage_moments_chg;
     INSERT INTO usage_moments_chg SELECT c, min(d) FROM unnest(p_clients, p_days) x(c, d) GROUP BY c;
+    -- a few accounts: their index ranges, not a hash join over the whole table (a fresh temp table
+    -- counts as thousands of rows: ~0.7 s per write at 10,000 accounts, measured by helper engage2)
+    ANALYZE usage_moments_chg;
     DELETE FROM usage_moments m USING usage_moments_chg ch WHERE m.client_id = ch.client_id AND m.day >= ch.d;
     INSERT INTO usage_moments
     SELECT u.client_id, u.day,
