@@ -26,6 +26,7 @@ DECLARE
     src text;   -- the per-account figures: ep_st or the day table (a subquery)
     n_grow bigint; n_flat bigint; n_decl bigint; n_inact bigint;
     declining jsonb;
+    acc_list text[];
     wk_days integer := v_days; wk_t date := t;   -- (the day table's key: its columns are named v_days, t)
     cut timestamptz := now() - make_interval(days => v_days);   -- the period of communications and tickets
     cd date := (cut AT TIME ZONE 'UTC')::date;   -- the cut's UTC day: read raw; later days from the rollups
@@ -88,7 +89,8 @@ BEGIN
         -- Without statistics a fresh table counts as 10 pages (thousands of rows): one account would
         -- get the hash joins over whole slices that the portfolio needs.
         ANALYZE ep_acc;
-        INSERT INTO ep_st SELECT * FROM csmcp.engage_window_rows(ARRAY(SELECT client_id FROM ep_acc), t, v_days);
+        acc_list := ARRAY(SELECT client_id FROM ep_acc);   -- (a variable, not a subquery argument: the function is inlined)
+        INSERT INTO ep_st SELECT * FROM csmcp.engage_window_rows(acc_list, false, t, v_days);
         src := 'ep_st';
     END IF;
     -- One pass for the counts per trend (accounts without rows in the period are 'inactive': the

@@ -3,7 +3,9 @@
 -- invariants there): the rows of given accounts, the day table's fill, its maintenance (called by
 -- csmcp.usage_moments_refresh in the usage writers' transaction) and the check.
 
--- Per account over the period (p_t - p_days, p_t], from its running moments at p_t (m0/l0), the
+-- Per account (the given ones, or all with p_all - a literal at every call, so that the planner
+-- sees either an index lookup of a few accounts or whole day slices to hash-join) over the
+-- period (p_t - p_days, p_t], from its running moments at p_t (m0/l0), the
 -- middle (m1/l1) and the start (m2/l2): the entry of that exact day (index-only slice of
 -- usage_moments_day_idx), else the account's last entry before the day (only where the account
 -- has a gap there and its first row, usage_moments_first_idx, is earlier), else zeros. nr = rows,
@@ -14,7 +16,7 @@
 -- and standard deviation over all p_days days (a missing day counts as 0) put the running maximum
 -- or minimum 3 deviations away (loosened by 1 for the index probe), or the mean itself while days
 -- are missing.
-CREATE OR REPLACE FUNCTION csmcp.engage_window_rows(p_clients text[], p_t date, p_days integer)
+CREATE OR REPLACE FUNCTION csmcp.engage_window_rows(p_clients text[], p_all boolean, p_t date, p_days integer)
 RETURNS TABLE (client_id text, nr bigint, a1 bigint, a2 bigint, s1 float8, s2 float8, mx integer, mn integer,
                e1 bigint, e2 bigint, e3 bigint, e4 bigint, e5 bigint, e6 bigint, e7 bigint,
                first_avg numeric, second_avg numeric, direction text, cand boolean)
@@ -33,7 +35,7 @@ LANGUAGE sql STABLE AS $$
            coalesce(m0.cum_ev5, l0.cum_ev5, 0) - coalesce(m2.cum_ev5, l2.cum_ev5, 0),
            coalesce(m0.cum_ev6, l0.cum_ev6, 0) - coalesce(m2.cum_ev6, l2.cum_ev6, 0),
            coalesce(m0.cum_ev7, l0.cum_ev7, 0) - coalesce(m2.cum_ev7, l2.cum_ev7, 0)
-        FROM unnest(p_clients) e(client_id)
+        FROM accounts e
         LEFT JOIN usage_moments f0 ON f0.client_id = e.client_id AND f0.cum_rows = 1
         LEFT JOIN usage_moments m0 ON m0.client_id = e.client_id AND m0.day = p_t
         LEFT JOIN usage_moments m1 ON m1.client_id = e.client_id AND m1.day = p_t - p_days / 2
@@ -44,6 +46,7 @@ LANGUAGE sql STABLE AS $$
                            AND m.client_id = e.client_id AND m.day < p_t - p_days / 2 ORDER BY m.day DESC LIMIT 1) l1 ON true
         LEFT JOIN LATERAL (SELECT * FROM usage_moments m WHERE m2.client_id IS NULL AND f0.day < p_t - p_days
                            AND m.client_id = e.client_id AND m.day < p_t - p_days ORDER BY m.day DESC LIMIT 1) l2 ON true
+        WHERE p_all OR e.client_id = ANY (p_clients)
     ) z
     CROSS JOIN LATERAL (SELECT CASE WHEN z.nr > 0 THEN z.a1::numeric / (p_days - p_days / 2) END AS x1,
                                CASE WHEN z.nr > 0 THEN z.a2::numeric / (p_days / 2) END AS x2) h
@@ -112,7 +115,7 @@ BEGIN
     DELETE FROM engage_window_key WHERE t < p_t;
     DELETE FROM engage_window_tot WHERE t < p_t;
     DELETE FROM engage_window_anom WHERE t < p_t;
-    PERFORM csmcp.engage_window_put(p_days, p_t, ARRAY(SELECT client_id FROM accounts));
+    PERFORM csmcp.engage_window_put(p_days, p_t, NULL);
     INSERT INTO engage_window_anom
     SELECT p_days, p_t, x.* FROM (
         SELECT array_agg(w.client_id) AS c, array_agg(w.s1 / p_days) AS mu, array_agg(sqrt(greatest(0, w.s2 / p_days - (w.s1 / p_days) ^ 2))) AS sd,
@@ -157,19 +160,28 @@ BEGIN
     END LOOP;
 END $$;
 
--- The rows of the given accounts (none yet in the day table) into the day table and its sums.
+-- The rows of the given accounts (null: all; none yet in the day table) into the day table and
+-- its sums. (Two statements: one plan for a few accounts' index lookups, one for whole slices.)
 CREATE OR REPLACE FUNCTION csmcp.engage_window_put(p_days integer, p_t date, p_clients text[]) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_clients IS NULL THEN
+        INSERT INTO engage_window SELECT p_days, p_t, r.* FROM csmcp.engage_window_rows(NULL, true, p_t, p_days) r WHERE r.nr > 0;
+        INSERT INTO engage_window_tot
+        SELECT p_days, p_t, direction, count(*), sum(nr), sum(e1), sum(e2), sum(e3), sum(e4), sum(e5), sum(e6), sum(e7)
+        FROM engage_window WHERE v_days = p_days AND t = p_t GROUP BY direction;
+        RETURN;
+    END IF;
     WITH i AS (
         INSERT INTO engage_window
-        SELECT p_days, p_t, r.* FROM csmcp.engage_window_rows(p_clients, p_t, p_days) r WHERE r.nr > 0
+        SELECT p_days, p_t, r.* FROM csmcp.engage_window_rows(p_clients, false, p_t, p_days) r WHERE r.nr > 0
         RETURNING direction, nr, e1, e2, e3, e4, e5, e6, e7)
     INSERT INTO engage_window_tot AS o
     SELECT p_days, p_t, direction, count(*), sum(nr), sum(e1), sum(e2), sum(e3), sum(e4), sum(e5), sum(e6), sum(e7) FROM i GROUP BY 1, 2, 3
     ON CONFLICT (v_days, t, direction) DO UPDATE SET k = o.k + excluded.k, nr = o.nr + excluded.nr, e1 = o.e1 + excluded.e1,
         e2 = o.e2 + excluded.e2, e3 = o.e3 + excluded.e3, e4 = o.e4 + excluded.e4, e5 = o.e5 + excluded.e5,
-        e6 = o.e6 + excluded.e6, e7 = o.e7 + excluded.e7
-$$;
+        e6 = o.e6 + excluded.e6, e7 = o.e7 + excluded.e7;
+END $$;
 
 -- Forgets every day table (the moments were rebuilt or emptied); the next call fills it again.
 CREATE OR REPLACE FUNCTION csmcp.engage_window_clear() RETURNS void
@@ -197,7 +209,7 @@ BEGIN
               FROM engage_window w WHERE w.v_days = k.v_days AND w.t = k.t) m
         FULL JOIN (SELECT r.client_id, concat_ws(',', r.nr, r.a1, r.a2, r.s1, r.s2, r.mx, r.mn, r.e1, r.e2, r.e3, r.e4, r.e5, r.e6, r.e7,
                                                  r.first_avg, r.second_avg, r.direction, r.cand) AS x
-                   FROM csmcp.engage_window_rows(ARRAY(SELECT a.client_id FROM accounts a), k.t, k.v_days) r WHERE r.nr > 0) a
+                   FROM csmcp.engage_window_rows(NULL, true, k.t, k.v_days) r WHERE r.nr > 0) a
              ON a.client_id = m.client_id
         WHERE m.x IS DISTINCT FROM a.x;
         RETURN QUERY   -- the anomalies
@@ -208,7 +220,7 @@ BEGIN
                        SELECT array_agg(r.client_id) AS c, array_agg(r.s1 / k.v_days) AS mu,
                               array_agg(sqrt(greatest(0, r.s2 / k.v_days - (r.s1 / k.v_days) ^ 2))) AS sd,
                               array_agg(r.mx) AS mx, array_agg(r.mn) AS mn, array_agg(r.nr) AS nr
-                       FROM csmcp.engage_window_rows(ARRAY(SELECT a.client_id FROM accounts a), k.t, k.v_days) r WHERE r.cand) z
+                       FROM csmcp.engage_window_rows(NULL, true, k.t, k.v_days) r WHERE r.cand) z
                    CROSS JOIN LATERAL csmcp.engage_anomalies_of(z.c, z.mu, z.sd, z.mx, z.mn, z.nr, k.t, k.v_days) y) a
              ON a.client_id = m.client_id AND a.day = m.day
         WHERE m.x IS DISTINCT FROM a.x;
