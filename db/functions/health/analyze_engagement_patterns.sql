@@ -5,8 +5,11 @@
 -- the weekday event totals; anomalies are probed (index usage_daily (client_id, active_users))
 -- only for accounts whose running maximum / minimum reaches 3 standard deviations. Across all
 -- accounts the feature part comes from the per-feature rollups (migration 0142) minus the
--- churned accounts' rows; for a segment or one account from those accounts' rows. Communication
--- and support: one scan each. All rollups are exact (triggers in the writing transaction).
+-- churned accounts' rows; for a segment or one account from those accounts' rows. Across all
+-- accounts the per-account figures and anomalies come from the day table of (period, today)
+-- (migration 0147) and communication / support from per-day counts and per-account last contact
+-- / third-latest ticket (0146); for a segment or one account one scan each. All rollups are exact
+-- (kept in the writing transaction; the day table is keyed by its day).
 -- csmcp.analyze_engagement_patterns_scratch below is the from-scratch computation (the tool
 -- before issue 21); the equality tests compare the two.
 CREATE OR REPLACE FUNCTION csmcp.tool_analyze_engagement_patterns(args jsonb, principal text)
