@@ -112,9 +112,10 @@ END $$;
 CREATE OR REPLACE FUNCTION csmcp.adoption_account_row_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT csmcp.portfolio_bulk() THEN
-        PERFORM csmcp.adoption_account_refresh(ARRAY[new.client_id]);
+    IF csmcp.portfolio_bulk() THEN   -- (first thing: seed_bulk_begin disables such triggers)
+        RETURN NULL;
     END IF;
+    PERFORM csmcp.adoption_account_refresh(ARRAY[new.client_id]);
     RETURN NULL;
 END $$;
 
