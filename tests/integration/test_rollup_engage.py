@@ -308,9 +308,11 @@ class EngageRollupEquality(lib.TestCase):
                  "UPDATE support_tickets SET priority = 'P0', created_at = now() WHERE client_id = '%s';" % c),
                 ("usage_moments_ins (engage_window)", "(SELECT count(*) FROM csmcp.usage_moments_check()) "
                  "+ (SELECT count(*) FROM csmcp.engage_window_check())",
-                 "ALTER TABLE usage_daily DISABLE TRIGGER usage_moments_ins;"
-                 "INSERT INTO usage_daily (client_id, day, active_users, events) VALUES ('%s', csmcp.today() - 50, 900, 9) "
-                 "ON CONFLICT (client_id, day) DO NOTHING;" % self.clients[3])):
+                 "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
+                 "VALUES ('%s_new', 'New', 'New Ltd', 'standard', 'active');"
+                 "ALTER TABLE usage_daily DISABLE TRIGGER usage_moments_ins;"   # (a new active account's 30 days: its trend)
+                 "INSERT INTO usage_daily (client_id, day, active_users, events) SELECT '%s_new', csmcp.today() - k, 40 + k, 9 "
+                 "FROM generate_series(0, 29) k;" % (self.p, self.p))):
             out = du.psql(self.url, "BEGIN; UPDATE accounts SET status = 'active' WHERE client_id IN ('%s', '%s'); %s SELECT %s > 0, %s; "
                                     "ROLLBACK;" % (c, self.clients[3], write, check, eng))
             self.assertEqual(out.splitlines()[-1], "t|f", what)
