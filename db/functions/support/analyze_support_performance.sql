@@ -198,6 +198,7 @@ RETURNS TABLE (agent_id text, open_now integer, metrics jsonb)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     d_lo date := (p_from AT TIME ZONE 'UTC')::date + 1;
+    d_hi date := (p_to AT TIME ZONE 'UTC')::date - 1;
 BEGIN
     IF p_client IS NOT NULL OR p_team IS NOT NULL THEN
         RETURN QUERY SELECT * FROM csmcp.sup_perf_by_agent_scratch(p_from, p_to, p_client, p_team, p_agent, p_prio);
@@ -208,7 +209,7 @@ BEGIN
         SELECT x.agent AS ag, sum(x.created) AS created, sum(x.escalated) AS escalated, sum(x.f_n)::numeric AS f_n,
                sum(x.f_met) AS f_met, sum(x.f_br) AS f_br, sum(x.f_sum) AS f_sum, sum(x.resolved) AS resolved,
                sum(x.r_met) AS r_met, sum(x.r_br) AS r_br, sum(x.r_sum) AS r_sum, sum(x.r_rated) AS r_rated,
-               sum(x.q_rated) AS rated, sum(x.q_sum) AS q_sum, sum(x.q_neg) AS negative
+               sum(x.q_rated) AS rated, sum(x.q_sum) AS q_sum, sum(x.q_neg) AS negative, sum(x.q_n) AS q_n
         FROM csmcp.sup_tally(p_from, p_to, p_agent, p_prio, true) x WHERE x.agent <> '' GROUP BY x.agent
     ), o AS (
         SELECT t.assigned_agent AS ag, count(*) AS n FROM support_tickets t
@@ -216,10 +217,12 @@ BEGIN
            AND (p_agent IS NULL OR t.assigned_agent = p_agent) AND (p_prio IS NULL OR t.priority = p_prio)
          GROUP BY 1
     ), ags AS (
-        -- any clock after p_from: the rollup's days from d_lo on (today's and later ones too), the
-        -- tickets of p_from's own day after it, the open tickets
-        SELECT s.agent AS ag FROM sup_agent_daily s
-         WHERE s.day >= d_lo AND s.agent <> '' AND (s.created + s.f_n + s.resolved + s.q_n) > 0
+        -- any clock after p_from: in the period (g), on the rollup's days after it (today's rest
+        -- and later; from d_lo on when p_from is today), on p_from's own day after it, open
+        SELECT g.ag FROM g WHERE (g.created + g.f_n + g.resolved + g.q_n) > 0
+        UNION
+        SELECT s.agent FROM sup_agent_daily s
+         WHERE s.day >= greatest(d_hi + 1, d_lo) AND s.agent <> '' AND (s.created + s.f_n + s.resolved + s.q_n) > 0
            AND (p_agent IS NULL OR s.agent = p_agent) AND (p_prio IS NULL OR s.priority = p_prio)
         UNION
         SELECT t.assigned_agent FROM support_tickets t
