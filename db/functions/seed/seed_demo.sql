@@ -62,8 +62,9 @@ BEGIN
     -- 4 MB default the window sums and joins over millions of usage rows spill to disk.
     PERFORM set_config('work_mem', '256MB', true);
     -- 2 GB for the index builds of the bulk mode: a parallel build gives each of its (up to 3)
-    -- participants a share; with 1 GB the (feature_id, day) index of 17 million
-    -- usage_feature_daily rows sorted on disk (12 s at 30,000 accounts, 122 s at 100,000).
+    -- participants a share. At 100,000 accounts the (feature_id, day) index of usage_feature_daily
+    -- and the (day, client_id) indexes of usage_moments / usage_cum took 122 / 75 / 63 s with 1 GB
+    -- and 60 / 28 / 18 s with 2 GB (two runs at different load: docs/scale.md "Seeding").
     PERFORM set_config('maintenance_work_mem', '2GB', true);
     -- No JIT: at these sizes nearly every statement of the seed passes jit_optimize_above_cost and
     -- jit_inline_above_cost, and compiling with LLVM costs ~1 s per statement (100,000 generated
