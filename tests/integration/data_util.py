@@ -2,6 +2,7 @@
 deterministic fixture with hand-computed expectations, and a small JSON Schema checker for
 structuredContent against a tool's outputSchema. psql, scratch clusters and csmcpctl are in
 lib.py. Stdlib only."""
+import threading
 import uuid
 
 import lib
@@ -22,6 +23,21 @@ class PrivatePostgres(lib.ScratchPostgres):
 
     def url(self, db="csmcp", user="postgres"):
         return super().url(db, user)
+
+
+def run_writers(writer, seeds, timeout):
+    """The rollup-equality tests' concurrent writers: writer(seed, errors) once per seed, all at
+    once in threads; returns the errors they appended, plus one for every writer still running
+    after `timeout` seconds (the checks must not run while a writer is mid-way)."""
+    errors = []
+    threads = [threading.Thread(target=writer, args=(seed, errors)) for seed in seeds]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=timeout)
+    errors += ["writer %d still running after %d s" % (i, timeout)
+               for i, th in enumerate(threads) if th.is_alive()]
+    return errors
 
 
 def prefix():

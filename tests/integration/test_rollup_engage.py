@@ -26,7 +26,6 @@ adoption_account_check; a missed write of each new trigger makes the comparison 
 """
 import json
 import random
-import threading
 
 import data_util as du
 import lib
@@ -245,13 +244,7 @@ class EngageRollupEquality(lib.TestCase):
     def test_1_concurrent_random_writes_keep_answers_exact(self):
         self.assertEqual(self.checks(), "0")
         self.assert_all_same()
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(2100 + n, errors)) for n in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=300)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [2100 + n for n in range(4)], timeout=300), [])
         self.assertEqual(self.checks(), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")
         self.assert_all_same()

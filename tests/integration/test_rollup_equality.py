@@ -13,7 +13,6 @@ retention trigger (automate_retention_campaigns, the monitor's retention rules) 
   * the tool automate_retention_campaigns through a real csmcpd lists the same matches.
 """
 import random
-import threading
 
 import data_util as du
 import lib
@@ -77,13 +76,7 @@ class UsageCumEquality(lib.TestCase):
             errors.append(r.stderr)
 
     def test_concurrent_random_writes_keep_usage_cum_exact(self):
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(21000 + n, errors)) for n in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=300)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [21000 + n for n in range(4)], timeout=300), [])
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.usage_cum_check()"), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")
         matched = 0

@@ -14,7 +14,6 @@ manage_lifecycle_stages averages per stage (average_stage_duration_days).
 """
 import json
 import random
-import threading
 
 import data_util as du
 import lib
@@ -87,13 +86,7 @@ class LifecycleStayEquality(lib.TestCase):
             errors.append(r.stderr)
 
     def test_concurrent_random_writes_keep_lifecycle_stay_exact(self):
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(2155 + n, errors)) for n in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=300)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [2155 + n for n in range(4)], timeout=300), [])
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_stay_check()"), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM lifecycle_stay WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
@@ -176,13 +169,7 @@ class NpsDailyEquality(lib.TestCase):
             errors.append(r.stderr)
 
     def test_concurrent_random_writes_keep_nps_daily_exact(self):
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(3156 + n, errors)) for n in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=300)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [3156 + n for n in range(4)], timeout=300), [])
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM nps_responses WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.nps_daily_check()"), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")
@@ -269,13 +256,7 @@ class CsatDailyEquality(lib.TestCase):
             errors.append(r.stderr)
 
     def test_concurrent_random_writes_keep_csat_daily_exact(self):
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(4159 + n, errors)) for n in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=300)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [4159 + n for n in range(4)], timeout=300), [])
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM csat_responses WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.csat_daily_check()"), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")

@@ -25,7 +25,6 @@ shared database meanwhile), retried on a serialization failure.
 import json
 import random
 import re
-import threading
 
 import data_util as du
 import lib
@@ -168,13 +167,7 @@ class RevenueRollupEquality(lib.TestCase):
 
     def test_concurrent_random_writes_keep_answers_exact(self):
         self.all_tools()   # the starting state
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(2170 + n, errors)) for n in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=300)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [2170 + n for n in range(4)], timeout=300), [])
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM crosssell_own WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
         self.all_tools()

@@ -27,7 +27,6 @@ which analyze_support_performance sums for the whole days of its period (csmcp.s
 """
 import json
 import random
-import threading
 
 import data_util as du
 import lib
@@ -144,13 +143,7 @@ class SegmentSetsEquality(lib.TestCase):
             errors.append(r.stderr)
 
     def test_concurrent_writes_then_answers_and_members_equal_scratch(self):
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(4180 + n, errors)) for n in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=600)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [4180 + n for n in range(4)], timeout=600), [])
         self.assertEqual(du.psql(self.url, ORPHANS), "0")
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM segment_member_sets")), 0)
         for args in TIER_ARGS:
@@ -272,13 +265,7 @@ class SupportAgentDailyEquality(lib.TestCase):
             errors.append(r.stderr)
 
     def test_concurrent_random_writes_keep_sup_agent_daily_exact(self):
-        errors = []
-        threads = [threading.Thread(target=self.writer, args=(n, errors)) for n in range(1, 5)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=300)
-        self.assertEqual(errors, [])
+        self.assertEqual(du.run_writers(self.writer, [n for n in range(1, 5)], timeout=300), [])
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM support_tickets WHERE client_id LIKE '%s\\_%%'" % self.p)), 10)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.sup_agent_daily_check()"), "0")
         for days, agent, prio in SUP_ARGS:
