@@ -10,7 +10,8 @@
  *     csmcp.monitor_lead(host, pid) records it and fails the runs a dead leader left running;
  *   - leading: csmcp.monitor_heartbeat, csmcp.monitor_claim (commits one 'running' row per due
  *     monitor and interval slot), then csmcp.monitor_execute(run_id) for each: one run = one
- *     transaction (db/functions/monitors/_lib.sql, docs/monitors.md).
+ *     transaction (db/functions/monitors/_lib.sql, docs/monitors.md); then the communication
+ *     tick and the engagement day tables' prefill (csmcp.comm_tick, csmcp.engage_window_prefill).
  *
  * Invariants: the loop never blocks (libpq's asynchronous API on a non-blocking socket, one
  * statement in flight at a time); losing the connection loses leadership at once (the lock was
@@ -249,6 +250,23 @@ static void on_execute(const PGresult *res, const char *err, void *arg)
     run_next();
 }
 
+/* The engagement prefill (issue 21): last in the cycle, the leader fills the day table of one
+ * analyze_engagement_patterns period that callers used lately and today has none
+ * (csmcp.engage_window_prefill, db/functions/portfolio/engage_window.sql) - after UTC midnight,
+ * before the day's first caller would have to. Null (nothing to do) is the common answer. */
+static void on_prefill(const PGresult *res, const char *err, void *arg)
+{
+    (void)arg;
+    if (!res) {
+        metrics_inc("csmcp_engage_prefill_total", "result=\"failed\"", 1);
+        log_error("monitor: engagement prefill: %s", err);
+    } else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        metrics_inc("csmcp_engage_prefill_total", "result=\"filled\"", 1);
+        log_info("monitor: engagement day table filled: %.300s", PQgetvalue(res, 0, 0));
+    }
+    cycle_end();
+}
+
 /* The communication tick (issue 16): after the monitors' runs, the leader runs
  * csmcp.comm_tick once per cycle - one short, bounded transaction (a chunk of a bulk send, due
  * scheduled messages into the outbox, newsletter editions, communication workflows; see
@@ -264,6 +282,10 @@ static void on_comm_tick(const PGresult *res, const char *err, void *arg)
         metrics_inc("csmcp_comm_ticks_total", "result=\"ok\"", 1);
         if (strcmp(v, "{}") != 0 && v[0] != '\0')
             log_info("monitor: communication tick: %.300s", v);
+    }
+    if (M.leader && !M.draining && mconn_up(M.db)) {
+        mconn_query(M.db, "SELECT csmcp.engage_window_prefill()::text", 0, NULL, on_prefill, NULL);
+        return;
     }
     cycle_end();
 }

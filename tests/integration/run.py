@@ -29,7 +29,7 @@ WEIGHTS = {
     "test_sec_ctl": 223, "test_data_portfolio": 205, "test_process_supervisor": 165,
     "test_sec_issue23": 108, "test_ops_backup": 97, "test_sec_audit_durable": 83,
     "test_tools_support": 79, "test_tools_communication_workflows": 78,
-    "test_tools_autonomous": 65, "test_monitor_process": 62, "test_rollup_engage": 59,
+    "test_tools_autonomous": 65, "test_monitor_process": 62, "test_rollup_engage": 59, "test_engage_prefill": 12,
     "test_data_functions": 53, "test_monitor_outbox": 47, "test_data_ctl": 36,
     "test_seed_determinism": 55,
     "test_cluster_sentinel": 35, "test_oauth_jwks": 33, "test_oauth_e2e": 32,

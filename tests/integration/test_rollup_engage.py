@@ -243,7 +243,12 @@ class EngageRollupEquality(lib.TestCase):
 
     def test_1_concurrent_random_writes_keep_answers_exact(self):
         self.assertEqual(self.checks(), "0")
+        # the day tables of today are the four all-accounts periods called first (ENGAGE_ARGS),
+        # not whatever an earlier module (or a monitor's prefill) left: 60 is the fifth
+        du.psql(self.url, "SELECT csmcp.engage_window_clear()")
         self.assert_all_same()
+        self.assertEqual(du.psql(self.url, "SELECT string_agg(v_days::text, ',' ORDER BY v_days) FROM engage_window_key "
+                                           "WHERE t = csmcp.today()"), "7,31,90,365")
         self.assertEqual(du.run_writers(self.writer, [2100 + n for n in range(4)], timeout=300), [])
         self.assertEqual(self.checks(), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.portfolio_check()"), "0")

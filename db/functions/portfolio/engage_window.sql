@@ -90,13 +90,27 @@ $$;
 
 -- The day table for (p_days, p_t) with every account's row (nr > 0 only: an account without rows
 -- in the period is 'inactive' with zeros, which the reader derives). Filled once per UTC day and
--- period by the first all-accounts call, under the usage writers' lock: a writer either committed
+-- period by the monitor process's prefill after UTC midnight (csmcp.engage_window_prefill) or,
+-- failing that, by the first all-accounts call, under the usage writers' lock: a writer either committed
 -- before (its rows are read here: the fill is a later statement than the lock) or writes after
 -- the key is visible to it and maintains the rows itself (csmcp.engage_window_refresh). Only in
 -- READ COMMITTED (a transaction snapshot taken before the lock could miss a writer's commit) and
 -- for at most 4 periods per day (each costs a maintenance statement per usage write). Returns
 -- whether the day table of (p_days, p_t) can be read.
 CREATE OR REPLACE FUNCTION csmcp.engage_window_ensure(p_days integer, p_t date) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- the caller's period, noted once per day (a read first: no row lock, no WAL on the hot path)
+    IF current_setting('transaction_read_only') = 'off'
+       AND NOT EXISTS (SELECT 1 FROM engage_window_used WHERE v_days = p_days AND last_day >= p_t) THEN
+        INSERT INTO engage_window_used AS u VALUES (p_days, p_t)
+        ON CONFLICT (v_days) DO UPDATE SET last_day = excluded.last_day WHERE u.last_day < excluded.last_day;
+    END IF;
+    RETURN csmcp.engage_window_fill(p_days, p_t);
+END $$;
+
+-- The fill itself (csmcp.engage_window_ensure without noting the period).
+CREATE OR REPLACE FUNCTION csmcp.engage_window_fill(p_days integer, p_t date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM engage_window_key WHERE v_days = p_days AND t = p_t) THEN
@@ -127,6 +141,35 @@ BEGIN
     -- them the 20 most declining accounts were a sort of all of them, not an index range)
     ANALYZE engage_window;
     RETURN true;
+END $$;
+
+-- The monitor process's prefill (worker/monitor.c, every tick while leading): fills the day table
+-- of one period used by an all-accounts caller in the last 7 days (the most recently used first)
+-- that today has none, within the 4 periods a day. So after UTC midnight the day tables exist
+-- before the day's first caller, who no longer waits 9-14 s (100,000 accounts) for the fill; a
+-- period never asked for is never kept (each kept table costs every usage write a maintenance
+-- statement). One period per call: each fill is its own transaction, so the usage writers wait
+-- for one fill at a time. Returns what it filled, or null (nothing to do: the common case, an
+-- index probe).
+CREATE OR REPLACE FUNCTION csmcp.engage_window_prefill() RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    d date := csmcp.today();
+    p integer;
+    t0 timestamptz;
+BEGIN
+    SELECT u.v_days INTO p FROM engage_window_used u
+    WHERE u.last_day >= d - 7 AND NOT EXISTS (SELECT 1 FROM engage_window_key k WHERE k.v_days = u.v_days AND k.t = d)
+    ORDER BY u.last_day DESC, u.v_days LIMIT 1;
+    IF p IS NULL THEN
+        RETURN NULL;
+    END IF;
+    t0 := clock_timestamp();
+    IF NOT csmcp.engage_window_fill(p, d) THEN   -- 4 periods today already, or not READ COMMITTED
+        RETURN NULL;
+    END IF;
+    RETURN jsonb_build_object('lookback_period_days', p, 'day', d,
+                              'ms', round(extract(epoch FROM clock_timestamp() - t0) * 1000));
 END $$;
 
 -- Maintenance: the given accounts' rows of every day table still read (day >= the writer's
