@@ -8,6 +8,11 @@ on accounts, contracts and contract_products; read by identify_crosssell_opportu
 segment of optimize_customer_lifetime_value. Rewritten without a rollup: identify_upsell_
 opportunities (utilisation from usage_cum, typed rows), track_revenue_expansion's pipeline (one
 pass), the opportunity upsert (open rows of the candidates' type first).
+Session 6 (helper cross): crosssell_peers / crosssell_owners / crosssell_cand (migration 0150),
+per group the peer counts and per account the candidates, maintained from crosssell_own; a
+portfolio call persists only the candidates marked since (account or opportunity written) or of
+groups whose counts moved (crosssell_synced); identify_expansion_opportunities (typed upsert,
+weighted-value index 0151) against its former SQL.
   * 4 concurrent writers, each a psql session running 60 random statements (autocommit) on
     accounts (tier, industry, status, name, health), contracts (status, value, seats),
     contract_products (insert, delete, multi-account), usage_daily and expansion_opportunities
@@ -140,13 +145,26 @@ class RevenueRollupEquality(lib.TestCase):
                              "%s after %s %s: the second call still had work" % (order[1], order[0], args))
             self.assertEqual(sa, sb, "%s vs %s %s" % (order[0], order[1], args))
 
+    def check_expansion(self, args):
+        """identify_expansion_opportunities against its reference: the counts are in detection."""
+        tool = "tool_identify_expansion_opportunities"
+        for order in ((tool, tool + "_scratch"), (tool + "_scratch", tool)):
+            a, b = self.pair(order[0], order[1], args)
+            got = {k: b["detection"].pop(k) for k in ("created", "updated")}
+            for k in ("created", "updated"):
+                a["detection"].pop(k)
+            self.assertEqual(got, {"created": 0, "updated": 0},
+                             "%s after %s %s: the second call still had work" % (order[1], order[0], args))
+            self.assertEqual(a, b, "%s vs %s %s" % (order[0], order[1], args))
+
     def check_read(self, tool, args):
         a, b = self.pair(tool, tool + "_scratch", args)
         self.assertEqual(a, b, "%s %s" % (tool, args))
 
     def all_tools(self):
         one = self.clients[:4]
-        for args in [{"limit": 20}, {}, {"min_fit_score": 0.2, "limit": 1000}, {"product_family": "analytics", "min_fit_score": 0}]:
+        for args in [{"limit": 20}, {}, {"min_fit_score": 0.2, "limit": 1000}, {"product_family": "analytics", "min_fit_score": 0},
+                     {"min_fit_score": 0, "limit": 5}]:
             self.check_persisting("tool_identify_crosssell_opportunities", args)
         for c in one:
             # one account: the error (no active contract) is part of the contract too
@@ -159,6 +177,9 @@ class RevenueRollupEquality(lib.TestCase):
         for args in [{"limit": 20}, {"min_health_score": 50, "min_usage_threshold": 0.3, "limit": 1000}] + \
                 [{"client_id": c, "min_health_score": 0, "min_usage_threshold": 0} for c in one]:
             self.check_persisting("tool_identify_upsell_opportunities", args)
+        for args in [{"limit": 20}, {"opportunity_types": ["user_expansion", "cross_sell"], "limit": 50}] + \
+                [{"client_id": c} for c in one]:
+            self.check_expansion(args)
         for args in [{}, {"tier": "starter"}, {"tier": "standard", "optimization_focus": "efficiency"},
                      {"optimization_focus": "expansion"}] + [{"client_id": c} for c in one]:
             self.check_read("tool_optimize_customer_lifetime_value", args)
@@ -169,6 +190,7 @@ class RevenueRollupEquality(lib.TestCase):
         self.all_tools()   # the starting state
         self.assertEqual(du.run_writers(self.writer, [2170 + n for n in range(4)], timeout=300), [])
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_cand_check()"), "0")
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM crosssell_own WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
         self.all_tools()
 
@@ -191,6 +213,25 @@ class RevenueRollupEquality(lib.TestCase):
         self.assertEqual(lines[-2:], ["1", "f"], out)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
 
+    def test_fails_without_marks(self):
+        """Session 6: a portfolio call persists only the candidates marked since the last one (or
+        of groups whose peer counts moved). With the trigger that marks a candidate when its
+        opportunity is written disabled (rolled back), a closed opportunity is not re-created:
+        the tool creates nothing where the reference creates it; with the trigger, both do."""
+        c = self.clients[3]
+        du.psql(self.url, "UPDATE accounts SET status = 'active' WHERE client_id = '%s'; "
+                          "UPDATE contracts SET status = 'active' WHERE contract_id = 'CTR-%s'; "
+                          "DELETE FROM contract_products WHERE contract_id = 'CTR-%s'" % (c, c, c))
+        args = json.dumps({"min_fit_score": 0, "limit": 1})
+        tool = "SELECT csmcp.tool_identify_crosssell_opportunities('%s', 'test') #> '{opportunity_summary,opportunities_created}'; " % args
+        close = ("UPDATE expansion_opportunities SET stage = 'won' WHERE client_id = '%s' AND opportunity_key = 'cross_sell:%s' "
+                 "AND stage NOT IN ('won', 'lost'); " % (c, self.products[3]))
+        for disable, want in (("", "1"), ("ALTER TABLE expansion_opportunities DISABLE TRIGGER crosssell_cand_opp_upd; ", "0")):
+            out = du.psql(self.url, "BEGIN; " + disable + tool + close + tool +
+                          "SELECT csmcp.tool_identify_crosssell_opportunities_scratch('%s', 'test') "
+                          "#> '{opportunity_summary,opportunities_created}'; ROLLBACK;" % args)
+            self.assertEqual(out.split("\n")[-2:], [want, str(1 - int(want))], (disable, out))
+
     def test_account_deletion_and_rebuild(self):
         """An account's deletion (cascade) removes its row; crosssell_own_rebuild recomputes."""
         c = "%s_gone" % self.p
@@ -203,5 +244,9 @@ class RevenueRollupEquality(lib.TestCase):
                          "{%s}" % self.products[0])
         du.psql(self.url, "DELETE FROM accounts WHERE client_id = '%s'" % c)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM crosssell_own WHERE client_id = '%s'" % c), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM crosssell_cand WHERE client_id = '%s'" % c), "0")
         du.psql(self.url, "SELECT csmcp.crosssell_own_rebuild()")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_cand_check()"), "0")
+        du.psql(self.url, "SELECT csmcp.crosssell_cand_rebuild()")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_cand_check()"), "0")

@@ -491,3 +491,115 @@ BEGIN
                           v_period, ps, pe - 1, m.starting_arr, m.expansion_arr, m.contraction_arr, m.churned_arr, m.new_arr,
                           coalesce(nrr::text, 'no data'), coalesce(grr::text, 'no data')));
 END $$;
+
+-- identify_expansion_opportunities as before session 6 (issue 21), the detection summing 30 days
+-- of usage_daily (exp_utilisation) and the jsonb upsert: the reference of
+-- test_rollup_equality_revenue.
+CREATE OR REPLACE FUNCTION csmcp.tool_identify_expansion_opportunities_scratch(args jsonb, principal text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    t date := csmcp.today();
+    all_types text[] := ARRAY['user_expansion', 'usage_expansion', 'tier_upgrade', 'cross_sell', 'professional_services'];
+    v_client text := csmcp.arg_text(args, 'client_id', NULL);
+    v_types text[];
+    v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
+    a accounts;
+    cands jsonb := '[]';
+    res record;
+    by_type jsonb;
+    opps jsonb;
+    tot record;
+    cur_arr numeric;
+BEGIN
+    IF args ? 'opportunity_types' AND jsonb_typeof(args -> 'opportunity_types') <> 'null' THEN
+        IF jsonb_typeof(args -> 'opportunity_types') <> 'array' OR jsonb_array_length(args -> 'opportunity_types') = 0 THEN
+            PERFORM csmcp.invalid('opportunity_types must be a non-empty array');
+        END IF;
+        SELECT array_agg(DISTINCT x) INTO v_types FROM jsonb_array_elements_text(args -> 'opportunity_types') x;
+        IF NOT v_types <@ all_types THEN
+            PERFORM csmcp.invalid('opportunity_types: each must be one of ' || array_to_string(all_types, ', '));
+        END IF;
+    ELSE
+        v_types := all_types;
+    END IF;
+    IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
+
+    -- user_expansion: utilisation >= 0.9; 20 % more seats (rounded up) at the contract's seat price.
+    IF 'user_expansion' = ANY (v_types) THEN
+        IF v_client IS NULL THEN   -- every account: from the running totals (issue 21)
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'client_id', u.client_id, 'key', 'user_expansion', 'name', 'Add ' || ceil(u.seats * 0.2) || ' seats',
+                       'type', 'user_expansion', 'value', round(ceil(u.seats * 0.2) * u.arr / u.seats, 2),
+                       'probability', CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END, 'current_arr', u.arr,
+                       'product', NULL, 'close_days', 45,
+                       'details', jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
+                                                     'seat_utilisation', round(u.utilisation, 4),
+                                                     'additional_seats', ceil(u.seats * 0.2),
+                                                     'seat_price', round(u.arr / u.seats, 2)))
+                       ORDER BY u.client_id), '[]')
+            INTO cands FROM csmcp.exp_utilisation(NULL, t) u WHERE u.utilisation >= 0.9;
+        ELSE
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'client_id', u.client_id, 'key', 'user_expansion', 'name', 'Add ' || ceil(u.seats * 0.2) || ' seats',
+                       'type', 'user_expansion', 'value', round(ceil(u.seats * 0.2) * u.arr / u.seats, 2),
+                       'probability', CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END, 'current_arr', u.arr,
+                       'product', NULL, 'close_days', 45,
+                       'details', jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
+                                                     'seat_utilisation', round(u.utilisation, 4),
+                                                     'additional_seats', ceil(u.seats * 0.2),
+                                                     'seat_price', round(u.arr / u.seats, 2)))
+                       ORDER BY u.client_id), '[]')
+            INTO cands FROM csmcp.exp_utilisation(v_client, t) u WHERE u.utilisation >= 0.9;
+        END IF;
+    END IF;
+    SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_expansion_opportunities');
+
+    -- The pipeline: open opportunities of the requested types.
+    SELECT count(*) AS n, count(DISTINCT client_id) AS accounts, coalesce(sum(estimated_value), 0) AS total,
+           coalesce(round(sum(estimated_value * probability), 2), 0) AS weighted
+    INTO tot
+    FROM expansion_opportunities
+    WHERE stage NOT IN ('won', 'lost') AND expansion_type = ANY (v_types) AND (v_client IS NULL OR client_id = v_client);
+
+    SELECT jsonb_object_agg(ty, jsonb_build_object('count', coalesce(g.n, 0), 'total_value', coalesce(g.total, 0),
+                                                   'weighted_value', coalesce(g.weighted, 0)))
+    INTO by_type
+    FROM unnest(v_types) ty
+    LEFT JOIN (SELECT expansion_type, count(*) AS n, sum(estimated_value) AS total,
+                      round(sum(estimated_value * probability), 2) AS weighted
+               FROM expansion_opportunities
+               WHERE stage NOT IN ('won', 'lost') AND expansion_type = ANY (v_types)
+                 AND (v_client IS NULL OR client_id = v_client)
+               GROUP BY 1) g ON g.expansion_type = ty;
+
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'opportunity_id', opportunity_id, 'client_id', client_id, 'name', name, 'expansion_type', expansion_type,
+               'estimated_value', estimated_value, 'probability', probability,
+               'weighted_value', round(estimated_value * probability, 2), 'stage', stage,
+               'expected_close_date', expected_close_date, 'product', product, 'current_arr', current_arr,
+               'details', details, 'identified_by', identified_by, 'updated_at', updated_at)
+               ORDER BY estimated_value * probability DESC, opportunity_id), '[]')
+    INTO opps
+    FROM (SELECT * FROM expansion_opportunities
+          WHERE stage NOT IN ('won', 'lost') AND expansion_type = ANY (v_types) AND (v_client IS NULL OR client_id = v_client)
+          ORDER BY estimated_value * probability DESC, opportunity_id LIMIT v_limit) o;
+
+    SELECT coalesce(sum(contract_value), 0) INTO cur_arr
+    FROM contracts WHERE status = 'active' AND (v_client IS NULL OR client_id = v_client);
+
+    RETURN jsonb_build_object(
+        'client_id', v_client,
+        'opportunity_types', to_jsonb(v_types),
+        'pipeline', jsonb_build_object(
+            'total_opportunities', tot.n, 'accounts', tot.accounts,
+            'total_pipeline_value', tot.total, 'weighted_pipeline_value', tot.weighted,
+            'current_arr', cur_arr, 'potential_arr', cur_arr + tot.total,
+            'by_type', by_type),
+        'opportunities', opps,
+        'detection', jsonb_build_object('user_expansion_threshold', 0.9, 'found', jsonb_array_length(cands),
+                                        'created', res.created, 'updated', res.changed,
+                                        'ran', 'user_expansion' = ANY (v_types)),
+        'as_of', t,
+        'summary', format('%s open expansion opportunities (%s accounts): pipeline %s, weighted %s; current ARR %s, potential %s.',
+                          tot.n, tot.accounts, tot.total, tot.weighted, cur_arr, cur_arr + tot.total));
+END $$;

@@ -1,6 +1,9 @@
 -- identify_crosssell_opportunities: products of the catalogue an account's active contract lacks
 -- whose prerequisites it has, scored by how many peers (same tier and industry) own them;
 -- persisted as one open 'cross_sell:<product_id>' opportunity per account and product.
+-- Reads the candidates and peer counts kept by triggers (crosssell_cand, crosssell_peers,
+-- crosssell_owners: migration 0150, expansion/rollups.sql); the from-scratch SQL is
+-- csmcp.tool_identify_crosssell_opportunities_scratch (_scratch.sql), equal by test.
 CREATE OR REPLACE FUNCTION csmcp.tool_identify_crosssell_opportunities(args jsonb, principal text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -12,8 +15,11 @@ DECLARE
     v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
     a accounts;
     c contracts;
-    a_cl text[]; a_pr text[]; a_nm text[]; a_val numeric[]; a_fit numeric[]; a_arr numeric[]; a_det jsonb[];
-    a_cname text[]; a_ctier text[]; a_cind text[];
+    -- the fits in scope, one element per (tier, industry, product) with fit >= min_fit_score
+    f_ti text[]; f_in text[]; f_pr text[]; f_nm text[]; f_fam text[]; f_price numeric[]; f_peers integer[];
+    f_own integer[]; f_fit numeric[]; f_stale boolean[];
+    -- the candidates to persist (compare with their open opportunity), and their marks
+    a_cl text[]; a_pr text[]; a_nm text[]; a_val numeric[]; a_fit numeric[]; a_arr numeric[]; a_det jsonb[]; a_dirty bigint[];
     res record;
     accts jsonb;
     summ jsonb;
@@ -34,69 +40,86 @@ BEGIN
     END IF;
     SELECT count(*) INTO n_products FROM products WHERE active AND NOT is_base AND (v_family = 'all' OR family = v_family);
 
-    -- The accounts in scope of the fit computation (active, with an active contract; for one
-    -- account its peers: the same tier and industry) with their contract's products as one array,
-    -- from crosssell_own (migration 0171, kept in the writing transaction: issue 21) instead of
-    -- accounts x contracts and an aggregate of contract_products per contract; eligibility is
-    -- array containment (prerequisites <@ owned), not a probe per account and product.
-    WITH own AS MATERIALIZED (
-        SELECT o.* FROM crosssell_own o WHERE v_client IS NULL
-        UNION ALL
-        SELECT o.* FROM crosssell_own o WHERE v_client IS NOT NULL AND o.tier = a.tier AND o.industry = a.industry
-    ),
-    peers AS (SELECT tier, industry, count(*) AS n FROM own GROUP BY 1, 2),
-    owners AS (
-        SELECT own.tier, own.industry, pid AS product_id, count(*) AS n
-        FROM own CROSS JOIN unnest(own.products) pid GROUP BY 1, 2, 3
-    ),
-    cat AS MATERIALIZED (
-        SELECT p.product_id, p.name, p.family, p.list_price,
-               coalesce((SELECT array_agg(pr.requires) FROM product_prerequisites pr WHERE pr.product_id = p.product_id), '{}') AS req
-        FROM products p
-        WHERE p.active AND NOT p.is_base AND (v_family = 'all' OR p.family = v_family)
-    ),
-    target AS (SELECT * FROM own WHERE v_client IS NULL OR client_id = v_client),
-    base AS (SELECT coalesce(array_agg(product_id), '{}') AS ids FROM products WHERE is_base AND active),
-    -- fit per (tier, industry, product) first, filtered by min_fit_score: few rows, so only the
-    -- products that can qualify are matched against each account
-    fits AS MATERIALIZED (
-        SELECT pe.tier, pe.industry, cat.product_id, cat.name AS product_name, cat.family, cat.list_price, cat.req,
-               pe.n AS peers, coalesce(o.n, 0) AS peers_owning, round(coalesce(o.n, 0)::numeric / pe.n, 2) AS fit
-        FROM peers pe CROSS JOIN cat
-        LEFT JOIN owners o ON o.tier = pe.tier AND o.industry = pe.industry AND o.product_id = cat.product_id
-        WHERE round(coalesce(o.n, 0)::numeric / pe.n, 2) >= v_min_fit
-    ),
-    cand AS (
-        SELECT tg.client_id, tg.client_name, tg.tier, tg.industry, tg.contract_value, tg.licensed_seats,
-               f.product_id, f.product_name, f.family, f.list_price, f.peers, f.peers_owning, f.fit,
-               csmcp.exp_seats_factor(tg.licensed_seats) AS factor
-        FROM target tg
-        CROSS JOIN base
-        JOIN fits f ON f.tier = tg.tier AND f.industry = tg.industry
-        WHERE NOT (f.product_id = ANY (tg.products)) AND f.req <@ (tg.products || base.ids)
-    )
-    -- typed arrays, one element per candidate (no jsonb document of every candidate: issue 21)
-    -- (one sort: the aggregates read the ordered subquery in its order)
-    SELECT array_agg(client_id), array_agg(product_id), array_agg(product_name), array_agg(round(list_price * factor, 2)),
-           array_agg(fit), array_agg(contract_value),
-           array_agg(jsonb_build_object('product_id', product_id, 'family', family, 'fit_score', fit,
-                                        'peers', peers, 'peers_owning', peers_owning, 'list_price', list_price,
-                                        'seats', licensed_seats, 'seats_factor', factor)),
-           array_agg(client_name), array_agg(tier), array_agg(industry)
-    INTO a_cl, a_pr, a_nm, a_val, a_fit, a_arr, a_det, a_cname, a_ctier, a_cind
-    FROM (SELECT * FROM cand ORDER BY client_id, fit DESC, product_id) cand;
+    -- The fit per (tier, industry, product) from the maintained peer counts (crosssell_peers /
+    -- crosssell_owners, migration 0150: one row per group, kept in the writing transaction),
+    -- filtered by min_fit_score; for one account only its group. stale: the group's counts are
+    -- not those a portfolio call last persisted its candidates with (crosssell_synced).
+    SELECT array_agg(f.tier ORDER BY f.tier, f.industry, f.product_id), array_agg(f.industry ORDER BY f.tier, f.industry, f.product_id),
+           array_agg(f.product_id ORDER BY f.tier, f.industry, f.product_id), array_agg(f.name ORDER BY f.tier, f.industry, f.product_id),
+           array_agg(f.family ORDER BY f.tier, f.industry, f.product_id), array_agg(f.list_price ORDER BY f.tier, f.industry, f.product_id),
+           array_agg(f.peers ORDER BY f.tier, f.industry, f.product_id), array_agg(f.owning ORDER BY f.tier, f.industry, f.product_id),
+           array_agg(f.fit ORDER BY f.tier, f.industry, f.product_id), array_agg(f.stale ORDER BY f.tier, f.industry, f.product_id)
+    INTO f_ti, f_in, f_pr, f_nm, f_fam, f_price, f_peers, f_own, f_fit, f_stale
+    FROM (SELECT pe.tier, pe.industry, p.product_id, p.name, p.family, p.list_price, pe.peers, coalesce(o.owning, 0) AS owning,
+                 round(coalesce(o.owning, 0)::numeric / pe.peers, 2) AS fit,
+                 (s.peers, s.owning) IS DISTINCT FROM (pe.peers, coalesce(o.owning, 0)) AS stale
+          FROM crosssell_peers pe
+          JOIN products p ON p.active AND NOT p.is_base AND (v_family = 'all' OR p.family = v_family)
+          LEFT JOIN crosssell_owners o ON o.tier = pe.tier AND o.industry = pe.industry AND o.product_id = p.product_id
+          LEFT JOIN crosssell_synced s ON s.tier = pe.tier AND s.industry = pe.industry AND s.product_id = p.product_id
+          WHERE pe.peers > 0 AND (v_client IS NULL OR (pe.tier = a.tier AND pe.industry = a.industry))
+            AND round(coalesce(o.owning, 0)::numeric / pe.peers, 2) >= v_min_fit) f;
 
+    -- The candidates to persist: for one account all of its own; for the portfolio those of a
+    -- stale group and the marked ones (crosssell_cand.dirty: their account or their opportunity
+    -- was written since) - every other candidate's open opportunity already holds exactly these
+    -- figures (the peer counts of its group are those it was persisted with), so comparing it
+    -- again would change nothing (issue 21: the compare of every candidate was half the call).
+    WITH f AS (SELECT * FROM unnest(f_ti, f_in, f_pr, f_nm, f_fam, f_price, f_peers, f_own, f_fit, f_stale)
+                             u(tier, industry, product_id, name, family, list_price, peers, owning, fit, stale)),
+    w AS (
+        SELECT x.client_id, x.product_id, x.value, x.dirty, f.name, f.family, f.list_price, f.peers, f.owning, f.fit
+        FROM f JOIN crosssell_cand x ON x.tier = f.tier AND x.industry = f.industry AND x.product_id = f.product_id
+        WHERE CASE WHEN v_client IS NOT NULL THEN x.client_id = v_client ELSE f.stale END
+        UNION ALL
+        SELECT x.client_id, x.product_id, x.value, x.dirty, f.name, f.family, f.list_price, f.peers, f.owning, f.fit
+        FROM f JOIN crosssell_cand x ON x.tier = f.tier AND x.industry = f.industry AND x.product_id = f.product_id
+        WHERE v_client IS NULL AND NOT f.stale AND x.dirty IS NOT NULL
+    )
+    SELECT array_agg(w.client_id), array_agg(w.product_id), array_agg(w.name), array_agg(w.value), array_agg(w.fit),
+           array_agg(o.contract_value),
+           array_agg(jsonb_build_object('product_id', w.product_id, 'family', w.family, 'fit_score', w.fit,
+                                        'peers', w.peers, 'peers_owning', w.owning, 'list_price', w.list_price,
+                                        'seats', o.licensed_seats, 'seats_factor', csmcp.exp_seats_factor(o.licensed_seats))),
+           array_agg(w.dirty)
+    INTO a_cl, a_pr, a_nm, a_val, a_fit, a_arr, a_det, a_dirty
+    FROM (SELECT * FROM w ORDER BY client_id, fit DESC, product_id) w
+    JOIN crosssell_own o ON o.client_id = w.client_id;
+
+    -- (csmcp.crosssell_sync: this statement's own writes do not mark their candidates)
+    PERFORM set_config('csmcp.crosssell_sync', 'on', true);
     SELECT * INTO res FROM csmcp.exp_upsert_opportunity_arrays(
         a_cl, ARRAY(SELECT 'cross_sell:' || x FROM unnest(a_pr) x), a_nm, array_fill('cross_sell'::text, ARRAY[coalesce(cardinality(a_cl), 0)]),
         a_val, a_fit, a_arr, a_pr, array_fill(90, ARRAY[coalesce(cardinality(a_cl), 0)]), a_det, principal, 'identify_crosssell_opportunities');
+    PERFORM set_config('csmcp.crosssell_sync', 'off', true);
 
+    IF v_client IS NULL THEN
+        -- The stale groups are persisted with the counts read above; a mark is cleared only if it
+        -- is still the value read (a writer that marked the candidate since keeps it marked).
+        -- Rows locked in key order, as the marking triggers lock them.
+        INSERT INTO crosssell_synced AS s (tier, industry, product_id, peers, owning)
+        SELECT u.tier, u.industry, u.product_id, u.peers, u.owning
+        FROM unnest(f_ti, f_in, f_pr, f_peers, f_own, f_stale) u(tier, industry, product_id, peers, owning, stale)
+        WHERE u.stale ORDER BY 1, 2, 3
+        ON CONFLICT (tier, industry, product_id) DO UPDATE SET peers = excluded.peers, owning = excluded.owning;
+        WITH l AS (SELECT x.client_id, x.product_id FROM crosssell_cand x
+                   JOIN unnest(a_cl, a_pr, a_dirty) u(client_id, product_id, dirty)
+                     ON x.client_id = u.client_id AND x.product_id = u.product_id AND x.dirty = u.dirty
+                   ORDER BY 1, 2 FOR UPDATE OF x)
+        UPDATE crosssell_cand x SET dirty = NULL FROM l WHERE x.client_id = l.client_id AND x.product_id = l.product_id;
+    END IF;
 
-    -- Per account: totals of every account (summary), recommendations and the bundle (2 products
-    -- -> 10 %, 3 or more -> 15 % off the sum) built only for the listed ones; the open ids are
-    -- read after the upsert (a new snapshot: rows a concurrent call created are seen).
-    WITH r AS MATERIALIZED (
-        SELECT u.* FROM unnest(a_cl, a_pr, a_nm, a_val, a_fit, a_arr, a_det, a_cname, a_ctier, a_cind)
-                        u(client_id, product, product_name, value, fit, current_arr, details, client_name, tier, industry)
+    -- Per account: totals of every account (summary) from the candidates of the groups in scope,
+    -- recommendations and the bundle (2 products -> 10 %, 3 or more -> 15 % off the sum) built only
+    -- for the listed ones; the open ids are read after the upsert (a new snapshot: rows a
+    -- concurrent call created are seen).
+    WITH f AS (SELECT * FROM unnest(f_ti, f_in, f_pr, f_nm, f_fam, f_price, f_peers, f_own, f_fit)
+                             u(tier, industry, product_id, name, family, list_price, peers, owning, fit)),
+    r AS MATERIALIZED (
+        SELECT x.client_id, x.product_id AS product, x.value, f.fit, f.name AS product_name, f.family, f.list_price,
+               f.peers, f.owning
+        FROM f JOIN crosssell_cand x ON x.tier = f.tier AND x.industry = f.industry AND x.product_id = f.product_id
+        WHERE v_client IS NULL OR x.client_id = v_client
     ),
     tot AS MATERIALIZED (
         SELECT client_id, count(*) AS n, sum(value) AS total,
@@ -105,19 +128,20 @@ BEGIN
     ),
     top AS MATERIALIZED (SELECT * FROM tot ORDER BY total DESC, client_id LIMIT v_limit),
     per AS (
-        SELECT top.client_id, top.n, top.total, top.disc, min(r.client_name) AS client_name, min(r.tier) AS tier,
-               min(r.industry) AS industry, min(r.current_arr) AS current_arr,
+        SELECT top.client_id, top.n, top.total, top.disc, min(ow.client_name) AS client_name, min(ow.tier) AS tier,
+               min(ow.industry) AS industry, min(ow.contract_value) AS current_arr,
                jsonb_agg(jsonb_build_object('opportunity_id', o.opportunity_id,
                                             'product_id', r.product, 'product_name', r.product_name,
-                                            'family', r.details->>'family',
+                                            'family', r.family,
                                             'fit_score', r.fit,
-                                            'peers', (r.details->>'peers')::integer,
-                                            'peers_owning', (r.details->>'peers_owning')::integer,
-                                            'list_price', (r.details->>'list_price')::numeric,
-                                            'seats_factor', (r.details->>'seats_factor')::numeric,
+                                            'peers', r.peers,
+                                            'peers_owning', r.owning,
+                                            'list_price', r.list_price,
+                                            'seats_factor', csmcp.exp_seats_factor(ow.licensed_seats),
                                             'estimated_value', r.value)
                          ORDER BY r.fit DESC, r.product) AS recs
         FROM top JOIN r ON r.client_id = top.client_id
+        JOIN crosssell_own ow ON ow.client_id = top.client_id
         LEFT JOIN expansion_opportunities o ON o.client_id = r.client_id AND o.opportunity_key = 'cross_sell:' || r.product
                                            AND o.stage NOT IN ('won', 'lost')
         GROUP BY top.client_id, top.n, top.total, top.disc

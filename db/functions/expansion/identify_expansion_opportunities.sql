@@ -31,7 +31,8 @@ DECLARE
     v_types text[];
     v_limit integer := csmcp.arg_int(args, 'limit', 100, 1, 1000);
     a accounts;
-    cands jsonb := '[]';
+    a_cl text[]; a_nm text[]; a_val numeric[]; a_prob numeric[]; a_arr numeric[]; a_det jsonb[];
+    n_found integer;
     res record;
     by_type jsonb;
     opps jsonb;
@@ -52,34 +53,30 @@ BEGIN
     IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
 
     -- user_expansion: utilisation >= 0.9; 20 % more seats (rounded up) at the contract's seat price.
+    -- Every account: from the running totals (exp_utilisation_all, issue 21); inside a bulk seed
+    -- (csmcp.seed_demo) usage_cum is only rebuilt at its end, so the seed's call sums usage_daily
+    -- (exp_utilisation(NULL, t): the same rows and figures from the base table). Typed arrays to
+    -- the upsert (session 6: the jsonb variant hash-joined every open opportunity of any type).
     IF 'user_expansion' = ANY (v_types) THEN
-        IF v_client IS NULL THEN   -- every account: from the running totals (issue 21)
-            SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'client_id', u.client_id, 'key', 'user_expansion', 'name', 'Add ' || ceil(u.seats * 0.2) || ' seats',
-                       'type', 'user_expansion', 'value', round(ceil(u.seats * 0.2) * u.arr / u.seats, 2),
-                       'probability', CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END, 'current_arr', u.arr,
-                       'product', NULL, 'close_days', 45,
-                       'details', jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
-                                                     'seat_utilisation', round(u.utilisation, 4),
-                                                     'additional_seats', ceil(u.seats * 0.2),
-                                                     'seat_price', round(u.arr / u.seats, 2)))
-                       ORDER BY u.client_id), '[]')
-            INTO cands FROM csmcp.exp_utilisation_all(t) u WHERE u.utilisation >= 0.9;
-        ELSE
-            SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'client_id', u.client_id, 'key', 'user_expansion', 'name', 'Add ' || ceil(u.seats * 0.2) || ' seats',
-                       'type', 'user_expansion', 'value', round(ceil(u.seats * 0.2) * u.arr / u.seats, 2),
-                       'probability', CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END, 'current_arr', u.arr,
-                       'product', NULL, 'close_days', 45,
-                       'details', jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
-                                                     'seat_utilisation', round(u.utilisation, 4),
-                                                     'additional_seats', ceil(u.seats * 0.2),
-                                                     'seat_price', round(u.arr / u.seats, 2)))
-                       ORDER BY u.client_id), '[]')
-            INTO cands FROM csmcp.exp_utilisation(v_client, t) u WHERE u.utilisation >= 0.9;
-        END IF;
+        SELECT array_agg(u.client_id), array_agg('Add ' || ceil(u.seats * 0.2) || ' seats'),
+               array_agg(round(ceil(u.seats * 0.2) * u.arr / u.seats, 2)),
+               array_agg(CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END), array_agg(u.arr),
+               array_agg(jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
+                                            'seat_utilisation', round(u.utilisation, 4),
+                                            'additional_seats', ceil(u.seats * 0.2),
+                                            'seat_price', round(u.arr / u.seats, 2)))
+        INTO a_cl, a_nm, a_val, a_prob, a_arr, a_det
+        FROM (SELECT * FROM csmcp.exp_utilisation_all(t) WHERE v_client IS NULL AND NOT csmcp.portfolio_bulk()
+              UNION ALL
+              SELECT * FROM csmcp.exp_utilisation(v_client, t) WHERE v_client IS NOT NULL OR csmcp.portfolio_bulk()
+              ORDER BY client_id) u
+        WHERE u.utilisation >= 0.9;
     END IF;
-    SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_expansion_opportunities');
+    n_found := coalesce(cardinality(a_cl), 0);
+    SELECT * INTO res FROM csmcp.exp_upsert_opportunity_arrays(
+        a_cl, array_fill('user_expansion'::text, ARRAY[n_found]), a_nm, array_fill('user_expansion'::text, ARRAY[n_found]),
+        a_val, a_prob, a_arr, array_fill(NULL::text, ARRAY[n_found]), array_fill(45, ARRAY[n_found]), a_det,
+        principal, 'identify_expansion_opportunities');
 
     -- The pipeline: open opportunities of the requested types.
     SELECT count(*) AS n, count(DISTINCT client_id) AS accounts, coalesce(sum(estimated_value), 0) AS total,
@@ -123,7 +120,7 @@ BEGIN
             'current_arr', cur_arr, 'potential_arr', cur_arr + tot.total,
             'by_type', by_type),
         'opportunities', opps,
-        'detection', jsonb_build_object('user_expansion_threshold', 0.9, 'found', jsonb_array_length(cands),
+        'detection', jsonb_build_object('user_expansion_threshold', 0.9, 'found', n_found,
                                         'created', res.created, 'updated', res.changed,
                                         'ran', 'user_expansion' = ANY (v_types)),
         'as_of', t,

@@ -27,8 +27,10 @@ BEGIN
     IF v_client IS NOT NULL THEN a := csmcp.require_account(v_client); END IF;
 
     -- Issue 21: seat utilisation from the running usage totals (usage_cum, exact and kept in the
-    -- writing transaction: the 30 days ending t are cum(<= t) - cum(<= t - 30), two index probes
-    -- per account) instead of 30 days of usage_daily per account, and typed rows instead of one
+    -- writing transaction: the 30 days ending t are cum(<= t) - cum(<= t - 30)) instead of 30 days
+    -- of usage_daily per account - as csmcp.exp_utilisation_all (identify_expansion_opportunities.sql:
+    -- the two days' rows hash-joined; session 6: two index probes per account, evaluated again for
+    -- every output column, were most of the call), and typed rows instead of one
     -- jsonb document of every candidate parsed six times; the answer is unchanged
     -- (csmcp.tool_identify_upsell_opportunities_scratch, test_rollup_equality_revenue).
     WITH acc AS MATERIALIZED (
@@ -37,17 +39,12 @@ BEGIN
           AND (v_client IS NULL OR ac.client_id = v_client)
     ),
     c AS (
-        SELECT acc.*, k.contract_id, k.licensed_seats AS seats, k.contract_value AS arr, s.s::numeric / 30 AS avg_dau,
-               s.s::numeric / 30 / k.licensed_seats AS utilisation,
+        SELECT acc.*, u.contract_id, u.seats, u.arr, u.avg_dau, u.utilisation,
                CASE acc.tier WHEN 'starter' THEN 'standard' WHEN 'standard' THEN 'professional'
                              WHEN 'professional' THEN 'enterprise' END AS next_tier,
                CASE acc.tier WHEN 'starter' THEN 2.0 WHEN 'standard' THEN 2.5 WHEN 'professional' THEN 2.0 END AS mult
-        FROM acc JOIN contracts k ON k.client_id = acc.client_id AND k.status = 'active' AND k.licensed_seats IS NOT NULL
-        CROSS JOIN LATERAL (
-            SELECT coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = acc.client_id AND x.day <= t
-                             ORDER BY x.day DESC LIMIT 1), 0)
-                 - coalesce((SELECT x.cum_users FROM usage_cum x WHERE x.client_id = acc.client_id AND x.day <= t - 30
-                             ORDER BY x.day DESC LIMIT 1), 0) AS s) s
+        FROM acc JOIN csmcp.exp_utilisation_all(t) u ON u.client_id = acc.client_id
+        WHERE v_client IS NULL OR u.client_id = v_client
     ),
     p AS (
         SELECT c.*, round(c.arr * c.mult, 2) AS potential,
