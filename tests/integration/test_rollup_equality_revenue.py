@@ -123,6 +123,25 @@ class RevenueRollupEquality(lib.TestCase):
         if r.returncode != 0:
             errors.append(r.stderr)
 
+    def opp_writer(self, seed, errors):
+        """Writes of the opportunities only (their accounts untouched): the cross-sell candidates
+        of a portfolio call are then found through the marks of these writes alone."""
+        rnd = random.Random(seed)
+        stmts = []
+        for _ in range(20):
+            c = rnd.choice(self.clients)
+            stmts.append("UPDATE expansion_opportunities SET %s WHERE opportunity_id = (SELECT opportunity_id "
+                         "FROM expansion_opportunities WHERE client_id = '%s' AND stage NOT IN ('won', 'lost') "
+                         "AND opportunity_key LIKE 'cross_sell:%%' ORDER BY opportunity_id OFFSET %d LIMIT 1);"
+                         % (rnd.choice(["stage = 'won'", "stage = 'lost'", "estimated_value = estimated_value + 1",
+                                        "probability = 0.5", "details = details || '{\"x\": 1}'"]), c, rnd.randrange(3)))
+            if rnd.random() < 0.2:
+                stmts.append("DELETE FROM expansion_opportunities WHERE opportunity_id = (SELECT max(opportunity_id) "
+                             "FROM expansion_opportunities WHERE client_id = '%s' AND opportunity_key LIKE 'cross_sell:%%');" % c)
+        r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
+        if r.returncode != 0:
+            errors.append(r.stderr)
+
     def pair(self, first, second, args):
         """first(args) then second(args) in one REPEATABLE READ transaction: both answers."""
         a = json.dumps(args).replace("'", "''")
@@ -192,6 +211,10 @@ class RevenueRollupEquality(lib.TestCase):
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_cand_check()"), "0")
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM crosssell_own WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
+        self.all_tools()
+        # then writes of the opportunities alone: every pair persisted everything above, so a
+        # cross-sell portfolio call sees these writes only through the marks they set
+        self.assertEqual(du.run_writers(self.opp_writer, [2270 + n for n in range(4)], timeout=300), [])
         self.all_tools()
 
     def test_fails_without_maintenance(self):
