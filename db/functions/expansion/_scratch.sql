@@ -526,31 +526,17 @@ BEGIN
 
     -- user_expansion: utilisation >= 0.9; 20 % more seats (rounded up) at the contract's seat price.
     IF 'user_expansion' = ANY (v_types) THEN
-        IF v_client IS NULL THEN   -- every account: from the running totals (issue 21)
-            SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'client_id', u.client_id, 'key', 'user_expansion', 'name', 'Add ' || ceil(u.seats * 0.2) || ' seats',
-                       'type', 'user_expansion', 'value', round(ceil(u.seats * 0.2) * u.arr / u.seats, 2),
-                       'probability', CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END, 'current_arr', u.arr,
-                       'product', NULL, 'close_days', 45,
-                       'details', jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
-                                                     'seat_utilisation', round(u.utilisation, 4),
-                                                     'additional_seats', ceil(u.seats * 0.2),
-                                                     'seat_price', round(u.arr / u.seats, 2)))
-                       ORDER BY u.client_id), '[]')
-            INTO cands FROM csmcp.exp_utilisation(NULL, t) u WHERE u.utilisation >= 0.9;
-        ELSE
-            SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'client_id', u.client_id, 'key', 'user_expansion', 'name', 'Add ' || ceil(u.seats * 0.2) || ' seats',
-                       'type', 'user_expansion', 'value', round(ceil(u.seats * 0.2) * u.arr / u.seats, 2),
-                       'probability', CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END, 'current_arr', u.arr,
-                       'product', NULL, 'close_days', 45,
-                       'details', jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
-                                                     'seat_utilisation', round(u.utilisation, 4),
-                                                     'additional_seats', ceil(u.seats * 0.2),
-                                                     'seat_price', round(u.arr / u.seats, 2)))
-                       ORDER BY u.client_id), '[]')
-            INTO cands FROM csmcp.exp_utilisation(v_client, t) u WHERE u.utilisation >= 0.9;
-        END IF;
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'client_id', u.client_id, 'key', 'user_expansion', 'name', 'Add ' || ceil(u.seats * 0.2) || ' seats',
+                   'type', 'user_expansion', 'value', round(ceil(u.seats * 0.2) * u.arr / u.seats, 2),
+                   'probability', CASE WHEN u.utilisation >= 1.0 THEN 0.80 ELSE 0.60 END, 'current_arr', u.arr,
+                   'product', NULL, 'close_days', 45,
+                   'details', jsonb_build_object('seats', u.seats, 'avg_daily_active_users', round(u.avg_dau, 2),
+                                                 'seat_utilisation', round(u.utilisation, 4),
+                                                 'additional_seats', ceil(u.seats * 0.2),
+                                                 'seat_price', round(u.arr / u.seats, 2)))
+                   ORDER BY u.client_id), '[]')
+        INTO cands FROM csmcp.exp_utilisation(v_client, t) u WHERE u.utilisation >= 0.9;
     END IF;
     SELECT * INTO res FROM csmcp.exp_upsert_opportunities(cands, principal, 'identify_expansion_opportunities');
 
