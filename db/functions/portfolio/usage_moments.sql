@@ -10,16 +10,18 @@
 -- changed day), under the usage writers' lock (csmcp.usage_write_lock: writers serialize and
 -- each sees the rows the previous ones committed).
 CREATE OR REPLACE FUNCTION csmcp.usage_moments_refresh(p_clients text[], p_days date[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- generic plans (index lookups of the given accounts, planned once per session): custom plans
+-- re-planned these statements on every usage write, 2-4 ms each (issue 21, measured at 10,000
+-- accounts; the GUC also covers what this calls: engage_window_refresh and _put)
+SET plan_cache_mode = force_generic_plan
+AS $$
 BEGIN
     PERFORM csmcp.usage_write_lock();
-    CREATE TEMP TABLE IF NOT EXISTS usage_moments_chg (client_id text PRIMARY KEY, d date) ON COMMIT DROP;
-    TRUNCATE usage_moments_chg;
-    INSERT INTO usage_moments_chg SELECT c, min(d) FROM unnest(p_clients, p_days) x(c, d) GROUP BY c;
-    -- a few accounts: their index ranges, not a hash join over the whole table (a fresh temp table
-    -- counts as thousands of rows: ~0.7 s per write at 10,000 accounts, measured by helper engage2)
-    ANALYZE usage_moments_chg;
-    DELETE FROM usage_moments m USING usage_moments_chg ch WHERE m.client_id = ch.client_id AND m.day >= ch.d;
+    -- the changed accounts straight from the arrays, as in csmcp.usage_cum_refresh (index
+    -- ranges of these accounts; no temp table's catalog work per write)
+    DELETE FROM usage_moments m USING (SELECT x.c AS client_id, min(x.d) AS d FROM unnest(p_clients, p_days) x(c, d) GROUP BY x.c) ch
+    WHERE m.client_id = ch.client_id AND m.day >= ch.d;
     INSERT INTO usage_moments
     SELECT u.client_id, u.day,
            b.r + count(*) OVER w, b.cu + sum(u.active_users) OVER w, b.sq + sum(u.active_users::int8 * u.active_users) OVER w,
@@ -31,7 +33,7 @@ BEGIN
            b.e5 + sum(CASE WHEN u.dw = 5 THEN u.events ELSE 0 END) OVER w,
            b.e6 + sum(CASE WHEN u.dw = 6 THEN u.events ELSE 0 END) OVER w,
            b.e7 + sum(CASE WHEN u.dw = 7 THEN u.events ELSE 0 END) OVER w
-    FROM usage_moments_chg ch
+    FROM (SELECT x.c AS client_id, min(x.d) AS d FROM unnest(p_clients, p_days) x(c, d) GROUP BY x.c) ch
     CROSS JOIN LATERAL (
         SELECT coalesce(max(p.cum_rows), 0) AS r, coalesce(max(p.cum_users), 0) AS cu, coalesce(max(p.cum_sq), 0) AS sq,
                max(p.cum_max) AS mx, min(p.cum_min) AS mn,
@@ -43,7 +45,7 @@ BEGIN
          ON u.client_id = ch.client_id AND u.day >= ch.d
     WINDOW w AS (PARTITION BY u.client_id ORDER BY u.day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
     -- analyze_engagement_patterns' day tables read these moments (engage_window.sql, 0147)
-    PERFORM csmcp.engage_window_refresh(ARRAY(SELECT client_id FROM usage_moments_chg));
+    PERFORM csmcp.engage_window_refresh(ARRAY(SELECT DISTINCT c FROM unnest(p_clients) c));
 END $$;
 
 CREATE OR REPLACE FUNCTION csmcp.usage_moments_trg() RETURNS trigger
