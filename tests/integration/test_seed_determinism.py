@@ -11,7 +11,9 @@ import lib
 # pg_temp.seed_fp(with_serials): one md5 per public table over the text of every row (sorted),
 # leaving out, unless with_serials, the columns whose default is a sequence, the columns
 # referencing such a column, and the ids built from sequence values (advocates from contact ids,
-# OPP-<n> opportunity ids of the expansion tools, and the activity log entries naming them).
+# OPP-<n> opportunity ids of the expansion tools, REN-<n> renewal ids that forecast_renewals
+# creates for contracts other tests left in the shared database, and the activity log entries
+# naming them).
 FP = r"""
 CREATE OR REPLACE FUNCTION pg_temp.seed_fp(with_serials boolean) RETURNS TABLE (tab text, fp text)
 LANGUAGE plpgsql AS $$
@@ -31,6 +33,7 @@ BEGIN
                              AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%')
                 OR (r.relname LIKE 'advocate%' AND a.attname = 'advocate_id')
                 OR (r.relname = 'expansion_opportunities' AND a.attname = 'opportunity_id')
+                OR (r.relname IN ('renewals', 'renewal_forecasts') AND a.attname = 'renewal_id')
                 OR (r.relname = 'activity_log' AND a.attname IN ('entity_id', 'old_values', 'new_values'))));
         IF cols IS NULL THEN CONTINUE; END IF;
         tab := r.relname;
