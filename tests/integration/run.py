@@ -46,6 +46,7 @@ WEIGHTS = {
     "test_mcp_fuzz": 10, "test_data_tools": 10, "test_expansion_sdk_workflow": 10,
     "test_tools_retention_sdk": 10, "test_mcp_sessions": 9, "test_rollup_equality_portf": 45,
     "test_rollup_equality_segments": 70,
+    "test_rollup_equality_resolve": 30,
     "test_rollup_equality_revenue": 60,
     "test_build_cycles": 9,
 }

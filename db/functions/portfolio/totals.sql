@@ -31,6 +31,7 @@ BEGIN
     PERFORM csmcp.usage_moments_rebuild();   -- the running usage moments per account (usage_moments.sql)
     PERFORM csmcp.adoption_derived_rebuild();   -- the data-derived adoption milestones (usage_milestones.sql)
     PERFORM csmcp.sup_agent_daily_rebuild();   -- support tickets per agent, priority and day (support/sup_agent_daily.sql)
+    PERFORM csmcp.account_search_rebuild();   -- resolve_account's texts and trigrams (scorecards/account_search.sql)
     PERFORM csmcp.revenue_rollups_rebuild();   -- the revenue tools' rollups (expansion/rollups.sql)
     PERFORM csmcp.adoption_account_rebuild();   -- the per-account milestones and their histogram (usage_milestones_account.sql)
     PERFORM csmcp.engage_contacts_rebuild();   -- communications / tickets per day and account (engage_contacts.sql)
@@ -120,6 +121,10 @@ LANGUAGE sql STABLE AS $$
     SELECT 'sup_agent_daily', s.day || '/' || s.agent || '/' || s.priority || ': ' || coalesce(s.stored::text, '-') || ' vs '
            || coalesce(s.scratch::text, '-'), NULL, NULL
     FROM csmcp.sup_agent_daily_check() s
+    UNION ALL   -- resolve_account's texts and trigrams (scorecards/account_search.sql, migration 0182)
+    SELECT 'account_search', x.client_id || '/' || x.src || '/' || x.contact_id || ': ' || coalesce(x.stored, '-') || ' vs '
+           || coalesce(x.scratch, '-'), NULL, NULL
+    FROM csmcp.account_search_check() x
     UNION ALL   -- the cross-sell ownership rows (expansion/rollups.sql, migration 0171)
     SELECT 'crosssell_own', x.client_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
     FROM csmcp.crosssell_own_check() x
