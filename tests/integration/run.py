@@ -47,7 +47,7 @@ WEIGHTS = {
     "test_tools_retention_sdk": 10, "test_mcp_sessions": 9, "test_rollup_equality_portf": 45,
     "test_rollup_equality_segments": 70,
     "test_rollup_equality_resolve": 30,
-    "test_rollup_equality_revenue": 60,
+    "test_rollup_equality_revenue": 75,
     "test_build_cycles": 9,
 }
 

@@ -13,6 +13,15 @@ per group the peer counts and per account the candidates, maintained from crosss
 portfolio call persists only the candidates marked since (account or opportunity written) or of
 groups whose counts moved (crosssell_synced); identify_expansion_opportunities (typed upsert,
 weighted-value index 0151) against its former SQL.
+Session 6 (helper "renew"): forecast_inputs (migration 0172), per active contract of an account
+that is not churned, the account's name and computed health, an open escalation and the earliest
+unpaid due date, kept by statement triggers on accounts, contracts, invoices and escalations; read
+by forecast_renewals (which persists its forecasts: called in both orders like the opportunity
+tools, its count is forecasts_persisted). account_health_latest (migration 0173), per account its
+status, tier and latest health components, kept by triggers on accounts and health_scores, and
+revenue_balance (migration 0174), per account the sum, count and latest date of its revenue
+events, kept by triggers on revenue_events: read by optimize_customer_lifetime_value and
+track_revenue_expansion (also for periods given by period_start).
   * 4 concurrent writers, each a psql session running 60 random statements (autocommit) on
     accounts (tier, industry, status, name, health), contracts (status, value, seats),
     contract_products (insert, delete, multi-account), usage_daily and expansion_opportunities
@@ -27,6 +36,7 @@ weighted-value index 0151) against its former SQL.
 Both calls of a pair run in one REPEATABLE READ transaction (other test modules may write to the
 shared database meanwhile), retried on a serialization failure.
 """
+import datetime
 import json
 import random
 import re
@@ -52,6 +62,7 @@ class RevenueRollupEquality(lib.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.url = lib.database_url()
+        cls.today = datetime.date.fromisoformat(du.psql(cls.url, "SELECT csmcp.today()"))
         cls.p = p = du.prefix()
         cls.clients = ["%s_%d" % (p, i) for i in range(10)]
         cls.products = ["%s_a" % p, "%s_b" % p, "%s_c" % p, "%s_d" % p]
@@ -119,6 +130,10 @@ class RevenueRollupEquality(lib.TestCase):
                              % (a, b, rnd.choice(self.products), rnd.choice(self.products)))
                 stmts.append("UPDATE accounts SET industry = 'R %s %d' WHERE client_id IN ('%s', '%s');"
                              % (self.p, rnd.randrange(2), a, b))
+            if rnd.random() < 0.45:
+                stmts.append(self.forecast_stmt(rnd, seed, k, c))
+            if rnd.random() < 0.3:
+                stmts.append(self.clv_stmt(rnd, c))
         r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
         if r.returncode != 0:
             errors.append(r.stderr)
@@ -142,6 +157,60 @@ class RevenueRollupEquality(lib.TestCase):
         if r.returncode != 0:
             errors.append(r.stderr)
 
+    def forecast_stmt(self, rnd, seed, k, c):
+        """A write to an input of forecast_renewals (forecast_inputs or the stored forecast)."""
+        op = rnd.random()
+        if op < 0.2:
+            return ("INSERT INTO invoices (invoice_id, contract_id, client_id, amount, issued_on, due_on, paid_on) "
+                    "VALUES ('INV-%s-%d-%d', 'CTR-%s', '%s', 100, csmcp.today() - 60, csmcp.today() + %d, %s);"
+                    % (self.p, seed, k, c, c, rnd.randrange(-30, 30), rnd.choice(["NULL", "NULL", "csmcp.today() - 1"])))
+        if op < 0.35:
+            return ("UPDATE invoices SET paid_on = CASE WHEN paid_on IS NULL THEN csmcp.today() END WHERE invoice_id = "
+                    "(SELECT %s(invoice_id) FROM invoices WHERE contract_id = 'CTR-%s');" % (rnd.choice(["min", "max"]), c))
+        if op < 0.45:
+            return ("UPDATE invoices SET due_on = greatest(issued_on, due_on - %d) WHERE contract_id = 'CTR-%s' AND paid_on IS NULL;"
+                    % (rnd.randrange(1, 40), c))
+        if op < 0.52:
+            return "DELETE FROM invoices WHERE invoice_id = (SELECT max(invoice_id) FROM invoices WHERE contract_id = 'CTR-%s');" % c
+        if op < 0.57:   # several accounts in one statement
+            a, b = rnd.sample(self.clients, 2)
+            return ("UPDATE invoices SET paid_on = NULL WHERE contract_id IN ('CTR-%s', 'CTR-%s') AND paid_on IS NOT NULL;" % (a, b))
+        if op < 0.7:
+            return ("INSERT INTO escalations (escalation_id, client_id, severity, status, summary, sla_hours) "
+                    "VALUES ('esc_%d%02d%03d', '%s', 'high', 'open', 'rev test', 24);"
+                    % (int(self.p[2:], 16), seed % 100, k, c))
+        if op < 0.8:
+            return ("UPDATE escalations SET status = '%s', resolved_at = %s WHERE escalation_id = (SELECT min(escalation_id) "
+                    "FROM escalations WHERE client_id = '%s' AND status IN ('open', 'in_progress'));"
+                    % rnd.choice([("in_progress", "NULL", c), ("resolved", "now()", c)]))
+        if op < 0.88:
+            return "UPDATE contracts SET end_date = csmcp.today() + %d WHERE contract_id = 'CTR-%s';" % (rnd.randrange(1, 200), c)
+        if op < 0.94:
+            return ("UPDATE renewals SET %s WHERE contract_id = 'CTR-%s';"
+                    % (rnd.choice(["status = 'won'", "status = 'lost'", "forecast_arr = forecast_arr + 1", "probability = 0.5"]), c))
+        return "UPDATE accounts SET status = '%s' WHERE client_id = '%s';" % (rnd.choice(["churned", "active"]), c)
+
+    def clv_stmt(self, rnd, c):
+        """A write to health_scores or revenue_events (account_health_latest, revenue_balance)."""
+        op = rnd.random()
+        if op < 0.3:
+            return ("INSERT INTO health_scores (client_id, calculated_at, usage_score, engagement_score, support_score, "
+                    "satisfaction_score, payment_score, overall_score, trend, risk_level, churn_probability, lookback_days) "
+                    "VALUES ('%s', now() - interval '%d hours', %d, %d, %d, %d.5, %d, 70, 'stable', 'low', 0.1, 30);"
+                    % (c, rnd.choice([0, 0, 5, 500]), rnd.randrange(40, 100), rnd.randrange(40, 100), rnd.randrange(40, 100),
+                       rnd.randrange(40, 99), rnd.randrange(40, 100)))
+        if op < 0.4:
+            return ("DELETE FROM health_scores WHERE score_id = (SELECT score_id FROM health_scores WHERE client_id = '%s' "
+                    "ORDER BY calculated_at DESC, score_id DESC LIMIT 1);" % c)
+        if op < 0.75:
+            kind, sign = rnd.choice([("new", 1), ("expansion", 1), ("contraction", -1), ("churn", -1), ("renewal", rnd.choice([1, -1]))])
+            return ("INSERT INTO revenue_events (client_id, kind, arr_delta, occurred_on) VALUES ('%s', '%s', %d.%02d, csmcp.today() - %d);"
+                    % (c, kind, sign * rnd.randrange(0, 5000), rnd.randrange(100), rnd.choice([0, 3, 40, 100, 200, 400, 800])))
+        if op < 0.85:
+            return ("UPDATE revenue_events SET occurred_on = occurred_on - %d WHERE event_id = (SELECT max(event_id) "
+                    "FROM revenue_events WHERE client_id = '%s');" % (rnd.randrange(1, 120), c))
+        return "DELETE FROM revenue_events WHERE event_id = (SELECT min(event_id) FROM revenue_events WHERE client_id = '%s');" % c
+
     def pair(self, first, second, args):
         """first(args) then second(args) in one REPEATABLE READ transaction: both answers."""
         a = json.dumps(args).replace("'", "''")
@@ -158,10 +227,16 @@ class RevenueRollupEquality(lib.TestCase):
     def check_persisting(self, tool, args):
         for order in ((tool, tool + "_scratch"), (tool + "_scratch", tool)):
             a, b = self.pair(order[0], order[1], args)
-            sa, _ = strip_counts(a)
-            sb, cb = strip_counts(b)
-            self.assertEqual(cb, {"opportunities_created": 0, "opportunities_updated": 0},
-                             "%s after %s %s: the second call still had work" % (order[1], order[0], args))
+            if tool == "tool_forecast_renewals":
+                sa, sb, cb = dict(a), dict(b), b.get("forecasts_persisted")
+                sa.pop("forecasts_persisted", None)
+                sb.pop("forecasts_persisted", None)
+                self.assertEqual(cb, 0, "%s after %s %s: the second call still had work" % (order[1], order[0], args))
+            else:
+                sa, _ = strip_counts(a)
+                sb, cb = strip_counts(b)
+                self.assertEqual(cb, {"opportunities_created": 0, "opportunities_updated": 0},
+                                 "%s after %s %s: the second call still had work" % (order[1], order[0], args))
             self.assertEqual(sa, sb, "%s vs %s %s" % (order[0], order[1], args))
 
     def check_expansion(self, args):
@@ -202,14 +277,23 @@ class RevenueRollupEquality(lib.TestCase):
         for args in [{}, {"tier": "starter"}, {"tier": "standard", "optimization_focus": "efficiency"},
                      {"optimization_focus": "expansion"}] + [{"client_id": c} for c in one]:
             self.check_read("tool_optimize_customer_lifetime_value", args)
-        for args in [{}, {"time_period": "annual"}, {"time_period": "monthly", "include_pipeline": True}]:
+        for args in [{}, {"time_period": "annual"}, {"time_period": "monthly", "include_pipeline": True},
+                     {"time_period": "monthly", "period_start": str(self.today), "include_pipeline": False},
+                     {"time_period": "quarterly", "period_start": str(self.today - datetime.timedelta(days=200))},
+                     {"time_period": "annual", "period_start": str(self.today - datetime.timedelta(days=900))}]:
             self.check_read("tool_track_revenue_expansion", args)
+        for args in [{"limit": 20}, {"forecast_period_days": 730, "limit": 1000}, {"forecast_period_days": 40, "include_risk_analysis": False}] + \
+                [{"client_id": c, "forecast_period_days": 365} for c in one]:
+            self.check_persisting("tool_forecast_renewals", args)
 
     def test_concurrent_random_writes_keep_answers_exact(self):
         self.all_tools()   # the starting state
         self.assertEqual(du.run_writers(self.writer, [2170 + n for n in range(4)], timeout=300), [])
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_own_check()"), "0")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.crosssell_cand_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.forecast_inputs_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.account_health_latest_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.revenue_balance_check()"), "0")
         self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM crosssell_own WHERE client_id LIKE '%s\\_%%'" % self.p)), 0)
         self.all_tools()
         # then writes of the opportunities alone: every pair persisted everything above, so a
@@ -254,6 +338,46 @@ class RevenueRollupEquality(lib.TestCase):
                           "SELECT csmcp.tool_identify_crosssell_opportunities_scratch('%s', 'test') "
                           "#> '{opportunity_summary,opportunities_created}'; ROLLBACK;" % args)
             self.assertEqual(out.split("\n")[-2:], [want, str(1 - int(want))], (disable, out))
+
+    def test_forecast_fails_without_maintenance(self):
+        """With the invoices trigger disabled (rolled back), a new overdue invoice leaves
+        forecast_inputs stale: the check reports it and forecast_renewals' answer differs from the
+        reference (the renewal is not seen as overdue)."""
+        c = self.clients[3]
+        du.psql(self.url, "UPDATE accounts SET status = 'active' WHERE client_id = '%s'; "
+                          "UPDATE contracts SET status = 'active', end_date = csmcp.today() + 30 WHERE contract_id = 'CTR-%s'; "
+                          "DELETE FROM invoices WHERE contract_id = 'CTR-%s'" % (c, c, c))
+        args = json.dumps({"client_id": c})
+        out = du.psql(self.url, "BEGIN; ALTER TABLE invoices DISABLE TRIGGER forecast_inputs_invoices_ins; "
+                                "INSERT INTO invoices (invoice_id, contract_id, client_id, amount, issued_on, due_on) "
+                                "VALUES ('INV-%s-stale', 'CTR-%s', '%s', 100, csmcp.today() - 40, csmcp.today() - 10); "
+                                "SELECT count(*) FROM csmcp.forecast_inputs_check() WHERE contract_id = 'CTR-%s'; "
+                                "SELECT csmcp.tool_forecast_renewals('%s', 'test') -> 'renewals' -> 0 -> 'payment_overdue'; "
+                                "SELECT csmcp.tool_forecast_renewals_scratch('%s', 'test') -> 'renewals' -> 0 -> 'payment_overdue'; "
+                                "ROLLBACK;" % (self.p, c, c, c, args, args))
+        self.assertEqual(out.split("\n")[-3:], ["1", "false", "true"], out)
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.forecast_inputs_check()"), "0")
+
+    def test_clv_and_expansion_fail_without_maintenance(self):
+        """With the health_scores / revenue_events triggers disabled (rolled back), a new latest
+        score and a back-dated churn event leave account_health_latest and revenue_balance stale:
+        the checks report them and the tools' answers differ from their references."""
+        c = self.clients[4]
+        du.psql(self.url, "UPDATE accounts SET status = 'active' WHERE client_id = '%s'" % c)
+        out = du.psql(self.url, "BEGIN; ALTER TABLE health_scores DISABLE TRIGGER account_health_latest_scores_ins; "
+                                "ALTER TABLE revenue_events DISABLE TRIGGER revenue_balance_ins; "
+                                "INSERT INTO health_scores (client_id, calculated_at, usage_score, engagement_score, support_score, "
+                                "satisfaction_score, payment_score, overall_score, trend, risk_level, churn_probability, lookback_days) "
+                                "VALUES ('%s', now() + interval '1 day', 1, 1, 1, 1, 1, 1, 'stable', 'low', 0.1, 30); "
+                                "INSERT INTO revenue_events (client_id, kind, arr_delta, occurred_on) "
+                                "VALUES ('%s', 'new', 777777.77, csmcp.today() - 900); "
+                                "SELECT count(*) FROM csmcp.account_health_latest_check() WHERE client_id = '%s'; "
+                                "SELECT count(*) FROM csmcp.revenue_balance_check() WHERE client_id = '%s'; "
+                                "SELECT csmcp.tool_optimize_customer_lifetime_value('{\"optimization_focus\": \"retention\"}', 'test') "
+                                "= csmcp.tool_optimize_customer_lifetime_value_scratch('{\"optimization_focus\": \"retention\"}', 'test'); "
+                                "SELECT csmcp.tool_track_revenue_expansion('{}', 'test') = csmcp.tool_track_revenue_expansion_scratch('{}', 'test'); "
+                                "ROLLBACK;" % (c, c, c, c))
+        self.assertEqual(out.split("\n")[-4:], ["1", "1", "f", "f"], out)
 
     def test_account_deletion_and_rebuild(self):
         """An account's deletion (cascade) removes its row; crosssell_own_rebuild recomputes."""

@@ -271,3 +271,49 @@ BEGIN
     )
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) INTO created, changed FROM up;
 END $$;
+
+-- exp_arr_movement from revenue_balance (migration 0174, issue 21 session 6): the same figures,
+-- rules and NULL / scale behaviour. An account without events since p_start is one balance row
+-- (its ARR at p_start and at p_end is its balance); for the others only their events from p_start
+-- on are aggregated (the covering date index), and ARR at p_start = balance - those events, at
+-- p_end = balance - the events from p_end on. An account whose every event is on or after p_end
+-- is left out, as the reference leaves it out (its per-account start ARR would be NULL there,
+-- 0.00 here: only compared with 0 and summed where > 0, so the same).
+CREATE OR REPLACE FUNCTION csmcp.exp_arr_movement_rollup(p_start date, p_end date)
+RETURNS TABLE (starting_arr numeric, expansion_arr numeric, contraction_arr numeric, churned_arr numeric,
+               new_arr numeric, ending_arr numeric, starting_accounts bigint, expanded_accounts bigint,
+               contracted_accounts bigint, churned_accounts bigint, new_accounts bigint)
+LANGUAGE sql STABLE AS $$
+    WITH ev AS (
+        SELECT client_id,
+               sum(arr_delta) AS since_start,
+               count(*) FILTER (WHERE occurred_on >= p_end) AS n_after,
+               sum(arr_delta) FILTER (WHERE occurred_on >= p_end) AS after_end,
+               sum(arr_delta) FILTER (WHERE occurred_on < p_end AND arr_delta > 0) AS up,
+               -sum(arr_delta) FILTER (WHERE occurred_on < p_end AND arr_delta < 0 AND kind <> 'churn') AS down,
+               -sum(arr_delta) FILTER (WHERE occurred_on < p_end AND kind = 'churn') AS gone
+        FROM revenue_events WHERE occurred_on >= p_start
+        GROUP BY client_id
+    ),
+    per AS (
+        SELECT b.balance AS start_arr, NULL::numeric AS up, NULL::numeric AS down, NULL::numeric AS gone, b.balance AS end_arr
+        FROM revenue_balance b WHERE b.last_on < p_start
+        UNION ALL
+        SELECT b.balance - e.since_start, e.up, e.down, e.gone, b.balance - coalesce(e.after_end, 0)
+        FROM ev e JOIN revenue_balance b ON b.client_id = e.client_id
+        WHERE b.n_events > e.n_after
+    )
+    SELECT coalesce(sum(start_arr) FILTER (WHERE start_arr > 0), 0),
+           coalesce(sum(up) FILTER (WHERE start_arr > 0), 0),
+           coalesce(sum(down) FILTER (WHERE start_arr > 0), 0),
+           coalesce(sum(gone) FILTER (WHERE start_arr > 0), 0),
+           coalesce(sum(coalesce(up, 0) - coalesce(down, 0) - coalesce(gone, 0))
+                    FILTER (WHERE coalesce(start_arr, 0) <= 0), 0),
+           coalesce(sum(end_arr), 0),
+           count(*) FILTER (WHERE start_arr > 0),
+           count(*) FILTER (WHERE start_arr > 0 AND up > 0),
+           count(*) FILTER (WHERE start_arr > 0 AND down > 0),
+           count(*) FILTER (WHERE start_arr > 0 AND gone > 0),
+           count(*) FILTER (WHERE coalesce(start_arr, 0) <= 0 AND up > 0)
+    FROM per
+$$;

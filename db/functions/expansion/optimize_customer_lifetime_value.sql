@@ -56,16 +56,21 @@ BEGIN
         FROM crosssell_own o WHERE v_tier IS NULL OR o.tier = v_tier;
     END IF;
 
-    -- (the top opportunity by one ordered LIMIT 1 instead of three sorted array_aggs of all of them)
+    -- (the top opportunity by one ordered LIMIT 1 instead of three sorted array_aggs of all of them;
+    -- a segment's accounts - status and tier - from account_health_latest, migration 0173, kept in
+    -- the writing transaction, instead of a join with the wide accounts rows; the open rows' figures
+    -- from the covering partial index of migration 0170, the top row's name fetched once)
     WITH o AS MATERIALIZED (
-        SELECT o.opportunity_id, o.name, o.expansion_type, o.estimated_value, o.probability
-        FROM expansion_opportunities o JOIN accounts ac ON ac.client_id = o.client_id
+        SELECT o.opportunity_id, o.estimated_value, o.probability
+        FROM expansion_opportunities o
         WHERE o.stage NOT IN ('won', 'lost')
           AND ((v_client IS NOT NULL AND o.client_id = v_client)
-            OR (v_client IS NULL AND ac.status = 'active' AND (v_tier IS NULL OR ac.tier = v_tier)))
+            OR (v_client IS NULL AND EXISTS (SELECT 1 FROM account_health_latest l
+                                             WHERE l.client_id = o.client_id AND l.status = 'active'
+                                               AND (v_tier IS NULL OR l.tier = v_tier))))
     ),
-    top AS (SELECT opportunity_id, name, expansion_type FROM o
-            ORDER BY estimated_value * probability DESC, opportunity_id LIMIT 1)
+    top AS (SELECT x.opportunity_id, x.name, x.expansion_type FROM expansion_opportunities x
+            WHERE x.opportunity_id = (SELECT opportunity_id FROM o ORDER BY estimated_value * probability DESC, opportunity_id LIMIT 1))
     SELECT count(*) AS n, coalesce(sum(o.estimated_value), 0) AS total,
            coalesce(round(sum(o.estimated_value * o.probability), 2), 0) AS weighted,
            (SELECT opportunity_id FROM top) AS top_id, (SELECT name FROM top) AS top_name,
@@ -96,12 +101,13 @@ BEGIN
         END IF;
     ELSE
         IF v_focus IN ('balanced', 'retention') THEN
+            -- (the latest components per account from account_health_latest, migration 0173, kept in
+            -- the writing transaction: one pass over a narrow row per account instead of DISTINCT ON
+            -- over every health score; NULL components = no health score, not counted)
             WITH latest AS (
-                SELECT DISTINCT ON (h.client_id) h.client_id, h.usage_score, h.engagement_score, h.support_score,
-                       h.satisfaction_score, h.payment_score
-                FROM health_scores h JOIN accounts ac ON ac.client_id = h.client_id
-                WHERE ac.status = 'active' AND (v_tier IS NULL OR ac.tier = v_tier)
-                ORDER BY h.client_id, h.calculated_at DESC, h.score_id DESC
+                SELECT l.client_id, l.usage_score, l.engagement_score, l.support_score, l.satisfaction_score, l.payment_score
+                FROM account_health_latest l
+                WHERE l.status = 'active' AND (v_tier IS NULL OR l.tier = v_tier) AND l.usage_score IS NOT NULL
             ),
             weak AS (
                 SELECT k, count(*) AS n FROM latest

@@ -159,11 +159,412 @@ LANGUAGE sql STABLE AS $$
     WHERE o.client_id IS NULL OR w.client_id IS NULL OR row(o.*)::text <> row(w.*)::text
 $$;
 
+-- forecast_inputs (migration 0172): per active contract of an account that is not churned, what
+-- forecast_renewals reads (name, computed health, open escalation, earliest unpaid due date).
+-- Same scheme as crosssell_own: a statement touching an input recomputes the rows of the
+-- accounts concerned with those accounts' rows locked to commit. The triggers are named so that
+-- they fire before the portfolio triggers of the same table (alphabetical order): those take the
+-- accounts' rows FOR SHARE, and a share lock held first could not be raised without deadlocking
+-- two writers of one account.
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_compute(p_clients text[])
+RETURNS SETOF forecast_inputs LANGUAGE sql STABLE AS $$
+    SELECT c.contract_id, c.client_id, ac.client_name, c.end_date, c.contract_value, ac.health_score,
+           EXISTS (SELECT 1 FROM escalations e WHERE e.client_id = c.client_id AND e.status IN ('open', 'in_progress')),
+           (SELECT min(i.due_on) FROM invoices i WHERE i.contract_id = c.contract_id AND i.paid_on IS NULL)
+    FROM contracts c JOIN accounts ac ON ac.client_id = c.client_id AND ac.status <> 'churned'
+    WHERE c.status = 'active' AND (p_clients IS NULL OR (c.client_id = ANY (p_clients) AND ac.client_id = ANY (p_clients)))
+$$;
+
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_refresh(p_clients text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_clients IS NULL OR cardinality(p_clients) = 0 THEN
+        RETURN;
+    END IF;
+    -- (the accounts' rows in key order, as crosssell_own_refresh: the next statement, a new
+    -- snapshot, sees every change a writer of these accounts committed before us)
+    PERFORM 1 FROM accounts WHERE client_id = ANY (p_clients) ORDER BY client_id FOR NO KEY UPDATE;
+    WITH q AS MATERIALIZED (SELECT * FROM csmcp.forecast_inputs_compute(p_clients)),
+    gone AS (DELETE FROM forecast_inputs f WHERE f.client_id = ANY (p_clients)
+                                             AND NOT EXISTS (SELECT 1 FROM q WHERE q.contract_id = f.contract_id))
+    INSERT INTO forecast_inputs AS f SELECT * FROM q ORDER BY contract_id
+    ON CONFLICT (contract_id) DO UPDATE
+        SET client_id = excluded.client_id, client_name = excluded.client_name, end_date = excluded.end_date,
+            contract_value = excluded.contract_value, health_score = excluded.health_score,
+            escalated = excluded.escalated, unpaid_due = excluded.unpaid_due
+        WHERE (f.client_id, f.client_name, f.end_date, f.contract_value, f.health_score, f.escalated, f.unpaid_due)
+              IS DISTINCT FROM (excluded.client_id, excluded.client_name, excluded.end_date, excluded.contract_value,
+                                excluded.health_score, excluded.escalated, excluded.unpaid_due);
+END $$;
+
+-- accounts: the columns read (status, name, computed health); accounts are inserted without
+-- contracts, so an insert has nothing to add.
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_accounts_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE c text[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(DISTINCT x) INTO c FROM (
+            SELECT n.client_id AS x FROM nt n LEFT JOIN ot o ON o.client_id = n.client_id
+            WHERE o.client_id IS NULL OR (o.status, o.client_name, o.health_score) IS DISTINCT FROM
+                                         (n.status, n.client_name, n.health_score)
+            UNION ALL
+            SELECT o.client_id FROM ot o LEFT JOIN nt n ON n.client_id = o.client_id WHERE n.client_id IS NULL) d;
+    ELSE
+        SELECT array_agg(client_id) INTO c FROM ot;
+    END IF;
+    -- only accounts with an active contract can have rows (or had them, before a status change)
+    SELECT array_agg(DISTINCT x) INTO c FROM (
+        SELECT k.client_id AS x FROM contracts k WHERE k.client_id = ANY (c) AND k.status = 'active'
+        UNION ALL SELECT f.client_id FROM forecast_inputs f WHERE f.client_id = ANY (c)) d;
+    PERFORM csmcp.forecast_inputs_refresh(c);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_contracts_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE c text[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(DISTINCT client_id) INTO c FROM nt WHERE status = 'active';
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(DISTINCT x) INTO c FROM (
+            SELECT n.client_id AS x FROM nt n LEFT JOIN ot o ON o.contract_id = n.contract_id
+            WHERE (o.status = 'active' OR n.status = 'active')
+              AND (o.contract_id IS NULL OR (o.client_id, o.status, o.end_date, o.contract_value) IS DISTINCT FROM
+                                             (n.client_id, n.status, n.end_date, n.contract_value))
+            UNION ALL
+            SELECT o.client_id FROM ot o LEFT JOIN nt n ON n.contract_id = o.contract_id
+            WHERE o.status = 'active' AND (n.contract_id IS NULL OR n.client_id <> o.client_id OR n.status <> 'active')) d;
+    ELSE
+        SELECT array_agg(DISTINCT client_id) INTO c FROM ot WHERE status = 'active';
+    END IF;
+    PERFORM csmcp.forecast_inputs_refresh(c);
+    RETURN NULL;
+END $$;
+
+-- invoices: unpaid ones only (a paid invoice never counts); the account of the invoice's contract.
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_invoices_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE c text[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(DISTINCT k.client_id) INTO c FROM contracts k
+        WHERE k.status = 'active' AND k.contract_id IN (SELECT contract_id FROM nt WHERE paid_on IS NULL);
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(DISTINCT k.client_id) INTO c FROM contracts k
+        WHERE k.status = 'active' AND k.contract_id IN (
+            SELECT n.contract_id FROM nt n JOIN ot o ON o.invoice_id = n.invoice_id
+            WHERE (o.paid_on IS NULL OR n.paid_on IS NULL)
+              AND (o.contract_id, o.due_on, o.paid_on) IS DISTINCT FROM (n.contract_id, n.due_on, n.paid_on)
+            UNION
+            SELECT o.contract_id FROM nt n JOIN ot o ON o.invoice_id = n.invoice_id
+            WHERE o.paid_on IS NULL AND (o.contract_id, o.due_on, o.paid_on) IS DISTINCT FROM (n.contract_id, n.due_on, n.paid_on)
+            UNION   -- (an update of the primary key: the rows are not paired)
+            SELECT contract_id FROM nt WHERE paid_on IS NULL AND invoice_id NOT IN (SELECT invoice_id FROM ot)
+            UNION
+            SELECT contract_id FROM ot WHERE paid_on IS NULL AND invoice_id NOT IN (SELECT invoice_id FROM nt));
+    ELSE
+        SELECT array_agg(DISTINCT k.client_id) INTO c FROM contracts k
+        WHERE k.status = 'active' AND k.contract_id IN (SELECT contract_id FROM ot WHERE paid_on IS NULL);
+    END IF;
+    PERFORM csmcp.forecast_inputs_refresh(c);
+    RETURN NULL;
+END $$;
+
+-- escalations: open or in-progress ones (before or after the write) of accounts with an active contract.
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_escalations_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE c text[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(DISTINCT client_id) INTO c FROM nt WHERE status IN ('open', 'in_progress');
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(DISTINCT x) INTO c FROM (
+            SELECT n.client_id AS x FROM nt n WHERE n.status IN ('open', 'in_progress')
+            UNION ALL SELECT o.client_id FROM ot o WHERE o.status IN ('open', 'in_progress')) d;
+        -- (an update that leaves an open escalation open on the same account changes nothing)
+        SELECT array_agg(x) INTO c FROM unnest(c) x
+        WHERE EXISTS (SELECT 1 FROM nt n FULL JOIN ot o ON o.escalation_id = n.escalation_id
+                      WHERE x IN (n.client_id, o.client_id)
+                        AND (n.escalation_id IS NULL OR o.escalation_id IS NULL OR n.client_id <> o.client_id
+                             OR (n.status IN ('open', 'in_progress')) <> (o.status IN ('open', 'in_progress'))));
+    ELSE
+        SELECT array_agg(DISTINCT client_id) INTO c FROM ot WHERE status IN ('open', 'in_progress');
+    END IF;
+    SELECT array_agg(DISTINCT k.client_id) INTO c FROM contracts k WHERE k.client_id = ANY (c) AND k.status = 'active';
+    PERFORM csmcp.forecast_inputs_refresh(c);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER forecast_inputs_accounts_upd AFTER UPDATE ON accounts REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_accounts_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_accounts_del AFTER DELETE ON accounts REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_accounts_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_contracts_ins AFTER INSERT ON contracts REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_contracts_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_contracts_upd AFTER UPDATE ON contracts REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_contracts_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_contracts_del AFTER DELETE ON contracts REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_contracts_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_invoices_ins AFTER INSERT ON invoices REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_invoices_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_invoices_upd AFTER UPDATE ON invoices REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_invoices_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_invoices_del AFTER DELETE ON invoices REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_invoices_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_escalations_ins AFTER INSERT ON escalations REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_escalations_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_escalations_upd AFTER UPDATE ON escalations REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_escalations_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_escalations_del AFTER DELETE ON escalations REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_escalations_trg();
+
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_rebuild() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE forecast_inputs IN EXCLUSIVE MODE;
+    DELETE FROM forecast_inputs;
+    INSERT INTO forecast_inputs SELECT * FROM csmcp.forecast_inputs_compute(NULL);
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_trunc_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM csmcp.forecast_inputs_rebuild();
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER forecast_inputs_accounts_trunc AFTER TRUNCATE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_trunc_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_contracts_trunc AFTER TRUNCATE ON contracts
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_trunc_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_invoices_trunc AFTER TRUNCATE ON invoices
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_trunc_trg();
+CREATE OR REPLACE TRIGGER forecast_inputs_escalations_trunc AFTER TRUNCATE ON escalations
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.forecast_inputs_trunc_trg();
+
+-- Rows that differ from the from-scratch computation (empty when exact).
+CREATE OR REPLACE FUNCTION csmcp.forecast_inputs_check() RETURNS TABLE (contract_id text, got text, want text)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(f.contract_id, w.contract_id), row(f.*)::text, row(w.*)::text
+    FROM forecast_inputs f FULL JOIN csmcp.forecast_inputs_compute(NULL) w ON w.contract_id = f.contract_id
+    WHERE f.contract_id IS NULL OR w.contract_id IS NULL OR row(f.*)::text <> row(w.*)::text
+$$;
+
+-- account_health_latest (migration 0173): per account, status, tier and the components of the
+-- latest health score (calculated_at, then score_id: the order optimize_customer_lifetime_value
+-- reads). Same scheme as crosssell_own (the accounts' rows locked, then recomputed).
+CREATE OR REPLACE FUNCTION csmcp.account_health_latest_compute(p_clients text[])
+RETURNS SETOF account_health_latest LANGUAGE sql STABLE AS $$
+    SELECT ac.client_id, ac.status, ac.tier, h.usage_score, h.engagement_score, h.support_score, h.satisfaction_score,
+           h.payment_score
+    FROM accounts ac
+    LEFT JOIN LATERAL (SELECT h.usage_score, h.engagement_score, h.support_score, h.satisfaction_score, h.payment_score
+                       FROM health_scores h WHERE h.client_id = ac.client_id
+                       ORDER BY h.calculated_at DESC, h.score_id DESC LIMIT 1) h ON true
+    WHERE p_clients IS NULL OR ac.client_id = ANY (p_clients)
+$$;
+
+CREATE OR REPLACE FUNCTION csmcp.account_health_latest_refresh(p_clients text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_clients IS NULL OR cardinality(p_clients) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM accounts WHERE client_id = ANY (p_clients) ORDER BY client_id FOR NO KEY UPDATE;
+    WITH q AS MATERIALIZED (SELECT * FROM csmcp.account_health_latest_compute(p_clients)),
+    gone AS (DELETE FROM account_health_latest l WHERE l.client_id = ANY (p_clients)
+                                                  AND NOT EXISTS (SELECT 1 FROM q WHERE q.client_id = l.client_id))
+    INSERT INTO account_health_latest AS l SELECT * FROM q ORDER BY client_id
+    ON CONFLICT (client_id) DO UPDATE
+        SET status = excluded.status, tier = excluded.tier, usage_score = excluded.usage_score,
+            engagement_score = excluded.engagement_score, support_score = excluded.support_score,
+            satisfaction_score = excluded.satisfaction_score, payment_score = excluded.payment_score
+        WHERE (l.status, l.tier, l.usage_score, l.engagement_score, l.support_score, l.satisfaction_score, l.payment_score)
+              IS DISTINCT FROM (excluded.status, excluded.tier, excluded.usage_score, excluded.engagement_score,
+                                excluded.support_score, excluded.satisfaction_score, excluded.payment_score);
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.account_health_latest_accounts_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE c text[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(client_id) INTO c FROM nt;
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(DISTINCT x) INTO c FROM (
+            SELECT n.client_id AS x FROM nt n LEFT JOIN ot o ON o.client_id = n.client_id
+            WHERE o.client_id IS NULL OR (o.status, o.tier) IS DISTINCT FROM (n.status, n.tier)
+            UNION ALL
+            SELECT o.client_id FROM ot o LEFT JOIN nt n ON n.client_id = o.client_id WHERE n.client_id IS NULL) d;
+    ELSE
+        SELECT array_agg(client_id) INTO c FROM ot;
+    END IF;
+    PERFORM csmcp.account_health_latest_refresh(c);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.account_health_latest_scores_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE c text[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(DISTINCT client_id) INTO c FROM nt;
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(DISTINCT x) INTO c FROM (SELECT client_id AS x FROM nt UNION ALL SELECT client_id FROM ot) d;
+    ELSE
+        SELECT array_agg(DISTINCT client_id) INTO c FROM ot;
+    END IF;
+    PERFORM csmcp.account_health_latest_refresh(c);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER account_health_latest_accounts_ins AFTER INSERT ON accounts REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_accounts_trg();
+CREATE OR REPLACE TRIGGER account_health_latest_accounts_upd AFTER UPDATE ON accounts REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_accounts_trg();
+CREATE OR REPLACE TRIGGER account_health_latest_accounts_del AFTER DELETE ON accounts REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_accounts_trg();
+CREATE OR REPLACE TRIGGER account_health_latest_scores_ins AFTER INSERT ON health_scores REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_scores_trg();
+CREATE OR REPLACE TRIGGER account_health_latest_scores_upd AFTER UPDATE ON health_scores REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_scores_trg();
+CREATE OR REPLACE TRIGGER account_health_latest_scores_del AFTER DELETE ON health_scores REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_scores_trg();
+
+CREATE OR REPLACE FUNCTION csmcp.account_health_latest_rebuild() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE account_health_latest IN EXCLUSIVE MODE;
+    DELETE FROM account_health_latest;
+    INSERT INTO account_health_latest SELECT * FROM csmcp.account_health_latest_compute(NULL);
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.account_health_latest_trunc_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM csmcp.account_health_latest_rebuild();
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER account_health_latest_accounts_trunc AFTER TRUNCATE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_trunc_trg();
+CREATE OR REPLACE TRIGGER account_health_latest_scores_trunc AFTER TRUNCATE ON health_scores
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.account_health_latest_trunc_trg();
+
+-- Rows that differ from the from-scratch computation (empty when exact).
+CREATE OR REPLACE FUNCTION csmcp.account_health_latest_check() RETURNS TABLE (client_id text, got text, want text)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(l.client_id, w.client_id), row(l.*)::text, row(w.*)::text
+    FROM account_health_latest l FULL JOIN csmcp.account_health_latest_compute(NULL) w ON w.client_id = l.client_id
+    WHERE l.client_id IS NULL OR w.client_id IS NULL OR row(l.*)::text <> row(w.*)::text
+$$;
+
+-- revenue_balance (migration 0174): per account with revenue events, their sum, count and latest
+-- date. Same scheme as crosssell_own (the accounts' rows locked, then recomputed: a deleted or
+-- moved event can lower the latest date, which a delta could not).
+CREATE OR REPLACE FUNCTION csmcp.revenue_balance_compute(p_clients text[])
+RETURNS SETOF revenue_balance LANGUAGE sql STABLE AS $$
+    SELECT e.client_id, sum(e.arr_delta), count(*), max(e.occurred_on)
+    FROM revenue_events e WHERE p_clients IS NULL OR e.client_id = ANY (p_clients)
+    GROUP BY e.client_id
+$$;
+
+CREATE OR REPLACE FUNCTION csmcp.revenue_balance_refresh(p_clients text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_clients IS NULL OR cardinality(p_clients) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM accounts WHERE client_id = ANY (p_clients) ORDER BY client_id FOR NO KEY UPDATE;
+    WITH q AS MATERIALIZED (SELECT * FROM csmcp.revenue_balance_compute(p_clients)),
+    gone AS (DELETE FROM revenue_balance b WHERE b.client_id = ANY (p_clients)
+                                            AND NOT EXISTS (SELECT 1 FROM q WHERE q.client_id = b.client_id))
+    INSERT INTO revenue_balance AS b SELECT * FROM q ORDER BY client_id
+    ON CONFLICT (client_id) DO UPDATE
+        SET balance = excluded.balance, n_events = excluded.n_events, last_on = excluded.last_on
+        -- (the text form: 5.00 and 5.0 are equal numbers but print differently)
+        WHERE (b.balance::text, b.n_events, b.last_on) IS DISTINCT FROM (excluded.balance::text, excluded.n_events, excluded.last_on);
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.revenue_balance_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE c text[];
+BEGIN
+    IF csmcp.portfolio_bulk() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(DISTINCT client_id) INTO c FROM nt;
+    ELSIF TG_OP = 'UPDATE' THEN
+        SELECT array_agg(DISTINCT x) INTO c FROM (SELECT client_id AS x FROM nt UNION ALL SELECT client_id FROM ot) d;
+    ELSE
+        SELECT array_agg(DISTINCT client_id) INTO c FROM ot;
+    END IF;
+    PERFORM csmcp.revenue_balance_refresh(c);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER revenue_balance_ins AFTER INSERT ON revenue_events REFERENCING NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.revenue_balance_trg();
+CREATE OR REPLACE TRIGGER revenue_balance_upd AFTER UPDATE ON revenue_events REFERENCING OLD TABLE AS ot NEW TABLE AS nt
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.revenue_balance_trg();
+CREATE OR REPLACE TRIGGER revenue_balance_del AFTER DELETE ON revenue_events REFERENCING OLD TABLE AS ot
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.revenue_balance_trg();
+
+CREATE OR REPLACE FUNCTION csmcp.revenue_balance_rebuild() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE revenue_balance IN EXCLUSIVE MODE;
+    DELETE FROM revenue_balance;
+    INSERT INTO revenue_balance SELECT * FROM csmcp.revenue_balance_compute(NULL);
+END $$;
+
+CREATE OR REPLACE FUNCTION csmcp.revenue_balance_trunc_trg() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM csmcp.revenue_balance_rebuild();
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER revenue_balance_trunc AFTER TRUNCATE ON revenue_events
+    FOR EACH STATEMENT EXECUTE FUNCTION csmcp.revenue_balance_trunc_trg();
+
+-- Rows that differ from the from-scratch computation (empty when exact).
+CREATE OR REPLACE FUNCTION csmcp.revenue_balance_check() RETURNS TABLE (client_id text, got text, want text)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(b.client_id, w.client_id), row(b.*)::text, row(w.*)::text
+    FROM revenue_balance b FULL JOIN csmcp.revenue_balance_compute(NULL) w ON w.client_id = b.client_id
+    WHERE b.client_id IS NULL OR w.client_id IS NULL OR row(b.*)::text <> row(w.*)::text
+$$;
+
 -- Every rollup of this file (called by csmcp.portfolio_rebuild).
 CREATE OR REPLACE FUNCTION csmcp.revenue_rollups_rebuild() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM csmcp.crosssell_own_rebuild();
+    PERFORM csmcp.forecast_inputs_rebuild();
+    PERFORM csmcp.account_health_latest_rebuild();
+    PERFORM csmcp.revenue_balance_rebuild();
 END $$;
 
 DO $$
@@ -354,5 +755,26 @@ DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM crosssell_peers) AND EXISTS (SELECT 1 FROM crosssell_own) THEN
         PERFORM csmcp.crosssell_cand_rebuild();
+    END IF;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM forecast_inputs) AND EXISTS (SELECT 1 FROM contracts WHERE status = 'active') THEN
+        PERFORM csmcp.forecast_inputs_rebuild();
+    END IF;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM account_health_latest) AND EXISTS (SELECT 1 FROM accounts) THEN
+        PERFORM csmcp.account_health_latest_rebuild();
+    END IF;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM revenue_balance) AND EXISTS (SELECT 1 FROM revenue_events) THEN
+        PERFORM csmcp.revenue_balance_rebuild();
     END IF;
 END $$;

@@ -25,7 +25,14 @@ BEGIN
         END IF;
     END IF;
 
-    SELECT * INTO m FROM csmcp.exp_arr_movement(ps, pe);
+    -- (from revenue_balance, migration 0174, kept in the writing transaction: only the events
+    -- from the period's start on are aggregated; inside a bulk seed the balance is stale until
+    -- its final csmcp.portfolio_rebuild, so the from-scratch aggregate answers there)
+    IF csmcp.portfolio_bulk() THEN
+        SELECT * INTO m FROM csmcp.exp_arr_movement(ps, pe);
+    ELSE
+        SELECT * INTO m FROM csmcp.exp_arr_movement_rollup(ps, pe);
+    END IF;
     IF m.starting_arr > 0 THEN
         nrr := round((m.starting_arr + m.expansion_arr - m.contraction_arr - m.churned_arr) / m.starting_arr, 4);
         grr := round((m.starting_arr - m.contraction_arr - m.churned_arr) / m.starting_arr, 4);

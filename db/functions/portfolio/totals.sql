@@ -128,6 +128,15 @@ LANGUAGE sql STABLE AS $$
     UNION ALL   -- the cross-sell ownership rows (expansion/rollups.sql, migration 0171)
     SELECT 'crosssell_own', x.client_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
     FROM csmcp.crosssell_own_check() x
+    UNION ALL   -- the forecast inputs per active contract (expansion/rollups.sql, migration 0172)
+    SELECT 'forecast_inputs', x.contract_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
+    FROM csmcp.forecast_inputs_check() x
+    UNION ALL   -- the latest health components per account (expansion/rollups.sql, migration 0173)
+    SELECT 'account_health_latest', x.client_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
+    FROM csmcp.account_health_latest_check() x
+    UNION ALL   -- the revenue events' balance per account (expansion/rollups.sql, migration 0174)
+    SELECT 'revenue_balance', x.client_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
+    FROM csmcp.revenue_balance_check() x
     UNION ALL   -- communications / tickets per day and per account (engage_contacts.sql, migration 0146)
     SELECT x.what, x.key || ': ' || coalesce(x.maintained, '-') || ' vs ' || coalesce(x.actual, '-'), NULL, NULL
     FROM csmcp.engage_contacts_check() x
