@@ -38,8 +38,9 @@ BEGIN
 
     -- (the inputs from forecast_inputs, migration 0172, kept in the writing transaction: an index
     -- range over the renewal window instead of contracts x accounts and two probes per contract;
-    -- "overdue" is decided here because it depends on today; issue 21)
-    WITH w AS MATERIALIZED (
+    -- "overdue" is decided here because it depends on today; issue 21; w is not materialized on
+    -- its own: p, its only reader, is - one copy of the 42,500 rows at 100,000 accounts, not two)
+    WITH w AS (
         SELECT f.contract_id, f.client_id, f.client_name, f.end_date, f.end_date - t AS days_left, f.contract_value AS arr,
                coalesce(ov.score, f.health_score) AS health_score, f.health_score AS computed_health_score,
                csmcp.exp_renewal_probability(coalesce(ov.score, f.health_score)) AS base,
