@@ -285,6 +285,12 @@ class RevenueRollupEquality(lib.TestCase):
         for args in [{"limit": 20}, {"forecast_period_days": 730, "limit": 1000}, {"forecast_period_days": 40, "include_risk_analysis": False}] + \
                 [{"client_id": c, "forecast_period_days": 365} for c in one]:
             self.check_persisting("tool_forecast_renewals", args)
+        # session 7 (helper valuex): prioritize_portfolio's rows from forecast_inputs; small pages
+        # (within the accounts with a priority: the fast path), one past them and one CSM's list
+        # (both the former SQL)
+        for args in [{"limit": 1}, {"limit": 5}, {"limit": 3, "offset": 4}, {}, {"limit": 1000},
+                     {"limit": 2, "offset": 1000000}, {"csm_assigned": "nobody %s" % self.p}]:
+            self.check_read("tool_prioritize_portfolio", args)
 
     def test_concurrent_random_writes_keep_answers_exact(self):
         self.all_tools()   # the starting state
@@ -357,6 +363,23 @@ class RevenueRollupEquality(lib.TestCase):
                                 "ROLLBACK;" % (self.p, c, c, c, args, args))
         self.assertEqual(out.split("\n")[-3:], ["1", "false", "true"], out)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.forecast_inputs_check()"), "0")
+
+    def test_prioritize_fails_without_maintenance(self):
+        """Session 7: with the accounts trigger of forecast_inputs disabled (rolled back), a health
+        change leaves forecast_inputs stale: the check reports it and prioritize_portfolio's total
+        priority differs from the reference's."""
+        c = self.clients[5]
+        du.psql(self.url, "UPDATE accounts SET status = 'active', health_score = 90 WHERE client_id = '%s'; "
+                          "UPDATE contracts SET status = 'active' WHERE contract_id = 'CTR-%s'" % (c, c))
+        out = du.psql(self.url, "BEGIN; ALTER TABLE accounts DISABLE TRIGGER forecast_inputs_accounts_upd; "
+                                "UPDATE accounts SET health_score = 3 WHERE client_id = '%s'; "
+                                "SELECT count(*) FROM csmcp.forecast_inputs_check() WHERE contract_id = 'CTR-%s'; "
+                                "SELECT csmcp.tool_prioritize_portfolio('{\"limit\": 1}', 'test') -> 'total_priority' "
+                                "= csmcp.tool_prioritize_portfolio_scratch('{\"limit\": 1}', 'test') -> 'total_priority'; "
+                                "ROLLBACK;" % (c, c))
+        self.assertEqual(out.split("\n")[-2:], ["1", "f"], out)
+        self.assertEqual(du.psql(self.url, "SELECT csmcp.tool_prioritize_portfolio('{\"limit\": 1}', 'test') "
+                                           "= csmcp.tool_prioritize_portfolio_scratch('{\"limit\": 1}', 'test')"), "t")
 
     def test_clv_and_expansion_fail_without_maintenance(self):
         """With the health_scores / revenue_events triggers disabled (rolled back), a new latest
