@@ -246,7 +246,9 @@ END $$;
 -- NPS / CSAT / CES over (p_from, p_to] for one account (p_client_id) or all (NULL).
 --   NPS = % promoters (9-10) - % detractors (0-6), 1 decimal; CSAT = mean of csat scores (1-5),
 --   CES = mean of ces scores (1-7), 2 decimals; null when there is no response.
-CREATE OR REPLACE FUNCTION csmcp.retention_satisfaction(p_client_id text, p_from timestamptz, p_to timestamptz)
+-- (retention_satisfaction_scratch: the former SQL, from the responses; retention_satisfaction
+-- below answers the same for the portfolio from the per-day counts.)
+CREATE OR REPLACE FUNCTION csmcp.retention_satisfaction_scratch(p_client_id text, p_from timestamptz, p_to timestamptz)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     -- (UNION ALL rather than "p_client_id IS NULL OR client_id = p_client_id": one branch is
     -- cut by a one-time filter, the other uses the (client_id, responded_at) index.)
@@ -278,3 +280,50 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'ces', round(c.ces, 2), 'ces_responses', c.ces_n)
     FROM n, c
 $$;
+
+-- Issue 21 (session 7, helper valuex): the portfolio's figures of (p_from, p_to] from the per-UTC-day
+-- counts nps_daily and csat_daily (migration 0156, kept in the writing transaction by triggers on
+-- the responses; portfolio/nps_daily.sql, csat_daily.sql) for the whole days strictly inside the
+-- period, and from the responses themselves for the two partial days at its ends (an index range
+-- each): ~10 ms instead of ~130 ms per period at 100,000 accounts. One account, a period shorter
+-- than 2 days and a bulk seed (the day tables are rebuilt at its end) read the responses
+-- (retention_satisfaction_scratch). The same figures: the counts and sums are exact, and the mean
+-- is the sum over the count as avg() computes it (numeric division of the integer sum by the count).
+CREATE OR REPLACE FUNCTION csmcp.retention_satisfaction(p_client_id text, p_from timestamptz, p_to timestamptz)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    d0 date := (p_from AT TIME ZONE 'UTC')::date;
+    d1 date := (p_to AT TIME ZONE 'UTC')::date;
+    b0 timestamptz := (d0 + 1)::timestamp AT TIME ZONE 'UTC';   -- start of the first whole day
+    b1 timestamptz := d1::timestamp AT TIME ZONE 'UTC';         -- start of p_to's day (after the last whole one)
+    n record;
+    c record;
+BEGIN
+    IF p_client_id IS NOT NULL OR d1 - d0 < 2 OR p_from IS NULL OR p_to IS NULL OR csmcp.portfolio_bulk() THEN
+        RETURN csmcp.retention_satisfaction_scratch(p_client_id, p_from, p_to);
+    END IF;
+    SELECT sum(x.total) AS total, sum(x.prom) AS prom, sum(x.detr) AS detr INTO n FROM (
+        SELECT sum(d.responses) AS total, sum(d.promoters) AS prom, sum(d.detractors) AS detr
+          FROM nps_daily d WHERE d.day > d0 AND d.day < d1
+        UNION ALL
+        SELECT count(*), count(*) FILTER (WHERE r.score >= 9), count(*) FILTER (WHERE r.score <= 6)
+          FROM nps_responses r WHERE (r.responded_at > p_from AND r.responded_at < b0) OR (r.responded_at >= b1 AND r.responded_at <= p_to)) x;
+    SELECT coalesce(sum(x.n) FILTER (WHERE x.t = 'csat'), 0) AS csat_n, sum(x.s) FILTER (WHERE x.t = 'csat') AS csat_s,
+           coalesce(sum(x.n) FILTER (WHERE x.t = 'ces'), 0) AS ces_n, sum(x.s) FILTER (WHERE x.t = 'ces') AS ces_s
+      INTO c FROM (
+        SELECT d.survey_type AS t, d.responses AS n, d.score_sum AS s FROM csat_daily d WHERE d.day > d0 AND d.day < d1
+        UNION ALL
+        SELECT r.survey_type, count(*), sum(r.score) FROM csat_responses r
+         WHERE (r.responded_at > p_from AND r.responded_at < b0) OR (r.responded_at >= b1 AND r.responded_at <= p_to)
+         GROUP BY 1) x;
+    n.total := coalesce(n.total, 0); n.prom := coalesce(n.prom, 0); n.detr := coalesce(n.detr, 0);
+    RETURN jsonb_build_object(
+        'from', p_from, 'to', p_to,
+        'nps', CASE WHEN n.total > 0 THEN round((n.prom - n.detr)::numeric * 100 / n.total, 1) END,
+        'nps_responses', n.total, 'promoters', n.prom, 'passives', n.total - n.prom - n.detr, 'detractors', n.detr,
+        'promoters_pct', CASE WHEN n.total > 0 THEN round(n.prom::numeric * 100 / n.total, 1) END,
+        'passives_pct', CASE WHEN n.total > 0 THEN round((n.total - n.prom - n.detr)::numeric * 100 / n.total, 1) END,
+        'detractors_pct', CASE WHEN n.total > 0 THEN round(n.detr::numeric * 100 / n.total, 1) END,
+        'csat', round(CASE WHEN c.csat_n > 0 THEN c.csat_s::numeric / c.csat_n::numeric END, 2), 'csat_responses', c.csat_n,
+        'ces', round(CASE WHEN c.ces_n > 0 THEN c.ces_s::numeric / c.ces_n::numeric END, 2), 'ces_responses', c.ces_n);
+END $$;
