@@ -2,7 +2,9 @@
 -- utilisation threshold the original ignored made real; found opportunities are persisted
 -- (one open 'tier_upgrade:<tier>' opportunity per account, re-running updates it).
 CREATE OR REPLACE FUNCTION csmcp.tool_identify_upsell_opportunities(args jsonb, principal text)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- (custom plans only: one cached plan serves the portfolio and one account - after a few portfolio
+-- calls in a session its generic plan, the portfolio's, made one-account calls 40-80 ms instead of 3)
+RETURNS jsonb LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     t date := csmcp.today();
     v_client text := csmcp.arg_text(args, 'client_id', NULL);
@@ -33,18 +35,28 @@ BEGIN
     -- every output column, were most of the call), and typed rows instead of one
     -- jsonb document of every candidate parsed six times; the answer is unchanged
     -- (csmcp.tool_identify_upsell_opportunities_scratch, test_rollup_equality_revenue).
-    WITH acc AS MATERIALIZED (
-        SELECT ac.client_id, ac.client_name, ac.tier, ac.health_score, ac.health_trend FROM accounts ac
-        WHERE ac.status = 'active' AND ac.tier <> 'enterprise' AND ac.health_score >= v_min_health
-          AND (v_client IS NULL OR ac.client_id = v_client)
-    ),
-    c AS (
-        SELECT acc.*, u.contract_id, u.seats, u.arr, u.avg_dau, u.utilisation,
-               CASE acc.tier WHEN 'starter' THEN 'standard' WHEN 'standard' THEN 'professional'
-                             WHEN 'professional' THEN 'enterprise' END AS next_tier,
-               CASE acc.tier WHEN 'starter' THEN 2.0 WHEN 'standard' THEN 2.5 WHEN 'professional' THEN 2.0 END AS mult
-        FROM acc JOIN csmcp.exp_utilisation_all(t) u ON u.client_id = acc.client_id
-        WHERE v_client IS NULL OR u.client_id = v_client
+    -- (session 7: the accounts read once - the filters above and the utilisation's active status
+    -- in one join - with the utilisation of csmcp.exp_utilisation_all inlined: ~0.2-0.4 -> ~0.1-0.15 s
+    -- at 100,000 accounts; the same rows)
+    WITH c AS (
+        SELECT ac.client_id, ac.client_name, ac.tier, ac.health_score, ac.health_trend,
+               k.contract_id, k.licensed_seats AS seats, k.contract_value AS arr,
+               s.s::numeric / 30 AS avg_dau, s.s::numeric / 30 / k.licensed_seats AS utilisation,
+               CASE ac.tier WHEN 'starter' THEN 'standard' WHEN 'standard' THEN 'professional'
+                            WHEN 'professional' THEN 'enterprise' END AS next_tier,
+               CASE ac.tier WHEN 'starter' THEN 2.0 WHEN 'standard' THEN 2.5 WHEN 'professional' THEN 2.0 END AS mult
+        FROM contracts k
+        JOIN accounts ac ON ac.client_id = k.client_id AND ac.status = 'active' AND ac.tier <> 'enterprise'
+                        AND ac.health_score >= v_min_health
+        LEFT JOIN usage_cum d0 ON d0.day = t AND d0.client_id = k.client_id
+        LEFT JOIN usage_cum d1 ON d1.day = t - 30 AND d1.client_id = k.client_id
+        CROSS JOIN LATERAL (
+            SELECT coalesce(d0.cum_users, (SELECT x.cum_users FROM usage_cum x WHERE x.client_id = k.client_id AND x.day <= t
+                                           ORDER BY x.day DESC LIMIT 1), 0)
+                 - coalesce(d1.cum_users, (SELECT x.cum_users FROM usage_cum x WHERE x.client_id = k.client_id AND x.day <= t - 30
+                                           ORDER BY x.day DESC LIMIT 1), 0) AS s) s
+        WHERE k.status = 'active' AND k.licensed_seats IS NOT NULL
+          AND (v_client IS NULL OR (k.client_id = v_client AND ac.client_id = v_client))
     ),
     p AS (
         SELECT c.*, round(c.arr * c.mult, 2) AS potential,
