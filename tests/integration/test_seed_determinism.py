@@ -87,6 +87,35 @@ class SeedDeterminismTest(lib.TestCase):
         a, b = self.two_runs(30, False, True, False)
         self.assertSame(a, b)
 
+    def test_seed_rand_float8_equals_numeric_division(self):
+        """csmcp.seed_rand divides in float8 (issue 21, session 7: cheaper per call); its values
+        must be those of the former numeric division (x / 4294967296.0 cast to float8), or every
+        seeded table would change: checked on md5-derived keys and on the extreme x, then end to
+        end: seed_demo(40) on the bulk path with the former seed_rand gives every table's rows."""
+        url = lib.database_url()
+        out = du.psql(url, "SELECT 'keys|' || count(*) FILTER (WHERE csmcp.seed_rand(k) IS DISTINCT FROM "
+                      "(('x' || substr(md5(k), 1, 8))::bit(32)::bigint / 4294967296.0)::float8) "
+                      "FROM (SELECT i || 'tc' || (i % 7) AS k FROM generate_series(1, 200000) i) s; "
+                      "SELECT 'x|' || count(*) FILTER (WHERE x::float8 / 4294967296.0::float8 <> (x / 4294967296.0)::float8) "
+                      "FROM (SELECT g AS x FROM generate_series(0, 200000) g "
+                      "UNION ALL SELECT 4294967295 - g FROM generate_series(0, 200000) g) s;")
+        self.assertIn("keys|0", out.split("\n"))
+        self.assertIn("x|0", out.split("\n"))
+        url = lib.database_url()
+        reset = du.psql(url, RESET) or ""
+        old = ("CREATE OR REPLACE FUNCTION csmcp.seed_rand(k text) RETURNS double precision LANGUAGE sql IMMUTABLE AS "
+               "$f$ SELECT ('x' || substr(md5(k), 1, 8))::bit(32)::bigint / 4294967296.0 $f$;")
+        def run(tag, pre):
+            return ("SAVEPOINT s; %s %s SET LOCAL csmcp.seed_bulk = 'on'; SELECT count(*) > 0 FROM (SELECT csmcp.seed_demo(40)) x; "
+                    "SELECT '%s|' || tab || '|' || fp FROM pg_temp.seed_fp(false); ROLLBACK TO SAVEPOINT s;" % (reset, pre, tag))
+        out = du.psql(url, FP + "BEGIN; " + run("a", "") + run("b", old) + " ROLLBACK;")
+        lines = [x.split("|") for x in out.split("\n") if x.startswith(("a|", "b|"))]
+        a = {t: f for tag, t, f in lines if tag == "a"}
+        b = {t: f for tag, t, f in lines if tag == "b"}
+        self.assertGreater(len(a), 50)
+        self.assertEqual(set(a), set(b))
+        self.assertSame(a, b)
+
     def test_bulk_path_restores_triggers_and_rollups(self):
         """The bulk path drops the rollup triggers while it loads (csmcp.seed_bulk_begin) and
         rebuilds the rollups once: afterwards every trigger is back and enabled (the same set as

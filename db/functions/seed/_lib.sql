@@ -1,8 +1,14 @@
 -- seed/_lib.sql - csmcp.seed_rand(key): a deterministic number in [0, 1) from md5(key); every
 -- seed value derives from it (never random()), so the same N gives the same rows anywhere.
+-- The division is in float8 (issue 21): ~0.9 instead of 1.45 us per call (1,000,000 calls), and a
+-- 100,000-account seed makes tens of millions. Same values as the former numeric division
+-- (bigint / 4294967296.0, then cast): x / 2^32 (x < 2^32) is exact in float8, and the numeric
+-- quotient had >= 17 significant digits (select_div_scale: 16 - 4 x the estimated base-10000
+-- weight), i.e. an error < 0.5e-16 relative to its leading digit, less than half an ulp of the
+-- double, so its correctly rounded conversion was that same double (also checked on 6 million x).
 CREATE OR REPLACE FUNCTION csmcp.seed_rand(k text) RETURNS double precision
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT ('x' || substr(md5(k), 1, 8))::bit(32)::bigint / 4294967296.0
+    SELECT ('x' || substr(md5(k), 1, 8))::bit(32)::bigint::float8 / 4294967296.0::float8
 $$;
 
 -- csmcp.seed_health_bulk(clients, principal): one health calculation per listed account, set-based,
