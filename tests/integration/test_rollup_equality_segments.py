@@ -169,6 +169,7 @@ class SegmentSetsEquality(lib.TestCase):
         out = du.psql(self.url, "BEGIN; ALTER TABLE accounts DISABLE TRIGGER segment_sets_accounts_del; "
                                 "DELETE FROM accounts WHERE client_id = '%s'; %s; ROLLBACK;" % (c, ORPHANS))
         self.assertNotEqual(out.split("\n")[-1], "0")
+
         du.psql(self.url, "DELETE FROM accounts WHERE client_id = '%s'" % c)
         self.assertEqual(du.psql(self.url, member), "0")
         self.assertEqual(du.psql(self.url, ORPHANS), "0")
@@ -215,7 +216,12 @@ class SupportAgentDailyEquality(lib.TestCase):
                 % (cls.p, cls.p))
 
     def at(self, rnd):
-        # a time near a UTC midnight of the last 400 days (or up to 2 days ahead), +-90 minutes
+        # one in three: a time near now - N days, +-90 minutes (the partial hours of the periods'
+        # first and last hours, sup_prio_hourly of migration 0203)
+        if rnd.random() < 1 / 3:
+            return ("now() - interval '%d days' + interval '%d minutes'"
+                    % (rnd.choice([0, 1, 7, 14, 21, 28, 30, 60, 90]), rnd.randrange(-90, 90)))
+        # else a time near a UTC midnight of the last 400 days (or up to 2 days ahead), +-90 minutes
         return ("date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '%d days' + interval '%d minutes'"
                 % (rnd.choice([0, 0, 1, 2, 6, 7, 8, 13, 14, 29, 30, 31, 59, 60, 89, 90, 200, 364, 365, 400, -1, -2]),
                    rnd.randrange(-90, 90)))
@@ -308,6 +314,23 @@ ROLLBACK;""" % (j, j))
                                 "SELECT count(*) FROM csmcp.sup_agent_daily_check(); ROLLBACK;" % c)
         self.assertNotEqual(out.split("\n")[-1], "0")
 
+
+    def test_hourly_rows_are_checked_and_read(self):
+        # one whole hour of the last 30 days wrong in sup_prio_hourly (0203): the check reports it
+        # and the whole team's 30-day figures (read from those hours) differ from the scratch's
+        c = self.clients[1]
+        out = du.psql(self.url, "BEGIN; INSERT INTO support_tickets (ticket_id, client_id, subject, description, requester_email, "
+                                "requester_name, sla_first_response_minutes, sla_resolution_minutes, created_at) "
+                                "VALUES ('TKT-98887', '%s', 's', 'd', 'r@example.test', 'R', 60, 600, now() - interval '3 days'); "
+                                "UPDATE sup_prio_hourly SET created = created + 1 WHERE day + make_interval(hours => hr) = "
+                                "date_trunc('hour', (now() - interval '3 days') AT TIME ZONE 'UTC') AND priority = 'P3'; "
+                                "SELECT count(*) FROM csmcp.sup_agent_daily_check(); "
+                                "SELECT (SELECT to_jsonb(x) FROM csmcp.sup_perf_metrics(now() - interval '30 days', now(), NULL, NULL, NULL, NULL) x) "
+                                "= (SELECT to_jsonb(x) FROM csmcp.sup_perf_metrics_scratch(now() - interval '30 days', now(), NULL, NULL, NULL, NULL) x); "
+                                "ROLLBACK;" % c)
+        lines = out.split("\n")
+        self.assertEqual(lines[-2], "1", out)
+        self.assertEqual(lines[-1], "f", out)
 
 if __name__ == "__main__":
     lib.main()

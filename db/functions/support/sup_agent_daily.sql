@@ -1,7 +1,11 @@
 -- sup_agent_daily (migration 0181): support tickets per agent ('' = unassigned), priority and UTC
 -- day of each ticket clock, kept exact by statement triggers on support_tickets in the writing
--- transaction. analyze_support_performance sums the whole days of its period from it and reads
--- only the tickets of the period's partial first day and of today (csmcp.sup_tally).
+-- transaction; sup_prio_daily the same per priority and day, sup_prio_hourly (0203) per priority,
+-- day and hour. analyze_support_performance sums, per agent, the whole days of its period from
+-- sup_agent_daily and reads the tickets of the period's partial first day and of today; for the
+-- whole team it sums the whole hours from sup_prio_hourly and reads the tickets of the two
+-- partial hours (csmcp.sup_tally). sup_prio_daily is no longer read (kept: the previous
+-- release reads it).
 
 -- One ticket's contributions, one row per clock that is set and falls in (p_lo, p_hi] and not in
 -- [e_lo, e_hi) (the days the rollup answers for), signed by sg (-1: an old row leaving). The
@@ -47,8 +51,29 @@ RETURNS SETOF sup_agent_daily LANGUAGE sql STABLE AS $$
      GROUP BY x.agent, x.priority, x.day
 $$;
 
+-- One ticket's rows of sup_day_rows for every clock, with the UTC hour of that clock (migration
+-- 0203). Each of sup_day_rows' four branches sets its own count to sg (never 0): created (the
+-- created_at clock), f_n (first_response_at), resolved (resolved_at), else q_n (rated_at).
+CREATE OR REPLACE FUNCTION csmcp.sup_hour_rows(t support_tickets, sg integer)
+RETURNS SETOF sup_prio_hourly LANGUAGE sql IMMUTABLE AS $$
+    SELECT x.*, extract(hour FROM (CASE WHEN x.created <> 0 THEN t.created_at WHEN x.f_n <> 0 THEN t.first_response_at
+                                         WHEN x.resolved <> 0 THEN t.resolved_at ELSE t.rated_at END) AT TIME ZONE 'UTC')::smallint
+      FROM csmcp.sup_day_rows(t, sg, '-infinity', 'infinity', '-infinity', '-infinity') x
+$$;
+
+-- sup_prio_hourly from scratch (the check and the rebuild).
+CREATE OR REPLACE FUNCTION csmcp.sup_prio_hourly_scratch()
+RETURNS SETOF sup_prio_hourly LANGUAGE sql STABLE AS $$
+    SELECT '*'::text, x.priority, x.day, sum(x.created), sum(x.escalated), sum(x.f_n), sum(x.f_met), sum(x.f_br), sum(x.f_sum),
+           sum(x.resolved), sum(x.r_met), sum(x.r_br), sum(x.r_sum), sum(x.r_rated), sum(x.q_n), sum(x.q_rated), sum(x.q_sum),
+           sum(x.q_neg), sum(x.q1), sum(x.q2), sum(x.q3), sum(x.q4), sum(x.q5), x.hr
+      FROM support_tickets t
+     CROSS JOIN LATERAL csmcp.sup_hour_rows(t, 1) x
+     GROUP BY x.priority, x.day, x.hr
+$$;
+
 -- Rows of the rollups that differ from the from-scratch aggregation (empty = exact); agent '*'
--- is sup_prio_daily. A row of zeros (every ticket of the key gone) counts as absent.
+-- is sup_prio_daily, '*h<hour>' sup_prio_hourly. A row of zeros (every ticket of the key gone) counts as absent.
 CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_check()
 RETURNS TABLE (day date, agent text, priority text, stored jsonb, scratch jsonb) LANGUAGE sql STABLE AS $$
     WITH sc AS MATERIALIZED (SELECT * FROM csmcp.sup_agent_daily_scratch()),
@@ -60,10 +85,15 @@ RETURNS TABLE (day date, agent text, priority text, stored jsonb, scratch jsonb)
                   FROM sc s GROUP BY s.day, s.priority),
          a AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM sup_agent_daily s
                UNION ALL
-               SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' FROM sup_prio_daily s),
+               SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' FROM sup_prio_daily s
+               UNION ALL   -- sup_prio_hourly (0203) as agent '*h<hour>'
+               SELECT s.day, '*h' || s.hr, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' - 'hr' FROM sup_prio_hourly s),
          b AS (SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' AS j FROM sc s
                UNION ALL
-               SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' FROM sp s),
+               SELECT s.day, s.agent, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' FROM sp s
+               UNION ALL
+               SELECT s.day, '*h' || s.hr, s.priority, to_jsonb(s) - 'day' - 'agent' - 'priority' - 'hr'
+                 FROM csmcp.sup_prio_hourly_scratch() s),
          z AS (SELECT to_jsonb(r) - 'day' - 'agent' - 'priority' AS j
                  FROM (SELECT NULL::date AS day, NULL::text AS agent, NULL::text AS priority, 0 AS created, 0 AS escalated,
                               0 AS f_n, 0 AS f_met, 0 AS f_br, 0 AS f_sum, 0 AS resolved, 0 AS r_met, 0 AS r_br, 0 AS r_sum,
@@ -82,6 +112,8 @@ BEGIN
     LOCK TABLE support_tickets IN SHARE MODE;
     DELETE FROM sup_agent_daily;
     DELETE FROM sup_prio_daily;
+    DELETE FROM sup_prio_hourly;
+    INSERT INTO sup_prio_hourly SELECT * FROM csmcp.sup_prio_hourly_scratch() ORDER BY day, hr, priority;
     INSERT INTO sup_agent_daily SELECT * FROM csmcp.sup_agent_daily_scratch() ORDER BY day, agent, priority;
     INSERT INTO sup_prio_daily
     SELECT '*', priority, day, sum(created), sum(escalated), sum(f_n), sum(f_met), sum(f_br), sum(f_sum), sum(resolved),
@@ -103,35 +135,39 @@ BEGIN
     IF csmcp.portfolio_bulk() THEN
         RETURN NULL;
     END IF;
-    -- a work table for the session (created once: the deltas are grouped in one statement below)
-    IF to_regclass('pg_temp.sup_delta') IS NULL THEN
-        CREATE TEMP TABLE sup_delta (LIKE sup_agent_daily) ON COMMIT DELETE ROWS;
+    -- a work table for the session (created once: the deltas are grouped in one statement below);
+    -- with each clock's hour (sup_prio_hourly, 0203; the name differs from the former
+    -- sup_delta without it, which sessions of the previous functions may still hold)
+    IF to_regclass('pg_temp.sup_delta_h') IS NULL THEN
+        CREATE TEMP TABLE sup_delta_h (LIKE sup_prio_hourly) ON COMMIT DELETE ROWS;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO sup_delta SELECT x.* FROM nt CROSS JOIN LATERAL csmcp.sup_day_rows(nt, 1, '-infinity', 'infinity', '-infinity', '-infinity') x;
+        INSERT INTO sup_delta_h SELECT x.* FROM nt CROSS JOIN LATERAL csmcp.sup_hour_rows(nt, 1) x;
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO sup_delta SELECT x.* FROM ot CROSS JOIN LATERAL csmcp.sup_day_rows(ot, -1, '-infinity', 'infinity', '-infinity', '-infinity') x;
+        INSERT INTO sup_delta_h SELECT x.* FROM ot CROSS JOIN LATERAL csmcp.sup_hour_rows(ot, -1) x;
     ELSE
-        INSERT INTO sup_delta
-        SELECT x.* FROM ot CROSS JOIN LATERAL csmcp.sup_day_rows(ot, -1, '-infinity', 'infinity', '-infinity', '-infinity') x
+        INSERT INTO sup_delta_h
+        SELECT x.* FROM ot CROSS JOIN LATERAL csmcp.sup_hour_rows(ot, -1) x
         UNION ALL
-        SELECT x.* FROM nt CROSS JOIN LATERAL csmcp.sup_day_rows(nt, 1, '-infinity', 'infinity', '-infinity', '-infinity') x;
+        SELECT x.* FROM nt CROSS JOIN LATERAL csmcp.sup_hour_rows(nt, 1) x;
     END IF;
-    -- the same deltas per agent, priority and day, then per priority and day (agent '*')
-    FOREACH v_tab IN ARRAY ARRAY['sup_agent_daily', 'sup_prio_daily'] LOOP
+    -- the same deltas per agent, priority and day, per priority and day (agent '*'), and per
+    -- priority, day and hour
+    FOREACH v_tab IN ARRAY ARRAY['sup_agent_daily', 'sup_prio_daily', 'sup_prio_hourly'] LOOP
         EXECUTE format($q$
-    INSERT INTO %I AS s
+    INSERT INTO %I AS s (agent, priority, day, created, escalated, f_n, f_met, f_br, f_sum, resolved, r_met, r_br, r_sum,
+                         r_rated, q_n, q_rated, q_sum, q_neg, q1, q2, q3, q4, q5%s)
     SELECT %s, d.priority, d.day, sum(d.created), sum(d.escalated), sum(d.f_n), sum(d.f_met), sum(d.f_br), sum(d.f_sum),
            sum(d.resolved), sum(d.r_met), sum(d.r_br), sum(d.r_sum), sum(d.r_rated), sum(d.q_n), sum(d.q_rated), sum(d.q_sum),
-           sum(d.q_neg), sum(d.q1), sum(d.q2), sum(d.q3), sum(d.q4), sum(d.q5)
-      FROM sup_delta d
-     GROUP BY 1, 2, 3
+           sum(d.q_neg), sum(d.q1), sum(d.q2), sum(d.q3), sum(d.q4), sum(d.q5)%s
+      FROM sup_delta_h d
+     GROUP BY 1, 2, 3%s
     HAVING sum(d.created) <> 0 OR sum(d.escalated) <> 0 OR sum(d.f_n) <> 0 OR sum(d.f_met) <> 0 OR sum(d.f_br) <> 0
         OR sum(d.f_sum) <> 0 OR sum(d.resolved) <> 0 OR sum(d.r_met) <> 0 OR sum(d.r_br) <> 0 OR sum(d.r_sum) <> 0
         OR sum(d.r_rated) <> 0 OR sum(d.q_n) <> 0 OR sum(d.q_rated) <> 0 OR sum(d.q_sum) <> 0 OR sum(d.q_neg) <> 0
         OR sum(d.q1) <> 0 OR sum(d.q2) <> 0 OR sum(d.q3) <> 0 OR sum(d.q4) <> 0 OR sum(d.q5) <> 0
-     ORDER BY 3, 1, 2
-    ON CONFLICT (day, agent, priority) DO UPDATE SET
+     ORDER BY 3%s, 1, 2
+    ON CONFLICT (%s) DO UPDATE SET
         created = s.created + excluded.created, escalated = s.escalated + excluded.escalated,
         f_n = s.f_n + excluded.f_n, f_met = s.f_met + excluded.f_met, f_br = s.f_br + excluded.f_br, f_sum = s.f_sum + excluded.f_sum,
         resolved = s.resolved + excluded.resolved, r_met = s.r_met + excluded.r_met, r_br = s.r_br + excluded.r_br,
@@ -139,9 +175,14 @@ BEGIN
         q_n = s.q_n + excluded.q_n, q_rated = s.q_rated + excluded.q_rated, q_sum = s.q_sum + excluded.q_sum,
         q_neg = s.q_neg + excluded.q_neg, q1 = s.q1 + excluded.q1, q2 = s.q2 + excluded.q2, q3 = s.q3 + excluded.q3,
         q4 = s.q4 + excluded.q4, q5 = s.q5 + excluded.q5$q$,
-            v_tab, CASE v_tab WHEN 'sup_agent_daily' THEN 'd.agent' ELSE quote_literal('*') END);
+            v_tab, CASE WHEN v_tab = 'sup_prio_hourly' THEN ', hr' ELSE '' END,
+            CASE v_tab WHEN 'sup_agent_daily' THEN 'd.agent' ELSE quote_literal('*') END,
+            CASE WHEN v_tab = 'sup_prio_hourly' THEN ', d.hr' ELSE '' END,
+            CASE WHEN v_tab = 'sup_prio_hourly' THEN ', 24' ELSE '' END,
+            CASE WHEN v_tab = 'sup_prio_hourly' THEN ', 24' ELSE '' END,
+            CASE WHEN v_tab = 'sup_prio_hourly' THEN 'day, hr, priority' ELSE 'day, agent, priority' END);
     END LOOP;
-    DELETE FROM sup_delta;
+    DELETE FROM sup_delta_h;
     RETURN NULL;
 END $$;
 
@@ -155,7 +196,7 @@ CREATE OR REPLACE TRIGGER sup_agent_daily_del AFTER DELETE ON support_tickets RE
 CREATE OR REPLACE FUNCTION csmcp.sup_agent_daily_trunc_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE sup_agent_daily, sup_prio_daily;   -- (a TRUNCATE of accounts reaches here through its cascade)
+    TRUNCATE sup_agent_daily, sup_prio_daily, sup_prio_hourly;   -- (a TRUNCATE of accounts reaches here through its cascade)
     RETURN NULL;
 END $$;
 
@@ -175,7 +216,14 @@ DECLARE
     d_hi date := (p_to AT TIME ZONE 'UTC')::date - 1;
     e_lo timestamptz := d_lo::timestamp AT TIME ZONE 'UTC';
     e_hi timestamptz := (d_hi + 1)::timestamp AT TIME ZONE 'UTC';
+    -- the whole team (0203): whole UTC hours [h_lo, h_hi) from sup_prio_hourly
+    h_lo timestamp := date_trunc('hour', p_from AT TIME ZONE 'UTC') + interval '1 hour';
+    h_hi timestamp := date_trunc('hour', p_to AT TIME ZONE 'UTC');
 BEGIN
+    IF NOT p_by_agent AND p_agent IS NULL THEN
+        e_lo := h_lo AT TIME ZONE 'UTC';
+        e_hi := h_hi AT TIME ZONE 'UTC';
+    END IF;
     -- plpgsql, so that the bounds are values in the plans (the ranges of the clocks' indexes)
     RETURN QUERY
     WITH x AS (
@@ -183,13 +231,16 @@ BEGIN
          WHERE s.day BETWEEN d_lo AND d_hi AND (p_by_agent OR p_agent IS NOT NULL)
            AND (p_agent IS NULL OR s.agent = p_agent) AND (p_prio IS NULL OR s.priority = p_prio)
         UNION ALL
-        -- the whole team: a few rows per day
-        SELECT s.* FROM sup_prio_daily s
-         WHERE s.day BETWEEN d_lo AND d_hi AND NOT p_by_agent AND p_agent IS NULL
+        -- the whole team: a few rows per hour
+        SELECT s.agent, s.priority, s.day, s.created, s.escalated, s.f_n, s.f_met, s.f_br, s.f_sum, s.resolved, s.r_met,
+               s.r_br, s.r_sum, s.r_rated, s.q_n, s.q_rated, s.q_sum, s.q_neg, s.q1, s.q2, s.q3, s.q4, s.q5
+          FROM sup_prio_hourly s
+         WHERE s.day BETWEEN h_lo::date AND (h_hi - interval '1 hour')::date AND NOT p_by_agent AND p_agent IS NULL
+           AND s.day + make_interval(hours => s.hr) >= h_lo AND s.day + make_interval(hours => s.hr) < h_hi
            AND (p_prio IS NULL OR s.priority = p_prio)
         UNION ALL
-        -- the partial days: clocks in (p_from, e_lo) or [e_hi, p_to] (when p_from and p_to share
-        -- a day, e_lo > e_hi and that is the whole period)
+        -- the partial days (hours for the whole team): clocks in (p_from, e_lo) or [e_hi, p_to]
+        -- (when p_from and p_to share a day / hour, e_lo > e_hi and that is the whole period)
         SELECT r.* FROM support_tickets t
          CROSS JOIN LATERAL csmcp.sup_day_rows(t, 1, p_from, p_to, e_lo, e_hi) r
          WHERE ((t.created_at > p_from AND t.created_at < e_lo) OR (t.created_at >= e_hi AND t.created_at <= p_to)
@@ -211,7 +262,8 @@ END $$;
 -- rollup in this same transaction, under the rebuild's lock, so no write falls between the two.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM sup_prio_daily) AND EXISTS (SELECT 1 FROM support_tickets) THEN
+    IF NOT (EXISTS (SELECT 1 FROM sup_prio_daily) AND EXISTS (SELECT 1 FROM sup_prio_hourly))
+       AND EXISTS (SELECT 1 FROM support_tickets) THEN
         PERFORM csmcp.sup_agent_daily_rebuild();
     END IF;
 END $$;
