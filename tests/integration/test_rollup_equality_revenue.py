@@ -113,7 +113,8 @@ class RevenueRollupEquality(lib.TestCase):
                              % (rnd.choice(TIERS), self.p, rnd.randrange(2), rnd.choice(["active", "active", "active", "paused"]),
                                 c[-1], k, rnd.randrange(60, 101), c))
             elif op < 0.64:
-                stmts.append("UPDATE accounts SET health_score = %d WHERE client_id = '%s';" % (rnd.randrange(40, 101), c))
+                stmts.append("UPDATE accounts SET health_score = %d, lifecycle_stage = '%s' WHERE client_id = '%s';"
+                             % (rnd.randrange(40, 101), rnd.choice(["active", "active", "at_risk", "churned"]), c))
             elif op < 0.74:
                 stmts.append("INSERT INTO usage_daily (client_id, day, active_users) VALUES ('%s', csmcp.today() - %d, %d) "
                              "ON CONFLICT (client_id, day) DO UPDATE SET active_users = excluded.active_users;"
@@ -291,6 +292,10 @@ class RevenueRollupEquality(lib.TestCase):
         for args in [{"limit": 1}, {"limit": 5}, {"limit": 3, "offset": 4}, {}, {"limit": 1000},
                      {"limit": 2, "offset": 1000000}, {"csm_assigned": "nobody %s" % self.p}]:
             self.check_read("tool_prioritize_portfolio", args)
+        # session 7: identify_churn_risk's portfolio summary from the at-risk accounts only
+        for args in [{"limit": 5}, {"health_score_threshold": 80, "limit": 3, "offset": 2}, {"health_score_threshold": 0},
+                     {"health_score_threshold": 100, "limit": 2}] + [{"client_id": c} for c in one]:
+            self.check_read("tool_identify_churn_risk", args)
 
     def test_concurrent_random_writes_keep_answers_exact(self):
         self.all_tools()   # the starting state

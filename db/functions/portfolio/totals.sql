@@ -128,6 +128,9 @@ LANGUAGE sql STABLE AS $$
     UNION ALL   -- the cross-sell ownership rows (expansion/rollups.sql, migration 0171)
     SELECT 'crosssell_own', x.client_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
     FROM csmcp.crosssell_own_check() x
+    UNION ALL   -- the cross-sell peer counts and candidates (expansion/rollups.sql, migration 0150; session 7, helper valuex)
+    SELECT x.tab, x.k || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
+    FROM csmcp.crosssell_cand_check() x
     UNION ALL   -- the forecast inputs per active contract (expansion/rollups.sql, migration 0172)
     SELECT 'forecast_inputs', x.contract_id || ': ' || coalesce(x.got, '-') || ' vs ' || coalesce(x.want, '-'), NULL, NULL
     FROM csmcp.forecast_inputs_check() x
