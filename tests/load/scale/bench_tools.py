@@ -28,7 +28,8 @@ a comment line. --no-warmup measures from the first call.
 
 usage: bench_tools.py [--duration 2] [--only REGEX] [--shape one|portfolio] [--json FILE]
                       [--connections N] [--workers W] [--audit on|off] [--no-warmup]
-Exit status: 0 when every case ran without errors, 1 otherwise; every tool with a read call
+Exit status: 0 when every case ran without errors, 1 otherwise (a case whose demo object is
+missing counts as failed); every tool with a read call
 that has no case here is listed as MISSING (and fails the run).
 """
 import argparse
@@ -156,6 +157,16 @@ OBJECTS = {
     "@EM@": "SELECT min(campaign_id) FROM email_campaigns",
     "@PAR@": "SELECT min(parent_id) FROM account_parents",
     "@AC@": "SELECT min(client_id) FROM contracts WHERE status = 'active' AND client_id LIKE 'demo\\_%'",
+}
+
+# Objects the demo seed does not make: created once through the tool itself when missing (an
+# e-mail campaign to one demo account, scheduled a year ahead, so nothing is ever sent).
+OBJECT_SETUP = {
+    "@EM@": "SELECT csmcp.tool_send_personalized_email(jsonb_build_object("
+            "'campaign_name', 'bench_tools get_status', 'template_type', 'newsletter', "
+            "'subject_line', 'Hello {{client_name}}', 'body_text', 'Benchmark campaign', "
+            "'sender_email', 'cs@example.com', 'target_client_ids', jsonb_build_array('demo_00001'), "
+            "'scheduled_send_time', now() + interval '365 days'), 'bench') ->> 'campaign_id'",
 }
 
 WRK_LUA = r"""
@@ -324,6 +335,9 @@ def main():
             objs[k] = lib.psql(url, q) or None
         except AssertionError:
             objs[k] = None
+        if not objs[k] and k in OBJECT_SETUP:
+            objs[k] = lib.psql(url, OBJECT_SETUP[k]) or None
+            print("# created %s = %s (the demo seed has none)" % (k, objs[k]))
     workers = max(1, min(a.workers, 8))
     d = lib.Csmcpd(workers=workers, conf={"ratelimit": {"enabled": False},
                                           "log": {"level": "warning"},
@@ -354,6 +368,7 @@ def main():
             skip = [k for k in OBJECTS if k in text and not objs.get(k)]
             if skip:
                 print("%-34s %-9s %-44s no demo object for %s" % (name, shape, text[:44], skip))
+                fails += 1  # a case that cannot run is not a pass
                 continue
             for k, v in objs.items():
                 if v:
