@@ -1,16 +1,21 @@
 """Issue 21: rollups behind the portfolio tools of helper "portf" equal a from-scratch SQL
 computation after randomized (seeded, so reproducible) write sequences with concurrent writers.
 
-Rollup: lifecycle_stay (migration 0155), the completed stays per account and lifecycle stage that
-manage_lifecycle_stages averages per stage (average_stage_duration_days).
+Rollups: lifecycle_stay (migration 0155), the completed stays per account and lifecycle stage that
+manage_lifecycle_stages averages per stage (average_stage_duration_days), with their per-stage
+totals lifecycle_stay_totals and the transitions per UTC day lifecycle_trans_daily (migration
+0290: the average and stage_transitions_90d).
   * 4 concurrent writers, each a psql session running 50 transactions of random INSERT / UPDATE
-    (changed_at, to_stage, client_id) / DELETE / multi-account statements on lifecycle_transitions
-    of 6 shared fixture accounts - a fixed seed per writer, so a failure reproduces;
-  * then csmcp.lifecycle_stay_check() (every row against the from-scratch window) and
-    csmcp.portfolio_check() are empty, and the tool's average_stage_duration_days equals
-    round(avg(...), 1) over every transition computed from scratch;
-  * the check itself fails when the maintenance is off (the triggers disabled in a rolled-back
-    transaction), so the test can fail.
+    (changed_at, from_stage, to_stage, client_id) / DELETE / multi-account statements on
+    lifecycle_transitions of 6 shared fixture accounts, many of them near the 90-day window's
+    start and today's UTC midnight (and after now) - a fixed seed per writer, so a failure
+    reproduces;
+  * then csmcp.lifecycle_stay_check(), csmcp.lifecycle_rollups_check() and
+    csmcp.portfolio_check() are empty, and the tool's answers (portfolio, per current_stage, one
+    client) equal tool_manage_lifecycle_stages_scratch's (every figure from the base tables) in
+    the same statement, so at the same now();
+  * the checks themselves fail when the maintenance is off (the triggers disabled in a
+    rolled-back transaction), and so does the equality with the reference, so the test can fail.
 """
 import json
 import random
@@ -46,13 +51,31 @@ class LifecycleStayEquality(lib.TestCase):
             t = 400
             for k in range(5):
                 t -= rnd.choice([0, 1, 7, 40])
+                frm, to = cls.stage_pair(rnd)
                 stmts.append("INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, changed_at) VALUES "
-                             "('%s', NULL, '%s', now() - interval '%d days %d minutes');" % (c, rnd.choice(STAGES), t, k * 7))
+                             "('%s', %s, '%s', now() - interval '%d days %d minutes');" % (c, frm, to, t, k * 7))
         du.psql(cls.url, "".join(stmts))
 
-    @classmethod
-    def tearDownClass(cls):
-        du.psql(cls.url, "DELETE FROM accounts WHERE client_id LIKE '%s\\_%%'" % cls.p)
+    @staticmethod
+    def stage_pair(rnd):
+        """(from_stage as SQL, to_stage): from_stage NULL one time in four, else another stage."""
+        to = rnd.choice(STAGES)
+        frm = rnd.choice([s for s in STAGES if s != to] + [None])
+        return ("'%s'" % frm if frm and rnd.random() < 0.75 else "NULL"), to
+
+    @staticmethod
+    def instant(rnd):
+        """A changed_at: anywhere in the last 400 days, or within a day of the 90-day window's start,
+        or within two hours of today's UTC midnight, or of now (the window's partial days, and
+        later than now)."""
+        r = rnd.random()
+        if r < 0.35:
+            return "now() - interval '%d hours'" % rnd.randrange(0, 24 * 400)
+        if r < 0.6:
+            return "now() - interval '90 days' + interval '%d minutes'" % rnd.randrange(-1500, 1500)
+        if r < 0.8:
+            return "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '%d minutes'" % rnd.randrange(-120, 120)
+        return "now() + interval '%d minutes'" % rnd.randrange(-120, 120)
 
     def writer(self, seed, errors):
         rnd = random.Random(seed)
@@ -60,30 +83,39 @@ class LifecycleStayEquality(lib.TestCase):
         for _ in range(50):
             c = rnd.choice(self.clients)
             op = rnd.random()
-            if op < 0.35:
+            frm, to = self.stage_pair(rnd)
+            if op < 0.3:
                 stmts.append("INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, reason, changed_at) VALUES "
-                             "('%s', NULL, '%s', 'w%d', now() - interval '%d hours');"
-                             % (c, rnd.choice(STAGES), seed, rnd.randrange(0, 24 * 400)))
-            elif op < 0.55:
+                             "('%s', %s, '%s', 'w%d', %s);" % (c, frm, to, seed, self.instant(rnd)))
+            elif op < 0.45:
                 stmts.append("UPDATE lifecycle_transitions SET changed_at = changed_at - interval '%d hours' WHERE transition_id = "
                              "(SELECT min(transition_id) FROM lifecycle_transitions WHERE client_id = '%s' AND transition_id %% 3 = %d);"
                              % (rnd.randrange(-300, 300), c, rnd.randrange(3)))
-            elif op < 0.65:   # moves a transition to another account
-                stmts.append("UPDATE lifecycle_transitions SET client_id = '%s', to_stage = '%s' WHERE transition_id = "
-                             "(SELECT max(transition_id) FROM lifecycle_transitions WHERE client_id = '%s');"
-                             % (rnd.choice(self.clients), rnd.choice(STAGES), c))
+            elif op < 0.55:   # moves a transition to another account, with other stages and time
+                stmts.append("UPDATE lifecycle_transitions SET client_id = '%s', from_stage = %s, to_stage = '%s', changed_at = %s "
+                             "WHERE transition_id = (SELECT max(transition_id) FROM lifecycle_transitions WHERE client_id = '%s');"
+                             % (rnd.choice(self.clients), frm, to, self.instant(rnd), c))
+            elif op < 0.65:   # the from_stage of all an account's transitions into one stage
+                stmts.append("UPDATE lifecycle_transitions SET from_stage = %s WHERE client_id = '%s' AND to_stage = '%s';"
+                             % (frm, c, to))
             elif op < 0.8:
                 stmts.append("DELETE FROM lifecycle_transitions WHERE transition_id = (SELECT min(transition_id) FROM "
                              "lifecycle_transitions WHERE client_id = '%s' AND transition_id %% 2 = %d);" % (c, rnd.randrange(2)))
             else:   # one statement over several accounts, several rows each
                 a, b = rnd.sample(self.clients, 2)
                 stmts.append("INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, changed_at) "
-                             "SELECT c, NULL, (ARRAY['active','at_risk','renewal'])[1 + g %% 3], now() - g * interval '%d hours' "
-                             "FROM unnest(ARRAY['%s', '%s']) c, generate_series(0, %d) g;"
-                             % (rnd.randrange(1, 500), a, b, rnd.randrange(0, 4)))
+                             "SELECT c, (ARRAY['onboarding', NULL, 'expansion'])[1 + g %% 3], (ARRAY['active','at_risk','renewal'])[1 + g %% 3], "
+                             "%s - g * interval '%d hours' FROM unnest(ARRAY['%s', '%s']) c, generate_series(0, %d) g;"
+                             % (self.instant(rnd), rnd.randrange(1, 500), a, b, rnd.randrange(0, 4)))
         r = lib.psql_run(self.url, "\n".join(stmts), timeout=300)
         if r.returncode != 0:
             errors.append(r.stderr)
+
+    def tool_and_reference(self, args):
+        """The tool's answer and the reference's, computed in one statement (the same now())."""
+        a = json.dumps(args).replace("'", "''")
+        return json.loads(du.psql(self.url, "SELECT jsonb_build_array(csmcp.tool_manage_lifecycle_stages('%s', 'test'), "
+                                            "csmcp.tool_manage_lifecycle_stages_scratch('%s', 'test'))" % (a, a)))
 
     def test_concurrent_random_writes_keep_lifecycle_stay_exact(self):
         self.assertEqual(du.run_writers(self.writer, [2155 + n for n in range(4)], timeout=300), [])
@@ -98,6 +130,18 @@ class LifecycleStayEquality(lib.TestCase):
                                          "'test')" % self.clients[0]))
         self.assertEqual(r["average_stage_duration_days"], json.loads(du.psql(self.url, SCRATCH)))
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_stay_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_rollups_check()"), "0")
+        # the 90-day transitions and the averages against the reference: portfolio, per stage, one client
+        for args in [{}] + [{"current_stage": st} for st in STAGES] + [{"client_id": self.clients[2]}]:
+            got, want = self.tool_and_reference(args)
+            self.assertEqual(got, want, args)
+        # the writers' rows are in the window, on both partial days too
+        self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM lifecycle_transitions WHERE client_id LIKE '%s\\_%%' "
+                                                 "AND from_stage IS NOT NULL AND changed_at > now() - interval '90 days' "
+                                                 "AND changed_at < (((now() - interval '90 days') AT TIME ZONE 'UTC')::date + 1)::timestamp AT TIME ZONE 'UTC'"
+                                                 % self.p)), 0)
+        self.assertGreater(int(du.psql(self.url, "SELECT count(*) FROM lifecycle_transitions WHERE client_id LIKE '%s\\_%%' "
+                                                 "AND from_stage IS NOT NULL AND changed_at > now()" % self.p)), 0)
 
     def test_check_fails_without_maintenance(self):
         """With the triggers disabled (rolled back), a write makes the check report the account."""
@@ -107,18 +151,37 @@ class LifecycleStayEquality(lib.TestCase):
                                 "SELECT count(*) FROM csmcp.lifecycle_stay_check() WHERE client_id = '%s'; ROLLBACK;" % (c, c))
         self.assertNotEqual(out.split("\n")[-1], "0")
 
+    def test_rollups_check_and_reference_fail_without_maintenance(self):
+        """A transition written with the triggers off (rolled back): lifecycle_rollups_check reports the
+        day and the stage totals, and the tool's answer no longer equals the reference's."""
+        c = self.clients[3]
+        out = du.psql(self.url, "BEGIN; ALTER TABLE lifecycle_transitions DISABLE TRIGGER lifecycle_stay_ins; "
+                                "INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, changed_at) "
+                                "VALUES ('%s', 'active', 'at_risk', now() - interval '3 days'), ('%s', 'at_risk', 'renewal', now()); "
+                                "SELECT string_agg(DISTINCT what, ',' ORDER BY what) FROM csmcp.lifecycle_rollups_check(); "
+                                "SELECT csmcp.tool_manage_lifecycle_stages('{}', 'test') -> 'stage_transitions_90d' = "
+                                "csmcp.tool_manage_lifecycle_stages_scratch('{}', 'test') -> 'stage_transitions_90d'; ROLLBACK;" % (c, c))
+        self.assertEqual(out.split("\n")[-2:], ["lifecycle_stay_totals,lifecycle_trans_daily", "f"])
+
     def test_erasure_truncate_and_rebuild(self):
         """Account deletion (ON DELETE CASCADE) leaves no stays; portfolio_rebuild recomputes them."""
         c = "%s_gone" % self.p
         du.psql(self.url, "INSERT INTO accounts (client_id, client_name, company_name, tier, lifecycle_stage) "
                           "VALUES ('%s', 'Gone', 'Gone Ltd', 'starter', 'active'); "
-                          "INSERT INTO lifecycle_transitions (client_id, to_stage, changed_at) "
-                          "SELECT '%s', 'active', now() - k * interval '1 day' FROM generate_series(0, 3) k;" % (c, c))
+                          "INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, changed_at) "
+                          "SELECT '%s', 'onboarding', 'active', now() - k * interval '1 day' FROM generate_series(0, 3) k;" % (c, c))
         self.assertEqual(du.psql(self.url, "SELECT stays || '/' || (days = 3) FROM lifecycle_stay WHERE client_id = '%s'" % c), "3/true")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_rollups_check()"), "0")
         du.psql(self.url, "DELETE FROM accounts WHERE client_id = '%s'" % c)
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM lifecycle_stay WHERE client_id = '%s'" % c), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_rollups_check()"), "0")
+        # TRUNCATE empties the three tables (rolled back: the database is shared with other tests)
+        out = du.psql(self.url, "BEGIN; TRUNCATE lifecycle_transitions; SELECT (SELECT count(*) FROM lifecycle_stay) + "
+                                "(SELECT count(*) FROM lifecycle_stay_totals) + (SELECT count(*) FROM lifecycle_trans_daily); ROLLBACK;")
+        self.assertEqual(out.split("\n")[-1], "0")
         du.psql(self.url, "SELECT csmcp.lifecycle_stay_rebuild()")
         self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_stay_check()"), "0")
+        self.assertEqual(du.psql(self.url, "SELECT count(*) FROM csmcp.lifecycle_rollups_check()"), "0")
 
 
 class NpsDailyEquality(lib.TestCase):

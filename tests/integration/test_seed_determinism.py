@@ -131,6 +131,8 @@ class SeedDeterminismTest(lib.TestCase):
                       "AND day = (SELECT max(day) FROM usage_daily WHERE client_id = 'demo_00007'); "
                       "INSERT INTO nps_responses (response_id, client_id, score, responded_at) "
                       "VALUES ('NPS-bulktest', 'demo_00003', 9, now()); "
+                      "INSERT INTO lifecycle_transitions (client_id, from_stage, to_stage, changed_at) "
+                      "VALUES ('demo_00005', 'active', 'at_risk', now() - interval '2 days'); "
                       "SELECT 'after|' || count(*) FROM csmcp.portfolio_check(); ROLLBACK;")
         lines = out.split("\n")
         self.assertNotIn("f", [x for x in lines if x in ("t", "f")], "the test role owns the tables (bulk path)")

@@ -45,17 +45,18 @@ BEGIN
     FROM unnest(stages) s LEFT JOIN (SELECT lifecycle_stage, sum(accounts) AS n FROM portfolio_counts GROUP BY 1) c
          ON c.lifecycle_stage = s;
 
+    -- Transitions of the last 90 days from the per-day counts kept by the triggers on
+    -- lifecycle_transitions plus the two partial boundary days (lifecycle_trans_daily, migration
+    -- 0290; exact: the same counts as a scan of the window, tool_manage_lifecycle_stages_scratch).
     IF v_trans THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object('from_stage', from_stage, 'to_stage', to_stage, 'count', n)
                                   ORDER BY n DESC, from_stage, to_stage), '[]')
-        INTO trans FROM (SELECT from_stage, to_stage, count(*) AS n FROM lifecycle_transitions
-                         WHERE from_stage IS NOT NULL AND changed_at > now() - interval '90 days'
-                           AND (v_stage IS NULL OR from_stage = v_stage OR to_stage = v_stage)
-                         GROUP BY 1, 2) x;
+        INTO trans FROM csmcp.lifecycle_trans_90d(v_stage);
     END IF;
     -- Average completed stay in each stage: time between entering it and the next transition,
-    -- from the per-account sums kept by the triggers on lifecycle_transitions (lifecycle_stay,
-    -- migration 0155; exact: the same numeric sum / count as avg() over every transition).
+    -- from the per-stage totals kept by the triggers on lifecycle_transitions
+    -- (lifecycle_stay_totals, migrations 0155 and 0290; exact: the same numeric sum / count as
+    -- avg() over every transition).
     durations := csmcp.lifecycle_stay_avg_days();
     IF v_stage IS NOT NULL THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object('client_id', client_id, 'client_name', client_name, 'health_score', health_score)

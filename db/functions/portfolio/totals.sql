@@ -25,7 +25,7 @@ BEGIN
     GROUP BY 1, 2, 3 HAVING sum(u.active_users) <> 0;
     PERFORM csmcp.usage_cum_rebuild();   -- the running usage totals per account (usage_cum.sql)
     PERFORM csmcp.usage_feature_agg_rebuild();   -- the per-feature usage rollups (usage_feature_agg.sql)
-    PERFORM csmcp.lifecycle_stay_rebuild();   -- completed lifecycle stays per account (lifecycle_stay.sql)
+    PERFORM csmcp.lifecycle_stay_rebuild();   -- completed lifecycle stays per account, their stage totals, transitions per day (lifecycle_stay.sql)
     PERFORM csmcp.nps_daily_rebuild();   -- NPS responses per day (nps_daily.sql)
     PERFORM csmcp.csat_daily_rebuild();   -- CSAT/CES responses per day (csat_daily.sql)
     PERFORM csmcp.usage_moments_rebuild();   -- the running usage moments per account (usage_moments.sql)
@@ -105,6 +105,9 @@ LANGUAGE sql STABLE AS $$
     FROM csmcp.usage_feature_agg_check() x
     UNION ALL   -- completed lifecycle stays per account (lifecycle_stay.sql, migration 0155)
     SELECT 'lifecycle_stay', y.client_id || '/' || y.stage, y.maintained_days, y.actual_days FROM csmcp.lifecycle_stay_check() y
+    UNION ALL   -- per-stage stay totals and transitions per day (lifecycle_stay.sql, migration 0290)
+    SELECT y.what, y.key || ': ' || coalesce(y.maintained, '-') || ' vs ' || coalesce(y.actual, '-'), NULL, NULL
+    FROM csmcp.lifecycle_rollups_check() y
     UNION ALL   -- NPS responses per day (nps_daily.sql, migration 0156)
     SELECT 'nps_daily', z.day || ': ' || z.maintained || ' vs ' || z.actual, NULL, NULL FROM csmcp.nps_daily_check() z
     UNION ALL   -- CSAT/CES responses per day (csat_daily.sql, migration 0159)
