@@ -1,6 +1,21 @@
 -- analyze_product_usage: one account's product usage over a period from the usage rollups:
 -- events, active users, feature utilisation and adoption against the feature catalogue, active
 -- user share, trend, usage health score (reference §3.6), risks and expansion heuristics (§3.5).
+-- The benchmark against the tier's other accounts comes from the maintained per-tier counts
+-- (portfolio_counts, adoption_tier_daily: migration 0291); csmcp.analyze_product_usage_scratch
+-- below computes it from every peer's adoption rows (the tool before 0291) for the equality tests.
+
+-- The benchmark object from the tier's peers (number, mean adopted features) and the account's
+-- adoption rate, shared by the tool and its from-scratch reference.
+CREATE OR REPLACE FUNCTION csmcp.usage_benchmark(p_tier text, p_peers bigint, p_mean numeric, p_adopt numeric, p_catalogue integer)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object('tier', p_tier, 'peer_accounts', p_peers,
+                              'mean_feature_adoption_rate', round(p_mean / nullif(p_catalogue, 0), 4),
+                              'comparison', CASE WHEN p_catalogue = 0 OR p_mean = 0 THEN NULL
+                                                 WHEN p_adopt > 1.05 * p_mean / p_catalogue THEN 'above'
+                                                 WHEN p_adopt < 0.95 * p_mean / p_catalogue THEN 'below' ELSE 'at' END)
+$$;
+
 CREATE OR REPLACE FUNCTION csmcp.tool_analyze_product_usage(args jsonb, principal text)
 -- no JIT: at 100,000 accounts the plans' costs pass jit_above_cost and compiling took longer than
 -- the query (issue 21: 1.5 s of a hierarchy rollup that runs in 70 ms)
@@ -14,6 +29,8 @@ DECLARE
     v_adoption boolean := csmcp.arg_bool(args, 'include_adoption_analysis', true);
     v_bench boolean := csmcp.arg_bool(args, 'compare_to_benchmark', true);
     v_benchmark jsonb;
+    v_peers bigint;
+    v_peer_rows bigint;
     v_catalogue integer;
     v_events bigint;
     v_prev_events bigint;
@@ -98,20 +115,13 @@ BEGIN
 
     IF v_bench THEN
         -- mean adopted features of the tier's other accounts = their adoption rows / their number
-        -- (exactly avg(count per account, 0 without rows): avg is sum / count), the rows read per
-        -- peer by the (client_id, feature_id) key instead of counting every account's adoption
-        -- rows of the portfolio (issue 21)
-        SELECT jsonb_build_object('tier', acc.tier, 'peer_accounts', b.peers,
-                                  'mean_feature_adoption_rate', round(b.mean / nullif(v_catalogue, 0), 4),
-                                  'comparison', CASE WHEN v_catalogue = 0 OR b.mean = 0 THEN NULL
-                                                     WHEN v_adopt > 1.05 * b.mean / v_catalogue THEN 'above'
-                                                     WHEN v_adopt < 0.95 * b.mean / v_catalogue THEN 'below' ELSE 'at' END)
-          INTO v_benchmark
-          FROM (SELECT count(*) AS peers, sum(x.n)::numeric / nullif(count(*), 0) AS mean
-                FROM accounts a
-                CROSS JOIN LATERAL (SELECT count(*) AS n FROM feature_adoption f
-                                    WHERE f.client_id = a.client_id AND f.first_used_on <= p.period_end) x
-                WHERE a.tier = acc.tier AND a.client_id <> acc.client_id) b;
+        -- (exactly avg(count per account, 0 without rows): avg is sum / count): the tier's rows
+        -- up to the end minus this account's own, a range of one tier's days instead of ~33,000
+        -- per-peer index probes at 100,000 accounts (issue 21)
+        SELECT coalesce(sum(accounts), 0) - 1 INTO v_peers FROM portfolio_counts WHERE tier = acc.tier;
+        SELECT coalesce(sum(n), 0) - v_adopted INTO v_peer_rows FROM adoption_tier_daily
+         WHERE tier = acc.tier AND day <= p.period_end;
+        v_benchmark := csmcp.usage_benchmark(acc.tier, v_peers, v_peer_rows::numeric / nullif(v_peers, 0), v_adopt, v_catalogue);
     END IF;
 
     v_risks := to_jsonb(ARRAY(SELECT x FROM unnest(ARRAY[
@@ -153,4 +163,30 @@ BEGIN
         'summary', format('%s, %s to %s: %s events, %s active users of %s, %s of %s features used, trend %s, usage health %s%s',
                           acc.client_name, p.period_start, p.period_end, v_events, v_active, v_base, v_used, v_catalogue, v_trend, v_score,
                           CASE WHEN v_score < 60 THEN ' (urgent review)' ELSE '' END));
+END $$;
+
+-- The from-scratch reference: the tool's answer with the benchmark computed as before migration
+-- 0291, from every peer account's adoption rows; its answer must equal the tool's.
+CREATE OR REPLACE FUNCTION csmcp.analyze_product_usage_scratch(args jsonb, principal text)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET jit = off AS $$
+DECLARE
+    r jsonb := csmcp.tool_analyze_product_usage(args || '{"compare_to_benchmark": false}', principal);
+    acc accounts;
+    v_end date := (r->>'period_end')::date;
+    v_adopted integer := (r->'usage_analytics'->>'features_adopted')::integer;
+    v_catalogue integer := (r->'usage_analytics'->>'total_features_available')::integer;
+    b record;
+BEGIN
+    IF NOT csmcp.arg_bool(args, 'compare_to_benchmark', true) THEN
+        RETURN r;
+    END IF;
+    SELECT * INTO acc FROM accounts WHERE client_id = r->>'client_id';
+    SELECT count(*) AS peers, sum(x.n)::numeric / nullif(count(*), 0) AS mean
+      INTO b
+      FROM accounts a
+      CROSS JOIN LATERAL (SELECT count(*) AS n FROM feature_adoption f
+                          WHERE f.client_id = a.client_id AND f.first_used_on <= v_end) x
+      WHERE a.tier = acc.tier AND a.client_id <> acc.client_id;
+    RETURN jsonb_set(r, '{benchmark}', csmcp.usage_benchmark(acc.tier, b.peers, b.mean,
+        CASE WHEN v_catalogue > 0 THEN v_adopted::numeric / v_catalogue ELSE 0 END, v_catalogue));
 END $$;

@@ -35,6 +35,7 @@ BEGIN
     PERFORM csmcp.revenue_rollups_rebuild();   -- the revenue tools' rollups (expansion/rollups.sql)
     PERFORM csmcp.adoption_account_rebuild();   -- the per-account milestones and their histogram (usage_milestones_account.sql)
     PERFORM csmcp.engage_contacts_rebuild();   -- communications / tickets per day and account (engage_contacts.sql)
+    PERFORM csmcp.adoption_tier_rebuild();   -- adoption rows per tier and first-use day (usage_tier_adoption.sql)
 END $$;
 
 -- Merges the delta rows of each group into one. Correct under concurrency without any lock:
@@ -60,6 +61,12 @@ BEGIN
     INSERT INTO portfolio_usage (day, tier, lifecycle_stage, active_users)
     SELECT day, tier, lifecycle_stage, sum(active_users) FROM d GROUP BY 1, 2, 3
     HAVING sum(active_users) <> 0;
+    -- adoption rows per tier and first-use day (usage_tier_adoption.sql, migration 0291)
+    WITH k AS (SELECT tier, day FROM adoption_tier_daily GROUP BY 1, 2 HAVING count(*) > 1),
+    d AS (DELETE FROM adoption_tier_daily p USING k WHERE p.tier = k.tier AND p.day = k.day
+          RETURNING p.tier, p.day, p.n)
+    INSERT INTO adoption_tier_daily (tier, day, n)
+    SELECT tier, day, sum(n) FROM d GROUP BY 1, 2 HAVING sum(n) <> 0;
 END $$;
 
 -- Called by a writer after inserting n delta rows whose last id is last_id: compacts when the
@@ -153,4 +160,6 @@ LANGUAGE sql STABLE AS $$
     SELECT 'engage_window', x.v_days || '/' || x.t || '/' || x.client_id || ': ' || coalesce(x.maintained, '-') || ' vs '
                             || coalesce(x.actual, '-'), NULL, NULL
     FROM csmcp.engage_window_check() x
+    UNION ALL   -- adoption rows per tier and first-use day (usage_tier_adoption.sql, migration 0291; session 8, helper tierx)
+    SELECT 'adoption_tier_daily', x.tier || '/' || x.day, x.maintained, x.actual FROM csmcp.adoption_tier_check() x
 $$;
